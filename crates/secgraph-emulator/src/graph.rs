@@ -1,0 +1,497 @@
+//! The Graph security endpoints: alerts_v2, incidents and legacy alerts, with OData query options and paging.
+
+use crate::odata::{self, Expr};
+use crate::state::{AppState, RequestId};
+use crate::tokens::TokenRejection;
+use axum::{
+    Extension,
+    extract::{Path, State},
+    http::{HeaderMap, StatusCode, Uri, header},
+    response::{IntoResponse, Response},
+};
+use base64::Engine;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// A Graph error reply with `innerError` carrying the request ids and date.
+pub fn graph_error(status: StatusCode, code: &str, message: &str, rid: &RequestId) -> Response {
+    let client = rid.1.clone().unwrap_or_else(|| rid.0.clone());
+    let body = json!({"error": {"code": code, "message": message, "innerError": {
+        "date": chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S").to_string(),
+        "request-id": rid.0,
+        "client-request-id": client,
+    }}});
+    (status, axum::Json(body)).into_response()
+}
+
+fn bad_request(message: &str, rid: &RequestId) -> Response {
+    graph_error(StatusCode::BAD_REQUEST, "BadRequest", message, rid)
+}
+
+/// The three collections served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Collection {
+    AlertsV2,
+    Incidents,
+    Legacy,
+}
+
+impl Collection {
+    fn from_segment(s: &str) -> Option<Collection> {
+        match s {
+            "alerts_v2" => Some(Collection::AlertsV2),
+            "incidents" => Some(Collection::Incidents),
+            "alerts" => Some(Collection::Legacy),
+            _ => None,
+        }
+    }
+    fn segment(self) -> &'static str {
+        match self {
+            Collection::AlertsV2 => "alerts_v2",
+            Collection::Incidents => "incidents",
+            Collection::Legacy => "alerts",
+        }
+    }
+    fn type_name(self) -> &'static str {
+        match self {
+            Collection::AlertsV2 => "microsoft.graph.security.alert",
+            Collection::Incidents => "microsoft.graph.security.incident",
+            Collection::Legacy => "microsoft.graph.alert",
+        }
+    }
+    /// Roles any one of which grants read access.
+    fn read_roles(self) -> &'static [&'static str] {
+        match self {
+            Collection::AlertsV2 => &["SecurityAlert.Read.All", "SecurityAlert.ReadWrite.All"],
+            Collection::Incidents => &["SecurityIncident.Read.All", "SecurityIncident.ReadWrite.All"],
+            Collection::Legacy => &["SecurityEvents.Read.All", "SecurityEvents.ReadWrite.All"],
+        }
+    }
+    /// Properties `$filter` may name; `None` means any property of the resource.
+    fn filterable(self) -> Option<&'static [&'static str]> {
+        match self {
+            Collection::AlertsV2 => Some(&[
+                "assignedTo",
+                "classification",
+                "determination",
+                "createdDateTime",
+                "lastUpdateDateTime",
+                "severity",
+                "serviceSource",
+                "status",
+            ]),
+            Collection::Incidents => Some(&[
+                "assignedTo",
+                "classification",
+                "createdDateTime",
+                "determination",
+                "lastUpdateDateTime",
+                "severity",
+                "status",
+            ]),
+            Collection::Legacy => None,
+        }
+    }
+    fn sortable(self) -> Option<&'static [&'static str]> {
+        match self {
+            Collection::AlertsV2 | Collection::Incidents => Some(&["createdDateTime", "lastUpdateDateTime"]),
+            Collection::Legacy => None,
+        }
+    }
+    /// The largest `$top` accepted, and the page size when none is given.
+    fn top_limit(self, st: &AppState) -> (usize, usize) {
+        match self {
+            Collection::AlertsV2 => (2000, st.config.page_size.unwrap_or(2000).min(2000)),
+            Collection::Incidents => (50, st.config.page_size.unwrap_or(50).min(50)),
+            Collection::Legacy => (1000, st.config.page_size.unwrap_or(1000).min(1000)),
+        }
+    }
+    fn items(self, ds: &crate::data::Dataset) -> &[Value] {
+        match self {
+            Collection::AlertsV2 => &ds.alerts_v2,
+            Collection::Incidents => &ds.incidents,
+            Collection::Legacy => &ds.legacy_alerts,
+        }
+    }
+}
+
+fn check_version(version: &str, rid: &RequestId) -> Result<(), Box<Response>> {
+    if version == "v1.0" || version == "beta" {
+        Ok(())
+    } else {
+        Err(Box::new(bad_request(&format!("Invalid version: {version}"), rid)))
+    }
+}
+
+/// Checks the bearer token and the roles needed; returns the error reply when access is refused.
+fn authorize(st: &AppState, headers: &HeaderMap, coll: Collection, rid: &RequestId) -> Result<(), Box<Response>> {
+    let unauth = |m: &str| Box::new(graph_error(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", m, rid));
+    let raw = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let token = raw.strip_prefix("Bearer ").or_else(|| raw.strip_prefix("bearer ")).unwrap_or(raw).trim();
+    if token.is_empty() {
+        return Err(unauth("Access token is empty."));
+    }
+    let now = chrono::Utc::now().timestamp();
+    let claims = st.issuer.verify(token, &st.graph_audiences(), now).map_err(|r| match r {
+        TokenRejection::Malformed => unauth("IDX14100: JWT is not well formed, there are no dots (.) or the token is not a signed JWT."),
+        TokenRejection::BadSignature => unauth("Access token validation failure. Invalid signature."),
+        TokenRejection::Expired => unauth("Lifetime validation failed, the token is expired."),
+        TokenRejection::NotYetValid => unauth("Lifetime validation failed, the token is not yet valid."),
+        TokenRejection::WrongAudience => unauth("Access token validation failure. Invalid audience."),
+    })?;
+    let needed = coll.read_roles();
+    if !claims.roles.iter().any(|r| needed.contains(&r.as_str())) {
+        return Err(Box::new(graph_error(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            &format!("Missing application roles. API required roles: {}, application roles: {}.", needed.join(","), claims.roles.join(",")),
+            rid,
+        )));
+    }
+    Ok(())
+}
+
+/// The OData system query options of one request, as sent.
+#[derive(Debug, Default)]
+struct Options {
+    filter: Option<String>,
+    top: Option<String>,
+    skip: Option<String>,
+    count: Option<String>,
+    orderby: Option<String>,
+    select: Option<String>,
+    expand: Option<String>,
+    skiptoken: Option<String>,
+}
+
+fn parse_options(uri: &Uri, version: &str, rid: &RequestId) -> Result<Options, Box<Response>> {
+    let mut o = Options::default();
+    for (k, v) in url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()) {
+        // beta accepts the options without the `$` prefix; v1.0 requires it.
+        let key = if version == "beta" && !k.starts_with('$') { format!("${k}") } else { k.to_string() };
+        let slot = match key.as_str() {
+            "$filter" => &mut o.filter,
+            "$top" => &mut o.top,
+            "$skip" => &mut o.skip,
+            "$count" => &mut o.count,
+            "$orderby" => &mut o.orderby,
+            "$select" => &mut o.select,
+            "$expand" => &mut o.expand,
+            "$skiptoken" => &mut o.skiptoken,
+            "$search" | "$format" | "$apply" | "$compute" => {
+                return Err(Box::new(bad_request(&format!("Query option '{key}' is not supported by this resource."), rid)));
+            }
+            k if k.starts_with('$') => {
+                return Err(Box::new(bad_request(&format!("The query parameter '{k}' is not supported."), rid)));
+            }
+            _ => continue,
+        };
+        if slot.is_some() {
+            return Err(Box::new(bad_request(&format!("Query option '{key}' was specified more than once, but it must be specified at most once."), rid)));
+        }
+        *slot = Some(v.into_owned());
+    }
+    Ok(o)
+}
+
+fn parse_usize(name: &str, v: &str, rid: &RequestId) -> Result<usize, Box<Response>> {
+    v.trim().parse::<usize>().map_err(|_| {
+        Box::new(bad_request(&format!("Invalid value '{v}' for query option '{name}': expected a non-negative integer."), rid))
+    })
+}
+
+fn encode_token(offset: usize) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("offset={offset}"))
+}
+
+fn decode_token(t: &str) -> Option<usize> {
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(t).ok()?;
+    std::str::from_utf8(&raw).ok()?.strip_prefix("offset=")?.parse().ok()
+}
+
+/// Compares two items by a property path for `$orderby` (missing and null sort first, as OData specifies).
+fn sort_key_cmp(a: &Value, b: &Value, path: &[&str]) -> std::cmp::Ordering {
+    let get = |v: &Value| {
+        let mut cur = v;
+        for p in path {
+            cur = cur.get(*p).unwrap_or(&Value::Null);
+        }
+        cur.clone()
+    };
+    match (get(a), get(b)) {
+        (Value::Null, Value::Null) => std::cmp::Ordering::Equal,
+        (Value::Null, _) => std::cmp::Ordering::Less,
+        (_, Value::Null) => std::cmp::Ordering::Greater,
+        (Value::Number(x), Value::Number(y)) => x.as_f64().partial_cmp(&y.as_f64()).unwrap_or(std::cmp::Ordering::Equal),
+        (Value::String(x), Value::String(y)) => x.cmp(&y),
+        (Value::Bool(x), Value::Bool(y)) => x.cmp(&y),
+        _ => std::cmp::Ordering::Equal,
+    }
+}
+
+pub async fn list(
+    State(st): State<Arc<AppState>>,
+    Extension(rid): Extension<RequestId>,
+    Path((version, coll)): Path<(String, String)>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    match list_inner(&st, &rid, &version, &coll, &headers, &uri) {
+        Ok(r) | Err(r) => r,
+    }
+}
+
+fn list_inner(st: &AppState, rid: &RequestId, version: &str, coll: &str, headers: &HeaderMap, uri: &Uri) -> Result<Response, Response> {
+    let unbox = |e: Box<Response>| *e;
+    check_version(version, rid).map_err(unbox)?;
+    let Some(coll) = Collection::from_segment(coll) else {
+        return Err(graph_error(StatusCode::BAD_REQUEST, "BadRequest", &format!("Resource not found for the segment '{coll}'."), rid));
+    };
+    authorize(st, headers, coll, rid).map_err(unbox)?;
+    let o = parse_options(uri, version, rid).map_err(unbox)?;
+
+    let filter: Option<Expr> = match &o.filter {
+        None => None,
+        Some(f) => {
+            let expr = odata::parse_filter(f).map_err(|e| bad_request(&format!("Invalid filter clause: {e}."), rid))?;
+            check_properties(&expr, coll, st, rid)?;
+            Some(expr)
+        }
+    };
+    let (max_top, default_page) = coll.top_limit(st);
+    let top = match &o.top {
+        None => None,
+        Some(t) => {
+            let n = parse_usize("$top", t, rid).map_err(unbox)?;
+            if n > max_top {
+                let code = if coll == Collection::Incidents { "" } else { "BadRequest" };
+                return Err(graph_error(
+                    StatusCode::BAD_REQUEST,
+                    code,
+                    &format!("The query specified in the URI is not valid. The limit of '{max_top}' for Top query has been exceeded. The value from the incoming request is '{n}'."),
+                    rid,
+                ));
+            }
+            Some(n)
+        }
+    };
+    let skip = match &o.skip {
+        None => 0,
+        Some(s) => parse_usize("$skip", s, rid).map_err(unbox)?,
+    };
+    if coll == Collection::Legacy && skip > 500 {
+        return Err(bad_request(&format!("The query specified in the URI is not valid. The limit of '500' for Skip query has been exceeded. The value from the incoming request is '{skip}'."), rid));
+    }
+    let start = match &o.skiptoken {
+        None => skip,
+        Some(t) => decode_token(t).ok_or_else(|| bad_request("The $skiptoken is not valid.", rid))?,
+    };
+    let count = match o.count.as_deref() {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(v) => return Err(bad_request(&format!("Invalid value '{v}' for $count: expected true or false."), rid)),
+    };
+    let expand_alerts = match o.expand.as_deref() {
+        None => false,
+        Some("alerts") if coll == Collection::Incidents => true,
+        Some(e) => return Err(bad_request(&format!("Parsing OData Select and Expand failed: Could not find a navigation property named '{e}' on type '{}'.", coll.type_name()), rid)),
+    };
+    let select = parse_select(o.select.as_deref(), coll, st, rid)?;
+    let order = parse_orderby(o.orderby.as_deref(), coll, rid)?;
+
+    let ds = st.dataset.read().map_err(|_| graph_error(StatusCode::INTERNAL_SERVER_ERROR, "UnknownError", "dataset lock poisoned", rid))?;
+    let mut hits: Vec<&Value> = Vec::new();
+    for item in coll.items(&ds) {
+        let keep = match &filter {
+            None => true,
+            Some(f) => odata::matches(f, item).map_err(|e| bad_request(&format!("Invalid filter clause: {e}."), rid))?,
+        };
+        if keep {
+            hits.push(item);
+        }
+    }
+    if let Some((path, desc)) = &order {
+        let segs: Vec<&str> = path.split('/').collect();
+        hits.sort_by(|a, b| {
+            let c = sort_key_cmp(a, b, &segs);
+            if *desc { c.reverse() } else { c }
+        });
+    }
+    let total = hits.len();
+    let page = top.unwrap_or(default_page).max(1);
+    let end = start.saturating_add(page).min(total);
+    let window = if start < total { &hits[start..end] } else { &[][..] };
+
+    let mut values = Vec::with_capacity(window.len());
+    for item in window {
+        let mut v = project(item, select.as_deref());
+        if expand_alerts && let Some(id) = item.get("id").and_then(Value::as_str) {
+            let alerts: Vec<Value> = ds.alerts_v2.iter().filter(|a| a["incidentId"] == id).cloned().collect();
+            if let Value::Object(m) = &mut v {
+                m.insert("alerts".into(), Value::Array(alerts));
+            }
+        }
+        values.push(v);
+    }
+    let base = &st.base_url;
+    let mut body = serde_json::Map::new();
+    let ctx_suffix = if expand_alerts { "(alerts())" } else { "" };
+    body.insert("@odata.context".into(), json!(format!("{base}/{version}/$metadata#security/{}{ctx_suffix}", coll.segment())));
+    if count {
+        body.insert("@odata.count".into(), json!(total));
+    }
+    if end < total {
+        body.insert("@odata.nextLink".into(), json!(next_link(st, version, coll, uri, page, end)));
+    }
+    body.insert("value".into(), Value::Array(values));
+    Ok(json_response(StatusCode::OK, &Value::Object(body)))
+}
+
+/// Serialises with the OData content type Graph sends.
+pub fn json_response(status: StatusCode, v: &Value) -> Response {
+    let bytes = serde_json::to_vec(v).unwrap_or_default();
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8")],
+        bytes,
+    )
+        .into_response()
+}
+
+/// The next page's absolute URL: the same query options, a page-sized `$top` and a `$skiptoken`.
+fn next_link(st: &AppState, version: &str, coll: Collection, uri: &Uri, page: usize, offset: usize) -> String {
+    let mut ser = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()) {
+        let key = k.trim_start_matches('$');
+        if matches!(key, "top" | "skip" | "skiptoken") {
+            continue;
+        }
+        ser.append_pair(&k, &v);
+    }
+    ser.append_pair("$top", &page.to_string());
+    ser.append_pair("$skiptoken", &encode_token(offset));
+    // Graph's next links spell spaces %20, not '+'.
+    let q = ser.finish().replace('+', "%20");
+    format!("{}/{version}/security/{}?{q}", st.base_url, coll.segment())
+}
+
+fn known_properties(coll: Collection, st: &AppState) -> Vec<String> {
+    let ds = st.dataset.read();
+    match ds {
+        Ok(ds) => coll
+            .items(&ds)
+            .first()
+            .and_then(Value::as_object)
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default(),
+        Err(_) => vec![],
+    }
+}
+
+fn check_properties(expr: &Expr, coll: Collection, st: &AppState, rid: &RequestId) -> Result<(), Response> {
+    let allowed: Vec<String> = match coll.filterable() {
+        Some(list) => list.iter().map(|s| s.to_string()).collect(),
+        None => known_properties(coll, st),
+    };
+    let mut bad: Option<String> = None;
+    odata::visit_root_properties(expr, &mut |p| {
+        if bad.is_none() && let Some(first) = p.first() && !allowed.iter().any(|a| a == first) {
+            bad = Some(first.clone());
+        }
+    });
+    match bad {
+        None => Ok(()),
+        Some(p) if coll.filterable().is_some_and(|_| known_properties(coll, st).contains(&p)) => Err(bad_request(
+            &format!("Invalid filter clause: filtering on property '{p}' is not supported. Supported properties: {}.", allowed.join(", ")),
+            rid,
+        )),
+        Some(p) => Err(bad_request(&format!("Invalid filter clause: Could not find a property named '{p}' on type '{}'.", coll.type_name()), rid)),
+    }
+}
+
+fn parse_select(sel: Option<&str>, coll: Collection, st: &AppState, rid: &RequestId) -> Result<Option<Vec<String>>, Response> {
+    let Some(sel) = sel else { return Ok(None) };
+    if coll != Collection::Legacy {
+        return Err(bad_request(&format!("Query option '$select' is not supported on '{}'.", coll.segment()), rid));
+    }
+    let known = known_properties(coll, st);
+    let mut out = Vec::new();
+    for p in sel.split(',').map(str::trim) {
+        if !known.iter().any(|k| k == p) {
+            return Err(bad_request(&format!("Parsing OData Select and Expand failed: Could not find a property named '{p}' on type '{}'.", coll.type_name()), rid));
+        }
+        out.push(p.to_string());
+    }
+    Ok(Some(out))
+}
+
+fn parse_orderby(ob: Option<&str>, coll: Collection, rid: &RequestId) -> Result<Option<(String, bool)>, Response> {
+    let Some(ob) = ob else { return Ok(None) };
+    let mut parts = ob.split_whitespace();
+    let (Some(prop), dir, None) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(bad_request(&format!("Invalid $orderby '{ob}': expected 'property [asc|desc]'."), rid));
+    };
+    let desc = match dir {
+        None | Some("asc") => false,
+        Some("desc") => true,
+        Some(d) => return Err(bad_request(&format!("Invalid $orderby direction '{d}': expected asc or desc."), rid)),
+    };
+    if let Some(allowed) = coll.sortable()
+        && !allowed.contains(&prop)
+    {
+        return Err(bad_request(&format!("Invalid $orderby: sorting by '{prop}' is not supported. Supported: {}.", allowed.join(", ")), rid));
+    }
+    Ok(Some((prop.to_string(), desc)))
+}
+
+fn project(item: &Value, select: Option<&[String]>) -> Value {
+    match (select, item) {
+        (Some(keys), Value::Object(m)) => {
+            let mut out = serde_json::Map::new();
+            for k in keys {
+                if let Some(v) = m.get(k) {
+                    out.insert(k.clone(), v.clone());
+                }
+            }
+            Value::Object(out)
+        }
+        _ => item.clone(),
+    }
+}
+
+pub async fn get_one(
+    State(st): State<Arc<AppState>>,
+    Extension(rid): Extension<RequestId>,
+    Path((version, coll, id)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    let r = (|| -> Result<Response, Response> {
+        let unbox = |e: Box<Response>| *e;
+        check_version(&version, &rid).map_err(unbox)?;
+        let Some(c) = Collection::from_segment(&coll) else {
+            return Err(bad_request(&format!("Resource not found for the segment '{coll}'."), &rid));
+        };
+        authorize(&st, &headers, c, &rid).map_err(unbox)?;
+        let o = parse_options(&uri, &version, &rid).map_err(unbox)?;
+        let select = parse_select(o.select.as_deref(), c, &st, &rid)?;
+        let ds = st.dataset.read().map_err(|_| graph_error(StatusCode::INTERNAL_SERVER_ERROR, "UnknownError", "dataset lock poisoned", &rid))?;
+        let Some(item) = c.items(&ds).iter().find(|v| v["id"] == id.as_str()) else {
+            return Err(graph_error(StatusCode::NOT_FOUND, "NotFound", &format!("{} '{id}' was not found.", c.type_name()), &rid));
+        };
+        let mut v = project(item, select.as_deref());
+        if o.expand.as_deref() == Some("alerts") && c == Collection::Incidents {
+            let alerts: Vec<Value> = ds.alerts_v2.iter().filter(|a| a["incidentId"] == id.as_str()).cloned().collect();
+            if let Value::Object(m) = &mut v {
+                m.insert("alerts".into(), Value::Array(alerts));
+            }
+        }
+        if let Value::Object(m) = &mut v {
+            m.insert("@odata.context".into(), json!(format!("{}/{version}/$metadata#security/{}/$entity", st.base_url, c.segment())));
+        }
+        Ok(json_response(StatusCode::OK, &v))
+    })();
+    match r {
+        Ok(r) | Err(r) => r,
+    }
+}

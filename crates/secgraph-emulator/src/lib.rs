@@ -1,0 +1,336 @@
+//! # secgraph-emulator
+//!
+//! A local, offline emulator of the services a Microsoft Graph Security client talks to: Entra ID's token and
+//! discovery endpoints, the Graph security endpoints (alerts_v2, incidents, legacy alerts) with real OData `$filter`
+//! evaluation and `@odata.nextLink` paging, and an Azure Resource Manager cloud-metadata document that lets any client
+//! reach it through ordinary custom-cloud settings. It serves HTTPS on loopback with a CA generated at start.
+//!
+//! It exists so that users can test notebooks and pipelines without a tenant, and so that every secgraph test runs
+//! against something that behaves like the real services, including their errors.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), secgraph_emulator::StartError> {
+//! let emu = secgraph_emulator::Emulator::start(secgraph_emulator::EmulatorConfig::default()).await?;
+//! println!("listening on {}; trust {}", emu.base_url(), emu.ca_path().display());
+//! # Ok(()) }
+//! ```
+//!
+//! Invariant: this crate never depends on the `secgraph` client library, and the library never depends on it.
+
+pub mod data;
+pub mod directory;
+mod entra;
+mod graph;
+pub mod odata;
+mod state;
+mod tls;
+mod tokens;
+
+use axum::{
+    Router,
+    extract::{Query, Request, State},
+    http::{HeaderValue, StatusCode},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use serde_json::json;
+use state::{AppState, RequestId};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+pub use data::Dataset;
+pub use directory::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_TENANT_ID};
+
+/// How to start an emulator. `Default` gives an ephemeral port on 127.0.0.1, 500 alerts, seed 42.
+#[derive(Debug, Clone)]
+pub struct EmulatorConfig {
+    /// Address to listen on; port 0 picks a free one. Only loopback addresses are accepted.
+    pub bind: SocketAddr,
+    /// Number of alerts to seed (incidents and legacy alerts follow from them).
+    pub alerts: usize,
+    /// Seed for the dataset.
+    pub seed: u64,
+    /// Fixed access-token lifetime; `None` gives Entra's randomised 60–90 minutes.
+    pub token_lifetime: Option<Duration>,
+    /// Page size used when a request has no `$top` (capped by each endpoint's limit); `None` uses each endpoint's own.
+    pub page_size: Option<usize>,
+    /// Directory where the CA certificate (`ca.pem`) is written; `None` makes a temporary one.
+    pub state_dir: Option<PathBuf>,
+}
+
+impl Default for EmulatorConfig {
+    fn default() -> Self {
+        EmulatorConfig {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            alerts: 500,
+            seed: 42,
+            token_lifetime: None,
+            page_size: None,
+            state_dir: None,
+        }
+    }
+}
+
+/// Why the emulator could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("refusing to listen on {0}: the emulator serves loopback addresses only (127.0.0.0/8 or ::1)")]
+    NotLoopback(SocketAddr),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("cannot write emulator state to {path}: {source}")]
+    State { path: PathBuf, source: std::io::Error },
+    #[error("cannot generate emulator keys: {0}")]
+    Crypto(String),
+}
+
+/// A running emulator. Dropping it (or calling [`Emulator::shutdown`]) stops the server.
+#[derive(Debug)]
+pub struct Emulator {
+    addr: SocketAddr,
+    base_url: String,
+    ca_path: PathBuf,
+    state: Arc<AppState>,
+    handle: axum_server::Handle<SocketAddr>,
+    _tempdir: Option<TempDir>,
+}
+
+/// A temporary state directory removed on drop.
+#[derive(Debug)]
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl Emulator {
+    /// Generates keys and data, binds the listener and starts serving on the current Tokio runtime.
+    pub async fn start(config: EmulatorConfig) -> Result<Emulator, StartError> {
+        if !config.bind.ip().is_loopback() {
+            return Err(StartError::NotLoopback(config.bind));
+        }
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let pki = tls::Pki::generate(&[]).map_err(|e| StartError::Crypto(e.to_string()))?;
+        let issuer = tokens::TokenIssuer::generate().map_err(StartError::Crypto)?;
+
+        let listener = std::net::TcpListener::bind(config.bind).map_err(|source| StartError::Bind { addr: config.bind, source })?;
+        listener.set_nonblocking(true).map_err(|source| StartError::Bind { addr: config.bind, source })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.bind, source })?;
+        let host = match addr.ip() {
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+            std::net::IpAddr::V4(ip) => ip.to_string(),
+        };
+        let base_url = format!("https://{host}:{}", addr.port());
+
+        let (dir, tempdir) = match &config.state_dir {
+            Some(d) => (d.clone(), None),
+            None => {
+                let d = std::env::temp_dir().join(format!("secgraph-emulator-{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()));
+                (d.clone(), Some(TempDir(d)))
+            }
+        };
+        std::fs::create_dir_all(&dir).map_err(|source| StartError::State { path: dir.clone(), source })?;
+        let ca_path = dir.join("ca.pem");
+        std::fs::write(&ca_path, &pki.ca_pem).map_err(|source| StartError::State { path: ca_path.clone(), source })?;
+
+        let dataset = Dataset::generate(config.seed, config.alerts, chrono::Utc::now());
+        let state = Arc::new(AppState {
+            base_url: base_url.clone(),
+            config: config.clone(),
+            directory: directory::Directory::default(),
+            issuer,
+            dataset: RwLock::new(dataset),
+        });
+
+        let tls = axum_server::tls_rustls::RustlsConfig::from_pem(pki.server_cert_pem.into_bytes(), pki.server_key_pem.into_bytes())
+            .await
+            .map_err(|e| StartError::Crypto(format!("TLS configuration: {e}")))?;
+        let handle = axum_server::Handle::new();
+        let server = axum_server::from_tcp_rustls(listener, tls)
+            .map_err(|source| StartError::Bind { addr, source })?
+            .handle(handle.clone());
+        let app = router(state.clone());
+        tokio::spawn(async move {
+            if let Err(e) = server.serve(app.into_make_service()).await {
+                tracing::error!(error = %e, "emulator server stopped");
+            }
+        });
+        tracing::info!(%base_url, "emulator listening");
+        Ok(Emulator { addr, base_url, ca_path, state, handle, _tempdir: tempdir })
+    }
+
+    /// `https://127.0.0.1:PORT` — the root of every emulated service.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Path of the PEM file holding the emulator's CA certificate.
+    pub fn ca_path(&self) -> &Path {
+        &self.ca_path
+    }
+
+    /// The CA certificate (PEM) that clients must trust.
+    pub fn ca_pem(&self) -> std::io::Result<String> {
+        std::fs::read_to_string(&self.ca_path)
+    }
+
+    /// A copy of the seeded data, for tests that compare results with what was seeded.
+    pub fn dataset(&self) -> Dataset {
+        match self.state.dataset.read() {
+            Ok(d) => d.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Signs an access token for a seeded app with an arbitrary lifetime (negative = already expired), as the token
+    /// endpoint would. For tests of token expiry.
+    pub fn mint_app_token(&self, tenant: &str, client_id: &str, lifetime_secs: i64) -> Option<String> {
+        let t = self.state.directory.tenant(tenant)?;
+        let app = t.app(client_id)?;
+        let now = chrono::Utc::now().timestamp();
+        let claims = tokens::AccessClaims {
+            aud: self.base_url.clone(),
+            iss: format!("https://sts.windows.net/{}/", t.id),
+            iat: now.min(now + lifetime_secs) - 60,
+            nbf: now.min(now + lifetime_secs) - 60,
+            exp: now + lifetime_secs,
+            app_displayname: app.display_name.clone(),
+            appid: app.client_id.clone(),
+            appidacr: "1".into(),
+            idp: format!("https://sts.windows.net/{}/", t.id),
+            idtyp: "app".into(),
+            oid: app.object_id.clone(),
+            roles: app.roles.clone(),
+            sub: app.object_id.clone(),
+            tid: t.id.clone(),
+            uti: "minted".into(),
+            ver: "1.0".into(),
+        };
+        self.state.issuer.sign(&claims).ok()
+    }
+
+    /// A msticpyconfig.yaml that points a client at this emulator through ordinary settings: the ARM metadata URL of
+    /// a custom cloud, the CA to trust, and the demo app's credentials in the default `MicrosoftGraph` instance plus
+    /// named instances for the other seeded tenant and for an app without granted roles.
+    pub fn msticpy_config(&self) -> String {
+        let ca = self.ca_path.display().to_string().replace('\'', "''");
+        format!(
+            "# Written by `secgraph emulator --write-config`: points msticpy-style clients at the local emulator.\n\
+             # The secrets below are the emulator's public demo credentials; they open nothing else.\n\
+             Azure:\n  cloud: global\n  resource_manager_url: '{base}/'\n  ca_certificates:\n    - '{ca}'\n\
+             DataProviders:\n  MicrosoftGraph:\n    Args:\n      TenantId: {tenant}\n      ClientId: {client}\n      ClientSecret: {secret}\n\
+             \x20 MicrosoftGraph-Fabrikam:\n    Args:\n      TenantId: {t2}\n      ClientId: {c2}\n      ClientSecret: fabrikam-demo-secret\n\
+             \x20 MicrosoftGraph-NoRoles:\n    Args:\n      TenantId: {tenant}\n      ClientId: {c3}\n      ClientSecret: no-roles-secret\n",
+            base = self.base_url,
+            tenant = DEMO_TENANT_ID,
+            client = DEMO_CLIENT_ID,
+            secret = DEMO_CLIENT_SECRET,
+            t2 = directory::SECOND_TENANT_ID,
+            c2 = directory::SECOND_CLIENT_ID,
+            c3 = directory::NO_ROLES_CLIENT_ID,
+        )
+    }
+
+    /// Stops accepting connections and lets in-flight requests finish (up to one second).
+    pub fn shutdown(&self) {
+        self.handle.graceful_shutdown(Some(Duration::from_secs(1)));
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        self.handle.shutdown();
+    }
+}
+
+fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/metadata/endpoints", get(arm_metadata))
+        .route("/{tenant}/oauth2/v2.0/token", post(entra::token))
+        .route("/{tenant}/v2.0/.well-known/openid-configuration", get(entra::openid_configuration))
+        .route("/{tenant}/discovery/v2.0/keys", get(entra::keys))
+        .route("/{version}/security/{collection}", get(graph::list))
+        .route("/{version}/security/{collection}/{id}", get(graph::get_one))
+        .fallback(not_found)
+        .layer(middleware::from_fn(request_ids))
+        .with_state(state)
+}
+
+async fn not_found(axum::Extension(rid): axum::Extension<RequestId>, uri: axum::http::Uri) -> Response {
+    graph::graph_error(StatusCode::NOT_FOUND, "NotFound", &format!("Resource not found for the segment '{}'.", uri.path()), &rid)
+}
+
+/// Gives every request a `request-id`, echoes `client-request-id`, and logs one line per request (no bodies).
+async fn request_ids(mut req: Request, next: Next) -> Response {
+    let rid = uuid::Uuid::new_v4().to_string();
+    let client = req
+        .headers()
+        .get("client-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.len() <= 128)
+        .map(str::to_string);
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    req.extensions_mut().insert(RequestId(rid.clone(), client.clone()));
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&rid) {
+        h.insert("request-id", v.clone());
+        h.insert("x-ms-request-id", v);
+    }
+    if let Some(v) = client.as_deref().and_then(|c| HeaderValue::from_str(c).ok()) {
+        h.insert("client-request-id", v);
+    }
+    tracing::info!(%method, %path, status = resp.status().as_u16(), request_id = %rid, "request");
+    resp
+}
+
+#[derive(serde::Deserialize)]
+struct ArmQuery {
+    #[serde(rename = "api-version")]
+    api_version: Option<String>,
+}
+
+/// Azure Resource Manager's cloud metadata document (`/metadata/endpoints`), describing the emulator as a custom
+/// cloud: an object for api-version 2015-01-01, a list of clouds for later versions, as ARM does.
+async fn arm_metadata(State(st): State<Arc<AppState>>, axum::Extension(rid): axum::Extension<RequestId>, Query(q): Query<ArmQuery>) -> Response {
+    let Some(v) = q.api_version else {
+        return graph::graph_error(StatusCode::BAD_REQUEST, "MissingApiVersionParameter", "The api-version query parameter (?api-version=) is required for all requests.", &rid);
+    };
+    let base = &st.base_url;
+    let host = base.trim_start_matches("https://");
+    let cloud = json!({
+        "name": "SecgraphEmulator",
+        "portal": base,
+        "resourceManager": format!("{base}/"),
+        "authentication": {
+            "loginEndpoint": format!("{base}/"),
+            "audiences": [format!("{base}/")],
+            "tenant": "common",
+            "identityProvider": "AAD",
+        },
+        "graph": format!("{base}/"),
+        "graphAudience": format!("{base}/"),
+        "microsoftGraphResourceId": format!("{base}/"),
+        "media": format!("{base}/"),
+        "suffixes": {
+            "keyVaultDns": format!("vault.{host}"),
+            "storage": format!("storage.{host}"),
+            "sqlServerHostname": format!("sql.{host}"),
+        },
+    });
+    if v == "2015-01-01" {
+        axum::Json(cloud).into_response()
+    } else {
+        axum::Json(json!([cloud])).into_response()
+    }
+}

@@ -1,0 +1,36 @@
+//! Shared state of a running emulator.
+
+use crate::EmulatorConfig;
+use crate::data::Dataset;
+use crate::directory::Directory;
+use crate::entra::GRAPH_APP_ID;
+use crate::tokens::TokenIssuer;
+use std::sync::RwLock;
+
+/// The ids of one request: our `request-id` and the caller's `client-request-id`, if it sent one.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String, pub Option<String>);
+
+#[derive(Debug)]
+pub struct AppState {
+    pub base_url: String,
+    pub config: EmulatorConfig,
+    pub directory: Directory,
+    pub issuer: TokenIssuer,
+    pub dataset: RwLock<Dataset>,
+}
+
+impl AppState {
+    /// Audiences that identify Graph: its public URL, its app id, and the emulator's own root.
+    pub fn graph_audiences(&self) -> Vec<String> {
+        vec!["https://graph.microsoft.com".into(), GRAPH_APP_ID.into(), self.base_url.clone()]
+    }
+
+    /// Access-token lifetime: the configured one, else 60–90 minutes like Entra.
+    pub fn token_lifetime_secs(&self) -> i64 {
+        match self.config.token_lifetime {
+            Some(d) => d.as_secs() as i64,
+            None => 3600 + (uuid::Uuid::new_v4().as_u128() % 1800) as i64,
+        }
+    }
+}
