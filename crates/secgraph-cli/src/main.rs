@@ -1,1 +1,307 @@
-fn main() {}
+//! The `secgraph` command: thin glue over the `secgraph` library and the emulator. The only place that prints,
+//! reads the terminal or exits.
+
+mod output;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use secgraph::settings::{SearchPaths, Settings};
+use secgraph::{ConnectOptions, ErrorKind, QueryProvider, Secret};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Exit codes, documented in README.md.
+mod exit {
+    pub const OTHER: u8 = 1;
+    pub const USAGE: u8 = 2;
+    pub const SETTINGS: u8 = 3;
+    pub const AUTH: u8 = 4;
+    pub const API: u8 = 5;
+    pub const OUTPUT: u8 = 6;
+}
+
+#[derive(Parser, Debug)]
+#[command(name = "secgraph", version, about = "Query the Microsoft Graph Security API (msticpy-compatible), or run its local emulator.")]
+struct Cli {
+    /// Settings file (default: $MSTICPYCONFIG, ./msticpyconfig.yaml, ~/.msticpy/msticpyconfig.yaml).
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// Named provider instance: uses DataProviders.MicrosoftGraph-<NAME>.
+    #[arg(long, global = true, value_name = "NAME")]
+    instance: Option<String>,
+    /// Run against an in-process emulator with demo data (no tenant, no settings file needed).
+    #[arg(long, global = true, conflicts_with = "config")]
+    emulator: bool,
+    /// More log output on stderr (-v info, -vv debug, -vvv trace). Secrets are never logged.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(flatten)]
+    conn: ConnArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Debug, Default)]
+struct ConnArgs {
+    /// Tenant id or domain (overrides the settings file).
+    #[arg(long, global = true)]
+    tenant_id: Option<String>,
+    /// Application (client) id (overrides the settings file).
+    #[arg(long, global = true)]
+    client_id: Option<String>,
+    /// Client secret (overrides the settings file). Prefer the environment variable: command lines are visible to
+    /// other users of the machine.
+    #[arg(long, global = true, env = "SECGRAPH_CLIENT_SECRET", hide_env_values = true)]
+    client_secret: Option<String>,
+    /// "tenant_id=...;client_id=...;client_secret=..." — replaces the settings file's provider section.
+    #[arg(long, global = true, env = "SECGRAPH_CONNECTION_STRING", hide_env_values = true)]
+    connection_string: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Sign in and report the tenant, app, cloud and granted roles (never the token).
+    Connect,
+    /// List the available queries (optionally only those whose name or description contains FILTER).
+    Queries {
+        filter: Option<String>,
+    },
+    /// Run a named query, e.g. `secgraph query Alerts.list --start -7d`.
+    Query {
+        /// Query name: Family.name, or the bare name when unique.
+        name: String,
+        /// Start of the time range: ISO time, 'now', or an offset like -7d, -2h@h.
+        #[arg(long, allow_hyphen_values = true)]
+        start: Option<String>,
+        /// End of the time range.
+        #[arg(long, allow_hyphen_values = true)]
+        end: Option<String>,
+        /// Any parameter, as name=value (repeatable).
+        #[arg(long = "param", short = 'p', value_name = "NAME=VALUE", allow_hyphen_values = true)]
+        params: Vec<String>,
+        /// Print the rendered request instead of running it.
+        #[arg(long)]
+        print: bool,
+        #[command(flatten)]
+        out: output::OutputArgs,
+    },
+    /// Run a raw OData path relative to the versioned Graph root, e.g. '/security/alerts_v2?$top=5'.
+    Exec {
+        path: String,
+        #[command(flatten)]
+        out: output::OutputArgs,
+    },
+    /// Run the emulator in the foreground until Ctrl-C.
+    Emulator {
+        /// Loopback address to listen on (port 0 picks a free port).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        bind: SocketAddr,
+        /// Number of alerts to seed.
+        #[arg(long, default_value_t = 500)]
+        alerts: usize,
+        /// Seed for the demo data.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Write a msticpyconfig.yaml pointing at this emulator (its CA certificate is written beside it).
+        #[arg(long, value_name = "PATH")]
+        write_config: Option<PathBuf>,
+        /// Page size when a request has no $top (capped by each endpoint's limit).
+        #[arg(long)]
+        page_size: Option<usize>,
+        /// Fixed access-token lifetime in seconds (default: Entra's 60-90 minutes).
+        #[arg(long)]
+        token_lifetime: Option<u64>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { exit::USAGE } else { 0 });
+        }
+    };
+    init_logging(cli.verbose);
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::OTHER);
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let code = exit_code(&e);
+            eprintln!("error: {}", format_error(&e));
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    // Dependencies stay at info at most: their trace output may include request details.
+    let filter = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "info,secgraph=debug,secgraph_emulator=debug,secgraph_cli=debug",
+        _ => "info,secgraph=trace,secgraph_emulator=trace,secgraph_cli=trace",
+    };
+    let _ = tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(tracing_subscriber::EnvFilter::new(filter)).try_init();
+}
+
+fn exit_code(e: &anyhow::Error) -> u8 {
+    for cause in e.chain() {
+        if let Some(se) = cause.downcast_ref::<secgraph::Error>() {
+            return match se.kind() {
+                ErrorKind::Usage => exit::USAGE,
+                ErrorKind::Settings => exit::SETTINGS,
+                ErrorKind::Auth => exit::AUTH,
+                ErrorKind::Api => exit::API,
+                ErrorKind::Output => exit::OUTPUT,
+            };
+        }
+        if cause.downcast_ref::<UsageError>().is_some() {
+            return exit::USAGE;
+        }
+    }
+    exit::OTHER
+}
+
+fn format_error(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for c in e.chain() {
+        let s = c.to_string();
+        if !parts.iter().any(|p| p.contains(&s)) {
+            parts.push(s);
+        }
+    }
+    parts.join(": ")
+}
+
+/// A malformed command line that clap could not catch.
+#[derive(Debug)]
+struct UsageError(String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match &cli.command {
+        Command::Emulator { bind, alerts, seed, write_config, page_size, token_lifetime } => {
+            let config = secgraph_emulator::EmulatorConfig {
+                bind: *bind,
+                alerts: *alerts,
+                seed: *seed,
+                token_lifetime: token_lifetime.map(std::time::Duration::from_secs),
+                page_size: *page_size,
+                state_dir: write_config.as_ref().map(|p| state_dir_for(p)),
+            };
+            return run_emulator(config, write_config.as_deref()).await;
+        }
+        Command::Queries { filter } => {
+            let store = secgraph::query::QueryStore::builtin()?;
+            output::print_query_list(&store, filter.as_deref());
+            return Ok(());
+        }
+        _ => {}
+    }
+
+    // Everything else needs a connection: to the embedded emulator, or per the settings.
+    let _emu;
+    let settings = if cli.emulator {
+        let emu = secgraph_emulator::Emulator::start(secgraph_emulator::EmulatorConfig::default()).await.context("starting the embedded emulator")?;
+        let s = Settings::from_yaml(&emu.msticpy_config(), "embedded emulator settings")?;
+        _emu = emu;
+        Some(s)
+    } else {
+        Settings::discover(&SearchPaths::from_env(cli.config.clone()))?
+    };
+    let options = ConnectOptions {
+        instance: cli.instance.clone(),
+        tenant_id: cli.conn.tenant_id.clone(),
+        client_id: cli.conn.client_id.clone(),
+        client_secret: cli.conn.client_secret.clone().map(Secret::new),
+        connection_string: cli.conn.connection_string.clone().map(Secret::new),
+        ..Default::default()
+    };
+    if settings.is_none() && options.connection_string.is_none() && (options.tenant_id.is_none() || options.client_id.is_none()) {
+        let searched = Settings::searched(&SearchPaths::from_env(cli.config.clone()));
+        return Err(secgraph::Error::ConfigNotFound { searched }.into());
+    }
+
+    if let Command::Query { name, start, end, params, print: true, .. } = &cli.command {
+        let store = secgraph::query::QueryStore::builtin()?;
+        let values = query_params(start, end, params)?;
+        let q = store.get(name)?.render(&values, chrono::Utc::now())?;
+        println!("GET {}", q.text);
+        return Ok(());
+    }
+
+    let provider = QueryProvider::connect(settings.as_ref(), &options).await?;
+    match &cli.command {
+        Command::Connect => output::print_connection(provider.info()),
+        Command::Query { name, start, end, params, out, .. } => {
+            let values = query_params(start, end, params)?;
+            let template = provider.queries().get(name)?.clone();
+            let rendered = provider.render(name, &values)?;
+            tracing::info!(query = %rendered.name, request = %rendered.text, "running query");
+            output::run_to_output(&provider, &rendered.text, out, &template.table_columns).await?;
+        }
+        Command::Exec { path, out } => {
+            output::run_to_output(&provider, path, out, &[]).await?;
+        }
+        Command::Emulator { .. } | Command::Queries { .. } => {}
+    }
+    Ok(())
+}
+
+fn query_params(start: &Option<String>, end: &Option<String>, params: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    let mut values = Vec::new();
+    if let Some(s) = start {
+        values.push(("start".to_string(), s.clone()));
+    }
+    if let Some(e) = end {
+        values.push(("end".to_string(), e.clone()));
+    }
+    for p in params {
+        let (k, v) = p.split_once('=').ok_or_else(|| UsageError(format!("--param '{p}' is not NAME=VALUE")))?;
+        values.push((k.trim().to_string(), v.to_string()));
+    }
+    Ok(values)
+}
+
+/// The emulator's state (its CA certificate) goes beside the written config, in `<config stem>-emulator/`.
+fn state_dir_for(config: &std::path::Path) -> PathBuf {
+    let stem = config.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "emulator".into());
+    config.parent().map(|p| p.to_path_buf()).unwrap_or_default().join(format!("{stem}-emulator"))
+}
+
+async fn run_emulator(config: secgraph_emulator::EmulatorConfig, write_config: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let alerts = config.alerts;
+    let mut config = config;
+    if let Some(d) = &config.state_dir {
+        // Absolute, so the written settings work from any directory.
+        config.state_dir = Some(std::path::absolute(d).unwrap_or_else(|_| d.clone()));
+    }
+    let emu = secgraph_emulator::Emulator::start(config).await.context("starting the emulator")?;
+    println!("secgraph emulator listening on {}", emu.base_url());
+    println!("  CA certificate: {}", emu.ca_path().display());
+    println!("  {alerts} alerts seeded over the last 30 days");
+    if let Some(path) = write_config {
+        std::fs::write(path, emu.msticpy_config()).with_context(|| format!("writing {}", path.display()))?;
+        println!("  settings written to {} — try: MSTICPYCONFIG={} secgraph query Alerts.list", path.display(), path.display());
+    }
+    println!("Press Ctrl-C to stop.");
+    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    emu.shutdown();
+    println!("stopped");
+    Ok(())
+}

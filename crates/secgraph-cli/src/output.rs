@@ -1,0 +1,157 @@
+//! Output formats: a terminal table, JSON, JSON lines or CSV, to stdout or a file.
+
+use secgraph::{ConnectionInfo, QueryProvider};
+use secgraph::query::QueryStore;
+use secgraph::sink::{JsonArraySink, JsonLinesSink, Table};
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Format {
+    /// A table for the terminal (a query's key columns unless --columns is given).
+    #[default]
+    Table,
+    /// One JSON array of the rows as the service sent them.
+    Json,
+    /// One JSON object per line, written as pages arrive.
+    Jsonl,
+    /// CSV with nested objects flattened to dotted columns and lists as JSON.
+    Csv,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct OutputArgs {
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Write to this file instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Columns to show (table and csv), comma-separated dotted names; 'all' for every column.
+    #[arg(long, value_delimiter = ',')]
+    pub columns: Vec<String>,
+}
+
+fn writer(out: &Option<PathBuf>) -> anyhow::Result<Box<dyn Write>> {
+    Ok(match out {
+        Some(p) => Box::new(BufWriter::new(File::create(p).map_err(|e| secgraph::Error::Output(format!("cannot create {}: {e}", p.display())))?)),
+        None => Box::new(BufWriter::new(std::io::stdout().lock())),
+    })
+}
+
+/// Runs the OData `path` into the sink the format needs, then writes what remains to write.
+pub async fn run_to_output(provider: &QueryProvider, path: &str, args: &OutputArgs, default_columns: &[String]) -> anyhow::Result<()> {
+    let summary = match args.format {
+        Format::Jsonl => {
+            let mut sink = JsonLinesSink::new(writer(&args.out)?);
+            provider.exec(path, &mut sink).await?
+        }
+        Format::Json => {
+            let mut sink = JsonArraySink::new(writer(&args.out)?);
+            provider.exec(path, &mut sink).await?
+        }
+        Format::Table | Format::Csv => {
+            let mut table = Table::new();
+            let summary = provider.exec(path, &mut table).await?;
+            let cols = choose_columns(&table, &args.columns, if args.format == Format::Table { default_columns } else { &[] })?;
+            let mut w = writer(&args.out)?;
+            if args.format == Format::Csv {
+                project(&table, &cols).write_csv(&mut w)?;
+            } else {
+                write_table(&mut w, &table, &cols).map_err(|e| secgraph::Error::Output(e.to_string()))?;
+            }
+            w.flush().map_err(|e| secgraph::Error::Output(e.to_string()))?;
+            summary
+        }
+    };
+    eprintln!("{} row(s) in {} page(s){}", summary.rows, summary.pages, args.out.as_ref().map(|p| format!(", written to {}", p.display())).unwrap_or_default());
+    Ok(())
+}
+
+fn choose_columns(table: &Table, asked: &[String], defaults: &[String]) -> anyhow::Result<Vec<usize>> {
+    if asked.iter().any(|c| c == "all") || (asked.is_empty() && defaults.is_empty()) {
+        return Ok((0..table.columns.len()).collect());
+    }
+    if asked.is_empty() {
+        let v: Vec<usize> = defaults.iter().filter_map(|c| table.column(c)).collect();
+        return Ok(if v.is_empty() { (0..table.columns.len()).collect() } else { v });
+    }
+    let mut v = Vec::new();
+    for c in asked {
+        match table.column(c) {
+            Some(i) => v.push(i),
+            None if table.is_empty() => {}
+            None => anyhow::bail!(secgraph::Error::Query { message: format!("no column '{c}' in the results; columns: {}", table.columns.join(", ")) }),
+        }
+    }
+    Ok(v)
+}
+
+fn project(table: &Table, cols: &[usize]) -> Table {
+    let mut t = Table::new();
+    t.columns = cols.iter().map(|i| table.columns[*i].clone()).collect();
+    t.rows = table.rows.iter().map(|r| cols.iter().map(|i| r.get(*i).cloned().unwrap_or_default()).collect()).collect();
+    t
+}
+
+fn write_table(w: &mut dyn Write, table: &Table, cols: &[usize]) -> std::io::Result<()> {
+    if table.is_empty() {
+        return writeln!(w, "(no rows)");
+    }
+    let mut t = comfy_table::Table::new();
+    t.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
+    t.set_content_arrangement(comfy_table::ContentArrangement::Dynamic);
+    t.set_header(cols.iter().map(|i| table.columns[*i].clone()));
+    for r in 0..table.len() {
+        t.add_row(cols.iter().map(|c| {
+            let s = table.cell_text(r, *c);
+            if s.chars().count() > 80 { format!("{}…", s.chars().take(79).collect::<String>()) } else { s }
+        }));
+    }
+    writeln!(w, "{t}")
+}
+
+pub fn print_connection(info: &ConnectionInfo) {
+    println!("connected");
+    if let Some(s) = &info.settings {
+        println!("  settings:    {s}");
+    }
+    println!("  from:        {}", info.source);
+    println!("  tenant:      {}", info.tenant_id);
+    println!("  app:         {}{}", info.client_id, info.app_name.as_ref().map(|n| format!(" ({n})")).unwrap_or_default());
+    println!("  sign-in:     {}", info.auth.describe());
+    println!("  cloud:       {} (authority {})", info.cloud, info.authority);
+    println!("  graph:       {}", info.graph_root);
+    println!("  scope:       {}", info.scope);
+    if !info.roles.is_empty() {
+        println!("  roles:       {}", info.roles.join(", "));
+    } else if info.scopes.is_empty() {
+        println!("  roles:       (none granted: Graph will answer 403 until an admin consents)");
+    }
+    if !info.scopes.is_empty() {
+        println!("  scopes:      {}", info.scopes.join(" "));
+    }
+    println!("  token valid until {}", info.token_expires_on.format("%Y-%m-%d %H:%M:%S UTC"));
+}
+
+pub fn print_query_list(store: &QueryStore, filter: Option<&str>) {
+    let f = filter.map(str::to_lowercase);
+    let mut t = comfy_table::Table::new();
+    t.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
+    t.set_content_arrangement(comfy_table::ContentArrangement::Dynamic);
+    t.set_header(["query", "parameters", "description"]);
+    for q in store.all() {
+        let full = q.full_name();
+        if let Some(f) = &f
+            && !full.to_lowercase().contains(f)
+            && !q.description.to_lowercase().contains(f)
+        {
+            continue;
+        }
+        let params: Vec<String> = q.parameters.iter().filter(|p| p.name != "path").map(|p| if p.required() { format!("{}*", p.name) } else { p.name.clone() }).collect();
+        t.add_row([full, params.join(" "), q.description.lines().next().unwrap_or("").to_string()]);
+    }
+    println!("{t}");
+    println!("* required. Run: secgraph query NAME [--start T] [--end T] [-p name=value]...");
+}

@@ -1,0 +1,342 @@
+//! Turning settings, options and connection strings into a connection: msticpy's `connect()` semantics.
+//!
+//! Precedence: a connection string replaces the file's provider section; explicit options override either.
+
+use crate::cloud::Cloud;
+use crate::credential::{ClientSecretCredential, TokenCredential, TokenRequestOptions};
+use crate::error::{Error, Result};
+use crate::graph::GraphClient;
+use crate::http::HttpOptions;
+use crate::secret::Secret;
+use crate::settings::{ProviderArgs, SecretRef, Settings, normalise_arg_name};
+use base64::Engine;
+use serde_json::Value;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Connection inputs given by the caller (msticpy's `connect()` keyword arguments). Each set field overrides the
+/// settings file.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectOptions {
+    /// Named instance: `MicrosoftGraph-<instance>` in the settings.
+    pub instance: Option<String>,
+    pub tenant_id: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<Secret>,
+    pub username: Option<String>,
+    pub certificate: Option<PathBuf>,
+    pub private_key: Option<PathBuf>,
+    pub api_root: Option<String>,
+    pub api_version: Option<String>,
+    /// `tenant_id=...;client_id=...;client_secret=...` — replaces the file's provider section.
+    pub connection_string: Option<Secret>,
+}
+
+/// Keys a connection string may carry.
+const CONNECTION_STRING_KEYS: &[&str] = &["tenant_id", "client_id", "client_secret", "api_root", "api_version", "username", "certificate", "private_key"];
+
+/// Parses a connection string: `;`-separated `key=value` pairs, spaces around keys and values trimmed, values
+/// optionally wrapped in single or double quotes (removed), `=` allowed inside values. Unknown keys, repeated keys
+/// and pairs without `=` are errors. Messages never quote values.
+///
+/// ```
+/// let v = secgraph::connect::parse_connection_string("tenant_id='t1'; client_id = \"c1\" ;client_secret=a=b").unwrap();
+/// assert_eq!(v.get("tenant_id").map(|s| s.expose()), Some("t1"));
+/// assert_eq!(v.get("client_secret").map(|s| s.expose()), Some("a=b"));
+/// assert!(secgraph::connect::parse_connection_string("tenant_id=t;colour=red").is_err());
+/// ```
+pub fn parse_connection_string(s: &str) -> Result<std::collections::BTreeMap<String, Secret>> {
+    let err = |message: String| Error::ConnectionString { message };
+    let mut out = std::collections::BTreeMap::new();
+    for (i, part) in s.split(';').enumerate() {
+        if part.trim().is_empty() {
+            continue;
+        }
+        let Some((k, v)) = part.split_once('=') else {
+            return Err(err(format!("part {} has no '=' (expected key=value pairs separated by ';')", i + 1)));
+        };
+        let key = k.trim();
+        if key.is_empty() {
+            return Err(err(format!("part {} has an empty key", i + 1)));
+        }
+        let name = normalise_arg_name(key);
+        if !CONNECTION_STRING_KEYS.contains(&name.as_str()) {
+            return Err(err(format!("unknown key '{key}'; expected one of tenant_id, client_id, client_secret, apiRoot, apiVersion, username, certificate, private_key")));
+        }
+        let raw = v.trim();
+        let quoted = raw.len() >= 2 && ((raw.starts_with('\'') && raw.ends_with('\'')) || (raw.starts_with('"') && raw.ends_with('"')));
+        let v = if quoted { &raw[1..raw.len() - 1] } else { raw };
+        if !quoted && (raw.starts_with(['\'', '"']) || raw.ends_with(['\'', '"'])) {
+            return Err(err(format!("the value of '{key}' has an unbalanced quote")));
+        }
+        if out.insert(name, Secret::new(v)).is_some() {
+            return Err(err(format!("key '{key}' appears more than once")));
+        }
+    }
+    if out.is_empty() {
+        return Err(err("it is empty".into()));
+    }
+    Ok(out)
+}
+
+/// How the connection signs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    ClientSecret,
+    Certificate,
+    Delegated,
+}
+
+impl AuthMethod {
+    pub fn describe(self) -> &'static str {
+        match self {
+            AuthMethod::ClientSecret => "client secret (app-only)",
+            AuthMethod::Certificate => "client certificate (app-only)",
+            AuthMethod::Delegated => "delegated user",
+        }
+    }
+}
+
+/// What `connect` found out, safe to print: no secret, no token.
+#[derive(Debug, Clone)]
+pub struct ConnectionInfo {
+    /// The settings file used, if any, and why.
+    pub settings: Option<String>,
+    /// `MicrosoftGraph` or `MicrosoftGraph-<instance>`, or `connection string`/`options`.
+    pub source: String,
+    pub tenant_id: String,
+    pub client_id: String,
+    pub auth: AuthMethod,
+    pub cloud: String,
+    pub authority: String,
+    /// The versioned Graph root requests go to.
+    pub graph_root: String,
+    pub scope: String,
+    /// Application roles granted (from the token's `roles` claim).
+    pub roles: Vec<String>,
+    /// Delegated scopes (from the token's `scp` claim).
+    pub scopes: Vec<String>,
+    /// The app's display name, from the token.
+    pub app_name: Option<String>,
+    pub token_expires_on: chrono::DateTime<chrono::Utc>,
+}
+
+/// A connected Graph client and what is known about the connection.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    pub graph: GraphClient,
+    pub info: ConnectionInfo,
+}
+
+struct Values {
+    source: String,
+    map: Vec<(String, String, SecretRef)>,
+}
+
+impl Values {
+    fn get(&self, name: &str) -> Option<(&str, &SecretRef)> {
+        self.map.iter().rev().find(|(n, _, _)| n == name).map(|(_, p, v)| (p.as_str(), v))
+    }
+    fn set(&mut self, name: &str, path: &str, v: SecretRef) {
+        self.map.push((name.to_string(), path.to_string(), v));
+    }
+    /// A non-secret value (ids, names, paths) resolved now.
+    fn plain(&self, name: &str) -> Result<Option<String>> {
+        match self.get(name) {
+            None => Ok(None),
+            Some((path, r)) => Ok(Some(r.resolve(path)?.expose().trim().to_string()).filter(|s| !s.is_empty())),
+        }
+    }
+}
+
+impl Connection {
+    /// Connects: works out the settings, resolves the secrets the chosen sign-in needs, finds the cloud's
+    /// endpoints, gets a first token, and returns a ready Graph client.
+    pub async fn open(settings: Option<&Settings>, options: &ConnectOptions) -> Result<Connection> {
+        let mut values = match (&options.connection_string, settings) {
+            (Some(cs), _) => {
+                let parsed = parse_connection_string(cs.expose())?;
+                Values {
+                    source: "connection string".into(),
+                    map: parsed.into_iter().map(|(k, v)| (k.clone(), format!("connection string {k}"), SecretRef::Literal(v))).collect(),
+                }
+            }
+            (None, Some(s)) => match s.provider_args(options.instance.as_deref()) {
+                Ok(ProviderArgs { section, values }) => Values { source: section, map: values },
+                // Options alone can connect even when the file has no provider section.
+                Err(Error::Instance { .. }) if options.instance.is_none() && options.tenant_id.is_some() && options.client_id.is_some() => {
+                    Values { source: "options".into(), map: vec![] }
+                }
+                Err(e) => return Err(e),
+            },
+            (None, None) => {
+                if let Some(i) = &options.instance {
+                    return Err(Error::Instance { message: format!("instance '{i}' was asked for, but no settings file was found") });
+                }
+                Values { source: "options".into(), map: vec![] }
+            }
+        };
+        let opt = |v: &Option<String>| v.as_ref().map(|s| SecretRef::Literal(Secret::new(s.clone())));
+        let overrides = [
+            ("tenant_id", opt(&options.tenant_id)),
+            ("client_id", opt(&options.client_id)),
+            ("client_secret", options.client_secret.clone().map(SecretRef::Literal)),
+            ("username", opt(&options.username)),
+            ("certificate", opt(&options.certificate.as_ref().map(|p| p.display().to_string()))),
+            ("private_key", opt(&options.private_key.as_ref().map(|p| p.display().to_string()))),
+            ("api_root", opt(&options.api_root)),
+            ("api_version", opt(&options.api_version)),
+        ];
+        for (name, v) in overrides {
+            if let Some(v) = v {
+                values.set(name, &format!("option {name}"), v);
+            }
+        }
+
+        let tenant_id = values.plain("tenant_id")?;
+        let client_id = values.plain("client_id")?;
+        let auth = if values.get("username").is_some() {
+            AuthMethod::Delegated
+        } else if values.get("certificate").is_some() {
+            AuthMethod::Certificate
+        } else {
+            AuthMethod::ClientSecret
+        };
+        let mut missing = Vec::new();
+        if tenant_id.is_none() {
+            missing.push("tenant_id (TenantId)".to_string());
+        }
+        if client_id.is_none() {
+            missing.push("client_id (ClientId)".to_string());
+        }
+        if auth == AuthMethod::ClientSecret && values.get("client_secret").is_none() {
+            missing.push("one of client_secret (ClientSecret), certificate (Certificate) or username (UserName)".to_string());
+        }
+        let (Some(tenant_id), Some(client_id)) = (tenant_id, client_id) else {
+            return Err(Error::MissingSettings { instance: values.source.clone(), missing });
+        };
+        if !missing.is_empty() {
+            return Err(Error::MissingSettings { instance: values.source.clone(), missing });
+        }
+        match auth {
+            AuthMethod::Delegated => return Err(Error::Unsupported { what: "delegated (user) sign-in (UserName is set)".into() }),
+            AuthMethod::Certificate => return Err(Error::Unsupported { what: "client-certificate sign-in (Certificate is set)".into() }),
+            AuthMethod::ClientSecret => {}
+        }
+
+        let azure = match settings {
+            Some(s) => s.azure()?,
+            None => Default::default(),
+        };
+        let timeout = match settings {
+            Some(s) => s.http_timeout()?.map(Duration::from_secs_f64),
+            None => None,
+        };
+        let http = HttpOptions { ca_certificates: azure.ca_certificates.clone(), timeout }.build()?;
+        let cloud = match &azure.resource_manager_url {
+            Some(rm) => fetch_cloud(&http, rm).await?,
+            None => Cloud::named(azure.cloud.as_deref().unwrap_or("global"))?,
+        };
+        let graph_root = match values.plain("api_root")? {
+            Some(r) => {
+                let r = if r.ends_with('/') { r } else { format!("{r}/") };
+                url::Url::parse(&r).map_err(|e| Error::Setting { origin: values.source.clone(), setting: "apiRoot".into(), message: format!("'{r}' is not a URL: {e}") })?
+            }
+            None => cloud.graph_root.clone(),
+        };
+        let api_version = values.plain("api_version")?.unwrap_or_else(|| "v1.0".into());
+        // The token's audience follows the root actually called (msticpy kept the cloud's, a defect).
+        let scope = format!("{}/.default", graph_root.as_str().trim_end_matches('/'));
+
+        let (secret_path, secret_ref) = values.get("client_secret").ok_or_else(|| Error::MissingSettings { instance: values.source.clone(), missing: vec!["client_secret".into()] })?;
+        let secret = secret_ref.resolve(secret_path)?;
+        let credential: Arc<dyn TokenCredential> = Arc::new(ClientSecretCredential::new(http.clone(), &cloud.authority_host, &tenant_id, &client_id, secret)?);
+        let token = credential.get_token(&[scope.as_str()], TokenRequestOptions::default()).await?;
+        let claims = token_claims(token.token.expose());
+        let list = |k: &str| -> Vec<String> {
+            match claims.get(k) {
+                Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).map(str::to_string).collect(),
+                Some(Value::String(s)) => s.split_whitespace().map(str::to_string).collect(),
+                _ => vec![],
+            }
+        };
+        let graph = GraphClient::new(http, &graph_root, &api_version, credential, scope.clone())?;
+        let info = ConnectionInfo {
+            settings: settings.map(|s| format!("{} ({})", s.origin(), s.source())),
+            source: values.source.clone(),
+            tenant_id,
+            client_id,
+            auth,
+            cloud: cloud.name.clone(),
+            authority: cloud.authority_host.to_string(),
+            graph_root: graph.root().to_string(),
+            scope,
+            roles: list("roles"),
+            scopes: list("scp"),
+            app_name: claims.get("app_displayname").and_then(Value::as_str).map(str::to_string),
+            token_expires_on: token.expires_on,
+        };
+        tracing::info!(tenant = %info.tenant_id, client = %info.client_id, root = %info.graph_root, "connected");
+        Ok(Connection { graph, info })
+    }
+}
+
+/// Reads a custom cloud's endpoints from its Resource Manager metadata document.
+async fn fetch_cloud(http: &reqwest::Client, resource_manager_url: &str) -> Result<Cloud> {
+    let base = if resource_manager_url.ends_with('/') { resource_manager_url.to_string() } else { format!("{resource_manager_url}/") };
+    let url = url::Url::parse(&base)
+        .and_then(|u| u.join("metadata/endpoints?api-version=2022-09-01"))
+        .map_err(|e| Error::Setting { origin: "settings".into(), setting: "Azure.resource_manager_url".into(), message: format!("'{resource_manager_url}' is not a URL: {e}") })?;
+    tracing::debug!(url = %url, "reading cloud metadata");
+    let resp = http.get(url.clone()).send().await.map_err(|e| Error::transport(&url, &e))?;
+    let status = resp.status();
+    if !status.is_success() {
+        return Err(Error::Response { url: crate::error::redact_url(&url), message: format!("cloud metadata request answered HTTP {status}") });
+    }
+    let doc: Value = resp.json().await.map_err(|e| Error::Response { url: crate::error::redact_url(&url), message: format!("cloud metadata is not JSON: {e}") })?;
+    Cloud::from_arm_metadata(&doc, &base)
+}
+
+/// The claims of a JWT access token, read without verification (only to report roles and names; the token itself
+/// stays opaque to every decision).
+fn token_claims(token: &str) -> serde_json::Map<String, Value> {
+    token
+        .split('.')
+        .nth(1)
+        .and_then(|p| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(p.trim_end_matches('=')).ok())
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        .and_then(|v| match v {
+            Value::Object(m) => Some(m),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_string_forms() {
+        let v = parse_connection_string(" TenantId = 'abc' ; ClientId=\"def\";client_secret='x=y;' ").unwrap_err();
+        // ';' inside a value is not supported by the format: the stray part after it has no '='.
+        assert!(v.to_string().contains("unbalanced"), "{v}");
+        let v = parse_connection_string("tenant_id=abc;client_id=def;client_secret=s3cr=t;apiVersion=beta").unwrap();
+        assert_eq!(v["tenant_id"].expose(), "abc");
+        assert_eq!(v["client_secret"].expose(), "s3cr=t");
+        assert_eq!(v["api_version"].expose(), "beta");
+        for (bad, want) in [
+            ("", "empty"),
+            ("tenant_id", "no '='"),
+            ("=x", "empty key"),
+            ("tenant_id=a;tenant_id=b", "more than once"),
+            ("tenant_id=a;secret=hunter2", "unknown key 'secret'"),
+            ("tenant_id='abc", "unbalanced quote"),
+        ] {
+            let e = parse_connection_string(bad).unwrap_err().to_string();
+            assert!(e.contains(want), "{bad}: {e}");
+            assert!(!e.contains("hunter2"), "{e}");
+        }
+    }
+}

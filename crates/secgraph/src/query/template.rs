@@ -1,0 +1,572 @@
+//! msticpy query template files and the store that holds them.
+//!
+//! A file has `metadata` (data environments, families), `defaults.parameters`, and `sources` (one entry a query,
+//! with `description`, `args.query` and `parameters` merged over the defaults). Placeholders `{name}` are replaced
+//! by rendered parameter values; `{{` and `}}` are literal braces. A value placed inside a single-quoted OData
+//! literal is escaped (`'` → `''`), so a value can never change the query's structure; a value outside quotes
+//! (such as `path` or `add_query_items`) is inserted as written, by design.
+//!
+//! Extensions over msticpy, ignored by msticpy itself: a parameter's `format` applies only to non-empty values, so
+//! an optional filter clause disappears when its parameter is empty; a query's `metadata.table_columns` lists the
+//! columns a terminal table shows first.
+
+use super::time_expr::{odata_time, parse_time};
+use crate::error::{Error, Result};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// Data environments whose files this provider reads.
+const ENVIRONMENTS: &[&str] = &["securitygraph", "microsoftgraph", "securitygraphapi"];
+
+/// Largest template file accepted.
+const MAX_FILE_BYTES: usize = 1024 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamType {
+    Str,
+    Int,
+    Float,
+    Bool,
+    Datetime,
+    List,
+}
+
+impl ParamType {
+    fn parse(s: &str) -> Option<ParamType> {
+        Some(match s.to_ascii_lowercase().as_str() {
+            "str" | "string" => ParamType::Str,
+            "int" | "integer" => ParamType::Int,
+            "float" | "double" => ParamType::Float,
+            "bool" | "boolean" => ParamType::Bool,
+            "datetime" | "date" => ParamType::Datetime,
+            "list" => ParamType::List,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ParamType::Str => "str",
+            ParamType::Int => "int",
+            ParamType::Float => "float",
+            ParamType::Bool => "bool",
+            ParamType::Datetime => "datetime",
+            ParamType::List => "list",
+        }
+    }
+}
+
+/// One query parameter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Parameter {
+    pub name: String,
+    pub description: String,
+    pub kind: ParamType,
+    /// The default, when the parameter is optional.
+    pub default: Option<Value>,
+    pub aliases: Vec<String>,
+    /// `'...{}...'`: how a non-empty value is written into the query.
+    pub format: Option<String>,
+}
+
+impl Parameter {
+    pub fn required(&self) -> bool {
+        self.default.is_none()
+    }
+}
+
+/// A named query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryTemplate {
+    /// The data family, e.g. `SecurityGraphAlert` or `Alerts`.
+    pub family: String,
+    pub name: String,
+    pub description: String,
+    /// The query text with `{placeholders}`: an OData path relative to the versioned Graph root.
+    pub query: String,
+    pub parameters: Vec<Parameter>,
+    /// Columns shown first in a terminal table.
+    pub table_columns: Vec<String>,
+    /// Where the query was defined (file path or `built-in:<file>`).
+    pub origin: String,
+}
+
+impl QueryTemplate {
+    /// `family.name`.
+    pub fn full_name(&self) -> String {
+        format!("{}.{}", self.family, self.name)
+    }
+
+    pub fn parameter(&self, name: &str) -> Option<&Parameter> {
+        self.parameters.iter().find(|p| p.name == name || p.aliases.iter().any(|a| a == name))
+    }
+
+    /// Renders the query with `values` (parameter name or alias → value as text); defaults fill the rest.
+    pub fn render(&self, values: &[(String, String)], now: DateTime<Utc>) -> Result<RenderedQuery> {
+        let mut given: BTreeMap<&str, &str> = BTreeMap::new();
+        for (k, v) in values {
+            let Some(p) = self.parameter(k) else {
+                let names: Vec<&str> = self.parameters.iter().map(|p| p.name.as_str()).collect();
+                let hint = closest(k, &names).map(|c| format!(" Did you mean '{c}'?")).unwrap_or_default();
+                return Err(Error::Query {
+                    message: format!("{} has no parameter '{k}'.{hint} Parameters: {}", self.full_name(), names.join(", ")),
+                });
+            };
+            if given.insert(p.name.as_str(), v.as_str()).is_some() {
+                return Err(Error::Query { message: format!("parameter '{}' given more than once", p.name) });
+            }
+        }
+        let missing: Vec<&str> = self.parameters.iter().filter(|p| p.required() && !given.contains_key(p.name.as_str())).map(|p| p.name.as_str()).collect();
+        if !missing.is_empty() {
+            return Err(Error::Query { message: format!("{} needs parameter(s): {}", self.full_name(), missing.join(", ")) });
+        }
+        let mut rendered: BTreeMap<&str, Rendered> = BTreeMap::new();
+        for p in &self.parameters {
+            let raw = match given.get(p.name.as_str()) {
+                Some(v) => Raw::Text(v.to_string()),
+                None => Raw::Json(p.default.clone().unwrap_or(Value::Null)),
+            };
+            rendered.insert(&p.name, render_value(p, raw, now)?);
+        }
+        let text = substitute(&self.query, &|name, in_literal| {
+            let Some(r) = rendered.get(name) else {
+                return Err(format!("the query uses {{{name}}}, which is not one of its parameters"));
+            };
+            let p = self.parameter(name).ok_or("unknown parameter")?;
+            Ok(r.place(p.format.as_deref(), in_literal))
+        })
+        .map_err(|m| Error::Query { message: format!("{} ({}): {m}", self.full_name(), self.origin) })?;
+        Ok(RenderedQuery { name: self.full_name(), text: text.trim().to_string() })
+    }
+}
+
+/// A query ready to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedQuery {
+    pub name: String,
+    /// The OData path and query, not yet URL-encoded.
+    pub text: String,
+}
+
+enum Raw {
+    Text(String),
+    Json(Value),
+}
+
+/// A parameter value rendered for OData, before placement.
+#[derive(Debug, Clone)]
+enum Rendered {
+    /// Plain text (strings): escaped when placed inside a literal.
+    Text(String),
+    /// Already OData syntax (numbers, times, booleans, quoted lists): placed as is.
+    Syntax(String),
+}
+
+fn escape_odata(s: &str) -> String {
+    s.replace('\'', "''")
+}
+
+impl Rendered {
+    fn is_empty(&self) -> bool {
+        match self {
+            Rendered::Text(s) | Rendered::Syntax(s) => s.is_empty(),
+        }
+    }
+
+    fn place(&self, format: Option<&str>, in_literal: bool) -> String {
+        let text = |in_lit: bool| match self {
+            Rendered::Text(s) if in_lit => escape_odata(s),
+            Rendered::Text(s) | Rendered::Syntax(s) => s.clone(),
+        };
+        match format {
+            Some(f) if !self.is_empty() => {
+                // The format string decides where the value sits: inside its own quotes or not.
+                substitute(f, &|_, lit| Ok(text(lit || in_literal))).unwrap_or_else(|_| f.replace("{}", &text(in_literal)))
+            }
+            Some(_) => String::new(),
+            None => text(in_literal),
+        }
+    }
+}
+
+fn render_value(p: &Parameter, raw: Raw, now: DateTime<Utc>) -> Result<Rendered> {
+    let bad = |m: String| Error::Query { message: format!("parameter '{}' ({}): {m}", p.name, p.kind.name()) };
+    let text = match &raw {
+        Raw::Text(s) => Some(s.clone()),
+        Raw::Json(Value::Null) => Some(String::new()),
+        Raw::Json(Value::String(s)) => Some(s.clone()),
+        Raw::Json(Value::Number(n)) => Some(n.to_string()),
+        Raw::Json(Value::Bool(b)) => Some(b.to_string()),
+        Raw::Json(_) => None,
+    };
+    Ok(match p.kind {
+        ParamType::Str => Rendered::Text(text.ok_or_else(|| bad("expected text".into()))?),
+        ParamType::Int => {
+            let t = text.ok_or_else(|| bad("expected a whole number".into()))?;
+            if t.trim().is_empty() {
+                Rendered::Syntax(String::new())
+            } else {
+                Rendered::Syntax(t.trim().parse::<i64>().map_err(|_| bad(format!("'{t}' is not a whole number")))?.to_string())
+            }
+        }
+        ParamType::Float => {
+            let t = text.ok_or_else(|| bad("expected a number".into()))?;
+            if t.trim().is_empty() {
+                Rendered::Syntax(String::new())
+            } else {
+                let f = t.trim().parse::<f64>().ok().filter(|f| f.is_finite()).ok_or_else(|| bad(format!("'{t}' is not a number")))?;
+                Rendered::Syntax(f.to_string())
+            }
+        }
+        ParamType::Bool => {
+            let t = text.ok_or_else(|| bad("expected true or false".into()))?;
+            Rendered::Syntax(match t.trim().to_ascii_lowercase().as_str() {
+                "true" | "yes" | "1" => "true".into(),
+                "false" | "no" | "0" => "false".into(),
+                "" => String::new(),
+                _ => return Err(bad(format!("'{t}' is not true or false"))),
+            })
+        }
+        ParamType::Datetime => {
+            let t = text.ok_or_else(|| bad("expected a time".into()))?;
+            if t.trim().is_empty() {
+                Rendered::Syntax(String::new())
+            } else {
+                Rendered::Syntax(odata_time(parse_time(&t, now)?))
+            }
+        }
+        ParamType::List => {
+            let items: Vec<String> = match raw {
+                Raw::Json(Value::Array(a)) => a.iter().map(crate::sink::cell_text).collect(),
+                _ => text.unwrap_or_default().split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+            };
+            Rendered::Syntax(items.iter().map(|i| format!("'{}'", escape_odata(i))).collect::<Vec<_>>().join(", "))
+        }
+    })
+}
+
+/// Replaces `{name}` placeholders (and `{}` when `name` is empty) using `f(name, inside_single_quoted_literal)`.
+/// `{{` and `}}` are literal braces.
+fn substitute(text: &str, f: &dyn Fn(&str, bool) -> std::result::Result<String, String>) -> std::result::Result<String, String> {
+    let mut out = String::with_capacity(text.len() + 32);
+    let mut in_literal = false;
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '{' if chars.peek().map(|(_, c)| *c) == Some('{') => {
+                chars.next();
+                out.push('{');
+            }
+            '}' if chars.peek().map(|(_, c)| *c) == Some('}') => {
+                chars.next();
+                out.push('}');
+            }
+            '{' => {
+                let rest = &text[i + 1..];
+                let end = rest.find('}').ok_or_else(|| format!("unclosed '{{' at offset {i}"))?;
+                let name = &rest[..end];
+                if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                    return Err(format!("invalid placeholder '{{{name}}}' at offset {i}"));
+                }
+                out.push_str(&f(name, in_literal)?);
+                for _ in 0..=end {
+                    chars.next();
+                }
+            }
+            '}' => return Err(format!("unmatched '}}' at offset {i} (write '}}}}' for a literal brace)")),
+            '\'' => {
+                in_literal = !in_literal;
+                out.push(c);
+            }
+            _ => out.push(c),
+        }
+    }
+    Ok(out)
+}
+
+/// The closest of `names` to `s` by edit distance, when it is close enough to be a likely typo.
+fn closest<'a>(s: &str, names: &[&'a str]) -> Option<&'a str> {
+    fn dist(a: &str, b: &str) -> usize {
+        let b: Vec<char> = b.chars().collect();
+        let mut prev: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.chars().enumerate() {
+            let mut cur = vec![i + 1];
+            for (j, cb) in b.iter().enumerate() {
+                cur.push((prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1));
+            }
+            prev = cur;
+        }
+        prev[b.len()]
+    }
+    let s = s.to_ascii_lowercase();
+    names
+        .iter()
+        .map(|n| (dist(&s, &n.to_ascii_lowercase()), *n))
+        .filter(|(d, n)| *d <= (n.len() / 3).max(2))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, n)| n)
+}
+
+#[derive(Deserialize)]
+struct FileDoc {
+    metadata: FileMeta,
+    #[serde(default)]
+    defaults: Option<DefaultsDoc>,
+    #[serde(default)]
+    sources: BTreeMap<String, SourceDoc>,
+}
+
+#[derive(Deserialize)]
+struct FileMeta {
+    #[serde(default)]
+    data_environments: Vec<String>,
+    #[serde(default)]
+    data_families: Vec<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct DefaultsDoc {
+    #[serde(default)]
+    parameters: BTreeMap<String, Value>,
+}
+
+#[derive(Deserialize)]
+struct SourceDoc {
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    metadata: Option<Value>,
+    args: ArgsDoc,
+    #[serde(default)]
+    parameters: BTreeMap<String, Value>,
+}
+
+#[derive(Deserialize)]
+struct ArgsDoc {
+    query: String,
+}
+
+fn parse_parameter(name: &str, v: &Value) -> std::result::Result<Parameter, String> {
+    let Value::Object(m) = v else { return Err(format!("parameter '{name}' must be a mapping")) };
+    let ty = m.get("type").and_then(Value::as_str).ok_or_else(|| format!("parameter '{name}' has no type"))?;
+    let kind = ParamType::parse(ty).ok_or_else(|| format!("parameter '{name}' has unknown type '{ty}' (str, int, float, bool, datetime, list)"))?;
+    let aliases = match m.get("aliases") {
+        None | Some(Value::Null) => vec![],
+        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).map(str::to_string).collect(),
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(_) => return Err(format!("parameter '{name}': aliases must be a list of names")),
+    };
+    Ok(Parameter {
+        name: name.to_string(),
+        description: m.get("description").and_then(Value::as_str).unwrap_or_default().trim().to_string(),
+        kind,
+        default: m.get("default").cloned(),
+        aliases,
+        format: m.get("format").and_then(Value::as_str).map(str::to_string),
+    })
+}
+
+/// All known queries, by `family.name`.
+#[derive(Debug, Clone, Default)]
+pub struct QueryStore {
+    queries: Vec<QueryTemplate>,
+}
+
+/// The built-in query files, embedded in the binary.
+pub const BUILTIN_FILES: &[(&str, &str)] = &[
+    ("security_graph_alert.yaml", include_str!("builtin/security_graph_alert.yaml")),
+    ("alerts.yaml", include_str!("builtin/alerts.yaml")),
+    ("incidents.yaml", include_str!("builtin/incidents.yaml")),
+];
+
+impl QueryStore {
+    /// A store holding the built-in queries.
+    pub fn builtin() -> Result<QueryStore> {
+        let mut s = QueryStore::default();
+        for (name, text) in BUILTIN_FILES {
+            s.add_file(text, &format!("built-in:{name}"))?;
+        }
+        Ok(s)
+    }
+
+    /// Adds the queries of one YAML file. Returns the names it overrode. A file for another data environment adds
+    /// nothing.
+    pub fn add_file(&mut self, text: &str, origin: &str) -> Result<Vec<String>> {
+        if text.len() > MAX_FILE_BYTES {
+            return Err(Error::Query { message: format!("{origin}: query file larger than {MAX_FILE_BYTES} bytes") });
+        }
+        let doc: FileDoc = serde_saphyr::from_str(text).map_err(|e| Error::Query { message: format!("{origin}: {e}") })?;
+        let envs: Vec<String> = doc.metadata.data_environments.iter().map(|e| e.to_ascii_lowercase()).collect();
+        if !envs.iter().any(|e| ENVIRONMENTS.contains(&e.as_str())) {
+            return Ok(vec![]);
+        }
+        let family = doc.metadata.data_families.first().cloned().ok_or_else(|| Error::Query { message: format!("{origin}: metadata.data_families is empty") })?;
+        let bad = |m: String| Error::Query { message: format!("{origin}: {m}") };
+        let mut defaults = Vec::new();
+        for (n, v) in doc.defaults.unwrap_or_default().parameters {
+            defaults.push(parse_parameter(&n, &v).map_err(bad)?);
+        }
+        let mut overridden = Vec::new();
+        for (name, src) in doc.sources {
+            let mut params = defaults.clone();
+            for (n, v) in &src.parameters {
+                let p = parse_parameter(n, v).map_err(|m| bad(format!("query '{name}': {m}")))?;
+                match params.iter_mut().find(|x| x.name == p.name) {
+                    Some(slot) => *slot = p,
+                    None => params.push(p),
+                }
+            }
+            let table_columns = src
+                .metadata
+                .as_ref()
+                .and_then(|m| m.get("table_columns"))
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+                .unwrap_or_default();
+            let q = QueryTemplate {
+                family: family.clone(),
+                name: name.clone(),
+                description: src.description.trim().to_string(),
+                query: src.args.query.trim().to_string(),
+                parameters: params,
+                table_columns,
+                origin: origin.to_string(),
+            };
+            // Check placeholders now, so a broken file fails when loaded rather than when run.
+            substitute(&q.query, &|n, _| if q.parameter(n).is_some() { Ok(String::new()) } else { Err(format!("query '{name}' uses {{{n}}}, which is not one of its parameters")) })
+                .map_err(bad)?;
+            let full = q.full_name();
+            if let Some(pos) = self.queries.iter().position(|x| x.full_name() == full) {
+                tracing::info!(query = %full, by = %origin, was = %self.queries[pos].origin, "query overridden");
+                overridden.push(full);
+                self.queries[pos] = q;
+            } else {
+                self.queries.push(q);
+            }
+        }
+        Ok(overridden)
+    }
+
+    /// Adds every `*.yaml`/`*.yml` file in `dir` (sorted by name). Returns (file, overridden names) pairs.
+    pub fn add_dir(&mut self, dir: &std::path::Path) -> Result<Vec<(String, Vec<String>)>> {
+        let rd = std::fs::read_dir(dir).map_err(|e| Error::Query { message: format!("cannot read query folder {}: {e}", dir.display()) })?;
+        let mut files: Vec<std::path::PathBuf> = rd
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+            .collect();
+        files.sort();
+        let mut out = Vec::new();
+        for f in files {
+            let text = std::fs::read_to_string(&f).map_err(|e| Error::Query { message: format!("cannot read {}: {e}", f.display()) })?;
+            let o = self.add_file(&text, &f.display().to_string())?;
+            out.push((f.display().to_string(), o));
+        }
+        Ok(out)
+    }
+
+    pub fn all(&self) -> &[QueryTemplate] {
+        &self.queries
+    }
+
+    /// Finds a query by `family.name`, or by bare name when only one family has it.
+    pub fn get(&self, name: &str) -> Result<&QueryTemplate> {
+        if let Some(q) = self.queries.iter().find(|q| q.full_name().eq_ignore_ascii_case(name)) {
+            return Ok(q);
+        }
+        let by_name: Vec<&QueryTemplate> = self.queries.iter().filter(|q| q.name.eq_ignore_ascii_case(name)).collect();
+        match by_name.as_slice() {
+            [one] => Ok(one),
+            [] => {
+                let names: Vec<String> = self.queries.iter().map(|q| q.full_name()).collect();
+                let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+                let bare: Vec<&str> = self.queries.iter().map(|q| q.name.as_str()).collect();
+                let hint = closest(name, &refs)
+                    .or_else(|| closest(name, &bare).and_then(|b| self.queries.iter().find(|q| q.name == b)).map(|q| q.full_name()).map(|s| names.iter().find(|n| **n == s).map(String::as_str).unwrap_or_default()))
+                    .map(|c| format!(" Did you mean '{c}'?"))
+                    .unwrap_or_default();
+                Err(Error::Query { message: format!("no query named '{name}'.{hint} Run `secgraph queries` to list them.") })
+            }
+            many => Err(Error::Query {
+                message: format!("'{name}' is ambiguous: {}", many.iter().map(|q| q.full_name()).collect::<Vec<_>>().join(", ")),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2024, 5, 10, 12, 0, 0).unwrap()
+    }
+
+    const FILE: &str = r#"
+metadata:
+  version: 1
+  data_environments: [SecurityGraph]
+  data_families: [Test]
+defaults:
+  parameters:
+    start: {description: from, type: datetime, default: -1d}
+sources:
+  q:
+    description: test
+    args:
+      query: "/security/alerts?$filter=createdDateTime ge {start} and title eq '{title}'{sev} {{x}}"
+    parameters:
+      title: {description: t, type: str, aliases: [name]}
+      sev: {description: s, type: list, default: '', format: " and severity in ({})"}
+"#;
+
+    #[test]
+    fn renders_and_escapes_literals() {
+        let mut s = QueryStore::default();
+        s.add_file(FILE, "test").unwrap();
+        let q = s.get("q").unwrap();
+        let r = q.render(&[("name".into(), "x') or true or ('".into())], now()).unwrap();
+        assert_eq!(r.text, "/security/alerts?$filter=createdDateTime ge 2024-05-09T12:00:00Z and title eq 'x'') or true or (''' {x}");
+        let r = q.render(&[("title".into(), "a".into()), ("sev".into(), "high,o'k".into())], now()).unwrap();
+        assert!(r.text.ends_with("title eq 'a' and severity in ('high', 'o''k') {x}"), "{}", r.text);
+    }
+
+    #[test]
+    fn errors_name_the_problem() {
+        let mut s = QueryStore::default();
+        s.add_file(FILE, "test").unwrap();
+        let q = s.get("Test.q").unwrap();
+        let e = q.render(&[], now()).unwrap_err().to_string();
+        assert!(e.contains("needs parameter(s): title"), "{e}");
+        let e = q.render(&[("titel".into(), "a".into())], now()).unwrap_err().to_string();
+        assert!(e.contains("Did you mean 'title'"), "{e}");
+        let e = q.render(&[("title".into(), "a".into()), ("start".into(), "soon".into())], now()).unwrap_err().to_string();
+        assert!(e.contains("Accepted:"), "{e}");
+        let e = s.get("qq").unwrap_err().to_string();
+        assert!(e.contains("Did you mean 'Test.q'"), "{e}");
+        let bad = FILE.replace("{sev}", "{nope}");
+        let e = QueryStore::default().add_file(&bad, "bad.yaml").unwrap_err().to_string();
+        assert!(e.contains("bad.yaml") && e.contains("{nope}"), "{e}");
+        let e = QueryStore::default().add_file("metadata: [1\n", "broken.yaml").unwrap_err().to_string();
+        assert!(e.contains("broken.yaml") && e.contains("line"), "{e}");
+    }
+
+    #[test]
+    fn other_environments_are_skipped_and_overrides_reported() {
+        let mut s = QueryStore::default();
+        assert!(s.add_file(&FILE.replace("SecurityGraph", "MSSentinel"), "x").unwrap().is_empty());
+        assert!(s.all().is_empty());
+        s.add_file(FILE, "a").unwrap();
+        assert_eq!(s.add_file(FILE, "b").unwrap(), vec!["Test.q".to_string()]);
+        assert_eq!(s.get("Test.q").unwrap().origin, "b");
+    }
+
+    #[test]
+    fn builtins_load() {
+        let s = QueryStore::builtin().unwrap();
+        assert!(s.get("SecurityGraphAlert.list_alerts").is_ok());
+        assert!(s.get("Alerts.list").is_ok());
+    }
+}

@@ -1,0 +1,462 @@
+//! msticpy-compatible settings: finding `msticpyconfig.yaml`, reading the `MicrosoftGraph` provider sections and the
+//! `Azure` cloud section, and secret references in `Args` values.
+//!
+//! Architecture invariant: parsing does no I/O beyond reading the one file. Secret references are kept as
+//! [`SecretRef`]s and resolved only when a connection needs them.
+
+use crate::error::{Error, Result};
+use crate::secret::Secret;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+/// Largest settings file accepted; msticpy configs are a few KiB.
+const MAX_FILE_BYTES: u64 = 2 * 1024 * 1024;
+
+/// Why a particular file was used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigSource {
+    /// Named by the caller (`--config`).
+    Explicit,
+    /// Named by the `MSTICPYCONFIG` environment variable.
+    EnvVar,
+    /// `msticpyconfig.yaml` in the current directory.
+    CurrentDir,
+    /// `~/.msticpy/msticpyconfig.yaml`.
+    Home,
+    /// Text supplied by the program (no file).
+    Inline(String),
+}
+
+impl std::fmt::Display for ConfigSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConfigSource::Explicit => f.write_str("given with --config"),
+            ConfigSource::EnvVar => f.write_str("named by MSTICPYCONFIG"),
+            ConfigSource::CurrentDir => f.write_str("found in the current directory"),
+            ConfigSource::Home => f.write_str("found in ~/.msticpy"),
+            ConfigSource::Inline(what) => write!(f, "{what}"),
+        }
+    }
+}
+
+/// Where discovery looks, in order. Separate from the process environment so it can be tested.
+#[derive(Debug, Clone, Default)]
+pub struct SearchPaths {
+    pub explicit: Option<PathBuf>,
+    pub env_var: Option<PathBuf>,
+    pub current_dir: Option<PathBuf>,
+    pub home: Option<PathBuf>,
+}
+
+impl SearchPaths {
+    /// The search paths of this process: `MSTICPYCONFIG`, the current directory and the home directory.
+    pub fn from_env(explicit: Option<PathBuf>) -> SearchPaths {
+        SearchPaths {
+            explicit,
+            env_var: std::env::var_os("MSTICPYCONFIG").filter(|v| !v.is_empty()).map(PathBuf::from),
+            current_dir: std::env::current_dir().ok(),
+            home: std::env::var_os("HOME").filter(|v| !v.is_empty()).map(PathBuf::from),
+        }
+    }
+}
+
+/// A loaded settings file.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    path: Option<PathBuf>,
+    source: ConfigSource,
+    root: Value,
+}
+
+/// An `Args` value as written: a literal, an environment variable, or a Key Vault secret.
+#[derive(Clone, PartialEq, Eq)]
+pub enum SecretRef {
+    Literal(Secret),
+    EnvVar(String),
+    /// The `KeyVault:` value as written (empty, `default`, `name` or `vault/name`).
+    KeyVault(String),
+}
+
+impl std::fmt::Debug for SecretRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SecretRef::Literal(_) => f.write_str("Literal(<redacted>)"),
+            SecretRef::EnvVar(n) => write!(f, "EnvVar({n})"),
+            SecretRef::KeyVault(n) => write!(f, "KeyVault({n})"),
+        }
+    }
+}
+
+impl SecretRef {
+    /// A human description of where the value comes from, never the value.
+    pub fn describe(&self) -> String {
+        match self {
+            SecretRef::Literal(_) => "literal value in the file".into(),
+            SecretRef::EnvVar(n) => format!("environment variable {n}"),
+            SecretRef::KeyVault(n) if n.is_empty() => "Key Vault (default name)".into(),
+            SecretRef::KeyVault(n) => format!("Key Vault secret {n}"),
+        }
+    }
+
+    /// Resolves a literal or environment variable. Key Vault references are refused until Key Vault support lands.
+    pub fn resolve(&self, setting: &str) -> Result<Secret> {
+        match self {
+            SecretRef::Literal(s) => Ok(s.clone()),
+            SecretRef::EnvVar(name) => match std::env::var(name) {
+                Ok(v) if !v.is_empty() => Ok(Secret::new(v)),
+                Ok(_) => Err(Error::EnvVar { setting: setting.into(), var: name.clone(), state: "empty" }),
+                Err(std::env::VarError::NotPresent) => Err(Error::EnvVar { setting: setting.into(), var: name.clone(), state: "not set" }),
+                Err(std::env::VarError::NotUnicode(_)) => Err(Error::EnvVar { setting: setting.into(), var: name.clone(), state: "not valid UTF-8" }),
+            },
+            SecretRef::KeyVault(_) => Err(Error::Unsupported {
+                what: format!("setting {setting} uses a KeyVault reference; reading secrets from Key Vault"),
+            }),
+        }
+    }
+}
+
+/// One provider instance's `Args`, keys normalised to msticpy's names.
+#[derive(Debug, Clone, Default)]
+pub struct ProviderArgs {
+    /// The section the values came from, e.g. `DataProviders.MicrosoftGraph-Tenant2`.
+    pub section: String,
+    /// (normalised name, setting path, value) in file order.
+    pub values: Vec<(String, String, SecretRef)>,
+}
+
+impl ProviderArgs {
+    pub fn get(&self, name: &str) -> Option<(&str, &SecretRef)> {
+        self.values.iter().find(|(n, _, _)| n == name).map(|(_, p, v)| (p.as_str(), v))
+    }
+}
+
+/// msticpy's Args name mapping (compared case-insensitively); other keys pass through lower-cased.
+pub fn normalise_arg_name(key: &str) -> String {
+    let k = key.to_ascii_lowercase();
+    match k.as_str() {
+        "tenantid" | "tenant_id" => "tenant_id",
+        "clientid" | "client_id" => "client_id",
+        "clientsecret" | "client_secret" => "client_secret",
+        "username" | "user_name" => "username",
+        "certificate" | "cert" => "certificate",
+        "privatekey" | "private_key" => "private_key",
+        "privatekeysecret" | "private_key_secret" => "private_key_secret",
+        "apiroot" | "api_root" => "api_root",
+        "apiversion" | "api_version" => "api_version",
+        other => return other.to_string(),
+    }
+    .to_string()
+}
+
+/// The `Azure` section: which cloud, or a custom one described by its Resource Manager metadata.
+#[derive(Debug, Clone, Default)]
+pub struct AzureSettings {
+    /// `global` (default), `usgov`, `cn`, `de`, `dod`.
+    pub cloud: Option<String>,
+    /// A Resource Manager URL whose `/metadata/endpoints` document describes a custom cloud.
+    pub resource_manager_url: Option<String>,
+    /// Extra CA certificates (PEM files) to trust, resolved against the settings file's folder.
+    pub ca_certificates: Vec<PathBuf>,
+}
+
+impl Settings {
+    /// Finds the settings file by msticpy's rules: explicit path, `MSTICPYCONFIG`, `./msticpyconfig.yaml`,
+    /// `~/.msticpy/msticpyconfig.yaml`. Returns `Ok(None)` when there is none at all; an explicit path or
+    /// `MSTICPYCONFIG` that does not exist is an error.
+    pub fn discover(paths: &SearchPaths) -> Result<Option<Settings>> {
+        if let Some(p) = &paths.explicit {
+            return Settings::load(p, ConfigSource::Explicit).map(Some);
+        }
+        if let Some(p) = &paths.env_var {
+            return Settings::load(p, ConfigSource::EnvVar).map(Some);
+        }
+        if let Some(d) = &paths.current_dir {
+            let p = d.join("msticpyconfig.yaml");
+            if p.is_file() {
+                return Settings::load(&p, ConfigSource::CurrentDir).map(Some);
+            }
+        }
+        if let Some(h) = &paths.home {
+            let p = h.join(".msticpy").join("msticpyconfig.yaml");
+            if p.is_file() {
+                return Settings::load(&p, ConfigSource::Home).map(Some);
+            }
+        }
+        Ok(None)
+    }
+
+    /// The places [`Settings::discover`] looks, for error messages.
+    pub fn searched(paths: &SearchPaths) -> Vec<PathBuf> {
+        let mut v = Vec::new();
+        v.extend(paths.explicit.clone());
+        v.extend(paths.env_var.clone());
+        v.extend(paths.current_dir.as_ref().map(|d| d.join("msticpyconfig.yaml")));
+        v.extend(paths.home.as_ref().map(|h| h.join(".msticpy").join("msticpyconfig.yaml")));
+        v
+    }
+
+    /// Reads and parses one file.
+    pub fn load(path: &Path, source: ConfigSource) -> Result<Settings> {
+        let meta = std::fs::metadata(path).map_err(|e| Error::ConfigRead { path: path.into(), source: e })?;
+        if meta.len() > MAX_FILE_BYTES {
+            return Err(Error::ConfigParse {
+                origin: path.display().to_string(),
+                message: format!("file is {} bytes; settings files larger than {MAX_FILE_BYTES} bytes are refused", meta.len()),
+            });
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| Error::ConfigRead { path: path.into(), source: e })?;
+        let mut s = Settings::parse(&text, &path.display().to_string(), source)?;
+        s.path = Some(path.to_path_buf());
+        Ok(s)
+    }
+
+    /// Parses settings from YAML text; `origin` names it in errors.
+    pub fn from_yaml(text: &str, origin: &str) -> Result<Settings> {
+        Settings::parse(text, origin, ConfigSource::Inline(origin.to_string()))
+    }
+
+    fn parse(text: &str, origin: &str, source: ConfigSource) -> Result<Settings> {
+        if text.len() as u64 > MAX_FILE_BYTES {
+            return Err(Error::ConfigParse { origin: origin.into(), message: "settings text too large".into() });
+        }
+        let root: Value = if text.trim().is_empty() {
+            Value::Object(Default::default())
+        } else {
+            serde_saphyr::from_str(text).map_err(|e| Error::ConfigParse { origin: origin.into(), message: e.to_string() })?
+        };
+        let root = match root {
+            Value::Null => Value::Object(Default::default()),
+            Value::Object(_) => root,
+            _ => {
+                return Err(Error::ConfigParse { origin: origin.into(), message: "the top level must be a mapping of sections".into() });
+            }
+        };
+        Ok(Settings { path: None, source, root })
+    }
+
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    pub fn source(&self) -> &ConfigSource {
+        &self.source
+    }
+
+    /// What to call this file in messages.
+    pub fn origin(&self) -> String {
+        match (&self.path, &self.source) {
+            (Some(p), _) => p.display().to_string(),
+            (None, ConfigSource::Inline(o)) => o.clone(),
+            (None, s) => s.to_string(),
+        }
+    }
+
+    fn section<'a>(&'a self, path: &[&str]) -> Result<Option<&'a serde_json::Map<String, Value>>> {
+        let mut cur = &self.root;
+        for (i, key) in path.iter().enumerate() {
+            match cur.get(*key) {
+                None | Some(Value::Null) => return Ok(None),
+                Some(v) => cur = v,
+            }
+            if !cur.is_object() {
+                return Err(Error::Setting {
+                    origin: self.origin(),
+                    setting: path[..=i].join("."),
+                    message: format!("expected a mapping, found {}", kind(cur)),
+                });
+            }
+        }
+        Ok(cur.as_object())
+    }
+
+    /// Names of the named `MicrosoftGraph-<name>` (and legacy `SecurityGraphApp-<name>`) instances.
+    pub fn instances(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Ok(Some(dp)) = self.section(&["DataProviders"]) {
+            out.extend(dp.keys().filter_map(|k| k.strip_prefix("MicrosoftGraph-")).map(str::to_string));
+        }
+        if let Some(o) = self.root.as_object() {
+            for k in o.keys().filter_map(|k| k.strip_prefix("SecurityGraphApp-")) {
+                if !out.iter().any(|x| x == k) {
+                    out.push(k.to_string());
+                }
+            }
+        }
+        out
+    }
+
+    /// Whether the default instance (`MicrosoftGraph` or `SecurityGraphApp`) is present.
+    pub fn has_default_instance(&self) -> bool {
+        matches!(self.section(&["DataProviders", "MicrosoftGraph"]), Ok(Some(_))) || matches!(self.section(&["SecurityGraphApp"]), Ok(Some(_)))
+    }
+
+    /// The `Args` of an instance: `None`/`Default` → `MicrosoftGraph`, else `MicrosoftGraph-<name>`; falls back to
+    /// the legacy top-level `SecurityGraphApp[-<name>]`. With no instance named, no default section and named
+    /// instances present, the error lists them.
+    pub fn provider_args(&self, instance: Option<&str>) -> Result<ProviderArgs> {
+        let instance = instance.filter(|i| !i.is_empty() && !i.eq_ignore_ascii_case("default"));
+        let key = match instance {
+            None => "MicrosoftGraph".to_string(),
+            Some(i) => format!("MicrosoftGraph-{i}"),
+        };
+        let legacy = match instance {
+            None => "SecurityGraphApp".to_string(),
+            Some(i) => format!("SecurityGraphApp-{i}"),
+        };
+        let (section_path, section) = if let Some(s) = self.section(&["DataProviders", &key])? {
+            (format!("DataProviders.{key}"), s)
+        } else if let Some(s) = self.section(&[&legacy])? {
+            (legacy.clone(), s)
+        } else {
+            let names = self.instances();
+            let message = match (instance, names.is_empty()) {
+                (None, true) => format!("{} has no DataProviders.MicrosoftGraph section", self.origin()),
+                (None, false) => format!(
+                    "{} has no default DataProviders.MicrosoftGraph section; choose an instance with --instance: {}",
+                    self.origin(),
+                    names.join(", ")
+                ),
+                (Some(i), true) => format!("{} has no DataProviders.MicrosoftGraph-{i} section and no named instances", self.origin()),
+                (Some(i), false) => format!("{} has no instance '{i}'; instances: {}", self.origin(), names.join(", ")),
+            };
+            return Err(Error::Instance { message });
+        };
+        let args_path = format!("{section_path}.Args");
+        let args = match section.get("Args") {
+            None | Some(Value::Null) => return Ok(ProviderArgs { section: section_path, values: vec![] }),
+            Some(Value::Object(a)) => a,
+            Some(other) => {
+                return Err(Error::Setting { origin: self.origin(), setting: args_path, message: format!("expected a mapping, found {}", kind(other)) });
+            }
+        };
+        let mut values = Vec::new();
+        for (k, v) in args {
+            let setting = format!("{args_path}.{k}");
+            let r = secret_ref(v).map_err(|message| Error::Setting { origin: self.origin(), setting: setting.clone(), message })?;
+            if let Some(r) = r {
+                values.push((normalise_arg_name(k), setting, r));
+            }
+        }
+        Ok(ProviderArgs { section: section_path, values })
+    }
+
+    /// The `Azure` section.
+    pub fn azure(&self) -> Result<AzureSettings> {
+        let Some(az) = self.section(&["Azure"])? else { return Ok(AzureSettings::default()) };
+        let string = |key: &str| -> Result<Option<String>> {
+            match az.get(key) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s.trim().to_string())),
+                Some(other) => Err(Error::Setting { origin: self.origin(), setting: format!("Azure.{key}"), message: format!("expected a string, found {}", kind(other)) }),
+            }
+        };
+        let cloud = string("cloud")?.map(|c| c.to_ascii_lowercase());
+        let resource_manager_url = string("resource_manager_url")?;
+        let base = self.path.as_ref().and_then(|p| p.parent()).map(Path::to_path_buf);
+        let resolve = |p: &str| {
+            let p = PathBuf::from(p);
+            match (&base, p.is_relative()) {
+                (Some(b), true) => b.join(p),
+                _ => p,
+            }
+        };
+        let ca_certificates = match az.get("ca_certificates") {
+            None | Some(Value::Null) => vec![],
+            Some(Value::String(s)) => vec![resolve(s)],
+            Some(Value::Array(a)) => {
+                let mut v = Vec::new();
+                for (i, item) in a.iter().enumerate() {
+                    match item {
+                        Value::String(s) => v.push(resolve(s)),
+                        other => {
+                            return Err(Error::Setting {
+                                origin: self.origin(),
+                                setting: format!("Azure.ca_certificates[{i}]"),
+                                message: format!("expected a file path, found {}", kind(other)),
+                            });
+                        }
+                    }
+                }
+                v
+            }
+            Some(other) => {
+                return Err(Error::Setting {
+                    origin: self.origin(),
+                    setting: "Azure.ca_certificates".into(),
+                    message: format!("expected a path or a list of paths, found {}", kind(other)),
+                });
+            }
+        };
+        Ok(AzureSettings { cloud, resource_manager_url, ca_certificates })
+    }
+
+    /// `msticpy.http_timeout` in seconds (a number; the per-phase form's largest value).
+    pub fn http_timeout(&self) -> Result<Option<f64>> {
+        let Some(m) = self.section(&["msticpy"])? else { return Ok(None) };
+        let bad = |v: &Value| Error::Setting {
+            origin: self.origin(),
+            setting: "msticpy.http_timeout".into(),
+            message: format!("expected a positive number of seconds or a mapping of phases to seconds, found {}", kind(v)),
+        };
+        match m.get("http_timeout") {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => n.as_f64().filter(|f| *f > 0.0).map(Some).ok_or_else(|| bad(&Value::Number(n.clone()))),
+            Some(Value::Object(o)) => {
+                let mut max: Option<f64> = None;
+                for v in o.values() {
+                    let f = v.as_f64().filter(|f| *f > 0.0).ok_or_else(|| bad(v))?;
+                    max = Some(max.map_or(f, |m| m.max(f)));
+                }
+                Ok(max)
+            }
+            Some(Value::Array(a)) => {
+                let mut max: Option<f64> = None;
+                for v in a {
+                    let f = v.as_f64().filter(|f| *f > 0.0).ok_or_else(|| bad(v))?;
+                    max = Some(max.map_or(f, |m| m.max(f)));
+                }
+                Ok(max)
+            }
+            Some(other) => Err(bad(other)),
+        }
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "nothing",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a mapping",
+    }
+}
+
+/// Reads an `Args` value: a scalar, `{EnvironmentVar: NAME}` or `{KeyVault: ...}`. Null means "not set".
+fn secret_ref(v: &Value) -> std::result::Result<Option<SecretRef>, String> {
+    Ok(Some(match v {
+        Value::Null => return Ok(None),
+        Value::String(s) => SecretRef::Literal(Secret::new(s.clone())),
+        Value::Number(n) => SecretRef::Literal(Secret::new(n.to_string())),
+        Value::Bool(b) => SecretRef::Literal(Secret::new(if *b { "True" } else { "False" })),
+        Value::Object(o) if o.len() == 1 => {
+            let (k, inner) = o.iter().next().ok_or("empty mapping")?;
+            match k.as_str() {
+                "EnvironmentVar" => match inner {
+                    Value::String(n) if !n.trim().is_empty() => SecretRef::EnvVar(n.trim().to_string()),
+                    _ => return Err("EnvironmentVar needs the name of an environment variable".into()),
+                },
+                "KeyVault" => match inner {
+                    Value::Null => SecretRef::KeyVault(String::new()),
+                    Value::String(n) => SecretRef::KeyVault(n.trim().to_string()),
+                    _ => return Err("KeyVault takes nothing, 'default', a secret name or 'vault/secret'".into()),
+                },
+                other => return Err(format!("unknown value form '{other}'; expected a plain value, EnvironmentVar or KeyVault")),
+            }
+        }
+        Value::Object(_) => return Err("expected a plain value or a mapping with one key, EnvironmentVar or KeyVault".into()),
+        Value::Array(_) => return Err("expected a plain value, found a list".into()),
+    }))
+}

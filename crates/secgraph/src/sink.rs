@@ -1,0 +1,249 @@
+//! Where rows go. The pager pushes each page into a [`RowSink`]; the sink decides what a row becomes: a table in
+//! memory, JSON lines or CSV written as they arrive. One code path serves every output.
+
+use crate::error::{Error, Result};
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::io::Write;
+
+/// Receives rows page by page.
+pub trait RowSink {
+    /// Called once per page with that page's rows, in order.
+    fn page(&mut self, rows: Vec<Value>) -> Result<()>;
+    /// Called once after the last page.
+    fn finish(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Flattens a row the way pandas' `json_normalize` does: nested objects become dotted column names
+/// (`fileHash.hashValue`), lists stay whole as JSON values, an empty object stays as `{}`.
+///
+/// ```
+/// let row = serde_json::json!({"id": "1", "vendor": {"name": "x", "ver": {"major": 2}}, "tags": ["a"]});
+/// let flat = secgraph::sink::flatten(&row);
+/// let names: Vec<_> = flat.iter().map(|(k, _)| k.as_str()).collect();
+/// assert_eq!(names, ["id", "vendor.name", "vendor.ver.major", "tags"]);
+/// ```
+pub fn flatten(row: &Value) -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    match row {
+        Value::Object(m) => flatten_into("", m, &mut out),
+        other => out.push(("value".to_string(), other.clone())),
+    }
+    out
+}
+
+fn flatten_into(prefix: &str, m: &Map<String, Value>, out: &mut Vec<(String, Value)>) {
+    for (k, v) in m {
+        let name = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+        match v {
+            Value::Object(inner) if !inner.is_empty() => flatten_into(&name, inner, out),
+            other => out.push((name, other.clone())),
+        }
+    }
+}
+
+/// Rows flattened into named columns, in order of first appearance. Rows missing a column hold `null`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Table {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<Value>>,
+    index: HashMap<String, usize>,
+}
+
+impl Table {
+    pub fn new() -> Table {
+        Table::default()
+    }
+
+    /// Adds one row, flattening it and widening the column set as needed.
+    pub fn push(&mut self, row: &Value) {
+        let mut cells = vec![Value::Null; self.columns.len()];
+        for (k, v) in flatten(row) {
+            let i = match self.index.get(&k) {
+                Some(i) => *i,
+                None => {
+                    self.columns.push(k.clone());
+                    self.index.insert(k, self.columns.len() - 1);
+                    cells.push(Value::Null);
+                    self.columns.len() - 1
+                }
+            };
+            cells[i] = v;
+        }
+        self.rows.push(cells);
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// The column index by name.
+    pub fn column(&self, name: &str) -> Option<usize> {
+        self.index.get(name).copied()
+    }
+
+    /// The value of `column` in row `row`, as text: null is empty, strings as they are, other values as JSON.
+    pub fn cell_text(&self, row: usize, column: usize) -> String {
+        self.rows.get(row).and_then(|r| r.get(column)).map(cell_text).unwrap_or_default()
+    }
+
+    /// Writes the table as CSV with a header row.
+    pub fn write_csv<W: Write>(&self, w: W) -> Result<()> {
+        let mut wr = csv::Writer::from_writer(w);
+        let io = |e: csv::Error| Error::Output(e.to_string());
+        wr.write_record(&self.columns).map_err(io)?;
+        for r in &self.rows {
+            let mut rec: Vec<String> = r.iter().map(cell_text).collect();
+            rec.resize(self.columns.len(), String::new());
+            wr.write_record(&rec).map_err(io)?;
+        }
+        wr.flush().map_err(|e| Error::Output(e.to_string()))
+    }
+}
+
+/// Text of one cell: null is empty, strings as they are, numbers and booleans as written, lists and objects as JSON.
+pub fn cell_text(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+impl RowSink for Table {
+    fn page(&mut self, rows: Vec<Value>) -> Result<()> {
+        for r in &rows {
+            self.push(r);
+        }
+        Ok(())
+    }
+}
+
+/// Collects rows as they came (unflattened).
+impl RowSink for Vec<Value> {
+    fn page(&mut self, rows: Vec<Value>) -> Result<()> {
+        self.extend(rows);
+        Ok(())
+    }
+}
+
+/// Writes each row as one line of JSON as soon as its page arrives (memory stays flat however many rows).
+#[derive(Debug)]
+pub struct JsonLinesSink<W: Write> {
+    out: W,
+}
+
+impl<W: Write> JsonLinesSink<W> {
+    pub fn new(out: W) -> Self {
+        JsonLinesSink { out }
+    }
+    pub fn into_inner(self) -> W {
+        self.out
+    }
+}
+
+impl<W: Write> RowSink for JsonLinesSink<W> {
+    fn page(&mut self, rows: Vec<Value>) -> Result<()> {
+        for r in rows {
+            serde_json::to_writer(&mut self.out, &r).map_err(|e| Error::Output(e.to_string()))?;
+            self.out.write_all(b"\n").map_err(|e| Error::Output(e.to_string()))?;
+        }
+        Ok(())
+    }
+    fn finish(&mut self) -> Result<()> {
+        self.out.flush().map_err(|e| Error::Output(e.to_string()))
+    }
+}
+
+/// Writes one JSON array of all rows, streaming element by element.
+#[derive(Debug)]
+pub struct JsonArraySink<W: Write> {
+    out: W,
+    first: bool,
+}
+
+impl<W: Write> JsonArraySink<W> {
+    pub fn new(out: W) -> Self {
+        JsonArraySink { out, first: true }
+    }
+}
+
+impl<W: Write> RowSink for JsonArraySink<W> {
+    fn page(&mut self, rows: Vec<Value>) -> Result<()> {
+        let io = |e: std::io::Error| Error::Output(e.to_string());
+        for r in rows {
+            self.out.write_all(if self.first { b"[\n" } else { b",\n" }).map_err(io)?;
+            self.first = false;
+            serde_json::to_writer_pretty(&mut self.out, &r).map_err(|e| Error::Output(e.to_string()))?;
+        }
+        Ok(())
+    }
+    fn finish(&mut self) -> Result<()> {
+        let io = |e: std::io::Error| Error::Output(e.to_string());
+        self.out.write_all(if self.first { b"[]\n" } else { b"\n]\n" }).map_err(io)?;
+        self.first = false;
+        self.out.flush().map_err(io)
+    }
+}
+
+/// Counts rows and the ids it has seen, to check "every row exactly once".
+#[derive(Debug, Default)]
+pub struct CountingSink {
+    pub rows: usize,
+    pub pages: usize,
+}
+
+impl RowSink for CountingSink {
+    fn page(&mut self, rows: Vec<Value>) -> Result<()> {
+        self.pages += 1;
+        self.rows += rows.len();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn table_widens_and_fills_nulls() {
+        let mut t = Table::new();
+        t.page(vec![json!({"a": 1, "b": {"c": "x"}}), json!({"a": 2, "d": [1, 2], "e": {}})]).unwrap();
+        assert_eq!(t.columns, ["a", "b.c", "d", "e"]);
+        assert_eq!(t.cell_text(0, 3), "");
+        assert_eq!(t.cell_text(1, 2), "[1,2]");
+        assert_eq!(t.cell_text(1, 3), "{}");
+        let mut csv = Vec::new();
+        t.write_csv(&mut csv).unwrap();
+        assert_eq!(String::from_utf8(csv).unwrap(), "a,b.c,d,e\n1,x,,\n2,,\"[1,2]\",{}\n");
+    }
+
+    #[test]
+    fn json_lines_one_object_per_line() {
+        let mut s = JsonLinesSink::new(Vec::new());
+        s.page(vec![json!({"a": 1}), json!({"a": 2})]).unwrap();
+        s.finish().unwrap();
+        assert_eq!(String::from_utf8(s.into_inner()).unwrap(), "{\"a\":1}\n{\"a\":2}\n");
+    }
+
+    #[test]
+    fn json_array_is_valid_json_even_when_empty() {
+        let mut buf = Vec::new();
+        let mut s = JsonArraySink::new(&mut buf);
+        s.finish().unwrap();
+        assert_eq!(serde_json::from_slice::<Value>(&buf).unwrap(), json!([]));
+        let mut buf = Vec::new();
+        let mut s = JsonArraySink::new(&mut buf);
+        s.page(vec![json!({"a": 1})]).unwrap();
+        s.page(vec![json!({"a": 2})]).unwrap();
+        s.finish().unwrap();
+        assert_eq!(serde_json::from_slice::<Value>(&buf).unwrap(), json!([{"a": 1}, {"a": 2}]));
+    }
+}
