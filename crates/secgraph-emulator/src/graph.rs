@@ -360,18 +360,20 @@ pub fn json_response(status: StatusCode, v: &Value) -> Response {
 
 /// The next page's absolute URL: the same query options, a page-sized `$top` and a `$skiptoken`.
 fn next_link(st: &AppState, version: &str, coll: Collection, uri: &Uri, page: usize, offset: usize) -> String {
-    let mut ser = url::form_urlencoded::Serializer::new(String::new());
+    // Keys keep their `$`; values are percent-encoded (spaces as %20), as Graph writes its next links.
+    const VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'\'').remove(b'(').remove(b')').remove(b':').remove(b',').remove(b'/');
+    let enc = |s: &str| percent_encoding::utf8_percent_encode(s, VALUE).to_string();
+    let mut parts = Vec::new();
     for (k, v) in url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()) {
         let key = k.trim_start_matches('$');
         if matches!(key, "top" | "skip" | "skiptoken") {
             continue;
         }
-        ser.append_pair(&k, &v);
+        parts.push(format!("{}={}", enc(&k).replace("%24", "$"), enc(&v)));
     }
-    ser.append_pair("$top", &page.to_string());
-    ser.append_pair("$skiptoken", &encode_token(offset));
-    // Graph's next links spell spaces %20, not '+'.
-    let q = ser.finish().replace('+', "%20");
+    parts.push(format!("$top={page}"));
+    parts.push(format!("$skiptoken={}", encode_token(offset)));
+    let q = parts.join("&");
     format!("{}/{version}/security/{}?{q}", st.base_url, coll.segment())
 }
 

@@ -49,3 +49,6 @@ pub fn visit_root_properties(expr: &Expr, f: &mut dyn FnMut(&[String])) {
     }
     walk(expr, &mut Vec::new(), f);
 }
+
+#[cfg(test)]
+mod tests;

@@ -212,6 +212,8 @@ struct Parser {
     pos: usize,
     end: usize,
     depth: usize,
+    /// Range variables of the enclosing lambdas.
+    vars: Vec<String>,
 }
 
 /// Parses a `$filter` value.
@@ -227,7 +229,7 @@ pub fn parse_filter(input: &str) -> Result<Expr, ParseError> {
     if toks.is_empty() {
         return err("empty filter expression", 0);
     }
-    let mut p = Parser { toks, pos: 0, end: input.len(), depth: 0 };
+    let mut p = Parser { toks, pos: 0, end: input.len(), depth: 0, vars: Vec::new() };
     let e = p.or_expr()?;
     if let Some((t, at)) = p.toks.get(p.pos) {
         return err(format!("unexpected {t} after a complete expression"), *at);
@@ -422,9 +424,12 @@ impl Parser {
         };
         self.expect(Tok::Colon)?;
         self.enter()?;
-        let body = self.or_expr()?;
+        self.vars.push(var.clone());
+        let body = self.or_expr();
+        let checked = body.and_then(|b| check_lambda_var(&b, &self.vars, vat).map(|_| b));
+        self.vars.pop();
+        let body = checked?;
         self.depth -= 1;
-        check_lambda_var(&body, &var, vat)?;
         self.expect(Tok::RParen)?;
         Ok(Expr::Lambda { path, kind, var: Some(var), body: Some(Box::new(body)) })
     }
@@ -432,10 +437,11 @@ impl Parser {
 
 /// A lambda body must refer to the collection item through its range variable; a bare property in the body
 /// is what msticpy's built-ins got wrong, and Graph rejects it.
-fn check_lambda_var(body: &Expr, var: &str, at: usize) -> Result<(), ParseError> {
+fn check_lambda_var(body: &Expr, vars: &[String], at: usize) -> Result<(), ParseError> {
+    let var = vars.last().map(String::as_str).unwrap_or_default();
     let mut stray = None;
     super::visit_root_properties(body, &mut |p| {
-        if p.first().map(String::as_str) != Some(var) && stray.is_none() {
+        if !p.first().is_some_and(|f| vars.contains(f)) && stray.is_none() {
             stray = Some(p.join("/"));
         }
     });
