@@ -22,7 +22,11 @@ mod exit {
 }
 
 #[derive(Parser, Debug)]
-#[command(name = "secgraph", version, about = "Query the Microsoft Graph Security API (msticpy-compatible), or run its local emulator.")]
+#[command(
+    name = "secgraph",
+    version,
+    about = "Query the Microsoft Graph Security API (msticpy-compatible), or run its local emulator."
+)]
 struct Cli {
     /// Settings file (default: $MSTICPYCONFIG, ./msticpyconfig.yaml, ~/.msticpy/msticpyconfig.yaml).
     #[arg(long, global = true, value_name = "PATH")]
@@ -64,9 +68,7 @@ enum Command {
     /// Sign in and report the tenant, app, cloud and granted roles (never the token).
     Connect,
     /// List the available queries (optionally only those whose name or description contains FILTER).
-    Queries {
-        filter: Option<String>,
-    },
+    Queries { filter: Option<String> },
     /// Run a named query, e.g. `secgraph query Alerts.list --start -7d`.
     Query {
         /// Query name: Family.name, or the bare name when unique.
@@ -149,7 +151,10 @@ fn init_logging(verbose: u8) {
         2 => "info,secgraph=debug,secgraph_emulator=debug,secgraph_cli=debug",
         _ => "info,secgraph=trace,secgraph_emulator=trace,secgraph_cli=trace",
     };
-    let _ = tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(tracing_subscriber::EnvFilter::new(filter)).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .try_init();
 }
 
 fn exit_code(e: &anyhow::Error) -> u8 {
@@ -195,7 +200,14 @@ impl std::error::Error for UsageError {}
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match &cli.command {
-        Command::Emulator { bind, alerts, seed, write_config, page_size, token_lifetime } => {
+        Command::Emulator {
+            bind,
+            alerts,
+            seed,
+            write_config,
+            page_size,
+            token_lifetime,
+        } => {
             let config = secgraph_emulator::EmulatorConfig {
                 bind: *bind,
                 alerts: *alerts,
@@ -217,7 +229,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     // Everything else needs a connection: to the embedded emulator, or per the settings.
     let _emu;
     let settings = if cli.emulator {
-        let emu = secgraph_emulator::Emulator::start(secgraph_emulator::EmulatorConfig::default()).await.context("starting the embedded emulator")?;
+        let emu = secgraph_emulator::Emulator::start(secgraph_emulator::EmulatorConfig::default())
+            .await
+            .context("starting the embedded emulator")?;
         let s = Settings::from_yaml(&emu.msticpy_config(), "embedded emulator settings")?;
         _emu = emu;
         Some(s)
@@ -237,7 +251,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         return Err(secgraph::Error::ConfigNotFound { searched }.into());
     }
 
-    if let Command::Query { name, start, end, params, print: true, .. } = &cli.command {
+    if let Command::Query {
+        name,
+        start,
+        end,
+        params,
+        print: true,
+        ..
+    } = &cli.command
+    {
         let store = secgraph::query::QueryStore::builtin()?;
         let values = query_params(start, end, params)?;
         let q = store.get(name)?.render(&values, chrono::Utc::now())?;
@@ -248,7 +270,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let provider = QueryProvider::connect(settings.as_ref(), &options).await?;
     match &cli.command {
         Command::Connect => output::print_connection(provider.info()),
-        Command::Query { name, start, end, params, out, .. } => {
+        Command::Query {
+            name,
+            start,
+            end,
+            params,
+            out,
+            ..
+        } => {
             let values = query_params(start, end, params)?;
             let template = provider.queries().get(name)?.clone();
             let rendered = provider.render(name, &values)?;
@@ -272,7 +301,9 @@ fn query_params(start: &Option<String>, end: &Option<String>, params: &[String])
         values.push(("end".to_string(), e.clone()));
     }
     for p in params {
-        let (k, v) = p.split_once('=').ok_or_else(|| UsageError(format!("--param '{p}' is not NAME=VALUE")))?;
+        let (k, v) = p
+            .split_once('=')
+            .ok_or_else(|| UsageError(format!("--param '{p}' is not NAME=VALUE")))?;
         values.push((k.trim().to_string(), v.to_string()));
     }
     Ok(values)
@@ -280,8 +311,15 @@ fn query_params(start: &Option<String>, end: &Option<String>, params: &[String])
 
 /// The emulator's state (its CA certificate) goes beside the written config, in `<config stem>-emulator/`.
 fn state_dir_for(config: &std::path::Path) -> PathBuf {
-    let stem = config.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "emulator".into());
-    config.parent().map(|p| p.to_path_buf()).unwrap_or_default().join(format!("{stem}-emulator"))
+    let stem = config
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_else(|| "emulator".into());
+    config
+        .parent()
+        .map(|p| p.to_path_buf())
+        .unwrap_or_default()
+        .join(format!("{stem}-emulator"))
 }
 
 async fn run_emulator(config: secgraph_emulator::EmulatorConfig, write_config: Option<&std::path::Path>) -> anyhow::Result<()> {
@@ -297,7 +335,11 @@ async fn run_emulator(config: secgraph_emulator::EmulatorConfig, write_config: O
     println!("  {alerts} alerts seeded over the last 30 days");
     if let Some(path) = write_config {
         std::fs::write(path, emu.msticpy_config()).with_context(|| format!("writing {}", path.display()))?;
-        println!("  settings written to {} — try: MSTICPYCONFIG={} secgraph query Alerts.list", path.display(), path.display());
+        println!(
+            "  settings written to {} — try: MSTICPYCONFIG={} secgraph query Alerts.list",
+            path.display(),
+            path.display()
+        );
     }
     println!("Press Ctrl-C to stop.");
     tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;

@@ -1,8 +1,8 @@
 //! Output formats: a terminal table, JSON, JSON lines or CSV, to stdout or a file.
 
-use secgraph::{ConnectionInfo, QueryProvider};
 use secgraph::query::QueryStore;
 use secgraph::sink::{JsonArraySink, JsonLinesSink, Table};
+use secgraph::{ConnectionInfo, QueryProvider};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
@@ -35,7 +35,9 @@ pub struct OutputArgs {
 
 fn writer(out: &Option<PathBuf>) -> anyhow::Result<Box<dyn Write>> {
     Ok(match out {
-        Some(p) => Box::new(BufWriter::new(File::create(p).map_err(|e| secgraph::Error::Output(format!("cannot create {}: {e}", p.display())))?)),
+        Some(p) => Box::new(BufWriter::new(
+            File::create(p).map_err(|e| secgraph::Error::Output(format!("cannot create {}: {e}", p.display())))?,
+        )),
         None => Box::new(BufWriter::new(std::io::stdout().lock())),
     })
 }
@@ -54,7 +56,11 @@ pub async fn run_to_output(provider: &QueryProvider, path: &str, args: &OutputAr
         Format::Table | Format::Csv => {
             let mut table = Table::new();
             let summary = provider.exec(path, &mut table).await?;
-            let cols = choose_columns(&table, &args.columns, if args.format == Format::Table { default_columns } else { &[] })?;
+            let cols = choose_columns(
+                &table,
+                &args.columns,
+                if args.format == Format::Table { default_columns } else { &[] },
+            )?;
             let mut w = writer(&args.out)?;
             if args.format == Format::Csv {
                 project(&table, &cols).write_csv(&mut w)?;
@@ -65,7 +71,15 @@ pub async fn run_to_output(provider: &QueryProvider, path: &str, args: &OutputAr
             summary
         }
     };
-    eprintln!("{} row(s) in {} page(s){}", summary.rows, summary.pages, args.out.as_ref().map(|p| format!(", written to {}", p.display())).unwrap_or_default());
+    eprintln!(
+        "{} row(s) in {} page(s){}",
+        summary.rows,
+        summary.pages,
+        args.out
+            .as_ref()
+            .map(|p| format!(", written to {}", p.display()))
+            .unwrap_or_default()
+    );
     Ok(())
 }
 
@@ -82,7 +96,9 @@ fn choose_columns(table: &Table, asked: &[String], defaults: &[String]) -> anyho
         match table.column(c) {
             Some(i) => v.push(i),
             None if table.is_empty() => {}
-            None => anyhow::bail!(secgraph::Error::Query { message: format!("no column '{c}' in the results; columns: {}", table.columns.join(", ")) }),
+            None => anyhow::bail!(secgraph::Error::Query {
+                message: format!("no column '{c}' in the results; columns: {}", table.columns.join(", "))
+            }),
         }
     }
     Ok(v)
@@ -91,7 +107,11 @@ fn choose_columns(table: &Table, asked: &[String], defaults: &[String]) -> anyho
 fn project(table: &Table, cols: &[usize]) -> Table {
     let mut t = Table::new();
     t.columns = cols.iter().map(|i| table.columns[*i].clone()).collect();
-    t.rows = table.rows.iter().map(|r| cols.iter().map(|i| r.get(*i).cloned().unwrap_or_default()).collect()).collect();
+    t.rows = table
+        .rows
+        .iter()
+        .map(|r| cols.iter().map(|i| r.get(*i).cloned().unwrap_or_default()).collect())
+        .collect();
     t
 }
 
@@ -106,7 +126,11 @@ fn write_table(w: &mut dyn Write, table: &Table, cols: &[usize]) -> std::io::Res
     for r in 0..table.len() {
         t.add_row(cols.iter().map(|c| {
             let s = table.cell_text(r, *c);
-            if s.chars().count() > 80 { format!("{}…", s.chars().take(79).collect::<String>()) } else { s }
+            if s.chars().count() > 80 {
+                format!("{}…", s.chars().take(79).collect::<String>())
+            } else {
+                s
+            }
         }));
     }
     writeln!(w, "{t}")
@@ -119,7 +143,11 @@ pub fn print_connection(info: &ConnectionInfo) {
     }
     println!("  from:        {}", info.source);
     println!("  tenant:      {}", info.tenant_id);
-    println!("  app:         {}{}", info.client_id, info.app_name.as_ref().map(|n| format!(" ({n})")).unwrap_or_default());
+    println!(
+        "  app:         {}{}",
+        info.client_id,
+        info.app_name.as_ref().map(|n| format!(" ({n})")).unwrap_or_default()
+    );
     println!("  sign-in:     {}", info.auth.describe());
     println!("  cloud:       {} (authority {})", info.cloud, info.authority);
     println!("  graph:       {}", info.graph_root);
@@ -149,7 +177,12 @@ pub fn print_query_list(store: &QueryStore, filter: Option<&str>) {
         {
             continue;
         }
-        let params: Vec<String> = q.parameters.iter().filter(|p| p.name != "path").map(|p| if p.required() { format!("{}*", p.name) } else { p.name.clone() }).collect();
+        let params: Vec<String> = q
+            .parameters
+            .iter()
+            .filter(|p| p.name != "path")
+            .map(|p| if p.required() { format!("{}*", p.name) } else { p.name.clone() })
+            .collect();
         t.add_row([full, params.join(" "), q.description.lines().next().unwrap_or("").to_string()]);
     }
     println!("{t}");

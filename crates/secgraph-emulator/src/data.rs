@@ -94,8 +94,14 @@ pub struct Entities {
     pub urls: Vec<String>,
 }
 
-const FIRST: &[&str] = &["alex", "bianca", "chen", "dmitri", "emma", "farah", "gustavo", "hana", "ivan", "julia", "kofi", "lena", "marco", "nadia", "omar", "priya"];
-const LAST: &[&str] = &["walker", "rossi", "li", "petrov", "schmidt", "haddad", "silva", "sato", "novak", "garcia", "mensah", "berg", "conti", "karimi", "aziz", "rao"];
+const FIRST: &[&str] = &[
+    "alex", "bianca", "chen", "dmitri", "emma", "farah", "gustavo", "hana", "ivan", "julia", "kofi", "lena", "marco", "nadia", "omar",
+    "priya",
+];
+const LAST: &[&str] = &[
+    "walker", "rossi", "li", "petrov", "schmidt", "haddad", "silva", "sato", "novak", "garcia", "mensah", "berg", "conti", "karimi",
+    "aziz", "rao",
+];
 const DEPTS: &[&str] = &["fin", "hr", "eng", "ops", "sales", "it"];
 const COUNTRIES: &[&str] = &["NL", "RU", "CN", "BR", "US", "KP", "IR", "RO", "NG", "VN"];
 const FILES: &[(&str, &str)] = &[
@@ -153,7 +159,10 @@ impl Entities {
             });
         }
         let ips = (0..20)
-            .map(|i| RemoteIp { address: format!("203.0.113.{}", 5 + i * 11), country: COUNTRIES[i % COUNTRIES.len()] })
+            .map(|i| RemoteIp {
+                address: format!("203.0.113.{}", 5 + i * 11),
+                country: COUNTRIES[i % COUNTRIES.len()],
+            })
             .collect();
         let files = FILES
             .iter()
@@ -166,7 +175,13 @@ impl Entities {
                 size: 20_000 + rng.below(9_000_000),
             })
             .collect();
-        Entities { devices, users, ips, files, urls: URLS.iter().map(|s| s.to_string()).collect() }
+        Entities {
+            devices,
+            users,
+            ips,
+            files,
+            urls: URLS.iter().map(|s| s.to_string()).collect(),
+        }
     }
 }
 
@@ -198,22 +213,134 @@ struct Detection {
 }
 
 const DETECTIONS: &[Detection] = &[
-    Detection { title: "Suspicious PowerShell command line", category: "Execution", mitre: &["T1059.001"], service: "microsoftDefenderForEndpoint", detection: "antivirus", product: "Microsoft Defender for Endpoint", evidence: &[Ev::Device, Ev::Process, Ev::File], description: "A suspicious PowerShell command line was observed. Attackers use encoded commands to evade detection." },
-    Detection { title: "Ransomware behavior detected in the file system", category: "Impact", mitre: &["T1486"], service: "microsoftDefenderForEndpoint", detection: "antivirus", product: "Microsoft Defender for Endpoint", evidence: &[Ev::Device, Ev::File, Ev::Process, Ev::User], description: "File system activity typical of ransomware encryption was detected on the device." },
-    Detection { title: "Anonymous IP address", category: "InitialAccess", mitre: &["T1078"], service: "azureAdIdentityProtection", detection: "azureAdIdentityProtection", product: "Microsoft Entra ID Protection", evidence: &[Ev::User, Ev::Ip], description: "Sign-in from an anonymous IP address (for example a Tor exit node)." },
-    Detection { title: "A potentially malicious URL click was detected", category: "InitialAccess", mitre: &["T1566.002"], service: "microsoftDefenderForOffice365", detection: "microsoftDefenderForOffice365", product: "Microsoft Defender for Office 365", evidence: &[Ev::User, Ev::Url, Ev::Mailbox, Ev::Ip], description: "A user clicked a URL that was later found to be malicious." },
-    Detection { title: "Suspicious access to LSASS service", category: "CredentialAccess", mitre: &["T1003.001"], service: "microsoftDefenderForEndpoint", detection: "edr", product: "Microsoft Defender for Endpoint", evidence: &[Ev::Device, Ev::Process, Ev::User, Ev::File], description: "A process accessed the LSASS process memory, a technique used to dump credentials." },
-    Detection { title: "Suspected brute-force attack (Kerberos, NTLM)", category: "CredentialAccess", mitre: &["T1110"], service: "microsoftDefenderForIdentity", detection: "microsoftDefenderForIdentity", product: "Microsoft Defender for Identity", evidence: &[Ev::Device, Ev::User, Ev::Ip], description: "Many authentication failures were seen from one source against several accounts." },
-    Detection { title: "Connection to a known command-and-control server", category: "CommandAndControl", mitre: &["T1071.001", "T1573"], service: "microsoftDefenderForEndpoint", detection: "customTi", product: "Microsoft Defender for Endpoint", evidence: &[Ev::Device, Ev::Ip, Ev::Process], description: "A process connected to an address on a threat-intelligence list of command-and-control servers." },
-    Detection { title: "Impossible travel activity", category: "InitialAccess", mitre: &["T1078"], service: "microsoftDefenderForCloudApps", detection: "microsoftDefenderForCloudApps", product: "Microsoft Defender for Cloud Apps", evidence: &[Ev::User, Ev::Ip, Ev::Ip], description: "Sign-ins by one user from locations too far apart for the time between them." },
-    Detection { title: "Suspicious inbox forwarding rule", category: "Exfiltration", mitre: &["T1114.003"], service: "microsoftDefenderForCloudApps", detection: "microsoftDefenderForCloudApps", product: "Microsoft Defender for Cloud Apps", evidence: &[Ev::User, Ev::Mailbox, Ev::Ip], description: "A user created an inbox rule that forwards mail to an external address." },
-    Detection { title: "Rare RDP connections", category: "LateralMovement", mitre: &["T1021.001"], service: "microsoftSentinel", detection: "scheduledAlerts", product: "Microsoft Sentinel", evidence: &[Ev::Device, Ev::User, Ev::Ip], description: "A scheduled analytics rule found RDP connections between devices that do not usually talk." },
-    Detection { title: "Remote code execution attempt via PsExec", category: "LateralMovement", mitre: &["T1569.002", "T1021.002"], service: "microsoftDefenderForEndpoint", detection: "edr", product: "Microsoft Defender for Endpoint", evidence: &[Ev::Device, Ev::Process, Ev::User, Ev::File], description: "PsExec was used to run a command on a remote device." },
-    Detection { title: "Data exfiltration to cloud storage with rclone", category: "Exfiltration", mitre: &["T1567.002"], service: "microsoft365Defender", detection: "customDetection", product: "Microsoft Defender XDR", evidence: &[Ev::Device, Ev::Process, Ev::File, Ev::Url], description: "rclone was used to copy data to an external cloud storage provider." },
+    Detection {
+        title: "Suspicious PowerShell command line",
+        category: "Execution",
+        mitre: &["T1059.001"],
+        service: "microsoftDefenderForEndpoint",
+        detection: "antivirus",
+        product: "Microsoft Defender for Endpoint",
+        evidence: &[Ev::Device, Ev::Process, Ev::File],
+        description: "A suspicious PowerShell command line was observed. Attackers use encoded commands to evade detection.",
+    },
+    Detection {
+        title: "Ransomware behavior detected in the file system",
+        category: "Impact",
+        mitre: &["T1486"],
+        service: "microsoftDefenderForEndpoint",
+        detection: "antivirus",
+        product: "Microsoft Defender for Endpoint",
+        evidence: &[Ev::Device, Ev::File, Ev::Process, Ev::User],
+        description: "File system activity typical of ransomware encryption was detected on the device.",
+    },
+    Detection {
+        title: "Anonymous IP address",
+        category: "InitialAccess",
+        mitre: &["T1078"],
+        service: "azureAdIdentityProtection",
+        detection: "azureAdIdentityProtection",
+        product: "Microsoft Entra ID Protection",
+        evidence: &[Ev::User, Ev::Ip],
+        description: "Sign-in from an anonymous IP address (for example a Tor exit node).",
+    },
+    Detection {
+        title: "A potentially malicious URL click was detected",
+        category: "InitialAccess",
+        mitre: &["T1566.002"],
+        service: "microsoftDefenderForOffice365",
+        detection: "microsoftDefenderForOffice365",
+        product: "Microsoft Defender for Office 365",
+        evidence: &[Ev::User, Ev::Url, Ev::Mailbox, Ev::Ip],
+        description: "A user clicked a URL that was later found to be malicious.",
+    },
+    Detection {
+        title: "Suspicious access to LSASS service",
+        category: "CredentialAccess",
+        mitre: &["T1003.001"],
+        service: "microsoftDefenderForEndpoint",
+        detection: "edr",
+        product: "Microsoft Defender for Endpoint",
+        evidence: &[Ev::Device, Ev::Process, Ev::User, Ev::File],
+        description: "A process accessed the LSASS process memory, a technique used to dump credentials.",
+    },
+    Detection {
+        title: "Suspected brute-force attack (Kerberos, NTLM)",
+        category: "CredentialAccess",
+        mitre: &["T1110"],
+        service: "microsoftDefenderForIdentity",
+        detection: "microsoftDefenderForIdentity",
+        product: "Microsoft Defender for Identity",
+        evidence: &[Ev::Device, Ev::User, Ev::Ip],
+        description: "Many authentication failures were seen from one source against several accounts.",
+    },
+    Detection {
+        title: "Connection to a known command-and-control server",
+        category: "CommandAndControl",
+        mitre: &["T1071.001", "T1573"],
+        service: "microsoftDefenderForEndpoint",
+        detection: "customTi",
+        product: "Microsoft Defender for Endpoint",
+        evidence: &[Ev::Device, Ev::Ip, Ev::Process],
+        description: "A process connected to an address on a threat-intelligence list of command-and-control servers.",
+    },
+    Detection {
+        title: "Impossible travel activity",
+        category: "InitialAccess",
+        mitre: &["T1078"],
+        service: "microsoftDefenderForCloudApps",
+        detection: "microsoftDefenderForCloudApps",
+        product: "Microsoft Defender for Cloud Apps",
+        evidence: &[Ev::User, Ev::Ip, Ev::Ip],
+        description: "Sign-ins by one user from locations too far apart for the time between them.",
+    },
+    Detection {
+        title: "Suspicious inbox forwarding rule",
+        category: "Exfiltration",
+        mitre: &["T1114.003"],
+        service: "microsoftDefenderForCloudApps",
+        detection: "microsoftDefenderForCloudApps",
+        product: "Microsoft Defender for Cloud Apps",
+        evidence: &[Ev::User, Ev::Mailbox, Ev::Ip],
+        description: "A user created an inbox rule that forwards mail to an external address.",
+    },
+    Detection {
+        title: "Rare RDP connections",
+        category: "LateralMovement",
+        mitre: &["T1021.001"],
+        service: "microsoftSentinel",
+        detection: "scheduledAlerts",
+        product: "Microsoft Sentinel",
+        evidence: &[Ev::Device, Ev::User, Ev::Ip],
+        description: "A scheduled analytics rule found RDP connections between devices that do not usually talk.",
+    },
+    Detection {
+        title: "Remote code execution attempt via PsExec",
+        category: "LateralMovement",
+        mitre: &["T1569.002", "T1021.002"],
+        service: "microsoftDefenderForEndpoint",
+        detection: "edr",
+        product: "Microsoft Defender for Endpoint",
+        evidence: &[Ev::Device, Ev::Process, Ev::User, Ev::File],
+        description: "PsExec was used to run a command on a remote device.",
+    },
+    Detection {
+        title: "Data exfiltration to cloud storage with rclone",
+        category: "Exfiltration",
+        mitre: &["T1567.002"],
+        service: "microsoft365Defender",
+        detection: "customDetection",
+        product: "Microsoft Defender XDR",
+        evidence: &[Ev::Device, Ev::Process, Ev::File, Ev::Url],
+        description: "rclone was used to copy data to an external cloud storage provider.",
+    },
 ];
 
 const SEVERITIES: &[&str] = &["informational", "low", "medium", "high"];
-const ANALYSTS: &[&str] = &["soc-analyst1@contoso-demo.onmicrosoft.com", "soc-analyst2@contoso-demo.onmicrosoft.com", "ir-lead@contoso-demo.onmicrosoft.com"];
+const ANALYSTS: &[&str] = &[
+    "soc-analyst1@contoso-demo.onmicrosoft.com",
+    "soc-analyst2@contoso-demo.onmicrosoft.com",
+    "ir-lead@contoso-demo.onmicrosoft.com",
+];
 
 /// Everything the Graph endpoints serve.
 #[derive(Debug, Clone)]
@@ -246,7 +373,10 @@ impl Dataset {
                 created: now - Duration::milliseconds(1 + rng.below(window_ms - 3_600_000) as i64 + 600_000),
                 device: rng.below(entities.devices.len() as u64) as usize,
                 user: rng.below(entities.users.len() as u64) as usize,
-                ips: vec![rng.below(entities.ips.len() as u64) as usize, rng.below(entities.ips.len() as u64) as usize],
+                ips: vec![
+                    rng.below(entities.ips.len() as u64) as usize,
+                    rng.below(entities.ips.len() as u64) as usize,
+                ],
                 file: rng.below(entities.files.len() as u64) as usize,
                 url: rng.below(entities.urls.len() as u64) as usize,
             })
@@ -273,12 +403,22 @@ impl Dataset {
             incidents.push(build_incident(&mut rng, &incident_id, &members));
             i += group;
         }
-        Dataset { alerts_v2, incidents, legacy_alerts: legacy, entities, generated_at: now }
+        Dataset {
+            alerts_v2,
+            incidents,
+            legacy_alerts: legacy,
+            entities,
+            generated_at: now,
+        }
     }
 }
 
 fn build_alert(rng: &mut Rng, d: &Detection, f: &AlertFacts, e: &Entities, incident_id: &str, now: DateTime<Utc>) -> Value {
-    let id = format!("da{:018}_{}", rng.below(1_000_000_000_000_000_000), -(rng.below(2_000_000_000) as i64) - 1);
+    let id = format!(
+        "da{:018}_{}",
+        rng.below(1_000_000_000_000_000_000),
+        -(rng.below(2_000_000_000) as i64) - 1
+    );
     let first_activity = f.created - Duration::minutes(5 + rng.below(240) as i64);
     let last_update = (f.created + Duration::minutes(rng.below(3 * 24 * 60) as i64)).min(now);
     let severity = SEVERITIES[(rng.below(10) as usize * SEVERITIES.len()) / 10];
@@ -288,14 +428,26 @@ fn build_alert(rng: &mut Rng, d: &Detection, f: &AlertFacts, e: &Entities, incid
     } else if roll < 75 {
         ("inProgress", "unknown", "unknown")
     } else if roll < 88 {
-        ("resolved", "truePositive", *rng.pick(&["malware", "multiStagedAttack", "compromisedAccount", "phishing"]))
+        (
+            "resolved",
+            "truePositive",
+            *rng.pick(&["malware", "multiStagedAttack", "compromisedAccount", "phishing"]),
+        )
     } else if roll < 95 {
         ("resolved", "falsePositive", "notMalicious")
     } else {
         ("resolved", "informationalExpectedActivity", "securityTesting")
     };
-    let assigned = if status == "new" && rng.below(3) > 0 { Value::Null } else { json!(rng.pick(ANALYSTS)) };
-    let resolved = if status == "resolved" { json!(graph_time(last_update)) } else { Value::Null };
+    let assigned = if status == "new" && rng.below(3) > 0 {
+        Value::Null
+    } else {
+        json!(rng.pick(ANALYSTS))
+    };
+    let resolved = if status == "resolved" {
+        json!(graph_time(last_update))
+    } else {
+        Value::Null
+    };
     let created_s = graph_time(f.created);
     let dev = &e.devices[f.device];
     let user = &e.users[f.user];
@@ -303,13 +455,14 @@ fn build_alert(rng: &mut Rng, d: &Detection, f: &AlertFacts, e: &Entities, incid
     let mut evidence = Vec::new();
     let mut ip_n = 0;
     for kind in d.evidence {
-        let common = |t: &str, roles: Vec<&str>| {
-            json!({"@odata.type": format!("#microsoft.graph.security.{t}"), "createdDateTime": created_s, "verdict": if status == "resolved" && classification == "falsePositive" { "noThreatsFound" } else { "suspicious" }, "remediationStatus": "none", "remediationStatusDetails": null, "roles": roles, "detailedRoles": [], "tags": []})
-        };
+        let common = |t: &str, roles: Vec<&str>| json!({"@odata.type": format!("#microsoft.graph.security.{t}"), "createdDateTime": created_s, "verdict": if status == "resolved" && classification == "falsePositive" { "noThreatsFound" } else { "suspicious" }, "remediationStatus": "none", "remediationStatusDetails": null, "roles": roles, "detailedRoles": [], "tags": []});
         let ev = match kind {
             Ev::Device => {
                 let mut v = common("deviceEvidence", vec!["compromised"]);
-                merge(&mut v, json!({"firstSeenDateTime": graph_time(f.created - Duration::days(200)), "mdeDeviceId": dev.mde_id, "azureAdDeviceId": dev.aad_id, "deviceDnsName": dev.fqdn, "hostName": dev.name, "ntDomain": "CONTOSO", "dnsDomain": "contoso.local", "osPlatform": dev.os, "osBuild": 22631, "version": "23H2", "healthStatus": "active", "riskScore": "medium", "rbacGroupId": 75, "rbacGroupName": "Workstations", "onboardingStatus": "onboarded", "defenderAvStatus": "updated", "ipInterfaces": [dev.private_ip], "loggedOnUsers": [{"accountName": user.account, "domainName": user.domain}], "vmMetadata": null}));
+                merge(
+                    &mut v,
+                    json!({"firstSeenDateTime": graph_time(f.created - Duration::days(200)), "mdeDeviceId": dev.mde_id, "azureAdDeviceId": dev.aad_id, "deviceDnsName": dev.fqdn, "hostName": dev.name, "ntDomain": "CONTOSO", "dnsDomain": "contoso.local", "osPlatform": dev.os, "osBuild": 22631, "version": "23H2", "healthStatus": "active", "riskScore": "medium", "rbacGroupId": 75, "rbacGroupName": "Workstations", "onboardingStatus": "onboarded", "defenderAvStatus": "updated", "ipInterfaces": [dev.private_ip], "loggedOnUsers": [{"accountName": user.account, "domainName": user.domain}], "vmMetadata": null}),
+                );
                 v
             }
             Ev::User => {
@@ -326,12 +479,18 @@ fn build_alert(rng: &mut Rng, d: &Detection, f: &AlertFacts, e: &Entities, incid
             }
             Ev::File => {
                 let mut v = common("fileEvidence", vec![]);
-                merge(&mut v, json!({"detectionStatus": "detected", "mdeDeviceId": dev.mde_id, "fileDetails": file_details(file)}));
+                merge(
+                    &mut v,
+                    json!({"detectionStatus": "detected", "mdeDeviceId": dev.mde_id, "fileDetails": file_details(file)}),
+                );
                 v
             }
             Ev::Process => {
                 let mut v = common("processEvidence", vec![]);
-                merge(&mut v, json!({"processId": 1000 + rng.below(30000), "parentProcessId": 600 + rng.below(3000), "processCommandLine": command_line(d, file), "processCreationDateTime": graph_time(first_activity), "parentProcessCreationDateTime": graph_time(first_activity - Duration::minutes(30)), "detectionStatus": "detected", "mdeDeviceId": dev.mde_id, "imageFile": file_details(file), "parentProcessImageFile": {"sha1": null, "sha256": null, "fileName": "explorer.exe", "filePath": "C:\\Windows", "fileSize": 4_984_832, "filePublisher": "Microsoft Corporation", "signer": null, "issuer": null}, "userAccount": user_account(user)}));
+                merge(
+                    &mut v,
+                    json!({"processId": 1000 + rng.below(30000), "parentProcessId": 600 + rng.below(3000), "processCommandLine": command_line(d, file), "processCreationDateTime": graph_time(first_activity), "parentProcessCreationDateTime": graph_time(first_activity - Duration::minutes(30)), "detectionStatus": "detected", "mdeDeviceId": dev.mde_id, "imageFile": file_details(file), "parentProcessImageFile": {"sha1": null, "sha256": null, "fileName": "explorer.exe", "filePath": "C:\\Windows", "fileSize": 4_984_832, "filePublisher": "Microsoft Corporation", "signer": null, "issuer": null}, "userAccount": user_account(user)}),
+                );
                 v
             }
             Ev::Url => {
@@ -341,7 +500,10 @@ fn build_alert(rng: &mut Rng, d: &Detection, f: &AlertFacts, e: &Entities, incid
             }
             Ev::Mailbox => {
                 let mut v = common("mailboxEvidence", vec![]);
-                merge(&mut v, json!({"primaryAddress": user.upn, "displayName": user.display, "userAccount": user_account(user)}));
+                merge(
+                    &mut v,
+                    json!({"primaryAddress": user.upn, "displayName": user.display, "userAccount": user_account(user)}),
+                );
                 v
             }
         };
@@ -401,7 +563,9 @@ fn file_details(f: &FileInfo) -> Value {
 
 fn command_line(d: &Detection, f: &FileInfo) -> String {
     match d.category {
-        "Execution" => "powershell.exe -NoProfile -ExecutionPolicy Bypass -EncodedCommand SQBFAFgAIAAoAE4AZQB3AC0ATwBiAGoAZQBjAHQAKQA=".into(),
+        "Execution" => {
+            "powershell.exe -NoProfile -ExecutionPolicy Bypass -EncodedCommand SQBFAFgAIAAoAE4AZQB3AC0ATwBiAGoAZQBjAHQAKQA=".into()
+        }
         "CredentialAccess" => format!("\"{}\\{}\" -accepteula -ma lsass.exe lsass.dmp", f.path, f.name),
         "LateralMovement" => format!("{} \\\\srv-it-15 -s cmd.exe /c whoami", f.name),
         _ => format!("\"{}\\{}\"", f.path, f.name),
@@ -416,9 +580,19 @@ fn build_incident(rng: &mut Rng, id: &str, alerts: &[Value]) -> Value {
         .max_by_key(|s| sev_rank(s))
         .unwrap_or("low");
     let created = alerts.first().and_then(|a| a["createdDateTime"].as_str()).unwrap_or_default();
-    let updated = alerts.iter().filter_map(|a| a["lastUpdateDateTime"].as_str()).max().unwrap_or(created);
+    let updated = alerts
+        .iter()
+        .filter_map(|a| a["lastUpdateDateTime"].as_str())
+        .max()
+        .unwrap_or(created);
     let all_resolved = alerts.iter().all(|a| a["status"] == "resolved");
-    let status = if all_resolved { "resolved" } else if alerts.iter().any(|a| a["status"] == "inProgress") { "inProgress" } else { "active" };
+    let status = if all_resolved {
+        "resolved"
+    } else if alerts.iter().any(|a| a["status"] == "inProgress") {
+        "inProgress"
+    } else {
+        "active"
+    };
     let (classification, determination) = if all_resolved {
         (alerts[0]["classification"].clone(), alerts[0]["determination"].clone())
     } else {
@@ -487,7 +661,11 @@ fn build_legacy(rng: &mut Rng, d: &Detection, f: &AlertFacts, v2: &Value, e: &En
         json!([])
     };
     let network = if has(Ev::Ip) {
-        let src = if has(Ev::Device) { dev.private_ip.clone() } else { e.ips[f.ips[0]].address.clone() };
+        let src = if has(Ev::Device) {
+            dev.private_ip.clone()
+        } else {
+            e.ips[f.ips[0]].address.clone()
+        };
         let dst = &e.ips[f.ips[1]];
         json!([{"applicationName": null, "destinationAddress": dst.address, "destinationDomain": null, "destinationLocation": dst.country, "destinationPort": "443", "destinationUrl": if has(Ev::Url) { json!(e.urls[f.url]) } else { Value::Null }, "direction": "outbound", "domainRegisteredDateTime": null, "localDnsName": null, "natDestinationAddress": null, "natDestinationPort": null, "natSourceAddress": null, "natSourcePort": null, "protocol": "tcp", "riskScore": null, "sourceAddress": src, "sourceLocation": null, "sourcePort": (49152 + rng.below(16000)).to_string(), "status": "open", "urlParameters": null}])
     } else {
@@ -526,7 +704,7 @@ fn build_legacy(rng: &mut Rng, d: &Detection, f: &AlertFacts, v2: &Value, e: &En
         "recommendedActions": [],
         "registryKeyStates": [],
         "securityResources": [],
-        "severity": match v2["severity"].as_str() { Some(s) => s, None => "unknown" },
+        "severity": v2["severity"].as_str().unwrap_or("unknown"),
         "sourceMaterials": [v2["alertWebUrl"]],
         "status": status,
         "tags": [],

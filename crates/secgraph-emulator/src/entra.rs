@@ -70,11 +70,15 @@ pub async fn token(
             StatusCode::BAD_REQUEST,
             "invalid_request",
             90002,
-            &format!("Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."),
+            &format!(
+                "Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."
+            ),
             &rid,
         );
     };
-    let Some(grant) = form.get("grant_type") else { return missing("grant_type", &rid) };
+    let Some(grant) = form.get("grant_type") else {
+        return missing("grant_type", &rid);
+    };
     if grant != "client_credentials" {
         return entra_error(
             StatusCode::BAD_REQUEST,
@@ -84,7 +88,9 @@ pub async fn token(
             &rid,
         );
     }
-    let Some(client_id) = form.get("client_id") else { return missing("client_id", &rid) };
+    let Some(client_id) = form.get("client_id") else {
+        return missing("client_id", &rid);
+    };
     let Some(app) = t.app(client_id) else {
         return entra_error(
             StatusCode::BAD_REQUEST,
@@ -97,7 +103,9 @@ pub async fn token(
             &rid,
         );
     };
-    let Some(scope) = form.get("scope") else { return missing("scope", &rid) };
+    let Some(scope) = form.get("scope") else {
+        return missing("scope", &rid);
+    };
     match form.get("client_secret") {
         None => {
             return entra_error(
@@ -128,7 +136,9 @@ pub async fn token(
             StatusCode::BAD_REQUEST,
             "invalid_scope",
             1002012,
-            &format!("The provided value for scope {scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI)."),
+            &format!(
+                "The provided value for scope {scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI)."
+            ),
             &rid,
         );
     };
@@ -137,16 +147,25 @@ pub async fn token(
             StatusCode::BAD_REQUEST,
             "invalid_scope",
             1002012,
-            &format!("The provided value for scope {scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI)."),
+            &format!(
+                "The provided value for scope {scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI)."
+            ),
             &rid,
         );
     };
-    if !st.graph_audiences().iter().any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(resource.trim_end_matches('/'))) {
+    if !st
+        .graph_audiences()
+        .iter()
+        .any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(resource.trim_end_matches('/')))
+    {
         return entra_error(
             StatusCode::BAD_REQUEST,
             "invalid_resource",
             500011,
-            &format!("The resource principal named {resource} was not found in the tenant named {}. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant.", t.domain),
+            &format!(
+                "The resource principal named {resource} was not found in the tenant named {}. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant.",
+                t.domain
+            ),
             &rid,
         );
     }
@@ -186,7 +205,11 @@ pub async fn token(
         .into_response()
 }
 
-pub async fn openid_configuration(State(st): State<Arc<AppState>>, Extension(rid): Extension<RequestId>, Path(tenant): Path<String>) -> Response {
+pub async fn openid_configuration(
+    State(st): State<Arc<AppState>>,
+    Extension(rid): Extension<RequestId>,
+    Path(tenant): Path<String>,
+) -> Response {
     let tid = match tenant.as_str() {
         "common" | "organizations" | "consumers" => "{tenantid}".to_string(),
         other => match st.directory.tenant(other) {

@@ -24,8 +24,28 @@ pub fn graph_error(status: StatusCode, code: &str, message: &str, rid: &RequestI
     (status, axum::Json(body)).into_response()
 }
 
-fn bad_request(message: &str, rid: &RequestId) -> Response {
-    graph_error(StatusCode::BAD_REQUEST, "BadRequest", message, rid)
+/// An error reply not yet tied to a request: helpers return it, handlers add the request ids.
+#[derive(Debug)]
+pub struct Fault {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl Fault {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Fault {
+        Fault {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+    fn bad(message: impl Into<String>) -> Fault {
+        Fault::new(StatusCode::BAD_REQUEST, "BadRequest", message)
+    }
+    pub fn respond(self, rid: &RequestId) -> Response {
+        graph_error(self.status, self.code, &self.message, rid)
+    }
 }
 
 /// The three collections served.
@@ -115,19 +135,23 @@ impl Collection {
     }
 }
 
-fn check_version(version: &str, rid: &RequestId) -> Result<(), Box<Response>> {
+fn check_version(version: &str) -> Result<(), Fault> {
     if version == "v1.0" || version == "beta" {
         Ok(())
     } else {
-        Err(Box::new(bad_request(&format!("Invalid version: {version}"), rid)))
+        Err(Fault::bad(format!("Invalid version: {version}")))
     }
 }
 
 /// Checks the bearer token and the roles needed; returns the error reply when access is refused.
-fn authorize(st: &AppState, headers: &HeaderMap, coll: Collection, rid: &RequestId) -> Result<(), Box<Response>> {
-    let unauth = |m: &str| Box::new(graph_error(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", m, rid));
+fn authorize(st: &AppState, headers: &HeaderMap, coll: Collection) -> Result<(), Fault> {
+    let unauth = |m: &str| Fault::new(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", m);
     let raw = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let token = raw.strip_prefix("Bearer ").or_else(|| raw.strip_prefix("bearer ")).unwrap_or(raw).trim();
+    let token = raw
+        .strip_prefix("Bearer ")
+        .or_else(|| raw.strip_prefix("bearer "))
+        .unwrap_or(raw)
+        .trim();
     if token.is_empty() {
         return Err(unauth("Access token is empty."));
     }
@@ -141,12 +165,15 @@ fn authorize(st: &AppState, headers: &HeaderMap, coll: Collection, rid: &Request
     })?;
     let needed = coll.read_roles();
     if !claims.roles.iter().any(|r| needed.contains(&r.as_str())) {
-        return Err(Box::new(graph_error(
+        return Err(Fault::new(
             StatusCode::FORBIDDEN,
             "Forbidden",
-            &format!("Missing application roles. API required roles: {}, application roles: {}.", needed.join(","), claims.roles.join(",")),
-            rid,
-        )));
+            format!(
+                "Missing application roles. API required roles: {}, application roles: {}.",
+                needed.join(","),
+                claims.roles.join(",")
+            ),
+        ));
     }
     Ok(())
 }
@@ -164,11 +191,15 @@ struct Options {
     skiptoken: Option<String>,
 }
 
-fn parse_options(uri: &Uri, version: &str, rid: &RequestId) -> Result<Options, Box<Response>> {
+fn parse_options(uri: &Uri, version: &str) -> Result<Options, Fault> {
     let mut o = Options::default();
     for (k, v) in url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()) {
         // beta accepts the options without the `$` prefix; v1.0 requires it.
-        let key = if version == "beta" && !k.starts_with('$') { format!("${k}") } else { k.to_string() };
+        let key = if version == "beta" && !k.starts_with('$') {
+            format!("${k}")
+        } else {
+            k.to_string()
+        };
         let slot = match key.as_str() {
             "$filter" => &mut o.filter,
             "$top" => &mut o.top,
@@ -179,24 +210,28 @@ fn parse_options(uri: &Uri, version: &str, rid: &RequestId) -> Result<Options, B
             "$expand" => &mut o.expand,
             "$skiptoken" => &mut o.skiptoken,
             "$search" | "$format" | "$apply" | "$compute" => {
-                return Err(Box::new(bad_request(&format!("Query option '{key}' is not supported by this resource."), rid)));
+                return Err(Fault::bad(format!("Query option '{key}' is not supported by this resource.")));
             }
             k if k.starts_with('$') => {
-                return Err(Box::new(bad_request(&format!("The query parameter '{k}' is not supported."), rid)));
+                return Err(Fault::bad(format!("The query parameter '{k}' is not supported.")));
             }
             _ => continue,
         };
         if slot.is_some() {
-            return Err(Box::new(bad_request(&format!("Query option '{key}' was specified more than once, but it must be specified at most once."), rid)));
+            return Err(Fault::bad(format!(
+                "Query option '{key}' was specified more than once, but it must be specified at most once."
+            )));
         }
         *slot = Some(v.into_owned());
     }
     Ok(o)
 }
 
-fn parse_usize(name: &str, v: &str, rid: &RequestId) -> Result<usize, Box<Response>> {
+fn parse_usize(name: &str, v: &str) -> Result<usize, Fault> {
     v.trim().parse::<usize>().map_err(|_| {
-        Box::new(bad_request(&format!("Invalid value '{v}' for query option '{name}': expected a non-negative integer."), rid))
+        Fault::bad(format!(
+            "Invalid value '{v}' for query option '{name}': expected a non-negative integer."
+        ))
     })
 }
 
@@ -236,25 +271,26 @@ pub async fn list(
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
-    match list_inner(&st, &rid, &version, &coll, &headers, &uri) {
-        Ok(r) | Err(r) => r,
-    }
+    list_inner(&st, &version, &coll, &headers, &uri).unwrap_or_else(|f| f.respond(&rid))
 }
 
-fn list_inner(st: &AppState, rid: &RequestId, version: &str, coll: &str, headers: &HeaderMap, uri: &Uri) -> Result<Response, Response> {
-    let unbox = |e: Box<Response>| *e;
-    check_version(version, rid).map_err(unbox)?;
+fn list_inner(st: &AppState, version: &str, coll: &str, headers: &HeaderMap, uri: &Uri) -> Result<Response, Fault> {
+    check_version(version)?;
     let Some(coll) = Collection::from_segment(coll) else {
-        return Err(graph_error(StatusCode::BAD_REQUEST, "BadRequest", &format!("Resource not found for the segment '{coll}'."), rid));
+        return Err(Fault::new(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            format!("Resource not found for the segment '{coll}'."),
+        ));
     };
-    authorize(st, headers, coll, rid).map_err(unbox)?;
-    let o = parse_options(uri, version, rid).map_err(unbox)?;
+    authorize(st, headers, coll)?;
+    let o = parse_options(uri, version)?;
 
     let filter: Option<Expr> = match &o.filter {
         None => None,
         Some(f) => {
-            let expr = odata::parse_filter(f).map_err(|e| bad_request(&format!("Invalid filter clause: {e}."), rid))?;
-            check_properties(&expr, coll, st, rid)?;
+            let expr = odata::parse_filter(f).map_err(|e| Fault::bad(format!("Invalid filter clause: {e}.")))?;
+            check_properties(&expr, coll, st)?;
             Some(expr)
         }
     };
@@ -262,14 +298,15 @@ fn list_inner(st: &AppState, rid: &RequestId, version: &str, coll: &str, headers
     let top = match &o.top {
         None => None,
         Some(t) => {
-            let n = parse_usize("$top", t, rid).map_err(unbox)?;
+            let n = parse_usize("$top", t)?;
             if n > max_top {
                 let code = if coll == Collection::Incidents { "" } else { "BadRequest" };
-                return Err(graph_error(
+                return Err(Fault::new(
                     StatusCode::BAD_REQUEST,
                     code,
-                    &format!("The query specified in the URI is not valid. The limit of '{max_top}' for Top query has been exceeded. The value from the incoming request is '{n}'."),
-                    rid,
+                    format!(
+                        "The query specified in the URI is not valid. The limit of '{max_top}' for Top query has been exceeded. The value from the incoming request is '{n}'."
+                    ),
                 ));
             }
             Some(n)
@@ -277,34 +314,46 @@ fn list_inner(st: &AppState, rid: &RequestId, version: &str, coll: &str, headers
     };
     let skip = match &o.skip {
         None => 0,
-        Some(s) => parse_usize("$skip", s, rid).map_err(unbox)?,
+        Some(s) => parse_usize("$skip", s)?,
     };
     if coll == Collection::Legacy && skip > 500 {
-        return Err(bad_request(&format!("The query specified in the URI is not valid. The limit of '500' for Skip query has been exceeded. The value from the incoming request is '{skip}'."), rid));
+        return Err(Fault::bad(format!(
+            "The query specified in the URI is not valid. The limit of '500' for Skip query has been exceeded. The value from the incoming request is '{skip}'."
+        )));
     }
     let start = match &o.skiptoken {
         None => skip,
-        Some(t) => decode_token(t).ok_or_else(|| bad_request("The $skiptoken is not valid.", rid))?,
+        Some(t) => decode_token(t).ok_or_else(|| Fault::bad("The $skiptoken is not valid."))?,
     };
     let count = match o.count.as_deref() {
         None | Some("false") => false,
         Some("true") => true,
-        Some(v) => return Err(bad_request(&format!("Invalid value '{v}' for $count: expected true or false."), rid)),
+        Some(v) => {
+            return Err(Fault::bad(format!("Invalid value '{v}' for $count: expected true or false.")));
+        }
     };
     let expand_alerts = match o.expand.as_deref() {
         None => false,
         Some("alerts") if coll == Collection::Incidents => true,
-        Some(e) => return Err(bad_request(&format!("Parsing OData Select and Expand failed: Could not find a navigation property named '{e}' on type '{}'.", coll.type_name()), rid)),
+        Some(e) => {
+            return Err(Fault::bad(format!(
+                "Parsing OData Select and Expand failed: Could not find a navigation property named '{e}' on type '{}'.",
+                coll.type_name()
+            )));
+        }
     };
-    let select = parse_select(o.select.as_deref(), coll, st, rid)?;
-    let order = parse_orderby(o.orderby.as_deref(), coll, rid)?;
+    let select = parse_select(o.select.as_deref(), coll, st)?;
+    let order = parse_orderby(o.orderby.as_deref(), coll)?;
 
-    let ds = st.dataset.read().map_err(|_| graph_error(StatusCode::INTERNAL_SERVER_ERROR, "UnknownError", "dataset lock poisoned", rid))?;
+    let ds = st
+        .dataset
+        .read()
+        .map_err(|_| Fault::new(StatusCode::INTERNAL_SERVER_ERROR, "UnknownError", "dataset lock poisoned"))?;
     let mut hits: Vec<&Value> = Vec::new();
     for item in coll.items(&ds) {
         let keep = match &filter {
             None => true,
-            Some(f) => odata::matches(f, item).map_err(|e| bad_request(&format!("Invalid filter clause: {e}."), rid))?,
+            Some(f) => odata::matches(f, item).map_err(|e| Fault::bad(format!("Invalid filter clause: {e}.")))?,
         };
         if keep {
             hits.push(item);
@@ -336,7 +385,10 @@ fn list_inner(st: &AppState, rid: &RequestId, version: &str, coll: &str, headers
     let base = &st.base_url;
     let mut body = serde_json::Map::new();
     let ctx_suffix = if expand_alerts { "(alerts())" } else { "" };
-    body.insert("@odata.context".into(), json!(format!("{base}/{version}/$metadata#security/{}{ctx_suffix}", coll.segment())));
+    body.insert(
+        "@odata.context".into(),
+        json!(format!("{base}/{version}/$metadata#security/{}{ctx_suffix}", coll.segment())),
+    );
     if count {
         body.insert("@odata.count".into(), json!(total));
     }
@@ -352,7 +404,10 @@ pub fn json_response(status: StatusCode, v: &Value) -> Response {
     let bytes = serde_json::to_vec(v).unwrap_or_default();
     (
         status,
-        [(header::CONTENT_TYPE, "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8",
+        )],
         bytes,
     )
         .into_response()
@@ -361,7 +416,17 @@ pub fn json_response(status: StatusCode, v: &Value) -> Response {
 /// The next page's absolute URL: the same query options, a page-sized `$top` and a `$skiptoken`.
 fn next_link(st: &AppState, version: &str, coll: Collection, uri: &Uri, page: usize, offset: usize) -> String {
     // Keys keep their `$`; values are percent-encoded (spaces as %20), as Graph writes its next links.
-    const VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'\'').remove(b'(').remove(b')').remove(b':').remove(b',').remove(b'/');
+    const VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~')
+        .remove(b'\'')
+        .remove(b'(')
+        .remove(b')')
+        .remove(b':')
+        .remove(b',')
+        .remove(b'/');
     let enc = |s: &str| percent_encoding::utf8_percent_encode(s, VALUE).to_string();
     let mut parts = Vec::new();
     for (k, v) in url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()) {
@@ -390,58 +455,75 @@ fn known_properties(coll: Collection, st: &AppState) -> Vec<String> {
     }
 }
 
-fn check_properties(expr: &Expr, coll: Collection, st: &AppState, rid: &RequestId) -> Result<(), Response> {
+fn check_properties(expr: &Expr, coll: Collection, st: &AppState) -> Result<(), Fault> {
     let allowed: Vec<String> = match coll.filterable() {
         Some(list) => list.iter().map(|s| s.to_string()).collect(),
         None => known_properties(coll, st),
     };
     let mut bad: Option<String> = None;
     odata::visit_root_properties(expr, &mut |p| {
-        if bad.is_none() && let Some(first) = p.first() && !allowed.iter().any(|a| a == first) {
+        if bad.is_none()
+            && let Some(first) = p.first()
+            && !allowed.iter().any(|a| a == first)
+        {
             bad = Some(first.clone());
         }
     });
     match bad {
         None => Ok(()),
-        Some(p) if coll.filterable().is_some_and(|_| known_properties(coll, st).contains(&p)) => Err(bad_request(
-            &format!("Invalid filter clause: filtering on property '{p}' is not supported. Supported properties: {}.", allowed.join(", ")),
-            rid,
-        )),
-        Some(p) => Err(bad_request(&format!("Invalid filter clause: Could not find a property named '{p}' on type '{}'.", coll.type_name()), rid)),
+        Some(p) if coll.filterable().is_some_and(|_| known_properties(coll, st).contains(&p)) => Err(Fault::bad(format!(
+            "Invalid filter clause: filtering on property '{p}' is not supported. Supported properties: {}.",
+            allowed.join(", ")
+        ))),
+        Some(p) => Err(Fault::bad(format!(
+            "Invalid filter clause: Could not find a property named '{p}' on type '{}'.",
+            coll.type_name()
+        ))),
     }
 }
 
-fn parse_select(sel: Option<&str>, coll: Collection, st: &AppState, rid: &RequestId) -> Result<Option<Vec<String>>, Response> {
+fn parse_select(sel: Option<&str>, coll: Collection, st: &AppState) -> Result<Option<Vec<String>>, Fault> {
     let Some(sel) = sel else { return Ok(None) };
     if coll != Collection::Legacy {
-        return Err(bad_request(&format!("Query option '$select' is not supported on '{}'.", coll.segment()), rid));
+        return Err(Fault::bad(format!(
+            "Query option '$select' is not supported on '{}'.",
+            coll.segment()
+        )));
     }
     let known = known_properties(coll, st);
     let mut out = Vec::new();
     for p in sel.split(',').map(str::trim) {
         if !known.iter().any(|k| k == p) {
-            return Err(bad_request(&format!("Parsing OData Select and Expand failed: Could not find a property named '{p}' on type '{}'.", coll.type_name()), rid));
+            return Err(Fault::bad(format!(
+                "Parsing OData Select and Expand failed: Could not find a property named '{p}' on type '{}'.",
+                coll.type_name()
+            )));
         }
         out.push(p.to_string());
     }
     Ok(Some(out))
 }
 
-fn parse_orderby(ob: Option<&str>, coll: Collection, rid: &RequestId) -> Result<Option<(String, bool)>, Response> {
+fn parse_orderby(ob: Option<&str>, coll: Collection) -> Result<Option<(String, bool)>, Fault> {
     let Some(ob) = ob else { return Ok(None) };
     let mut parts = ob.split_whitespace();
     let (Some(prop), dir, None) = (parts.next(), parts.next(), parts.next()) else {
-        return Err(bad_request(&format!("Invalid $orderby '{ob}': expected 'property [asc|desc]'."), rid));
+        return Err(Fault::bad(format!("Invalid $orderby '{ob}': expected 'property [asc|desc]'.")));
     };
     let desc = match dir {
         None | Some("asc") => false,
         Some("desc") => true,
-        Some(d) => return Err(bad_request(&format!("Invalid $orderby direction '{d}': expected asc or desc."), rid)),
+        Some(d) => {
+            return Err(Fault::bad(format!("Invalid $orderby direction '{d}': expected asc or desc.")));
+        }
     };
     if let Some(allowed) = coll.sortable()
         && !allowed.contains(&prop)
     {
-        return Err(bad_request(&format!("Invalid $orderby: sorting by '{prop}' is not supported. Supported: {}.", allowed.join(", ")), rid));
+        return Err(Fault::bad(format!(
+            "Invalid $orderby: sorting by '{prop}' is not supported. Supported: {}.",
+            allowed.join(", ")
+        )));
     }
     Ok(Some((prop.to_string(), desc)))
 }
@@ -468,18 +550,24 @@ pub async fn get_one(
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
-    let r = (|| -> Result<Response, Response> {
-        let unbox = |e: Box<Response>| *e;
-        check_version(&version, &rid).map_err(unbox)?;
+    let r = (|| -> Result<Response, Fault> {
+        check_version(&version)?;
         let Some(c) = Collection::from_segment(&coll) else {
-            return Err(bad_request(&format!("Resource not found for the segment '{coll}'."), &rid));
+            return Err(Fault::bad(format!("Resource not found for the segment '{coll}'.")));
         };
-        authorize(&st, &headers, c, &rid).map_err(unbox)?;
-        let o = parse_options(&uri, &version, &rid).map_err(unbox)?;
-        let select = parse_select(o.select.as_deref(), c, &st, &rid)?;
-        let ds = st.dataset.read().map_err(|_| graph_error(StatusCode::INTERNAL_SERVER_ERROR, "UnknownError", "dataset lock poisoned", &rid))?;
+        authorize(&st, &headers, c)?;
+        let o = parse_options(&uri, &version)?;
+        let select = parse_select(o.select.as_deref(), c, &st)?;
+        let ds = st
+            .dataset
+            .read()
+            .map_err(|_| Fault::new(StatusCode::INTERNAL_SERVER_ERROR, "UnknownError", "dataset lock poisoned"))?;
         let Some(item) = c.items(&ds).iter().find(|v| v["id"] == id.as_str()) else {
-            return Err(graph_error(StatusCode::NOT_FOUND, "NotFound", &format!("{} '{id}' was not found.", c.type_name()), &rid));
+            return Err(Fault::new(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                format!("{} '{id}' was not found.", c.type_name()),
+            ));
         };
         let mut v = project(item, select.as_deref());
         if o.expand.as_deref() == Some("alerts") && c == Collection::Incidents {
@@ -489,11 +577,12 @@ pub async fn get_one(
             }
         }
         if let Value::Object(m) = &mut v {
-            m.insert("@odata.context".into(), json!(format!("{}/{version}/$metadata#security/{}/$entity", st.base_url, c.segment())));
+            m.insert(
+                "@odata.context".into(),
+                json!(format!("{}/{version}/$metadata#security/{}/$entity", st.base_url, c.segment())),
+            );
         }
         Ok(json_response(StatusCode::OK, &v))
     })();
-    match r {
-        Ok(r) | Err(r) => r,
-    }
+    r.unwrap_or_else(|f| f.respond(&rid))
 }

@@ -119,8 +119,12 @@ impl Emulator {
         let issuer = tokens::TokenIssuer::generate().map_err(StartError::Crypto)?;
 
         let listener = std::net::TcpListener::bind(config.bind).map_err(|source| StartError::Bind { addr: config.bind, source })?;
-        listener.set_nonblocking(true).map_err(|source| StartError::Bind { addr: config.bind, source })?;
-        let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.bind, source })?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|source| StartError::Bind { addr: config.bind, source })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| StartError::Bind { addr: config.bind, source })?;
         let host = match addr.ip() {
             std::net::IpAddr::V6(ip) => format!("[{ip}]"),
             std::net::IpAddr::V4(ip) => ip.to_string(),
@@ -130,13 +134,20 @@ impl Emulator {
         let (dir, tempdir) = match &config.state_dir {
             Some(d) => (d.clone(), None),
             None => {
-                let d = std::env::temp_dir().join(format!("secgraph-emulator-{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()));
+                let d = std::env::temp_dir().join(format!(
+                    "secgraph-emulator-{}-{}",
+                    std::process::id(),
+                    uuid::Uuid::new_v4().simple()
+                ));
                 (d.clone(), Some(TempDir(d)))
             }
         };
         std::fs::create_dir_all(&dir).map_err(|source| StartError::State { path: dir.clone(), source })?;
         let ca_path = dir.join("ca.pem");
-        std::fs::write(&ca_path, &pki.ca_pem).map_err(|source| StartError::State { path: ca_path.clone(), source })?;
+        std::fs::write(&ca_path, &pki.ca_pem).map_err(|source| StartError::State {
+            path: ca_path.clone(),
+            source,
+        })?;
 
         let dataset = Dataset::generate(config.seed, config.alerts, chrono::Utc::now());
         let state = Arc::new(AppState {
@@ -161,7 +172,14 @@ impl Emulator {
             }
         });
         tracing::info!(%base_url, "emulator listening");
-        Ok(Emulator { addr, base_url, ca_path, state, handle, _tempdir: tempdir })
+        Ok(Emulator {
+            addr,
+            base_url,
+            ca_path,
+            state,
+            handle,
+            _tempdir: tempdir,
+        })
     }
 
     /// `https://127.0.0.1:PORT` — the root of every emulated service.
@@ -266,7 +284,12 @@ fn router(state: Arc<AppState>) -> Router {
 }
 
 async fn not_found(axum::Extension(rid): axum::Extension<RequestId>, uri: axum::http::Uri) -> Response {
-    graph::graph_error(StatusCode::NOT_FOUND, "NotFound", &format!("Resource not found for the segment '{}'.", uri.path()), &rid)
+    graph::graph_error(
+        StatusCode::NOT_FOUND,
+        "NotFound",
+        &format!("Resource not found for the segment '{}'.", uri.path()),
+        &rid,
+    )
 }
 
 /// Gives every request a `request-id`, echoes `client-request-id`, and logs one line per request (no bodies).
@@ -302,9 +325,18 @@ struct ArmQuery {
 
 /// Azure Resource Manager's cloud metadata document (`/metadata/endpoints`), describing the emulator as a custom
 /// cloud: an object for api-version 2015-01-01, a list of clouds for later versions, as ARM does.
-async fn arm_metadata(State(st): State<Arc<AppState>>, axum::Extension(rid): axum::Extension<RequestId>, Query(q): Query<ArmQuery>) -> Response {
+async fn arm_metadata(
+    State(st): State<Arc<AppState>>,
+    axum::Extension(rid): axum::Extension<RequestId>,
+    Query(q): Query<ArmQuery>,
+) -> Response {
     let Some(v) = q.api_version else {
-        return graph::graph_error(StatusCode::BAD_REQUEST, "MissingApiVersionParameter", "The api-version query parameter (?api-version=) is required for all requests.", &rid);
+        return graph::graph_error(
+            StatusCode::BAD_REQUEST,
+            "MissingApiVersionParameter",
+            "The api-version query parameter (?api-version=) is required for all requests.",
+            &rid,
+        );
     };
     let base = &st.base_url;
     let host = base.trim_start_matches("https://");

@@ -22,17 +22,29 @@ impl Pki {
         ca_params.distinguished_name.push(DnType::CommonName, "secgraph emulator local CA");
         ca_params.distinguished_name.push(DnType::OrganizationName, "secgraph emulator");
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        ca_params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
         let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key)?;
 
         let key = KeyPair::generate()?;
         let mut names = vec!["localhost".to_string()];
         names.extend(extra_hosts.iter().cloned());
         let mut params = CertificateParams::new(names)?;
-        params.subject_alt_names.push(SanType::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()));
-        params.subject_alt_names.push(SanType::IpAddress(std::net::Ipv6Addr::LOCALHOST.into()));
+        params
+            .subject_alt_names
+            .push(SanType::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()));
+        params
+            .subject_alt_names
+            .push(SanType::IpAddress(std::net::Ipv6Addr::LOCALHOST.into()));
         params.distinguished_name.push(DnType::CommonName, "secgraph emulator");
         let cert = params.signed_by(&key, &ca)?;
-        Ok(Pki { ca_pem: ca.pem(), server_cert_pem: cert.pem(), server_key_pem: key.serialize_pem() })
+        Ok(Pki {
+            ca_pem: ca.pem(),
+            server_cert_pem: cert.pem(),
+            server_key_pem: key.serialize_pem(),
+        })
     }
 }

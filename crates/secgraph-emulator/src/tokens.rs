@@ -60,7 +60,12 @@ impl TokenIssuer {
         let kid = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&sha2::Sha256::digest(key.public_key_pem().as_bytes())[..15]);
         jwk.common.key_id = Some(kid.clone());
         let decoding = DecodingKey::from_jwk(&jwk).map_err(|e| format!("verification key: {e}"))?;
-        Ok(TokenIssuer { encoding, decoding, kid, jwk })
+        Ok(TokenIssuer {
+            encoding,
+            decoding,
+            kid,
+            jwk,
+        })
     }
 
     /// The JSON Web Key Set served at the discovery `jwks_uri`.

@@ -11,14 +11,30 @@ async fn start(config: EmulatorConfig) -> (Emulator, reqwest::Client) {
 }
 
 async fn token_reply(emu: &Emulator, c: &reqwest::Client, tenant: &str, form: &[(&str, &str)]) -> (u16, Value) {
-    let r = c.post(format!("{}/{tenant}/oauth2/v2.0/token", emu.base_url())).form(form).send().await.unwrap();
+    let r = c
+        .post(format!("{}/{tenant}/oauth2/v2.0/token", emu.base_url()))
+        .form(form)
+        .send()
+        .await
+        .unwrap();
     let status = r.status().as_u16();
     (status, r.json().await.unwrap())
 }
 
 async fn app_token(emu: &Emulator, c: &reqwest::Client, client_id: &str, secret: &str) -> String {
     let scope = format!("{}/.default", emu.base_url());
-    let (s, v) = token_reply(emu, c, DEMO_TENANT_ID, &[("grant_type", "client_credentials"), ("client_id", client_id), ("client_secret", secret), ("scope", &scope)]).await;
+    let (s, v) = token_reply(
+        emu,
+        c,
+        DEMO_TENANT_ID,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", client_id),
+            ("client_secret", secret),
+            ("scope", &scope),
+        ],
+    )
+    .await;
     assert_eq!(s, 200, "{v}");
     v["access_token"].as_str().unwrap().to_string()
 }
@@ -34,7 +50,12 @@ async fn get(emu: &Emulator, c: &reqwest::Client, token: &str, path: &str) -> (u
 async fn token_endpoint_issues_tokens_and_documented_errors() {
     let (emu, c) = start(EmulatorConfig::default()).await;
     let scope = format!("{}/.default", emu.base_url());
-    let ok = [("grant_type", "client_credentials"), ("client_id", DEMO_CLIENT_ID), ("client_secret", DEMO_CLIENT_SECRET), ("scope", scope.as_str())];
+    let ok = [
+        ("grant_type", "client_credentials"),
+        ("client_id", DEMO_CLIENT_ID),
+        ("client_secret", DEMO_CLIENT_SECRET),
+        ("scope", scope.as_str()),
+    ];
     let (s, v) = token_reply(&emu, &c, DEMO_TENANT_ID, &ok).await;
     assert_eq!(s, 200);
     assert_eq!(v["token_type"], "Bearer");
@@ -42,18 +63,56 @@ async fn token_endpoint_issues_tokens_and_documented_errors() {
     assert!((3600..=5400).contains(&exp), "{exp}");
     assert_eq!(v["access_token"].as_str().unwrap().split('.').count(), 3);
     // Graph's public resource URI works too, and the tenant may be named by domain.
-    let (s, _) = token_reply(&emu, &c, directory::DEMO_TENANT_DOMAIN, &[ok[0], ok[1], ok[2], ("scope", "https://graph.microsoft.com/.default")]).await;
+    let (s, _) = token_reply(
+        &emu,
+        &c,
+        directory::DEMO_TENANT_DOMAIN,
+        &[ok[0], ok[1], ok[2], ("scope", "https://graph.microsoft.com/.default")],
+    )
+    .await;
     assert_eq!(s, 200);
 
-    let cases: Vec<(&str, Vec<(&str, &str)>, u16, &str, u64)> = vec![
+    // (tenant, form, HTTP status, error, AADSTS code)
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, u16, &'a str, u64);
+    let cases: Vec<Case> = vec![
         ("no-such-tenant", ok.to_vec(), 400, "invalid_request", 90002),
-        (DEMO_TENANT_ID, vec![ok[0], ("client_id", "11111111-1111-1111-1111-111111111111"), ok[2], ok[3]], 400, "unauthorized_client", 700016),
-        (DEMO_TENANT_ID, vec![ok[0], ok[1], ("client_secret", "wrong"), ok[3]], 401, "invalid_client", 7000215),
+        (
+            DEMO_TENANT_ID,
+            vec![ok[0], ("client_id", "11111111-1111-1111-1111-111111111111"), ok[2], ok[3]],
+            400,
+            "unauthorized_client",
+            700016,
+        ),
+        (
+            DEMO_TENANT_ID,
+            vec![ok[0], ok[1], ("client_secret", "wrong"), ok[3]],
+            401,
+            "invalid_client",
+            7000215,
+        ),
         (DEMO_TENANT_ID, vec![ok[0], ok[1], ok[3]], 401, "invalid_client", 7000218),
-        (DEMO_TENANT_ID, vec![ok[0], ok[1], ok[2], ("scope", "User.Read")], 400, "invalid_scope", 1002012),
-        (DEMO_TENANT_ID, vec![ok[0], ok[1], ok[2], ("scope", "https://unknown.example/.default")], 400, "invalid_resource", 500011),
+        (
+            DEMO_TENANT_ID,
+            vec![ok[0], ok[1], ok[2], ("scope", "User.Read")],
+            400,
+            "invalid_scope",
+            1002012,
+        ),
+        (
+            DEMO_TENANT_ID,
+            vec![ok[0], ok[1], ok[2], ("scope", "https://unknown.example/.default")],
+            400,
+            "invalid_resource",
+            500011,
+        ),
         (DEMO_TENANT_ID, vec![ok[0], ok[1], ok[2]], 400, "invalid_request", 900144),
-        (DEMO_TENANT_ID, vec![("grant_type", "password"), ok[1], ok[2], ok[3]], 400, "unsupported_grant_type", 70003),
+        (
+            DEMO_TENANT_ID,
+            vec![("grant_type", "password"), ok[1], ok[2], ok[3]],
+            400,
+            "unsupported_grant_type",
+            70003,
+        ),
     ];
     for (tenant, form, status, error, code) in cases {
         let (s, v) = token_reply(&emu, &c, tenant, &form).await;
@@ -71,15 +130,45 @@ async fn token_endpoint_issues_tokens_and_documented_errors() {
 #[tokio::test]
 async fn discovery_and_cloud_metadata() {
     let (emu, c) = start(EmulatorConfig::default()).await;
-    let v: Value = c.get(format!("{}/{DEMO_TENANT_ID}/v2.0/.well-known/openid-configuration", emu.base_url())).send().await.unwrap().json().await.unwrap();
-    assert_eq!(v["token_endpoint"], format!("{}/{DEMO_TENANT_ID}/oauth2/v2.0/token", emu.base_url()));
-    assert!(v["token_endpoint_auth_methods_supported"].as_array().unwrap().iter().any(|m| m == "private_key_jwt"));
+    let v: Value = c
+        .get(format!("{}/{DEMO_TENANT_ID}/v2.0/.well-known/openid-configuration", emu.base_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        v["token_endpoint"],
+        format!("{}/{DEMO_TENANT_ID}/oauth2/v2.0/token", emu.base_url())
+    );
+    assert!(
+        v["token_endpoint_auth_methods_supported"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m == "private_key_jwt")
+    );
     let keys: Value = c.get(v["jwks_uri"].as_str().unwrap()).send().await.unwrap().json().await.unwrap();
     assert_eq!(keys["keys"][0]["kty"], "RSA");
-    let list: Value = c.get(format!("{}/metadata/endpoints?api-version=2022-09-01", emu.base_url())).send().await.unwrap().json().await.unwrap();
+    let list: Value = c
+        .get(format!("{}/metadata/endpoints?api-version=2022-09-01", emu.base_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(list[0]["authentication"]["loginEndpoint"], format!("{}/", emu.base_url()));
     assert_eq!(list[0]["microsoftGraphResourceId"], format!("{}/", emu.base_url()));
-    let one: Value = c.get(format!("{}/metadata/endpoints?api-version=2015-01-01", emu.base_url())).send().await.unwrap().json().await.unwrap();
+    let one: Value = c
+        .get(format!("{}/metadata/endpoints?api-version=2015-01-01", emu.base_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert!(one.is_object());
     let r = c.get(format!("{}/metadata/endpoints", emu.base_url())).send().await.unwrap();
     assert_eq!(r.status(), 400);
@@ -92,7 +181,10 @@ async fn graph_refuses_missing_expired_forged_and_unauthorised_tokens() {
     assert_eq!(s, 401);
     assert_eq!(v["error"]["code"], "InvalidAuthenticationToken");
     assert_eq!(v["error"]["message"], "Access token is empty.");
-    assert_eq!(v["error"]["innerError"]["request-id"].as_str(), h.get("request-id").and_then(|x| x.to_str().ok()));
+    assert_eq!(
+        v["error"]["innerError"]["request-id"].as_str(),
+        h.get("request-id").and_then(|x| x.to_str().ok())
+    );
 
     let expired = emu.mint_app_token(DEMO_TENANT_ID, DEMO_CLIENT_ID, -60).unwrap();
     let (s, _, v) = get(&emu, &c, &expired, "/v1.0/security/alerts_v2").await;
@@ -112,12 +204,21 @@ async fn graph_refuses_missing_expired_forged_and_unauthorised_tokens() {
     let (s, _, v) = get(&emu, &c, &weak, "/v1.0/security/incidents").await;
     assert_eq!(s, 403);
     assert_eq!(v["error"]["code"], "Forbidden");
-    assert!(v["error"]["message"].as_str().unwrap().starts_with("Missing application roles. API required roles: SecurityIncident.Read.All"));
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Missing application roles. API required roles: SecurityIncident.Read.All")
+    );
 }
 
 #[tokio::test]
 async fn paging_returns_every_item_once_with_absolute_next_links() {
-    let (emu, c) = start(EmulatorConfig { alerts: 230, ..Default::default() }).await;
+    let (emu, c) = start(EmulatorConfig {
+        alerts: 230,
+        ..Default::default()
+    })
+    .await;
     let tok = app_token(&emu, &c, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET).await;
     let mut url = format!("{}/v1.0/security/alerts_v2?$top=50&$count=true", emu.base_url());
     let mut ids = Vec::new();
@@ -145,20 +246,39 @@ async fn paging_returns_every_item_once_with_absolute_next_links() {
     unique.sort();
     unique.dedup();
     assert_eq!((ids.len(), unique.len()), (230, 230));
-    let seeded: Vec<String> = emu.dataset().alerts_v2.iter().map(|a| a["id"].as_str().unwrap().to_string()).collect();
+    let seeded: Vec<String> = emu
+        .dataset()
+        .alerts_v2
+        .iter()
+        .map(|a| a["id"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(ids, seeded);
 }
 
 #[tokio::test]
 async fn odata_options_are_enforced_like_the_real_service() {
-    let (emu, c) = start(EmulatorConfig { alerts: 120, ..Default::default() }).await;
+    let (emu, c) = start(EmulatorConfig {
+        alerts: 120,
+        ..Default::default()
+    })
+    .await;
     let tok = app_token(&emu, &c, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET).await;
     let ds = emu.dataset();
 
     // A filter on a supported property returns exactly the matching items.
-    let (s, _, v) = get(&emu, &c, &tok, "/v1.0/security/alerts_v2?$filter=severity%20eq%20'high'%20and%20status%20ne%20'resolved'").await;
+    let (s, _, v) = get(
+        &emu,
+        &c,
+        &tok,
+        "/v1.0/security/alerts_v2?$filter=severity%20eq%20'high'%20and%20status%20ne%20'resolved'",
+    )
+    .await;
     assert_eq!(s, 200);
-    let want = ds.alerts_v2.iter().filter(|a| a["severity"] == "high" && a["status"] != "resolved").count();
+    let want = ds
+        .alerts_v2
+        .iter()
+        .filter(|a| a["severity"] == "high" && a["status"] != "resolved")
+        .count();
     assert_eq!(v["value"].as_array().unwrap().len(), want);
 
     // Unsupported property, unknown property, malformed filter: 400 BadRequest naming the problem.
@@ -186,34 +306,72 @@ async fn odata_options_are_enforced_like_the_real_service() {
     let (s, _, v) = get(&emu, &c, &tok, "/v1.0/security/incidents?$top=51").await;
     assert_eq!(s, 400);
     assert_eq!(v["error"]["code"], "");
-    assert!(v["error"]["message"].as_str().unwrap().contains("The limit of '50' for Top query has been exceeded"));
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("The limit of '50' for Top query has been exceeded")
+    );
 
     // $expand=alerts embeds an incident's alerts.
     let inc = &ds.incidents[0];
-    let (s, _, v) = get(&emu, &c, &tok, &format!("/v1.0/security/incidents/{}?$expand=alerts", inc["id"].as_str().unwrap())).await;
+    let (s, _, v) = get(
+        &emu,
+        &c,
+        &tok,
+        &format!("/v1.0/security/incidents/{}?$expand=alerts", inc["id"].as_str().unwrap()),
+    )
+    .await;
     assert_eq!(s, 200);
     let alerts = v["alerts"].as_array().unwrap();
     assert!(!alerts.is_empty());
     assert!(alerts.iter().all(|a| a["incidentId"] == inc["id"]));
 
     // Legacy: $select, $orderby on any property, and the $skip limit.
-    let (s, _, v) = get(&emu, &c, &tok, "/v1.0/security/alerts?$select=id,title&$top=3&$orderby=title%20desc").await;
+    let (s, _, v) = get(
+        &emu,
+        &c,
+        &tok,
+        "/v1.0/security/alerts?$select=id,title&$top=3&$orderby=title%20desc",
+    )
+    .await;
     assert_eq!(s, 200);
     let rows = v["value"].as_array().unwrap();
     assert_eq!(rows[0].as_object().unwrap().len(), 2);
     assert!(rows[0]["title"].as_str() >= rows[1]["title"].as_str());
     let (s, _, _) = get(&emu, &c, &tok, "/v1.0/security/alerts?$skip=501").await;
     assert_eq!(s, 400);
-    let (s, _, v) = get(&emu, &c, &tok, "/v1.0/security/alerts?$filter=userStates/any(u:%20u/accountName%20eq%20'alex.walker')").await;
+    let (s, _, v) = get(
+        &emu,
+        &c,
+        &tok,
+        "/v1.0/security/alerts?$filter=userStates/any(u:%20u/accountName%20eq%20'alex.walker')",
+    )
+    .await;
     assert_eq!(s, 200);
-    let want = ds.legacy_alerts.iter().filter(|a| a["userStates"].as_array().unwrap().iter().any(|u| u["accountName"] == "alex.walker")).count();
+    let want = ds
+        .legacy_alerts
+        .iter()
+        .filter(|a| {
+            a["userStates"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|u| u["accountName"] == "alex.walker")
+        })
+        .count();
     assert_eq!(v["value"].as_array().unwrap().len(), want);
     assert!(want > 0);
 
     // $orderby createdDateTime desc on v2.
     let (s, _, v) = get(&emu, &c, &tok, "/v1.0/security/alerts_v2?$orderby=createdDateTime%20desc&$top=5").await;
     assert_eq!(s, 200);
-    let times: Vec<&str> = v["value"].as_array().unwrap().iter().map(|a| a["createdDateTime"].as_str().unwrap()).collect();
+    let times: Vec<&str> = v["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["createdDateTime"].as_str().unwrap())
+        .collect();
     assert!(times.windows(2).all(|w| w[0] >= w[1]), "{times:?}");
 
     // Unknown ids and versions.
@@ -229,7 +387,12 @@ async fn odata_options_are_enforced_like_the_real_service() {
 
 #[tokio::test]
 async fn refuses_non_loopback_addresses() {
-    let e = Emulator::start(EmulatorConfig { bind: "0.0.0.0:0".parse().unwrap(), ..Default::default() }).await.unwrap_err();
+    let e = Emulator::start(EmulatorConfig {
+        bind: "0.0.0.0:0".parse().unwrap(),
+        ..Default::default()
+    })
+    .await
+    .unwrap_err();
     assert!(e.to_string().contains("loopback"), "{e}");
 }
 
@@ -249,6 +412,11 @@ fn dataset_is_deterministic_and_consistent() {
         assert!(v2["createdDateTime"].as_str().unwrap() > oldest.as_str());
         assert!(!v2["evidence"].as_array().unwrap().is_empty());
     }
-    let kinds: std::collections::BTreeSet<&str> = a.alerts_v2.iter().flat_map(|x| x["evidence"].as_array().unwrap()).filter_map(|e| e["@odata.type"].as_str()).collect();
+    let kinds: std::collections::BTreeSet<&str> = a
+        .alerts_v2
+        .iter()
+        .flat_map(|x| x["evidence"].as_array().unwrap())
+        .filter_map(|e| e["@odata.type"].as_str())
+        .collect();
     assert!(kinds.len() >= 6, "{kinds:?}");
 }

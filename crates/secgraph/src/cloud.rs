@@ -27,20 +27,52 @@ impl Cloud {
     /// A national cloud by msticpy's name (`global`/`public`, `usgov`, `dod`, `cn`/`china`, `de`/`germany`).
     pub fn named(name: &str) -> Result<Cloud> {
         let (n, login, graph, kv) = match name.to_ascii_lowercase().as_str() {
-            "global" | "public" | "azurecloud" => ("global", "https://login.microsoftonline.com/", "https://graph.microsoft.com/", "vault.azure.net"),
-            "usgov" | "gov" | "azureusgovernment" => ("usgov", "https://login.microsoftonline.us/", "https://graph.microsoft.us/", "vault.usgovcloudapi.net"),
-            "dod" | "usgovdod" => ("dod", "https://login.microsoftonline.us/", "https://dod-graph.microsoft.us/", "vault.usgovcloudapi.net"),
-            "cn" | "china" | "azurechinacloud" => ("cn", "https://login.chinacloudapi.cn/", "https://microsoftgraph.chinacloudapi.cn/", "vault.azure.cn"),
-            "de" | "germany" | "azuregermancloud" => ("de", "https://login.microsoftonline.de/", "https://graph.microsoft.de/", "vault.microsoftazure.de"),
+            "global" | "public" | "azurecloud" => (
+                "global",
+                "https://login.microsoftonline.com/",
+                "https://graph.microsoft.com/",
+                "vault.azure.net",
+            ),
+            "usgov" | "gov" | "azureusgovernment" => (
+                "usgov",
+                "https://login.microsoftonline.us/",
+                "https://graph.microsoft.us/",
+                "vault.usgovcloudapi.net",
+            ),
+            "dod" | "usgovdod" => (
+                "dod",
+                "https://login.microsoftonline.us/",
+                "https://dod-graph.microsoft.us/",
+                "vault.usgovcloudapi.net",
+            ),
+            "cn" | "china" | "azurechinacloud" => (
+                "cn",
+                "https://login.chinacloudapi.cn/",
+                "https://microsoftgraph.chinacloudapi.cn/",
+                "vault.azure.cn",
+            ),
+            "de" | "germany" | "azuregermancloud" => (
+                "de",
+                "https://login.microsoftonline.de/",
+                "https://graph.microsoft.de/",
+                "vault.microsoftazure.de",
+            ),
             other => {
                 return Err(Error::Setting {
                     origin: "settings".into(),
                     setting: "Azure.cloud".into(),
-                    message: format!("unknown cloud '{other}'; expected global, usgov, dod, cn or de (or set Azure.resource_manager_url for a custom cloud)"),
+                    message: format!(
+                        "unknown cloud '{other}'; expected global, usgov, dod, cn or de (or set Azure.resource_manager_url for a custom cloud)"
+                    ),
                 });
             }
         };
-        Ok(Cloud { name: n.into(), authority_host: url(login), graph_root: url(graph), keyvault_dns: kv.into() })
+        Ok(Cloud {
+            name: n.into(),
+            authority_host: url(login),
+            graph_root: url(graph),
+            keyvault_dns: kv.into(),
+        })
     }
 
     /// The Graph resource identifier used in token scopes: the root without its trailing slash.
@@ -56,7 +88,10 @@ impl Cloud {
     /// Reads Azure Resource Manager's `/metadata/endpoints` document (one cloud object, or a list of them from
     /// which the one whose `resourceManager` matches `resource_manager_url` — else the first — is taken).
     pub fn from_arm_metadata(doc: &Value, resource_manager_url: &str) -> Result<Cloud> {
-        let bad = |m: String| Error::Response { url: resource_manager_url.to_string(), message: format!("cloud metadata: {m}") };
+        let bad = |m: String| Error::Response {
+            url: resource_manager_url.to_string(),
+            message: format!("cloud metadata: {m}"),
+        };
         let cloud = match doc {
             Value::Array(list) => {
                 let want = resource_manager_url.trim_end_matches('/');
@@ -73,7 +108,9 @@ impl Cloud {
             for p in path {
                 cur = cur.get(*p).ok_or_else(|| bad(format!("missing {}", path.join("."))))?;
             }
-            cur.as_str().map(str::to_string).ok_or_else(|| bad(format!("{} is not a string", path.join("."))))
+            cur.as_str()
+                .map(str::to_string)
+                .ok_or_else(|| bad(format!("{} is not a string", path.join("."))))
         };
         let parse = |what: &str, s: String| -> Result<Url> {
             let s = if s.ends_with('/') { s } else { format!("{s}/") };
@@ -87,7 +124,10 @@ impl Cloud {
             name: get(&["name"]).unwrap_or_else(|_| "custom".into()),
             authority_host: parse("authentication.loginEndpoint", get(&["authentication", "loginEndpoint"])?)?,
             graph_root: parse("microsoftGraphResourceId", get(&["microsoftGraphResourceId"])?)?,
-            keyvault_dns: get(&["suffixes", "keyVaultDns"]).unwrap_or_default().trim_start_matches('.').to_string(),
+            keyvault_dns: get(&["suffixes", "keyVaultDns"])
+                .unwrap_or_default()
+                .trim_start_matches('.')
+                .to_string(),
         })
     }
 }
@@ -99,11 +139,36 @@ mod tests {
     #[test]
     fn national_clouds_have_their_own_hosts() {
         let cases = [
-            ("global", "https://login.microsoftonline.com/", "https://graph.microsoft.com/.default", "vault.azure.net"),
-            ("usgov", "https://login.microsoftonline.us/", "https://graph.microsoft.us/.default", "vault.usgovcloudapi.net"),
-            ("dod", "https://login.microsoftonline.us/", "https://dod-graph.microsoft.us/.default", "vault.usgovcloudapi.net"),
-            ("cn", "https://login.chinacloudapi.cn/", "https://microsoftgraph.chinacloudapi.cn/.default", "vault.azure.cn"),
-            ("de", "https://login.microsoftonline.de/", "https://graph.microsoft.de/.default", "vault.microsoftazure.de"),
+            (
+                "global",
+                "https://login.microsoftonline.com/",
+                "https://graph.microsoft.com/.default",
+                "vault.azure.net",
+            ),
+            (
+                "usgov",
+                "https://login.microsoftonline.us/",
+                "https://graph.microsoft.us/.default",
+                "vault.usgovcloudapi.net",
+            ),
+            (
+                "dod",
+                "https://login.microsoftonline.us/",
+                "https://dod-graph.microsoft.us/.default",
+                "vault.usgovcloudapi.net",
+            ),
+            (
+                "cn",
+                "https://login.chinacloudapi.cn/",
+                "https://microsoftgraph.chinacloudapi.cn/.default",
+                "vault.azure.cn",
+            ),
+            (
+                "de",
+                "https://login.microsoftonline.de/",
+                "https://graph.microsoft.de/.default",
+                "vault.microsoftazure.de",
+            ),
         ];
         for (name, login, scope, kv) in cases {
             let c = Cloud::named(name).unwrap();
@@ -125,7 +190,9 @@ mod tests {
         assert_eq!(c.name, "Mine");
         assert_eq!(c.authority_host.as_str(), "https://login.example/");
         assert_eq!(c.graph_scope(), "https://graph.example/.default");
-        let e = Cloud::from_arm_metadata(&serde_json::json!({"name": "x"}), "https://rm").unwrap_err().to_string();
+        let e = Cloud::from_arm_metadata(&serde_json::json!({"name": "x"}), "https://rm")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("authentication.loginEndpoint"), "{e}");
     }
 }

@@ -34,7 +34,16 @@ pub struct ConnectOptions {
 }
 
 /// Keys a connection string may carry.
-const CONNECTION_STRING_KEYS: &[&str] = &["tenant_id", "client_id", "client_secret", "api_root", "api_version", "username", "certificate", "private_key"];
+const CONNECTION_STRING_KEYS: &[&str] = &[
+    "tenant_id",
+    "client_id",
+    "client_secret",
+    "api_root",
+    "api_version",
+    "username",
+    "certificate",
+    "private_key",
+];
 
 /// Parses a connection string: `;`-separated `key=value` pairs, spaces around keys and values trimmed, values
 /// optionally wrapped in single or double quotes (removed), `=` allowed inside values. Unknown keys, repeated keys
@@ -54,7 +63,10 @@ pub fn parse_connection_string(s: &str) -> Result<std::collections::BTreeMap<Str
             continue;
         }
         let Some((k, v)) = part.split_once('=') else {
-            return Err(err(format!("part {} has no '=' (expected key=value pairs separated by ';')", i + 1)));
+            return Err(err(format!(
+                "part {} has no '=' (expected key=value pairs separated by ';')",
+                i + 1
+            )));
         };
         let key = k.trim();
         if key.is_empty() {
@@ -62,7 +74,9 @@ pub fn parse_connection_string(s: &str) -> Result<std::collections::BTreeMap<Str
         }
         let name = normalise_arg_name(key);
         if !CONNECTION_STRING_KEYS.contains(&name.as_str()) {
-            return Err(err(format!("unknown key '{key}'; expected one of tenant_id, client_id, client_secret, apiRoot, apiVersion, username, certificate, private_key")));
+            return Err(err(format!(
+                "unknown key '{key}'; expected one of tenant_id, client_id, client_secret, apiRoot, apiVersion, username, certificate, private_key"
+            )));
         }
         let raw = v.trim();
         let quoted = raw.len() >= 2 && ((raw.starts_with('\'') && raw.ends_with('\'')) || (raw.starts_with('"') && raw.ends_with('"')));
@@ -159,22 +173,36 @@ impl Connection {
                 let parsed = parse_connection_string(cs.expose())?;
                 Values {
                     source: "connection string".into(),
-                    map: parsed.into_iter().map(|(k, v)| (k.clone(), format!("connection string {k}"), SecretRef::Literal(v))).collect(),
+                    map: parsed
+                        .into_iter()
+                        .map(|(k, v)| (k.clone(), format!("connection string {k}"), SecretRef::Literal(v)))
+                        .collect(),
                 }
             }
             (None, Some(s)) => match s.provider_args(options.instance.as_deref()) {
-                Ok(ProviderArgs { section, values }) => Values { source: section, map: values },
+                Ok(ProviderArgs { section, values }) => Values {
+                    source: section,
+                    map: values,
+                },
                 // Options alone can connect even when the file has no provider section.
                 Err(Error::Instance { .. }) if options.instance.is_none() && options.tenant_id.is_some() && options.client_id.is_some() => {
-                    Values { source: "options".into(), map: vec![] }
+                    Values {
+                        source: "options".into(),
+                        map: vec![],
+                    }
                 }
                 Err(e) => return Err(e),
             },
             (None, None) => {
                 if let Some(i) = &options.instance {
-                    return Err(Error::Instance { message: format!("instance '{i}' was asked for, but no settings file was found") });
+                    return Err(Error::Instance {
+                        message: format!("instance '{i}' was asked for, but no settings file was found"),
+                    });
                 }
-                Values { source: "options".into(), map: vec![] }
+                Values {
+                    source: "options".into(),
+                    map: vec![],
+                }
             }
         };
         let opt = |v: &Option<String>| v.as_ref().map(|s| SecretRef::Literal(Secret::new(s.clone())));
@@ -214,14 +242,28 @@ impl Connection {
             missing.push("one of client_secret (ClientSecret), certificate (Certificate) or username (UserName)".to_string());
         }
         let (Some(tenant_id), Some(client_id)) = (tenant_id, client_id) else {
-            return Err(Error::MissingSettings { instance: values.source.clone(), missing });
+            return Err(Error::MissingSettings {
+                instance: values.source.clone(),
+                missing,
+            });
         };
         if !missing.is_empty() {
-            return Err(Error::MissingSettings { instance: values.source.clone(), missing });
+            return Err(Error::MissingSettings {
+                instance: values.source.clone(),
+                missing,
+            });
         }
         match auth {
-            AuthMethod::Delegated => return Err(Error::Unsupported { what: "delegated (user) sign-in (UserName is set)".into() }),
-            AuthMethod::Certificate => return Err(Error::Unsupported { what: "client-certificate sign-in (Certificate is set)".into() }),
+            AuthMethod::Delegated => {
+                return Err(Error::Unsupported {
+                    what: "delegated (user) sign-in (UserName is set)".into(),
+                });
+            }
+            AuthMethod::Certificate => {
+                return Err(Error::Unsupported {
+                    what: "client-certificate sign-in (Certificate is set)".into(),
+                });
+            }
             AuthMethod::ClientSecret => {}
         }
 
@@ -233,7 +275,11 @@ impl Connection {
             Some(s) => s.http_timeout()?.map(Duration::from_secs_f64),
             None => None,
         };
-        let http = HttpOptions { ca_certificates: azure.ca_certificates.clone(), timeout }.build()?;
+        let http = HttpOptions {
+            ca_certificates: azure.ca_certificates.clone(),
+            timeout,
+        }
+        .build()?;
         let cloud = match &azure.resource_manager_url {
             Some(rm) => fetch_cloud(&http, rm).await?,
             None => Cloud::named(azure.cloud.as_deref().unwrap_or("global"))?,
@@ -241,7 +287,11 @@ impl Connection {
         let graph_root = match values.plain("api_root")? {
             Some(r) => {
                 let r = if r.ends_with('/') { r } else { format!("{r}/") };
-                url::Url::parse(&r).map_err(|e| Error::Setting { origin: values.source.clone(), setting: "apiRoot".into(), message: format!("'{r}' is not a URL: {e}") })?
+                url::Url::parse(&r).map_err(|e| Error::Setting {
+                    origin: values.source.clone(),
+                    setting: "apiRoot".into(),
+                    message: format!("'{r}' is not a URL: {e}"),
+                })?
             }
             None => cloud.graph_root.clone(),
         };
@@ -249,9 +299,18 @@ impl Connection {
         // The token's audience follows the root actually called (msticpy kept the cloud's, a defect).
         let scope = format!("{}/.default", graph_root.as_str().trim_end_matches('/'));
 
-        let (secret_path, secret_ref) = values.get("client_secret").ok_or_else(|| Error::MissingSettings { instance: values.source.clone(), missing: vec!["client_secret".into()] })?;
+        let (secret_path, secret_ref) = values.get("client_secret").ok_or_else(|| Error::MissingSettings {
+            instance: values.source.clone(),
+            missing: vec!["client_secret".into()],
+        })?;
         let secret = secret_ref.resolve(secret_path)?;
-        let credential: Arc<dyn TokenCredential> = Arc::new(ClientSecretCredential::new(http.clone(), &cloud.authority_host, &tenant_id, &client_id, secret)?);
+        let credential: Arc<dyn TokenCredential> = Arc::new(ClientSecretCredential::new(
+            http.clone(),
+            &cloud.authority_host,
+            &tenant_id,
+            &client_id,
+            secret,
+        )?);
         let token = credential.get_token(&[scope.as_str()], TokenRequestOptions::default()).await?;
         let claims = token_claims(token.token.expose());
         let list = |k: &str| -> Vec<String> {
@@ -284,17 +343,31 @@ impl Connection {
 
 /// Reads a custom cloud's endpoints from its Resource Manager metadata document.
 async fn fetch_cloud(http: &reqwest::Client, resource_manager_url: &str) -> Result<Cloud> {
-    let base = if resource_manager_url.ends_with('/') { resource_manager_url.to_string() } else { format!("{resource_manager_url}/") };
+    let base = if resource_manager_url.ends_with('/') {
+        resource_manager_url.to_string()
+    } else {
+        format!("{resource_manager_url}/")
+    };
     let url = url::Url::parse(&base)
         .and_then(|u| u.join("metadata/endpoints?api-version=2022-09-01"))
-        .map_err(|e| Error::Setting { origin: "settings".into(), setting: "Azure.resource_manager_url".into(), message: format!("'{resource_manager_url}' is not a URL: {e}") })?;
+        .map_err(|e| Error::Setting {
+            origin: "settings".into(),
+            setting: "Azure.resource_manager_url".into(),
+            message: format!("'{resource_manager_url}' is not a URL: {e}"),
+        })?;
     tracing::debug!(url = %url, "reading cloud metadata");
     let resp = http.get(url.clone()).send().await.map_err(|e| Error::transport(&url, &e))?;
     let status = resp.status();
     if !status.is_success() {
-        return Err(Error::Response { url: crate::error::redact_url(&url), message: format!("cloud metadata request answered HTTP {status}") });
+        return Err(Error::Response {
+            url: crate::error::redact_url(&url),
+            message: format!("cloud metadata request answered HTTP {status}"),
+        });
     }
-    let doc: Value = resp.json().await.map_err(|e| Error::Response { url: crate::error::redact_url(&url), message: format!("cloud metadata is not JSON: {e}") })?;
+    let doc: Value = resp.json().await.map_err(|e| Error::Response {
+        url: crate::error::redact_url(&url),
+        message: format!("cloud metadata is not JSON: {e}"),
+    })?;
     Cloud::from_arm_metadata(&doc, &base)
 }
 
@@ -304,7 +377,11 @@ fn token_claims(token: &str) -> serde_json::Map<String, Value> {
     token
         .split('.')
         .nth(1)
-        .and_then(|p| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(p.trim_end_matches('=')).ok())
+        .and_then(|p| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(p.trim_end_matches('='))
+                .ok()
+        })
         .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
         .and_then(|v| match v {
             Value::Object(m) => Some(m),

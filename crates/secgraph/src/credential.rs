@@ -22,7 +22,11 @@ impl AccessToken {
     /// that live less than ten minutes.
     fn needs_renewal(&self, issued: DateTime<Utc>, now: DateTime<Utc>) -> bool {
         let life = self.expires_on - issued;
-        let margin = if life < Duration::minutes(10) { life / 2 } else { Duration::minutes(5) };
+        let margin = if life < Duration::minutes(10) {
+            life / 2
+        } else {
+            Duration::minutes(5)
+        };
         now + margin >= self.expires_on
     }
 }
@@ -48,7 +52,9 @@ pub struct StaticTokenCredential {
 
 impl StaticTokenCredential {
     pub fn new(token: Secret, expires_on: DateTime<Utc>) -> StaticTokenCredential {
-        StaticTokenCredential { token: AccessToken { token, expires_on } }
+        StaticTokenCredential {
+            token: AccessToken { token, expires_on },
+        }
     }
 }
 
@@ -85,14 +91,28 @@ pub fn validate_tenant(tenant: &str) -> Result<()> {
 }
 
 impl ClientSecretCredential {
-    pub fn new(http: reqwest::Client, authority_host: &Url, tenant: &str, client_id: &str, secret: Secret) -> Result<ClientSecretCredential> {
+    pub fn new(
+        http: reqwest::Client,
+        authority_host: &Url,
+        tenant: &str,
+        client_id: &str,
+        secret: Secret,
+    ) -> Result<ClientSecretCredential> {
         validate_tenant(tenant)?;
-        let token_url = authority_host.join(&format!("{tenant}/oauth2/v2.0/token")).map_err(|e| Error::Setting {
-            origin: "connection".into(),
-            setting: "authority".into(),
-            message: format!("cannot build the token URL from {authority_host}: {e}"),
-        })?;
-        Ok(ClientSecretCredential { http, token_url, client_id: client_id.to_string(), secret, cache: Mutex::new(HashMap::new()) })
+        let token_url = authority_host
+            .join(&format!("{tenant}/oauth2/v2.0/token"))
+            .map_err(|e| Error::Setting {
+                origin: "connection".into(),
+                setting: "authority".into(),
+                message: format!("cannot build the token URL from {authority_host}: {e}"),
+            })?;
+        Ok(ClientSecretCredential {
+            http,
+            token_url,
+            client_id: client_id.to_string(),
+            secret,
+            cache: Mutex::new(HashMap::new()),
+        })
     }
 }
 
@@ -126,7 +146,12 @@ impl TokenCredential for ClientSecretCredential {
 /// Posts a token request and reads the reply: a token, or Entra's error.
 pub(crate) async fn request_token(http: &reqwest::Client, url: &Url, form: &[(&str, &str)]) -> Result<AccessToken> {
     tracing::debug!(url = %crate::error::redact_url(url), "requesting token");
-    let resp = http.post(url.clone()).form(form).send().await.map_err(|e| Error::transport(url, &e))?;
+    let resp = http
+        .post(url.clone())
+        .form(form)
+        .send()
+        .await
+        .map_err(|e| Error::transport(url, &e))?;
     let status = resp.status();
     let body = resp.bytes().await.map_err(|e| Error::transport(url, &e))?;
     let json: Value = serde_json::from_slice(&body).map_err(|_| Error::Response {
@@ -134,7 +159,7 @@ pub(crate) async fn request_token(http: &reqwest::Client, url: &Url, form: &[(&s
         message: format!("HTTP {status} with a body that is not JSON ({} bytes)", body.len()),
     })?;
     if !status.is_success() || json.get("error").is_some() {
-        return Err(Error::Auth(parse_auth_error(status.as_u16(), &json)));
+        return Err(Error::Auth(Box::new(parse_auth_error(status.as_u16(), &json))));
     }
     let token = json.get("access_token").and_then(Value::as_str).ok_or_else(|| Error::Response {
         url: crate::error::redact_url(url),
@@ -146,8 +171,14 @@ pub(crate) async fn request_token(http: &reqwest::Client, url: &Url, form: &[(&s
         Some(Value::String(s)) => s.trim().parse().ok(),
         _ => None,
     }
-    .ok_or_else(|| Error::Response { url: crate::error::redact_url(url), message: "token reply has no valid expires_in".into() })?;
-    Ok(AccessToken { token: Secret::new(token), expires_on: Utc::now() + Duration::seconds(expires_in.max(0)) })
+    .ok_or_else(|| Error::Response {
+        url: crate::error::redact_url(url),
+        message: "token reply has no valid expires_in".into(),
+    })?;
+    Ok(AccessToken {
+        token: Secret::new(token),
+        expires_on: Utc::now() + Duration::seconds(expires_in.max(0)),
+    })
 }
 
 fn parse_auth_error(status: u16, json: &Value) -> AuthError {
@@ -159,7 +190,11 @@ fn parse_auth_error(status: u16, json: &Value) -> AuthError {
         status,
         error: s("error").unwrap_or_else(|| "unknown_error".into()),
         description: first,
-        codes: json.get("error_codes").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_u64).collect()).unwrap_or_default(),
+        codes: json
+            .get("error_codes")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_u64).collect())
+            .unwrap_or_default(),
         trace_id: s("trace_id"),
         correlation_id: s("correlation_id"),
     }

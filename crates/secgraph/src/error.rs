@@ -64,7 +64,11 @@ pub struct ApiError {
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let code = if self.code.is_empty() { "(no code)" } else { &self.code };
-        write!(f, "Graph answered HTTP {} {code} to {}: {}", self.status, self.request, self.message)?;
+        write!(
+            f,
+            "Graph answered HTTP {} {code} to {}: {}",
+            self.status, self.request, self.message
+        )?;
         if let Some(r) = &self.request_id {
             write!(f, " [request-id {r}")?;
             if let Some(d) = &self.date {
@@ -106,10 +110,10 @@ pub enum Error {
     ConnectionString { message: String },
 
     #[error("{0}")]
-    Auth(AuthError),
+    Auth(Box<AuthError>),
 
     #[error("{0}")]
-    Api(ApiError),
+    Api(Box<ApiError>),
 
     #[error("cannot reach {url}: {message}")]
     Transport { url: String, message: String },
@@ -123,7 +127,9 @@ pub enum Error {
     #[error("{message}")]
     Query { message: String },
 
-    #[error("invalid time '{input}': {message}. Accepted: an ISO 8601 time (2024-05-01T00:00:00Z), 'now', a number of days (-7), or an offset such as -3d, -2h@h, +1d@d (units y mon w d h m s)")]
+    #[error(
+        "invalid time '{input}': {message}. Accepted: an ISO 8601 time (2024-05-01T00:00:00Z), 'now', a number of days (-7), or an offset such as -3d, -2h@h, +1d@d (units y mon w d h m s)"
+    )]
     TimeExpr { input: String, message: String },
 
     #[error("cannot write results: {0}")]
@@ -165,7 +171,10 @@ impl Error {
             "request failed".to_string()
         };
         let detail = chain.last().cloned().unwrap_or_default();
-        Error::Transport { url: redact_url(url), message: if detail.is_empty() { what } else { format!("{what}: {detail}") } }
+        Error::Transport {
+            url: redact_url(url),
+            message: if detail.is_empty() { what } else { format!("{what}: {detail}") },
+        }
     }
 }
 

@@ -76,16 +76,31 @@ fn split_query(q: &str) -> Vec<&str> {
 
 impl GraphClient {
     /// `root` is the Graph root (`https://graph.microsoft.com/`), `version` `v1.0` or `beta`, `scope` the token scope.
-    pub fn new(http: reqwest::Client, root: &Url, version: &str, credential: Arc<dyn TokenCredential>, scope: String) -> Result<GraphClient> {
+    pub fn new(
+        http: reqwest::Client,
+        root: &Url,
+        version: &str,
+        credential: Arc<dyn TokenCredential>,
+        scope: String,
+    ) -> Result<GraphClient> {
         if version.is_empty() || !version.chars().all(|c| c.is_ascii_alphanumeric() || c == '.') {
-            return Err(Error::Setting { origin: "connection".into(), setting: "apiVersion".into(), message: format!("'{version}' is not an API version (v1.0 or beta)") });
+            return Err(Error::Setting {
+                origin: "connection".into(),
+                setting: "apiVersion".into(),
+                message: format!("'{version}' is not an API version (v1.0 or beta)"),
+            });
         }
         let root = Url::parse(&format!("{}/{version}/", root.as_str().trim_end_matches('/'))).map_err(|e| Error::Setting {
             origin: "connection".into(),
             setting: "apiRoot".into(),
             message: format!("cannot combine {root} and {version}: {e}"),
         })?;
-        Ok(GraphClient { http, root, credential, scope })
+        Ok(GraphClient {
+            http,
+            root,
+            credential,
+            scope,
+        })
     }
 
     /// The versioned root, e.g. `https://graph.microsoft.com/v1.0/`.
@@ -103,14 +118,22 @@ impl GraphClient {
         };
         let path = path.trim().trim_start_matches('/');
         if path.is_empty() || path.contains("..") || path.contains("://") {
-            return Err(Error::Query { message: format!("'{path_and_query}' is not a path under the Graph root (expected e.g. /security/alerts_v2)") });
+            return Err(Error::Query {
+                message: format!("'{path_and_query}' is not a path under the Graph root (expected e.g. /security/alerts_v2)"),
+            });
         }
-        let mut url = self.root.join(path).map_err(|e| Error::Query { message: format!("invalid path '{path}': {e}") })?;
+        let mut url = self.root.join(path).map_err(|e| Error::Query {
+            message: format!("invalid path '{path}': {e}"),
+        })?;
         if let Some(q) = query {
             let mut encoded = Vec::new();
             for pair in split_query(q) {
                 let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-                encoded.push(format!("{}={}", utf8_percent_encode(k.trim(), QUERY), utf8_percent_encode(v.trim(), QUERY)));
+                encoded.push(format!(
+                    "{}={}",
+                    utf8_percent_encode(k.trim(), QUERY),
+                    utf8_percent_encode(v.trim(), QUERY)
+                ));
             }
             if !encoded.is_empty() {
                 url.set_query(Some(&encoded.join("&")));
@@ -120,7 +143,9 @@ impl GraphClient {
     }
 
     async fn token(&self, force: bool) -> Result<crate::credential::AccessToken> {
-        self.credential.get_token(&[self.scope.as_str()], TokenRequestOptions { force_refresh: force }).await
+        self.credential
+            .get_token(&[self.scope.as_str()], TokenRequestOptions { force_refresh: force })
+            .await
     }
 
     /// Sends one request (GET, or POST with a JSON body) and returns the JSON reply. Retries 429/503/504 honouring
@@ -169,7 +194,7 @@ impl GraphClient {
                 tokio::time::sleep(wait).await;
                 continue;
             }
-            return Err(Error::Api(err));
+            return Err(Error::Api(Box::new(err)));
         }
     }
 
@@ -190,7 +215,12 @@ impl GraphClient {
             let rows = match page {
                 Value::Object(mut m) => match m.remove("value") {
                     Some(Value::Array(rows)) => rows,
-                    Some(_) => return Err(Error::Response { url: redact_url(&url), message: "'value' is not a list".into() }),
+                    Some(_) => {
+                        return Err(Error::Response {
+                            url: redact_url(&url),
+                            message: "'value' is not a list".into(),
+                        });
+                    }
                     None => {
                         m.retain(|k, _| !k.starts_with("@odata."));
                         vec![Value::Object(m)]
@@ -202,12 +232,25 @@ impl GraphClient {
             summary.rows += rows.len();
             sink.page(rows)?;
             if let Some(link) = link {
-                let u = Url::parse(&link).map_err(|e| Error::Paging { message: format!("the service sent an invalid @odata.nextLink ({e})") })?;
+                let u = Url::parse(&link).map_err(|e| Error::Paging {
+                    message: format!("the service sent an invalid @odata.nextLink ({e})"),
+                })?;
                 if u.origin() != self.root.origin() {
-                    return Err(Error::Paging { message: format!("@odata.nextLink points at {}, not at the Graph host {}; not following it", u.origin().ascii_serialization(), self.root.origin().ascii_serialization()) });
+                    return Err(Error::Paging {
+                        message: format!(
+                            "@odata.nextLink points at {}, not at the Graph host {}; not following it",
+                            u.origin().ascii_serialization(),
+                            self.root.origin().ascii_serialization()
+                        ),
+                    });
                 }
                 if !seen.insert(link) {
-                    return Err(Error::Paging { message: format!("the service repeated an @odata.nextLink after page {}; stopping instead of looping (rows so far: {})", summary.pages, summary.rows) });
+                    return Err(Error::Paging {
+                        message: format!(
+                            "the service repeated an @odata.nextLink after page {}; stopping instead of looping (rows so far: {})",
+                            summary.pages, summary.rows
+                        ),
+                    });
                 }
                 next = Some(u);
             }
@@ -233,7 +276,11 @@ fn api_error(status: u16, headers: &reqwest::header::HeaderMap, body: &[u8], met
     let header = |k: &str| headers.get(k).and_then(|v| v.to_str().ok()).map(str::to_string);
     let json: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     let err = json.get("error").cloned().unwrap_or(Value::Null);
-    let inner = err.get("innerError").or_else(|| err.get("innererror")).cloned().unwrap_or(Value::Null);
+    let inner = err
+        .get("innerError")
+        .or_else(|| err.get("innererror"))
+        .cloned()
+        .unwrap_or(Value::Null);
     let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
     let message = s(&err, "message").unwrap_or_else(|| {
         if body.is_empty() {
@@ -259,8 +306,14 @@ mod tests {
 
     #[test]
     fn split_keeps_ampersands_inside_literals() {
-        assert_eq!(split_query("$filter=title eq 'a & b'&$top=5"), vec!["$filter=title eq 'a & b'", "$top=5"]);
-        assert_eq!(split_query("$filter=title eq 'it''s & x'&$count=true"), vec!["$filter=title eq 'it''s & x'", "$count=true"]);
+        assert_eq!(
+            split_query("$filter=title eq 'a & b'&$top=5"),
+            vec!["$filter=title eq 'a & b'", "$top=5"]
+        );
+        assert_eq!(
+            split_query("$filter=title eq 'it''s & x'&$count=true"),
+            vec!["$filter=title eq 'it''s & x'", "$count=true"]
+        );
     }
 
     #[test]
@@ -273,8 +326,17 @@ mod tests {
                 Err(Error::Query { message: "unused".into() })
             }
         }
-        let c = GraphClient::new(reqwest::Client::new(), &Url::parse("https://graph.example/").unwrap(), "v1.0", Arc::new(Never), "s".into()).unwrap();
-        let u = c.url_for("/security/alerts_v2?$filter=createdDateTime ge 2024-01-01T00:00:00+01:00 and title eq '100% & more'&$top=5").unwrap();
+        let c = GraphClient::new(
+            reqwest::Client::new(),
+            &Url::parse("https://graph.example/").unwrap(),
+            "v1.0",
+            Arc::new(Never),
+            "s".into(),
+        )
+        .unwrap();
+        let u = c
+            .url_for("/security/alerts_v2?$filter=createdDateTime ge 2024-01-01T00:00:00+01:00 and title eq '100% & more'&$top=5")
+            .unwrap();
         assert_eq!(
             u.as_str(),
             "https://graph.example/v1.0/security/alerts_v2?$filter=createdDateTime%20ge%202024-01-01T00:00:00%2B01:00%20and%20title%20eq%20%27100%25%20%26%20more%27&$top=5"

@@ -50,6 +50,10 @@ impl HttpOptions {
         if !certs.is_empty() {
             b = b.tls_certs_merge(certs);
         }
-        b.build().map_err(|e| Error::Setting { origin: "settings".into(), setting: "HTTP client".into(), message: format!("cannot build the HTTPS client: {e}") })
+        b.build().map_err(|e| Error::Setting {
+            origin: "settings".into(),
+            setting: "HTTP client".into(),
+            message: format!("cannot build the HTTPS client: {e}"),
+        })
     }
 }

@@ -1,6 +1,6 @@
 //! [`QueryProvider`]: the facade a notebook, pipeline or the CLI uses — connect, list queries, run them into a sink.
 
-use crate::connect::{Connection, ConnectionInfo, ConnectOptions};
+use crate::connect::{ConnectOptions, Connection, ConnectionInfo};
 use crate::error::Result;
 use crate::graph::PageSummary;
 use crate::query::{QueryStore, RenderedQuery};

@@ -104,9 +104,21 @@ impl SecretRef {
             SecretRef::Literal(s) => Ok(s.clone()),
             SecretRef::EnvVar(name) => match std::env::var(name) {
                 Ok(v) if !v.is_empty() => Ok(Secret::new(v)),
-                Ok(_) => Err(Error::EnvVar { setting: setting.into(), var: name.clone(), state: "empty" }),
-                Err(std::env::VarError::NotPresent) => Err(Error::EnvVar { setting: setting.into(), var: name.clone(), state: "not set" }),
-                Err(std::env::VarError::NotUnicode(_)) => Err(Error::EnvVar { setting: setting.into(), var: name.clone(), state: "not valid UTF-8" }),
+                Ok(_) => Err(Error::EnvVar {
+                    setting: setting.into(),
+                    var: name.clone(),
+                    state: "empty",
+                }),
+                Err(std::env::VarError::NotPresent) => Err(Error::EnvVar {
+                    setting: setting.into(),
+                    var: name.clone(),
+                    state: "not set",
+                }),
+                Err(std::env::VarError::NotUnicode(_)) => Err(Error::EnvVar {
+                    setting: setting.into(),
+                    var: name.clone(),
+                    state: "not valid UTF-8",
+                }),
             },
             SecretRef::KeyVault(_) => Err(Error::Unsupported {
                 what: format!("setting {setting} uses a KeyVault reference; reading secrets from Key Vault"),
@@ -197,14 +209,23 @@ impl Settings {
 
     /// Reads and parses one file.
     pub fn load(path: &Path, source: ConfigSource) -> Result<Settings> {
-        let meta = std::fs::metadata(path).map_err(|e| Error::ConfigRead { path: path.into(), source: e })?;
+        let meta = std::fs::metadata(path).map_err(|e| Error::ConfigRead {
+            path: path.into(),
+            source: e,
+        })?;
         if meta.len() > MAX_FILE_BYTES {
             return Err(Error::ConfigParse {
                 origin: path.display().to_string(),
-                message: format!("file is {} bytes; settings files larger than {MAX_FILE_BYTES} bytes are refused", meta.len()),
+                message: format!(
+                    "file is {} bytes; settings files larger than {MAX_FILE_BYTES} bytes are refused",
+                    meta.len()
+                ),
             });
         }
-        let text = std::fs::read_to_string(path).map_err(|e| Error::ConfigRead { path: path.into(), source: e })?;
+        let text = std::fs::read_to_string(path).map_err(|e| Error::ConfigRead {
+            path: path.into(),
+            source: e,
+        })?;
         let mut s = Settings::parse(&text, &path.display().to_string(), source)?;
         s.path = Some(path.to_path_buf());
         Ok(s)
@@ -217,18 +238,27 @@ impl Settings {
 
     fn parse(text: &str, origin: &str, source: ConfigSource) -> Result<Settings> {
         if text.len() as u64 > MAX_FILE_BYTES {
-            return Err(Error::ConfigParse { origin: origin.into(), message: "settings text too large".into() });
+            return Err(Error::ConfigParse {
+                origin: origin.into(),
+                message: "settings text too large".into(),
+            });
         }
         let root: Value = if text.trim().is_empty() {
             Value::Object(Default::default())
         } else {
-            serde_saphyr::from_str(text).map_err(|e| Error::ConfigParse { origin: origin.into(), message: e.to_string() })?
+            serde_saphyr::from_str(text).map_err(|e| Error::ConfigParse {
+                origin: origin.into(),
+                message: e.to_string(),
+            })?
         };
         let root = match root {
             Value::Null => Value::Object(Default::default()),
             Value::Object(_) => root,
             _ => {
-                return Err(Error::ConfigParse { origin: origin.into(), message: "the top level must be a mapping of sections".into() });
+                return Err(Error::ConfigParse {
+                    origin: origin.into(),
+                    message: "the top level must be a mapping of sections".into(),
+                });
             }
         };
         Ok(Settings { path: None, source, root })
@@ -287,7 +317,8 @@ impl Settings {
 
     /// Whether the default instance (`MicrosoftGraph` or `SecurityGraphApp`) is present.
     pub fn has_default_instance(&self) -> bool {
-        matches!(self.section(&["DataProviders", "MicrosoftGraph"]), Ok(Some(_))) || matches!(self.section(&["SecurityGraphApp"]), Ok(Some(_)))
+        matches!(self.section(&["DataProviders", "MicrosoftGraph"]), Ok(Some(_)))
+            || matches!(self.section(&["SecurityGraphApp"]), Ok(Some(_)))
     }
 
     /// The `Args` of an instance: `None`/`Default` → `MicrosoftGraph`, else `MicrosoftGraph-<name>`; falls back to
@@ -316,39 +347,64 @@ impl Settings {
                     self.origin(),
                     names.join(", ")
                 ),
-                (Some(i), true) => format!("{} has no DataProviders.MicrosoftGraph-{i} section and no named instances", self.origin()),
+                (Some(i), true) => format!(
+                    "{} has no DataProviders.MicrosoftGraph-{i} section and no named instances",
+                    self.origin()
+                ),
                 (Some(i), false) => format!("{} has no instance '{i}'; instances: {}", self.origin(), names.join(", ")),
             };
             return Err(Error::Instance { message });
         };
         let args_path = format!("{section_path}.Args");
         let args = match section.get("Args") {
-            None | Some(Value::Null) => return Ok(ProviderArgs { section: section_path, values: vec![] }),
+            None | Some(Value::Null) => {
+                return Ok(ProviderArgs {
+                    section: section_path,
+                    values: vec![],
+                });
+            }
             Some(Value::Object(a)) => a,
             Some(other) => {
-                return Err(Error::Setting { origin: self.origin(), setting: args_path, message: format!("expected a mapping, found {}", kind(other)) });
+                return Err(Error::Setting {
+                    origin: self.origin(),
+                    setting: args_path,
+                    message: format!("expected a mapping, found {}", kind(other)),
+                });
             }
         };
         let mut values = Vec::new();
         for (k, v) in args {
             let setting = format!("{args_path}.{k}");
-            let r = secret_ref(v).map_err(|message| Error::Setting { origin: self.origin(), setting: setting.clone(), message })?;
+            let r = secret_ref(v).map_err(|message| Error::Setting {
+                origin: self.origin(),
+                setting: setting.clone(),
+                message,
+            })?;
             if let Some(r) = r {
                 values.push((normalise_arg_name(k), setting, r));
             }
         }
-        Ok(ProviderArgs { section: section_path, values })
+        Ok(ProviderArgs {
+            section: section_path,
+            values,
+        })
     }
 
     /// The `Azure` section.
     pub fn azure(&self) -> Result<AzureSettings> {
-        let Some(az) = self.section(&["Azure"])? else { return Ok(AzureSettings::default()) };
+        let Some(az) = self.section(&["Azure"])? else {
+            return Ok(AzureSettings::default());
+        };
         let string = |key: &str| -> Result<Option<String>> {
             match az.get(key) {
                 None | Some(Value::Null) => Ok(None),
                 Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
                 Some(Value::String(s)) => Ok(Some(s.trim().to_string())),
-                Some(other) => Err(Error::Setting { origin: self.origin(), setting: format!("Azure.{key}"), message: format!("expected a string, found {}", kind(other)) }),
+                Some(other) => Err(Error::Setting {
+                    origin: self.origin(),
+                    setting: format!("Azure.{key}"),
+                    message: format!("expected a string, found {}", kind(other)),
+                }),
             }
         };
         let cloud = string("cloud")?.map(|c| c.to_ascii_lowercase());
@@ -388,7 +444,11 @@ impl Settings {
                 });
             }
         };
-        Ok(AzureSettings { cloud, resource_manager_url, ca_certificates })
+        Ok(AzureSettings {
+            cloud,
+            resource_manager_url,
+            ca_certificates,
+        })
     }
 
     /// `msticpy.http_timeout` in seconds (a number; the per-phase form's largest value).
@@ -397,11 +457,18 @@ impl Settings {
         let bad = |v: &Value| Error::Setting {
             origin: self.origin(),
             setting: "msticpy.http_timeout".into(),
-            message: format!("expected a positive number of seconds or a mapping of phases to seconds, found {}", kind(v)),
+            message: format!(
+                "expected a positive number of seconds or a mapping of phases to seconds, found {}",
+                kind(v)
+            ),
         };
         match m.get("http_timeout") {
             None | Some(Value::Null) => Ok(None),
-            Some(Value::Number(n)) => n.as_f64().filter(|f| *f > 0.0).map(Some).ok_or_else(|| bad(&Value::Number(n.clone()))),
+            Some(Value::Number(n)) => n
+                .as_f64()
+                .filter(|f| *f > 0.0)
+                .map(Some)
+                .ok_or_else(|| bad(&Value::Number(n.clone()))),
             Some(Value::Object(o)) => {
                 let mut max: Option<f64> = None;
                 for v in o.values() {
@@ -453,7 +520,11 @@ fn secret_ref(v: &Value) -> std::result::Result<Option<SecretRef>, String> {
                     Value::String(n) => SecretRef::KeyVault(n.trim().to_string()),
                     _ => return Err("KeyVault takes nothing, 'default', a secret name or 'vault/secret'".into()),
                 },
-                other => return Err(format!("unknown value form '{other}'; expected a plain value, EnvironmentVar or KeyVault")),
+                other => {
+                    return Err(format!(
+                        "unknown value form '{other}'; expected a plain value, EnvironmentVar or KeyVault"
+                    ));
+                }
             }
         }
         Value::Object(_) => return Err("expected a plain value or a mapping with one key, EnvironmentVar or KeyVault".into()),

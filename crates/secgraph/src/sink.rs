@@ -215,7 +215,8 @@ mod tests {
     #[test]
     fn table_widens_and_fills_nulls() {
         let mut t = Table::new();
-        t.page(vec![json!({"a": 1, "b": {"c": "x"}}), json!({"a": 2, "d": [1, 2], "e": {}})]).unwrap();
+        t.page(vec![json!({"a": 1, "b": {"c": "x"}}), json!({"a": 2, "d": [1, 2], "e": {}})])
+            .unwrap();
         assert_eq!(t.columns, ["a", "b.c", "d", "e"]);
         assert_eq!(t.cell_text(0, 3), "");
         assert_eq!(t.cell_text(1, 2), "[1,2]");

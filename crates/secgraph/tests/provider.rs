@@ -26,7 +26,15 @@ impl Fixture {
     }
     /// Settings with only the Azure section (cloud metadata URL and CA), as a user relying on options would have.
     fn azure_only(&self) -> Settings {
-        Settings::from_yaml(&format!("Azure:\n  resource_manager_url: '{}'\n  ca_certificates: ['{}']\n", self.emu.base_url(), self.emu.ca_path().display()), "test").unwrap()
+        Settings::from_yaml(
+            &format!(
+                "Azure:\n  resource_manager_url: '{}'\n  ca_certificates: ['{}']\n",
+                self.emu.base_url(),
+                self.emu.ca_path().display()
+            ),
+            "test",
+        )
+        .unwrap()
     }
 }
 
@@ -51,13 +59,32 @@ async fn connects_from_file_default_and_named_instances() {
     assert_eq!(p.info().graph_root, format!("{}/v1.0/", fx.emu.base_url()));
     assert!(p.info().roles.iter().any(|r| r == "SecurityAlert.ReadWrite.All"));
 
-    let p = QueryProvider::connect(Some(&s), &ConnectOptions { instance: Some("Fabrikam".into()), ..Default::default() }).await.unwrap();
+    let p = QueryProvider::connect(
+        Some(&s),
+        &ConnectOptions {
+            instance: Some("Fabrikam".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!(p.info().tenant_id, directory::SECOND_TENANT_ID);
     assert_eq!(p.info().source, "DataProviders.MicrosoftGraph-Fabrikam");
 
-    let e = QueryProvider::connect(Some(&s), &ConnectOptions { instance: Some("Nope".into()), ..Default::default() }).await.unwrap_err();
+    let e = QueryProvider::connect(
+        Some(&s),
+        &ConnectOptions {
+            instance: Some("Nope".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap_err();
     let m = e.to_string();
-    assert!(m.contains("no instance 'Nope'") && m.contains("Fabrikam") && m.contains("NoRoles"), "{m}");
+    assert!(
+        m.contains("no instance 'Nope'") && m.contains("Fabrikam") && m.contains("NoRoles"),
+        "{m}"
+    );
 }
 
 #[tokio::test]
@@ -67,7 +94,10 @@ async fn no_default_instance_lists_the_named_ones() {
     let s = Settings::from_yaml(&text, "test").unwrap();
     let e = QueryProvider::connect(Some(&s), &ConnectOptions::default()).await.unwrap_err();
     let m = e.to_string();
-    assert!(m.contains("choose an instance") && m.contains("Main") && m.contains("Fabrikam"), "{m}");
+    assert!(
+        m.contains("choose an instance") && m.contains("Main") && m.contains("Fabrikam"),
+        "{m}"
+    );
 }
 
 #[tokio::test]
@@ -84,19 +114,36 @@ async fn connects_from_options_and_overrides_the_file() {
     assert_eq!(p.info().client_id, DEMO_CLIENT_ID);
 
     // An option overrides the file: a wrong secret given as option fails even though the file's is right.
-    let opts = ConnectOptions { client_secret: Some(Secret::new("not-the-secret")), ..Default::default() };
-    assert!(matches!(QueryProvider::connect(Some(&fx.settings()), &opts).await, Err(Error::Auth(_))));
+    let opts = ConnectOptions {
+        client_secret: Some(Secret::new("not-the-secret")),
+        ..Default::default()
+    };
+    assert!(matches!(
+        QueryProvider::connect(Some(&fx.settings()), &opts).await,
+        Err(Error::Auth(_))
+    ));
 }
 
 #[tokio::test]
 async fn connects_from_a_quoted_connection_string() {
     let fx = Fixture::new(EmulatorConfig::default()).await;
     let cs = format!(" tenant_id = '{DEMO_TENANT_ID}' ; client_id=\"{DEMO_CLIENT_ID}\"; client_secret='{DEMO_CLIENT_SECRET}'");
-    let p = QueryProvider::connect(Some(&fx.settings()), &ConnectOptions { connection_string: Some(Secret::new(cs)), ..Default::default() }).await.unwrap();
+    let p = QueryProvider::connect(
+        Some(&fx.settings()),
+        &ConnectOptions {
+            connection_string: Some(Secret::new(cs)),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!(p.info().tenant_id, DEMO_TENANT_ID);
     assert_eq!(p.info().source, "connection string");
 
-    let bad = ConnectOptions { connection_string: Some(Secret::new(format!("tenant_id={DEMO_TENANT_ID};client_id"))), ..Default::default() };
+    let bad = ConnectOptions {
+        connection_string: Some(Secret::new(format!("tenant_id={DEMO_TENANT_ID};client_id"))),
+        ..Default::default()
+    };
     let e = QueryProvider::connect(Some(&fx.settings()), &bad).await.unwrap_err();
     assert!(matches!(e, Error::ConnectionString { .. }), "{e}");
     assert!(e.to_string().contains("part 2 has no '='"), "{e}");
@@ -105,9 +152,14 @@ async fn connects_from_a_quoted_connection_string() {
 #[tokio::test]
 async fn wrong_secret_gives_a_clear_aadsts_error_without_the_secret() {
     let fx = Fixture::new(EmulatorConfig::default()).await;
-    let opts = ConnectOptions { client_secret: Some(Secret::new("hunter2-wrong-secret")), ..Default::default() };
+    let opts = ConnectOptions {
+        client_secret: Some(Secret::new("hunter2-wrong-secret")),
+        ..Default::default()
+    };
     let e = QueryProvider::connect(Some(&fx.settings()), &opts).await.unwrap_err();
-    let Error::Auth(a) = &e else { panic!("expected an auth error, got {e}") };
+    let Error::Auth(a) = &e else {
+        panic!("expected an auth error, got {e}")
+    };
     assert_eq!(a.status, 401);
     assert_eq!(a.error, "invalid_client");
     assert_eq!(a.codes, vec![7000215]);
@@ -122,26 +174,55 @@ async fn wrong_secret_gives_a_clear_aadsts_error_without_the_secret() {
 async fn missing_settings_are_named() {
     let fx = Fixture::new(EmulatorConfig::default()).await;
     let s = Settings::from_yaml("DataProviders:\n  MicrosoftGraph:\n    Args:\n      ClientId: abc\n", "test").unwrap();
-    let e = QueryProvider::connect(Some(&s), &ConnectOptions::default()).await.unwrap_err().to_string();
+    let e = QueryProvider::connect(Some(&s), &ConnectOptions::default())
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("tenant_id (TenantId)") && e.contains("client_secret"), "{e}");
     let s = Settings::from_yaml("DataProviders:\n  MicrosoftGraph:\n    Args:\n      TenantId: t\n      ClientId: c\n      ClientSecret: {EnvironmentVar: SECGRAPH_TEST_SURELY_UNSET}\n", "test").unwrap();
-    let e = QueryProvider::connect(Some(&s), &ConnectOptions::default()).await.unwrap_err().to_string();
-    assert!(e.contains("SECGRAPH_TEST_SURELY_UNSET") && e.contains("not set") && e.contains("ClientSecret"), "{e}");
-    let s = Settings::from_yaml("DataProviders:\n  MicrosoftGraph:\n    Args:\n      TenantId: t\n      ClientId: c\n      ClientSecret: {KeyVault: }\n", "test").unwrap();
-    let e = QueryProvider::connect(Some(&s), &ConnectOptions::default()).await.unwrap_err().to_string();
+    let e = QueryProvider::connect(Some(&s), &ConnectOptions::default())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("SECGRAPH_TEST_SURELY_UNSET") && e.contains("not set") && e.contains("ClientSecret"),
+        "{e}"
+    );
+    let s = Settings::from_yaml(
+        "DataProviders:\n  MicrosoftGraph:\n    Args:\n      TenantId: t\n      ClientId: c\n      ClientSecret: {KeyVault: }\n",
+        "test",
+    )
+    .unwrap();
+    let e = QueryProvider::connect(Some(&s), &ConnectOptions::default())
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("KeyVault") && e.contains("not supported yet"), "{e}");
     drop(fx);
 }
 
 #[tokio::test]
 async fn a_query_spanning_many_pages_returns_every_row_exactly_once() {
-    let fx = Fixture::new(EmulatorConfig { alerts: 500, page_size: Some(40), ..Default::default() }).await;
-    let p = QueryProvider::connect(Some(&fx.settings()), &ConnectOptions::default()).await.unwrap();
+    let fx = Fixture::new(EmulatorConfig {
+        alerts: 500,
+        page_size: Some(40),
+        ..Default::default()
+    })
+    .await;
+    let p = QueryProvider::connect(Some(&fx.settings()), &ConnectOptions::default())
+        .await
+        .unwrap();
     let mut ids = Ids::default();
     let summary = p.run("Alerts.list", &[("start".into(), "-31d".into())], &mut ids).await.unwrap();
     assert!(summary.pages >= 5, "{summary:?}");
     assert_eq!(summary.pages, 13);
-    let seeded: Vec<String> = fx.emu.dataset().alerts_v2.iter().map(|a| a["id"].as_str().unwrap().to_string()).collect();
+    let seeded: Vec<String> = fx
+        .emu
+        .dataset()
+        .alerts_v2
+        .iter()
+        .map(|a| a["id"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(ids.0, seeded);
 
     // A time range: exactly the seeded alerts created inside it.
@@ -162,10 +243,18 @@ async fn a_query_spanning_many_pages_returns_every_row_exactly_once() {
 
 #[tokio::test]
 async fn table_sink_flattens_like_json_normalize() {
-    let fx = Fixture::new(EmulatorConfig { alerts: 30, ..Default::default() }).await;
-    let p = QueryProvider::connect(Some(&fx.settings()), &ConnectOptions::default()).await.unwrap();
+    let fx = Fixture::new(EmulatorConfig {
+        alerts: 30,
+        ..Default::default()
+    })
+    .await;
+    let p = QueryProvider::connect(Some(&fx.settings()), &ConnectOptions::default())
+        .await
+        .unwrap();
     let mut t = Table::new();
-    p.run("SecurityGraphAlert.list_alerts", &[("start".into(), "-31d".into())], &mut t).await.unwrap();
+    p.run("SecurityGraphAlert.list_alerts", &[("start".into(), "-31d".into())], &mut t)
+        .await
+        .unwrap();
     assert_eq!(t.len(), 30);
     assert!(t.column("vendorInformation.provider").is_some(), "{:?}", t.columns);
     let us = t.column("userStates").unwrap();
@@ -175,16 +264,29 @@ async fn table_sink_flattens_like_json_normalize() {
 #[tokio::test]
 async fn invalid_filter_surfaces_the_service_400_with_request_id() {
     let fx = Fixture::new(EmulatorConfig::default()).await;
-    let p = QueryProvider::connect(Some(&fx.settings()), &ConnectOptions::default()).await.unwrap();
-    let e = p.exec("/security/alerts_v2?$filter=severity eq", &mut Table::new()).await.unwrap_err();
-    let Error::Api(a) = &e else { panic!("expected an API error, got {e}") };
+    let p = QueryProvider::connect(Some(&fx.settings()), &ConnectOptions::default())
+        .await
+        .unwrap();
+    let e = p
+        .exec("/security/alerts_v2?$filter=severity eq", &mut Table::new())
+        .await
+        .unwrap_err();
+    let Error::Api(a) = &e else {
+        panic!("expected an API error, got {e}")
+    };
     assert_eq!(a.status, 400);
     assert_eq!(a.code, "BadRequest");
     assert!(a.message.contains("Invalid filter clause"), "{}", a.message);
     assert!(a.request_id.as_deref().is_some_and(|r| r.len() == 36), "{a:?}");
     assert!(e.to_string().contains("request-id"), "{e}");
 
-    let e = p.run("Alerts.list", &[("assigned_to".into(), "x') or true or ('".into())], &mut Table::new()).await;
+    let e = p
+        .run(
+            "Alerts.list",
+            &[("assigned_to".into(), "x') or true or ('".into())],
+            &mut Table::new(),
+        )
+        .await;
     assert!(e.is_ok(), "a hostile value stays inside its literal: {e:?}");
 }
 
@@ -192,22 +294,40 @@ async fn invalid_filter_surfaces_the_service_400_with_request_id() {
 async fn expired_token_gets_401_invalid_authentication_token() {
     let fx = Fixture::new(EmulatorConfig::default()).await;
     let expired = fx.emu.mint_app_token(DEMO_TENANT_ID, DEMO_CLIENT_ID, -120).unwrap();
-    let http = secgraph::http::HttpOptions { ca_certificates: vec![fx.emu.ca_path().to_path_buf()], timeout: None }.build().unwrap();
+    let http = secgraph::http::HttpOptions {
+        ca_certificates: vec![fx.emu.ca_path().to_path_buf()],
+        timeout: None,
+    }
+    .build()
+    .unwrap();
     let cred = Arc::new(StaticTokenCredential::new(Secret::new(expired.clone()), chrono::Utc::now()));
     let root = url::Url::parse(&format!("{}/", fx.emu.base_url())).unwrap();
     let g = GraphClient::new(http, &root, "v1.0", cred, "unused".into()).unwrap();
     let url = g.url_for("/security/alerts_v2").unwrap();
     let e = g.page_through(url, &mut Table::new()).await.unwrap_err();
-    let Error::Api(a) = &e else { panic!("expected an API error, got {e}") };
+    let Error::Api(a) = &e else {
+        panic!("expected an API error, got {e}")
+    };
     assert_eq!((a.status, a.code.as_str()), (401, "InvalidAuthenticationToken"));
     assert!(a.message.contains("expired"));
-    assert!(!format!("{e} {e:?}").contains(&expired[expired.len() - 20..]), "the token never shows");
+    assert!(
+        !format!("{e} {e:?}").contains(&expired[expired.len() - 20..]),
+        "the token never shows"
+    );
 }
 
 #[tokio::test]
 async fn app_without_roles_gets_403() {
     let fx = Fixture::new(EmulatorConfig::default()).await;
-    let p = QueryProvider::connect(Some(&fx.settings()), &ConnectOptions { instance: Some("NoRoles".into()), ..Default::default() }).await.unwrap();
+    let p = QueryProvider::connect(
+        Some(&fx.settings()),
+        &ConnectOptions {
+            instance: Some("NoRoles".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
     assert!(p.info().roles.is_empty());
     let e = p.run("Incidents.list", &[], &mut Table::new()).await.unwrap_err();
     assert!(matches!(&e, Error::Api(a) if a.status == 403 && a.code == "Forbidden"), "{e}");
@@ -220,13 +340,20 @@ fn discovery_follows_msticpy_order() {
     let home = tmp.path().join("home");
     std::fs::create_dir_all(cwd.as_path()).unwrap();
     std::fs::create_dir_all(home.join(".msticpy")).unwrap();
-    let write = |p: &std::path::Path, tenant: &str| std::fs::write(p, format!("DataProviders:\n  MicrosoftGraph:\n    Args: {{TenantId: {tenant}}}\n")).unwrap();
+    let write = |p: &std::path::Path, tenant: &str| {
+        std::fs::write(p, format!("DataProviders:\n  MicrosoftGraph:\n    Args: {{TenantId: {tenant}}}\n")).unwrap()
+    };
     write(&home.join(".msticpy/msticpyconfig.yaml"), "home");
     let explicit = tmp.path().join("explicit.yaml");
     write(&explicit, "explicit");
     let env = tmp.path().join("env.yaml");
     write(&env, "env");
-    let mut paths = SearchPaths { explicit: None, env_var: None, current_dir: Some(cwd.clone()), home: Some(home.clone()) };
+    let mut paths = SearchPaths {
+        explicit: None,
+        env_var: None,
+        current_dir: Some(cwd.clone()),
+        home: Some(home.clone()),
+    };
     let tenant = |s: &Settings| match s.provider_args(None).unwrap().get("tenant_id").unwrap().1 {
         secgraph::settings::SecretRef::Literal(v) => v.expose().to_string(),
         other => panic!("{other:?}"),
@@ -242,7 +369,12 @@ fn discovery_follows_msticpy_order() {
     assert_eq!(tenant(&Settings::discover(&paths).unwrap().unwrap()), "explicit");
     paths.explicit = Some(tmp.path().join("missing.yaml"));
     assert!(matches!(Settings::discover(&paths), Err(Error::ConfigRead { .. })));
-    let none = SearchPaths { explicit: None, env_var: None, current_dir: Some(tmp.path().join("nowhere")), home: None };
+    let none = SearchPaths {
+        explicit: None,
+        env_var: None,
+        current_dir: Some(tmp.path().join("nowhere")),
+        home: None,
+    };
     assert!(Settings::discover(&none).unwrap().is_none());
 }
 
@@ -267,10 +399,22 @@ fn malformed_settings_get_clear_errors() {
         ("- a\n- b\n", "mapping of sections"),
         ("DataProviders: 5\n", "DataProviders"),
         ("DataProviders:\n  MicrosoftGraph: [1]\n", "DataProviders.MicrosoftGraph"),
-        ("DataProviders:\n  MicrosoftGraph:\n    Args: 3\n", "DataProviders.MicrosoftGraph.Args"),
-        ("DataProviders:\n  MicrosoftGraph:\n    Args:\n      ClientSecret: {Vault: x}\n", "unknown value form 'Vault'"),
-        ("DataProviders:\n  MicrosoftGraph:\n    Args:\n      ClientSecret: {EnvironmentVar: ''}\n", "EnvironmentVar needs"),
-        ("DataProviders:\n  MicrosoftGraph:\n    Args:\n      ClientSecret: [a]\n", "found a list"),
+        (
+            "DataProviders:\n  MicrosoftGraph:\n    Args: 3\n",
+            "DataProviders.MicrosoftGraph.Args",
+        ),
+        (
+            "DataProviders:\n  MicrosoftGraph:\n    Args:\n      ClientSecret: {Vault: x}\n",
+            "unknown value form 'Vault'",
+        ),
+        (
+            "DataProviders:\n  MicrosoftGraph:\n    Args:\n      ClientSecret: {EnvironmentVar: ''}\n",
+            "EnvironmentVar needs",
+        ),
+        (
+            "DataProviders:\n  MicrosoftGraph:\n    Args:\n      ClientSecret: [a]\n",
+            "found a list",
+        ),
     ];
     for (text, want) in cases {
         let e = match Settings::from_yaml(text, "bad.yaml") {

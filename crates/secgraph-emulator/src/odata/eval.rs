@@ -52,7 +52,10 @@ fn truthy(v: &V<'_>) -> Result<bool, EvalError> {
         V::Bool(b) => Ok(*b),
         V::Null => Ok(false),
         V::Json(Value::Bool(b)) => Ok(*b),
-        other => Err(EvalError(format!("the filter must be a boolean condition, found {}", type_name(other)))),
+        other => Err(EvalError(format!(
+            "the filter must be a boolean condition, found {}",
+            type_name(other)
+        ))),
     }
 }
 

@@ -17,7 +17,12 @@ pub enum Expr {
     In(Box<Expr>, Vec<Expr>),
     Call(Func, Vec<Expr>),
     /// `path/any(v: body)`, `path/all(v: body)` or `path/any()`.
-    Lambda { path: Vec<String>, kind: LambdaKind, var: Option<String>, body: Option<Box<Expr>> },
+    Lambda {
+        path: Vec<String>,
+        kind: LambdaKind,
+        var: Option<String>,
+        body: Option<Box<Expr>>,
+    },
 }
 
 /// A literal value.
@@ -119,7 +124,10 @@ impl fmt::Display for Tok {
 }
 
 fn err<T>(message: impl Into<String>, position: usize) -> Result<T, ParseError> {
-    Err(ParseError { message: message.into(), position })
+    Err(ParseError {
+        message: message.into(),
+        position,
+    })
 }
 
 fn lex(input: &str) -> Result<Vec<(Tok, usize)>, ParseError> {
@@ -143,8 +151,12 @@ fn lex(input: &str) -> Result<Vec<(Tok, usize)>, ParseError> {
                 let mut s = String::new();
                 i += 1;
                 loop {
-                    let Some(rest) = input.get(i..) else { return err("unterminated string literal", start) };
-                    let Some(ch) = rest.chars().next() else { return err("unterminated string literal", start) };
+                    let Some(rest) = input.get(i..) else {
+                        return err("unterminated string literal", start);
+                    };
+                    let Some(ch) = rest.chars().next() else {
+                        return err("unterminated string literal", start);
+                    };
                     if ch == '\'' {
                         if bytes.get(i + 1) == Some(&b'\'') {
                             s.push('\'');
@@ -173,7 +185,10 @@ fn lex(input: &str) -> Result<Vec<(Tok, usize)>, ParseError> {
                 } else if let Ok(d) = DateTime::parse_from_rfc3339(word) {
                     Tok::DateTime(d)
                 } else if word.len() > 4 && word.as_bytes().get(4) == Some(&b'-') && word.contains('T') {
-                    return err(format!("invalid date-time literal '{word}' (expected e.g. 2024-01-31T00:00:00Z)"), i);
+                    return err(
+                        format!("invalid date-time literal '{word}' (expected e.g. 2024-01-31T00:00:00Z)"),
+                        i,
+                    );
                 } else if let Ok(f) = word.parse::<f64>() {
                     if !f.is_finite() {
                         return err(format!("invalid number '{word}'"), i);
@@ -229,7 +244,13 @@ pub fn parse_filter(input: &str) -> Result<Expr, ParseError> {
     if toks.is_empty() {
         return err("empty filter expression", 0);
     }
-    let mut p = Parser { toks, pos: 0, end: input.len(), depth: 0, vars: Vec::new() };
+    let mut p = Parser {
+        toks,
+        pos: 0,
+        end: input.len(),
+        depth: 0,
+        vars: Vec::new(),
+    };
     let e = p.or_expr()?;
     if let Some((t, at)) = p.toks.get(p.pos) {
         return err(format!("unexpected {t} after a complete expression"), *at);
@@ -415,7 +436,12 @@ impl Parser {
             if kind == LambdaKind::All {
                 return err("all() needs a range variable and a condition, e.g. all(x: x eq 'a')", at);
             }
-            return Ok(Expr::Lambda { path, kind, var: None, body: None });
+            return Ok(Expr::Lambda {
+                path,
+                kind,
+                var: None,
+                body: None,
+            });
         }
         let vat = self.at();
         let var = match self.next() {
@@ -431,7 +457,12 @@ impl Parser {
         let body = checked?;
         self.depth -= 1;
         self.expect(Tok::RParen)?;
-        Ok(Expr::Lambda { path, kind, var: Some(var), body: Some(Box::new(body)) })
+        Ok(Expr::Lambda {
+            path,
+            kind,
+            var: Some(var),
+            body: Some(Box::new(body)),
+        })
     }
 }
 
@@ -446,7 +477,10 @@ fn check_lambda_var(body: &Expr, vars: &[String], at: usize) -> Result<(), Parse
         }
     });
     if let Some(s) = stray {
-        return err(format!("'{s}' inside the lambda must be reached through the range variable '{var}' (e.g. {var}/{s})"), at);
+        return err(
+            format!("'{s}' inside the lambda must be reached through the range variable '{var}' (e.g. {var}/{s})"),
+            at,
+        );
     }
     Ok(())
 }

@@ -66,7 +66,9 @@ fn datetime_literals_compare_with_string_properties() {
     assert!(!eval("createdDateTime gt 2024-05-10T12:00:00.2Z"));
     assert!(eval("createdDateTime lt 2024-05-10T14:00:00+01:00"));
     assert!(!eval("createdDateTime le 2024-05-10T12:00:00+01:00"));
-    assert!(eval("createdDateTime ge 2024-05-09T00:00:00Z and createdDateTime le 2024-05-11T00:00:00Z"));
+    assert!(eval(
+        "createdDateTime ge 2024-05-09T00:00:00Z and createdDateTime le 2024-05-11T00:00:00Z"
+    ));
 }
 
 #[test]
@@ -121,7 +123,9 @@ fn lambdas() {
     assert!(eval("empty/all(x: x eq 'a')"));
     assert!(!eval("missing/any(x: x eq 'a')"));
     assert!(eval("userStates/any(u: u/logonIp eq '10.0.0.2' and u/accountName eq 'o''brien')"));
-    assert!(eval("severity eq 'high' and (userStates/any(a: a/accountName eq 'alex') or fileStates/any(f: f/name eq 'b.exe'))"));
+    assert!(eval(
+        "severity eq 'high' and (userStates/any(a: a/accountName eq 'alex') or fileStates/any(f: f/name eq 'b.exe'))"
+    ));
 }
 
 #[test]

@@ -100,7 +100,9 @@ impl QueryTemplate {
     }
 
     pub fn parameter(&self, name: &str) -> Option<&Parameter> {
-        self.parameters.iter().find(|p| p.name == name || p.aliases.iter().any(|a| a == name))
+        self.parameters
+            .iter()
+            .find(|p| p.name == name || p.aliases.iter().any(|a| a == name))
     }
 
     /// Renders the query with `values` (parameter name or alias → value as text); defaults fill the rest.
@@ -111,16 +113,29 @@ impl QueryTemplate {
                 let names: Vec<&str> = self.parameters.iter().map(|p| p.name.as_str()).collect();
                 let hint = closest(k, &names).map(|c| format!(" Did you mean '{c}'?")).unwrap_or_default();
                 return Err(Error::Query {
-                    message: format!("{} has no parameter '{k}'.{hint} Parameters: {}", self.full_name(), names.join(", ")),
+                    message: format!(
+                        "{} has no parameter '{k}'.{hint} Parameters: {}",
+                        self.full_name(),
+                        names.join(", ")
+                    ),
                 });
             };
             if given.insert(p.name.as_str(), v.as_str()).is_some() {
-                return Err(Error::Query { message: format!("parameter '{}' given more than once", p.name) });
+                return Err(Error::Query {
+                    message: format!("parameter '{}' given more than once", p.name),
+                });
             }
         }
-        let missing: Vec<&str> = self.parameters.iter().filter(|p| p.required() && !given.contains_key(p.name.as_str())).map(|p| p.name.as_str()).collect();
+        let missing: Vec<&str> = self
+            .parameters
+            .iter()
+            .filter(|p| p.required() && !given.contains_key(p.name.as_str()))
+            .map(|p| p.name.as_str())
+            .collect();
         if !missing.is_empty() {
-            return Err(Error::Query { message: format!("{} needs parameter(s): {}", self.full_name(), missing.join(", ")) });
+            return Err(Error::Query {
+                message: format!("{} needs parameter(s): {}", self.full_name(), missing.join(", ")),
+            });
         }
         let mut rendered: BTreeMap<&str, Rendered> = BTreeMap::new();
         for p in &self.parameters {
@@ -137,8 +152,13 @@ impl QueryTemplate {
             let p = self.parameter(name).ok_or("unknown parameter")?;
             Ok(r.place(p.format.as_deref(), in_literal))
         })
-        .map_err(|m| Error::Query { message: format!("{} ({}): {m}", self.full_name(), self.origin) })?;
-        Ok(RenderedQuery { name: self.full_name(), text: text.trim().to_string() })
+        .map_err(|m| Error::Query {
+            message: format!("{} ({}): {m}", self.full_name(), self.origin),
+        })?;
+        Ok(RenderedQuery {
+            name: self.full_name(),
+            text: text.trim().to_string(),
+        })
     }
 }
 
@@ -192,7 +212,9 @@ impl Rendered {
 }
 
 fn render_value(p: &Parameter, raw: Raw, now: DateTime<Utc>) -> Result<Rendered> {
-    let bad = |m: String| Error::Query { message: format!("parameter '{}' ({}): {m}", p.name, p.kind.name()) };
+    let bad = |m: String| Error::Query {
+        message: format!("parameter '{}' ({}): {m}", p.name, p.kind.name()),
+    };
     let text = match &raw {
         Raw::Text(s) => Some(s.clone()),
         Raw::Json(Value::Null) => Some(String::new()),
@@ -208,7 +230,12 @@ fn render_value(p: &Parameter, raw: Raw, now: DateTime<Utc>) -> Result<Rendered>
             if t.trim().is_empty() {
                 Rendered::Syntax(String::new())
             } else {
-                Rendered::Syntax(t.trim().parse::<i64>().map_err(|_| bad(format!("'{t}' is not a whole number")))?.to_string())
+                Rendered::Syntax(
+                    t.trim()
+                        .parse::<i64>()
+                        .map_err(|_| bad(format!("'{t}' is not a whole number")))?
+                        .to_string(),
+                )
             }
         }
         ParamType::Float => {
@@ -216,7 +243,12 @@ fn render_value(p: &Parameter, raw: Raw, now: DateTime<Utc>) -> Result<Rendered>
             if t.trim().is_empty() {
                 Rendered::Syntax(String::new())
             } else {
-                let f = t.trim().parse::<f64>().ok().filter(|f| f.is_finite()).ok_or_else(|| bad(format!("'{t}' is not a number")))?;
+                let f = t
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|f| f.is_finite())
+                    .ok_or_else(|| bad(format!("'{t}' is not a number")))?;
                 Rendered::Syntax(f.to_string())
             }
         }
@@ -240,9 +272,20 @@ fn render_value(p: &Parameter, raw: Raw, now: DateTime<Utc>) -> Result<Rendered>
         ParamType::List => {
             let items: Vec<String> = match raw {
                 Raw::Json(Value::Array(a)) => a.iter().map(crate::sink::cell_text).collect(),
-                _ => text.unwrap_or_default().split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+                _ => text
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect(),
             };
-            Rendered::Syntax(items.iter().map(|i| format!("'{}'", escape_odata(i))).collect::<Vec<_>>().join(", "))
+            Rendered::Syntax(
+                items
+                    .iter()
+                    .map(|i| format!("'{}'", escape_odata(i)))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            )
         }
     })
 }
@@ -349,9 +392,15 @@ struct ArgsDoc {
 }
 
 fn parse_parameter(name: &str, v: &Value) -> std::result::Result<Parameter, String> {
-    let Value::Object(m) = v else { return Err(format!("parameter '{name}' must be a mapping")) };
-    let ty = m.get("type").and_then(Value::as_str).ok_or_else(|| format!("parameter '{name}' has no type"))?;
-    let kind = ParamType::parse(ty).ok_or_else(|| format!("parameter '{name}' has unknown type '{ty}' (str, int, float, bool, datetime, list)"))?;
+    let Value::Object(m) = v else {
+        return Err(format!("parameter '{name}' must be a mapping"));
+    };
+    let ty = m
+        .get("type")
+        .and_then(Value::as_str)
+        .ok_or_else(|| format!("parameter '{name}' has no type"))?;
+    let kind = ParamType::parse(ty)
+        .ok_or_else(|| format!("parameter '{name}' has unknown type '{ty}' (str, int, float, bool, datetime, list)"))?;
     let aliases = match m.get("aliases") {
         None | Some(Value::Null) => vec![],
         Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).map(str::to_string).collect(),
@@ -395,15 +444,23 @@ impl QueryStore {
     /// nothing.
     pub fn add_file(&mut self, text: &str, origin: &str) -> Result<Vec<String>> {
         if text.len() > MAX_FILE_BYTES {
-            return Err(Error::Query { message: format!("{origin}: query file larger than {MAX_FILE_BYTES} bytes") });
+            return Err(Error::Query {
+                message: format!("{origin}: query file larger than {MAX_FILE_BYTES} bytes"),
+            });
         }
-        let doc: FileDoc = serde_saphyr::from_str(text).map_err(|e| Error::Query { message: format!("{origin}: {e}") })?;
+        let doc: FileDoc = serde_saphyr::from_str(text).map_err(|e| Error::Query {
+            message: format!("{origin}: {e}"),
+        })?;
         let envs: Vec<String> = doc.metadata.data_environments.iter().map(|e| e.to_ascii_lowercase()).collect();
         if !envs.iter().any(|e| ENVIRONMENTS.contains(&e.as_str())) {
             return Ok(vec![]);
         }
-        let family = doc.metadata.data_families.first().cloned().ok_or_else(|| Error::Query { message: format!("{origin}: metadata.data_families is empty") })?;
-        let bad = |m: String| Error::Query { message: format!("{origin}: {m}") };
+        let family = doc.metadata.data_families.first().cloned().ok_or_else(|| Error::Query {
+            message: format!("{origin}: metadata.data_families is empty"),
+        })?;
+        let bad = |m: String| Error::Query {
+            message: format!("{origin}: {m}"),
+        };
         let mut defaults = Vec::new();
         for (n, v) in doc.defaults.unwrap_or_default().parameters {
             defaults.push(parse_parameter(&n, &v).map_err(bad)?);
@@ -435,8 +492,14 @@ impl QueryStore {
                 origin: origin.to_string(),
             };
             // Check placeholders now, so a broken file fails when loaded rather than when run.
-            substitute(&q.query, &|n, _| if q.parameter(n).is_some() { Ok(String::new()) } else { Err(format!("query '{name}' uses {{{n}}}, which is not one of its parameters")) })
-                .map_err(bad)?;
+            substitute(&q.query, &|n, _| {
+                if q.parameter(n).is_some() {
+                    Ok(String::new())
+                } else {
+                    Err(format!("query '{name}' uses {{{n}}}, which is not one of its parameters"))
+                }
+            })
+            .map_err(bad)?;
             let full = q.full_name();
             if let Some(pos) = self.queries.iter().position(|x| x.full_name() == full) {
                 tracing::info!(query = %full, by = %origin, was = %self.queries[pos].origin, "query overridden");
@@ -451,7 +514,9 @@ impl QueryStore {
 
     /// Adds every `*.yaml`/`*.yml` file in `dir` (sorted by name). Returns (file, overridden names) pairs.
     pub fn add_dir(&mut self, dir: &std::path::Path) -> Result<Vec<(String, Vec<String>)>> {
-        let rd = std::fs::read_dir(dir).map_err(|e| Error::Query { message: format!("cannot read query folder {}: {e}", dir.display()) })?;
+        let rd = std::fs::read_dir(dir).map_err(|e| Error::Query {
+            message: format!("cannot read query folder {}: {e}", dir.display()),
+        })?;
         let mut files: Vec<std::path::PathBuf> = rd
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
@@ -459,7 +524,9 @@ impl QueryStore {
         files.sort();
         let mut out = Vec::new();
         for f in files {
-            let text = std::fs::read_to_string(&f).map_err(|e| Error::Query { message: format!("cannot read {}: {e}", f.display()) })?;
+            let text = std::fs::read_to_string(&f).map_err(|e| Error::Query {
+                message: format!("cannot read {}: {e}", f.display()),
+            })?;
             let o = self.add_file(&text, &f.display().to_string())?;
             out.push((f.display().to_string(), o));
         }
@@ -483,13 +550,23 @@ impl QueryStore {
                 let refs: Vec<&str> = names.iter().map(String::as_str).collect();
                 let bare: Vec<&str> = self.queries.iter().map(|q| q.name.as_str()).collect();
                 let hint = closest(name, &refs)
-                    .or_else(|| closest(name, &bare).and_then(|b| self.queries.iter().find(|q| q.name == b)).map(|q| q.full_name()).map(|s| names.iter().find(|n| **n == s).map(String::as_str).unwrap_or_default()))
+                    .or_else(|| {
+                        closest(name, &bare)
+                            .and_then(|b| self.queries.iter().find(|q| q.name == b))
+                            .map(|q| q.full_name())
+                            .map(|s| names.iter().find(|n| **n == s).map(String::as_str).unwrap_or_default())
+                    })
                     .map(|c| format!(" Did you mean '{c}'?"))
                     .unwrap_or_default();
-                Err(Error::Query { message: format!("no query named '{name}'.{hint} Run `secgraph queries` to list them.") })
+                Err(Error::Query {
+                    message: format!("no query named '{name}'.{hint} Run `secgraph queries` to list them."),
+                })
             }
             many => Err(Error::Query {
-                message: format!("'{name}' is ambiguous: {}", many.iter().map(|q| q.full_name()).collect::<Vec<_>>().join(", ")),
+                message: format!(
+                    "'{name}' is ambiguous: {}",
+                    many.iter().map(|q| q.full_name()).collect::<Vec<_>>().join(", ")
+                ),
             }),
         }
     }
@@ -528,8 +605,13 @@ sources:
         s.add_file(FILE, "test").unwrap();
         let q = s.get("q").unwrap();
         let r = q.render(&[("name".into(), "x') or true or ('".into())], now()).unwrap();
-        assert_eq!(r.text, "/security/alerts?$filter=createdDateTime ge 2024-05-09T12:00:00Z and title eq 'x'') or true or (''' {x}");
-        let r = q.render(&[("title".into(), "a".into()), ("sev".into(), "high,o'k".into())], now()).unwrap();
+        assert_eq!(
+            r.text,
+            "/security/alerts?$filter=createdDateTime ge 2024-05-09T12:00:00Z and title eq 'x'') or true or (''' {x}"
+        );
+        let r = q
+            .render(&[("title".into(), "a".into()), ("sev".into(), "high,o'k".into())], now())
+            .unwrap();
         assert!(r.text.ends_with("title eq 'a' and severity in ('high', 'o''k') {x}"), "{}", r.text);
     }
 
@@ -542,14 +624,20 @@ sources:
         assert!(e.contains("needs parameter(s): title"), "{e}");
         let e = q.render(&[("titel".into(), "a".into())], now()).unwrap_err().to_string();
         assert!(e.contains("Did you mean 'title'"), "{e}");
-        let e = q.render(&[("title".into(), "a".into()), ("start".into(), "soon".into())], now()).unwrap_err().to_string();
+        let e = q
+            .render(&[("title".into(), "a".into()), ("start".into(), "soon".into())], now())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("Accepted:"), "{e}");
         let e = s.get("qq").unwrap_err().to_string();
         assert!(e.contains("Did you mean 'Test.q'"), "{e}");
         let bad = FILE.replace("{sev}", "{nope}");
         let e = QueryStore::default().add_file(&bad, "bad.yaml").unwrap_err().to_string();
         assert!(e.contains("bad.yaml") && e.contains("{nope}"), "{e}");
-        let e = QueryStore::default().add_file("metadata: [1\n", "broken.yaml").unwrap_err().to_string();
+        let e = QueryStore::default()
+            .add_file("metadata: [1\n", "broken.yaml")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("broken.yaml") && e.contains("line"), "{e}");
     }
 

@@ -46,7 +46,10 @@ impl Unit {
 /// ```
 pub fn parse_time(input: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
     let s = input.trim();
-    let fail = |m: &str| Error::TimeExpr { input: input.to_string(), message: m.to_string() };
+    let fail = |m: &str| Error::TimeExpr {
+        input: input.to_string(),
+        message: m.to_string(),
+    };
     if s.is_empty() {
         return Err(fail("empty"));
     }
@@ -72,7 +75,14 @@ pub fn parse_time(input: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
         return Ok(now + Duration::milliseconds((n * 86_400_000.0) as i64));
     }
     let (offset, round) = match s.split_once('@') {
-        Some((o, r)) => (o, Some(Unit::parse(r).filter(|_| !r.is_empty()).ok_or_else(|| fail(&format!("unknown rounding unit '@{r}'")))?)),
+        Some((o, r)) => (
+            o,
+            Some(
+                Unit::parse(r)
+                    .filter(|_| !r.is_empty())
+                    .ok_or_else(|| fail(&format!("unknown rounding unit '@{r}'")))?,
+            ),
+        ),
         None => (s, None),
     };
     let (sign, rest) = match offset.as_bytes().first() {
@@ -96,7 +106,11 @@ pub fn parse_time(input: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
 fn shift(t: DateTime<Utc>, n: i64, unit: Unit) -> Option<DateTime<Utc>> {
     let months = |m: i64| -> Option<DateTime<Utc>> {
         let m32 = u32::try_from(m.unsigned_abs()).ok()?;
-        if m >= 0 { t.checked_add_months(Months::new(m32)) } else { t.checked_sub_months(Months::new(m32)) }
+        if m >= 0 {
+            t.checked_add_months(Months::new(m32))
+        } else {
+            t.checked_sub_months(Months::new(m32))
+        }
     };
     match unit {
         Unit::Year => months(n.checked_mul(12)?),
@@ -173,7 +187,17 @@ mod tests {
 
     #[test]
     fn malformed_inputs_name_the_accepted_forms() {
-        for bad in ["", "yesterday", "-3x", "-d", "--3d", "-3d@q", "1e400", "-99999999999y", "2024-13-01T00:00:00Z"] {
+        for bad in [
+            "",
+            "yesterday",
+            "-3x",
+            "-d",
+            "--3d",
+            "-3d@q",
+            "1e400",
+            "-99999999999y",
+            "2024-13-01T00:00:00Z",
+        ] {
             let e = parse_time(bad, now()).unwrap_err().to_string();
             assert!(e.contains("Accepted:"), "{bad}: {e}");
         }

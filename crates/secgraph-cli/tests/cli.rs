@@ -1,0 +1,206 @@
+//! The `secgraph` binary end to end: the emulator as a separate process, settings written by it, queries run
+//! from another process, exit codes and error text.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_secgraph");
+const DEMO_SECRET: &str = "demo-secret-for-the-local-emulator-only";
+
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `secgraph emulator --write-config` and waits until the settings file exists.
+fn emulator(dir: &Path, extra: &[&str]) -> (Running, std::path::PathBuf) {
+    let cfg = dir.join("emulator.yaml");
+    let child = Command::new(BIN)
+        .args(["emulator", "--write-config"])
+        .arg(&cfg)
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let running = Running(child);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !cfg.exists() {
+        assert!(Instant::now() < deadline, "emulator did not write its settings");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    (running, cfg)
+}
+
+fn secgraph(cfg: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env("MSTICPYCONFIG", cfg)
+        .env_remove("SECGRAPH_CLIENT_SECRET")
+        .env_remove("SECGRAPH_CONNECTION_STRING")
+        .output()
+        .unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn emulator_in_one_process_query_in_another_prints_every_alert_as_jsonl() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_emu, cfg) = emulator(dir.path(), &["--alerts", "130", "--page-size", "25"]);
+    let out = secgraph(&cfg, &["query", "Alerts.list", "--start", "-31d", "-o", "jsonl"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let ids: Vec<String> = stdout
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(ids.len(), 130);
+    assert_eq!(ids.iter().collect::<HashSet<_>>().len(), 130);
+    assert!(text(&out.stderr).contains("130 row(s) in 6 page(s)"), "{}", text(&out.stderr));
+
+    // The table and CSV views of the same query, and --out.
+    let out = secgraph(&cfg, &["query", "Alerts.list", "--start", "-31d", "-p", "severity=high,medium"]);
+    assert!(out.status.success());
+    assert!(text(&out.stdout).contains("severity"));
+    let csv = dir.path().join("a.csv");
+    let out = secgraph(
+        &cfg,
+        &[
+            "query",
+            "Alerts.list",
+            "--start",
+            "-31d",
+            "-o",
+            "csv",
+            "--out",
+            csv.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let body = std::fs::read_to_string(&csv).unwrap();
+    assert!(body.lines().next().unwrap().contains("evidence"));
+    assert_eq!(csv::Reader::from_reader(body.as_bytes()).records().count(), 130);
+}
+
+#[test]
+fn exit_codes_and_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_emu, cfg) = emulator(dir.path(), &["--alerts", "20"]);
+
+    let out = secgraph(&cfg, &["connect", "--client-secret", "wrong-hunter2"]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("AADSTS7000215") && err.contains("invalid_client"), "{err}");
+    assert!(!err.contains("hunter2"));
+
+    let out = secgraph(&cfg, &["exec", "/security/alerts_v2?$filter=severity eq"]);
+    assert_eq!(out.status.code(), Some(5));
+    let err = text(&out.stderr);
+    assert!(err.contains("HTTP 400 BadRequest") && err.contains("request-id"), "{err}");
+
+    let out = secgraph(&cfg, &["query", "Alerts.lst"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("Did you mean 'Alerts.list'"), "{}", text(&out.stderr));
+
+    let out = secgraph(&cfg, &["query", "Alerts.list", "--start", "last tuesday"]);
+    assert_eq!(out.status.code(), Some(2));
+
+    let out = secgraph(&cfg, &["--instance", "Nope", "connect"]);
+    assert_eq!(out.status.code(), Some(3));
+
+    let out = Command::new(BIN)
+        .args(["--config", "/nonexistent/secgraph.yaml", "connect"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(text(&out.stderr).contains("/nonexistent/secgraph.yaml"));
+
+    let out = Command::new(BIN).args(["frobnicate"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+
+    let out = secgraph(&cfg, &["--instance", "NoRoles", "query", "Incidents.list"]);
+    assert_eq!(out.status.code(), Some(5));
+    assert!(text(&out.stderr).contains("403 Forbidden"));
+}
+
+#[test]
+fn connect_reports_without_secrets_even_at_trace_level() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_emu, cfg) = emulator(dir.path(), &["--alerts", "20"]);
+    for args in [
+        vec!["-vvv", "connect"],
+        vec!["-vvv", "query", "Alerts.list", "-o", "json"],
+        vec!["-vvv", "--instance", "Fabrikam", "connect"],
+        vec!["-vvv", "exec", "/security/incidents?$top=5"],
+    ] {
+        let out = secgraph(&cfg, &args);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        assert!(
+            !all.contains(DEMO_SECRET) && !all.contains("fabrikam-demo-secret"),
+            "{args:?} printed a secret"
+        );
+        assert!(!all.contains("eyJ"), "{args:?} printed a token");
+    }
+    let out = secgraph(&cfg, &["connect"]);
+    let s = text(&out.stdout);
+    assert!(
+        s.contains("8f3b9a52-6c1d-4e2f-9a7b-0c5d3e1f2a4b") && s.contains("SecurityAlert.ReadWrite.All"),
+        "{s}"
+    );
+
+    // The secret passed through the environment stays hidden in --help output too.
+    let out = Command::new(BIN)
+        .arg("--help")
+        .env("SECGRAPH_CLIENT_SECRET", "env-hunter2")
+        .output()
+        .unwrap();
+    assert!(!text(&out.stdout).contains("env-hunter2"));
+}
+
+#[test]
+fn embedded_emulator_needs_no_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .current_dir(dir.path())
+        .env_remove("MSTICPYCONFIG")
+        .env("HOME", dir.path())
+        .args(["--emulator", "query", "Incidents.list", "-o", "jsonl"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).lines().count() > 0);
+    let out = Command::new(BIN).args(["queries", "alerts"]).output().unwrap();
+    assert!(text(&out.stdout).contains("Alerts.list") && text(&out.stdout).contains("SecurityGraphAlert.list_alerts"));
+    let out = Command::new(BIN)
+        .args([
+            "--emulator",
+            "query",
+            "Alerts.list",
+            "--start",
+            "2024-01-01T00:00:00+02:00",
+            "--print",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        text(&out.stdout).contains("createdDateTime ge 2023-12-31T22:00:00Z"),
+        "{}",
+        text(&out.stdout)
+    );
+}
