@@ -2,7 +2,7 @@
 
 use crate::odata::{self, Expr};
 use crate::state::{AppState, RequestId};
-use crate::tokens::TokenRejection;
+use crate::tokens::{AccessClaims, TokenRejection};
 use axum::{
     Extension,
     extract::{Path, State},
@@ -143,8 +143,9 @@ fn check_version(version: &str) -> Result<(), Fault> {
     }
 }
 
-/// Checks the bearer token and the roles needed; returns the error reply when access is refused.
-fn authorize(st: &AppState, headers: &HeaderMap, coll: Collection) -> Result<(), Fault> {
+/// Checks the bearer token (signature, lifetime, audience) and that it carries one of `needed`: as an application
+/// role for app tokens; for delegated tokens, as a scope the signed-in user's own permissions also allow.
+pub fn authorize(st: &AppState, headers: &HeaderMap, needed: &[&str]) -> Result<AccessClaims, Fault> {
     let unauth = |m: &str| Fault::new(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", m);
     let raw = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
     let token = raw
@@ -163,19 +164,45 @@ fn authorize(st: &AppState, headers: &HeaderMap, coll: Collection) -> Result<(),
         TokenRejection::NotYetValid => unauth("Lifetime validation failed, the token is not yet valid."),
         TokenRejection::WrongAudience => unauth("Access token validation failure. Invalid audience."),
     })?;
-    let needed = coll.read_roles();
-    if !claims.roles.iter().any(|r| needed.contains(&r.as_str())) {
-        return Err(Fault::new(
-            StatusCode::FORBIDDEN,
-            "Forbidden",
-            format!(
-                "Missing application roles. API required roles: {}, application roles: {}.",
-                needed.join(","),
-                claims.roles.join(",")
-            ),
-        ));
+    match &claims.scp {
+        None => {
+            if !claims.roles.iter().any(|r| needed.contains(&r.as_str())) {
+                return Err(Fault::new(
+                    StatusCode::FORBIDDEN,
+                    "Forbidden",
+                    format!(
+                        "Missing application roles. API required roles: {}, application roles: {}.",
+                        needed.join(","),
+                        claims.roles.join(",")
+                    ),
+                ));
+            }
+        }
+        Some(scp) => {
+            let user_perms: Vec<String> = st
+                .directory
+                .tenant(&claims.tid)
+                .and_then(|t| t.user(&claims.oid))
+                .map(|u| u.permissions.clone())
+                .unwrap_or_default();
+            let scopes: Vec<&str> = scp.split_whitespace().collect();
+            // A user's ReadWrite permission covers the matching Read permission.
+            let user_allows = |n: &str| user_perms.iter().any(|p| p == n || *p == n.replace(".Read.", ".ReadWrite."));
+            let allowed = needed.iter().any(|n| scopes.contains(n) && user_allows(n));
+            if !allowed {
+                return Err(Fault::new(
+                    StatusCode::FORBIDDEN,
+                    "Forbidden",
+                    format!(
+                        "Missing scope permissions on the request. API requires one of '{}'. Scopes on the request '{scp}', and the signed-in user's roles allow '{}'.",
+                        needed.join(", "),
+                        user_perms.join(", ")
+                    ),
+                ));
+            }
+        }
     }
-    Ok(())
+    Ok(claims)
 }
 
 /// The OData system query options of one request, as sent.
@@ -283,7 +310,7 @@ fn list_inner(st: &AppState, version: &str, coll: &str, headers: &HeaderMap, uri
             format!("Resource not found for the segment '{coll}'."),
         ));
     };
-    authorize(st, headers, coll)?;
+    authorize(st, headers, coll.read_roles())?;
     let o = parse_options(uri, version)?;
 
     let filter: Option<Expr> = match &o.filter {
@@ -555,7 +582,7 @@ pub async fn get_one(
         let Some(c) = Collection::from_segment(&coll) else {
             return Err(Fault::bad(format!("Resource not found for the segment '{coll}'.")));
         };
-        authorize(&st, &headers, c)?;
+        authorize(&st, &headers, c.read_roles())?;
         let o = parse_options(&uri, &version)?;
         let select = parse_select(o.select.as_deref(), c, &st)?;
         let ds = st

@@ -57,8 +57,19 @@ pub struct EmulatorConfig {
     pub token_lifetime: Option<Duration>,
     /// Page size used when a request has no `$top` (capped by each endpoint's limit); `None` uses each endpoint's own.
     pub page_size: Option<usize>,
-    /// Directory where the CA certificate (`ca.pem`) is written; `None` makes a temporary one.
+    /// Directory where the CA certificate (`ca.pem`) and the demo app's client certificate and key are written;
+    /// `None` makes a temporary one.
     pub state_dir: Option<PathBuf>,
+    /// Tenants, users and apps; `None` gives the demo directory.
+    pub directory: Option<directory::Directory>,
+    /// Sign every device-code and browser sign-in in as this user (UPN) without a page visit.
+    pub auto_approve: Option<String>,
+    /// Polling interval the device-code endpoint asks for.
+    pub device_code_interval: Duration,
+    /// How long a device code stays valid.
+    pub device_code_lifetime: Duration,
+    /// How long an authorization code stays valid.
+    pub auth_code_lifetime: Duration,
 }
 
 impl Default for EmulatorConfig {
@@ -70,6 +81,11 @@ impl Default for EmulatorConfig {
             token_lifetime: None,
             page_size: None,
             state_dir: None,
+            directory: None,
+            auto_approve: None,
+            device_code_interval: Duration::from_secs(5),
+            device_code_lifetime: Duration::from_secs(900),
+            auth_code_lifetime: Duration::from_secs(600),
         }
     }
 }
@@ -93,6 +109,8 @@ pub struct Emulator {
     addr: SocketAddr,
     base_url: String,
     ca_path: PathBuf,
+    client_cert_path: PathBuf,
+    client_key_path: PathBuf,
     state: Arc<AppState>,
     handle: axum_server::Handle<SocketAddr>,
     _tempdir: Option<TempDir>,
@@ -144,18 +162,39 @@ impl Emulator {
         };
         std::fs::create_dir_all(&dir).map_err(|source| StartError::State { path: dir.clone(), source })?;
         let ca_path = dir.join("ca.pem");
-        std::fs::write(&ca_path, &pki.ca_pem).map_err(|source| StartError::State {
-            path: ca_path.clone(),
-            source,
-        })?;
+        let write = |path: &Path, text: &str| {
+            std::fs::write(path, text).map_err(|source| StartError::State {
+                path: path.to_path_buf(),
+                source,
+            })
+        };
+        write(&ca_path, &pki.ca_pem)?;
+
+        // The demo app also signs in with a certificate: generate one, register it, and hand its files to clients.
+        let mut directory = config.directory.clone().unwrap_or_default();
+        let (client_cert_pem, client_key_pem) = tls::client_certificate().map_err(|e| StartError::Crypto(e.to_string()))?;
+        let client_cert_path = dir.join("client-cert.pem");
+        let client_key_path = dir.join("client-key.pem");
+        write(&client_cert_path, &client_cert_pem)?;
+        write(&client_key_path, &client_key_pem)?;
+        restrict(&client_key_path);
+        let registered = directory::AppCertificate::from_pem(&client_cert_pem).map_err(StartError::Crypto)?;
+        for t in &mut directory.tenants {
+            for a in &mut t.apps {
+                if a.client_id == DEMO_CLIENT_ID {
+                    a.certificates.push(registered.clone());
+                }
+            }
+        }
 
         let dataset = Dataset::generate(config.seed, config.alerts, chrono::Utc::now());
         let state = Arc::new(AppState {
             base_url: base_url.clone(),
             config: config.clone(),
-            directory: directory::Directory::default(),
+            directory,
             issuer,
             dataset: RwLock::new(dataset),
+            auth: Default::default(),
         });
 
         let tls = axum_server::tls_rustls::RustlsConfig::from_pem(pki.server_cert_pem.into_bytes(), pki.server_key_pem.into_bytes())
@@ -176,6 +215,8 @@ impl Emulator {
             addr,
             base_url,
             ca_path,
+            client_cert_path,
+            client_key_path,
             state,
             handle,
             _tempdir: tempdir,
@@ -194,6 +235,21 @@ impl Emulator {
     /// Path of the PEM file holding the emulator's CA certificate.
     pub fn ca_path(&self) -> &Path {
         &self.ca_path
+    }
+
+    /// The demo app's client certificate (PEM), registered on it for certificate sign-in.
+    pub fn client_certificate_path(&self) -> &Path {
+        &self.client_cert_path
+    }
+
+    /// The private key (PKCS#8 PEM, owner-only file) of the demo app's client certificate.
+    pub fn client_key_path(&self) -> &Path {
+        &self.client_key_path
+    }
+
+    /// Approves (or declines) a pending device-code sign-in as a seeded user, as the verification page would.
+    pub fn approve_device_code(&self, user_code: &str, user: &str, approve: bool) -> Result<String, String> {
+        entra::decide_device(&self.state, user_code, user, approve)
     }
 
     /// The CA certificate (PEM) that clients must trust.
@@ -232,6 +288,10 @@ impl Emulator {
             tid: t.id.clone(),
             uti: "minted".into(),
             ver: "1.0".into(),
+            scp: None,
+            upn: None,
+            unique_name: None,
+            name: None,
         };
         self.state.issuer.sign(&claims).ok()
     }
@@ -270,10 +330,29 @@ impl Drop for Emulator {
     }
 }
 
+/// Makes a file readable by its owner only (private keys).
+fn restrict(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+}
+
 fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/metadata/endpoints", get(arm_metadata))
         .route("/{tenant}/oauth2/v2.0/token", post(entra::token))
+        .route("/{tenant}/oauth2/v2.0/devicecode", post(entra::devicecode))
+        .route(
+            "/{tenant}/oauth2/v2.0/authorize",
+            get(entra::authorize_get).post(entra::authorize_post),
+        )
+        .route("/devicelogin", get(entra::devicelogin_page).post(entra::devicelogin_submit))
+        .route("/_emulator/devicecode", post(entra::admin_device))
+        .route("/_emulator/revoke", post(entra::admin_revoke))
         .route("/{tenant}/v2.0/.well-known/openid-configuration", get(entra::openid_configuration))
         .route("/{tenant}/discovery/v2.0/keys", get(entra::keys))
         .route("/{version}/security/{collection}", get(graph::list))

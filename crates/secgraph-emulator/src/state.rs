@@ -3,9 +3,10 @@
 use crate::EmulatorConfig;
 use crate::data::Dataset;
 use crate::directory::Directory;
+use crate::entra::AuthStore;
 use crate::entra::GRAPH_APP_ID;
 use crate::tokens::TokenIssuer;
-use std::sync::RwLock;
+use std::sync::{Mutex, RwLock};
 
 /// The ids of one request: our `request-id` and the caller's `client-request-id`, if it sent one.
 #[derive(Debug, Clone)]
@@ -18,6 +19,7 @@ pub struct AppState {
     pub directory: Directory,
     pub issuer: TokenIssuer,
     pub dataset: RwLock<Dataset>,
+    pub auth: Mutex<AuthStore>,
 }
 
 impl AppState {

@@ -48,3 +48,12 @@ impl Pki {
         })
     }
 }
+
+/// A self-signed RSA certificate and its PKCS#8 key for an app's certificate credential.
+pub fn client_certificate() -> Result<(String, String), rcgen::Error> {
+    let key = KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256)?;
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    params.distinguished_name.push(DnType::CommonName, "secgraph demo app");
+    let cert = params.self_signed(&key)?;
+    Ok((cert.pem(), key.serialize_pem()))
+}

@@ -26,6 +26,15 @@ pub struct AccessClaims {
     pub tid: String,
     pub uti: String,
     pub ver: String,
+    /// Delegated tokens: the granted permissions, space-separated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scp: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unique_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 /// Why a presented token was refused.
@@ -73,7 +82,7 @@ impl TokenIssuer {
         serde_json::json!({ "keys": [self.jwk] })
     }
 
-    pub fn sign(&self, claims: &AccessClaims) -> Result<String, String> {
+    pub fn sign<T: Serialize>(&self, claims: &T) -> Result<String, String> {
         let mut header = Header::new(Algorithm::RS256);
         header.typ = Some("JWT".into());
         header.kid = Some(self.kid.clone());
