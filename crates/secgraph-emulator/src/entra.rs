@@ -1005,24 +1005,14 @@ fn redirect_with(uri: &str, params: &[(&str, &str)]) -> Response {
 }
 
 /// Validates an authorization request; errors that cannot be sent to the redirect URI are shown as a page.
-fn check_authorize(st: &AppState, tenant: &str, q: &HashMap<String, String>) -> Result<(String, String), Response> {
-    let err_page = |code: u32, m: String| {
-        (
-            StatusCode::BAD_REQUEST,
-            page("Sign-in error", &format!("<p>AADSTS{code}: {}</p>", html_escape(&m))),
-        )
-            .into_response()
-    };
-    let client_id = q
-        .get("client_id")
-        .ok_or_else(|| err_page(900144, "The request must contain the parameter 'client_id'.".into()))?;
-    let t = resolve_tenant(st, tenant, Some(client_id)).map_err(|f| err_page(f.code, f.message))?;
-    find_app(t, client_id).map_err(|f| err_page(f.code, f.message))?;
-    let redirect = q
-        .get("redirect_uri")
-        .ok_or_else(|| err_page(900144, "The request must contain the parameter 'redirect_uri'.".into()))?;
+fn check_authorize(st: &AppState, tenant: &str, q: &HashMap<String, String>) -> Result<(String, String), Fail> {
+    let client_id = q.get("client_id").ok_or_else(|| missing("client_id"))?;
+    let t = resolve_tenant(st, tenant, Some(client_id))?;
+    find_app(t, client_id)?;
+    let redirect = q.get("redirect_uri").ok_or_else(|| missing("redirect_uri"))?;
     if !is_loopback_redirect(redirect) {
-        return Err(err_page(
+        return Err(bad(
+            "invalid_request",
             50011,
             format!(
                 "The redirect URI '{redirect}' specified in the request does not match the redirect URIs configured for the application '{client_id}'. Only loopback redirect URIs are registered on the emulator's apps."
@@ -1030,6 +1020,20 @@ fn check_authorize(st: &AppState, tenant: &str, q: &HashMap<String, String>) -> 
         ));
     }
     Ok((t.id.clone(), redirect.clone()))
+}
+
+impl Fail {
+    /// The error as a sign-in page (for errors that must not be redirected).
+    fn page(self) -> Response {
+        (
+            self.status,
+            page(
+                "Sign-in error",
+                &format!("<p>AADSTS{}: {}</p>", self.code, html_escape(&self.message)),
+            ),
+        )
+            .into_response()
+    }
 }
 
 /// Errors sent back to the redirect URI (the request itself was acceptable enough to answer there).
@@ -1094,7 +1098,7 @@ pub async fn authorize_get(
 ) -> Response {
     let (tenant_id, redirect) = match check_authorize(&st, &tenant, &q) {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(f) => return f.page(),
     };
     let state = q.get("state").cloned().unwrap_or_default();
     if let Some((error, desc)) = authorize_redirect_error(&q) {
@@ -1126,7 +1130,7 @@ pub async fn authorize_post(State(st): State<Arc<AppState>>, Path(tenant): Path<
     let q: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
     let (tenant_id, redirect) = match check_authorize(&st, &tenant, &q) {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(f) => return f.page(),
     };
     let state = q.get("state").cloned().unwrap_or_default();
     if let Some((error, desc)) = authorize_redirect_error(&q) {
