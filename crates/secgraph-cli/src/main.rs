@@ -114,6 +114,12 @@ enum Command {
         /// Fixed access-token lifetime in seconds (default: Entra's 60-90 minutes).
         #[arg(long)]
         token_lifetime: Option<u64>,
+        /// Complete every device-code and browser sign-in as this seeded user (UPN), with no page visit.
+        #[arg(long, value_name = "USER")]
+        auto_approve: Option<String>,
+        /// Tenants, users and apps from a YAML file instead of the demo directory (see docs/EMULATOR.md).
+        #[arg(long, value_name = "FILE")]
+        directory: Option<PathBuf>,
     },
 }
 
