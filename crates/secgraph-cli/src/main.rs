@@ -213,7 +213,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             write_config,
             page_size,
             token_lifetime,
+            auto_approve,
+            directory,
         } => {
+            let directory = match directory {
+                None => None,
+                Some(path) => {
+                    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+                    let base = path.parent().unwrap_or(std::path::Path::new("."));
+                    let d = secgraph_emulator::directory::Directory::from_yaml(&text, base)
+                        .map_err(|e| UsageError(format!("{}: {e}", path.display())))?;
+                    Some(d)
+                }
+            };
             let config = secgraph_emulator::EmulatorConfig {
                 bind: *bind,
                 alerts: *alerts,
@@ -221,6 +233,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 token_lifetime: token_lifetime.map(std::time::Duration::from_secs),
                 page_size: *page_size,
                 state_dir: write_config.as_ref().map(|p| state_dir_for(p)),
+                directory,
+                auto_approve: auto_approve.clone(),
+                ..Default::default()
             };
             return run_emulator(config, write_config.as_deref()).await;
         }
