@@ -21,6 +21,7 @@ pub mod data;
 pub mod directory;
 mod entra;
 mod graph;
+pub mod keyvault;
 pub mod odata;
 mod state;
 mod tls;
@@ -62,6 +63,8 @@ pub struct EmulatorConfig {
     pub state_dir: Option<PathBuf>,
     /// Tenants, users and apps; `None` gives the demo directory.
     pub directory: Option<directory::Directory>,
+    /// Key Vaults and their secrets; `None` gives the demo vaults.
+    pub vaults: Option<Vec<keyvault::Vault>>,
     /// Sign every device-code and browser sign-in in as this user (UPN) without a page visit.
     pub auto_approve: Option<String>,
     /// Polling interval the device-code endpoint asks for.
@@ -82,6 +85,7 @@ impl Default for EmulatorConfig {
             page_size: None,
             state_dir: None,
             directory: None,
+            vaults: None,
             auto_approve: None,
             device_code_interval: Duration::from_secs(5),
             device_code_lifetime: Duration::from_secs(900),
@@ -188,6 +192,7 @@ impl Emulator {
         }
 
         let dataset = Dataset::generate(config.seed, config.alerts, chrono::Utc::now());
+        let vaults = config.vaults.clone().unwrap_or_else(|| keyvault::demo_vaults(&directory));
         let state = Arc::new(AppState {
             base_url: base_url.clone(),
             config: config.clone(),
@@ -195,6 +200,7 @@ impl Emulator {
             issuer,
             dataset: RwLock::new(dataset),
             auth: Default::default(),
+            vaults: RwLock::new(vaults),
         });
 
         let tls = axum_server::tls_rustls::RustlsConfig::from_pem(pki.server_cert_pem.into_bytes(), pki.server_key_pem.into_bytes())
@@ -250,6 +256,11 @@ impl Emulator {
     /// Approves (or declines) a pending device-code sign-in as a seeded user, as the verification page would.
     pub fn approve_device_code(&self, user_code: &str, user: &str, approve: bool) -> Result<String, String> {
         entra::decide_device(&self.state, user_code, user, approve)
+    }
+
+    /// The URL of a seeded vault, as a Key Vault client takes it: `https://127.0.0.1:PORT/kv/{name}`.
+    pub fn vault_url(&self, name: &str) -> String {
+        format!("{}/kv/{name}", self.base_url)
     }
 
     /// The CA certificate (PEM) that clients must trust.
@@ -353,6 +364,11 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/devicelogin", get(entra::devicelogin_page).post(entra::devicelogin_submit))
         .route("/_emulator/devicecode", post(entra::admin_device))
         .route("/_emulator/revoke", post(entra::admin_revoke))
+        .route("/kv/{vault}/secrets", get(keyvault::list_secrets))
+        .route("/kv/{vault}/secrets/", get(keyvault::list_secrets))
+        .route("/kv/{vault}/secrets/{name}", get(keyvault::get_secret))
+        .route("/kv/{vault}/secrets/{name}/", get(keyvault::get_secret))
+        .route("/kv/{vault}/secrets/{name}/{version}", get(keyvault::get_secret_version))
         .route("/{tenant}/v2.0/.well-known/openid-configuration", get(entra::openid_configuration))
         .route("/{tenant}/discovery/v2.0/keys", get(entra::keys))
         .route("/{version}/security/{collection}", get(graph::list))

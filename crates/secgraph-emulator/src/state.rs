@@ -20,6 +20,7 @@ pub struct AppState {
     pub issuer: TokenIssuer,
     pub dataset: RwLock<Dataset>,
     pub auth: Mutex<AuthStore>,
+    pub vaults: RwLock<Vec<crate::keyvault::Vault>>,
 }
 
 impl AppState {

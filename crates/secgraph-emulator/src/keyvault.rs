@@ -1,0 +1,328 @@
+//! Key Vault secrets: `GET {vault}/secrets/{name}[/{version}]?api-version=…` for several vaults, each addressed by a
+//! path prefix (`https://127.0.0.1:PORT/kv/{vault}/`, an ordinary vault URL for a client), with the bearer
+//! challenge, access policies, versions and disabled secrets.
+
+use crate::entra::KEYVAULT_RESOURCE;
+use crate::state::AppState;
+use crate::tokens::TokenRejection;
+use axum::{
+    Json,
+    extract::{Path, Query, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// One version of a secret.
+#[derive(Debug, Clone)]
+pub struct SecretVersion {
+    pub version: String,
+    pub value: String,
+    pub enabled: bool,
+    pub created: i64,
+    pub content_type: Option<String>,
+}
+
+/// A vault: its tenant, who may do what, and its secrets (versions oldest first).
+#[derive(Debug, Clone)]
+pub struct Vault {
+    pub name: String,
+    pub tenant_id: String,
+    /// Object id (of an app's service principal or a user) → permissions (`get`, `list`).
+    pub access: HashMap<String, Vec<String>>,
+    pub secrets: HashMap<String, Vec<SecretVersion>>,
+}
+
+fn version_id(name: &str, n: usize) -> String {
+    use sha2::Digest;
+    let h = sha2::Sha256::digest(format!("{name}/{n}").as_bytes());
+    h[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Vault {
+    pub fn new(name: &str, tenant_id: &str) -> Vault {
+        Vault {
+            name: name.into(),
+            tenant_id: tenant_id.into(),
+            access: HashMap::new(),
+            secrets: HashMap::new(),
+        }
+    }
+
+    /// Adds a new current version of `name`.
+    pub fn put(&mut self, name: &str, value: &str, enabled: bool) -> &mut Vault {
+        let versions = self.secrets.entry(name.to_string()).or_default();
+        let n = versions.len();
+        versions.push(SecretVersion {
+            version: version_id(name, n),
+            value: value.into(),
+            enabled,
+            created: 1_700_000_000 + n as i64 * 86_400,
+            content_type: None,
+        });
+        self
+    }
+
+    pub fn allow(&mut self, object_id: &str, perms: &[&str]) -> &mut Vault {
+        self.access
+            .insert(object_id.to_string(), perms.iter().map(|p| p.to_string()).collect());
+        self
+    }
+}
+
+/// The demo vaults: `demo-vault` (the demo app and analyst may read), `locked-vault` (nobody may), and
+/// `fabrikam-vault` in the second tenant.
+pub fn demo_vaults(dir: &crate::directory::Directory) -> Vec<Vault> {
+    use crate::directory::*;
+    let oid = |t: &str, who: &str| -> String {
+        dir.tenant(t)
+            .and_then(|t| {
+                t.app(who)
+                    .map(|a| a.object_id.clone())
+                    .or_else(|| t.user(who).map(|u| u.object_id.clone()))
+            })
+            .unwrap_or_default()
+    };
+    let mut demo = Vault::new("demo-vault", DEMO_TENANT_ID);
+    demo.allow(&oid(DEMO_TENANT_ID, DEMO_CLIENT_ID), &["get", "list"])
+        .allow(&oid(DEMO_TENANT_ID, DEMO_ANALYST), &["get", "list"]);
+    demo.put("DataProviders-MicrosoftGraph-Args-ClientSecret", DEMO_CLIENT_SECRET, true)
+        .put("DataProviders-MicrosoftGraph-KeyVault-Args-ClientSecret", DEMO_CLIENT_SECRET, true)
+        .put("graph-client-secret", DEMO_CLIENT_SECRET, true)
+        .put("rotating-secret", "first-value", true)
+        .put("rotating-secret", "second-value", true)
+        .put("disabled-secret", "you-should-not-see-this", false)
+        .put("proxy-password", "demo-proxy-password", true);
+    let mut locked = Vault::new("locked-vault", DEMO_TENANT_ID);
+    locked.put("graph-client-secret", DEMO_CLIENT_SECRET, true);
+    let mut fab = Vault::new("fabrikam-vault", SECOND_TENANT_ID);
+    fab.allow(&oid(SECOND_TENANT_ID, SECOND_CLIENT_ID), &["get", "list"])
+        .put("graph-client-secret", "fabrikam-demo-secret", true);
+    vec![demo, locked, fab]
+}
+
+fn kv_error(status: StatusCode, code: &str, message: &str, inner: Option<&str>) -> Response {
+    let mut err = json!({"code": code, "message": message});
+    if let Some(i) = inner {
+        err["innererror"] = json!({"code": i});
+    }
+    (status, Json(json!({"error": err}))).into_response()
+}
+
+#[derive(Deserialize)]
+pub struct KvQuery {
+    #[serde(rename = "api-version")]
+    api_version: Option<String>,
+}
+
+fn valid_name(n: &str) -> bool {
+    !n.is_empty() && n.len() <= 127 && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+}
+
+fn vault_url(st: &AppState, vault: &str) -> String {
+    format!("{}/kv/{vault}", st.base_url)
+}
+
+/// Authenticates and authorises one request; returns the error reply when refused.
+fn check(st: &AppState, headers: &HeaderMap, q: &KvQuery, vault: &str, perm: &str) -> Result<Vault, Response> {
+    let vaults = st
+        .vaults
+        .read()
+        .map_err(|_| kv_error(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", "vault store poisoned", None))?;
+    let Some(v) = vaults.iter().find(|v| v.name.eq_ignore_ascii_case(vault)) else {
+        return Err(kv_error(
+            StatusCode::NOT_FOUND,
+            "VaultNotFound",
+            &format!("The vault '{vault}' does not exist."),
+            None,
+        ));
+    };
+    let challenge = || {
+        let mut r = kv_error(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized",
+            "AKV10000: Request is missing a Bearer or PoP token.",
+            None,
+        );
+        let h = format!(
+            "Bearer authorization=\"{}/{}\", resource=\"{KEYVAULT_RESOURCE}\"",
+            st.base_url, v.tenant_id
+        );
+        if let Ok(val) = HeaderValue::from_str(&h) {
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, val);
+        }
+        r
+    };
+    let raw = headers.get(header::AUTHORIZATION).and_then(|h| h.to_str().ok()).unwrap_or("");
+    let Some(token) = raw.strip_prefix("Bearer ").map(str::trim).filter(|t| !t.is_empty()) else {
+        return Err(challenge());
+    };
+    if q.api_version.as_deref().is_none_or(str::is_empty) {
+        return Err(kv_error(
+            StatusCode::BAD_REQUEST,
+            "BadParameter",
+            "The api-version query parameter is required.",
+            None,
+        ));
+    }
+    let now = chrono::Utc::now().timestamp();
+    let claims = st.issuer.verify(token, &[KEYVAULT_RESOURCE.to_string()], now).map_err(|r| {
+        let m = match r {
+            TokenRejection::Expired => "AKV10022: Invalid token: the token is expired.",
+            TokenRejection::WrongAudience => "AKV10022: Invalid audience.",
+            _ => "AKV10001: The token could not be validated.",
+        };
+        let mut resp = challenge();
+        *resp.body_mut() = Json(json!({"error": {"code": "Unauthorized", "message": m}}))
+            .into_response()
+            .into_body();
+        resp
+    })?;
+    if !claims.tid.eq_ignore_ascii_case(&v.tenant_id) {
+        return Err(kv_error(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized",
+            &format!(
+                "AKV10032: Invalid issuer. Expected one of https://sts.windows.net/{}/, found {}.",
+                v.tenant_id, claims.iss
+            ),
+            None,
+        ));
+    }
+    let allowed = v.access.get(&claims.oid).is_some_and(|p| p.iter().any(|x| x == perm));
+    if !allowed {
+        return Err(kv_error(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            &format!(
+                "The user, group or application 'appid={};oid={};iss={}' does not have secrets {perm} permission on key vault '{};location=local'. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125287",
+                claims.appid, claims.oid, claims.iss, v.name
+            ),
+            Some("AccessDenied"),
+        ));
+    }
+    Ok(v.clone())
+}
+
+fn secret_body(st: &AppState, vault: &str, name: &str, s: &SecretVersion) -> Value {
+    let mut b = json!({
+        "value": s.value,
+        "id": format!("{}/secrets/{name}/{}", vault_url(st, vault), s.version),
+        "attributes": {"enabled": s.enabled, "created": s.created, "updated": s.created, "recoveryLevel": "Recoverable+Purgeable", "recoverableDays": 90},
+        "tags": {},
+    });
+    if let Some(ct) = &s.content_type {
+        b["contentType"] = json!(ct);
+    }
+    b
+}
+
+fn get_version(st: &AppState, vault: &Vault, name: &str, version: Option<&str>) -> Response {
+    if !valid_name(name) {
+        return kv_error(
+            StatusCode::BAD_REQUEST,
+            "BadParameter",
+            &format!("The secret name '{name}' is invalid: 1-127 characters of 0-9, a-z, A-Z and -."),
+            None,
+        );
+    }
+    let Some(versions) = vault.secrets.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v) else {
+        return kv_error(
+            StatusCode::NOT_FOUND,
+            "SecretNotFound",
+            &format!(
+                "A secret with (name/id) {name} was not found in this key vault. If you recently deleted this secret you may be able to recover it using the correct recovery command. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182"
+            ),
+            None,
+        );
+    };
+    let found = match version {
+        None | Some("") => versions.last(),
+        Some(v) => versions.iter().find(|s| s.version == v),
+    };
+    let Some(s) = found else {
+        return kv_error(
+            StatusCode::NOT_FOUND,
+            "SecretNotFound",
+            &format!(
+                "A secret with (name/id) {name}/{} was not found in this key vault.",
+                version.unwrap_or_default()
+            ),
+            None,
+        );
+    };
+    if !s.enabled {
+        return kv_error(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            "Operation get is not allowed on a disabled secret.",
+            Some("SecretDisabled"),
+        );
+    }
+    Json(secret_body(st, &vault.name, name, s)).into_response()
+}
+
+pub async fn get_secret(
+    State(st): State<Arc<AppState>>,
+    Path((vault, name)): Path<(String, String)>,
+    Query(q): Query<KvQuery>,
+    headers: HeaderMap,
+) -> Response {
+    match check(&st, &headers, &q, &vault, "get") {
+        Ok(v) => get_version(&st, &v, &name, None),
+        Err(r) => r,
+    }
+}
+
+pub async fn get_secret_version(
+    State(st): State<Arc<AppState>>,
+    Path((vault, name, version)): Path<(String, String, String)>,
+    Query(q): Query<KvQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let perm = if version == "versions" { "list" } else { "get" };
+    let v = match check(&st, &headers, &q, &vault, perm) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    if version == "versions" {
+        let items: Vec<Value> = v
+            .secrets
+            .get(&name)
+            .map(|vs| {
+                vs.iter()
+                    .map(|s| {
+                        let mut b = secret_body(&st, &v.name, &name, s);
+                        b.as_object_mut().map(|o| o.remove("value"));
+                        b
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        return Json(json!({"value": items, "nextLink": null})).into_response();
+    }
+    get_version(&st, &v, &name, Some(&version))
+}
+
+pub async fn list_secrets(
+    State(st): State<Arc<AppState>>,
+    Path(vault): Path<String>,
+    Query(q): Query<KvQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let v = match check(&st, &headers, &q, &vault, "list") {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let mut names: Vec<&String> = v.secrets.keys().collect();
+    names.sort();
+    let items: Vec<Value> = names
+        .into_iter()
+        .filter_map(|n| v.secrets[n].last().map(|s| (n, s)))
+        .map(|(n, s)| json!({"id": format!("{}/secrets/{n}", vault_url(&st, &v.name)), "attributes": {"enabled": s.enabled, "created": s.created, "updated": s.created, "recoveryLevel": "Recoverable+Purgeable"}, "tags": {}}))
+        .collect();
+    Json(json!({"value": items, "nextLink": null})).into_response()
+}
