@@ -54,6 +54,8 @@ pub enum Collection {
     AlertsV2,
     Incidents,
     Legacy,
+    SecureScores,
+    ControlProfiles,
 }
 
 impl Collection {
@@ -62,6 +64,8 @@ impl Collection {
             "alerts_v2" => Some(Collection::AlertsV2),
             "incidents" => Some(Collection::Incidents),
             "alerts" => Some(Collection::Legacy),
+            "secureScores" => Some(Collection::SecureScores),
+            "secureScoreControlProfiles" => Some(Collection::ControlProfiles),
             _ => None,
         }
     }
@@ -70,6 +74,8 @@ impl Collection {
             Collection::AlertsV2 => "alerts_v2",
             Collection::Incidents => "incidents",
             Collection::Legacy => "alerts",
+            Collection::SecureScores => "secureScores",
+            Collection::ControlProfiles => "secureScoreControlProfiles",
         }
     }
     fn type_name(self) -> &'static str {
@@ -77,6 +83,8 @@ impl Collection {
             Collection::AlertsV2 => "microsoft.graph.security.alert",
             Collection::Incidents => "microsoft.graph.security.incident",
             Collection::Legacy => "microsoft.graph.alert",
+            Collection::SecureScores => "microsoft.graph.secureScore",
+            Collection::ControlProfiles => "microsoft.graph.secureScoreControlProfile",
         }
     }
     /// Roles any one of which grants read access.
@@ -84,7 +92,17 @@ impl Collection {
         match self {
             Collection::AlertsV2 => &["SecurityAlert.Read.All", "SecurityAlert.ReadWrite.All"],
             Collection::Incidents => &["SecurityIncident.Read.All", "SecurityIncident.ReadWrite.All"],
-            Collection::Legacy => &["SecurityEvents.Read.All", "SecurityEvents.ReadWrite.All"],
+            Collection::Legacy | Collection::SecureScores | Collection::ControlProfiles => {
+                &["SecurityEvents.Read.All", "SecurityEvents.ReadWrite.All"]
+            }
+        }
+    }
+    /// Roles any one of which grants write access.
+    pub fn write_roles(self) -> &'static [&'static str] {
+        match self {
+            Collection::AlertsV2 => &["SecurityAlert.ReadWrite.All"],
+            Collection::Incidents => &["SecurityIncident.ReadWrite.All"],
+            _ => &["SecurityEvents.ReadWrite.All"],
         }
     }
     /// Properties `$filter` may name; `None` means any property of the resource.
@@ -109,13 +127,13 @@ impl Collection {
                 "severity",
                 "status",
             ]),
-            Collection::Legacy => None,
+            Collection::Legacy | Collection::SecureScores | Collection::ControlProfiles => None,
         }
     }
     fn sortable(self) -> Option<&'static [&'static str]> {
         match self {
             Collection::AlertsV2 | Collection::Incidents => Some(&["createdDateTime", "lastUpdateDateTime"]),
-            Collection::Legacy => None,
+            Collection::Legacy | Collection::SecureScores | Collection::ControlProfiles => None,
         }
     }
     /// The largest `$top` accepted, and the page size when none is given.
@@ -124,6 +142,7 @@ impl Collection {
             Collection::AlertsV2 => (2000, st.config.page_size.unwrap_or(2000).min(2000)),
             Collection::Incidents => (50, st.config.page_size.unwrap_or(50).min(50)),
             Collection::Legacy => (1000, st.config.page_size.unwrap_or(1000).min(1000)),
+            Collection::SecureScores | Collection::ControlProfiles => (1000, st.config.page_size.unwrap_or(100).min(1000)),
         }
     }
     fn items(self, ds: &crate::data::Dataset) -> &[Value] {
@@ -131,6 +150,8 @@ impl Collection {
             Collection::AlertsV2 => &ds.alerts_v2,
             Collection::Incidents => &ds.incidents,
             Collection::Legacy => &ds.legacy_alerts,
+            Collection::SecureScores => &ds.secure_scores,
+            Collection::ControlProfiles => &ds.control_profiles,
         }
     }
 }

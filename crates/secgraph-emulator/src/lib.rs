@@ -29,6 +29,7 @@ pub mod odata;
 mod state;
 mod tls;
 mod tokens;
+mod updates;
 
 use axum::{
     Router,
@@ -375,7 +376,8 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/{tenant}/v2.0/.well-known/openid-configuration", get(entra::openid_configuration))
         .route("/{tenant}/discovery/v2.0/keys", get(entra::keys))
         .route("/{version}/security/{collection}", get(graph::list))
-        .route("/{version}/security/{collection}/{id}", get(graph::get_one))
+        .route("/{version}/security/{collection}/{id}", get(graph::get_one).patch(updates::patch))
+        .route("/{version}/security/{collection}/{id}/comments", post(updates::post_comment))
         .fallback(not_found)
         .layer(middleware::from_fn(request_ids))
         .with_state(state)

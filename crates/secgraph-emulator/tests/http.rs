@@ -420,3 +420,158 @@ fn dataset_is_deterministic_and_consistent() {
         .collect();
     assert!(kinds.len() >= 6, "{kinds:?}");
 }
+
+async fn send(c: &reqwest::Client, method: reqwest::Method, url: String, token: &str, body: Value, prefer: bool) -> (u16, Value) {
+    let mut r = c.request(method, url).bearer_auth(token).json(&body);
+    if prefer {
+        r = r.header("Prefer", "return=representation");
+    }
+    let r = r.send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn updates_and_comments_are_validated_and_visible() {
+    let (emu, c) = start(EmulatorConfig {
+        alerts: 30,
+        ..Default::default()
+    })
+    .await;
+    let tok = app_token(&emu, &c, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET).await;
+    let ds = emu.dataset();
+    let alert = ds.alerts_v2[0]["id"].as_str().unwrap().to_string();
+    let url = format!("{}/v1.0/security/alerts_v2/{alert}", emu.base_url());
+    let (s, v) = send(
+        &c,
+        reqwest::Method::PATCH,
+        url.clone(),
+        &tok,
+        serde_json::json!({"status": "resolved", "classification": "TruePositive", "determination": "malware", "assignedTo": "me@contoso"}),
+        false,
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        (v["status"].as_str(), v["classification"].as_str()),
+        (Some("resolved"), Some("truePositive"))
+    );
+    assert!(v["lastUpdateDateTime"].as_str().unwrap() > ds.alerts_v2[0]["lastUpdateDateTime"].as_str().unwrap());
+    assert!(v["resolvedDateTime"].is_string());
+    let (_, _, again) = get(&emu, &c, &tok, &format!("/v1.0/security/alerts_v2/{alert}")).await;
+    assert_eq!(again["assignedTo"], "me@contoso");
+    let (_, _, found) = get(&emu, &c, &tok, "/v1.0/security/alerts_v2?$filter=assignedTo%20eq%20'me@contoso'").await;
+    assert_eq!(found["value"].as_array().unwrap().len(), 1);
+
+    for (body, needle) in [
+        (serde_json::json!({"status": "closed"}), "Requested value 'closed'"),
+        (serde_json::json!({"title": "x"}), "Property 'title'"),
+        (serde_json::json!({}), "no property"),
+    ] {
+        let (s, v) = send(&c, reqwest::Method::PATCH, url.clone(), &tok, body, false).await;
+        assert_eq!(s, 400);
+        assert!(v["error"]["message"].as_str().unwrap().contains(needle), "{v}");
+    }
+    let (s, v) = send(
+        &c,
+        reqwest::Method::POST,
+        format!("{url}/comments"),
+        &tok,
+        serde_json::json!({"@odata.type": "microsoft.graph.security.alertComment", "comment": "looked at it"}),
+        false,
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(v["value"].as_array().unwrap().last().unwrap()["comment"], "looked at it");
+    assert_eq!(
+        v["value"].as_array().unwrap().last().unwrap()["createdByDisplayName"],
+        "secgraph demo"
+    );
+
+    let inc = ds.incidents[0]["id"].as_str().unwrap();
+    let (s, v) = send(
+        &c,
+        reqwest::Method::PATCH,
+        format!("{}/v1.0/security/incidents/{inc}", emu.base_url()),
+        &tok,
+        serde_json::json!({"status": "Active", "customTags": ["Demo"]}),
+        false,
+    )
+    .await;
+    assert_eq!(
+        (s, v["customTags"][0].as_str(), v["status"].as_str()),
+        (200, Some("Demo"), Some("active"))
+    );
+
+    // Legacy PATCH needs vendorInformation; 204, or 200 with Prefer: return=representation.
+    let legacy = &ds.legacy_alerts[0];
+    let lurl = format!("{}/v1.0/security/alerts/{}", emu.base_url(), legacy["id"].as_str().unwrap());
+    let (s, v) = send(
+        &c,
+        reqwest::Method::PATCH,
+        lurl.clone(),
+        &tok,
+        serde_json::json!({"status": "resolved"}),
+        false,
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert!(v["error"]["message"].as_str().unwrap().contains("vendorInformation"));
+    let vi = legacy["vendorInformation"].clone();
+    let (s, _) = send(
+        &c,
+        reqwest::Method::PATCH,
+        lurl.clone(),
+        &tok,
+        serde_json::json!({"status": "resolved", "vendorInformation": vi}),
+        false,
+    )
+    .await;
+    assert_eq!(s, 204);
+    let (s, v) = send(
+        &c,
+        reqwest::Method::PATCH,
+        lurl,
+        &tok,
+        serde_json::json!({"feedback": "falsePositive", "vendorInformation": vi}),
+        true,
+    )
+    .await;
+    assert_eq!(
+        (s, v["feedback"].as_str(), v["status"].as_str()),
+        (200, Some("falsePositive"), Some("resolved"))
+    );
+
+    // Writing needs a ReadWrite role.
+    let weak = app_token(&emu, &c, directory::NO_ROLES_CLIENT_ID, "no-roles-secret").await;
+    let (s, _) = send(&c, reqwest::Method::PATCH, url, &weak, serde_json::json!({"status": "new"}), false).await;
+    assert_eq!(s, 403);
+}
+
+#[tokio::test]
+async fn secure_scores_and_control_profiles() {
+    let (emu, c) = start(EmulatorConfig {
+        alerts: 5,
+        ..Default::default()
+    })
+    .await;
+    let tok = app_token(&emu, &c, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET).await;
+    let (s, _, v) = get(&emu, &c, &tok, "/v1.0/security/secureScores?$top=1").await;
+    assert_eq!(s, 200);
+    let latest = &v["value"][0];
+    assert!(latest["currentScore"].as_f64().unwrap() <= latest["maxScore"].as_f64().unwrap());
+    assert!(v["@odata.nextLink"].is_string());
+    let (_, _, all) = get(&emu, &c, &tok, "/v1.0/security/secureScores").await;
+    assert_eq!(all["value"].as_array().unwrap().len(), 30);
+    assert!(
+        all["value"][0]["createdDateTime"].as_str() > all["value"][1]["createdDateTime"].as_str(),
+        "newest first"
+    );
+    let (_, _, p) = get(
+        &emu,
+        &c,
+        &tok,
+        "/v1.0/security/secureScoreControlProfiles?$filter=controlCategory%20eq%20'Identity'",
+    )
+    .await;
+    assert_eq!(p["value"].as_array().unwrap().len(), 3);
+}
