@@ -24,6 +24,7 @@ pub mod data;
 pub mod directory;
 mod entra;
 mod graph;
+pub mod hunting;
 pub mod keyvault;
 pub mod odata;
 mod state;
@@ -196,6 +197,7 @@ impl Emulator {
         }
 
         let dataset = Dataset::generate(config.seed, config.alerts, chrono::Utc::now());
+        let hunting = hunting::build_tables(&dataset, config.seed);
         let vaults = config.vaults.clone().unwrap_or_else(|| keyvault::demo_vaults(&directory));
         let state = Arc::new(AppState {
             base_url: base_url.clone(),
@@ -205,6 +207,7 @@ impl Emulator {
             dataset: RwLock::new(dataset),
             auth: Default::default(),
             vaults: RwLock::new(vaults),
+            hunting,
         });
 
         let tls = axum_server::tls_rustls::RustlsConfig::from_pem(pki.server_cert_pem.into_bytes(), pki.server_key_pem.into_bytes())
@@ -375,6 +378,7 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/kv/{vault}/secrets/{name}/{version}", get(keyvault::get_secret_version))
         .route("/{tenant}/v2.0/.well-known/openid-configuration", get(entra::openid_configuration))
         .route("/{tenant}/discovery/v2.0/keys", get(entra::keys))
+        .route("/{version}/security/runHuntingQuery", post(hunting::run_hunting_query))
         .route("/{version}/security/{collection}", get(graph::list))
         .route("/{version}/security/{collection}/{id}", get(graph::get_one).patch(updates::patch))
         .route("/{version}/security/{collection}/{id}/comments", post(updates::post_comment))

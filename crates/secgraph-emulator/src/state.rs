@@ -21,6 +21,8 @@ pub struct AppState {
     pub dataset: RwLock<Dataset>,
     pub auth: Mutex<AuthStore>,
     pub vaults: RwLock<Vec<crate::keyvault::Vault>>,
+    /// Advanced-hunting tables, built once from the dataset.
+    pub hunting: std::collections::HashMap<String, crate::hunting::value::KTable>,
 }
 
 impl AppState {

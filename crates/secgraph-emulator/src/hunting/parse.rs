@@ -1,0 +1,831 @@
+//! A parser for the documented KQL subset: `Table | op | op …` with where, project, extend, take/limit, top,
+//! order/sort by, summarize, distinct, count and join; scalar expressions with comparison, string and logical
+//! operators and a handful of functions. Anything else is a syntax error naming where it stopped.
+
+use super::value::KV;
+use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum BinOp {
+    Eq,
+    Ne,
+    EqCi,
+    NeCi,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    And,
+    Or,
+    Add,
+    Sub,
+    Mul,
+    Div,
+    /// String operators; `negated` for the `!` forms.
+    Str {
+        op: StrOp,
+        negated: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StrOp {
+    Has,
+    Contains,
+    StartsWith,
+    EndsWith,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expr {
+    Lit(KV),
+    Col(String),
+    Not(Box<Expr>),
+    Neg(Box<Expr>),
+    Bin(BinOp, Box<Expr>, Box<Expr>),
+    In {
+        expr: Box<Expr>,
+        list: Vec<Expr>,
+        negated: bool,
+        ci: bool,
+    },
+    Call(String, Vec<Expr>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Agg {
+    Count,
+    CountIf(Expr),
+    DCount(Expr),
+    Min(Expr),
+    Max(Expr),
+    Sum(Expr),
+    Avg(Expr),
+    MakeSet(Expr),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinKind {
+    Inner,
+    InnerUnique,
+    LeftOuter,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Stage {
+    Where(Expr),
+    Project(Vec<(String, Expr)>),
+    Extend(Vec<(String, Expr)>),
+    Take(usize),
+    Top {
+        n: usize,
+        by: Expr,
+        desc: bool,
+    },
+    Sort(Vec<(Expr, bool)>),
+    Summarize {
+        aggs: Vec<(String, Agg)>,
+        by: Vec<(String, Expr)>,
+    },
+    Distinct(Vec<String>),
+    Count,
+    Join {
+        kind: JoinKind,
+        right: Box<Query>,
+        on: Vec<(String, String)>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Query {
+    pub table: String,
+    pub stages: Vec<Stage>,
+}
+
+/// A syntax error with its 1-based line and column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyntaxError {
+    pub message: String,
+    pub line: usize,
+    pub column: usize,
+}
+
+impl fmt::Display for SyntaxError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Syntax error: {} (line {}, position {})", self.message, self.line, self.column)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Tok {
+    Ident(String),
+    Str(String),
+    Long(i64),
+    Real(f64),
+    Span(Duration),
+    Date(DateTime<Utc>),
+    Op(&'static str),
+    Pipe,
+    Comma,
+    LParen,
+    RParen,
+    Dot,
+    Semi,
+}
+
+fn describe(t: &Tok) -> String {
+    match t {
+        Tok::Ident(s) => format!("'{s}'"),
+        Tok::Str(s) => format!("string \"{s}\""),
+        Tok::Long(n) => format!("number {n}"),
+        Tok::Real(n) => format!("number {n}"),
+        Tok::Span(_) => "a timespan".into(),
+        Tok::Date(_) => "a datetime".into(),
+        Tok::Op(o) => format!("'{o}'"),
+        Tok::Pipe => "'|'".into(),
+        Tok::Comma => "','".into(),
+        Tok::LParen => "'('".into(),
+        Tok::RParen => "')'".into(),
+        Tok::Dot => "'.'".into(),
+        Tok::Semi => "';'".into(),
+    }
+}
+
+fn position(input: &str, offset: usize) -> (usize, usize) {
+    let before = &input[..offset.min(input.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+    (line, column)
+}
+
+fn parse_datetime(raw: &str) -> Option<DateTime<Utc>> {
+    let s = raw.trim();
+    if let Ok(d) = DateTime::parse_from_rfc3339(s) {
+        return Some(d.with_timezone(&Utc));
+    }
+    for f in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"] {
+        if let Ok(n) = chrono::NaiveDateTime::parse_from_str(s.trim_end_matches('Z'), f) {
+            return Some(Utc.from_utc_datetime(&n));
+        }
+    }
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|n| Utc.from_utc_datetime(&n))
+}
+
+fn span(n: f64, unit: &str) -> Option<Duration> {
+    let ms = match unit {
+        "d" | "day" | "days" => 86_400_000.0,
+        "h" | "hr" | "hrs" | "hour" | "hours" => 3_600_000.0,
+        "m" | "min" | "minute" | "minutes" => 60_000.0,
+        "s" | "sec" | "second" | "seconds" => 1000.0,
+        "ms" | "milli" | "millis" | "millisecond" | "milliseconds" => 1.0,
+        _ => return None,
+    };
+    let v = n * ms;
+    (v.is_finite() && v.abs() < 1e15).then(|| Duration::milliseconds(v as i64))
+}
+
+fn lex(input: &str) -> Result<Vec<(Tok, usize)>, (String, usize)> {
+    let b = input.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        let start = i;
+        if c.is_ascii_whitespace() {
+            i += 1;
+            continue;
+        }
+        if c == b'/' && b.get(i + 1) == Some(&b'/') {
+            while i < b.len() && b[i] != b'\n' {
+                i += 1;
+            }
+            continue;
+        }
+        let two = input.get(i..i + 2).unwrap_or("");
+        let op2 = ["==", "!=", "=~", "!~", "<=", ">=", "<>"].iter().find(|o| **o == two).copied();
+        if let Some(o) = op2 {
+            out.push((Tok::Op(if o == "<>" { "!=" } else { o }), start));
+            i += 2;
+            continue;
+        }
+        match c {
+            b'|' => out.push((Tok::Pipe, i)),
+            b',' => out.push((Tok::Comma, i)),
+            b'(' => out.push((Tok::LParen, i)),
+            b')' => out.push((Tok::RParen, i)),
+            b';' => out.push((Tok::Semi, i)),
+            b'.' if !b.get(i + 1).is_some_and(u8::is_ascii_digit) => out.push((Tok::Dot, i)),
+            b'<' => out.push((Tok::Op("<"), i)),
+            b'>' => out.push((Tok::Op(">"), i)),
+            b'=' => out.push((Tok::Op("="), i)),
+            b'+' => out.push((Tok::Op("+"), i)),
+            b'-' => out.push((Tok::Op("-"), i)),
+            b'*' => out.push((Tok::Op("*"), i)),
+            b'/' => out.push((Tok::Op("/"), i)),
+            b'!' => {
+                // `!has`, `!contains`, `!in`, `!startswith`, `!endswith`
+                let mut j = i + 1;
+                while j < b.len() && (b[j].is_ascii_alphabetic() || b[j] == b'~' || b[j] == b'_') {
+                    j += 1;
+                }
+                let word = &input[i + 1..j];
+                if word.is_empty() {
+                    return Err(("unexpected '!'".into(), i));
+                }
+                out.push((Tok::Ident(format!("!{word}")), start));
+                i = j;
+                continue;
+            }
+            b'"' | b'\'' => {
+                let q = c;
+                let mut s = String::new();
+                i += 1;
+                loop {
+                    let Some(ch) = input.get(i..).and_then(|r| r.chars().next()) else {
+                        return Err(("unterminated string literal".into(), start));
+                    };
+                    if ch as u32 == q as u32 {
+                        break;
+                    }
+                    if ch == '\\' {
+                        let Some(next) = input.get(i + 1..).and_then(|r| r.chars().next()) else {
+                            return Err(("unterminated string literal".into(), start));
+                        };
+                        s.push(match next {
+                            'n' => '\n',
+                            't' => '\t',
+                            other => other,
+                        });
+                        i += 1 + next.len_utf8();
+                        continue;
+                    }
+                    s.push(ch);
+                    i += ch.len_utf8();
+                }
+                out.push((Tok::Str(s), start));
+            }
+            b'0'..=b'9' | b'.' => {
+                let mut j = i;
+                while j < b.len() && (b[j].is_ascii_digit() || b[j] == b'.') {
+                    j += 1;
+                }
+                let num = &input[i..j];
+                let mut k = j;
+                while k < b.len() && b[k].is_ascii_alphabetic() {
+                    k += 1;
+                }
+                let unit = &input[j..k];
+                let tok = if !unit.is_empty() {
+                    let n: f64 = num.parse().map_err(|_| (format!("invalid number '{num}'"), i))?;
+                    Tok::Span(span(n, unit).ok_or_else(|| (format!("invalid timespan '{num}{unit}'"), i))?)
+                } else if let Ok(n) = num.parse::<i64>() {
+                    Tok::Long(n)
+                } else {
+                    Tok::Real(num.parse().map_err(|_| (format!("invalid number '{num}'"), i))?)
+                };
+                out.push((tok, start));
+                i = k;
+                continue;
+            }
+            c if c.is_ascii_alphabetic() || c == b'_' || c == b'$' => {
+                let mut j = i;
+                while j < b.len() && (b[j].is_ascii_alphanumeric() || b[j] == b'_' || b[j] == b'$') {
+                    j += 1;
+                }
+                // `in~`, `has_cs`-like suffixes
+                if b.get(j) == Some(&b'~') {
+                    j += 1;
+                }
+                let word = &input[i..j];
+                if (word == "datetime" || word == "timespan") && input[j..].trim_start().starts_with('(') {
+                    let open = j + input[j..].find('(').unwrap_or(0);
+                    let close = input[open..]
+                        .find(')')
+                        .map(|p| open + p)
+                        .ok_or_else(|| (format!("unclosed {word}("), i))?;
+                    let raw = &input[open + 1..close];
+                    let tok = if word == "datetime" {
+                        Tok::Date(parse_datetime(raw).ok_or_else(|| (format!("invalid datetime literal '{raw}'"), open + 1))?)
+                    } else {
+                        let t = raw.trim();
+                        let digits = t.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(t.len());
+                        let n: f64 = t[..digits].parse().map_err(|_| (format!("invalid timespan '{raw}'"), open + 1))?;
+                        Tok::Span(span(n, &t[digits..]).ok_or_else(|| (format!("invalid timespan '{raw}'"), open + 1))?)
+                    };
+                    out.push((tok, start));
+                    i = close + 1;
+                    continue;
+                }
+                out.push((Tok::Ident(word.to_string()), start));
+                i = j;
+                continue;
+            }
+            _ => {
+                let ch = input[i..].chars().next().unwrap_or('?');
+                return Err((format!("unexpected character '{ch}'"), i));
+            }
+        }
+        i += 1;
+    }
+    Ok(out)
+}
+
+struct P<'a> {
+    input: &'a str,
+    toks: Vec<(Tok, usize)>,
+    pos: usize,
+    depth: usize,
+}
+
+type R<T> = Result<T, SyntaxError>;
+
+/// Parses a query. A trailing `;` is allowed; `let` statements are not part of the subset.
+pub fn parse_query(input: &str) -> R<Query> {
+    let toks = lex(input).map_err(|(m, at)| {
+        let (line, column) = position(input, at);
+        SyntaxError { message: m, line, column }
+    })?;
+    let mut p = P {
+        input,
+        toks,
+        pos: 0,
+        depth: 0,
+    };
+    let q = p.query()?;
+    if p.peek() == Some(&Tok::Semi) {
+        p.pos += 1;
+    }
+    if let Some(t) = p.peek().cloned() {
+        return Err(p.err(format!("unexpected {} after the end of the query", describe(&t))));
+    }
+    Ok(q)
+}
+
+impl P<'_> {
+    fn peek(&self) -> Option<&Tok> {
+        self.toks.get(self.pos).map(|(t, _)| t)
+    }
+    fn err(&self, message: String) -> SyntaxError {
+        let at = self.toks.get(self.pos).map(|(_, p)| *p).unwrap_or(self.input.len());
+        let (line, column) = position(self.input, at);
+        SyntaxError { message, line, column }
+    }
+    fn next(&mut self) -> Option<Tok> {
+        let t = self.peek().cloned();
+        self.pos += 1;
+        t
+    }
+    fn is_word(&self, w: &str) -> bool {
+        matches!(self.peek(), Some(Tok::Ident(s)) if s.eq_ignore_ascii_case(w))
+    }
+    fn eat_word(&mut self, w: &str) -> bool {
+        if self.is_word(w) {
+            self.pos += 1;
+            true
+        } else {
+            false
+        }
+    }
+    fn expect(&mut self, t: Tok) -> R<()> {
+        match self.peek() {
+            Some(x) if *x == t => {
+                self.pos += 1;
+                Ok(())
+            }
+            Some(x) => Err(self.err(format!("expected {}, found {}", describe(&t), describe(&x.clone())))),
+            None => Err(self.err(format!("expected {}, found the end of the query", describe(&t)))),
+        }
+    }
+    fn ident(&mut self, what: &str) -> R<String> {
+        match self.peek().cloned() {
+            Some(Tok::Ident(s)) if !s.starts_with('!') => {
+                self.pos += 1;
+                Ok(s)
+            }
+            Some(t) => Err(self.err(format!("expected {what}, found {}", describe(&t)))),
+            None => Err(self.err(format!("expected {what}, found the end of the query"))),
+        }
+    }
+    fn count(&mut self, what: &str) -> R<usize> {
+        match self.next() {
+            Some(Tok::Long(n)) if n >= 0 => Ok(n as usize),
+            _ => {
+                self.pos -= 1;
+                Err(self.err(format!("expected a non-negative number after {what}")))
+            }
+        }
+    }
+
+    fn query(&mut self) -> R<Query> {
+        self.depth += 1;
+        if self.depth > 16 {
+            return Err(self.err("query nested too deeply".into()));
+        }
+        if self.is_word("let") {
+            return Err(self.err("'let' statements are not supported by the emulator's KQL subset".into()));
+        }
+        let table = self.ident("a table name")?;
+        let mut stages = Vec::new();
+        while self.peek() == Some(&Tok::Pipe) {
+            self.pos += 1;
+            stages.push(self.stage()?);
+        }
+        self.depth -= 1;
+        Ok(Query { table, stages })
+    }
+
+    fn stage(&mut self) -> R<Stage> {
+        let op = self.ident("a tabular operator")?.to_ascii_lowercase();
+        Ok(match op.as_str() {
+            "where" | "filter" => Stage::Where(self.expr()?),
+            "project" => Stage::Project(self.assignments(false)?),
+            "extend" => Stage::Extend(self.assignments(true)?),
+            "take" | "limit" => Stage::Take(self.count(&op)?),
+            "top" => {
+                let n = self.count("top")?;
+                if !self.eat_word("by") {
+                    return Err(self.err("expected 'by' after top N".into()));
+                }
+                let by = self.expr()?;
+                let desc = self.direction();
+                self.nulls_clause();
+                Stage::Top { n, by, desc }
+            }
+            "order" | "sort" => {
+                if !self.eat_word("by") {
+                    return Err(self.err(format!("expected 'by' after {op}")));
+                }
+                let mut keys = Vec::new();
+                loop {
+                    let e = self.expr()?;
+                    let desc = self.direction();
+                    self.nulls_clause();
+                    keys.push((e, desc));
+                    if self.peek() != Some(&Tok::Comma) {
+                        break;
+                    }
+                    self.pos += 1;
+                }
+                Stage::Sort(keys)
+            }
+            "summarize" => self.summarize()?,
+            "distinct" => {
+                let mut cols = vec![self.ident("a column name")?];
+                while self.peek() == Some(&Tok::Comma) {
+                    self.pos += 1;
+                    cols.push(self.ident("a column name")?);
+                }
+                Stage::Distinct(cols)
+            }
+            "count" => Stage::Count,
+            "join" => self.join()?,
+            other => {
+                self.pos -= 1;
+                return Err(self.err(format!("the operator '{other}' is not supported by the emulator's KQL subset (supported: where, project, extend, take, limit, top, order by, sort by, summarize, distinct, count, join)")));
+            }
+        })
+    }
+
+    /// `asc` or `desc` (the default).
+    fn direction(&mut self) -> bool {
+        if self.eat_word("asc") {
+            return false;
+        }
+        self.eat_word("desc");
+        true
+    }
+
+    fn nulls_clause(&mut self) {
+        if self.is_word("nulls") {
+            self.pos += 1;
+            let _ = self.eat_word("first") || self.eat_word("last");
+        }
+    }
+
+    /// `name = expr` or a bare column (when `need_name` is false), comma-separated.
+    fn assignments(&mut self, need_name: bool) -> R<Vec<(String, Expr)>> {
+        let mut out = Vec::new();
+        loop {
+            let named = matches!(self.toks.get(self.pos + 1), Some((Tok::Op("="), _))) && matches!(self.peek(), Some(Tok::Ident(_)));
+            if named {
+                let name = self.ident("a column name")?;
+                self.pos += 1;
+                out.push((name, self.expr()?));
+            } else if need_name {
+                return Err(self.err("expected 'Name = expression'".into()));
+            } else {
+                let e = self.expr()?;
+                let name = match &e {
+                    Expr::Col(c) => c.clone(),
+                    _ => format!("Column{}", out.len() + 1),
+                };
+                out.push((name, e));
+            }
+            if self.peek() != Some(&Tok::Comma) {
+                return Ok(out);
+            }
+            self.pos += 1;
+        }
+    }
+
+    fn summarize(&mut self) -> R<Stage> {
+        let mut aggs = Vec::new();
+        if !self.is_word("by") {
+            loop {
+                let named = matches!(self.toks.get(self.pos + 1), Some((Tok::Op("="), _)));
+                let explicit = if named {
+                    let n = self.ident("a column name")?;
+                    self.pos += 1;
+                    Some(n)
+                } else {
+                    None
+                };
+                let fname = self.ident("an aggregation function")?.to_ascii_lowercase();
+                const AGGS: &[&str] = &["count", "countif", "dcount", "min", "max", "sum", "avg", "make_set", "makeset"];
+                if !AGGS.contains(&fname.as_str()) {
+                    self.pos -= 1;
+                    return Err(self.err(format!(
+                        "the aggregation '{fname}' is not supported (count, countif, dcount, min, max, sum, avg, make_set)"
+                    )));
+                }
+                self.expect(Tok::LParen)?;
+                let arg = if self.peek() == Some(&Tok::RParen) {
+                    None
+                } else {
+                    Some(self.expr()?)
+                };
+                self.expect(Tok::RParen)?;
+                let col_name = |prefix: &str| match &arg {
+                    Some(Expr::Col(c)) => format!("{prefix}_{c}"),
+                    _ => prefix.to_string(),
+                };
+                let need = |a: Option<Expr>, p: &P| a.ok_or_else(|| p.err(format!("{fname}() needs an argument")));
+                let (default_name, agg) = match fname.as_str() {
+                    "count" => ("count_".to_string(), Agg::Count),
+                    "countif" => ("countif_".to_string(), Agg::CountIf(need(arg.clone(), self)?)),
+                    "dcount" => (col_name("dcount"), Agg::DCount(need(arg.clone(), self)?)),
+                    "min" => (col_name("min"), Agg::Min(need(arg.clone(), self)?)),
+                    "max" => (col_name("max"), Agg::Max(need(arg.clone(), self)?)),
+                    "sum" => (col_name("sum"), Agg::Sum(need(arg.clone(), self)?)),
+                    "avg" => (col_name("avg"), Agg::Avg(need(arg.clone(), self)?)),
+                    "make_set" | "makeset" => (col_name("set"), Agg::MakeSet(need(arg.clone(), self)?)),
+                    other => {
+                        return Err(self.err(format!(
+                            "the aggregation '{other}' is not supported (count, countif, dcount, min, max, sum, avg, make_set)"
+                        )));
+                    }
+                };
+                aggs.push((explicit.unwrap_or(default_name), agg));
+                if self.peek() != Some(&Tok::Comma) {
+                    break;
+                }
+                self.pos += 1;
+            }
+        }
+        let mut by = Vec::new();
+        if self.eat_word("by") {
+            for (name, e) in self.assignments(false)? {
+                let name = match &e {
+                    Expr::Call(f, args) if f == "bin" && !name.contains('=') => match args.first() {
+                        Some(Expr::Col(c)) => c.clone(),
+                        _ => name,
+                    },
+                    _ => name,
+                };
+                by.push((name, e));
+            }
+        }
+        if aggs.is_empty() && by.is_empty() {
+            return Err(self.err("summarize needs an aggregation or a 'by' clause".into()));
+        }
+        Ok(Stage::Summarize { aggs, by })
+    }
+
+    fn join(&mut self) -> R<Stage> {
+        let mut kind = JoinKind::InnerUnique;
+        if self.eat_word("kind") {
+            self.expect(Tok::Op("="))?;
+            let k = self.ident("a join kind")?.to_ascii_lowercase();
+            kind = match k.as_str() {
+                "inner" => JoinKind::Inner,
+                "innerunique" => JoinKind::InnerUnique,
+                "leftouter" => JoinKind::LeftOuter,
+                other => return Err(self.err(format!("join kind '{other}' is not supported (inner, innerunique, leftouter)"))),
+            };
+        }
+        let right = if self.peek() == Some(&Tok::LParen) {
+            self.pos += 1;
+            let q = self.query()?;
+            self.expect(Tok::RParen)?;
+            q
+        } else {
+            Query {
+                table: self.ident("a table or (query)")?,
+                stages: vec![],
+            }
+        };
+        if !self.eat_word("on") {
+            return Err(self.err("expected 'on' after the right side of join".into()));
+        }
+        let mut on = Vec::new();
+        loop {
+            if self.is_word("$left") {
+                self.pos += 1;
+                self.expect(Tok::Dot)?;
+                let l = self.ident("a column name")?;
+                self.expect(Tok::Op("=="))?;
+                if !self.eat_word("$right") {
+                    return Err(self.err("expected $right.Column".into()));
+                }
+                self.expect(Tok::Dot)?;
+                let r = self.ident("a column name")?;
+                on.push((l, r));
+            } else {
+                let c = self.ident("a key column")?;
+                on.push((c.clone(), c));
+            }
+            if self.peek() != Some(&Tok::Comma) {
+                break;
+            }
+            self.pos += 1;
+        }
+        Ok(Stage::Join {
+            kind,
+            right: Box::new(right),
+            on,
+        })
+    }
+
+    // Scalar expressions: or < and < not < comparison < additive < multiplicative < unary < primary.
+    fn expr(&mut self) -> R<Expr> {
+        self.depth += 1;
+        if self.depth > 64 {
+            return Err(self.err("expression nested too deeply".into()));
+        }
+        let mut l = self.and()?;
+        while self.eat_word("or") {
+            let r = self.and()?;
+            l = Expr::Bin(BinOp::Or, Box::new(l), Box::new(r));
+        }
+        self.depth -= 1;
+        Ok(l)
+    }
+    fn and(&mut self) -> R<Expr> {
+        let mut l = self.cmp()?;
+        while self.eat_word("and") {
+            let r = self.cmp()?;
+            l = Expr::Bin(BinOp::And, Box::new(l), Box::new(r));
+        }
+        Ok(l)
+    }
+    fn cmp(&mut self) -> R<Expr> {
+        let l = self.add()?;
+        let op = match self.peek().cloned() {
+            Some(Tok::Op(o)) => match o {
+                "==" => BinOp::Eq,
+                "!=" => BinOp::Ne,
+                "=~" => BinOp::EqCi,
+                "!~" => BinOp::NeCi,
+                "<" => BinOp::Lt,
+                "<=" => BinOp::Le,
+                ">" => BinOp::Gt,
+                ">=" => BinOp::Ge,
+                "=" => return Err(self.err("'=' is assignment; compare with '=='".into())),
+                _ => return Ok(l),
+            },
+            Some(Tok::Ident(w)) => {
+                let lw = w.to_ascii_lowercase();
+                let (negated, base) = match lw.strip_prefix('!') {
+                    Some(b) => (true, b.to_string()),
+                    None => (false, lw.clone()),
+                };
+                let sop = match base.as_str() {
+                    "has" => Some(StrOp::Has),
+                    "contains" => Some(StrOp::Contains),
+                    "startswith" => Some(StrOp::StartsWith),
+                    "endswith" => Some(StrOp::EndsWith),
+                    _ => None,
+                };
+                if let Some(op) = sop {
+                    BinOp::Str { op, negated }
+                } else if base == "in" || base == "in~" {
+                    self.pos += 1;
+                    self.expect(Tok::LParen)?;
+                    let mut list = vec![self.expr()?];
+                    while self.peek() == Some(&Tok::Comma) {
+                        self.pos += 1;
+                        list.push(self.expr()?);
+                    }
+                    self.expect(Tok::RParen)?;
+                    return Ok(Expr::In {
+                        expr: Box::new(l),
+                        list,
+                        negated,
+                        ci: base == "in~",
+                    });
+                } else if negated {
+                    return Err(self.err(format!("unknown operator '{w}'")));
+                } else {
+                    return Ok(l);
+                }
+            }
+            _ => return Ok(l),
+        };
+        self.pos += 1;
+        let r = self.add()?;
+        Ok(Expr::Bin(op, Box::new(l), Box::new(r)))
+    }
+    fn add(&mut self) -> R<Expr> {
+        let mut l = self.mul()?;
+        while let Some(Tok::Op(o @ ("+" | "-"))) = self.peek().cloned() {
+            self.pos += 1;
+            let r = self.mul()?;
+            l = Expr::Bin(if o == "+" { BinOp::Add } else { BinOp::Sub }, Box::new(l), Box::new(r));
+        }
+        Ok(l)
+    }
+    fn mul(&mut self) -> R<Expr> {
+        let mut l = self.unary()?;
+        while let Some(Tok::Op(o @ ("*" | "/"))) = self.peek().cloned() {
+            self.pos += 1;
+            let r = self.unary()?;
+            l = Expr::Bin(if o == "*" { BinOp::Mul } else { BinOp::Div }, Box::new(l), Box::new(r));
+        }
+        Ok(l)
+    }
+    fn unary(&mut self) -> R<Expr> {
+        if self.peek() == Some(&Tok::Op("-")) {
+            self.pos += 1;
+            return Ok(Expr::Neg(Box::new(self.unary()?)));
+        }
+        self.primary()
+    }
+    fn primary(&mut self) -> R<Expr> {
+        match self.next() {
+            None => {
+                self.pos -= 1;
+                Err(self.err("expected an expression, found the end of the query".into()))
+            }
+            Some(Tok::Str(s)) => Ok(Expr::Lit(KV::Str(s))),
+            Some(Tok::Long(n)) => Ok(Expr::Lit(KV::Long(n))),
+            Some(Tok::Real(n)) => Ok(Expr::Lit(KV::Real(n))),
+            Some(Tok::Span(d)) => Ok(Expr::Lit(KV::Span(d))),
+            Some(Tok::Date(d)) => Ok(Expr::Lit(KV::Date(d))),
+            Some(Tok::LParen) => {
+                let e = self.expr()?;
+                self.expect(Tok::RParen)?;
+                Ok(e)
+            }
+            Some(Tok::Ident(w)) => {
+                let lw = w.to_ascii_lowercase();
+                match lw.as_str() {
+                    "true" => return Ok(Expr::Lit(KV::Bool(true))),
+                    "false" => return Ok(Expr::Lit(KV::Bool(false))),
+                    "not" if self.peek() == Some(&Tok::LParen) => {
+                        self.pos += 1;
+                        let e = self.expr()?;
+                        self.expect(Tok::RParen)?;
+                        return Ok(Expr::Not(Box::new(e)));
+                    }
+                    _ => {}
+                }
+                if self.peek() == Some(&Tok::LParen) {
+                    self.pos += 1;
+                    let mut args = Vec::new();
+                    if self.peek() != Some(&Tok::RParen) {
+                        args.push(self.expr()?);
+                        while self.peek() == Some(&Tok::Comma) {
+                            self.pos += 1;
+                            args.push(self.expr()?);
+                        }
+                    }
+                    self.expect(Tok::RParen)?;
+                    let arity = match lw.as_str() {
+                        "ago" | "tolower" | "toupper" | "isempty" | "isnotempty" | "isnull" | "isnotnull" | "strlen" | "tostring"
+                        | "tolong" | "toint" => 1,
+                        "now" => 0,
+                        "bin" => 2,
+                        other => return Err(self.err(format!("the function '{other}' is not supported by the emulator's KQL subset"))),
+                    };
+                    if args.len() != arity {
+                        return Err(self.err(format!("{lw}() takes {arity} argument(s), got {}", args.len())));
+                    }
+                    return Ok(Expr::Call(lw, args));
+                }
+                if w.starts_with('!') {
+                    self.pos -= 1;
+                    return Err(self.err(format!("unexpected operator '{w}'")));
+                }
+                Ok(Expr::Col(w))
+            }
+            Some(t) => {
+                self.pos -= 1;
+                Err(self.err(format!("expected an expression, found {}", describe(&t))))
+            }
+        }
+    }
+}

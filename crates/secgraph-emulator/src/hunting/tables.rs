@@ -1,0 +1,493 @@
+//! The seeded hunting tables, derived from the alerts so that every view agrees.
+
+use super::value::{KTable, KType, KV};
+use crate::data::{Dataset, Rng};
+use chrono::{DateTime, Duration, Utc};
+use serde_json::Value;
+use std::collections::HashMap;
+
+use KType::{Bool as B, DateTime as D, Dynamic as Y, Int as I, Long as L, String as S};
+
+const ALERT_INFO: &[(&str, KType)] = &[
+    ("Timestamp", D),
+    ("AlertId", S),
+    ("Title", S),
+    ("Category", S),
+    ("Severity", S),
+    ("ServiceSource", S),
+    ("DetectionSource", S),
+    ("AttackTechniques", S),
+];
+const ALERT_EVIDENCE: &[(&str, KType)] = &[
+    ("Timestamp", D),
+    ("AlertId", S),
+    ("Title", S),
+    ("Categories", S),
+    ("AttackTechniques", S),
+    ("ServiceSource", S),
+    ("DetectionSource", S),
+    ("EntityType", S),
+    ("EvidenceRole", S),
+    ("EvidenceDirection", S),
+    ("FileName", S),
+    ("FolderPath", S),
+    ("SHA1", S),
+    ("SHA256", S),
+    ("FileSize", L),
+    ("ThreatFamily", S),
+    ("RemoteIP", S),
+    ("RemoteUrl", S),
+    ("LocalIP", S),
+    ("AccountName", S),
+    ("AccountDomain", S),
+    ("AccountSid", S),
+    ("AccountObjectId", S),
+    ("AccountUpn", S),
+    ("DeviceId", S),
+    ("DeviceName", S),
+    ("NetworkMessageId", S),
+    ("EmailSubject", S),
+    ("Application", S),
+    ("ApplicationId", I),
+    ("OAuthApplicationId", S),
+    ("ProcessCommandLine", S),
+    ("RegistryKey", S),
+    ("RegistryValueName", S),
+    ("RegistryValueData", S),
+    ("AdditionalFields", Y),
+];
+const DEVICE_PROCESS: &[(&str, KType)] = &[
+    ("Timestamp", D),
+    ("DeviceId", S),
+    ("DeviceName", S),
+    ("ActionType", S),
+    ("FileName", S),
+    ("FolderPath", S),
+    ("SHA1", S),
+    ("SHA256", S),
+    ("MD5", S),
+    ("FileSize", L),
+    ("ProcessId", L),
+    ("ProcessCommandLine", S),
+    ("ProcessIntegrityLevel", S),
+    ("ProcessTokenElevation", S),
+    ("ProcessCreationTime", D),
+    ("AccountDomain", S),
+    ("AccountName", S),
+    ("AccountSid", S),
+    ("AccountUpn", S),
+    ("AccountObjectId", S),
+    ("LogonId", L),
+    ("InitiatingProcessAccountDomain", S),
+    ("InitiatingProcessAccountName", S),
+    ("InitiatingProcessAccountUpn", S),
+    ("InitiatingProcessFileName", S),
+    ("InitiatingProcessFolderPath", S),
+    ("InitiatingProcessId", L),
+    ("InitiatingProcessCommandLine", S),
+    ("InitiatingProcessCreationTime", D),
+    ("InitiatingProcessParentId", L),
+    ("InitiatingProcessParentFileName", S),
+    ("InitiatingProcessSHA1", S),
+    ("InitiatingProcessSHA256", S),
+    ("ReportId", L),
+];
+const DEVICE_NETWORK: &[(&str, KType)] = &[
+    ("Timestamp", D),
+    ("DeviceId", S),
+    ("DeviceName", S),
+    ("ActionType", S),
+    ("RemoteIP", S),
+    ("RemotePort", I),
+    ("RemoteUrl", S),
+    ("LocalIP", S),
+    ("LocalPort", I),
+    ("Protocol", S),
+    ("RemoteIPType", S),
+    ("LocalIPType", S),
+    ("InitiatingProcessFileName", S),
+    ("InitiatingProcessFolderPath", S),
+    ("InitiatingProcessId", L),
+    ("InitiatingProcessCommandLine", S),
+    ("InitiatingProcessAccountDomain", S),
+    ("InitiatingProcessAccountName", S),
+    ("InitiatingProcessSHA1", S),
+    ("ReportId", L),
+];
+const DEVICE_LOGON: &[(&str, KType)] = &[
+    ("Timestamp", D),
+    ("DeviceId", S),
+    ("DeviceName", S),
+    ("ActionType", S),
+    ("LogonType", S),
+    ("AccountDomain", S),
+    ("AccountName", S),
+    ("AccountSid", S),
+    ("Protocol", S),
+    ("FailureReason", S),
+    ("IsLocalAdmin", B),
+    ("LogonId", L),
+    ("RemoteDeviceName", S),
+    ("RemoteIP", S),
+    ("RemoteIPType", S),
+    ("RemotePort", I),
+    ("InitiatingProcessFileName", S),
+    ("InitiatingProcessCommandLine", S),
+    ("ReportId", L),
+];
+const IDENTITY_LOGON: &[(&str, KType)] = &[
+    ("Timestamp", D),
+    ("ActionType", S),
+    ("Application", S),
+    ("LogonType", S),
+    ("Protocol", S),
+    ("FailureReason", S),
+    ("AccountName", S),
+    ("AccountDomain", S),
+    ("AccountUpn", S),
+    ("AccountSid", S),
+    ("AccountObjectId", S),
+    ("AccountDisplayName", S),
+    ("DeviceName", S),
+    ("DeviceType", S),
+    ("OSPlatform", S),
+    ("IPAddress", S),
+    ("Port", I),
+    ("DestinationDeviceName", S),
+    ("DestinationIPAddress", S),
+    ("DestinationPort", I),
+    ("TargetDeviceName", S),
+    ("TargetAccountDisplayName", S),
+    ("Location", S),
+    ("ISP", S),
+    ("ReportId", S),
+    ("AdditionalFields", Y),
+];
+
+/// Builds rows by column name; unset columns are null.
+struct Builder {
+    table: KTable,
+}
+
+impl Builder {
+    fn new(cols: &[(&str, KType)]) -> Builder {
+        Builder {
+            table: KTable {
+                columns: cols.iter().map(|(n, t)| (n.to_string(), *t)).collect(),
+                rows: vec![],
+            },
+        }
+    }
+    fn push(&mut self, values: &[(&str, KV)]) {
+        let mut row = vec![KV::Null; self.table.columns.len()];
+        for (k, v) in values {
+            if let Some(i) = self.table.index(k) {
+                row[i] = v.clone();
+            }
+        }
+        self.table.rows.push(row);
+    }
+}
+
+fn s(v: &str) -> KV {
+    KV::Str(v.to_string())
+}
+
+fn js(v: &Value) -> KV {
+    match v {
+        Value::String(x) => KV::Str(x.clone()),
+        Value::Number(n) => n.as_i64().map(KV::Long).unwrap_or(KV::Null),
+        _ => KV::Null,
+    }
+}
+
+fn date(v: &Value) -> KV {
+    v.as_str()
+        .and_then(|x| DateTime::parse_from_rfc3339(x).ok())
+        .map(|d| KV::Date(d.with_timezone(&Utc)))
+        .unwrap_or(KV::Null)
+}
+
+fn capital(x: &str) -> String {
+    let mut c = x.chars();
+    c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
+}
+
+const BENIGN: &[(&str, &str, &str)] = &[
+    ("svchost.exe", "C:\\Windows\\System32", "svchost.exe -k netsvcs -p"),
+    (
+        "msedge.exe",
+        "C:\\Program Files (x86)\\Microsoft\\Edge\\Application",
+        "msedge.exe --type=renderer",
+    ),
+    (
+        "OUTLOOK.EXE",
+        "C:\\Program Files\\Microsoft Office\\root\\Office16",
+        "OUTLOOK.EXE /recycle",
+    ),
+    (
+        "teams.exe",
+        "C:\\Users\\Public\\AppData\\Local\\Microsoft\\Teams",
+        "teams.exe --system-initiated",
+    ),
+    ("cmd.exe", "C:\\Windows\\System32", "cmd.exe /c ipconfig /all"),
+];
+
+/// All six tables, keyed by name.
+pub fn build_tables(ds: &Dataset, seed: u64) -> HashMap<String, KTable> {
+    let mut rng = Rng::new(seed ^ 0x4855_4e54);
+    let e = &ds.entities;
+    let mut info = Builder::new(ALERT_INFO);
+    let mut evidence = Builder::new(ALERT_EVIDENCE);
+    let mut proc_ = Builder::new(DEVICE_PROCESS);
+    let mut net = Builder::new(DEVICE_NETWORK);
+    let mut logon = Builder::new(DEVICE_LOGON);
+    let mut ident = Builder::new(IDENTITY_LOGON);
+    let mut report = 1000i64;
+
+    for a in &ds.alerts_v2 {
+        let ts = date(&a["createdDateTime"]);
+        let KV::Date(at) = ts.clone() else { continue };
+        let techniques = a["mitreTechniques"].to_string();
+        let severity = capital(a["severity"].as_str().unwrap_or("unknown"));
+        let service = a["productName"].as_str().unwrap_or("").to_string();
+        let detection = capital(a["detectionSource"].as_str().unwrap_or(""));
+        let common = [
+            ("Timestamp", ts.clone()),
+            ("AlertId", js(&a["id"])),
+            ("Title", js(&a["title"])),
+            ("ServiceSource", s(&service)),
+            ("DetectionSource", s(&detection)),
+            ("AttackTechniques", s(&techniques)),
+        ];
+        let mut row = common.to_vec();
+        row.extend([("Category", js(&a["category"])), ("Severity", s(&severity))]);
+        info.push(&row);
+
+        let ev = a["evidence"].as_array().cloned().unwrap_or_default();
+        let device = ev.iter().find(|x| x["@odata.type"] == "#microsoft.graph.security.deviceEvidence");
+        let user = ev.iter().find_map(|x| x.get("userAccount")).cloned().unwrap_or(Value::Null);
+        let dev_name = device.and_then(|d| d["deviceDnsName"].as_str()).unwrap_or("");
+        let dev_id = device.and_then(|d| d["mdeDeviceId"].as_str()).unwrap_or("");
+        let local_ip = device.and_then(|d| d["ipInterfaces"][0].as_str()).unwrap_or("");
+        for x in &ev {
+            let kind = x["@odata.type"]
+                .as_str()
+                .unwrap_or("")
+                .trim_start_matches("#microsoft.graph.security.");
+            let mut r = common.to_vec();
+            r.push(("Categories", s(&format!("[\"{}\"]", a["category"].as_str().unwrap_or("")))));
+            r.push((
+                "EvidenceRole",
+                s(if x["roles"].as_array().is_some_and(|v| !v.is_empty()) {
+                    "Impacted"
+                } else {
+                    "Related"
+                }),
+            ));
+            r.push(("AdditionalFields", KV::Dyn(serde_json::json!({"Verdict": x["verdict"]}))));
+            let entity = match kind {
+                "deviceEvidence" => {
+                    r.extend([
+                        ("DeviceId", js(&x["mdeDeviceId"])),
+                        ("DeviceName", js(&x["deviceDnsName"])),
+                        ("LocalIP", s(local_ip)),
+                    ]);
+                    "Machine"
+                }
+                "fileEvidence" => {
+                    let f = &x["fileDetails"];
+                    r.extend([
+                        ("FileName", js(&f["fileName"])),
+                        ("FolderPath", js(&f["filePath"])),
+                        ("SHA1", js(&f["sha1"])),
+                        ("SHA256", js(&f["sha256"])),
+                        ("FileSize", js(&f["fileSize"])),
+                        ("DeviceId", s(dev_id)),
+                        ("DeviceName", s(dev_name)),
+                    ]);
+                    "File"
+                }
+                "processEvidence" => {
+                    let f = &x["imageFile"];
+                    let u = &x["userAccount"];
+                    r.extend([
+                        ("FileName", js(&f["fileName"])),
+                        ("FolderPath", js(&f["filePath"])),
+                        ("SHA1", js(&f["sha1"])),
+                        ("SHA256", js(&f["sha256"])),
+                        ("ProcessCommandLine", js(&x["processCommandLine"])),
+                        ("AccountName", js(&u["accountName"])),
+                        ("AccountDomain", js(&u["domainName"])),
+                        ("AccountUpn", js(&u["userPrincipalName"])),
+                        ("DeviceId", s(dev_id)),
+                        ("DeviceName", s(dev_name)),
+                    ]);
+                    "Process"
+                }
+                "userEvidence" | "mailboxEvidence" => {
+                    let u = &x["userAccount"];
+                    r.extend([
+                        ("AccountName", js(&u["accountName"])),
+                        ("AccountDomain", js(&u["domainName"])),
+                        ("AccountSid", js(&u["userSid"])),
+                        ("AccountObjectId", js(&u["azureAdUserId"])),
+                        ("AccountUpn", js(&u["userPrincipalName"])),
+                    ]);
+                    if kind == "mailboxEvidence" { "Mailbox" } else { "User" }
+                }
+                "ipEvidence" => {
+                    r.push(("RemoteIP", js(&x["ipAddress"])));
+                    r.push(("EvidenceDirection", s("Destination")));
+                    "Ip"
+                }
+                "urlEvidence" => {
+                    r.push(("RemoteUrl", js(&x["url"])));
+                    "Url"
+                }
+                other => other,
+            };
+            r.push(("EntityType", s(entity)));
+            evidence.push(&r);
+        }
+
+        // Activity around the alert on the same device, by the same account, to the same addresses.
+        let Some(d) = device else {
+            if !user.is_null() {
+                for ip in ev.iter().filter_map(|x| x["ipAddress"].as_str()) {
+                    report += 1;
+                    let ok = rng.below(3) > 0;
+                    ident.push(&[
+                        ("Timestamp", KV::Date(at - Duration::minutes(rng.below(30) as i64 + 1))),
+                        ("ActionType", s(if ok { "LogonSuccess" } else { "LogonFailed" })),
+                        ("Application", s("Microsoft Online")),
+                        ("LogonType", s("Login:login")),
+                        ("Protocol", s("OAuth2")),
+                        ("FailureReason", s(if ok { "" } else { "InvalidUserNameOrPassword" })),
+                        ("AccountName", js(&user["accountName"])),
+                        ("AccountDomain", s("contoso-demo.onmicrosoft.com")),
+                        ("AccountUpn", js(&user["userPrincipalName"])),
+                        ("AccountSid", js(&user["userSid"])),
+                        ("AccountObjectId", js(&user["azureAdUserId"])),
+                        ("AccountDisplayName", js(&user["displayName"])),
+                        ("IPAddress", s(ip)),
+                        ("Port", KV::Long(0)),
+                        ("Location", s("")),
+                        ("ReportId", s(&format!("{report}"))),
+                        ("AdditionalFields", KV::Dyn(serde_json::json!({}))),
+                    ]);
+                }
+            }
+            continue;
+        };
+        let dev_id = d["mdeDeviceId"].as_str().unwrap_or("").to_string();
+        let dev_name = d["deviceDnsName"].as_str().unwrap_or("").to_string();
+        let acct = |k: &str| js(&user[k]);
+        if let Some(p) = ev.iter().find(|x| x["@odata.type"] == "#microsoft.graph.security.processEvidence") {
+            report += 1;
+            let f = &p["imageFile"];
+            proc_.push(&[
+                ("Timestamp", KV::Date(at - Duration::seconds(30))),
+                ("DeviceId", s(&dev_id)),
+                ("DeviceName", s(&dev_name)),
+                ("ActionType", s("ProcessCreated")),
+                ("FileName", js(&f["fileName"])),
+                ("FolderPath", js(&f["filePath"])),
+                ("SHA1", js(&f["sha1"])),
+                ("SHA256", js(&f["sha256"])),
+                ("FileSize", js(&f["fileSize"])),
+                ("ProcessId", js(&p["processId"])),
+                ("ProcessCommandLine", js(&p["processCommandLine"])),
+                ("ProcessIntegrityLevel", s("High")),
+                ("ProcessTokenElevation", s("TokenElevationTypeFull")),
+                ("ProcessCreationTime", date(&p["processCreationDateTime"])),
+                ("AccountDomain", acct("domainName")),
+                ("AccountName", acct("accountName")),
+                ("AccountSid", acct("userSid")),
+                ("AccountUpn", acct("userPrincipalName")),
+                ("AccountObjectId", acct("azureAdUserId")),
+                ("InitiatingProcessFileName", s("explorer.exe")),
+                ("InitiatingProcessFolderPath", s("C:\\Windows")),
+                ("InitiatingProcessId", js(&p["parentProcessId"])),
+                ("InitiatingProcessAccountName", acct("accountName")),
+                ("InitiatingProcessAccountDomain", acct("domainName")),
+                ("ReportId", KV::Long(report)),
+            ]);
+        }
+        for (name, folder, cmd) in BENIGN.iter().take(1 + rng.below(3) as usize) {
+            report += 1;
+            proc_.push(&[
+                ("Timestamp", KV::Date(at - Duration::minutes(rng.below(120) as i64 + 1))),
+                ("DeviceId", s(&dev_id)),
+                ("DeviceName", s(&dev_name)),
+                ("ActionType", s("ProcessCreated")),
+                ("FileName", s(name)),
+                ("FolderPath", s(folder)),
+                ("ProcessId", KV::Long(500 + rng.below(20000) as i64)),
+                ("ProcessCommandLine", s(cmd)),
+                ("AccountName", acct("accountName")),
+                ("AccountDomain", acct("domainName")),
+                ("InitiatingProcessFileName", s("services.exe")),
+                ("ReportId", KV::Long(report)),
+            ]);
+        }
+        for ip in ev.iter().filter_map(|x| x["ipAddress"].as_str()) {
+            report += 1;
+            net.push(&[
+                ("Timestamp", KV::Date(at - Duration::seconds(10 + rng.below(600) as i64))),
+                ("DeviceId", s(&dev_id)),
+                ("DeviceName", s(&dev_name)),
+                (
+                    "ActionType",
+                    s(if rng.below(5) == 0 {
+                        "ConnectionFailed"
+                    } else {
+                        "ConnectionSuccess"
+                    }),
+                ),
+                ("RemoteIP", s(ip)),
+                ("RemotePort", KV::Long(*rng.pick(&[443, 80, 8443, 445, 3389]))),
+                ("LocalIP", s(d["ipInterfaces"][0].as_str().unwrap_or(""))),
+                ("LocalPort", KV::Long(49152 + rng.below(16000) as i64)),
+                ("Protocol", s("Tcp")),
+                ("RemoteIPType", s("Public")),
+                ("LocalIPType", s("Private")),
+                ("InitiatingProcessFileName", s("powershell.exe")),
+                ("InitiatingProcessAccountName", acct("accountName")),
+                ("ReportId", KV::Long(report)),
+            ]);
+        }
+        if !user.is_null() {
+            report += 1;
+            let ok = rng.below(4) > 0;
+            logon.push(&[
+                ("Timestamp", KV::Date(at - Duration::minutes(rng.below(240) as i64 + 5))),
+                ("DeviceId", s(&dev_id)),
+                ("DeviceName", s(&dev_name)),
+                ("ActionType", s(if ok { "LogonSuccess" } else { "LogonFailed" })),
+                (
+                    "LogonType",
+                    s(rng.pick::<&str>(&["Interactive", "RemoteInteractive", "Network", "Unlock"])),
+                ),
+                ("AccountDomain", acct("domainName")),
+                ("AccountName", acct("accountName")),
+                ("AccountSid", acct("userSid")),
+                ("Protocol", s("Kerberos")),
+                ("FailureReason", s(if ok { "" } else { "InvalidUserNameOrPassword" })),
+                ("IsLocalAdmin", KV::Bool(rng.below(5) == 0)),
+                ("LogonId", KV::Long(rng.below(1_000_000) as i64)),
+                ("RemoteIP", s(e.ips[rng.below(e.ips.len() as u64) as usize].address.as_str())),
+                ("RemoteIPType", s("Public")),
+                ("ReportId", KV::Long(report)),
+            ]);
+        }
+    }
+    HashMap::from([
+        ("AlertInfo".to_string(), info.table),
+        ("AlertEvidence".to_string(), evidence.table),
+        ("DeviceProcessEvents".to_string(), proc_.table),
+        ("DeviceNetworkEvents".to_string(), net.table),
+        ("DeviceLogonEvents".to_string(), logon.table),
+        ("IdentityLogonEvents".to_string(), ident.table),
+    ])
+}

@@ -1,0 +1,297 @@
+//! Each operator against rows computed by hand, over two small tables.
+
+use super::eval::{Context, run};
+use super::parse::parse_query;
+use super::value::{KTable, KType, KV};
+use chrono::{DateTime, TimeZone, Utc};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2024, 5, 10, 12, 0, 0).unwrap()
+}
+
+fn t(h: i64) -> KV {
+    KV::Date(now() - chrono::Duration::hours(h))
+}
+
+fn s(x: &str) -> KV {
+    KV::Str(x.into())
+}
+
+fn tables() -> HashMap<String, KTable> {
+    let logons = KTable {
+        columns: vec![
+            ("Timestamp".into(), KType::DateTime),
+            ("Account".into(), KType::String),
+            ("Device".into(), KType::String),
+            ("Ok".into(), KType::Bool),
+            ("Port".into(), KType::Long),
+            ("Cmd".into(), KType::String),
+        ],
+        rows: vec![
+            vec![
+                t(1),
+                s("alice"),
+                s("ws-1"),
+                KV::Bool(true),
+                KV::Long(443),
+                s("powershell.exe -enc AAA"),
+            ],
+            vec![t(2), s("bob"), s("ws-2"), KV::Bool(false), KV::Long(80), s("cmd.exe /c whoami")],
+            vec![t(3), s("Alice"), s("ws-1"), KV::Bool(false), KV::Long(445), s("net use \\\\srv")],
+            vec![t(30), s("carol"), s("srv-1"), KV::Bool(true), KV::Long(3389), s("")],
+            vec![t(50), s("bob"), s("ws-2"), KV::Bool(true), KV::Long(443), KV::Null],
+            vec![t(24 * 40), s("dave"), s("ws-9"), KV::Bool(true), KV::Long(22), s("ssh")],
+        ],
+    };
+    let devices = KTable {
+        columns: vec![
+            ("Timestamp".into(), KType::DateTime),
+            ("Device".into(), KType::String),
+            ("Owner".into(), KType::String),
+        ],
+        rows: vec![
+            vec![t(5), s("ws-1"), s("alice")],
+            vec![t(5), s("ws-2"), s("bob")],
+            vec![t(6), s("ws-2"), s("bob2")],
+        ],
+    };
+    HashMap::from([("Logons".to_string(), logons), ("Devices".to_string(), devices)])
+}
+
+/// Runs a query over the fixture (last 30 days) and returns the rows as JSON arrays.
+fn q(text: &str) -> Vec<Vec<Value>> {
+    let tabs = tables();
+    let ctx = Context {
+        tables: &tabs,
+        now: now(),
+        from: now() - chrono::Duration::days(30),
+        to: now(),
+    };
+    let parsed = parse_query(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+    let out = run(&parsed, &ctx).unwrap_or_else(|e| panic!("{text}: {}", e.0));
+    out.rows.iter().map(|r| r.iter().map(KV::to_json).collect()).collect()
+}
+
+fn col(text: &str) -> Vec<Value> {
+    q(text).into_iter().map(|mut r| r.remove(0)).collect()
+}
+
+#[test]
+fn operator_table() {
+    let cases: Vec<(&str, Vec<Value>)> = vec![
+        // The 30-day window hides dave's 40-day-old row.
+        (
+            "Logons | project Account",
+            vec![json!("alice"), json!("bob"), json!("Alice"), json!("carol"), json!("bob")],
+        ),
+        ("Logons | where Account == 'alice' | project Account", vec![json!("alice")]),
+        (
+            "Logons | where Account != 'bob' | project Account",
+            vec![json!("alice"), json!("Alice"), json!("carol")],
+        ),
+        (
+            "Logons | where Account =~ 'ALICE' | project Account",
+            vec![json!("alice"), json!("Alice")],
+        ),
+        (
+            "Logons | where Account !~ 'alice' | project Account",
+            vec![json!("bob"), json!("carol"), json!("bob")],
+        ),
+        ("Logons | where Port < 443 | project Port", vec![json!(80)]),
+        ("Logons | where Port > 443 | project Port", vec![json!(445), json!(3389)]),
+        ("Logons | where Port <= 443 and Ok | project Port", vec![json!(443), json!(443)]),
+        (
+            "Logons | where Port >= 445 or Account == 'bob' | project Port",
+            vec![json!(80), json!(445), json!(3389), json!(443)],
+        ),
+        ("Logons | where not(Ok) | project Account", vec![json!("bob"), json!("Alice")]),
+        ("Logons | where Cmd has 'whoami' | project Account", vec![json!("bob")]),
+        ("Logons | where Cmd has 'who' | project Account", vec![]),
+        (
+            "Logons | where Cmd !has 'exe' | project Account",
+            vec![json!("Alice"), json!("carol"), json!("bob")],
+        ),
+        ("Logons | where Cmd contains 'SHELL' | project Account", vec![json!("alice")]),
+        ("Logons | where Cmd startswith 'cmd' | project Account", vec![json!("bob")]),
+        ("Logons | where Cmd endswith 'srv' | project Account", vec![json!("Alice")]),
+        (
+            "Logons | where Account in ('carol', 'bob') | project Port",
+            vec![json!(80), json!(3389), json!(443)],
+        ),
+        (
+            "Logons | where Account !in ('carol', 'bob') | project Port",
+            vec![json!(443), json!(445)],
+        ),
+        ("Logons | where Account in~ ('ALICE') | project Port", vec![json!(443), json!(445)]),
+        ("Logons | where isempty(Cmd) | project Account", vec![json!("carol"), json!("bob")]),
+        (
+            "Logons | where isnotempty(Cmd) | project Account",
+            vec![json!("alice"), json!("bob"), json!("Alice")],
+        ),
+        ("Logons | where Timestamp > ago(2h) | project Account", vec![json!("alice")]),
+        (
+            "Logons | where Timestamp < now() - 1d | project Account",
+            vec![json!("carol"), json!("bob")],
+        ),
+        (
+            "Logons | where Timestamp >= datetime(2024-05-10T09:00:00Z) | project Account",
+            vec![json!("alice"), json!("bob"), json!("Alice")],
+        ),
+        (
+            "Logons | extend A = tolower(Account) | where A == 'alice' | project Port",
+            vec![json!(443), json!(445)],
+        ),
+        ("Logons | take 2 | project Account", vec![json!("alice"), json!("bob")]),
+        ("Logons | limit 1 | project Account", vec![json!("alice")]),
+        ("Logons | top 2 by Port | project Port", vec![json!(3389), json!(445)]),
+        ("Logons | top 2 by Port asc | project Port", vec![json!(80), json!(443)]),
+        (
+            "Logons | order by Account asc, Port desc | project Port",
+            vec![json!(445), json!(443), json!(443), json!(80), json!(3389)],
+        ),
+        (
+            "Logons | sort by Timestamp | project Account",
+            vec![json!("alice"), json!("bob"), json!("Alice"), json!("carol"), json!("bob")],
+        ),
+        (
+            "Logons | distinct Device | sort by Device asc",
+            vec![json!("srv-1"), json!("ws-1"), json!("ws-2")],
+        ),
+        ("Logons | count", vec![json!(5)]),
+        ("Logons | summarize count()", vec![json!(5)]),
+        ("Logons | summarize dcount(Device)", vec![json!(3)]),
+        ("Logons | summarize min(Port)", vec![json!(80)]),
+        ("Logons | summarize max(Port)", vec![json!(3389)]),
+        ("Logons | summarize sum(Port)", vec![json!(443 + 80 + 445 + 3389 + 443)]),
+        ("Logons | summarize countif(Ok)", vec![json!(3)]),
+    ];
+    for (text, want) in cases {
+        assert_eq!(col(text), want, "{text}");
+    }
+}
+
+#[test]
+fn summarize_by_groups_and_names_columns() {
+    let tabs = tables();
+    let ctx = Context {
+        tables: &tabs,
+        now: now(),
+        from: now() - chrono::Duration::days(30),
+        to: now(),
+    };
+    let out = run(
+        &parse_query("Logons | summarize n = count(), dcount(Port), make_set(Account) by Device | sort by Device asc").unwrap(),
+        &ctx,
+    )
+    .unwrap();
+    let names: Vec<&str> = out.columns.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["Device", "n", "dcount_Port", "set_Account"]);
+    let rows: Vec<Vec<Value>> = out.rows.iter().map(|r| r.iter().map(KV::to_json).collect()).collect();
+    assert_eq!(
+        rows,
+        vec![
+            vec![json!("srv-1"), json!(1), json!(1), json!(["carol"])],
+            vec![json!("ws-1"), json!(2), json!(2), json!(["alice", "Alice"])],
+            vec![json!("ws-2"), json!(2), json!(2), json!(["bob"])],
+        ]
+    );
+    let by_hour = q("Logons | summarize count() by bin(Timestamp, 1d) | sort by Timestamp asc");
+    assert_eq!(by_hour.len(), 3);
+    assert_eq!(by_hour[2][1], json!(3));
+}
+
+#[test]
+fn joins() {
+    assert_eq!(
+        q("Logons | where Account == 'bob' | join kind=inner (Devices) on Device | project Account, Owner, Port"),
+        vec![
+            vec![json!("bob"), json!("bob"), json!(80)],
+            vec![json!("bob"), json!("bob2"), json!(80)],
+            vec![json!("bob"), json!("bob"), json!(443)],
+            vec![json!("bob"), json!("bob2"), json!(443)]
+        ]
+    );
+    // innerunique (the default) keeps one left row per key.
+    assert_eq!(
+        q("Logons | where Account == 'bob' | join (Devices) on Device | project Owner"),
+        vec![vec![json!("bob")], vec![json!("bob2")]]
+    );
+    assert_eq!(
+        q(
+            "Logons | join kind=leftouter (Devices | where Owner != 'bob2') on $left.Device == $right.Device | project Account, Owner, Device1"
+        ),
+        vec![
+            vec![json!("alice"), json!("alice"), json!("ws-1")],
+            vec![json!("bob"), json!("bob"), json!("ws-2")],
+            vec![json!("Alice"), json!("alice"), json!("ws-1")],
+            vec![json!("carol"), Value::Null, Value::Null],
+            vec![json!("bob"), json!("bob"), json!("ws-2")],
+        ]
+    );
+}
+
+#[test]
+fn syntax_and_semantic_errors_say_where() {
+    let bad = [
+        ("Logons | where", "end of the query"),
+        ("Logons | frobnicate", "operator 'frobnicate' is not supported"),
+        ("Logons | where Account = 'x'", "compare with '=='"),
+        ("Logons | project Account,", "end of the query"),
+        ("Logons | where Account == 'x", "unterminated string"),
+        ("Logons | summarize percentile(Port, 50)", "aggregation 'percentile'"),
+        ("Logons | join kind=fullouter Devices on Device", "join kind 'fullouter'"),
+        ("Logons | where parse_json(Cmd) == 1", "function 'parse_json'"),
+        ("let x = 1; Logons", "'let' statements"),
+        ("Logons\n| where Port >", "line 2"),
+        ("Logons | where Port between (1 .. 100)", "unexpected 'between'"),
+    ];
+    for (text, want) in bad {
+        let e = parse_query(text).expect_err(text).to_string();
+        assert!(e.contains(want), "{text}: {e}");
+        assert!(e.contains("line") && e.contains("position"), "{e}");
+    }
+    let tabs = tables();
+    let ctx = Context {
+        tables: &tabs,
+        now: now(),
+        from: now() - chrono::Duration::days(30),
+        to: now(),
+    };
+    for (text, want) in [
+        ("Nope | take 1", "Failed to resolve table"),
+        ("Logons | project Nope", "Failed to resolve scalar expression named 'Nope'"),
+        ("Logons | where Port == 'x'", "cannot compare"),
+        ("Logons | where ago(1) > now()", "ago() needs a timespan"),
+    ] {
+        let e = run(&parse_query(text).unwrap(), &ctx).expect_err(text).0;
+        assert!(e.contains(want), "{text}: {e}");
+    }
+}
+
+#[test]
+fn timespan_forms() {
+    use super::parse_timespan;
+    let n = now();
+    let d = |y, m, dd| Utc.with_ymd_and_hms(y, m, dd, 0, 0, 0).unwrap();
+    assert_eq!(parse_timespan(None, n).unwrap(), (n - chrono::Duration::days(30), n));
+    assert_eq!(parse_timespan(Some("P7D"), n).unwrap(), (n - chrono::Duration::days(7), n));
+    assert_eq!(parse_timespan(Some("PT12H"), n).unwrap(), (n - chrono::Duration::hours(12), n));
+    assert_eq!(
+        parse_timespan(Some("2024-05-01T00:00:00Z/2024-05-03T00:00:00Z"), n).unwrap(),
+        (d(2024, 5, 1), d(2024, 5, 3))
+    );
+    assert_eq!(
+        parse_timespan(Some("P2D/2024-05-03T00:00:00Z"), n).unwrap(),
+        (d(2024, 5, 1), d(2024, 5, 3))
+    );
+    assert_eq!(
+        parse_timespan(Some("2024-05-01T00:00:00Z/P2D"), n).unwrap(),
+        (d(2024, 5, 1), d(2024, 5, 3))
+    );
+    assert_eq!(parse_timespan(Some("2024-05-01T00:00:00Z"), n).unwrap(), (d(2024, 5, 1), n));
+    for bad in ["P", "7D", "yesterday", "P1D/P2D", "2024-05-03T00:00:00Z/2024-05-01T00:00:00Z"] {
+        assert!(parse_timespan(Some(bad), n).is_err(), "{bad}");
+    }
+}
