@@ -23,6 +23,7 @@
 pub mod data;
 pub mod directory;
 mod entra;
+pub mod faults;
 mod graph;
 pub mod hunting;
 pub mod keyvault;
@@ -70,6 +71,8 @@ pub struct EmulatorConfig {
     pub directory: Option<directory::Directory>,
     /// Key Vaults and their secrets; `None` gives the demo vaults.
     pub vaults: Option<Vec<keyvault::Vault>>,
+    /// Faults to inject (see [`faults`]); `None` serves every request honestly.
+    pub faults: Option<faults::FaultSpec>,
     /// Sign every device-code and browser sign-in in as this user (UPN) without a page visit.
     pub auto_approve: Option<String>,
     /// Polling interval the device-code endpoint asks for.
@@ -91,6 +94,7 @@ impl Default for EmulatorConfig {
             state_dir: None,
             directory: None,
             vaults: None,
+            faults: None,
             auto_approve: None,
             device_code_interval: Duration::from_secs(5),
             device_code_lifetime: Duration::from_secs(900),
@@ -217,7 +221,8 @@ impl Emulator {
         let server = axum_server::from_tcp_rustls(listener, tls)
             .map_err(|source| StartError::Bind { addr, source })?
             .handle(handle.clone());
-        let app = router(state.clone());
+        let faults = Arc::new(faults::Faults::new(config.faults.clone().unwrap_or_default(), config.seed));
+        let app = router(state.clone(), faults);
         tokio::spawn(async move {
             if let Err(e) = server.serve(app.into_make_service()).await {
                 tracing::error!(error = %e, "emulator server stopped");
@@ -359,7 +364,7 @@ fn restrict(path: &Path) {
     let _ = path;
 }
 
-fn router(state: Arc<AppState>) -> Router {
+fn router(state: Arc<AppState>, faults: Arc<faults::Faults>) -> Router {
     Router::new()
         .route("/metadata/endpoints", get(arm_metadata))
         .route("/{tenant}/oauth2/v2.0/token", post(entra::token))
@@ -383,6 +388,7 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/{version}/security/{collection}/{id}", get(graph::get_one).patch(updates::patch))
         .route("/{version}/security/{collection}/{id}/comments", post(updates::post_comment))
         .fallback(not_found)
+        .layer(middleware::from_fn_with_state(faults, faults::inject))
         .layer(middleware::from_fn(request_ids))
         .with_state(state)
 }
