@@ -120,6 +120,9 @@ enum Command {
         /// Tenants, users and apps from a YAML file instead of the demo directory (see docs/EMULATOR.md).
         #[arg(long, value_name = "FILE")]
         directory: Option<PathBuf>,
+        /// Faults to inject, e.g. 'alerts_v2:429(2)@every=3;token:503@first=1' (see docs/EMULATOR.md).
+        #[arg(long, value_name = "SPEC")]
+        faults: Option<String>,
     },
 }
 
@@ -215,7 +218,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             token_lifetime,
             auto_approve,
             directory,
+            faults,
         } => {
+            let faults = match faults {
+                None => None,
+                Some(spec) => Some(secgraph_emulator::faults::FaultSpec::parse(spec).map_err(UsageError)?),
+            };
             let directory = match directory {
                 None => None,
                 Some(path) => {
@@ -235,6 +243,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 state_dir: write_config.as_ref().map(|p| state_dir_for(p)),
                 directory,
                 auto_approve: auto_approve.clone(),
+                faults,
                 ..Default::default()
             };
             return run_emulator(config, write_config.as_deref()).await;

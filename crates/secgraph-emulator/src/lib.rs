@@ -323,22 +323,68 @@ impl Emulator {
     /// a custom cloud, the CA to trust, and the demo app's credentials in the default `MicrosoftGraph` instance plus
     /// named instances for the other seeded tenant and for an app without granted roles.
     pub fn msticpy_config(&self) -> String {
-        let ca = self.ca_path.display().to_string().replace('\'', "''");
-        format!(
-            "# Written by `secgraph emulator --write-config`: points msticpy-style clients at the local emulator.\n\
-             # The secrets below are the emulator's public demo credentials; they open nothing else.\n\
-             Azure:\n  cloud: global\n  resource_manager_url: '{base}/'\n  ca_certificates:\n    - '{ca}'\n\
-             DataProviders:\n  MicrosoftGraph:\n    Args:\n      TenantId: {tenant}\n      ClientId: {client}\n      ClientSecret: {secret}\n\
-             \x20 MicrosoftGraph-Fabrikam:\n    Args:\n      TenantId: {t2}\n      ClientId: {c2}\n      ClientSecret: fabrikam-demo-secret\n\
-             \x20 MicrosoftGraph-NoRoles:\n    Args:\n      TenantId: {tenant}\n      ClientId: {c3}\n      ClientSecret: no-roles-secret\n",
-            base = self.base_url,
-            tenant = DEMO_TENANT_ID,
-            client = DEMO_CLIENT_ID,
-            secret = DEMO_CLIENT_SECRET,
-            t2 = directory::SECOND_TENANT_ID,
-            c2 = directory::SECOND_CLIENT_ID,
-            c3 = directory::NO_ROLES_CLIENT_ID,
-        )
+        let q = |p: &Path| p.display().to_string().replace('\'', "''");
+        let (base, tenant, client) = (&self.base_url, DEMO_TENANT_ID, DEMO_CLIENT_ID);
+        let mut y = String::new();
+        y.push_str("# Written by `secgraph emulator --write-config`: points msticpy-style clients at the local emulator.\n");
+        y.push_str("# The secrets below are the emulator's public demo credentials; they open nothing else.\n");
+        y.push_str(&format!(
+            "Azure:\n  cloud: global\n  resource_manager_url: '{base}/'\n  keyvault_url: '{base}/kv/{{vault}}/'\n  ca_certificates:\n    - '{}'\n",
+            q(&self.ca_path)
+        ));
+        y.push_str(&format!(
+            "KeyVault:\n  VaultName: demo-vault\n  TenantId: {tenant}\n  AuthnType: devicecode\n  UseKeyring: false\n"
+        ));
+        y.push_str("DataProviders:\n");
+        let instance = |name: &str, args: &[(&str, String)]| {
+            let mut s = format!("  {name}:\n    Args:\n");
+            for (k, v) in args {
+                s.push_str(&format!("      {k}: {v}\n"));
+            }
+            s
+        };
+        let ids = |t: &str, c: &str| vec![("TenantId", t.to_string()), ("ClientId", c.to_string())];
+        let with = |mut v: Vec<(&'static str, String)>, extra: &[(&'static str, String)]| {
+            v.extend_from_slice(extra);
+            v
+        };
+        y.push_str(&instance(
+            "MicrosoftGraph",
+            &with(ids(tenant, client), &[("ClientSecret", DEMO_CLIENT_SECRET.into())]),
+        ));
+        y.push_str(&instance(
+            "MicrosoftGraph-Certificate",
+            &with(
+                ids(tenant, client),
+                &[
+                    ("Certificate", format!("'{}'", q(&self.client_cert_path))),
+                    ("PrivateKey", format!("'{}'", q(&self.client_key_path))),
+                ],
+            ),
+        ));
+        y.push_str(&instance(
+            "MicrosoftGraph-Delegated",
+            &with(ids(tenant, client), &[("UserName", directory::DEMO_ANALYST.into())]),
+        ));
+        y.push_str(&instance(
+            "MicrosoftGraph-KeyVault",
+            &with(ids(tenant, client), &[("ClientSecret", "{KeyVault: }".into())]),
+        ));
+        y.push_str(&instance(
+            "MicrosoftGraph-Fabrikam",
+            &with(
+                ids(directory::SECOND_TENANT_ID, directory::SECOND_CLIENT_ID),
+                &[("ClientSecret", "fabrikam-demo-secret".into())],
+            ),
+        ));
+        y.push_str(&instance(
+            "MicrosoftGraph-NoRoles",
+            &with(
+                ids(tenant, directory::NO_ROLES_CLIENT_ID),
+                &[("ClientSecret", "no-roles-secret".into())],
+            ),
+        ));
+        y
     }
 
     /// Stops accepting connections and lets in-flight requests finish (up to one second).
@@ -389,6 +435,11 @@ fn router(state: Arc<AppState>, faults: Arc<faults::Faults>) -> Router {
         .route("/{version}/security/{collection}/{id}/comments", post(updates::post_comment))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(faults, faults::inject))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(
+            Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_REQUESTS)),
+            limit_concurrency,
+        ))
         .layer(middleware::from_fn(request_ids))
         .with_state(state)
 }
@@ -400,6 +451,18 @@ async fn not_found(axum::Extension(rid): axum::Extension<RequestId>, uri: axum::
         &format!("Resource not found for the segment '{}'.", uri.path()),
         &rid,
     )
+}
+
+/// Largest request body accepted (token forms, PATCH bodies and hunting queries are all small).
+const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Requests served at once; more wait for a turn.
+const MAX_CONCURRENT_REQUESTS: usize = 256;
+
+async fn limit_concurrency(State(sem): State<Arc<tokio::sync::Semaphore>>, req: Request, next: Next) -> Response {
+    match sem.acquire().await {
+        Ok(_permit) => next.run(req).await,
+        Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+    }
 }
 
 /// Gives every request a `request-id`, echoes `client-request-id`, and logs one line per request (no bodies).
