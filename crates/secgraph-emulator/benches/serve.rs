@@ -15,7 +15,12 @@ fn main() {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         rt.block_on(async move {
             let t = Instant::now();
-            let emu = Emulator::start(EmulatorConfig { alerts, ..Default::default() }).await.expect("emulator");
+            let emu = Emulator::start(EmulatorConfig {
+                alerts,
+                ..Default::default()
+            })
+            .await
+            .expect("emulator");
             eprintln!("seeded {alerts} alerts in {:.2}s", t.elapsed().as_secs_f64());
             tx.send((emu.base_url().to_string(), emu.ca_pem().expect("ca"))).expect("send");
             std::future::pending::<()>().await;
@@ -25,10 +30,18 @@ fn main() {
     let (base, ca) = rx.recv().expect("emulator started");
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     rt.block_on(async move {
-        let c = reqwest::Client::builder().tls_certs_only([reqwest::Certificate::from_pem(ca.as_bytes()).expect("ca")]).build().expect("client");
+        let c = reqwest::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(ca.as_bytes()).expect("ca")])
+            .build()
+            .expect("client");
         let tok: Value = c
             .post(format!("{base}/{DEMO_TENANT_ID}/oauth2/v2.0/token"))
-            .form(&[("grant_type", "client_credentials"), ("client_id", DEMO_CLIENT_ID), ("client_secret", DEMO_CLIENT_SECRET), ("scope", "https://graph.microsoft.com/.default")])
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", DEMO_CLIENT_ID),
+                ("client_secret", DEMO_CLIENT_SECRET),
+                ("scope", "https://graph.microsoft.com/.default"),
+            ])
             .send()
             .await
             .expect("token")
@@ -51,8 +64,15 @@ fn main() {
             }
             let secs = t.elapsed().as_secs_f64();
             best = best.min(secs);
-            eprintln!("round {round}: {n} alerts, {pages} pages, {:.1} MB in {secs:.3}s = {:.0} alerts/s", bytes as f64 / 1e6, n as f64 / secs);
+            eprintln!(
+                "round {round}: {n} alerts, {pages} pages, {:.1} MB in {secs:.3}s = {:.0} alerts/s",
+                bytes as f64 / 1e6,
+                n as f64 / secs
+            );
         }
-        println!("{{\"alerts\": {alerts}, \"best_s\": {best:.3}, \"alerts_per_s\": {:.0}}}", alerts as f64 / best);
+        println!(
+            "{{\"alerts\": {alerts}, \"best_s\": {best:.3}, \"alerts_per_s\": {:.0}}}",
+            alerts as f64 / best
+        );
     });
 }

@@ -9,7 +9,8 @@
 //!   send none unless given), `reset` (connection reset mid-body), `truncate` (half the JSON body),
 //!   `slow-first-byte(MS)`, `slow-body(MS)` (pause between body chunks), `expire-token` (401 as if the token expired
 //!   mid-paging), `repeat-next-link` (the page's `@odata.nextLink` points back at the page itself),
-//!   `duplicate-item` (the page's first item appears again at its end).
+//!   `duplicate-item` (the page's first item appears again at its end), `slow-down` (a token request answered
+//!   `slow_down`, as Entra does to a device-code poll that comes too fast).
 //! - WHEN: `rate=0.2`, `nth=3` (only the 3rd matching request), `first=2`, `every=4`; default: every request.
 //!
 //! Example: `alerts_v2:429(2)@every=3;token:503@first=1;incidents:reset@nth=2`.
@@ -31,7 +32,10 @@ use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum FaultKind {
-    Status { code: u16, retry_after: Option<f64> },
+    Status {
+        code: u16,
+        retry_after: Option<f64>,
+    },
     Reset,
     Truncate,
     SlowFirstByte(Duration),
@@ -39,6 +43,8 @@ pub enum FaultKind {
     ExpireToken,
     RepeatNextLink,
     DuplicateItem,
+    /// A token request answered `slow_down`, as a device-code poll that came too fast.
+    SlowDown,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -150,9 +156,10 @@ impl FaultSpec {
                 "expire-token" => FaultKind::ExpireToken,
                 "repeat-next-link" => FaultKind::RepeatNextLink,
                 "duplicate-item" => FaultKind::DuplicateItem,
+                "slow-down" => FaultKind::SlowDown,
                 other => {
                     return Err(format!(
-                        "fault rule '{raw}': unknown fault '{other}' (429, 500, 503, 504, reset, truncate, slow-first-byte, slow-body, expire-token, repeat-next-link, duplicate-item)"
+                        "fault rule '{raw}': unknown fault '{other}' (429, 500, 503, 504, reset, truncate, slow-first-byte, slow-body, expire-token, repeat-next-link, duplicate-item, slow-down)"
                     ));
                 }
             };
@@ -328,6 +335,13 @@ pub async fn inject(State(faults): State<Arc<Faults>>, req: Request, next: Next)
     };
     match kind {
         FaultKind::Status { code, retry_after } => status_reply(code, retry_after, &path, &rid),
+        FaultKind::SlowDown => crate::entra::entra_error(
+            StatusCode::BAD_REQUEST,
+            "slow_down",
+            70016,
+            "Polling too fast: wait longer between requests.",
+            &rid,
+        ),
         FaultKind::ExpireToken => crate::graph::graph_error(
             StatusCode::UNAUTHORIZED,
             "InvalidAuthenticationToken",

@@ -2,16 +2,19 @@
 //!
 //! Precedence: a connection string replaces the file's provider section; explicit options override either.
 
+use crate::certificate::{ClientCertificate, ClientCertificateCredential};
 use crate::cloud::Cloud;
 use crate::credential::{ClientSecretCredential, TokenCredential, TokenRequestOptions};
+use crate::delegated::{AuthType, DelegatedCredential, NoPrompt, SignInPrompt};
 use crate::error::{Error, Result};
 use crate::graph::GraphClient;
 use crate::http::HttpOptions;
 use crate::secret::Secret;
 use crate::settings::{ProviderArgs, SecretRef, Settings, normalise_arg_name};
+use crate::token_cache::TokenCache;
 use base64::Engine;
 use serde_json::Value;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,7 +34,26 @@ pub struct ConnectOptions {
     pub api_version: Option<String>,
     /// `tenant_id=...;client_id=...;client_secret=...` — replaces the file's provider section.
     pub connection_string: Option<Secret>,
+    /// Sign in as a user even without a configured username (msticpy's `delegated_auth=True`).
+    pub delegated_auth: bool,
+    /// Browser (default) or device code, for delegated sign-in; overrides the settings' `auth_type`.
+    pub auth_type: Option<AuthType>,
+    /// Shows the device-code message or the browser URL; without one, interactive sign-in cannot proceed.
+    pub prompt: Option<Arc<dyn SignInPrompt>>,
+    /// Token cache file for delegated sign-in; default: the settings' `location`, else
+    /// [`TokenCache::default_path`].
+    pub token_cache: Option<PathBuf>,
+    /// How long the browser flow waits for the sign-in to come back.
+    pub browser_timeout: Option<Duration>,
 }
+
+/// Delegated permissions asked for by default: read access to what the provider queries.
+pub const DELEGATED_PERMISSIONS: &[&str] = &[
+    "SecurityAlert.Read.All",
+    "SecurityIncident.Read.All",
+    "ThreatHunting.Read.All",
+    "SecurityEvents.Read.All",
+];
 
 /// Keys a connection string may carry.
 const CONNECTION_STRING_KEYS: &[&str] = &[
@@ -133,6 +155,8 @@ pub struct ConnectionInfo {
     pub scopes: Vec<String>,
     /// The app's display name, from the token.
     pub app_name: Option<String>,
+    /// The signed-in user (delegated sign-in).
+    pub account: Option<String>,
     pub token_expires_on: chrono::DateTime<chrono::Utc>,
 }
 
@@ -224,7 +248,7 @@ impl Connection {
 
         let tenant_id = values.plain("tenant_id")?;
         let client_id = values.plain("client_id")?;
-        let auth = if values.get("username").is_some() {
+        let auth = if options.delegated_auth || values.get("username").is_some() {
             AuthMethod::Delegated
         } else if values.get("certificate").is_some() {
             AuthMethod::Certificate
@@ -252,19 +276,6 @@ impl Connection {
                 instance: values.source.clone(),
                 missing,
             });
-        }
-        match auth {
-            AuthMethod::Delegated => {
-                return Err(Error::Unsupported {
-                    what: "delegated (user) sign-in (UserName is set)".into(),
-                });
-            }
-            AuthMethod::Certificate => {
-                return Err(Error::Unsupported {
-                    what: "client-certificate sign-in (Certificate is set)".into(),
-                });
-            }
-            AuthMethod::ClientSecret => {}
         }
 
         let azure = match settings {
@@ -298,19 +309,110 @@ impl Connection {
         let api_version = values.plain("api_version")?.unwrap_or_else(|| "v1.0".into());
         // The token's audience follows the root actually called (msticpy kept the cloud's, a defect).
         let scope = format!("{}/.default", graph_root.as_str().trim_end_matches('/'));
+        if auth == AuthMethod::ClientSecret && values.get("client_secret").is_none() {
+            return Err(Error::MissingSettings {
+                instance: values.source.clone(),
+                missing: vec!["client_secret".into()],
+            });
+        }
 
-        let (secret_path, secret_ref) = values.get("client_secret").ok_or_else(|| Error::MissingSettings {
-            instance: values.source.clone(),
-            missing: vec!["client_secret".into()],
-        })?;
-        let secret = secret_ref.resolve(secret_path)?;
-        let credential: Arc<dyn TokenCredential> = Arc::new(ClientSecretCredential::new(
-            http.clone(),
-            &cloud.authority_host,
-            &tenant_id,
-            &client_id,
-            secret,
-        )?);
+        let (credential, scope): (Arc<dyn TokenCredential>, String) = match auth {
+            AuthMethod::ClientSecret => {
+                let (secret_path, secret_ref) = values.get("client_secret").ok_or_else(|| Error::MissingSettings {
+                    instance: values.source.clone(),
+                    missing: vec!["client_secret".into()],
+                })?;
+                let secret = secret_ref.resolve(secret_path)?;
+                (
+                    Arc::new(ClientSecretCredential::new(
+                        http.clone(),
+                        &cloud.authority_host,
+                        &tenant_id,
+                        &client_id,
+                        secret,
+                    )?),
+                    scope,
+                )
+            }
+            AuthMethod::Certificate => {
+                let cert = values.plain("certificate")?.ok_or_else(|| Error::MissingSettings {
+                    instance: values.source.clone(),
+                    missing: vec!["certificate".into()],
+                })?;
+                let key = values.plain("private_key")?;
+                let pass = match values.get("private_key_secret") {
+                    Some((p, r)) => Some(r.resolve(p)?),
+                    None => None,
+                };
+                let base = settings
+                    .and_then(|s| s.path())
+                    .and_then(|p| p.parent())
+                    .map(Path::to_path_buf)
+                    .unwrap_or_default();
+                let certificate = ClientCertificate::load(&base.join(cert), key.map(|k| base.join(k)).as_deref(), pass.as_ref())?;
+                (
+                    Arc::new(ClientCertificateCredential::new(
+                        http.clone(),
+                        &cloud.authority_host,
+                        &tenant_id,
+                        &client_id,
+                        certificate,
+                    )?),
+                    scope,
+                )
+            }
+            AuthMethod::Delegated => {
+                let auth_type = match (options.auth_type, values.plain("auth_type")?) {
+                    (Some(t), _) => t,
+                    (None, Some(t)) => AuthType::parse(&t).ok_or_else(|| Error::Setting {
+                        origin: values.source.clone(),
+                        setting: "auth_type".into(),
+                        message: format!("'{t}' is not browser, interactive or device"),
+                    })?,
+                    (None, None) => AuthType::Browser,
+                };
+                let cache_path = match (&options.token_cache, values.plain("location")?) {
+                    (Some(p), _) => p.clone(),
+                    (None, Some(l)) => PathBuf::from(l),
+                    (None, None) => TokenCache::default_path(),
+                };
+                let root = graph_root.as_str().trim_end_matches('/').to_string();
+                let scopes = match values.plain("scopes")? {
+                    Some(list) => list
+                        .split([' ', ','])
+                        .filter(|s| !s.is_empty())
+                        .map(|s| {
+                            if s.contains('/') || matches!(s, "offline_access" | "openid" | "profile") {
+                                s.to_string()
+                            } else {
+                                format!("{root}/{s}")
+                            }
+                        })
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    None => DELEGATED_PERMISSIONS
+                        .iter()
+                        .map(|p| format!("{root}/{p}"))
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                };
+                let prompt: Arc<dyn SignInPrompt> = options.prompt.clone().unwrap_or_else(|| Arc::new(NoPrompt));
+                let mut cred = DelegatedCredential::new(
+                    http.clone(),
+                    &cloud.authority_host,
+                    &tenant_id,
+                    &client_id,
+                    values.plain("username")?,
+                    auth_type,
+                    Some(TokenCache::at(cache_path)),
+                    prompt,
+                )?;
+                if let Some(t) = options.browser_timeout {
+                    cred = cred.with_browser_timeout(t);
+                }
+                (Arc::new(cred), scopes)
+            }
+        };
         let token = credential.get_token(&[scope.as_str()], TokenRequestOptions::default()).await?;
         let claims = token_claims(token.token.expose());
         let list = |k: &str| -> Vec<String> {
@@ -334,6 +436,11 @@ impl Connection {
             roles: list("roles"),
             scopes: list("scp"),
             app_name: claims.get("app_displayname").and_then(Value::as_str).map(str::to_string),
+            account: claims
+                .get("upn")
+                .or_else(|| claims.get("preferred_username"))
+                .and_then(Value::as_str)
+                .map(str::to_string),
             token_expires_on: token.expires_on,
         };
         tracing::info!(tenant = %info.tenant_id, client = %info.client_id, root = %info.graph_root, "connected");

@@ -20,7 +20,7 @@ pub struct AccessToken {
 impl AccessToken {
     /// Whether the token should be renewed now: within five minutes of expiry, or past half its life for tokens
     /// that live less than ten minutes.
-    fn needs_renewal(&self, issued: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+    pub(crate) fn needs_renewal(&self, issued: DateTime<Utc>, now: DateTime<Utc>) -> bool {
         let life = self.expires_on - issued;
         let margin = if life < Duration::minutes(10) {
             life / 2
@@ -135,7 +135,7 @@ impl TokenCredential for ClientSecretCredential {
             ("scope", key.as_str()),
         ];
         let issued = Utc::now();
-        let tok = request_token(&self.http, &self.token_url, &form).await?;
+        let tok = request_token(&self.http, &self.token_url, &form).await?.token;
         if let Ok(mut cache) = self.cache.lock() {
             cache.insert(key, (tok.clone(), issued));
         }
@@ -143,9 +143,16 @@ impl TokenCredential for ClientSecretCredential {
     }
 }
 
-/// Posts a token request and reads the reply: a token, or Entra's error.
-pub(crate) async fn request_token(http: &reqwest::Client, url: &Url, form: &[(&str, &str)]) -> Result<AccessToken> {
-    tracing::debug!(url = %crate::error::redact_url(url), "requesting token");
+/// Everything a token reply may carry.
+#[derive(Debug, Clone)]
+pub(crate) struct TokenReply {
+    pub token: AccessToken,
+    pub refresh_token: Option<Secret>,
+}
+
+/// Posts a token request and reads the reply: tokens, or Entra's error.
+pub(crate) async fn request_token(http: &reqwest::Client, url: &Url, form: &[(&str, &str)]) -> Result<TokenReply> {
+    tracing::debug!(url = %crate::error::redact_url(url), grant = form.iter().find(|(k, _)| *k == "grant_type").map(|(_, v)| *v).unwrap_or(""), "requesting token");
     let resp = http
         .post(url.clone())
         .form(form)
@@ -161,7 +168,8 @@ pub(crate) async fn request_token(http: &reqwest::Client, url: &Url, form: &[(&s
     if !status.is_success() || json.get("error").is_some() {
         return Err(Error::Auth(Box::new(parse_auth_error(status.as_u16(), &json))));
     }
-    let token = json.get("access_token").and_then(Value::as_str).ok_or_else(|| Error::Response {
+    let s = |k: &str| json.get(k).and_then(Value::as_str).filter(|v| !v.is_empty());
+    let token = s("access_token").ok_or_else(|| Error::Response {
         url: crate::error::redact_url(url),
         message: "token reply has no access_token".into(),
     })?;
@@ -175,13 +183,16 @@ pub(crate) async fn request_token(http: &reqwest::Client, url: &Url, form: &[(&s
         url: crate::error::redact_url(url),
         message: "token reply has no valid expires_in".into(),
     })?;
-    Ok(AccessToken {
-        token: Secret::new(token),
-        expires_on: Utc::now() + Duration::seconds(expires_in.max(0)),
+    Ok(TokenReply {
+        token: AccessToken {
+            token: Secret::new(token),
+            expires_on: Utc::now() + Duration::seconds(expires_in.max(0)),
+        },
+        refresh_token: s("refresh_token").map(Secret::new),
     })
 }
 
-fn parse_auth_error(status: u16, json: &Value) -> AuthError {
+pub(crate) fn parse_auth_error(status: u16, json: &Value) -> AuthError {
     let s = |k: &str| json.get(k).and_then(Value::as_str).map(str::to_string);
     let description = s("error_description").unwrap_or_default();
     // The description repeats trace, correlation id and timestamp on later lines; keep the first.

@@ -11,9 +11,11 @@
 //! exists (the emulator is reached only through ordinary settings: a custom cloud's metadata URL and an extra
 //! trusted CA); no secret appears in any `Debug`, `Display`, log line or error.
 
+pub mod certificate;
 pub mod cloud;
 pub mod connect;
 pub mod credential;
+pub mod delegated;
 pub mod error;
 pub mod graph;
 pub mod http;
@@ -22,6 +24,7 @@ pub mod query;
 pub mod secret;
 pub mod settings;
 pub mod sink;
+pub mod token_cache;
 
 pub use connect::{ConnectOptions, Connection, ConnectionInfo};
 pub use error::{Error, ErrorKind, Result};
