@@ -2,14 +2,17 @@
 //! reads the terminal or exits.
 
 mod output;
+mod prompt;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use secgraph::delegated::AuthType;
 use secgraph::settings::{SearchPaths, Settings};
 use secgraph::{ConnectOptions, ErrorKind, QueryProvider, Secret};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 /// Exit codes, documented in README.md.
 mod exit {
@@ -19,6 +22,7 @@ mod exit {
     pub const AUTH: u8 = 4;
     pub const API: u8 = 5;
     pub const OUTPUT: u8 = 6;
+    pub const CANCELLED: u8 = 130;
 }
 
 #[derive(Parser, Debug)]
@@ -61,12 +65,35 @@ struct ConnArgs {
     /// "tenant_id=...;client_id=...;client_secret=..." — replaces the settings file's provider section.
     #[arg(long, global = true, env = "SECGRAPH_CONNECTION_STRING", hide_env_values = true)]
     connection_string: Option<String>,
+    /// Sign in as a user (the default when the settings name a UserName).
+    #[arg(long, global = true)]
+    delegated: bool,
+    /// The user to sign in as (overrides the settings' UserName; implies --delegated).
+    #[arg(long, global = true)]
+    username: Option<String>,
+    /// How a user signs in: in the system browser, or with a device code.
+    #[arg(long, global = true, value_enum)]
+    auth_type: Option<AuthTypeArg>,
+    /// Token cache file for user sign-in (default: the settings' location, else ~/.cache/secgraph/token_cache.json).
+    #[arg(long, global = true, value_name = "PATH")]
+    token_cache: Option<PathBuf>,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum AuthTypeArg {
+    Browser,
+    Device,
 }
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Sign in and report the tenant, app, cloud and granted roles (never the token).
+    /// Sign in and report the tenant, app, account, cloud and granted roles or scopes (never the token).
     Connect,
+    /// Forget cached user sign-ins: the configured account, or every account with --all.
+    Logout {
+        #[arg(long)]
+        all: bool,
+    },
     /// List the available queries (optionally only those whose name or description contains FILTER).
     Queries { filter: Option<String> },
     /// Run a named query, e.g. `secgraph query Alerts.list --start -7d`.
@@ -142,7 +169,13 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::OTHER);
         }
     };
-    match rt.block_on(run(cli)) {
+    let outcome = rt.block_on(async {
+        tokio::select! {
+            r = run(cli) => r,
+            _ = tokio::signal::ctrl_c() => Err(anyhow::Error::new(Cancelled)),
+        }
+    });
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let code = exit_code(&e);
@@ -180,6 +213,9 @@ fn exit_code(e: &anyhow::Error) -> u8 {
         if cause.downcast_ref::<UsageError>().is_some() {
             return exit::USAGE;
         }
+        if cause.downcast_ref::<Cancelled>().is_some() {
+            return exit::CANCELLED;
+        }
     }
     exit::OTHER
 }
@@ -194,6 +230,18 @@ fn format_error(e: &anyhow::Error) -> String {
     }
     parts.join(": ")
 }
+
+/// Ctrl-C during a command.
+#[derive(Debug)]
+struct Cancelled;
+
+impl std::fmt::Display for Cancelled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("cancelled")
+    }
+}
+
+impl std::error::Error for Cancelled {}
 
 /// A malformed command line that clap could not catch.
 #[derive(Debug)]
@@ -274,8 +322,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         client_id: cli.conn.client_id.clone(),
         client_secret: cli.conn.client_secret.clone().map(Secret::new),
         connection_string: cli.conn.connection_string.clone().map(Secret::new),
+        username: cli.conn.username.clone(),
+        delegated_auth: cli.conn.delegated || cli.conn.username.is_some(),
+        auth_type: cli.conn.auth_type.map(|a| match a {
+            AuthTypeArg::Browser => AuthType::Browser,
+            AuthTypeArg::Device => AuthType::Device,
+        }),
+        prompt: Some(Arc::new(prompt::TerminalPrompt)),
+        token_cache: cli.conn.token_cache.clone(),
         ..Default::default()
     };
+    if let Command::Logout { all } = &cli.command {
+        return logout(settings.as_ref(), &options, *all);
+    }
     if settings.is_none() && options.connection_string.is_none() && (options.tenant_id.is_none() || options.client_id.is_none()) {
         let searched = Settings::searched(&SearchPaths::from_env(cli.config.clone()));
         return Err(secgraph::Error::ConfigNotFound { searched }.into());
@@ -317,8 +376,34 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Exec { path, out } => {
             output::run_to_output(&provider, path, out, &[]).await?;
         }
-        Command::Emulator { .. } | Command::Queries { .. } => {}
+        Command::Emulator { .. } | Command::Queries { .. } | Command::Logout { .. } => {}
     }
+    Ok(())
+}
+
+/// Removes cached sign-ins from the token cache the connection would use.
+fn logout(settings: Option<&Settings>, options: &ConnectOptions, all: bool) -> anyhow::Result<()> {
+    let args = settings.and_then(|s| s.provider_args(options.instance.as_deref()).ok());
+    let plain = |name: &str| match args.as_ref().and_then(|a| a.get(name)) {
+        Some((_, secgraph::settings::SecretRef::Literal(v))) => Some(v.expose().to_string()),
+        _ => None,
+    };
+    let path = options
+        .token_cache
+        .clone()
+        .or_else(|| plain("location").map(PathBuf::from))
+        .unwrap_or_else(secgraph::token_cache::TokenCache::default_path);
+    let cache = secgraph::token_cache::TokenCache::at(&path);
+    let user = if all {
+        None
+    } else {
+        options.username.clone().or_else(|| plain("username"))
+    };
+    if !all && user.is_none() {
+        return Err(UsageError("no account to forget: configure UserName, pass --username, or use --all".into()).into());
+    }
+    let n = cache.remove(user.as_deref())?;
+    println!("removed {n} cached sign-in(s) from {}", path.display());
     Ok(())
 }
 

@@ -149,6 +149,9 @@ pub fn print_connection(info: &ConnectionInfo) {
         info.app_name.as_ref().map(|n| format!(" ({n})")).unwrap_or_default()
     );
     println!("  sign-in:     {}", info.auth.describe());
+    if let Some(a) = &info.account {
+        println!("  account:     {a}");
+    }
     println!("  cloud:       {} (authority {})", info.cloud, info.authority);
     println!("  graph:       {}", info.graph_root);
     println!("  scope:       {}", info.scope);

@@ -204,3 +204,68 @@ fn embedded_emulator_needs_no_settings() {
         text(&out.stdout)
     );
 }
+
+#[test]
+fn delegated_device_sign_in_is_cached_until_logout() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_emu, cfg) = emulator(
+        dir.path(),
+        &["--alerts", "10", "--auto-approve", "analyst@contoso-demo.onmicrosoft.com"],
+    );
+    let cache = dir.path().join("tokens").join("cache.json");
+    let cache_s = cache.to_str().unwrap();
+    let out = secgraph(
+        &cfg,
+        &[
+            "--instance",
+            "Delegated",
+            "--auth-type",
+            "device",
+            "--token-cache",
+            cache_s,
+            "connect",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("enter the code"),
+        "the device-code message is shown: {}",
+        text(&out.stderr)
+    );
+    let s = text(&out.stdout);
+    assert!(
+        s.contains("account:     analyst@contoso-demo.onmicrosoft.com") && s.contains("delegated user"),
+        "{s}"
+    );
+
+    let out = secgraph(
+        &cfg,
+        &[
+            "--instance",
+            "Delegated",
+            "--auth-type",
+            "device",
+            "--token-cache",
+            cache_s,
+            "-vv",
+            "query",
+            "Alerts.list",
+            "-o",
+            "jsonl",
+            "--start",
+            "-31d",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(!text(&out.stderr).contains("enter the code"), "a warm cache signs in silently");
+    assert_eq!(text(&out.stdout).lines().count(), 10);
+    let body = std::fs::read_to_string(&cache).unwrap();
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    for token in body.split('"').filter(|t| t.len() > 40) {
+        assert!(!all.contains(token), "a cached token was printed");
+    }
+
+    let out = secgraph(&cfg, &["--instance", "Delegated", "--token-cache", cache_s, "logout"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("removed 1"));
+}

@@ -419,8 +419,35 @@ fn list_inner(st: &AppState, version: &str, coll: &str, headers: &HeaderMap, uri
     let end = start.saturating_add(page).min(total);
     let window = if start < total { &hits[start..end] } else { &[][..] };
 
-    let mut values = Vec::with_capacity(window.len());
-    for item in window {
+    // Written by hand so that plain pages serialise the stored items in place, without cloning them; the
+    // envelope keeps Graph's order (context, count, next link, then value).
+    let base = &st.base_url;
+    let ctx_suffix = if expand_alerts { "(alerts())" } else { "" };
+    let mut out: Vec<u8> = Vec::with_capacity(window.len() * 4096 + 512);
+    let ser = |out: &mut Vec<u8>, v: &Value| {
+        serde_json::to_writer(out, v).map_err(|e| Fault::new(StatusCode::INTERNAL_SERVER_ERROR, "UnknownError", e.to_string()))
+    };
+    out.extend_from_slice(b"{\"@odata.context\":");
+    ser(
+        &mut out,
+        &json!(format!("{base}/{version}/$metadata#security/{}{ctx_suffix}", coll.segment())),
+    )?;
+    if count {
+        out.extend_from_slice(format!(",\"@odata.count\":{total}").as_bytes());
+    }
+    if end < total {
+        out.extend_from_slice(b",\"@odata.nextLink\":");
+        ser(&mut out, &json!(next_link(st, version, coll, uri, page, end)))?;
+    }
+    out.extend_from_slice(b",\"value\":[");
+    for (i, item) in window.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        if select.is_none() && !expand_alerts {
+            ser(&mut out, item)?;
+            continue;
+        }
         let mut v = project(item, select.as_deref());
         if expand_alerts && let Some(id) = item.get("id").and_then(Value::as_str) {
             let alerts: Vec<Value> = ds.alerts_v2.iter().filter(|a| a["incidentId"] == id).cloned().collect();
@@ -428,37 +455,22 @@ fn list_inner(st: &AppState, version: &str, coll: &str, headers: &HeaderMap, uri
                 m.insert("alerts".into(), Value::Array(alerts));
             }
         }
-        values.push(v);
+        ser(&mut out, &v)?;
     }
-    let base = &st.base_url;
-    let mut body = serde_json::Map::new();
-    let ctx_suffix = if expand_alerts { "(alerts())" } else { "" };
-    body.insert(
-        "@odata.context".into(),
-        json!(format!("{base}/{version}/$metadata#security/{}{ctx_suffix}", coll.segment())),
-    );
-    if count {
-        body.insert("@odata.count".into(), json!(total));
-    }
-    if end < total {
-        body.insert("@odata.nextLink".into(), json!(next_link(st, version, coll, uri, page, end)));
-    }
-    body.insert("value".into(), Value::Array(values));
-    Ok(json_response(StatusCode::OK, &Value::Object(body)))
+    out.extend_from_slice(b"]}");
+    Ok(bytes_response(StatusCode::OK, out))
 }
+
+/// A JSON body with the OData content type Graph sends.
+pub fn bytes_response(status: StatusCode, bytes: Vec<u8>) -> Response {
+    (status, [(header::CONTENT_TYPE, ODATA_JSON)], bytes).into_response()
+}
+
+const ODATA_JSON: &str = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8";
 
 /// Serialises with the OData content type Graph sends.
 pub fn json_response(status: StatusCode, v: &Value) -> Response {
-    let bytes = serde_json::to_vec(v).unwrap_or_default();
-    (
-        status,
-        [(
-            header::CONTENT_TYPE,
-            "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8",
-        )],
-        bytes,
-    )
-        .into_response()
+    bytes_response(status, serde_json::to_vec(v).unwrap_or_default())
 }
 
 /// The next page's absolute URL: the same query options, a page-sized `$top` and a `$skiptoken`.
