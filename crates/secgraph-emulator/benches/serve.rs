@@ -10,7 +10,8 @@ use std::time::Instant;
 fn next_link(body: &[u8]) -> Option<String> {
     let head = &body[..body.len().min(4096)];
     let text = String::from_utf8_lossy(head);
-    let start = text.find("\"@odata.nextLink\":\"")? + 18;
+    let key = "\"@odata.nextLink\":\"";
+    let start = text.find(key)? + key.len();
     let end = text[start..].find('"')? + start;
     Some(text[start..end].replace("\\/", "/"))
 }

@@ -239,3 +239,37 @@ impl TokenCache {
         self.read().accounts.values().map(|e| e.username.clone()).collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn concurrent_writers_never_corrupt_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nested").join("cache.json");
+        let handles: Vec<_> = (0..6)
+            .map(|i| {
+                let cache = TokenCache::at(&path);
+                std::thread::spawn(move || {
+                    let key = CacheKey { authority: "https://login.example/".into(), tenant: "t".into(), client_id: "c".into(), username: format!("user{i}@example") };
+                    for n in 0..15 {
+                        let tok = AccessToken { token: Secret::new(format!("tok-{i}-{n}")), expires_on: Utc::now() + chrono::Duration::hours(1) };
+                        cache.store(&key, "s", &tok, Utc::now(), Some(&Secret::new(format!("rt-{i}-{n}")))).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        let cache = TokenCache::at(&path);
+        let mut users = cache.accounts();
+        users.sort();
+        assert_eq!(users.len(), 6, "every writer's account survived: {users:?}");
+        let key = CacheKey { authority: "https://login.example/".into(), tenant: "t".into(), client_id: "c".into(), username: "user3@example".into() };
+        assert_eq!(cache.refresh_token(&key).unwrap().expose(), "rt-3-14");
+        assert!(!path.with_extension("lock").exists());
+        assert_eq!(cache.remove(None).unwrap(), 6);
+    }
+}
