@@ -38,6 +38,9 @@ struct Cli {
     /// Named provider instance: uses DataProviders.MicrosoftGraph-<NAME>.
     #[arg(long, global = true, value_name = "NAME")]
     instance: Option<String>,
+    /// Extra folder of query YAML files (repeatable); added after the settings' QueryDefinitions.
+    #[arg(long = "queries", global = true, value_name = "DIR")]
+    query_dirs: Vec<PathBuf>,
     /// Run against an in-process emulator with demo data (no tenant, no settings file needed).
     #[arg(long, global = true, conflicts_with = "config")]
     emulator: bool,
@@ -86,6 +89,39 @@ enum AuthTypeArg {
 }
 
 #[derive(Subcommand, Debug)]
+enum QueriesCmd {
+    /// Description, parameters (types, defaults, aliases) and the request rendered with example values.
+    Show { name: String },
+}
+
+#[derive(Subcommand, Debug)]
+enum UpdateCmd {
+    /// Change an item; values are checked against the documented enums before anything is sent.
+    Update {
+        id: String,
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        classification: Option<String>,
+        #[arg(long)]
+        determination: Option<String>,
+        /// Assignee (user principal name); an empty string unassigns.
+        #[arg(long)]
+        assigned_to: Option<String>,
+        /// Replace the tags (incidents: customTags; legacy alerts: tags). Repeatable.
+        #[arg(long = "tag")]
+        tags: Vec<String>,
+        #[arg(long)]
+        comment: Option<String>,
+        /// Show the requests without sending them.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        out: output::OutputArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 enum Command {
     /// Sign in and report the tenant, app, account, cloud and granted roles or scopes (never the token).
     Connect,
@@ -94,8 +130,28 @@ enum Command {
         #[arg(long)]
         all: bool,
     },
-    /// List the available queries (optionally only those whose name or description contains FILTER).
-    Queries { filter: Option<String> },
+    /// List the available queries (optionally only those whose name or description contains FILTER), or show one.
+    #[command(args_conflicts_with_subcommands = true)]
+    Queries {
+        #[command(subcommand)]
+        show: Option<QueriesCmd>,
+        filter: Option<String>,
+    },
+    /// Update an alert (alerts_v2): status, classification, determination, assignee, comment.
+    Alert {
+        #[command(subcommand)]
+        action: UpdateCmd,
+    },
+    /// Update an incident: status, classification, determination, assignee, tags, comment.
+    Incident {
+        #[command(subcommand)]
+        action: UpdateCmd,
+    },
+    /// Update a legacy alert (the retired /security/alerts API).
+    LegacyAlert {
+        #[command(subcommand)]
+        action: UpdateCmd,
+    },
     /// Run a named query, e.g. `secgraph query Alerts.list --start -7d`.
     Query {
         /// Query name: Family.name, or the bare name when unique.
@@ -296,9 +352,32 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             return run_emulator(config, write_config.as_deref()).await;
         }
-        Command::Queries { filter } => {
-            let store = secgraph::query::QueryStore::builtin()?;
-            output::print_query_list(&store, filter.as_deref());
+        Command::Queries { show, filter } => {
+            let settings = if cli.emulator {
+                None
+            } else {
+                Settings::discover(&SearchPaths::from_env(cli.config.clone())).ok().flatten()
+            };
+            let store = query_store(settings.as_ref(), &cli.query_dirs)?;
+            match show {
+                Some(QueriesCmd::Show { name }) => output::print_query(store.get(name)?)?,
+                None => output::print_query_list(&store, filter.as_deref()),
+            }
+            return Ok(());
+        }
+        Command::Alert {
+            action: UpdateCmd::Update { dry_run: true, .. },
+        }
+        | Command::Incident {
+            action: UpdateCmd::Update { dry_run: true, .. },
+        }
+        | Command::LegacyAlert {
+            action: UpdateCmd::Update { dry_run: true, .. },
+        } => {
+            let (target, id, update, _) = update_args(&cli.command).ok_or_else(|| UsageError("not an update".into()))?;
+            for line in secgraph::provider::describe_plan(target, id, &update)? {
+                println!("{line}");
+            }
             return Ok(());
         }
         _ => {}
@@ -340,6 +419,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         return Err(secgraph::Error::ConfigNotFound { searched }.into());
     }
 
+    let store = query_store(settings.as_ref(), &cli.query_dirs)?;
     if let Command::Query {
         name,
         start,
@@ -349,14 +429,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         ..
     } = &cli.command
     {
-        let store = secgraph::query::QueryStore::builtin()?;
         let values = query_params(start, end, params)?;
         let q = store.get(name)?.render(&values, chrono::Utc::now())?;
-        println!("GET {}", q.text);
+        println!("{}", q.describe());
         return Ok(());
     }
 
-    let provider = QueryProvider::connect(settings.as_ref(), &options).await?;
+    let provider = QueryProvider::connect(settings.as_ref(), &options).await?.with_queries(store);
     match &cli.command {
         Command::Connect => output::print_connection(provider.info()),
         Command::Query {
@@ -370,11 +449,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let values = query_params(start, end, params)?;
             let template = provider.queries().get(name)?.clone();
             let rendered = provider.render(name, &values)?;
-            tracing::info!(query = %rendered.name, request = %rendered.text, "running query");
-            output::run_to_output(&provider, &rendered.text, out, &template.table_columns).await?;
+            tracing::info!(query = %rendered.name, "running query");
+            output::run_to_output(&provider, &rendered, out, &template.table_columns).await?;
         }
         Command::Exec { path, out } => {
-            output::run_to_output(&provider, path, out, &[]).await?;
+            let q = secgraph::query::RenderedQuery {
+                name: "exec".into(),
+                language: secgraph::query::template::Language::OData,
+                text: path.clone(),
+                timespan: None,
+                max_rows: None,
+            };
+            output::run_to_output(&provider, &q, out, &[]).await?;
+        }
+        Command::Alert { .. } | Command::Incident { .. } | Command::LegacyAlert { .. } => {
+            let (target, id, update, out) = update_args(&cli.command).ok_or_else(|| UsageError("not an update".into()))?;
+            let item = provider.update(target, id, &update).await?;
+            output::print_item(&item, out)?;
         }
         Command::Emulator { .. } | Command::Queries { .. } | Command::Logout { .. } => {}
     }
@@ -405,6 +496,54 @@ fn logout(settings: Option<&Settings>, options: &ConnectOptions, all: bool) -> a
     let n = cache.remove(user.as_deref())?;
     println!("removed {n} cached sign-in(s) from {}", path.display());
     Ok(())
+}
+
+/// The built-in queries plus the settings' QueryDefinitions folders and --queries folders; overrides are reported.
+fn query_store(settings: Option<&Settings>, extra: &[PathBuf]) -> anyhow::Result<secgraph::query::QueryStore> {
+    let mut store = secgraph::query::QueryStore::builtin()?;
+    let mut dirs = match settings {
+        Some(s) => s.query_folders()?,
+        None => vec![],
+    };
+    dirs.extend(extra.iter().cloned());
+    for d in dirs {
+        for (file, overridden) in store.add_dir(&d)? {
+            for name in overridden {
+                eprintln!("note: {file} overrides query {name}");
+            }
+        }
+    }
+    Ok(store)
+}
+
+fn update_args(c: &Command) -> Option<(secgraph::updates::Target, &str, secgraph::updates::Update, &output::OutputArgs)> {
+    use secgraph::updates::{Target, Update};
+    let (target, action) = match c {
+        Command::Alert { action } => (Target::Alert, action),
+        Command::Incident { action } => (Target::Incident, action),
+        Command::LegacyAlert { action } => (Target::LegacyAlert, action),
+        _ => return None,
+    };
+    let UpdateCmd::Update {
+        id,
+        status,
+        classification,
+        determination,
+        assigned_to,
+        tags,
+        comment,
+        out,
+        ..
+    } = action;
+    let u = Update {
+        status: status.clone(),
+        classification: classification.clone(),
+        determination: determination.clone(),
+        assigned_to: assigned_to.clone(),
+        comment: comment.clone(),
+        tags: tags.clone(),
+    };
+    Some((target, id.as_str(), u, out))
 }
 
 fn query_params(start: &Option<String>, end: &Option<String>, params: &[String]) -> anyhow::Result<Vec<(String, String)>> {

@@ -1,6 +1,6 @@
 //! Output formats: a terminal table, JSON, JSON lines or CSV, to stdout or a file.
 
-use secgraph::query::QueryStore;
+use secgraph::query::{QueryStore, QueryTemplate, RenderedQuery};
 use secgraph::sink::{JsonArraySink, JsonLinesSink, Table};
 use secgraph::{ConnectionInfo, QueryProvider};
 use std::fs::File;
@@ -42,20 +42,25 @@ fn writer(out: &Option<PathBuf>) -> anyhow::Result<Box<dyn Write>> {
     })
 }
 
-/// Runs the OData `path` into the sink the format needs, then writes what remains to write.
-pub async fn run_to_output(provider: &QueryProvider, path: &str, args: &OutputArgs, default_columns: &[String]) -> anyhow::Result<()> {
+/// Runs the query into the sink the format needs, then writes what remains to write.
+pub async fn run_to_output(
+    provider: &QueryProvider,
+    query: &RenderedQuery,
+    args: &OutputArgs,
+    default_columns: &[String],
+) -> anyhow::Result<()> {
     let summary = match args.format {
         Format::Jsonl => {
             let mut sink = JsonLinesSink::new(writer(&args.out)?);
-            provider.exec(path, &mut sink).await?
+            provider.run_rendered(query, &mut sink).await?
         }
         Format::Json => {
             let mut sink = JsonArraySink::new(writer(&args.out)?);
-            provider.exec(path, &mut sink).await?
+            provider.run_rendered(query, &mut sink).await?
         }
         Format::Table | Format::Csv => {
             let mut table = Table::new();
-            let summary = provider.exec(path, &mut table).await?;
+            let summary = provider.run_rendered(query, &mut table).await?;
             let cols = choose_columns(
                 &table,
                 &args.columns,
@@ -190,4 +195,100 @@ pub fn print_query_list(store: &QueryStore, filter: Option<&str>) {
     }
     println!("{t}");
     println!("* required. Run: secgraph query NAME [--start T] [--end T] [-p name=value]...");
+}
+
+/// One item (an update's result) in the chosen format.
+pub fn print_item(item: &serde_json::Value, args: &OutputArgs) -> anyhow::Result<()> {
+    let mut w = writer(&args.out)?;
+    let io = |e: std::io::Error| secgraph::Error::Output(e.to_string());
+    match args.format {
+        Format::Json | Format::Jsonl => {
+            serde_json::to_writer_pretty(&mut w, item).map_err(|e| secgraph::Error::Output(e.to_string()))?;
+            writeln!(w).map_err(io)?;
+        }
+        Format::Table | Format::Csv => {
+            let mut t = Table::new();
+            t.push(item);
+            let cols = choose_columns(
+                &t,
+                &args.columns,
+                &[
+                    "id".into(),
+                    "status".into(),
+                    "classification".into(),
+                    "determination".into(),
+                    "assignedTo".into(),
+                    "lastUpdateDateTime".into(),
+                ],
+            )?;
+            if args.format == Format::Csv {
+                project(&t, &cols).write_csv(&mut w)?;
+            } else {
+                write_table(&mut w, &t, &cols).map_err(io)?;
+            }
+        }
+    }
+    w.flush().map_err(io)?;
+    Ok(())
+}
+
+/// `queries show`: description, parameters and the request rendered with example values.
+pub fn print_query(q: &QueryTemplate) -> anyhow::Result<()> {
+    println!("{}  ({})", q.full_name(), q.origin);
+    println!();
+    for line in q.description.lines() {
+        println!("  {line}");
+    }
+    println!();
+    let mut t = comfy_table::Table::new();
+    t.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
+    t.set_content_arrangement(comfy_table::ContentArrangement::Dynamic);
+    t.set_header(["parameter", "type", "default", "aliases", "description"]);
+    let mut examples = Vec::new();
+    for p in &q.parameters {
+        let default = match &p.default {
+            None => "(required)".to_string(),
+            Some(serde_json::Value::String(s)) if s.is_empty() => "''".to_string(),
+            Some(v) => secgraph::sink::cell_text(v),
+        };
+        t.add_row([
+            p.name.clone(),
+            p.kind.name().to_string(),
+            default,
+            p.aliases.join(", "),
+            p.description.clone(),
+        ]);
+        if p.required() {
+            examples.push((p.name.clone(), example_value(p)));
+        }
+    }
+    println!("{t}");
+    let shown: Vec<String> = examples.iter().map(|(k, v)| format!("-p {k}={v}")).collect();
+    println!();
+    println!("Example: secgraph query {} {}", q.full_name(), shown.join(" "));
+    match q.render(&examples, chrono::Utc::now()) {
+        Ok(rendered) => println!("  {}", rendered.describe()),
+        Err(e) => println!("  ({e})"),
+    }
+    Ok(())
+}
+
+fn example_value(p: &secgraph::query::Parameter) -> String {
+    use secgraph::query::ParamType;
+    match p.kind {
+        ParamType::Datetime => "-1d".into(),
+        ParamType::Int => "10".into(),
+        ParamType::Float => "1.5".into(),
+        ParamType::Bool => "true".into(),
+        ParamType::List => "a,b".into(),
+        ParamType::Str => match p.name.as_str() {
+            n if n.contains("ip") => "203.0.113.5".into(),
+            n if n.contains("host") => "ws-fin-100".into(),
+            n if n.contains("user") || n.contains("upn") || n.contains("account") => "alex.walker@contoso-demo.onmicrosoft.com".into(),
+            n if n.contains("hash") => "5f1e8acedc065031aad553b710838eb366cfee9a".into(),
+            n if n.contains("file") => "mimikatz.exe".into(),
+            "query" => "AlertInfo | take 10".into(),
+            _ => "example".into(),
+        },
+    }
 }

@@ -269,3 +269,93 @@ fn delegated_device_sign_in_is_cached_until_logout() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("removed 1"));
 }
+
+#[test]
+fn updates_hunting_and_query_details() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_emu, cfg) = emulator(dir.path(), &["--alerts", "30"]);
+    let out = secgraph(&cfg, &["query", "Alerts.list", "--start", "-31d", "-o", "jsonl"]);
+    let first: serde_json::Value = serde_json::from_str(text(&out.stdout).lines().next().unwrap()).unwrap();
+    let id = first["id"].as_str().unwrap();
+
+    let out = secgraph(
+        &cfg,
+        &[
+            "alert",
+            "update",
+            id,
+            "--status",
+            "Resolved",
+            "--classification",
+            "truepositive",
+            "--determination",
+            "malware",
+            "--comment",
+            "contained",
+            "--dry-run",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let plan = text(&out.stdout);
+    assert!(
+        plan.contains("PATCH /security/alerts_v2/")
+            && plan.contains("\"status\":\"resolved\"")
+            && plan.contains("\"classification\":\"truePositive\""),
+        "{plan}"
+    );
+    assert!(plan.contains("/comments"), "{plan}");
+    let out = secgraph(&cfg, &["alert", "update", id, "--status", "closed"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("not a valid status"));
+
+    let out = secgraph(
+        &cfg,
+        &[
+            "alert",
+            "update",
+            id,
+            "--status",
+            "resolved",
+            "--comment",
+            "contained",
+            "-o",
+            "json",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let item: serde_json::Value = serde_json::from_str(&text(&out.stdout)).unwrap();
+    assert_eq!(item["status"], "resolved");
+    assert_eq!(item["comments"].as_array().unwrap().last().unwrap()["comment"], "contained");
+
+    let out = secgraph(
+        &cfg,
+        &[
+            "query",
+            "Hunting.run",
+            "-p",
+            "query=AlertInfo | summarize n = count()",
+            "--start",
+            "-31d",
+            "-o",
+            "jsonl",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), "{\"n\":30}");
+    let out = secgraph(&cfg, &["query", "Alerts.list_for_user", "-p", "user=x", "--print"]);
+    assert!(
+        text(&out.stdout).starts_with("POST /security/runHuntingQuery"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    let out = secgraph(&cfg, &["queries", "show", "Alerts.list"]);
+    assert!(out.status.success());
+    let s = text(&out.stdout);
+    assert!(
+        s.contains("severity") && s.contains("list") && s.contains("Example: secgraph query Alerts.list"),
+        "{s}"
+    );
+    let out = secgraph(&cfg, &["queries", "hunting"]);
+    assert!(text(&out.stdout).contains("Hunting.process_by_name"));
+}

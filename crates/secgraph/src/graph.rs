@@ -202,8 +202,13 @@ impl GraphClient {
     /// A reply without `value` (a single entity) is pushed as one row. A next link already followed, or one that
     /// leaves the Graph host, stops the run with an error rather than looping or leaking the token.
     pub async fn page_through(&self, url: Url, sink: &mut dyn RowSink) -> Result<PageSummary> {
+        self.page_through_limited(url, None, sink).await
+    }
+
+    /// As [`GraphClient::page_through`], but stops once `max_rows` rows were delivered (no further page is fetched).
+    pub async fn page_through_limited(&self, url: Url, max_rows: Option<usize>, sink: &mut dyn RowSink) -> Result<PageSummary> {
         let mut summary = PageSummary::default();
-        let mut seen: HashSet<String> = HashSet::new();
+        let mut seen: HashSet<String> = HashSet::from([url.to_string()]);
         let mut next = Some(url);
         while let Some(url) = next.take() {
             let page = self.send_json(reqwest::Method::GET, &url, None).await?;
@@ -229,8 +234,15 @@ impl GraphClient {
                 Value::Null => vec![],
                 other => vec![other],
             };
+            let mut rows = rows;
+            if let Some(m) = max_rows {
+                rows.truncate(m.saturating_sub(summary.rows));
+            }
             summary.rows += rows.len();
             sink.page(rows)?;
+            if max_rows.is_some_and(|m| summary.rows >= m) {
+                break;
+            }
             if let Some(link) = link {
                 let u = Url::parse(&link).map_err(|e| Error::Paging {
                     message: format!("the service sent an invalid @odata.nextLink ({e})"),
@@ -257,6 +269,57 @@ impl GraphClient {
         }
         sink.finish()?;
         Ok(summary)
+    }
+}
+
+impl GraphClient {
+    /// Runs an advanced-hunting query (`POST /security/runHuntingQuery`) and pushes its result rows into `sink`.
+    /// Column order follows the reply's schema (whose keys some revisions spell `Name`/`Type`).
+    pub async fn hunt(&self, query: &str, timespan: Option<&str>, sink: &mut dyn RowSink) -> Result<PageSummary> {
+        let url = self.url_for("/security/runHuntingQuery")?;
+        let mut body = serde_json::json!({"Query": query});
+        if let Some(t) = timespan {
+            body["Timespan"] = Value::String(t.to_string());
+        }
+        let reply = self.send_json(reqwest::Method::POST, &url, Some(&body)).await?;
+        let columns: Vec<String> = reply
+            .get("schema")
+            .or_else(|| reply.get("Schema"))
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|c| c.get("name").or_else(|| c.get("Name")).and_then(Value::as_str).map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let Some(Value::Array(results)) = reply.get("results").or_else(|| reply.get("Results")).cloned() else {
+            return Err(Error::Response {
+                url: redact_url(&url),
+                message: "the hunting reply has no 'results' list".into(),
+            });
+        };
+        let rows: Vec<Value> = results
+            .into_iter()
+            .map(|r| match r {
+                Value::Object(mut m) if !columns.is_empty() => {
+                    let mut ordered = serde_json::Map::new();
+                    for c in &columns {
+                        ordered.insert(c.clone(), m.remove(c).unwrap_or(Value::Null));
+                    }
+                    ordered.extend(m);
+                    Value::Object(ordered)
+                }
+                other => other,
+            })
+            .collect();
+        let n = rows.len();
+        sink.page(rows)?;
+        sink.finish()?;
+        Ok(PageSummary {
+            pages: 1,
+            rows: n,
+            count: None,
+        })
     }
 }
 

@@ -25,6 +25,7 @@ pub mod secret;
 pub mod settings;
 pub mod sink;
 pub mod token_cache;
+pub mod updates;
 
 pub use connect::{ConnectOptions, Connection, ConnectionInfo};
 pub use error::{Error, ErrorKind, Result};

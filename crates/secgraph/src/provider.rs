@@ -3,9 +3,12 @@
 use crate::connect::{ConnectOptions, Connection, ConnectionInfo};
 use crate::error::Result;
 use crate::graph::PageSummary;
+use crate::query::template::Language;
 use crate::query::{QueryStore, RenderedQuery};
 use crate::settings::Settings;
 use crate::sink::RowSink;
+use crate::updates::{Target, Update};
+use serde_json::Value;
 
 /// A connected provider.
 ///
@@ -56,7 +59,52 @@ impl QueryProvider {
     /// Runs a named query, pushing every row of every page into `sink`.
     pub async fn run(&self, name: &str, params: &[(String, String)], sink: &mut dyn RowSink) -> Result<PageSummary> {
         let q = self.render(name, params)?;
-        self.exec(&q.text, sink).await
+        self.run_rendered(&q, sink).await
+    }
+
+    /// Sends a rendered query: OData as a paged GET, KQL to advanced hunting.
+    pub async fn run_rendered(&self, q: &RenderedQuery, sink: &mut dyn RowSink) -> Result<PageSummary> {
+        match q.language {
+            Language::OData => {
+                let url = self.connection.graph.url_for(&q.text)?;
+                self.connection.graph.page_through_limited(url, q.max_rows, sink).await
+            }
+            Language::Kql => self.connection.graph.hunt(&q.text, q.timespan.as_deref(), sink).await,
+        }
+    }
+
+    /// Runs KQL with an optional hunting Timespan (`P7D`, `start/end`, …).
+    pub async fn hunt(&self, kql: &str, timespan: Option<&str>, sink: &mut dyn RowSink) -> Result<PageSummary> {
+        self.connection.graph.hunt(kql, timespan, sink).await
+    }
+
+    /// Applies an update: validates it, then PATCHes and/or POSTs a comment. Returns the updated item as the service
+    /// sent it (legacy alerts answer 204, so they are read back). Legacy updates read the alert first, because the
+    /// service requires its `vendorInformation`.
+    pub async fn update(&self, target: Target, id: &str, update: &Update) -> Result<Value> {
+        let plan = update.plan(target)?;
+        let g = &self.connection.graph;
+        let url = g.url_for(&target.path(id))?;
+        if let Some(mut body) = plan.patch {
+            if target == Target::LegacyAlert {
+                let current = g.send_json(reqwest::Method::GET, &url, None).await?;
+                body.insert(
+                    "vendorInformation".into(),
+                    current.get("vendorInformation").cloned().unwrap_or(Value::Null),
+                );
+            }
+            g.send_json(reqwest::Method::PATCH, &url, Some(&Value::Object(body))).await?;
+        }
+        if let Some(c) = plan.comment {
+            let curl = g.url_for(&format!("{}/comments", target.path(id)))?;
+            g.send_json(reqwest::Method::POST, &curl, Some(&c)).await?;
+        }
+        g.send_json(reqwest::Method::GET, &url, None).await
+    }
+
+    /// The requests an update would make, for `--dry-run`.
+    pub fn plan_update(&self, target: Target, id: &str, update: &Update) -> Result<Vec<String>> {
+        describe_plan(target, id, update)
     }
 
     /// Runs a raw OData path relative to the versioned Graph root (e.g. `/security/alerts_v2?$top=5`).
@@ -64,4 +112,20 @@ impl QueryProvider {
         let url = self.connection.graph.url_for(path)?;
         self.connection.graph.page_through(url, sink).await
     }
+}
+
+/// The requests an update makes, as text (no connection needed).
+pub fn describe_plan(target: Target, id: &str, update: &Update) -> Result<Vec<String>> {
+    let plan = update.plan(target)?;
+    let mut out = Vec::new();
+    if let Some(mut body) = plan.patch {
+        if target == Target::LegacyAlert {
+            body.insert("vendorInformation".into(), Value::String("<read from the alert>".into()));
+        }
+        out.push(format!("PATCH {} {}", target.path(id), Value::Object(body)));
+    }
+    if let Some(c) = plan.comment {
+        out.push(format!("POST {}/comments {c}", target.path(id)));
+    }
+    Ok(out)
 }

@@ -451,6 +451,46 @@ impl Settings {
         })
     }
 
+    /// Folders of extra query files: `QueryDefinitions.Custom` (top level or under `msticpy`), a path or a list,
+    /// relative to the settings file's folder.
+    pub fn query_folders(&self) -> Result<Vec<PathBuf>> {
+        let base = self.path.as_ref().and_then(|p| p.parent()).map(Path::to_path_buf);
+        let mut out = Vec::new();
+        for prefix in [&[][..], &["msticpy"][..]] {
+            let mut path: Vec<&str> = prefix.to_vec();
+            path.push("QueryDefinitions");
+            let Some(qd) = self.section(&path)? else { continue };
+            let setting = format!("{}.Custom", path.join("."));
+            let items: Vec<&Value> = match qd.get("Custom") {
+                None | Some(Value::Null) => vec![],
+                Some(Value::Array(a)) => a.iter().collect(),
+                Some(v @ Value::String(_)) => vec![v],
+                Some(other) => {
+                    return Err(Error::Setting {
+                        origin: self.origin(),
+                        setting,
+                        message: format!("expected a folder or a list of folders, found {}", kind(other)),
+                    });
+                }
+            };
+            for item in items {
+                let Value::String(p) = item else {
+                    return Err(Error::Setting {
+                        origin: self.origin(),
+                        setting,
+                        message: format!("expected a folder path, found {}", kind(item)),
+                    });
+                };
+                let p = PathBuf::from(p);
+                out.push(match (&base, p.is_relative()) {
+                    (Some(b), true) => b.join(p),
+                    _ => p,
+                });
+            }
+        }
+        Ok(out)
+    }
+
     /// `msticpy.http_timeout` in seconds (a number; the per-phase form's largest value).
     pub fn http_timeout(&self) -> Result<Option<f64>> {
         let Some(m) = self.section(&["msticpy"])? else { return Ok(None) };

@@ -252,10 +252,20 @@ mod tests {
             .map(|i| {
                 let cache = TokenCache::at(&path);
                 std::thread::spawn(move || {
-                    let key = CacheKey { authority: "https://login.example/".into(), tenant: "t".into(), client_id: "c".into(), username: format!("user{i}@example") };
+                    let key = CacheKey {
+                        authority: "https://login.example/".into(),
+                        tenant: "t".into(),
+                        client_id: "c".into(),
+                        username: format!("user{i}@example"),
+                    };
                     for n in 0..15 {
-                        let tok = AccessToken { token: Secret::new(format!("tok-{i}-{n}")), expires_on: Utc::now() + chrono::Duration::hours(1) };
-                        cache.store(&key, "s", &tok, Utc::now(), Some(&Secret::new(format!("rt-{i}-{n}")))).unwrap();
+                        let tok = AccessToken {
+                            token: Secret::new(format!("tok-{i}-{n}")),
+                            expires_on: Utc::now() + chrono::Duration::hours(1),
+                        };
+                        cache
+                            .store(&key, "s", &tok, Utc::now(), Some(&Secret::new(format!("rt-{i}-{n}"))))
+                            .unwrap();
                     }
                 })
             })
@@ -267,7 +277,12 @@ mod tests {
         let mut users = cache.accounts();
         users.sort();
         assert_eq!(users.len(), 6, "every writer's account survived: {users:?}");
-        let key = CacheKey { authority: "https://login.example/".into(), tenant: "t".into(), client_id: "c".into(), username: "user3@example".into() };
+        let key = CacheKey {
+            authority: "https://login.example/".into(),
+            tenant: "t".into(),
+            client_id: "c".into(),
+            username: "user3@example".into(),
+        };
         assert_eq!(cache.refresh_token(&key).unwrap().expose(), "rt-3-14");
         assert!(!path.with_extension("lock").exists());
         assert_eq!(cache.remove(None).unwrap(), 6);

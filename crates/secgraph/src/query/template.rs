@@ -2,13 +2,21 @@
 //!
 //! A file has `metadata` (data environments, families), `defaults.parameters`, and `sources` (one entry a query,
 //! with `description`, `args.query` and `parameters` merged over the defaults). Placeholders `{name}` are replaced
-//! by rendered parameter values; `{{` and `}}` are literal braces. A value placed inside a single-quoted OData
-//! literal is escaped (`'` → `''`), so a value can never change the query's structure; a value outside quotes
-//! (such as `path` or `add_query_items`) is inserted as written, by design.
+//! by rendered parameter values; `{{` and `}}` are literal braces.
 //!
-//! Extensions over msticpy, ignored by msticpy itself: a parameter's `format` applies only to non-empty values, so
-//! an optional filter clause disappears when its parameter is empty; a query's `metadata.table_columns` lists the
-//! columns a terminal table shows first.
+//! Escaping follows the query language: a value placed inside an OData string literal (`'…'`) has `'` doubled; inside
+//! a KQL string literal (`"…"` or `'…'`) it is backslash-escaped. So a value can never change a query's structure. A
+//! value outside quotes (such as `path`, `add_query_items`, or the KQL of `Hunting.run`) is inserted as written, by
+//! design. Times render as `2024-05-01T00:00:00Z` in OData and `datetime(2024-05-01T00:00:00Z)` in KQL.
+//!
+//! Extensions over msticpy (msticpy ignores them; its own files load unchanged):
+//! - a parameter's `format` applies only to a non-empty value, so an optional clause disappears when its parameter
+//!   is empty;
+//! - `{or:a,b,c}` / `{and:a,b,c}` join the formatted clauses of the non-empty parameters among `a, b, c` with
+//!   `or`/`and` in parentheses, and fail naming them when all are empty;
+//! - `args.language: kql` (or file `metadata.query_language: kql`) makes a query an advanced-hunting query, sent as a
+//!   POST to `/security/runHuntingQuery` with a Timespan of `{start}/{end}` when it has those parameters;
+//! - `metadata.table_columns` lists the columns a terminal table shows first.
 
 use super::time_expr::{odata_time, parse_time};
 use crate::error::{Error, Result};
@@ -18,10 +26,19 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 
 /// Data environments whose files this provider reads.
-const ENVIRONMENTS: &[&str] = &["securitygraph", "microsoftgraph", "securitygraphapi"];
+const ENVIRONMENTS: &[&str] = &["securitygraph", "microsoftgraph", "securitygraphapi", "m365d", "microsoftdefender"];
 
 /// Largest template file accepted.
 const MAX_FILE_BYTES: usize = 1024 * 1024;
+
+/// The language a query is written in, which decides escaping and how it is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Language {
+    /// An OData path and query, sent as a GET relative to the versioned Graph root.
+    OData,
+    /// KQL, sent as a POST to `/security/runHuntingQuery`.
+    Kql,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ParamType {
@@ -84,13 +101,246 @@ pub struct QueryTemplate {
     pub family: String,
     pub name: String,
     pub description: String,
-    /// The query text with `{placeholders}`: an OData path relative to the versioned Graph root.
+    /// The query text with `{placeholders}`: an OData path relative to the versioned Graph root, or KQL.
     pub query: String,
+    pub language: Language,
     pub parameters: Vec<Parameter>,
     /// Columns shown first in a terminal table.
     pub table_columns: Vec<String>,
+    /// `metadata.max_rows`: a number, or the name of the parameter that gives it; paging stops there.
+    pub max_rows: Option<String>,
     /// Where the query was defined (file path or `built-in:<file>`).
     pub origin: String,
+}
+
+/// A query ready to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedQuery {
+    pub name: String,
+    pub language: Language,
+    /// OData: the path and query, not yet URL-encoded. KQL: the query text.
+    pub text: String,
+    /// KQL: the hunting Timespan (ISO 8601 interval), when the query has a time range.
+    pub timespan: Option<String>,
+    /// Stop after this many rows (no further pages are fetched).
+    pub max_rows: Option<usize>,
+}
+
+impl RenderedQuery {
+    /// The request as a person would write it: `GET /security/…` or `POST /security/runHuntingQuery {…}`.
+    pub fn describe(&self) -> String {
+        match self.language {
+            Language::OData => format!("GET {}", self.text),
+            Language::Kql => {
+                let mut body = serde_json::json!({"Query": self.text});
+                if let Some(t) = &self.timespan {
+                    body["Timespan"] = Value::String(t.clone());
+                }
+                format!("POST /security/runHuntingQuery {body}")
+            }
+        }
+    }
+}
+
+enum Raw {
+    Text(String),
+    Json(Value),
+}
+
+/// A parameter value rendered for the query's language, before placement.
+#[derive(Debug, Clone)]
+enum Rendered {
+    /// Plain text (strings): escaped when placed inside a literal.
+    Text(String),
+    /// Already query syntax (numbers, times, booleans, quoted lists): placed as is.
+    Syntax(String),
+}
+
+fn escape(lang: Language, s: &str) -> String {
+    match lang {
+        Language::OData => s.replace('\'', "''"),
+        Language::Kql => s
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\'', "\\'")
+            .replace('\n', "\\n")
+            .replace('\r', "\\r"),
+    }
+}
+
+impl Rendered {
+    fn is_empty(&self) -> bool {
+        match self {
+            Rendered::Text(s) | Rendered::Syntax(s) => s.is_empty(),
+        }
+    }
+
+    fn place(&self, lang: Language, format: Option<&str>, in_literal: bool) -> String {
+        let text = |in_lit: bool| match self {
+            Rendered::Text(s) if in_lit => escape(lang, s),
+            Rendered::Text(s) | Rendered::Syntax(s) => s.clone(),
+        };
+        match format {
+            Some(f) if !self.is_empty() => {
+                // The format string decides where the value sits: inside its own quotes or not.
+                substitute(lang, f, &|_, lit| Ok(text(lit || in_literal))).unwrap_or_else(|_| f.replace("{}", &text(in_literal)))
+            }
+            Some(_) => String::new(),
+            None => text(in_literal),
+        }
+    }
+}
+
+fn render_value(p: &Parameter, raw: Raw, lang: Language, now: DateTime<Utc>) -> Result<Rendered> {
+    let bad = |m: String| Error::Query {
+        message: format!("parameter '{}' ({}): {m}", p.name, p.kind.name()),
+    };
+    let text = match &raw {
+        Raw::Text(s) => Some(s.clone()),
+        Raw::Json(Value::Null) => Some(String::new()),
+        Raw::Json(Value::String(s)) => Some(s.clone()),
+        Raw::Json(Value::Number(n)) => Some(n.to_string()),
+        Raw::Json(Value::Bool(b)) => Some(b.to_string()),
+        Raw::Json(_) => None,
+    };
+    let empty = |t: &str| t.trim().is_empty();
+    Ok(match p.kind {
+        ParamType::Str => Rendered::Text(text.ok_or_else(|| bad("expected text".into()))?),
+        ParamType::Int => {
+            let t = text.ok_or_else(|| bad("expected a whole number".into()))?;
+            Rendered::Syntax(if empty(&t) {
+                String::new()
+            } else {
+                t.trim()
+                    .parse::<i64>()
+                    .map_err(|_| bad(format!("'{t}' is not a whole number")))?
+                    .to_string()
+            })
+        }
+        ParamType::Float => {
+            let t = text.ok_or_else(|| bad("expected a number".into()))?;
+            Rendered::Syntax(if empty(&t) {
+                String::new()
+            } else {
+                t.trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|f| f.is_finite())
+                    .ok_or_else(|| bad(format!("'{t}' is not a number")))?
+                    .to_string()
+            })
+        }
+        ParamType::Bool => {
+            let t = text.ok_or_else(|| bad("expected true or false".into()))?;
+            Rendered::Syntax(match t.trim().to_ascii_lowercase().as_str() {
+                "true" | "yes" | "1" => "true".into(),
+                "false" | "no" | "0" => "false".into(),
+                "" => String::new(),
+                _ => return Err(bad(format!("'{t}' is not true or false"))),
+            })
+        }
+        ParamType::Datetime => {
+            let t = text.ok_or_else(|| bad("expected a time".into()))?;
+            if empty(&t) {
+                Rendered::Syntax(String::new())
+            } else {
+                let iso = odata_time(parse_time(&t, now)?);
+                Rendered::Syntax(match lang {
+                    Language::OData => iso,
+                    Language::Kql => format!("datetime({iso})"),
+                })
+            }
+        }
+        ParamType::List => {
+            let items: Vec<String> = match raw {
+                Raw::Json(Value::Array(a)) => a.iter().map(crate::sink::cell_text).collect(),
+                _ => text
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect(),
+            };
+            Rendered::Syntax(
+                items
+                    .iter()
+                    .map(|i| match lang {
+                        Language::OData => format!("'{}'", escape(lang, i)),
+                        Language::Kql => format!("\"{}\"", escape(lang, i)),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            )
+        }
+    })
+}
+
+/// Replaces `{name}` placeholders (and `{}` when `name` is empty) using `f(name, inside_string_literal)`.
+/// `{{` and `}}` are literal braces. `{or:a,b}`/`{and:a,b}` are passed to `f` whole.
+fn substitute(
+    lang: Language,
+    text: &str,
+    f: &dyn Fn(&str, bool) -> std::result::Result<String, String>,
+) -> std::result::Result<String, String> {
+    let mut out = String::with_capacity(text.len() + 32);
+    // The quote character of the literal we are in, if any.
+    let mut quote: Option<char> = None;
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '{' if chars.peek().map(|(_, c)| *c) == Some('{') => {
+                chars.next();
+                out.push('{');
+            }
+            '}' if chars.peek().map(|(_, c)| *c) == Some('}') => {
+                chars.next();
+                out.push('}');
+            }
+            '{' => {
+                let rest = &text[i + 1..];
+                let end = rest.find('}').ok_or_else(|| format!("unclosed '{{' at offset {i}"))?;
+                let name = &rest[..end];
+                if !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | ':' | ',' | ' '))
+                {
+                    return Err(format!("invalid placeholder '{{{name}}}' at offset {i}"));
+                }
+                out.push_str(&f(name, quote.is_some())?);
+                for _ in 0..=end {
+                    chars.next();
+                }
+            }
+            '}' => return Err(format!("unmatched '}}' at offset {i} (write '}}}}' for a literal brace)")),
+            '\\' if lang == Language::Kql && quote.is_some() => {
+                out.push(c);
+                if let Some((_, n)) = chars.next() {
+                    out.push(n);
+                }
+            }
+            '\'' | '"' if lang == Language::Kql || c == '\'' => {
+                match quote {
+                    None => quote = Some(c),
+                    Some(q) if q == c => quote = None,
+                    Some(_) => {}
+                }
+                out.push(c);
+            }
+            _ => out.push(c),
+        }
+    }
+    Ok(out)
+}
+
+/// Splits `or:a,b` into the joiner and the parameter names.
+fn group(name: &str) -> Option<(&'static str, Vec<&str>)> {
+    let (op, rest) = name.split_once(':')?;
+    let joiner = match op.trim() {
+        "or" => " or ",
+        "and" => " and ",
+        _ => return None,
+    };
+    Some((joiner, rest.split(',').map(str::trim).filter(|s| !s.is_empty()).collect()))
 }
 
 impl QueryTemplate {
@@ -103,6 +353,24 @@ impl QueryTemplate {
         self.parameters
             .iter()
             .find(|p| p.name == name || p.aliases.iter().any(|a| a == name))
+    }
+
+    /// Checks that every placeholder names a parameter (done when a file is loaded).
+    fn check(&self) -> std::result::Result<(), String> {
+        substitute(self.language, &self.query, &|n, _| {
+            let names: Vec<&str> = match group(n) {
+                Some((_, names)) if !names.is_empty() => names,
+                Some(_) => return Err(format!("empty group {{{n}}}")),
+                None => vec![n],
+            };
+            for name in names {
+                if self.parameter(name).is_none() {
+                    return Err(format!("query '{}' uses {{{name}}}, which is not one of its parameters", self.name));
+                }
+            }
+            Ok(String::new())
+        })
+        .map(|_| ())
     }
 
     /// Renders the query with `values` (parameter name or alias → value as text); defaults fill the rest.
@@ -143,190 +411,77 @@ impl QueryTemplate {
                 Some(v) => Raw::Text(v.to_string()),
                 None => Raw::Json(p.default.clone().unwrap_or(Value::Null)),
             };
-            rendered.insert(&p.name, render_value(p, raw, now)?);
+            rendered.insert(&p.name, render_value(p, raw, self.language, now)?);
         }
-        let text = substitute(&self.query, &|name, in_literal| {
-            let Some(r) = rendered.get(name) else {
-                return Err(format!("the query uses {{{name}}}, which is not one of its parameters"));
-            };
-            let p = self.parameter(name).ok_or("unknown parameter")?;
-            Ok(r.place(p.format.as_deref(), in_literal))
+        let lang = self.language;
+        let place = |name: &str, lit: bool| -> std::result::Result<String, String> {
+            let p = self
+                .parameter(name)
+                .ok_or_else(|| format!("the query uses {{{name}}}, which is not one of its parameters"))?;
+            let r = rendered.get(p.name.as_str()).ok_or("unrendered parameter")?;
+            Ok(r.place(lang, p.format.as_deref(), lit))
+        };
+        let text = substitute(lang, &self.query, &|name, lit| match group(name) {
+            None => place(name, lit),
+            Some((joiner, names)) => {
+                let parts = names.iter().map(|n| place(n, lit)).collect::<std::result::Result<Vec<_>, _>>()?;
+                let parts: Vec<String> = parts.into_iter().map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect();
+                // Always parenthesised: a clause may itself contain `or`.
+                match parts.len() {
+                    0 => Err(format!("give at least one of: {}", names.join(", "))),
+                    _ => Ok(format!("({})", parts.join(joiner))),
+                }
+            }
         })
         .map_err(|m| Error::Query {
-            message: format!("{} ({}): {m}", self.full_name(), self.origin),
+            message: format!("{}: {m}", self.full_name()),
         })?;
+        let timespan = match (lang, rendered.get("start"), rendered.get("end")) {
+            (Language::Kql, Some(_), Some(_)) => {
+                let iso = |n: &str| -> Result<Option<String>> {
+                    let p = self.parameter(n).ok_or_else(|| Error::Query {
+                        message: format!("no parameter {n}"),
+                    })?;
+                    let raw = match given.get(n) {
+                        Some(v) => v.to_string(),
+                        None => p.default.as_ref().map(crate::sink::cell_text).unwrap_or_default(),
+                    };
+                    Ok(if raw.trim().is_empty() {
+                        None
+                    } else {
+                        Some(odata_time(parse_time(&raw, now)?))
+                    })
+                };
+                match (iso("start")?, iso("end")?) {
+                    (Some(s), Some(e)) => Some(format!("{s}/{e}")),
+                    (Some(s), None) => Some(s),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        let max_rows = match &self.max_rows {
+            None => None,
+            Some(m) => match m.trim().parse::<usize>() {
+                Ok(n) => Some(n),
+                Err(_) => match rendered.get(m.trim()) {
+                    Some(Rendered::Syntax(v)) | Some(Rendered::Text(v)) => v.trim().parse::<usize>().ok(),
+                    None => {
+                        return Err(Error::Query {
+                            message: format!("{}: metadata.max_rows names no parameter '{m}'", self.full_name()),
+                        });
+                    }
+                },
+            },
+        };
         Ok(RenderedQuery {
             name: self.full_name(),
+            language: lang,
             text: text.trim().to_string(),
+            timespan,
+            max_rows,
         })
     }
-}
-
-/// A query ready to send.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RenderedQuery {
-    pub name: String,
-    /// The OData path and query, not yet URL-encoded.
-    pub text: String,
-}
-
-enum Raw {
-    Text(String),
-    Json(Value),
-}
-
-/// A parameter value rendered for OData, before placement.
-#[derive(Debug, Clone)]
-enum Rendered {
-    /// Plain text (strings): escaped when placed inside a literal.
-    Text(String),
-    /// Already OData syntax (numbers, times, booleans, quoted lists): placed as is.
-    Syntax(String),
-}
-
-fn escape_odata(s: &str) -> String {
-    s.replace('\'', "''")
-}
-
-impl Rendered {
-    fn is_empty(&self) -> bool {
-        match self {
-            Rendered::Text(s) | Rendered::Syntax(s) => s.is_empty(),
-        }
-    }
-
-    fn place(&self, format: Option<&str>, in_literal: bool) -> String {
-        let text = |in_lit: bool| match self {
-            Rendered::Text(s) if in_lit => escape_odata(s),
-            Rendered::Text(s) | Rendered::Syntax(s) => s.clone(),
-        };
-        match format {
-            Some(f) if !self.is_empty() => {
-                // The format string decides where the value sits: inside its own quotes or not.
-                substitute(f, &|_, lit| Ok(text(lit || in_literal))).unwrap_or_else(|_| f.replace("{}", &text(in_literal)))
-            }
-            Some(_) => String::new(),
-            None => text(in_literal),
-        }
-    }
-}
-
-fn render_value(p: &Parameter, raw: Raw, now: DateTime<Utc>) -> Result<Rendered> {
-    let bad = |m: String| Error::Query {
-        message: format!("parameter '{}' ({}): {m}", p.name, p.kind.name()),
-    };
-    let text = match &raw {
-        Raw::Text(s) => Some(s.clone()),
-        Raw::Json(Value::Null) => Some(String::new()),
-        Raw::Json(Value::String(s)) => Some(s.clone()),
-        Raw::Json(Value::Number(n)) => Some(n.to_string()),
-        Raw::Json(Value::Bool(b)) => Some(b.to_string()),
-        Raw::Json(_) => None,
-    };
-    Ok(match p.kind {
-        ParamType::Str => Rendered::Text(text.ok_or_else(|| bad("expected text".into()))?),
-        ParamType::Int => {
-            let t = text.ok_or_else(|| bad("expected a whole number".into()))?;
-            if t.trim().is_empty() {
-                Rendered::Syntax(String::new())
-            } else {
-                Rendered::Syntax(
-                    t.trim()
-                        .parse::<i64>()
-                        .map_err(|_| bad(format!("'{t}' is not a whole number")))?
-                        .to_string(),
-                )
-            }
-        }
-        ParamType::Float => {
-            let t = text.ok_or_else(|| bad("expected a number".into()))?;
-            if t.trim().is_empty() {
-                Rendered::Syntax(String::new())
-            } else {
-                let f = t
-                    .trim()
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|f| f.is_finite())
-                    .ok_or_else(|| bad(format!("'{t}' is not a number")))?;
-                Rendered::Syntax(f.to_string())
-            }
-        }
-        ParamType::Bool => {
-            let t = text.ok_or_else(|| bad("expected true or false".into()))?;
-            Rendered::Syntax(match t.trim().to_ascii_lowercase().as_str() {
-                "true" | "yes" | "1" => "true".into(),
-                "false" | "no" | "0" => "false".into(),
-                "" => String::new(),
-                _ => return Err(bad(format!("'{t}' is not true or false"))),
-            })
-        }
-        ParamType::Datetime => {
-            let t = text.ok_or_else(|| bad("expected a time".into()))?;
-            if t.trim().is_empty() {
-                Rendered::Syntax(String::new())
-            } else {
-                Rendered::Syntax(odata_time(parse_time(&t, now)?))
-            }
-        }
-        ParamType::List => {
-            let items: Vec<String> = match raw {
-                Raw::Json(Value::Array(a)) => a.iter().map(crate::sink::cell_text).collect(),
-                _ => text
-                    .unwrap_or_default()
-                    .split(',')
-                    .map(|s| s.trim().to_string())
-                    .filter(|s| !s.is_empty())
-                    .collect(),
-            };
-            Rendered::Syntax(
-                items
-                    .iter()
-                    .map(|i| format!("'{}'", escape_odata(i)))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            )
-        }
-    })
-}
-
-/// Replaces `{name}` placeholders (and `{}` when `name` is empty) using `f(name, inside_single_quoted_literal)`.
-/// `{{` and `}}` are literal braces.
-fn substitute(text: &str, f: &dyn Fn(&str, bool) -> std::result::Result<String, String>) -> std::result::Result<String, String> {
-    let mut out = String::with_capacity(text.len() + 32);
-    let mut in_literal = false;
-    let mut chars = text.char_indices().peekable();
-    while let Some((i, c)) = chars.next() {
-        match c {
-            '{' if chars.peek().map(|(_, c)| *c) == Some('{') => {
-                chars.next();
-                out.push('{');
-            }
-            '}' if chars.peek().map(|(_, c)| *c) == Some('}') => {
-                chars.next();
-                out.push('}');
-            }
-            '{' => {
-                let rest = &text[i + 1..];
-                let end = rest.find('}').ok_or_else(|| format!("unclosed '{{' at offset {i}"))?;
-                let name = &rest[..end];
-                if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                    return Err(format!("invalid placeholder '{{{name}}}' at offset {i}"));
-                }
-                out.push_str(&f(name, in_literal)?);
-                for _ in 0..=end {
-                    chars.next();
-                }
-            }
-            '}' => return Err(format!("unmatched '}}' at offset {i} (write '}}}}' for a literal brace)")),
-            '\'' => {
-                in_literal = !in_literal;
-                out.push(c);
-            }
-            _ => out.push(c),
-        }
-    }
-    Ok(out)
 }
 
 /// The closest of `names` to `s` by edit distance, when it is close enough to be a likely typo.
@@ -367,6 +522,8 @@ struct FileMeta {
     data_environments: Vec<String>,
     #[serde(default)]
     data_families: Vec<String>,
+    #[serde(default)]
+    query_language: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -389,6 +546,16 @@ struct SourceDoc {
 #[derive(Deserialize)]
 struct ArgsDoc {
     query: String,
+    #[serde(default)]
+    language: Option<String>,
+}
+
+fn parse_language(s: Option<&str>) -> std::result::Result<Language, String> {
+    match s.map(|x| x.trim().to_ascii_lowercase()).as_deref() {
+        None | Some("odata") => Ok(Language::OData),
+        Some("kql") | Some("kusto") => Ok(Language::Kql),
+        Some(other) => Err(format!("unknown query language '{other}' (odata or kql)")),
+    }
 }
 
 fn parse_parameter(name: &str, v: &Value) -> std::result::Result<Parameter, String> {
@@ -428,6 +595,8 @@ pub const BUILTIN_FILES: &[(&str, &str)] = &[
     ("security_graph_alert.yaml", include_str!("builtin/security_graph_alert.yaml")),
     ("alerts.yaml", include_str!("builtin/alerts.yaml")),
     ("incidents.yaml", include_str!("builtin/incidents.yaml")),
+    ("hunting.yaml", include_str!("builtin/hunting.yaml")),
+    ("secure_score.yaml", include_str!("builtin/secure_score.yaml")),
 ];
 
 impl QueryStore {
@@ -455,6 +624,7 @@ impl QueryStore {
         if !envs.iter().any(|e| ENVIRONMENTS.contains(&e.as_str())) {
             return Ok(vec![]);
         }
+        let file_language = doc.metadata.query_language.clone();
         let family = doc.metadata.data_families.first().cloned().ok_or_else(|| Error::Query {
             message: format!("{origin}: metadata.data_families is empty"),
         })?;
@@ -482,24 +652,22 @@ impl QueryStore {
                 .and_then(Value::as_array)
                 .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
                 .unwrap_or_default();
+            let max_rows = src.metadata.as_ref().and_then(|m| m.get("max_rows")).map(crate::sink::cell_text);
+            let language = parse_language(src.args.language.as_deref().or(file_language.as_deref()))
+                .map_err(|m| bad(format!("query '{name}': {m}")))?;
             let q = QueryTemplate {
                 family: family.clone(),
                 name: name.clone(),
                 description: src.description.trim().to_string(),
                 query: src.args.query.trim().to_string(),
+                language,
                 parameters: params,
                 table_columns,
+                max_rows,
                 origin: origin.to_string(),
             };
             // Check placeholders now, so a broken file fails when loaded rather than when run.
-            substitute(&q.query, &|n, _| {
-                if q.parameter(n).is_some() {
-                    Ok(String::new())
-                } else {
-                    Err(format!("query '{name}' uses {{{n}}}, which is not one of its parameters"))
-                }
-            })
-            .map_err(bad)?;
+            q.check().map_err(bad)?;
             let full = q.full_name();
             if let Some(pos) = self.queries.iter().position(|x| x.full_name() == full) {
                 tracing::info!(query = %full, by = %origin, was = %self.queries[pos].origin, "query overridden");
