@@ -45,6 +45,8 @@ pub struct ConnectOptions {
     pub token_cache: Option<PathBuf>,
     /// How long the browser flow waits for the sign-in to come back.
     pub browser_timeout: Option<Duration>,
+    /// Secret cache file used when `KeyVault.UseKeyring` is true; default [`crate::keyvault::SecretCache::default_path`].
+    pub secret_cache: Option<PathBuf>,
 }
 
 /// Delegated permissions asked for by default: read access to what the provider queries.
@@ -167,7 +169,7 @@ pub struct Connection {
     pub info: ConnectionInfo,
 }
 
-struct Values {
+pub(crate) struct Values {
     source: String,
     map: Vec<(String, String, SecretRef)>,
 }
@@ -246,8 +248,6 @@ impl Connection {
             }
         }
 
-        let tenant_id = values.plain("tenant_id")?;
-        let client_id = values.plain("client_id")?;
         let auth = if options.delegated_auth || values.get("username").is_some() {
             AuthMethod::Delegated
         } else if values.get("certificate").is_some() {
@@ -256,21 +256,15 @@ impl Connection {
             AuthMethod::ClientSecret
         };
         let mut missing = Vec::new();
-        if tenant_id.is_none() {
+        if values.get("tenant_id").is_none() {
             missing.push("tenant_id (TenantId)".to_string());
         }
-        if client_id.is_none() {
+        if values.get("client_id").is_none() {
             missing.push("client_id (ClientId)".to_string());
         }
         if auth == AuthMethod::ClientSecret && values.get("client_secret").is_none() {
             missing.push("one of client_secret (ClientSecret), certificate (Certificate) or username (UserName)".to_string());
         }
-        let (Some(tenant_id), Some(client_id)) = (tenant_id, client_id) else {
-            return Err(Error::MissingSettings {
-                instance: values.source.clone(),
-                missing,
-            });
-        };
         if !missing.is_empty() {
             return Err(Error::MissingSettings {
                 instance: values.source.clone(),
@@ -282,18 +276,37 @@ impl Connection {
             Some(s) => s.azure()?,
             None => Default::default(),
         };
-        let timeout = match settings {
-            Some(s) => s.http_timeout()?.map(Duration::from_secs_f64),
-            None => None,
+        let (timeout, proxy) = match settings {
+            Some(s) => (s.http_timeout()?.map(Duration::from_secs_f64), s.proxy()?),
+            None => (None, None),
         };
         let http = HttpOptions {
             ca_certificates: azure.ca_certificates.clone(),
             timeout,
+            proxy,
         }
         .build()?;
         let cloud = match &azure.resource_manager_url {
             Some(rm) => fetch_cloud(&http, rm).await?,
             None => Cloud::named(azure.cloud.as_deref().unwrap_or("global"))?,
+        };
+        // Secrets held in Key Vault are fetched now, and only those this connection references.
+        resolve_vault_references(&mut values, settings, &azure, &cloud, &http, options).await?;
+
+        let tenant_id = values.plain("tenant_id")?;
+        let client_id = values.plain("client_id")?;
+        let (Some(tenant_id), Some(client_id)) = (tenant_id, client_id) else {
+            let mut missing = Vec::new();
+            if values.plain("tenant_id")?.is_none() {
+                missing.push("tenant_id (TenantId)".to_string());
+            }
+            if values.plain("client_id")?.is_none() {
+                missing.push("client_id (ClientId)".to_string());
+            }
+            return Err(Error::MissingSettings {
+                instance: values.source.clone(),
+                missing,
+            });
         };
         let graph_root = match values.plain("api_root")? {
             Some(r) => {
@@ -446,6 +459,232 @@ impl Connection {
         tracing::info!(tenant = %info.tenant_id, client = %info.client_id, root = %info.graph_root, "connected");
         Ok(Connection { graph, info })
     }
+}
+
+/// Replaces every `KeyVault` reference among `values` with the secret it names, fetched through a Key Vault client
+/// signed in as the settings say (`KeyVault.AuthnType` or `Azure.auth_methods`).
+async fn resolve_vault_references(
+    values: &mut Values,
+    settings: Option<&Settings>,
+    azure: &crate::settings::AzureSettings,
+    cloud: &Cloud,
+    http: &reqwest::Client,
+    options: &ConnectOptions,
+) -> Result<()> {
+    let refs: Vec<(usize, String, String)> = values
+        .map
+        .iter()
+        .enumerate()
+        .filter_map(|(i, (_, path, r))| match r {
+            SecretRef::KeyVault(v) => Some((i, path.clone(), v.clone())),
+            _ => None,
+        })
+        .collect();
+    if refs.is_empty() {
+        return Ok(());
+    }
+    let kv = settings.map(|s| s.keyvault()).transpose()?.flatten().unwrap_or_default();
+    let client = vault_client(values, settings, &kv, azure, cloud, http, options)?;
+    for (i, path, reference) in refs {
+        let target = crate::keyvault::parse_reference(&reference, &msticpy_setting_path(&path), kv.vault_name.as_deref())?;
+        let secret = client.get(&target).await.map_err(|e| match e {
+            Error::Setting { message, .. } => Error::Setting {
+                origin: "Key Vault".into(),
+                setting: format!("{path} (secret {target})"),
+                message,
+            },
+            other => other,
+        })?;
+        values.map[i].2 = SecretRef::Literal(secret);
+    }
+    Ok(())
+}
+
+/// msticpy names secrets after the setting path with dots: `DataProviders.MicrosoftGraph.Args.ClientSecret`.
+fn msticpy_setting_path(path: &str) -> String {
+    path.to_string()
+}
+
+/// Every Key Vault secret the settings reference (all instances), with the setting that names it.
+pub fn vault_references(settings: &Settings) -> Result<Vec<(String, crate::keyvault::VaultSecret)>> {
+    let kv = settings.keyvault()?.unwrap_or_default();
+    let mut instances: Vec<Option<String>> = if settings.has_default_instance() { vec![None] } else { vec![] };
+    instances.extend(settings.instances().into_iter().map(Some));
+    let mut out = Vec::new();
+    for i in instances {
+        for (_, path, r) in settings.provider_args(i.as_deref())?.values {
+            if let SecretRef::KeyVault(v) = r {
+                let target = crate::keyvault::parse_reference(&v, &msticpy_setting_path(&path), kv.vault_name.as_deref())?;
+                if !out.iter().any(|(_, t)| *t == target) {
+                    out.push((path, target));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Re-reads every referenced Key Vault secret into the secret cache (`UseKeyring: true`) and drops cached secrets
+/// the settings no longer reference. Signs in to Key Vault as the instance in `options` would. Returns each
+/// secret's outcome (never its value).
+pub async fn refresh_secrets(settings: &Settings, options: &ConnectOptions) -> Result<Vec<(String, std::result::Result<(), String>)>> {
+    let refs = vault_references(settings)?;
+    let kv = settings.keyvault()?.unwrap_or_default();
+    let cache = crate::keyvault::SecretCache::at(
+        options
+            .secret_cache
+            .clone()
+            .unwrap_or_else(crate::keyvault::SecretCache::default_path),
+    );
+    let azure = settings.azure()?;
+    let http = HttpOptions {
+        ca_certificates: azure.ca_certificates.clone(),
+        timeout: settings.http_timeout()?.map(Duration::from_secs_f64),
+        proxy: settings.proxy()?,
+    }
+    .build()?;
+    let cloud = match &azure.resource_manager_url {
+        Some(rm) => fetch_cloud(&http, rm).await?,
+        None => Cloud::named(azure.cloud.as_deref().unwrap_or("global"))?,
+    };
+    let args = settings.provider_args(options.instance.as_deref()).unwrap_or_default();
+    let values = Values {
+        source: args.section,
+        map: args.values,
+    };
+    let client = vault_client(&values, Some(settings), &kv, &azure, &cloud, &http, options)?;
+    let mut out = Vec::new();
+    for (_, target) in &refs {
+        let r = match client.fetch(target).await {
+            Ok(v) => cache.put(target, &v).map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        out.push((target.to_string(), r));
+    }
+    let kept: Vec<_> = refs.into_iter().map(|(_, t)| t).collect();
+    cache.retain(&kept)?;
+    Ok(out)
+}
+
+/// The Key Vault client for a connection: vault URL template, credential chain, optional secret cache.
+pub(crate) fn vault_client(
+    values: &Values,
+    settings: Option<&Settings>,
+    kv: &crate::keyvault::KeyVaultSettings,
+    azure: &crate::settings::AzureSettings,
+    cloud: &Cloud,
+    http: &reqwest::Client,
+    options: &ConnectOptions,
+) -> Result<crate::keyvault::SecretClient> {
+    use crate::keyvault::{AzureCliCredential, ChainedCredential, SecretCache, SecretClient};
+    let plain_only = |name: &str| -> Option<String> {
+        match values.get(name) {
+            Some((p, r @ (SecretRef::Literal(_) | SecretRef::EnvVar(_)))) => {
+                r.resolve(p).ok().map(|s| s.expose().trim().to_string()).filter(|s| !s.is_empty())
+            }
+            _ => None,
+        }
+    };
+    let tenant = kv.tenant_id.clone().or_else(|| plain_only("tenant_id"));
+    let mut methods = kv.auth_methods.clone();
+    if methods.is_empty() {
+        methods = azure.auth_methods.clone();
+    }
+    if methods.is_empty() {
+        methods = vec!["env".into(), "cli".into(), "clientsecret".into(), "devicecode".into()];
+    }
+    let mut chain: Vec<(String, Arc<dyn TokenCredential>)> = Vec::new();
+    for m in &methods {
+        match m.to_ascii_lowercase().as_str() {
+            "env" | "environment" => {
+                let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+                if let (Some(t), Some(c), Some(sec)) = (var("AZURE_TENANT_ID"), var("AZURE_CLIENT_ID"), var("AZURE_CLIENT_SECRET")) {
+                    chain.push((
+                        "env".into(),
+                        Arc::new(ClientSecretCredential::new(
+                            http.clone(),
+                            &cloud.authority_host,
+                            &t,
+                            &c,
+                            Secret::new(sec),
+                        )?),
+                    ));
+                }
+            }
+            "cli" | "azurecli" => chain.push(("cli".into(), Arc::new(AzureCliCredential))),
+            "clientsecret" | "client_secret" => {
+                if let (Some(t), Some(c), Some(sec)) = (tenant.clone(), plain_only("client_id"), plain_only("client_secret")) {
+                    chain.push((
+                        "clientsecret".into(),
+                        Arc::new(ClientSecretCredential::new(
+                            http.clone(),
+                            &cloud.authority_host,
+                            &t,
+                            &c,
+                            Secret::new(sec),
+                        )?),
+                    ));
+                }
+            }
+            "devicecode" | "device_code" | "interactive" | "browser" => {
+                if let (Some(t), Some(c)) = (tenant.clone(), plain_only("client_id")) {
+                    let auth_type = if m.eq_ignore_ascii_case("interactive") || m.eq_ignore_ascii_case("browser") {
+                        AuthType::Browser
+                    } else {
+                        AuthType::Device
+                    };
+                    let cache = TokenCache::at(options.token_cache.clone().unwrap_or_else(TokenCache::default_path));
+                    let prompt: Arc<dyn SignInPrompt> = options.prompt.clone().unwrap_or_else(|| Arc::new(NoPrompt));
+                    let cred = DelegatedCredential::new(
+                        http.clone(),
+                        &cloud.authority_host,
+                        &t,
+                        &c,
+                        plain_only("username"),
+                        auth_type,
+                        Some(cache),
+                        prompt,
+                    )?;
+                    chain.push((m.to_ascii_lowercase(), Arc::new(cred)));
+                }
+            }
+            "msi" | "managedidentity" => {
+                return Err(Error::Unsupported {
+                    what: "managed-identity sign-in to Key Vault (AuthnType msi)".into(),
+                });
+            }
+            other => {
+                return Err(Error::Setting {
+                    origin: settings.map(|s| s.origin()).unwrap_or_default(),
+                    setting: "KeyVault.AuthnType".into(),
+                    message: format!("unknown sign-in method '{other}' (env, cli, clientsecret, devicecode, interactive)"),
+                });
+            }
+        }
+    }
+    if chain.is_empty() {
+        return Err(Error::Setting {
+            origin: settings.map(|s| s.origin()).unwrap_or_default(),
+            setting: "KeyVault.AuthnType".into(),
+            message: format!(
+                "no usable way to sign in to Key Vault among: {} (env needs AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET; clientsecret needs a plain or environment ClientSecret)",
+                methods.join(", ")
+            ),
+        });
+    }
+    let template = azure
+        .keyvault_url
+        .clone()
+        .unwrap_or_else(|| format!("https://{{vault}}.{}/", cloud.keyvault_dns));
+    let cache = kv
+        .use_keyring
+        .then(|| SecretCache::at(options.secret_cache.clone().unwrap_or_else(SecretCache::default_path)));
+    Ok(SecretClient::new(
+        http.clone(),
+        &template,
+        Arc::new(ChainedCredential::new(chain)),
+        cache,
+    ))
 }
 
 /// Reads a custom cloud's endpoints from its Resource Manager metadata document.

@@ -12,6 +12,8 @@ pub struct HttpOptions {
     pub ca_certificates: Vec<PathBuf>,
     /// Whole-request timeout; default 60 s.
     pub timeout: Option<Duration>,
+    /// An HTTPS proxy for every request.
+    pub proxy: Option<crate::settings::ProxySettings>,
 }
 
 impl HttpOptions {
@@ -49,6 +51,18 @@ impl HttpOptions {
             .https_only(true);
         if !certs.is_empty() {
             b = b.tls_certs_merge(certs);
+        }
+        if let Some(p) = &self.proxy {
+            let err = |m: String| Error::Setting {
+                origin: "settings".into(),
+                setting: "msticpy.Proxies.https".into(),
+                message: m,
+            };
+            let mut proxy = reqwest::Proxy::https(&p.url).map_err(|e| err(format!("'{}' is not a usable proxy: {e}", p.url)))?;
+            if let Some(u) = &p.username {
+                proxy = proxy.basic_auth(u, p.password.as_ref().map(|s| s.expose()).unwrap_or(""));
+            }
+            b = b.proxy(proxy);
         }
         b.build().map_err(|e| Error::Setting {
             origin: "settings".into(),

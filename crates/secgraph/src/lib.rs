@@ -19,6 +19,8 @@ pub mod delegated;
 pub mod error;
 pub mod graph;
 pub mod http;
+pub mod keyvault;
+pub mod private_file;
 pub mod provider;
 pub mod query;
 pub mod secret;

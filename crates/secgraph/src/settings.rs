@@ -169,6 +169,18 @@ pub struct AzureSettings {
     pub resource_manager_url: Option<String>,
     /// Extra CA certificates (PEM files) to trust, resolved against the settings file's folder.
     pub ca_certificates: Vec<PathBuf>,
+    /// Vault URL template with `{vault}` (a private endpoint); default `https://{vault}.<cloud's Key Vault DNS>/`.
+    pub keyvault_url: Option<String>,
+    /// `auth_methods`: how to sign in to Key Vault when the KeyVault section does not say.
+    pub auth_methods: Vec<String>,
+}
+
+/// An HTTPS proxy (`msticpy.Proxies.https`).
+#[derive(Debug, Clone)]
+pub struct ProxySettings {
+    pub url: String,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
 }
 
 impl Settings {
@@ -444,11 +456,101 @@ impl Settings {
                 });
             }
         };
+        let keyvault_url = string("keyvault_url")?;
+        if let Some(u) = &keyvault_url
+            && (!u.contains("{vault}") || url::Url::parse(&u.replace("{vault}", "v")).is_err())
+        {
+            return Err(Error::Setting {
+                origin: self.origin(),
+                setting: "Azure.keyvault_url".into(),
+                message: format!("'{u}' is not a URL template with {{vault}}"),
+            });
+        }
+        let auth_methods = string_list(az.get("auth_methods")).map_err(|m| Error::Setting {
+            origin: self.origin(),
+            setting: "Azure.auth_methods".into(),
+            message: m,
+        })?;
         Ok(AzureSettings {
             cloud,
             resource_manager_url,
             ca_certificates,
+            keyvault_url,
+            auth_methods,
         })
+    }
+
+    /// The `KeyVault` section, if present.
+    pub fn keyvault(&self) -> Result<Option<crate::keyvault::KeyVaultSettings>> {
+        let Some(kv) = self.section(&["KeyVault"])? else { return Ok(None) };
+        let err = |k: &str, m: String| Error::Setting {
+            origin: self.origin(),
+            setting: format!("KeyVault.{k}"),
+            message: m,
+        };
+        let text = |k: &str| -> Result<Option<String>> {
+            match kv.get(k) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s.trim().to_string())),
+                Some(other) => Err(err(k, format!("expected text, found {}", kind(other)))),
+            }
+        };
+        let use_keyring = match kv.get("UseKeyring") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(Value::String(s)) if matches!(s.to_ascii_lowercase().as_str(), "true" | "yes") => true,
+            Some(Value::String(s)) if matches!(s.to_ascii_lowercase().as_str(), "false" | "no") => false,
+            Some(other) => return Err(err("UseKeyring", format!("expected true or false, found {}", kind(other)))),
+        };
+        let auth_methods = string_list(kv.get("AuthnType")).map_err(|m| err("AuthnType", m))?;
+        Ok(Some(crate::keyvault::KeyVaultSettings {
+            vault_name: text("VaultName")?,
+            tenant_id: text("TenantId")?,
+            auth_methods,
+            use_keyring,
+        }))
+    }
+
+    /// `msticpy.Proxies.https` (or `Proxies.https` at the top level): URL, user name and password (a secret
+    /// reference: literal or environment variable).
+    pub fn proxy(&self) -> Result<Option<ProxySettings>> {
+        let section = match self.section(&["msticpy", "Proxies", "https"])? {
+            Some(s) => Some(("msticpy.Proxies.https", s)),
+            None => self.section(&["Proxies", "https"])?.map(|s| ("Proxies.https", s)),
+        };
+        let Some((path, p)) = section else { return Ok(None) };
+        let err = |k: &str, m: String| Error::Setting {
+            origin: self.origin(),
+            setting: format!("{path}.{k}"),
+            message: m,
+        };
+        let url = match p.get("Url").or_else(|| p.get("url")) {
+            Some(Value::String(u)) if !u.trim().is_empty() => u.trim().to_string(),
+            _ => return Err(err("Url", "a proxy needs a Url, e.g. http://proxy.example:8080".into())),
+        };
+        let parsed = url::Url::parse(&url).map_err(|e| err("Url", format!("'{url}' is not a URL: {e}")))?;
+        if !matches!(parsed.scheme(), "http" | "https" | "socks5") || parsed.host_str().is_none() {
+            return Err(err("Url", format!("'{url}' is not an http(s) proxy URL with a host")));
+        }
+        let username = match p.get("UserName") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(u)) => Some(u.clone()),
+            Some(other) => return Err(err("UserName", format!("expected text, found {}", kind(other)))),
+        };
+        let password = match p.get("Password").map(secret_ref) {
+            None => None,
+            Some(Err(m)) => return Err(err("Password", m)),
+            Some(Ok(None)) => None,
+            Some(Ok(Some(SecretRef::KeyVault(_)))) => {
+                return Err(err(
+                    "Password",
+                    "a proxy password cannot come from Key Vault (the vault is reached through the proxy); use EnvironmentVar".into(),
+                ));
+            }
+            Some(Ok(Some(r))) => Some(r.resolve(&format!("{path}.Password"))?),
+        };
+        Ok(Some(ProxySettings { url, username, password }))
     }
 
     /// Folders of extra query files: `QueryDefinitions.Custom` (top level or under `msticpy`), a path or a list,
@@ -527,6 +629,28 @@ impl Settings {
             }
             Some(other) => Err(bad(other)),
         }
+    }
+}
+
+/// A list of names, or one name, or a comma-separated string.
+fn string_list(v: Option<&Value>) -> std::result::Result<Vec<String>, String> {
+    match v {
+        None | Some(Value::Null) => Ok(vec![]),
+        Some(Value::String(s)) => Ok(s
+            .split([',', ' '])
+            .map(str::trim)
+            .filter(|x| !x.is_empty())
+            .map(str::to_string)
+            .collect()),
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|x| {
+                x.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| format!("expected names, found {}", kind(x)))
+            })
+            .collect(),
+        Some(other) => Err(format!("expected a name or a list of names, found {}", kind(other))),
     }
 }
 

@@ -4,14 +4,12 @@
 //! machines rarely have one; see docs.)
 
 use crate::credential::AccessToken;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::secret::Secret;
 use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 /// Identifies one signed-in account of one app in one tenant of one cloud.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,14 +65,6 @@ pub(crate) struct Cached {
     pub issued: DateTime<Utc>,
 }
 
-fn io_err(path: &Path, what: &str, e: std::io::Error) -> Error {
-    Error::Setting {
-        origin: "token cache".into(),
-        setting: path.display().to_string(),
-        message: format!("cannot {what}: {e}"),
-    }
-}
-
 impl TokenCache {
     /// The cache at `path`.
     pub fn at(path: impl Into<PathBuf>) -> TokenCache {
@@ -83,12 +73,7 @@ impl TokenCache {
 
     /// `$XDG_CACHE_HOME/secgraph/token_cache.json`, else `~/.cache/secgraph/token_cache.json`.
     pub fn default_path() -> PathBuf {
-        let base = std::env::var_os("XDG_CACHE_HOME")
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-            .unwrap_or_else(std::env::temp_dir);
-        base.join("secgraph").join("token_cache.json")
+        crate::private_file::cache_dir().join("token_cache.json")
     }
 
     pub fn path(&self) -> &Path {
@@ -96,74 +81,14 @@ impl TokenCache {
     }
 
     fn read(&self) -> CacheFile {
-        match std::fs::read(&self.path) {
-            Ok(b) => serde_json::from_slice(&b).unwrap_or_else(|_| {
-                tracing::warn!(path = %self.path.display(), "token cache unreadable; starting afresh");
-                CacheFile::default()
-            }),
-            Err(_) => CacheFile::default(),
-        }
+        crate::private_file::read(&self.path)
     }
 
-    fn dir(&self) -> Result<PathBuf> {
-        let dir = self.path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
-        std::fs::create_dir_all(&dir).map_err(|e| io_err(&dir, "create the folder", e))?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
-                .map_err(|e| io_err(&dir, "restrict the folder to its owner", e))?;
-        }
-        Ok(dir)
-    }
-
-    /// Runs `f` on the file's contents under the lock and writes the result atomically.
     fn update<T>(&self, f: impl FnOnce(&mut CacheFile) -> T) -> Result<T> {
-        let dir = self.dir()?;
-        let lock = self.path.with_extension("lock");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            match std::fs::OpenOptions::new().write(true).create_new(true).open(&lock) {
-                Ok(_) => break,
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    // A lock older than 30 s belongs to a process that died.
-                    let stale = std::fs::metadata(&lock)
-                        .and_then(|m| m.modified())
-                        .ok()
-                        .and_then(|t| t.elapsed().ok())
-                        .is_some_and(|age| age > Duration::from_secs(30));
-                    if stale {
-                        let _ = std::fs::remove_file(&lock);
-                    } else if Instant::now() > deadline {
-                        return Err(io_err(&lock, "take the cache lock (another secgraph holds it)", e));
-                    }
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                Err(e) => return Err(io_err(&lock, "create the lock file", e)),
-            }
-        }
-        let result = (|| {
-            let mut file = self.read();
+        crate::private_file::update(&self.path, |file: &mut CacheFile| {
             file.version = 1;
-            let out = f(&mut file);
-            let bytes = serde_json::to_vec_pretty(&file).map_err(|e| Error::Output(e.to_string()))?;
-            let tmp = dir.join(format!(".token_cache.{}.tmp", uuid::Uuid::new_v4().simple()));
-            let mut opts = std::fs::OpenOptions::new();
-            opts.write(true).create_new(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt;
-                opts.mode(0o600);
-            }
-            let mut fh = opts.open(&tmp).map_err(|e| io_err(&tmp, "create", e))?;
-            fh.write_all(&bytes)
-                .and_then(|_| fh.sync_all())
-                .map_err(|e| io_err(&tmp, "write", e))?;
-            std::fs::rename(&tmp, &self.path).map_err(|e| io_err(&self.path, "replace", e))?;
-            Ok(out)
-        })();
-        let _ = std::fs::remove_file(&lock);
-        result
+            f(file)
+        })
     }
 
     /// A cached access token for exactly this scope set.

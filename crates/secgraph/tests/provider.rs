@@ -197,7 +197,10 @@ async fn missing_settings_are_named() {
         .await
         .unwrap_err()
         .to_string();
-    assert!(e.contains("KeyVault") && e.contains("not supported yet"), "{e}");
+    assert!(
+        e.contains("KeyVault") && e.contains("needs a vault") && e.contains("ClientSecret"),
+        "{e}"
+    );
     drop(fx);
 }
 
@@ -296,7 +299,7 @@ async fn expired_token_gets_401_invalid_authentication_token() {
     let expired = fx.emu.mint_app_token(DEMO_TENANT_ID, DEMO_CLIENT_ID, -120).unwrap();
     let http = secgraph::http::HttpOptions {
         ca_certificates: vec![fx.emu.ca_path().to_path_buf()],
-        timeout: None,
+        ..Default::default()
     }
     .build()
     .unwrap();
