@@ -89,6 +89,26 @@ enum AuthTypeArg {
 }
 
 #[derive(Subcommand, Debug)]
+enum ConfigCmd {
+    /// The file used (and why), each instance, how it signs in, and where each value comes from — never a value.
+    Check {
+        /// Also fetch Key Vault secrets to show whether they resolve (signs in to Key Vault).
+        #[arg(long)]
+        resolve: bool,
+    },
+    /// The named instances (DataProviders.MicrosoftGraph-<name>).
+    Instances,
+}
+
+#[derive(Subcommand, Debug)]
+enum SecretsCmd {
+    /// Re-read every referenced secret from its vault into the cache; drop cached secrets no longer referenced.
+    Refresh,
+    /// Delete the secret cache.
+    Clear,
+}
+
+#[derive(Subcommand, Debug)]
 enum QueriesCmd {
     /// Description, parameters (types, defaults, aliases) and the request rendered with example values.
     Show { name: String },
@@ -125,6 +145,16 @@ enum UpdateCmd {
 enum Command {
     /// Sign in and report the tenant, app, account, cloud and granted roles or scopes (never the token).
     Connect,
+    /// Inspect the settings: which file is used and why, the instances, and where each secret comes from.
+    Config {
+        #[command(subcommand)]
+        action: ConfigCmd,
+    },
+    /// The Key Vault secret cache (KeyVault.UseKeyring: true).
+    Secrets {
+        #[command(subcommand)]
+        action: SecretsCmd,
+    },
     /// Forget cached user sign-ins: the configured account, or every account with --all.
     Logout {
         #[arg(long)]
@@ -414,6 +444,45 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::Logout { all } = &cli.command {
         return logout(settings.as_ref(), &options, *all);
     }
+    match &cli.command {
+        Command::Config { action } => return config_command(settings.as_ref(), &options, action, &cli).await,
+        Command::Secrets { action } => {
+            let s = settings
+                .as_ref()
+                .ok_or_else(|| UsageError("no settings file: the secret cache follows the settings' KeyVault references".into()))?;
+            let cache = secgraph::keyvault::SecretCache::at(
+                options
+                    .secret_cache
+                    .clone()
+                    .unwrap_or_else(secgraph::keyvault::SecretCache::default_path),
+            );
+            match action {
+                SecretsCmd::Clear => {
+                    let had = cache.clear()?;
+                    println!("{} {}", if had { "removed" } else { "no secret cache at" }, cache.path().display());
+                }
+                SecretsCmd::Refresh => {
+                    let report = secgraph::connect::refresh_secrets(s, &options).await?;
+                    let mut failed = 0;
+                    for (name, r) in &report {
+                        match r {
+                            Ok(()) => println!("refreshed {name}"),
+                            Err(e) => {
+                                failed += 1;
+                                println!("FAILED    {name}: {e}");
+                            }
+                        }
+                    }
+                    println!("{} secret(s) cached in {}", report.len() - failed, cache.path().display());
+                    if failed > 0 {
+                        return Err(UsageError(format!("{failed} secret(s) could not be read")).into());
+                    }
+                }
+            }
+            return Ok(());
+        }
+        _ => {}
+    }
     if settings.is_none() && options.connection_string.is_none() && (options.tenant_id.is_none() || options.client_id.is_none()) {
         let searched = Settings::searched(&SearchPaths::from_env(cli.config.clone()));
         return Err(secgraph::Error::ConfigNotFound { searched }.into());
@@ -467,7 +536,111 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let item = provider.update(target, id, &update).await?;
             output::print_item(&item, out)?;
         }
-        Command::Emulator { .. } | Command::Queries { .. } | Command::Logout { .. } => {}
+        Command::Emulator { .. } | Command::Queries { .. } | Command::Logout { .. } | Command::Config { .. } | Command::Secrets { .. } => {}
+    }
+    Ok(())
+}
+
+async fn config_command(settings: Option<&Settings>, options: &ConnectOptions, action: &ConfigCmd, cli: &Cli) -> anyhow::Result<()> {
+    let Some(s) = settings else {
+        let searched = Settings::searched(&SearchPaths::from_env(cli.config.clone()));
+        return Err(secgraph::Error::ConfigNotFound { searched }.into());
+    };
+    match action {
+        ConfigCmd::Instances => {
+            if s.has_default_instance() {
+                println!("(default)  MicrosoftGraph");
+            }
+            for i in s.instances() {
+                println!("{i:<10} MicrosoftGraph-{i}");
+            }
+        }
+        ConfigCmd::Check { resolve } => {
+            println!("settings: {} ({})", s.origin(), s.source());
+            let azure = s.azure()?;
+            let cloud = match (&azure.resource_manager_url, &azure.cloud) {
+                (Some(rm), _) => format!("custom, from {rm}"),
+                (None, c) => c.clone().unwrap_or_else(|| "global".into()),
+            };
+            println!("cloud:    {cloud}");
+            if !azure.ca_certificates.is_empty() {
+                println!(
+                    "extra CA: {}",
+                    azure
+                        .ca_certificates
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+            let kv = s.keyvault()?;
+            if let Some(kv) = &kv {
+                println!(
+                    "Key Vault: vault {}, sign-in {}, cache {}",
+                    kv.vault_name.as_deref().unwrap_or("(none)"),
+                    if kv.auth_methods.is_empty() {
+                        "default chain".into()
+                    } else {
+                        kv.auth_methods.join(", ")
+                    },
+                    if kv.use_keyring { "on" } else { "off" }
+                );
+            }
+            if let Some(p) = s.proxy()? {
+                println!(
+                    "proxy:    {} {}",
+                    p.url,
+                    if p.username.is_some() { "(with credentials)" } else { "" }
+                );
+            }
+            let mut names: Vec<Option<String>> = if s.has_default_instance() { vec![None] } else { vec![] };
+            names.extend(s.instances().into_iter().map(Some));
+            let refs = secgraph::connect::vault_references(s).unwrap_or_default();
+            for name in names {
+                let args = s.provider_args(name.as_deref())?;
+                let auth = if args.get("username").is_some() {
+                    "delegated user"
+                } else if args.get("certificate").is_some() {
+                    "client certificate"
+                } else if args.get("client_secret").is_some() {
+                    "client secret"
+                } else {
+                    "(incomplete: no ClientSecret, Certificate or UserName)"
+                };
+                println!();
+                println!("{}  — signs in with {auth}", args.section);
+                for (key, path, r) in &args.values {
+                    let state = match r {
+                        secgraph::settings::SecretRef::Literal(_) => "ok".to_string(),
+                        secgraph::settings::SecretRef::EnvVar(v) => match std::env::var(v) {
+                            Ok(x) if !x.is_empty() => "ok (set)".into(),
+                            _ => "NOT SET".into(),
+                        },
+                        secgraph::settings::SecretRef::KeyVault(_) => {
+                            let target = refs
+                                .iter()
+                                .find(|(p, _)| p == path)
+                                .map(|(_, t)| t.to_string())
+                                .unwrap_or_else(|| "?".into());
+                            if *resolve {
+                                let one = ConnectOptions {
+                                    instance: name.clone(),
+                                    ..options.clone()
+                                };
+                                match secgraph::connect::resolve_one(s, &one, path).await {
+                                    Ok(()) => format!("{target}: resolves"),
+                                    Err(e) => format!("{target}: FAILS: {e}"),
+                                }
+                            } else {
+                                format!("{target} (use --resolve to check)")
+                            }
+                        }
+                    };
+                    println!("  {key:<18} {:<38} {state}", r.describe());
+                }
+            }
+        }
     }
     Ok(())
 }

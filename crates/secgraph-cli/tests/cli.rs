@@ -359,3 +359,107 @@ fn updates_hunting_and_query_details() {
     let out = secgraph(&cfg, &["queries", "hunting"]);
     assert!(text(&out.stdout).contains("Hunting.process_by_name"));
 }
+
+/// Settings whose instances take the demo secret in every form: literal, environment variable, and Key Vault.
+fn secret_forms_config(emulator_config: &Path) -> String {
+    let base = std::fs::read_to_string(emulator_config).unwrap();
+    let azure = &base[base.find("Azure:").unwrap()..base.find("KeyVault:").unwrap()];
+    let ids = "      TenantId: 8f3b9a52-6c1d-4e2f-9a7b-0c5d3e1f2a4b\n      ClientId: 5d2f1c3b-8a7e-4b6d-9c0f-1e2a3b4c5d6e\n";
+    let mut y = format!(
+        "{azure}KeyVault:\n  VaultName: demo-vault\n  TenantId: 8f3b9a52-6c1d-4e2f-9a7b-0c5d3e1f2a4b\n  AuthnType: devicecode\n  UseKeyring: true\nDataProviders:\n"
+    );
+    for (name, secret) in [
+        ("MicrosoftGraph", format!("'{DEMO_SECRET}'")),
+        ("MicrosoftGraph-Env", "{EnvironmentVar: SECGRAPH_TEST_GRAPH_SECRET}".into()),
+        ("MicrosoftGraph-KvDefault", "{KeyVault: graph-client-secret}".into()),
+        ("MicrosoftGraph-KvPath", "{KeyVault: demo-vault/graph-client-secret}".into()),
+    ] {
+        y.push_str(&format!("  {name}:\n    Args:\n{ids}      ClientSecret: {secret}\n"));
+    }
+    y
+}
+
+#[test]
+fn no_secret_reaches_any_output_at_trace_level() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_emu, cfg) = emulator(
+        dir.path(),
+        &["--alerts", "10", "--auto-approve", "analyst@contoso-demo.onmicrosoft.com"],
+    );
+    let settings = dir.path().join("forms.yaml");
+    std::fs::write(&settings, secret_forms_config(&cfg)).unwrap();
+    let cache_home = dir.path().join("cache-home");
+    let log = dir.path().join("run.log");
+    let mut all = String::new();
+    let runs: Vec<Vec<&str>> = vec![
+        vec!["connect"],
+        vec!["--instance", "Env", "connect"],
+        vec!["--instance", "KvDefault", "connect"],
+        vec!["--instance", "KvPath", "query", "Alerts.list", "-o", "json", "--start", "-31d"],
+        vec!["--instance", "KvDefault", "exec", "/security/incidents?$top=3", "-o", "csv"],
+        vec!["config", "check", "--resolve"],
+        vec!["config", "instances"],
+        vec!["--instance", "KvDefault", "secrets", "refresh"],
+        vec!["queries"],
+        vec!["alert", "update", "x", "--status", "resolved", "--dry-run"],
+        vec![
+            "--instance",
+            "Env",
+            "query",
+            "Hunting.run",
+            "-p",
+            "query=AlertInfo | take 1",
+            "-o",
+            "jsonl",
+        ],
+        vec!["secrets", "clear"],
+        vec!["logout", "--all"],
+    ];
+    for args in runs {
+        let out = Command::new(BIN)
+            .arg("-vvv")
+            .args(&args)
+            .env("MSTICPYCONFIG", &settings)
+            .env("SECGRAPH_TEST_GRAPH_SECRET", DEMO_SECRET)
+            .env("XDG_CACHE_HOME", &cache_home)
+            .env_remove("SECGRAPH_CLIENT_SECRET")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        let both = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        std::fs::write(&log, &both).unwrap();
+        all.push_str(&std::fs::read_to_string(&log).unwrap());
+        if args == ["config", "check", "--resolve"] {
+            let s = text(&out.stdout);
+            assert!(
+                s.contains("environment variable SECGRAPH_TEST_GRAPH_SECRET") && s.contains("demo-vault/graph-client-secret: resolves"),
+                "{s}"
+            );
+            assert!(s.contains("literal value in the file"), "{s}");
+        }
+    }
+    assert!(!all.contains(DEMO_SECRET), "the client secret was printed");
+    assert!(!all.contains("eyJ"), "a token was printed");
+    // Nor anything from the token cache (access and refresh tokens) or the secret cache.
+    for f in walk(&cache_home) {
+        let body = std::fs::read_to_string(&f).unwrap_or_default();
+        for tok in body.split('"').filter(|t| t.len() > 30) {
+            assert!(!all.contains(tok), "a cached value from {} was printed", f.display());
+        }
+    }
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}

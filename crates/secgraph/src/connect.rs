@@ -524,6 +524,37 @@ pub fn vault_references(settings: &Settings) -> Result<Vec<(String, crate::keyva
     Ok(out)
 }
 
+/// Fetches the one Key Vault secret named at `setting` (for `config check --resolve`); the value is dropped.
+pub async fn resolve_one(settings: &Settings, options: &ConnectOptions, setting: &str) -> Result<()> {
+    let refs = vault_references(settings)?;
+    let Some((_, target)) = refs.iter().find(|(p, _)| p == setting) else {
+        return Err(Error::Setting {
+            origin: settings.origin(),
+            setting: setting.into(),
+            message: "not a Key Vault reference".into(),
+        });
+    };
+    let kv = settings.keyvault()?.unwrap_or_default();
+    let azure = settings.azure()?;
+    let http = HttpOptions {
+        ca_certificates: azure.ca_certificates.clone(),
+        timeout: settings.http_timeout()?.map(Duration::from_secs_f64),
+        proxy: settings.proxy()?,
+    }
+    .build()?;
+    let cloud = match &azure.resource_manager_url {
+        Some(rm) => fetch_cloud(&http, rm).await?,
+        None => Cloud::named(azure.cloud.as_deref().unwrap_or("global"))?,
+    };
+    let args = settings.provider_args(options.instance.as_deref())?;
+    let values = Values {
+        source: args.section,
+        map: args.values,
+    };
+    let client = vault_client(&values, Some(settings), &kv, &azure, &cloud, &http, options)?;
+    client.fetch(target).await.map(drop)
+}
+
 /// Re-reads every referenced Key Vault secret into the secret cache (`UseKeyring: true`) and drops cached secrets
 /// the settings no longer reference. Signs in to Key Vault as the instance in `options` would. Returns each
 /// secret's outcome (never its value).
