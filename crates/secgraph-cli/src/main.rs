@@ -528,6 +528,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 text: path.clone(),
                 timespan: None,
                 max_rows: None,
+                match_evidence: None,
             };
             output::run_to_output(&provider, &q, out, &[]).await?;
         }

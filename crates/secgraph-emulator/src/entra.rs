@@ -313,28 +313,7 @@ fn access_token(
     let lifetime = st.token_lifetime_secs();
     let uti: String = rid.0.replace('-', "").chars().take(22).collect();
     let claims = match user {
-        None => AccessClaims {
-            aud: resource.to_string(),
-            iss: format!("https://sts.windows.net/{}/", t.id),
-            iat: issued,
-            nbf: issued,
-            exp: issued + lifetime,
-            app_displayname: app.display_name.clone(),
-            appid: app.client_id.clone(),
-            appidacr: "1".into(),
-            idp: format!("https://sts.windows.net/{}/", t.id),
-            idtyp: "app".into(),
-            oid: app.object_id.clone(),
-            roles: app.roles.clone(),
-            sub: app.object_id.clone(),
-            tid: t.id.clone(),
-            uti,
-            ver: "1.0".into(),
-            scp: None,
-            upn: None,
-            unique_name: None,
-            name: None,
-        },
+        None => AccessClaims::app(t, app, resource, issued, issued + lifetime, uti),
         Some((u, perms)) => AccessClaims {
             aud: resource.to_string(),
             iss: format!("https://sts.windows.net/{}/", t.id),

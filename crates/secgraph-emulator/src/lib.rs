@@ -294,28 +294,8 @@ impl Emulator {
         let t = self.state.directory.tenant(tenant)?;
         let app = t.app(client_id)?;
         let now = chrono::Utc::now().timestamp();
-        let claims = tokens::AccessClaims {
-            aud: self.base_url.clone(),
-            iss: format!("https://sts.windows.net/{}/", t.id),
-            iat: now.min(now + lifetime_secs) - 60,
-            nbf: now.min(now + lifetime_secs) - 60,
-            exp: now + lifetime_secs,
-            app_displayname: app.display_name.clone(),
-            appid: app.client_id.clone(),
-            appidacr: "1".into(),
-            idp: format!("https://sts.windows.net/{}/", t.id),
-            idtyp: "app".into(),
-            oid: app.object_id.clone(),
-            roles: app.roles.clone(),
-            sub: app.object_id.clone(),
-            tid: t.id.clone(),
-            uti: "minted".into(),
-            ver: "1.0".into(),
-            scp: None,
-            upn: None,
-            unique_name: None,
-            name: None,
-        };
+        let issued = now.min(now + lifetime_secs) - 60;
+        let claims = tokens::AccessClaims::app(t, app, &self.base_url, issued, now + lifetime_secs, "minted".into());
         self.state.issuer.sign(&claims).ok()
     }
 

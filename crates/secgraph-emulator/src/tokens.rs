@@ -37,6 +37,34 @@ pub struct AccessClaims {
     pub name: Option<String>,
 }
 
+impl AccessClaims {
+    /// Claims of an app-only token for `app` in tenant `t`, valid from `issued` until `exp`.
+    pub fn app(t: &crate::directory::Tenant, app: &crate::directory::App, aud: &str, issued: i64, exp: i64, uti: String) -> AccessClaims {
+        AccessClaims {
+            aud: aud.to_string(),
+            iss: format!("https://sts.windows.net/{}/", t.id),
+            iat: issued,
+            nbf: issued,
+            exp,
+            app_displayname: app.display_name.clone(),
+            appid: app.client_id.clone(),
+            appidacr: "1".into(),
+            idp: format!("https://sts.windows.net/{}/", t.id),
+            idtyp: "app".into(),
+            oid: app.object_id.clone(),
+            roles: app.roles.clone(),
+            sub: app.object_id.clone(),
+            tid: t.id.clone(),
+            uti,
+            ver: "1.0".into(),
+            scp: None,
+            upn: None,
+            unique_name: None,
+            name: None,
+        }
+    }
+}
+
 /// Why a presented token was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TokenRejection {

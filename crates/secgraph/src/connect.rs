@@ -272,24 +272,7 @@ impl Connection {
             });
         }
 
-        let azure = match settings {
-            Some(s) => s.azure()?,
-            None => Default::default(),
-        };
-        let (timeout, proxy) = match settings {
-            Some(s) => (s.http_timeout()?.map(Duration::from_secs_f64), s.proxy()?),
-            None => (None, None),
-        };
-        let http = HttpOptions {
-            ca_certificates: azure.ca_certificates.clone(),
-            timeout,
-            proxy,
-        }
-        .build()?;
-        let cloud = match &azure.resource_manager_url {
-            Some(rm) => fetch_cloud(&http, rm).await?,
-            None => Cloud::named(azure.cloud.as_deref().unwrap_or("global"))?,
-        };
+        let (azure, http, cloud) = environment(settings).await?;
         // Secrets held in Key Vault are fetched now, and only those this connection references.
         resolve_vault_references(&mut values, settings, &azure, &cloud, &http, options).await?;
 
@@ -535,17 +518,7 @@ pub async fn resolve_one(settings: &Settings, options: &ConnectOptions, setting:
         });
     };
     let kv = settings.keyvault()?.unwrap_or_default();
-    let azure = settings.azure()?;
-    let http = HttpOptions {
-        ca_certificates: azure.ca_certificates.clone(),
-        timeout: settings.http_timeout()?.map(Duration::from_secs_f64),
-        proxy: settings.proxy()?,
-    }
-    .build()?;
-    let cloud = match &azure.resource_manager_url {
-        Some(rm) => fetch_cloud(&http, rm).await?,
-        None => Cloud::named(azure.cloud.as_deref().unwrap_or("global"))?,
-    };
+    let (azure, http, cloud) = environment(Some(settings)).await?;
     let args = settings.provider_args(options.instance.as_deref())?;
     let values = Values {
         source: args.section,
@@ -567,17 +540,7 @@ pub async fn refresh_secrets(settings: &Settings, options: &ConnectOptions) -> R
             .clone()
             .unwrap_or_else(crate::keyvault::SecretCache::default_path),
     );
-    let azure = settings.azure()?;
-    let http = HttpOptions {
-        ca_certificates: azure.ca_certificates.clone(),
-        timeout: settings.http_timeout()?.map(Duration::from_secs_f64),
-        proxy: settings.proxy()?,
-    }
-    .build()?;
-    let cloud = match &azure.resource_manager_url {
-        Some(rm) => fetch_cloud(&http, rm).await?,
-        None => Cloud::named(azure.cloud.as_deref().unwrap_or("global"))?,
-    };
+    let (azure, http, cloud) = environment(Some(settings)).await?;
     let args = settings.provider_args(options.instance.as_deref()).unwrap_or_default();
     let values = Values {
         source: args.section,
@@ -716,6 +679,26 @@ pub(crate) fn vault_client(
         Arc::new(ChainedCredential::new(chain)),
         cache,
     ))
+}
+
+/// What every connection needs from the settings before signing in: the `Azure` section, the HTTP client (CAs,
+/// timeout, proxy) and the cloud's endpoints (fetched for a custom cloud).
+async fn environment(settings: Option<&Settings>) -> Result<(crate::settings::AzureSettings, reqwest::Client, Cloud)> {
+    let (azure, timeout, proxy) = match settings {
+        Some(s) => (s.azure()?, s.http_timeout()?.map(Duration::from_secs_f64), s.proxy()?),
+        None => Default::default(),
+    };
+    let http = HttpOptions {
+        ca_certificates: azure.ca_certificates.clone(),
+        timeout,
+        proxy,
+    }
+    .build()?;
+    let cloud = match &azure.resource_manager_url {
+        Some(rm) => fetch_cloud(&http, rm).await?,
+        None => Cloud::named(azure.cloud.as_deref().unwrap_or("global"))?,
+    };
+    Ok((azure, http, cloud))
 }
 
 /// Reads a custom cloud's endpoints from its Resource Manager metadata document.

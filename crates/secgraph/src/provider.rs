@@ -67,7 +67,19 @@ impl QueryProvider {
         match q.language {
             Language::OData => {
                 let url = self.connection.graph.url_for(&q.text)?;
-                self.connection.graph.page_through_limited(url, q.max_rows, sink).await
+                match &q.match_evidence {
+                    None => self.connection.graph.page_through_limited(url, q.max_rows, sink).await,
+                    Some(value) => {
+                        let mut filtered = EvidenceFilter {
+                            value,
+                            inner: sink,
+                            kept: 0,
+                        };
+                        let mut summary = self.connection.graph.page_through_limited(url, q.max_rows, &mut filtered).await?;
+                        summary.rows = filtered.kept;
+                        Ok(summary)
+                    }
+                }
             }
             Language::Kql => self.connection.graph.hunt(&q.text, q.timespan.as_deref(), sink).await,
         }
@@ -128,4 +140,25 @@ pub fn describe_plan(target: Target, id: &str, update: &Update) -> Result<Vec<St
         out.push(format!("POST {}/comments {c}", target.path(id)));
     }
     Ok(out)
+}
+
+/// Passes on only the rows whose alerts' evidence names a value.
+struct EvidenceFilter<'a> {
+    value: &'a str,
+    inner: &'a mut dyn RowSink,
+    kept: usize,
+}
+
+impl RowSink for EvidenceFilter<'_> {
+    fn page(&mut self, rows: Vec<Value>) -> Result<()> {
+        let keep: Vec<Value> = rows
+            .into_iter()
+            .filter(|r| crate::query::template::evidence_names(r, self.value))
+            .collect();
+        self.kept += keep.len();
+        self.inner.page(keep)
+    }
+    fn finish(&mut self) -> Result<()> {
+        self.inner.finish()
+    }
 }

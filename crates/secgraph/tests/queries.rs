@@ -208,6 +208,24 @@ async fn alerts_incidents_and_scores_return_the_seeded_rows() {
         .collect();
     assert_eq!(got_alerts, ids_where(a, |x| x["incidentId"] == inc));
 
+    // Incidents naming an entity: filtered on the client over the incidents of the range, with their alerts.
+    let host = a
+        .iter()
+        .flat_map(|x| x["evidence"].as_array().unwrap())
+        .find_map(|e| e["hostName"].as_str())
+        .unwrap()
+        .to_string();
+    let want: BTreeSet<String> = i
+        .iter()
+        .filter(|inc| {
+            a.iter()
+                .any(|x| x["incidentId"] == inc["id"] && evidence(x, |e| e["hostName"] == host.as_str()))
+        })
+        .map(|inc| inc["id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(!want.is_empty());
+    assert_eq!(f.ids("Incidents.list_for_entity", &[("host_name", &host)], "id").await, want);
+
     let latest = f.rows("SecureScore.latest", &[]).await;
     assert_eq!(latest, vec![ds.secure_scores[0].clone()]);
     assert_eq!(f.rows("SecureScore.history", &[("days", "5")]).await.len(), 5);

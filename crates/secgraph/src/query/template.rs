@@ -109,6 +109,8 @@ pub struct QueryTemplate {
     pub table_columns: Vec<String>,
     /// `metadata.max_rows`: a number, or the name of the parameter that gives it; paging stops there.
     pub max_rows: Option<String>,
+    /// `metadata.match_evidence`: a parameter whose value must appear in a row's alerts' evidence (client-side filter).
+    pub match_evidence: Option<String>,
     /// Where the query was defined (file path or `built-in:<file>`).
     pub origin: String,
 }
@@ -124,6 +126,29 @@ pub struct RenderedQuery {
     pub timespan: Option<String>,
     /// Stop after this many rows (no further pages are fetched).
     pub max_rows: Option<usize>,
+    /// Keep only rows whose alerts' evidence names this value (client-side; see [`evidence_names`]).
+    pub match_evidence: Option<String>,
+}
+
+/// Whether any evidence of any alert in `row["alerts"]` names `value`: a string field equal to it (ignoring case),
+/// or a host name whose FQDN starts with `value.`.
+pub fn evidence_names(row: &Value, value: &str) -> bool {
+    fn walk(v: &Value, needle: &str) -> bool {
+        match v {
+            Value::String(s) => {
+                s.eq_ignore_ascii_case(needle) || s.to_ascii_lowercase().starts_with(&format!("{}.", needle.to_ascii_lowercase()))
+            }
+            Value::Array(a) => a.iter().any(|x| walk(x, needle)),
+            Value::Object(m) => m.iter().any(|(k, x)| !k.starts_with('@') && walk(x, needle)),
+            _ => false,
+        }
+    }
+    let needle = value.trim();
+    !needle.is_empty()
+        && row
+            .get("alerts")
+            .and_then(Value::as_array)
+            .is_some_and(|alerts| alerts.iter().any(|a| a.get("evidence").is_some_and(|e| walk(e, needle))))
 }
 
 impl RenderedQuery {
@@ -474,12 +499,19 @@ impl QueryTemplate {
                 },
             },
         };
+        let match_evidence = match &self.match_evidence {
+            None => None,
+            Some(p) => Some(given.get(p.as_str()).map(|v| v.to_string()).ok_or_else(|| Error::Query {
+                message: format!("{}: give {p}", self.full_name()),
+            })?),
+        };
         Ok(RenderedQuery {
             name: self.full_name(),
             language: lang,
             text: text.trim().to_string(),
             timespan,
             max_rows,
+            match_evidence,
         })
     }
 }
@@ -653,6 +685,12 @@ impl QueryStore {
                 .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
                 .unwrap_or_default();
             let max_rows = src.metadata.as_ref().and_then(|m| m.get("max_rows")).map(crate::sink::cell_text);
+            let match_evidence = src
+                .metadata
+                .as_ref()
+                .and_then(|m| m.get("match_evidence"))
+                .and_then(Value::as_str)
+                .map(str::to_string);
             let language = parse_language(src.args.language.as_deref().or(file_language.as_deref()))
                 .map_err(|m| bad(format!("query '{name}': {m}")))?;
             let q = QueryTemplate {
@@ -664,6 +702,7 @@ impl QueryStore {
                 parameters: params,
                 table_columns,
                 max_rows,
+                match_evidence,
                 origin: origin.to_string(),
             };
             // Check placeholders now, so a broken file fails when loaded rather than when run.
