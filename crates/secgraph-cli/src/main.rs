@@ -365,7 +365,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     let base = path.parent().unwrap_or(std::path::Path::new("."));
                     let d = secgraph_emulator::directory::Directory::from_yaml(&text, base)
                         .map_err(|e| UsageError(format!("{}: {e}", path.display())))?;
-                    Some(d)
+                    let v = secgraph_emulator::keyvault::vaults_from_yaml(&text, &d)
+                        .map_err(|e| UsageError(format!("{}: {e}", path.display())))?;
+                    Some((d, v))
                 }
             };
             let config = secgraph_emulator::EmulatorConfig {
@@ -375,7 +377,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 token_lifetime: token_lifetime.map(std::time::Duration::from_secs),
                 page_size: *page_size,
                 state_dir: write_config.as_ref().map(|p| state_dir_for(p)),
-                directory,
+                vaults: directory.as_ref().and_then(|(_, v)| v.clone()),
+                directory: directory.map(|(d, _)| d),
                 auto_approve: auto_approve.clone(),
                 faults,
                 ..Default::default()

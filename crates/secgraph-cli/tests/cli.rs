@@ -463,3 +463,43 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[test]
+fn emulator_directory_file_seeds_tenants_apps_users_and_vaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let seed = dir.path().join("directory.yaml");
+    std::fs::write(
+        &seed,
+        "tenants:\n  - id: 11111111-2222-3333-4444-555555555555\n    domain: example.onmicrosoft.com\n    users:\n      - {upn: hunter@example.onmicrosoft.com, display_name: Hunter, permissions: [SecurityAlert.Read.All]}\n    apps:\n      - client_id: 66666666-7777-8888-9999-000000000000\n        display_name: my pipeline\n        secret: pipeline-secret-value\n        roles: [SecurityAlert.Read.All]\n        delegated: [SecurityAlert.Read.All]\nvaults:\n  - name: example-vault\n    tenant: example.onmicrosoft.com\n    access: {hunter@example.onmicrosoft.com: [get, list]}\n    secrets:\n      pipeline-secret: [old-value, pipeline-secret-value]\n      retired: gone\n    disabled: [retired]\n",
+    )
+    .unwrap();
+    let (_emu, cfg) = emulator(
+        dir.path(),
+        &[
+            "--alerts",
+            "5",
+            "--directory",
+            seed.to_str().unwrap(),
+            "--auto-approve",
+            "hunter@example.onmicrosoft.com",
+        ],
+    );
+    let base = std::fs::read_to_string(&cfg).unwrap();
+    let azure = &base[base.find("Azure:").unwrap()..base.find("KeyVault:").unwrap()];
+    let settings = dir.path().join("mine.yaml");
+    std::fs::write(
+        &settings,
+        format!("{azure}KeyVault:\n  VaultName: example-vault\n  TenantId: 11111111-2222-3333-4444-555555555555\n  AuthnType: devicecode\nDataProviders:\n  MicrosoftGraph:\n    Args:\n      TenantId: example.onmicrosoft.com\n      ClientId: 66666666-7777-8888-9999-000000000000\n      ClientSecret: {{KeyVault: pipeline-secret}}\n"),
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["connect"])
+        .env("MSTICPYCONFIG", &settings)
+        .env("XDG_CACHE_HOME", dir.path().join("cache"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    assert!(s.contains("my pipeline") && s.contains("SecurityAlert.Read.All"), "{s}");
+    assert!(!format!("{s}{}", text(&out.stderr)).contains("pipeline-secret-value"));
+}

@@ -326,3 +326,70 @@ pub async fn list_secrets(
         .collect();
     Json(json!({"value": items, "nextLink": null})).into_response()
 }
+
+#[derive(Deserialize)]
+struct SeedFile {
+    #[serde(default)]
+    vaults: Option<Vec<VaultSpec>>,
+}
+
+#[derive(Deserialize)]
+struct VaultSpec {
+    name: String,
+    tenant: String,
+    /// UPN, client id or object id → permissions (`get`, `list`).
+    #[serde(default)]
+    access: HashMap<String, Vec<String>>,
+    /// Secret name → value, or a list of values (oldest first: versions).
+    #[serde(default)]
+    secrets: HashMap<String, SecretSpec>,
+    /// Names of secrets whose current version is disabled.
+    #[serde(default)]
+    disabled: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum SecretSpec {
+    One(String),
+    Versions(Vec<String>),
+}
+
+/// Reads the `vaults:` list of a directory YAML file (see docs/EMULATOR.md); `None` when the file has none.
+pub fn vaults_from_yaml(text: &str, dir: &crate::directory::Directory) -> Result<Option<Vec<Vault>>, String> {
+    let seed: SeedFile = serde_saphyr::from_str(text).map_err(|e| e.to_string())?;
+    let Some(specs) = seed.vaults else { return Ok(None) };
+    let mut out = Vec::new();
+    for v in specs {
+        let t = dir
+            .tenant(&v.tenant)
+            .ok_or_else(|| format!("vault {}: no tenant '{}' in the directory", v.name, v.tenant))?;
+        let mut vault = Vault::new(&v.name, &t.id);
+        for (who, perms) in &v.access {
+            let oid = t
+                .app(who)
+                .map(|a| a.object_id.clone())
+                .or_else(|| t.user(who).map(|u| u.object_id.clone()))
+                .ok_or_else(|| format!("vault {}: no app or user '{who}' in tenant {}", v.name, t.domain))?;
+            let perms: Vec<&str> = perms.iter().map(String::as_str).collect();
+            vault.allow(&oid, &perms);
+        }
+        let mut names: Vec<&String> = v.secrets.keys().collect();
+        names.sort();
+        for name in names {
+            if !valid_name(name) {
+                return Err(format!("vault {}: '{name}' is not a secret name (1-127 of 0-9 a-z A-Z -)", v.name));
+            }
+            let values = match &v.secrets[name] {
+                SecretSpec::One(s) => vec![s.clone()],
+                SecretSpec::Versions(list) => list.clone(),
+            };
+            let n = values.len();
+            for (i, value) in values.iter().enumerate() {
+                vault.put(name, value, !(i + 1 == n && v.disabled.contains(name)));
+            }
+        }
+        out.push(vault);
+    }
+    Ok(Some(out))
+}

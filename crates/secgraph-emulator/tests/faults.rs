@@ -136,3 +136,24 @@ async fn repeated_next_link_and_duplicated_item() {
     let items = v["value"].as_array().unwrap();
     assert_eq!(items.first().unwrap()["id"], items.last().unwrap()["id"]);
 }
+
+#[tokio::test]
+async fn slow_down_on_token_requests() {
+    let (emu, c, tok) = start("token:slow-down@nth=2").await;
+    assert!(!tok.is_empty(), "the first token request is honest");
+    let r = c
+        .post(format!("{}/{DEMO_TENANT_ID}/oauth2/v2.0/token", emu.base_url()))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", DEMO_CLIENT_ID),
+            ("client_secret", DEMO_CLIENT_SECRET),
+            ("scope", "https://graph.microsoft.com/.default"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"], "slow_down");
+    assert!(v["error_description"].as_str().unwrap().starts_with("AADSTS70016"));
+}
