@@ -11,29 +11,16 @@ use std::time::Duration;
 
 const GRAPH_SCOPES: &str = "https://graph.microsoft.com/SecurityAlert.Read.All https://graph.microsoft.com/SecurityIncident.Read.All offline_access openid profile";
 
-async fn start(config: EmulatorConfig) -> (Emulator, reqwest::Client) {
-    let emu = Emulator::start(config).await.expect("emulator starts");
-    let ca = reqwest::Certificate::from_pem(emu.ca_pem().unwrap().as_bytes()).unwrap();
-    let client = reqwest::Client::builder()
-        .tls_certs_only([ca])
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    (emu, client)
-}
+mod common;
+
+use common::start;
 
 fn b64url(b: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
 }
 
 async fn post_token(emu: &Emulator, c: &reqwest::Client, form: &[(&str, &str)]) -> (u16, Value) {
-    let r = c
-        .post(format!("{}/{DEMO_TENANT_ID}/oauth2/v2.0/token", emu.base_url()))
-        .form(form)
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap())
+    common::token_request(emu, c, DEMO_TENANT_ID, form).await
 }
 
 async fn device_start(emu: &Emulator, c: &reqwest::Client) -> Value {

@@ -5,33 +5,27 @@ use secgraph_emulator::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_TENANT_ID, Emul
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
+mod common;
+
 async fn start(spec: &str) -> (Emulator, reqwest::Client, String) {
     let faults = Some(FaultSpec::parse(spec).unwrap());
-    let emu = Emulator::start(EmulatorConfig {
+    let (emu, c) = common::start(EmulatorConfig {
         alerts: 60,
         page_size: Some(20),
         faults,
         ..Default::default()
     })
+    .await;
+    let tok = common::client_credentials(
+        &emu,
+        &c,
+        DEMO_TENANT_ID,
+        DEMO_CLIENT_ID,
+        DEMO_CLIENT_SECRET,
+        "https://graph.microsoft.com/.default",
+    )
     .await
-    .unwrap();
-    let ca = reqwest::Certificate::from_pem(emu.ca_pem().unwrap().as_bytes()).unwrap();
-    let c = reqwest::Client::builder().tls_certs_only([ca]).build().unwrap();
-    let v: Value = c
-        .post(format!("{}/{DEMO_TENANT_ID}/oauth2/v2.0/token", emu.base_url()))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", DEMO_CLIENT_ID),
-            ("client_secret", DEMO_CLIENT_SECRET),
-            ("scope", "https://graph.microsoft.com/.default"),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let tok = v["access_token"].as_str().map(str::to_string).unwrap_or_default();
+    .unwrap_or_default();
     (emu, c, tok)
 }
 

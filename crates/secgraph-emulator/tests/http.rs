@@ -3,40 +3,15 @@
 use secgraph_emulator::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_TENANT_ID, Emulator, EmulatorConfig, directory};
 use serde_json::Value;
 
-async fn start(config: EmulatorConfig) -> (Emulator, reqwest::Client) {
-    let emu = Emulator::start(config).await.expect("emulator starts");
-    let ca = reqwest::Certificate::from_pem(emu.ca_pem().unwrap().as_bytes()).unwrap();
-    let client = reqwest::Client::builder().tls_certs_only([ca]).build().unwrap();
-    (emu, client)
-}
+mod common;
 
-async fn token_reply(emu: &Emulator, c: &reqwest::Client, tenant: &str, form: &[(&str, &str)]) -> (u16, Value) {
-    let r = c
-        .post(format!("{}/{tenant}/oauth2/v2.0/token", emu.base_url()))
-        .form(form)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap())
-}
+use common::{start, token_request as token_reply};
 
 async fn app_token(emu: &Emulator, c: &reqwest::Client, client_id: &str, secret: &str) -> String {
     let scope = format!("{}/.default", emu.base_url());
-    let (s, v) = token_reply(
-        emu,
-        c,
-        DEMO_TENANT_ID,
-        &[
-            ("grant_type", "client_credentials"),
-            ("client_id", client_id),
-            ("client_secret", secret),
-            ("scope", &scope),
-        ],
-    )
-    .await;
-    assert_eq!(s, 200, "{v}");
-    v["access_token"].as_str().unwrap().to_string()
+    common::client_credentials(emu, c, DEMO_TENANT_ID, client_id, secret, &scope)
+        .await
+        .expect("an app token")
 }
 
 async fn get(emu: &Emulator, c: &reqwest::Client, token: &str, path: &str) -> (u16, reqwest::header::HeaderMap, Value) {

@@ -3,35 +3,22 @@
 use secgraph_emulator::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_TENANT_ID, Emulator, EmulatorConfig, directory};
 use serde_json::{Value, json};
 
+mod common;
+
 async fn setup() -> (Emulator, reqwest::Client, String) {
-    let emu = Emulator::start(EmulatorConfig {
+    let (emu, c) = common::start(EmulatorConfig {
         alerts: 150,
         ..Default::default()
     })
-    .await
-    .unwrap();
-    let ca = reqwest::Certificate::from_pem(emu.ca_pem().unwrap().as_bytes()).unwrap();
-    let c = reqwest::Client::builder().tls_certs_only([ca]).build().unwrap();
+    .await;
     let tok = token(&emu, &c, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET).await;
     (emu, c, tok)
 }
 
 async fn token(emu: &Emulator, c: &reqwest::Client, id: &str, secret: &str) -> String {
-    let v: Value = c
-        .post(format!("{}/{DEMO_TENANT_ID}/oauth2/v2.0/token", emu.base_url()))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", id),
-            ("client_secret", secret),
-            ("scope", "https://graph.microsoft.com/.default"),
-        ])
-        .send()
+    common::client_credentials(emu, c, DEMO_TENANT_ID, id, secret, "https://graph.microsoft.com/.default")
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["access_token"].as_str().unwrap().to_string()
+        .expect("a Graph token")
 }
 
 async fn hunt(emu: &Emulator, c: &reqwest::Client, tok: &str, body: Value) -> (u16, Value) {

@@ -3,33 +3,20 @@
 use secgraph_emulator::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_TENANT_ID, Emulator, EmulatorConfig, directory};
 use serde_json::Value;
 
+mod common;
+
 async fn start() -> (Emulator, reqwest::Client) {
-    let emu = Emulator::start(EmulatorConfig {
+    common::start(EmulatorConfig {
         alerts: 10,
         ..Default::default()
     })
     .await
-    .unwrap();
-    let ca = reqwest::Certificate::from_pem(emu.ca_pem().unwrap().as_bytes()).unwrap();
-    (emu, reqwest::Client::builder().tls_certs_only([ca]).build().unwrap())
 }
 
 async fn kv_token(emu: &Emulator, c: &reqwest::Client, tenant: &str, client: &str, secret: &str) -> String {
-    let v: Value = c
-        .post(format!("{}/{tenant}/oauth2/v2.0/token", emu.base_url()))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", client),
-            ("client_secret", secret),
-            ("scope", "https://vault.azure.net/.default"),
-        ])
-        .send()
+    common::client_credentials(emu, c, tenant, client, secret, "https://vault.azure.net/.default")
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["access_token"].as_str().expect("a Key Vault token").to_string()
+        .expect("a Key Vault token")
 }
 
 async fn get(c: &reqwest::Client, url: &str, token: Option<&str>) -> (u16, reqwest::header::HeaderMap, Value) {
