@@ -753,18 +753,14 @@ impl QueryStore {
         match by_name.as_slice() {
             [one] => Ok(one),
             [] => {
-                let names: Vec<String> = self.queries.iter().map(|q| q.full_name()).collect();
-                let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+                // Suggest by full name, else by the bare name (answering with the full name).
+                let full: Vec<String> = self.queries.iter().map(|q| q.full_name()).collect();
+                let full_refs: Vec<&str> = full.iter().map(String::as_str).collect();
                 let bare: Vec<&str> = self.queries.iter().map(|q| q.name.as_str()).collect();
-                let hint = closest(name, &refs)
-                    .or_else(|| {
-                        closest(name, &bare)
-                            .and_then(|b| self.queries.iter().find(|q| q.name == b))
-                            .map(|q| q.full_name())
-                            .map(|s| names.iter().find(|n| **n == s).map(String::as_str).unwrap_or_default())
-                    })
-                    .map(|c| format!(" Did you mean '{c}'?"))
-                    .unwrap_or_default();
+                let suggestion = closest(name, &full_refs)
+                    .map(str::to_string)
+                    .or_else(|| closest(name, &bare).and_then(|b| self.queries.iter().find(|q| q.name == b)).map(|q| q.full_name()));
+                let hint = suggestion.map(|c| format!(" Did you mean '{c}'?")).unwrap_or_default();
                 Err(Error::Query {
                     message: format!("no query named '{name}'.{hint} Run `secgraph queries` to list them."),
                 })
