@@ -757,9 +757,11 @@ impl QueryStore {
                 let full: Vec<String> = self.queries.iter().map(|q| q.full_name()).collect();
                 let full_refs: Vec<&str> = full.iter().map(String::as_str).collect();
                 let bare: Vec<&str> = self.queries.iter().map(|q| q.name.as_str()).collect();
-                let suggestion = closest(name, &full_refs)
-                    .map(str::to_string)
-                    .or_else(|| closest(name, &bare).and_then(|b| self.queries.iter().find(|q| q.name == b)).map(|q| q.full_name()));
+                let suggestion = closest(name, &full_refs).map(str::to_string).or_else(|| {
+                    closest(name, &bare)
+                        .and_then(|b| self.queries.iter().find(|q| q.name == b))
+                        .map(|q| q.full_name())
+                });
                 let hint = suggestion.map(|c| format!(" Did you mean '{c}'?")).unwrap_or_default();
                 Err(Error::Query {
                     message: format!("no query named '{name}'.{hint} Run `secgraph queries` to list them."),
