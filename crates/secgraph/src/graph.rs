@@ -44,6 +44,8 @@ pub struct PageSummary {
     pub rows: usize,
     /// `@odata.count` from the first page, when the query asked for it.
     pub count: Option<u64>,
+    /// Items the service sent again under an id already seen in this run, dropped (see [`GraphClient::page_through`]).
+    pub duplicates: usize,
 }
 
 /// A client for one Graph root and version (e.g. `https://graph.microsoft.com/v1.0`).
@@ -168,18 +170,36 @@ impl GraphClient {
                 req = req.json(b);
             }
             tracing::debug!(%method, url = %redact_url(url), %client_request_id, attempt, "graph request");
-            let resp = req.send().await.map_err(|e| Error::transport(url, &e))?;
-            let status = resp.status().as_u16();
-            let headers = resp.headers().clone();
-            let bytes = resp.bytes().await.map_err(|e| Error::transport(url, &e))?;
+            // Reads are idempotent: a connection that dies, or a body cut short, is tried again (bounded).
+            let retry_read = method == reqwest::Method::GET && attempt < MAX_ATTEMPTS;
+            let (status, headers, bytes) = match send_and_read(req).await {
+                Ok(r) => r,
+                Err(e) if retry_read => {
+                    let wait = backoff(attempt);
+                    tracing::info!(error = %redact_url(url), cause = %e, attempt, wait_ms = wait.as_millis() as u64, "connection failed; retrying");
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
+                Err(e) => return Err(Error::transport(url, &e)),
+            };
             if (200..300).contains(&status) {
                 if bytes.is_empty() {
                     return Ok(Value::Null);
                 }
-                return serde_json::from_slice(&bytes).map_err(|e| Error::Response {
-                    url: redact_url(url),
-                    message: format!("HTTP {status} body is not valid JSON ({} bytes): {e}", bytes.len()),
-                });
+                match serde_json::from_slice(&bytes) {
+                    Ok(v) => return Ok(v),
+                    Err(e) if retry_read => {
+                        tracing::info!(url = %redact_url(url), bytes = bytes.len(), cause = %e, attempt, "reply was not whole JSON; retrying");
+                        tokio::time::sleep(backoff(attempt)).await;
+                        continue;
+                    }
+                    Err(e) => {
+                        return Err(Error::Response {
+                            url: redact_url(url),
+                            message: format!("HTTP {status} body is not valid JSON ({} bytes): {e}", bytes.len()),
+                        });
+                    }
+                }
             }
             let err = api_error(status, &headers, &bytes, &method, url);
             if status == 401 && !renewed {
@@ -209,6 +229,7 @@ impl GraphClient {
     pub async fn page_through_limited(&self, url: Url, max_rows: Option<usize>, sink: &mut dyn RowSink) -> Result<PageSummary> {
         let mut summary = PageSummary::default();
         let mut seen: HashSet<String> = HashSet::from([url.to_string()]);
+        let mut ids: HashSet<String> = HashSet::new();
         let mut next = Some(url);
         while let Some(url) = next.take() {
             let page = self.send_json(reqwest::Method::GET, &url, None).await?;
@@ -234,7 +255,21 @@ impl GraphClient {
                 Value::Null => vec![],
                 other => vec![other],
             };
-            let mut rows = rows;
+            // A collection item repeated under the same id (an offset page that drifted, a server fault) is dropped
+            // and counted: every row once. Rows without an `id` (hunting results, custom shapes) are never deduplicated.
+            let before = rows.len();
+            let mut rows: Vec<Value> = rows
+                .into_iter()
+                .filter(|r| r.get("id").and_then(Value::as_str).is_none_or(|id| ids.insert(id.to_string())))
+                .collect();
+            if rows.len() < before {
+                summary.duplicates += before - rows.len();
+                tracing::warn!(
+                    dropped = before - rows.len(),
+                    page = summary.pages,
+                    "the service repeated items already received; dropped them"
+                );
+            }
             if let Some(m) = max_rows {
                 rows.truncate(m.saturating_sub(summary.rows));
             }
@@ -319,8 +354,20 @@ impl GraphClient {
             pages: 1,
             rows: n,
             count: None,
+            duplicates: 0,
         })
     }
+}
+
+/// Sends a request and reads the whole body.
+async fn send_and_read(
+    req: reqwest::RequestBuilder,
+) -> std::result::Result<(u16, reqwest::header::HeaderMap, bytes::Bytes), reqwest::Error> {
+    let resp = req.send().await?;
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let bytes = resp.bytes().await?;
+    Ok((status, headers, bytes))
 }
 
 fn retry_after(h: &reqwest::header::HeaderMap) -> Option<Duration> {

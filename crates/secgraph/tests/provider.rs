@@ -440,3 +440,60 @@ fn malformed_settings_get_clear_errors() {
     assert!(Settings::from_yaml(&bomb, "bomb.yaml").is_err());
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
 }
+
+/// The client against every fault the emulator injects on a paged read: each row exactly once, or a clear error.
+#[tokio::test]
+async fn paging_survives_faults_and_delivers_every_row_once() {
+    use secgraph_emulator::faults::FaultSpec;
+    let cases = [
+        "alerts_v2:429(0.2)@nth=2",
+        "alerts_v2:503@nth=3",
+        "alerts_v2:504(0.1)@nth=2",
+        "alerts_v2:reset@nth=2",
+        "alerts_v2:truncate@nth=3",
+        "alerts_v2:slow-body(30)@nth=2",
+        "alerts_v2:expire-token@nth=2",
+        "alerts_v2:duplicate-item@nth=2",
+    ];
+    for spec in cases {
+        let fx = Fixture::new(EmulatorConfig {
+            alerts: 50,
+            page_size: Some(10),
+            faults: Some(FaultSpec::parse(spec).unwrap()),
+            ..Default::default()
+        })
+        .await;
+        let p = QueryProvider::connect(Some(&fx.settings()), &ConnectOptions::default())
+            .await
+            .unwrap();
+        let mut ids = Ids::default();
+        let summary = p
+            .run("Alerts.list", &[("start".into(), "-31d".into())], &mut ids)
+            .await
+            .unwrap_or_else(|e| panic!("{spec}: {e}"));
+        let unique: std::collections::HashSet<&String> = ids.0.iter().collect();
+        assert_eq!((ids.0.len(), unique.len()), (50, 50), "{spec}");
+        assert_eq!(summary.duplicates, usize::from(spec.contains("duplicate")), "{spec}");
+    }
+    // A next link that points back at a page already read stops the run instead of looping.
+    let fx = Fixture::new(EmulatorConfig {
+        alerts: 50,
+        page_size: Some(10),
+        faults: Some(FaultSpec::parse("alerts_v2:repeat-next-link@nth=2").unwrap()),
+        ..Default::default()
+    })
+    .await;
+    let p = QueryProvider::connect(Some(&fx.settings()), &ConnectOptions::default())
+        .await
+        .unwrap();
+    let e = p
+        .run("Alerts.list", &[("start".into(), "-31d".into())], &mut Ids::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Paging { .. }), "{e}");
+    assert!(e.to_string().contains("repeated an @odata.nextLink"), "{e}");
+    // Hunting rows have no ids: identical rows are data, not duplicates.
+    let mut rows = Vec::new();
+    p.hunt("AlertInfo | project Category | take 20", None, &mut rows).await.unwrap();
+    assert_eq!(rows.len(), 20);
+}
