@@ -261,6 +261,13 @@ pub struct AuthStore {
     jtis: HashMap<String, i64>,
 }
 
+/// The grant store, or a server error if a panic poisoned it.
+fn lock_store(st: &AppState) -> Result<std::sync::MutexGuard<'_, AuthStore>, Fail> {
+    st.auth
+        .lock()
+        .map_err(|_| fail(StatusCode::INTERNAL_SERVER_ERROR, "server_error", 50000, "store poisoned"))
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Token issuing
 
@@ -516,10 +523,7 @@ fn verify_assertion(st: &AppState, t: &Tenant, app: &App, assertion: &str, tenan
     if jti.is_empty() {
         return Err(invalid(700025, "Client assertion has no 'jti' claim."));
     }
-    let mut store = st
-        .auth
-        .lock()
-        .map_err(|_| fail(StatusCode::INTERNAL_SERVER_ERROR, "server_error", 50000, "store poisoned"))?;
+    let mut store = lock_store(st)?;
     store.jtis.retain(|_, e| *e > t_now - 600);
     if store.jtis.insert(format!("{}:{jti}", app.client_id), exp).is_some() {
         return Err(invalid(700025, "The client assertion 'jti' has already been used (replay)."));
@@ -601,10 +605,7 @@ fn client_credentials(st: &AppState, t: &Tenant, app: &App, scope: &str, rid: &R
 fn device_poll(st: &AppState, t: &Tenant, app: &App, form: &HashMap<String, String>, rid: &RequestId) -> Result<Response, Fail> {
     let code = form.get("device_code").ok_or_else(|| missing("device_code"))?;
     let (user_oid, scope) = {
-        let mut store = st
-            .auth
-            .lock()
-            .map_err(|_| fail(StatusCode::INTERNAL_SERVER_ERROR, "server_error", 50000, "store poisoned"))?;
+        let mut store = lock_store(st)?;
         let Some(g) = store.device.get_mut(code) else {
             return Err(bad(
                 "bad_verification_code",
@@ -667,10 +668,7 @@ fn redeem_code(st: &AppState, t: &Tenant, app: &App, form: &HashMap<String, Stri
     let code = form.get("code").ok_or_else(|| missing("code"))?;
     let redirect_uri = form.get("redirect_uri").ok_or_else(|| missing("redirect_uri"))?;
     let rec = {
-        let mut store = st
-            .auth
-            .lock()
-            .map_err(|_| fail(StatusCode::INTERNAL_SERVER_ERROR, "server_error", 50000, "store poisoned"))?;
+        let mut store = lock_store(st)?;
         let Some(rec) = store.codes.get_mut(code) else {
             return Err(bad(
                 "invalid_grant",
@@ -735,10 +733,7 @@ fn redeem_code(st: &AppState, t: &Tenant, app: &App, form: &HashMap<String, Stri
 fn refresh(st: &AppState, t: &Tenant, app: &App, form: &HashMap<String, String>, rid: &RequestId) -> Result<Response, Fail> {
     let rt = form.get("refresh_token").ok_or_else(|| missing("refresh_token"))?;
     let rec = {
-        let mut store = st
-            .auth
-            .lock()
-            .map_err(|_| fail(StatusCode::INTERNAL_SERVER_ERROR, "server_error", 50000, "store poisoned"))?;
+        let mut store = lock_store(st)?;
         let Some(rec) = store.refresh.get_mut(rt) else {
             return Err(bad(
                 "invalid_grant",
@@ -819,11 +814,7 @@ pub async fn devicecode(
             last_poll: None,
             status: auto.map(DeviceStatus::Approved).unwrap_or(DeviceStatus::Pending),
         };
-        st.auth
-            .lock()
-            .map_err(|_| fail(StatusCode::INTERNAL_SERVER_ERROR, "server_error", 50000, "store poisoned"))?
-            .device
-            .insert(device_code.clone(), grant);
+        lock_store(&st)?.device.insert(device_code.clone(), grant);
         let uri = format!("{}/devicelogin", st.base_url);
         Ok(Json(json!({
             "user_code": user_code,

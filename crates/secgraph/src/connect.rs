@@ -587,37 +587,28 @@ pub(crate) fn vault_client(
     if methods.is_empty() {
         methods = vec!["env".into(), "cli".into(), "clientsecret".into(), "devicecode".into()];
     }
+    let secret_credential = |t: &str, c: &str, sec: String| -> Result<Arc<dyn TokenCredential>> {
+        Ok(Arc::new(ClientSecretCredential::new(
+            http.clone(),
+            &cloud.authority_host,
+            t,
+            c,
+            Secret::new(sec),
+        )?))
+    };
     let mut chain: Vec<(String, Arc<dyn TokenCredential>)> = Vec::new();
     for m in &methods {
         match m.to_ascii_lowercase().as_str() {
             "env" | "environment" => {
                 let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
                 if let (Some(t), Some(c), Some(sec)) = (var("AZURE_TENANT_ID"), var("AZURE_CLIENT_ID"), var("AZURE_CLIENT_SECRET")) {
-                    chain.push((
-                        "env".into(),
-                        Arc::new(ClientSecretCredential::new(
-                            http.clone(),
-                            &cloud.authority_host,
-                            &t,
-                            &c,
-                            Secret::new(sec),
-                        )?),
-                    ));
+                    chain.push(("env".into(), secret_credential(&t, &c, sec)?));
                 }
             }
             "cli" | "azurecli" => chain.push(("cli".into(), Arc::new(AzureCliCredential))),
             "clientsecret" | "client_secret" => {
                 if let (Some(t), Some(c), Some(sec)) = (tenant.clone(), plain_only("client_id"), plain_only("client_secret")) {
-                    chain.push((
-                        "clientsecret".into(),
-                        Arc::new(ClientSecretCredential::new(
-                            http.clone(),
-                            &cloud.authority_host,
-                            &t,
-                            &c,
-                            Secret::new(sec),
-                        )?),
-                    ));
+                    chain.push(("clientsecret".into(), secret_credential(&t, &c, sec)?));
                 }
             }
             "devicecode" | "device_code" | "interactive" | "browser" => {
