@@ -503,3 +503,13 @@ fn emulator_directory_file_seeds_tenants_apps_users_and_vaults() {
     assert!(s.contains("my pipeline") && s.contains("SecurityAlert.Read.All"), "{s}");
     assert!(!format!("{s}{}", text(&out.stderr)).contains("pipeline-secret-value"));
 }
+
+#[test]
+fn emulator_flags_are_checked() {
+    let out = Command::new(BIN).args(["emulator", "--faults", "graph:418"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("unknown fault '418'"), "{}", text(&out.stderr));
+    let out = Command::new(BIN).args(["emulator", "--bind", "0.0.0.0:0"]).output().unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    assert!(text(&out.stderr).contains("loopback"), "{}", text(&out.stderr));
+}

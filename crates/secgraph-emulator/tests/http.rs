@@ -550,3 +550,43 @@ async fn secure_scores_and_control_profiles() {
     .await;
     assert_eq!(p["value"].as_array().unwrap().len(), 3);
 }
+
+#[tokio::test]
+async fn http1_keep_alive_and_http2_both_served() {
+    let (emu, _) = start(EmulatorConfig {
+        alerts: 5,
+        ..Default::default()
+    })
+    .await;
+    let ca = reqwest::Certificate::from_pem(emu.ca_pem().unwrap().as_bytes()).unwrap();
+    let h1 = reqwest::Client::builder()
+        .tls_certs_only([ca.clone()])
+        .http1_only()
+        .build()
+        .unwrap();
+    for _ in 0..3 {
+        let r = h1
+            .get(format!("{}/{DEMO_TENANT_ID}/v2.0/.well-known/openid-configuration", emu.base_url()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!((r.version(), r.status().as_u16()), (reqwest::Version::HTTP_11, 200));
+    }
+    let h2 = reqwest::Client::builder().tls_certs_only([ca]).build().unwrap();
+    let r = h2
+        .get(format!("{}/{DEMO_TENANT_ID}/v2.0/.well-known/openid-configuration", emu.base_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    // Oversized bodies are refused.
+    let big = "x".repeat(2 * 1024 * 1024);
+    let r = h2
+        .post(format!("{}/{DEMO_TENANT_ID}/oauth2/v2.0/token", emu.base_url()))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+}
