@@ -60,8 +60,8 @@ impl SearchPaths {
     }
 }
 
-/// A loaded settings file.
-#[derive(Debug, Clone)]
+/// A loaded settings file. Its `Debug` shows where it came from, never its contents (which may hold secrets).
+#[derive(Clone)]
 pub struct Settings {
     path: Option<PathBuf>,
     source: ConfigSource,
@@ -181,6 +181,15 @@ pub struct ProxySettings {
     pub url: String,
     pub username: Option<String>,
     pub password: Option<Secret>,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("path", &self.path)
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Settings {

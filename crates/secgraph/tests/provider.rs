@@ -497,3 +497,23 @@ async fn paging_survives_faults_and_delivers_every_row_once() {
     p.hunt("AlertInfo | project Category | take 20", None, &mut rows).await.unwrap();
     assert_eq!(rows.len(), 20);
 }
+
+#[test]
+fn debug_output_never_shows_secrets() {
+    let s = Settings::from_yaml(
+        "DataProviders:\n  MicrosoftGraph:\n    Args:\n      TenantId: t\n      ClientId: c\n      ClientSecret: hunter2-in-the-file\n",
+        "t",
+    )
+    .unwrap();
+    let args = s.provider_args(None).unwrap();
+    let opts = ConnectOptions {
+        client_secret: Some(Secret::new("hunter2-option")),
+        connection_string: Some(Secret::new("client_secret=hunter2-cs")),
+        ..Default::default()
+    };
+    let shown = format!(
+        "{s:?} {args:?} {opts:?} {:?}",
+        secgraph::connect::parse_connection_string("tenant_id=t;client_secret=hunter2-parsed").unwrap()
+    );
+    assert!(!shown.contains("hunter2"), "{shown}");
+}
