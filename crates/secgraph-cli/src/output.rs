@@ -31,6 +31,9 @@ pub struct OutputArgs {
     /// Columns to show (table and csv), comma-separated dotted names; 'all' for every column.
     #[arg(long, value_delimiter = ',')]
     pub columns: Vec<String>,
+    /// Stop after this many rows (no further pages are fetched). Graph's `$top` sets the page size, not a total.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
 }
 
 fn writer(out: &Option<PathBuf>) -> anyhow::Result<Box<dyn Write>> {
@@ -49,6 +52,17 @@ pub async fn run_to_output(
     args: &OutputArgs,
     default_columns: &[String],
 ) -> anyhow::Result<()> {
+    let limited;
+    let query = match args.limit {
+        None => query,
+        Some(n) => {
+            limited = RenderedQuery {
+                max_rows: Some(query.max_rows.map_or(n, |m| m.min(n))),
+                ..query.clone()
+            };
+            &limited
+        }
+    };
     let summary = match args.format {
         Format::Jsonl => {
             let mut sink = JsonLinesSink::new(writer(&args.out)?);
