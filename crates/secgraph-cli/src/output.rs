@@ -1,7 +1,7 @@
 //! Output formats: a terminal table, JSON, JSON lines or CSV, to stdout or a file.
 
 use secgraph::query::{QueryStore, QueryTemplate, RenderedQuery};
-use secgraph::sink::{JsonArraySink, JsonLinesSink, Table};
+use secgraph::sink::{CsvSink, JsonArraySink, JsonLinesSink, Table};
 use secgraph::{ConnectionInfo, QueryProvider};
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -72,20 +72,18 @@ pub async fn run_to_output(
             let mut sink = JsonArraySink::new(writer(&args.out)?);
             provider.run_rendered(query, &mut sink).await?
         }
-        Format::Table | Format::Csv => {
+        Format::Csv => {
+            // Streams through a spill file: flat memory however many rows.
+            let wanted: Vec<String> = args.columns.iter().filter(|c| *c != "all").cloned().collect();
+            let mut sink = CsvSink::new(writer(&args.out)?, wanted)?;
+            provider.run_rendered(query, &mut sink).await?
+        }
+        Format::Table => {
             let mut table = Table::new();
             let summary = provider.run_rendered(query, &mut table).await?;
-            let cols = choose_columns(
-                &table,
-                &args.columns,
-                if args.format == Format::Table { default_columns } else { &[] },
-            )?;
+            let cols = choose_columns(&table, &args.columns, default_columns)?;
             let mut w = writer(&args.out)?;
-            if args.format == Format::Csv {
-                project(&table, &cols).write_csv(&mut w)?;
-            } else {
-                write_table(&mut w, &table, &cols).map_err(|e| secgraph::Error::Output(e.to_string()))?;
-            }
+            write_table(&mut w, &table, &cols).map_err(|e| secgraph::Error::Output(e.to_string()))?;
             w.flush().map_err(|e| secgraph::Error::Output(e.to_string()))?;
             summary
         }

@@ -192,6 +192,117 @@ impl<W: Write> RowSink for JsonArraySink<W> {
     }
 }
 
+/// Writes CSV with flat memory however many rows: each row is flattened (dotted columns, lists as JSON) and spilled
+/// to a temporary file as it arrives, so the header can hold every column seen; `finish` writes the header and then
+/// the rows. `columns` restricts and orders the output (empty: every column, in order of first appearance).
+pub struct CsvSink<W: Write> {
+    out: Option<W>,
+    spill: std::io::BufWriter<tempfile::NamedTempFile>,
+    columns: Vec<String>,
+    index: HashMap<String, usize>,
+    wanted: Vec<String>,
+    rows: usize,
+}
+
+impl<W: Write> std::fmt::Debug for CsvSink<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CsvSink")
+            .field("columns", &self.columns.len())
+            .field("rows", &self.rows)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<W: Write> CsvSink<W> {
+    pub fn new(out: W, columns: Vec<String>) -> Result<Self> {
+        let spill = tempfile::NamedTempFile::new().map_err(|e| Error::Output(format!("cannot create a temporary file: {e}")))?;
+        Ok(CsvSink {
+            out: Some(out),
+            spill: std::io::BufWriter::new(spill),
+            columns: vec![],
+            index: HashMap::new(),
+            wanted: columns,
+            rows: 0,
+        })
+    }
+
+    /// Every column seen so far, in order of first appearance.
+    pub fn columns(&self) -> &[String] {
+        &self.columns
+    }
+}
+
+impl<W: Write> RowSink for CsvSink<W> {
+    fn page(&mut self, rows: Vec<Value>) -> Result<()> {
+        let io = |e: std::io::Error| Error::Output(e.to_string());
+        for r in rows {
+            let mut cells: Vec<(usize, String)> = Vec::new();
+            for (k, v) in flatten(&r) {
+                let i = match self.index.get(&k) {
+                    Some(i) => *i,
+                    None => {
+                        self.columns.push(k.clone());
+                        self.index.insert(k, self.columns.len() - 1);
+                        self.columns.len() - 1
+                    }
+                };
+                if !v.is_null() {
+                    cells.push((i, cell_text(&v)));
+                }
+            }
+            serde_json::to_writer(&mut self.spill, &cells).map_err(|e| Error::Output(e.to_string()))?;
+            self.spill.write_all(b"\n").map_err(io)?;
+            self.rows += 1;
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        let io = |e: std::io::Error| Error::Output(e.to_string());
+        let Some(out) = self.out.take() else { return Ok(()) };
+        self.spill.flush().map_err(io)?;
+        let order: Vec<usize> = if self.wanted.is_empty() {
+            (0..self.columns.len()).collect()
+        } else {
+            let mut v = Vec::new();
+            for c in &self.wanted {
+                match self.index.get(c) {
+                    Some(i) => v.push(*i),
+                    None if self.rows == 0 => {}
+                    None => {
+                        return Err(Error::Query {
+                            message: format!("no column '{c}' in the results; columns: {}", self.columns.join(", ")),
+                        });
+                    }
+                }
+            }
+            v
+        };
+        let mut wr = csv::Writer::from_writer(out);
+        let csv_err = |e: csv::Error| Error::Output(e.to_string());
+        wr.write_record(order.iter().map(|i| self.columns[*i].as_str())).map_err(csv_err)?;
+        let file = self.spill.get_ref().reopen().map_err(io)?;
+        let mut line = String::new();
+        let mut reader = std::io::BufReader::new(file);
+        let mut record = vec![String::new(); self.columns.len()];
+        loop {
+            line.clear();
+            if std::io::BufRead::read_line(&mut reader, &mut line).map_err(io)? == 0 {
+                break;
+            }
+            let cells: Vec<(usize, String)> = serde_json::from_str(&line).map_err(|e| Error::Output(format!("temporary file: {e}")))?;
+            record.iter_mut().for_each(String::clear);
+            for (i, t) in cells {
+                if let Some(slot) = record.get_mut(i) {
+                    *slot = t;
+                }
+            }
+            wr.write_record(order.iter().map(|i| record[*i].as_str())).map_err(csv_err)?;
+        }
+        wr.flush().map_err(io)
+    }
+}
+
 /// Counts rows and the ids it has seen, to check "every row exactly once".
 #[derive(Debug, Default)]
 pub struct CountingSink {
@@ -224,6 +335,33 @@ mod tests {
         let mut csv = Vec::new();
         t.write_csv(&mut csv).unwrap();
         assert_eq!(String::from_utf8(csv).unwrap(), "a,b.c,d,e\n1,x,,\n2,,\"[1,2]\",{}\n");
+    }
+
+    #[test]
+    fn csv_sink_matches_the_table_and_widens_columns() {
+        let rows = vec![
+            json!({"a": 1, "b": {"c": "x"}}),
+            json!({"a": 2, "d": [1, 2], "e": {}}),
+            json!({"z": "q,\"r"}),
+        ];
+        let mut t = Table::new();
+        t.page(rows.clone()).unwrap();
+        let mut want = Vec::new();
+        t.write_csv(&mut want).unwrap();
+        let mut got = Vec::new();
+        let mut s = CsvSink::new(&mut got, vec![]).unwrap();
+        s.page(rows[..2].to_vec()).unwrap();
+        s.page(rows[2..].to_vec()).unwrap();
+        s.finish().unwrap();
+        assert_eq!(String::from_utf8(got).unwrap(), String::from_utf8(want).unwrap());
+        let mut got = Vec::new();
+        let mut s = CsvSink::new(&mut got, vec!["d".into(), "a".into()]).unwrap();
+        s.page(rows.clone()).unwrap();
+        s.finish().unwrap();
+        assert_eq!(String::from_utf8(got).unwrap(), "d,a\n,1\n\"[1,2]\",2\n,\n");
+        let mut s = CsvSink::new(Vec::new(), vec!["nope".into()]).unwrap();
+        s.page(rows).unwrap();
+        assert!(s.finish().unwrap_err().to_string().contains("no column 'nope'"));
     }
 
     #[test]
