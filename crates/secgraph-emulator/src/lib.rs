@@ -212,6 +212,7 @@ impl Emulator {
             auth: Default::default(),
             vaults: RwLock::new(vaults),
             hunting,
+            paths: Default::default(),
         });
 
         let tls = axum_server::tls_rustls::RustlsConfig::from_pem(pki.server_cert_pem.into_bytes(), pki.server_key_pem.into_bytes())
@@ -273,6 +274,16 @@ impl Emulator {
     /// The URL of a seeded vault, as a Key Vault client takes it: `https://127.0.0.1:PORT/kv/{name}`.
     pub fn vault_url(&self, name: &str) -> String {
         format!("{}/kv/{name}", self.base_url)
+    }
+
+    /// How many requests arrived at paths ending with `suffix` (e.g. `/oauth2/v2.0/devicecode`), for tests that
+    /// must show a client did not call an endpoint.
+    pub fn requests_to(&self, suffix: &str) -> usize {
+        self.state
+            .paths
+            .lock()
+            .map(|p| p.iter().filter(|(k, _)| k.ends_with(suffix)).map(|(_, n)| *n).sum())
+            .unwrap_or(0)
     }
 
     /// The CA certificate (PEM) that clients must trust.
@@ -420,7 +431,7 @@ fn router(state: Arc<AppState>, faults: Arc<faults::Faults>) -> Router {
             Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_REQUESTS)),
             limit_concurrency,
         ))
-        .layer(middleware::from_fn(request_ids))
+        .layer(middleware::from_fn_with_state(state.clone(), request_ids))
         .with_state(state)
 }
 
@@ -446,7 +457,10 @@ async fn limit_concurrency(State(sem): State<Arc<tokio::sync::Semaphore>>, req: 
 }
 
 /// Gives every request a `request-id`, echoes `client-request-id`, and logs one line per request (no bodies).
-async fn request_ids(mut req: Request, next: Next) -> Response {
+async fn request_ids(State(st): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
+    if let Ok(mut seen) = st.paths.lock() {
+        *seen.entry(req.uri().path().to_string()).or_default() += 1;
+    }
     let rid = uuid::Uuid::new_v4().to_string();
     let client = req
         .headers()

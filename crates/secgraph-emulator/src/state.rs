@@ -23,6 +23,8 @@ pub struct AppState {
     pub vaults: RwLock<Vec<crate::keyvault::Vault>>,
     /// Advanced-hunting tables, built once from the dataset.
     pub hunting: std::collections::HashMap<String, crate::hunting::value::KTable>,
+    /// Requests seen per path (for tests that check what a client did not call).
+    pub paths: Mutex<std::collections::HashMap<String, usize>>,
 }
 
 impl AppState {

@@ -147,11 +147,23 @@ async fn device_code_sign_in_then_warm_cache_asks_nothing() {
     assert_eq!(t.len(), 60);
 
     // A second connect (a new process, in effect) signs in silently from the cache.
+    let device_calls = fx.emu.requests_to("/oauth2/v2.0/devicecode");
+    assert_eq!(device_calls, 1);
     let again = ScriptedUser::new(&fx.emu, Act::Ignore);
     let p2 = QueryProvider::connect(Some(&fx.settings()), &fx.options(again.clone(), AuthType::Device))
         .await
         .unwrap();
     assert_eq!(again.count(), 0, "no prompt with a warm cache");
+    assert_eq!(
+        fx.emu.requests_to("/oauth2/v2.0/devicecode"),
+        device_calls,
+        "no device-code request with a warm cache"
+    );
+    assert_eq!(
+        fx.emu.requests_to("/oauth2/v2.0/authorize"),
+        0,
+        "no authorize request with a warm cache"
+    );
     assert_eq!(p2.info().account.as_deref(), Some(DEMO_ANALYST));
 
     // The cache is owner-only in an owner-only folder, and holds no more than it should show.
