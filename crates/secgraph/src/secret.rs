@@ -42,7 +42,9 @@ impl fmt::Display for Secret {
 
 impl Drop for Secret {
     fn drop(&mut self) {
-        // Best effort: overwrite the bytes before the allocation is freed.
+        // Best effort: overwrite the bytes before the allocation is freed, so a secret does not linger in freed
+        // memory. SAFETY: zero bytes are valid UTF-8, so the String stays valid; the pointer comes from a live
+        // `&mut u8` and the volatile write keeps the compiler from eliding the stores.
         let bytes = unsafe { self.0.as_bytes_mut() };
         for b in bytes.iter_mut() {
             unsafe { std::ptr::write_volatile(b, 0) };
