@@ -658,10 +658,7 @@ fn device_poll(st: &AppState, t: &Tenant, app: &App, form: &HashMap<String, Stri
             DeviceStatus::Redeemed => return Err(bad("bad_verification_code", 70000, "The device code has already been redeemed.")),
         }
     };
-    let user = t
-        .user(&user_oid)
-        .ok_or_else(|| bad("invalid_grant", 50034, "The user account does not exist in this directory."))?;
-    user_tokens(st, t, app, user, &scope, form.get("client_info").is_some_and(|v| v == "1"), rid)
+    grant_user_tokens(st, t, app, &user_oid, &scope, form, rid)
 }
 
 fn redeem_code(st: &AppState, t: &Tenant, app: &App, form: &HashMap<String, String>, rid: &RequestId) -> Result<Response, Fail> {
@@ -723,11 +720,8 @@ fn redeem_code(st: &AppState, t: &Tenant, app: &App, form: &HashMap<String, Stri
             ));
         }
     }
-    let user = t
-        .user(&rec.user_oid)
-        .ok_or_else(|| bad("invalid_grant", 50034, "The user account does not exist in this directory."))?;
     let scope = form.get("scope").cloned().unwrap_or(rec.scope);
-    user_tokens(st, t, app, user, &scope, form.get("client_info").is_some_and(|v| v == "1"), rid)
+    grant_user_tokens(st, t, app, &rec.user_oid, &scope, form, rid)
 }
 
 fn refresh(st: &AppState, t: &Tenant, app: &App, form: &HashMap<String, String>, rid: &RequestId) -> Result<Response, Fail> {
@@ -768,14 +762,27 @@ fn refresh(st: &AppState, t: &Tenant, app: &App, form: &HashMap<String, String>,
         rec.state = RefreshState::Rotated;
         rec.clone()
     };
-    let user = t
-        .user(&rec.user_oid)
-        .ok_or_else(|| bad("invalid_grant", 50034, "The user account does not exist in this directory."))?;
     let mut scope = form.get("scope").cloned().unwrap_or(rec.scope);
     if !scope.split_whitespace().any(|s| s == "offline_access") {
         scope.push_str(" offline_access");
     }
-    user_tokens(st, t, app, user, &scope, form.get("client_info").is_some_and(|v| v == "1"), rid)
+    grant_user_tokens(st, t, app, &rec.user_oid, &scope, form, rid)
+}
+
+/// The tokens a delegated grant ends with, for the user it was granted to (`client_info` when the form asks).
+fn grant_user_tokens(
+    st: &AppState,
+    t: &Tenant,
+    app: &App,
+    user_oid: &str,
+    scope: &str,
+    form: &HashMap<String, String>,
+    rid: &RequestId,
+) -> Result<Response, Fail> {
+    let user = t
+        .user(user_oid)
+        .ok_or_else(|| bad("invalid_grant", 50034, "The user account does not exist in this directory."))?;
+    user_tokens(st, t, app, user, scope, form.get("client_info").is_some_and(|v| v == "1"), rid)
 }
 
 // ---------------------------------------------------------------------------------------------------------------
