@@ -80,6 +80,12 @@ struct ConnArgs {
     /// Token cache file for user sign-in (default: the settings' location, else ~/.cache/secgraph/token_cache.json).
     #[arg(long, global = true, value_name = "PATH")]
     token_cache: Option<PathBuf>,
+    /// Largest page body read, in MiB (default 64; Graph's pages are a few MiB at most).
+    #[arg(long, global = true, value_name = "MIB", value_parser = clap::value_parser!(u32).range(1..=4096))]
+    max_page_mib: Option<u32>,
+    /// Most pages followed in one run (default 100000); paging stops with an error past it.
+    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    max_pages: Option<u64>,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -442,6 +448,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }),
         prompt: Some(Arc::new(prompt::TerminalPrompt)),
         token_cache: cli.conn.token_cache.clone(),
+        paging_limits: Some({
+            let d = secgraph::graph::PagingLimits::default();
+            secgraph::graph::PagingLimits {
+                max_page_bytes: cli.conn.max_page_mib.map_or(d.max_page_bytes, |m| m as usize * 1024 * 1024),
+                max_pages: cli.conn.max_pages.map_or(d.max_pages, |n| n.min(usize::MAX as u64) as usize),
+            }
+        }),
         ..Default::default()
     };
     if let Command::Logout { all } = &cli.command {

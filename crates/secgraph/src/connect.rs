@@ -47,6 +47,8 @@ pub struct ConnectOptions {
     pub browser_timeout: Option<Duration>,
     /// Secret cache file used when `KeyVault.UseKeyring` is true; default [`crate::keyvault::SecretCache::default_path`].
     pub secret_cache: Option<PathBuf>,
+    /// Caps on page size and page count; default [`crate::graph::PagingLimits::default`].
+    pub paging_limits: Option<crate::graph::PagingLimits>,
 }
 
 /// Delegated permissions asked for by default: read access to what the provider queries.
@@ -418,7 +420,8 @@ impl Connection {
                 _ => vec![],
             }
         };
-        let graph = GraphClient::new(http, &graph_root, &api_version, credential, scope.clone())?;
+        let graph = GraphClient::new(http, &graph_root, &api_version, credential, scope.clone())?
+            .with_limits(options.paging_limits.unwrap_or_default());
         let info = ConnectionInfo {
             settings: settings.map(|s| format!("{} ({})", s.origin(), s.source())),
             source: values.source.clone(),
@@ -715,7 +718,16 @@ async fn fetch_cloud(http: &reqwest::Client, resource_manager_url: &str) -> Resu
             message: format!("cloud metadata request answered HTTP {status}"),
         });
     }
-    let doc: Value = resp.json().await.map_err(|e| Error::Response {
+    let body = crate::http::read_body(resp, crate::http::MAX_TOKEN_REPLY_BYTES)
+        .await
+        .map_err(|e| Error::Response {
+            url: crate::error::redact_url(&url),
+            message: match e {
+                crate::http::BodyError::TooLarge { limit } => format!("cloud metadata larger than {limit} bytes"),
+                crate::http::BodyError::Transport(e) => format!("cloud metadata cut short: {e}"),
+            },
+        })?;
+    let doc: Value = serde_json::from_slice(&body).map_err(|e| Error::Response {
         url: crate::error::redact_url(&url),
         message: format!("cloud metadata is not JSON: {e}"),
     })?;

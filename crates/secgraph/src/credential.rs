@@ -21,13 +21,13 @@ impl AccessToken {
     /// Whether the token should be renewed now: within five minutes of expiry, or past half its life for tokens
     /// that live less than ten minutes.
     pub(crate) fn needs_renewal(&self, issued: DateTime<Utc>, now: DateTime<Utc>) -> bool {
-        let life = self.expires_on - issued;
+        let life = self.expires_on.signed_duration_since(issued);
         let margin = if life < Duration::minutes(10) {
             life / 2
         } else {
             Duration::minutes(5)
         };
-        now + margin >= self.expires_on
+        now.checked_add_signed(margin).is_none_or(|t| t >= self.expires_on)
     }
 }
 
@@ -150,19 +150,65 @@ pub(crate) struct TokenReply {
     pub refresh_token: Option<Secret>,
 }
 
-/// Posts a token request and reads the reply: tokens, or Entra's error.
+/// How many times a token request is sent when the endpoint is throttled, failing or unreachable.
+const TOKEN_ATTEMPTS: u32 = 4;
+/// Longest token lifetime believed (Entra's are at most a day); a larger `expires_in` is clamped to it.
+const MAX_TOKEN_LIFETIME_SECS: i64 = 7 * 24 * 3600;
+
+/// Posts a token request and reads the reply: tokens, or Entra's error. The token endpoint's redirects are never
+/// followed (the form carries the client secret, a refresh token or a code); throttling (429), server errors
+/// (500/502/503/504) and dropped connections are retried a bounded number of times, honouring `Retry-After`.
 pub(crate) async fn request_token(http: &reqwest::Client, url: &Url, form: &[(&str, &str)]) -> Result<TokenReply> {
-    tracing::debug!(url = %crate::error::redact_url(url), grant = form.iter().find(|(k, _)| *k == "grant_type").map(|(_, v)| *v).unwrap_or(""), "requesting token");
-    let resp = http
-        .post(url.clone())
-        .form(form)
-        .send()
-        .await
-        .map_err(|e| Error::transport(url, &e))?;
-    let status = resp.status();
-    let body = resp.bytes().await.map_err(|e| Error::transport(url, &e))?;
+    use crate::error::redact_url;
+    use crate::http::{BodyError, MAX_TOKEN_REPLY_BYTES, backoff, read_body, retry_after};
+    let grant = form.iter().find(|(k, _)| *k == "grant_type").map(|(_, v)| *v).unwrap_or("");
+    let mut attempt = 0;
+    let (status, body) = loop {
+        attempt += 1;
+        tracing::debug!(url = %redact_url(url), grant, attempt, "requesting token");
+        let resp = match http.post(url.clone()).form(form).send().await {
+            Ok(r) => r,
+            Err(e) if attempt < TOKEN_ATTEMPTS && !e.is_timeout() => {
+                let wait = backoff(attempt);
+                tracing::info!(url = %redact_url(url), cause = %e, attempt, wait_ms = wait.as_millis() as u64, "token endpoint unreachable; retrying");
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+            Err(e) => return Err(Error::transport(url, &e)),
+        };
+        let status = resp.status();
+        if status.is_redirection() {
+            let to = crate::http::redirect_target(url, resp.headers());
+            return Err(crate::http::redirect_refused(
+                url,
+                status.as_u16(),
+                to.as_ref(),
+                "sign-in requests carry credentials and never follow redirects",
+            ));
+        }
+        if matches!(status.as_u16(), 429 | 500 | 502 | 503 | 504) && attempt < TOKEN_ATTEMPTS {
+            let wait = retry_after(resp.headers()).unwrap_or_else(|| backoff(attempt));
+            tracing::info!(status = status.as_u16(), attempt, wait_ms = wait.as_millis() as u64, "token endpoint asked to retry later");
+            tokio::time::sleep(wait).await;
+            continue;
+        }
+        match read_body(resp, MAX_TOKEN_REPLY_BYTES).await {
+            Ok(b) => break (status, b),
+            Err(BodyError::TooLarge { limit }) => {
+                return Err(Error::Response {
+                    url: redact_url(url),
+                    message: format!("the token reply is larger than {limit} bytes; refused"),
+                });
+            }
+            Err(BodyError::Transport(e)) if attempt < TOKEN_ATTEMPTS && !e.is_timeout() => {
+                tokio::time::sleep(backoff(attempt)).await;
+                continue;
+            }
+            Err(BodyError::Transport(e)) => return Err(Error::transport(url, &e)),
+        }
+    };
     let json: Value = serde_json::from_slice(&body).map_err(|_| Error::Response {
-        url: crate::error::redact_url(url),
+        url: redact_url(url),
         message: format!("HTTP {status} with a body that is not JSON ({} bytes)", body.len()),
     })?;
     if !status.is_success() || json.get("error").is_some() {
@@ -170,33 +216,39 @@ pub(crate) async fn request_token(http: &reqwest::Client, url: &Url, form: &[(&s
     }
     let s = |k: &str| json.get(k).and_then(Value::as_str).filter(|v| !v.is_empty());
     let token = s("access_token").ok_or_else(|| Error::Response {
-        url: crate::error::redact_url(url),
+        url: redact_url(url),
         message: "token reply has no access_token".into(),
     })?;
-    // v2.0 sends an integer; older endpoints send a string.
+    // v2.0 sends an integer; older endpoints send a string. Whatever the number, it is clamped to a sane lifetime.
     let expires_in = match json.get("expires_in") {
-        Some(Value::Number(n)) => n.as_i64(),
-        Some(Value::String(s)) => s.trim().parse().ok(),
+        Some(Value::Number(n)) => n.as_i64().or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f.clamp(-1.0, 1e12) as i64)),
+        Some(Value::String(s)) => s.trim().parse::<f64>().ok().filter(|f| f.is_finite()).map(|f| f.clamp(-1.0, 1e12) as i64),
         _ => None,
     }
     .ok_or_else(|| Error::Response {
-        url: crate::error::redact_url(url),
+        url: redact_url(url),
         message: "token reply has no valid expires_in".into(),
     })?;
     Ok(TokenReply {
         token: AccessToken {
             token: Secret::new(token),
-            expires_on: Utc::now() + Duration::seconds(expires_in.max(0)),
+            expires_on: expires_after(expires_in),
         },
         refresh_token: s("refresh_token").map(Secret::new),
     })
 }
 
+/// Now plus `secs` seconds, with `secs` clamped to `0..=MAX_TOKEN_LIFETIME_SECS` (no overflow on any input).
+pub(crate) fn expires_after(secs: i64) -> DateTime<Utc> {
+    Utc::now() + Duration::seconds(secs.clamp(0, MAX_TOKEN_LIFETIME_SECS))
+}
+
 pub(crate) fn parse_auth_error(status: u16, json: &Value) -> AuthError {
-    let s = |k: &str| json.get(k).and_then(Value::as_str).map(str::to_string);
-    let description = s("error_description").unwrap_or_default();
+    use crate::error::{MAX_SHOWN_MESSAGE, clean};
+    let s = |k: &str| json.get(k).and_then(Value::as_str).map(|v| clean(v, 200));
+    let description = json.get("error_description").and_then(Value::as_str).unwrap_or_default();
     // The description repeats trace, correlation id and timestamp on later lines; keep the first.
-    let first = description.lines().next().unwrap_or("").trim().to_string();
+    let first = clean(description.lines().next().unwrap_or("").trim(), MAX_SHOWN_MESSAGE);
     AuthError {
         status,
         error: s("error").unwrap_or_else(|| "unknown_error".into()),

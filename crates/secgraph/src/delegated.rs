@@ -210,7 +210,25 @@ impl DelegatedCredential {
             .await
             .map_err(|e| Error::transport(&url, &e))?;
         let status = resp.status().as_u16();
-        let v: Value = resp.json().await.map_err(|e| Error::Response {
+        if resp.status().is_redirection() {
+            let to = crate::http::redirect_target(&url, resp.headers());
+            return Err(crate::http::redirect_refused(
+                &url,
+                status,
+                to.as_ref(),
+                "sign-in requests never follow redirects",
+            ));
+        }
+        let body = crate::http::read_body(resp, crate::http::MAX_TOKEN_REPLY_BYTES)
+            .await
+            .map_err(|e| Error::Response {
+                url: crate::error::redact_url(&url),
+                message: match e {
+                    crate::http::BodyError::TooLarge { limit } => format!("device code reply larger than {limit} bytes"),
+                    crate::http::BodyError::Transport(e) => format!("device code reply cut short: {e}"),
+                },
+            })?;
+        let v: Value = serde_json::from_slice(&body).map_err(|e| Error::Response {
             url: crate::error::redact_url(&url),
             message: format!("device code reply is not JSON: {e}"),
         })?;
@@ -236,8 +254,11 @@ impl DelegatedCredential {
                 v["user_code"].as_str().unwrap_or("?")
             )
         });
-        let mut interval = Duration::from_secs(num("interval").unwrap_or(5).max(1));
-        let deadline = Instant::now() + Duration::from_secs(num("expires_in").unwrap_or(900));
+        // What the server wrote is shown to the user: no control characters, bounded.
+        let message = crate::error::clean(&message, 1000);
+        // Server-sent numbers are clamped: a poll at least every minute, a code that lives at most an hour.
+        let mut interval = Duration::from_secs(num("interval").unwrap_or(5).clamp(1, 60));
+        let deadline = Instant::now() + Duration::from_secs(num("expires_in").unwrap_or(900).min(3600));
         self.prompt.device_code(&message);
         let token_url = self.endpoint("token")?;
         loop {
@@ -252,7 +273,7 @@ impl DelegatedCredential {
                 Ok(r) => return Ok(r),
                 Err(Error::Auth(a)) => match a.error.as_str() {
                     "authorization_pending" if Instant::now() < deadline => continue,
-                    "slow_down" => interval += Duration::from_secs(5),
+                    "slow_down" => interval = (interval + Duration::from_secs(5)).min(Duration::from_secs(60)),
                     "authorization_pending" | "expired_token" => {
                         return Err(auth_error(
                             "expired_token",

@@ -170,7 +170,7 @@ impl Error {
         } else {
             "request failed".to_string()
         };
-        let detail = chain.last().cloned().unwrap_or_default();
+        let detail = clean(&chain.last().cloned().unwrap_or_default(), 300);
         Error::Transport {
             url: redact_url(url),
             message: if detail.is_empty() { what } else { format!("{what}: {detail}") },
@@ -181,4 +181,47 @@ impl Error {
 /// The URL without query or fragment, for messages.
 pub(crate) fn redact_url(url: &reqwest::Url) -> String {
     format!("{}{}", url.origin().ascii_serialization(), url.path())
+}
+
+/// Text from a server or a file made safe to show: control characters (ANSI escapes, CR/LF that could forge a line)
+/// become spaces or are dropped, and the result is cut at `max` characters with a note of how much was left out.
+pub(crate) fn clean(s: &str, max: usize) -> String {
+    let mut out = String::with_capacity(s.len().min(max) + 16);
+    let mut n = 0;
+    let mut chars = s.chars();
+    for c in chars.by_ref() {
+        if n == max {
+            break;
+        }
+        match c {
+            '\n' | '\r' | '\t' => out.push(' '),
+            c if c.is_control() => {}
+            // Unicode bidi overrides and isolates can reorder what a terminal shows.
+            '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' => {}
+            c => out.push(c),
+        }
+        n += 1;
+    }
+    let rest = chars.count();
+    if rest > 0 {
+        out.push_str(&format!("… ({rest} more characters not shown)"));
+    }
+    out
+}
+
+/// Longest server message shown in an error.
+pub(crate) const MAX_SHOWN_MESSAGE: usize = 1000;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clean_strips_control_characters_and_caps_length() {
+        assert_eq!(clean("a\x1b[31mred\x1b[0m\r\nerror: forged", 100), "a[31mred[0m  error: forged");
+        let long = "x".repeat(5000);
+        let c = clean(&long, 10);
+        assert!(c.starts_with("xxxxxxxxxx… (4990 more"), "{c}");
+        assert_eq!(clean("ok \u{202e}txt", 100), "ok txt");
+    }
 }

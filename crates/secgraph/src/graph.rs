@@ -4,12 +4,12 @@
 
 use crate::credential::{TokenCredential, TokenRequestOptions};
 use crate::error::{ApiError, Error, Result, redact_url};
+use crate::http::{BodyError, backoff, retry_after};
 use crate::sink::RowSink;
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 use serde_json::Value;
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Duration;
 use url::Url;
 
 /// Characters encoded in a query key or value: everything that is not unreserved or a harmless sub-delimiter.
@@ -34,8 +34,29 @@ const QUERY: &AsciiSet = &CONTROLS
 
 /// How many times a throttled (429) or unavailable (503/504) request is sent before giving up.
 const MAX_ATTEMPTS: u32 = 5;
-/// Longest single wait honoured from `Retry-After`.
-const MAX_RETRY_WAIT: Duration = Duration::from_secs(60);
+/// How many times a read that failed with HTTP 500/502 is sent (Graph documents transient 500s; a persistent one
+/// is a real error the user should see soon).
+const MAX_ATTEMPTS_SERVER_ERROR: u32 = 3;
+/// Same-origin redirects followed for one read.
+const MAX_REDIRECTS: u32 = 5;
+
+/// Caps on what one paging run reads, so a broken or hostile server cannot exhaust memory or loop for ever.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PagingLimits {
+    /// Largest page body read (default 64 MiB; Graph's real pages are a few MiB at most).
+    pub max_page_bytes: usize,
+    /// Most pages followed in one run (default 100,000: 100 million alerts at `$top=1000`).
+    pub max_pages: usize,
+}
+
+impl Default for PagingLimits {
+    fn default() -> Self {
+        PagingLimits {
+            max_page_bytes: 64 * 1024 * 1024,
+            max_pages: 100_000,
+        }
+    }
+}
 
 /// What a paging run did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -55,6 +76,7 @@ pub struct GraphClient {
     root: Url,
     credential: Arc<dyn TokenCredential>,
     scope: String,
+    limits: PagingLimits,
 }
 
 /// Splits an OData query string on `&`, except inside single-quoted literals (where `''` is an escaped quote).
@@ -102,7 +124,19 @@ impl GraphClient {
             root,
             credential,
             scope,
+            limits: PagingLimits::default(),
         })
+    }
+
+    /// The same client with other paging caps.
+    pub fn with_limits(mut self, limits: PagingLimits) -> GraphClient {
+        self.limits = limits;
+        self
+    }
+
+    /// The paging caps in force.
+    pub fn limits(&self) -> PagingLimits {
+        self.limits
     }
 
     /// The versioned root, e.g. `https://graph.microsoft.com/v1.0/`.
@@ -119,13 +153,25 @@ impl GraphClient {
             None => (path_and_query, None),
         };
         let path = path.trim().trim_start_matches('/');
+        let lower = path.to_ascii_lowercase();
+        if path.contains('\\') || lower.contains("%2f") || lower.contains("%5c") || lower.contains("%2e") || path.chars().any(char::is_control) {
+            return Err(Error::Query {
+                message: format!(
+                    "'{}' is refused: backslashes, encoded slashes or dots and control characters are not allowed in a Graph path",
+                    crate::error::clean(path_and_query, 200)
+                ),
+            });
+        }
         if path.is_empty() || path.contains("..") || path.contains("://") {
             return Err(Error::Query {
-                message: format!("'{path_and_query}' is not a path under the Graph root (expected e.g. /security/alerts_v2)"),
+                message: format!(
+                    "'{}' is not a path under the Graph root (expected e.g. /security/alerts_v2)",
+                    crate::error::clean(path_and_query, 200)
+                ),
             });
         }
         let mut url = self.root.join(path).map_err(|e| Error::Query {
-            message: format!("invalid path '{path}': {e}"),
+            message: format!("invalid path '{}': {e}", crate::error::clean(path, 200)),
         })?;
         if let Some(q) = query {
             let mut encoded = Vec::new();
@@ -141,6 +187,8 @@ impl GraphClient {
                 url.set_query(Some(&encoded.join("&")));
             }
         }
+        // The one check, after the URL is built: whatever the text was, the token goes to the Graph host only.
+        self.check_target(&url)?;
         Ok(url)
     }
 
@@ -150,9 +198,30 @@ impl GraphClient {
             .await
     }
 
-    /// Sends one request (GET, or POST with a JSON body) and returns the JSON reply. Retries 429/503/504 honouring
-    /// `Retry-After`, and renews the token once on 401.
+    /// Checks that `url` may carry this client's bearer token: it must be on the Graph origin (scheme, host and
+    /// port) and carry no user info. Every request the client sends passes here, after its URL is built — for
+    /// `exec` paths, templates, next links, redirects and updates alike.
+    pub fn check_target(&self, url: &Url) -> Result<()> {
+        if url.origin() != self.root.origin() || !url.username().is_empty() || url.password().is_some() {
+            return Err(Error::Query {
+                message: format!(
+                    "refusing to send the Graph token to {} (only {} receives it)",
+                    url.origin().ascii_serialization(),
+                    self.root.origin().ascii_serialization()
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Sends one request (GET, or POST/PATCH with a JSON body) and returns the JSON reply. Retries 429/503/504
+    /// (and 500/502 for reads) honouring `Retry-After`, retries dropped connections and cut-short bodies on reads,
+    /// renews the token once on 401, follows same-origin redirects of reads and refuses every other redirect.
     pub async fn send_json(&self, method: reqwest::Method, url: &Url, body: Option<&Value>) -> Result<Value> {
+        self.check_target(url)?;
+        let is_read = method == reqwest::Method::GET;
+        let mut target = url.clone();
+        let mut redirects = 0;
         let mut renewed = false;
         let mut attempt = 0u32;
         loop {
@@ -161,7 +230,7 @@ impl GraphClient {
             let client_request_id = uuid::Uuid::new_v4().to_string();
             let mut req = self
                 .http
-                .request(method.clone(), url.clone())
+                .request(method.clone(), target.clone())
                 .bearer_auth(token.token.expose())
                 .header("client-request-id", &client_request_id)
                 .header("Accept", "application/json")
@@ -169,53 +238,100 @@ impl GraphClient {
             if let Some(b) = body {
                 req = req.json(b);
             }
-            tracing::debug!(%method, url = %redact_url(url), %client_request_id, attempt, "graph request");
-            // Reads are idempotent: a connection that dies, or a body cut short, is tried again (bounded).
-            let retry_read = method == reqwest::Method::GET && attempt < MAX_ATTEMPTS;
-            let (status, headers, bytes) = match send_and_read(req).await {
+            tracing::debug!(%method, url = %redact_url(&target), %client_request_id, attempt, "graph request");
+            // Reads are idempotent: a connection that dies, or a body cut short, is tried again (bounded). A request
+            // that timed out is not: a server that slow will not be faster next time, and the user waits once.
+            let retry_read = is_read && attempt < MAX_ATTEMPTS;
+            let resp = match self.http_send(req).await {
                 Ok(r) => r,
-                Err(e) if retry_read => {
+                Err(e) if retry_read && !e.is_timeout() => {
                     let wait = backoff(attempt);
-                    tracing::info!(error = %redact_url(url), cause = %e, attempt, wait_ms = wait.as_millis() as u64, "connection failed; retrying");
+                    tracing::info!(url = %redact_url(&target), cause = %e, attempt, wait_ms = wait.as_millis() as u64, "connection failed; retrying");
                     tokio::time::sleep(wait).await;
                     continue;
                 }
-                Err(e) => return Err(Error::transport(url, &e)),
+                Err(e) => return Err(Error::transport(&target, &e)),
             };
+            let status = resp.status().as_u16();
+            let headers = resp.headers().clone();
+            if (300..400).contains(&status) && status != 304 {
+                let to = crate::http::redirect_target(&target, &headers);
+                match to {
+                    Some(to) if is_read && redirects < MAX_REDIRECTS && self.check_target(&to).is_ok() => {
+                        tracing::debug!(from = %redact_url(&target), to = %redact_url(&to), status, "same-origin redirect");
+                        redirects += 1;
+                        target = to;
+                        attempt = 0;
+                        continue;
+                    }
+                    to => {
+                        return Err(crate::http::redirect_refused(
+                            &target,
+                            status,
+                            to.as_ref(),
+                            "Graph requests follow only a few redirects of reads to the Graph host itself; not followed",
+                        ));
+                    }
+                }
+            }
             if (200..300).contains(&status) {
+                let bytes = match crate::http::read_body(resp, self.limits.max_page_bytes).await {
+                    Ok(b) => b,
+                    Err(BodyError::TooLarge { limit }) => {
+                        return Err(Error::Response {
+                            url: redact_url(&target),
+                            message: format!(
+                                "the reply is larger than {limit} bytes, the page size cap (raise it with --max-page-mib, or PagingLimits::max_page_bytes)"
+                            ),
+                        });
+                    }
+                    Err(BodyError::Transport(e)) if retry_read && !e.is_timeout() => {
+                        tracing::info!(url = %redact_url(&target), cause = %e, attempt, "reply cut short; retrying");
+                        tokio::time::sleep(backoff(attempt)).await;
+                        continue;
+                    }
+                    Err(BodyError::Transport(e)) => return Err(Error::transport(&target, &e)),
+                };
                 if bytes.is_empty() {
                     return Ok(Value::Null);
                 }
                 match serde_json::from_slice(&bytes) {
                     Ok(v) => return Ok(v),
                     Err(e) if retry_read => {
-                        tracing::info!(url = %redact_url(url), bytes = bytes.len(), cause = %e, attempt, "reply was not whole JSON; retrying");
+                        tracing::info!(url = %redact_url(&target), bytes = bytes.len(), cause = %e, attempt, "reply was not whole JSON; retrying");
                         tokio::time::sleep(backoff(attempt)).await;
                         continue;
                     }
                     Err(e) => {
                         return Err(Error::Response {
-                            url: redact_url(url),
+                            url: redact_url(&target),
                             message: format!("HTTP {status} body is not valid JSON ({} bytes): {e}", bytes.len()),
                         });
                     }
                 }
             }
-            let err = api_error(status, &headers, &bytes, &method, url);
+            let bytes = crate::http::read_error_body(resp).await;
+            let err = api_error(status, &headers, &bytes, &method, &target);
             if status == 401 && !renewed {
                 tracing::debug!(request_id = ?err.request_id, "401 from Graph; renewing the token once");
                 renewed = true;
                 attempt = 0;
                 continue;
             }
-            if matches!(status, 429 | 503 | 504) && attempt < MAX_ATTEMPTS {
-                let wait = retry_after(&headers).unwrap_or_else(|| backoff(attempt)).min(MAX_RETRY_WAIT);
+            let transient = matches!(status, 429 | 503 | 504) || (is_read && matches!(status, 500 | 502));
+            let cap = if matches!(status, 500 | 502) { MAX_ATTEMPTS_SERVER_ERROR } else { MAX_ATTEMPTS };
+            if transient && attempt < cap {
+                let wait = retry_after(&headers).unwrap_or_else(|| backoff(attempt));
                 tracing::info!(status, request_id = ?err.request_id, wait_ms = wait.as_millis() as u64, attempt, "Graph asked to retry later");
                 tokio::time::sleep(wait).await;
                 continue;
             }
             return Err(Error::Api(Box::new(err)));
         }
+    }
+
+    async fn http_send(&self, req: reqwest::RequestBuilder) -> std::result::Result<reqwest::Response, reqwest::Error> {
+        req.send().await
     }
 
     /// Follows `@odata.nextLink` from `url` until the last page, pushing each page's `value` rows into `sink`.
@@ -291,6 +407,14 @@ impl GraphClient {
                         ),
                     });
                 }
+                if summary.pages >= self.limits.max_pages {
+                    return Err(Error::Paging {
+                        message: format!(
+                            "stopped at the page cap of {} pages with more to come; {} rows were delivered (raise the cap with --max-pages, or PagingLimits::max_pages; or narrow the query)",
+                            self.limits.max_pages, summary.rows
+                        ),
+                    });
+                }
                 if !seen.insert(link) {
                     return Err(Error::Paging {
                         message: format!(
@@ -359,31 +483,9 @@ impl GraphClient {
     }
 }
 
-/// Sends a request and reads the whole body.
-async fn send_and_read(
-    req: reqwest::RequestBuilder,
-) -> std::result::Result<(u16, reqwest::header::HeaderMap, bytes::Bytes), reqwest::Error> {
-    let resp = req.send().await?;
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let bytes = resp.bytes().await?;
-    Ok((status, headers, bytes))
-}
-
-fn retry_after(h: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let v = h.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
-    let secs: f64 = v.parse().ok()?;
-    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
-}
-
-fn backoff(attempt: u32) -> Duration {
-    let base = 500u64 << attempt.min(6);
-    let jitter = (uuid::Uuid::new_v4().as_u128() % 250) as u64;
-    Duration::from_millis(base + jitter)
-}
-
 fn api_error(status: u16, headers: &reqwest::header::HeaderMap, body: &[u8], method: &reqwest::Method, url: &Url) -> ApiError {
-    let header = |k: &str| headers.get(k).and_then(|v| v.to_str().ok()).map(str::to_string);
+    use crate::error::{MAX_SHOWN_MESSAGE, clean};
+    let header = |k: &str| headers.get(k).and_then(|v| v.to_str().ok()).map(|v| clean(v, 100));
     let json: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     let err = json.get("error").cloned().unwrap_or(Value::Null);
     let inner = err
@@ -391,8 +493,15 @@ fn api_error(status: u16, headers: &reqwest::header::HeaderMap, body: &[u8], met
         .or_else(|| err.get("innererror"))
         .cloned()
         .unwrap_or(Value::Null);
-    let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
-    let message = s(&err, "message").unwrap_or_else(|| {
+    // A body too large to read whole (or not JSON) may still name its code: look for it in what was read.
+    let s = |v: &Value, k: &str, max: usize| {
+        v.get(k)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .or_else(|| json.is_null().then(|| crate::http::sniff_json_string(body, k)).flatten())
+            .map(|t| clean(&t, max))
+    };
+    let message = s(&err, "message", MAX_SHOWN_MESSAGE).unwrap_or_else(|| {
         if body.is_empty() {
             "(empty body)".into()
         } else {
@@ -401,12 +510,12 @@ fn api_error(status: u16, headers: &reqwest::header::HeaderMap, body: &[u8], met
     });
     ApiError {
         status,
-        code: s(&err, "code").unwrap_or_default(),
+        code: s(&err, "code", 100).unwrap_or_default(),
         message,
-        request_id: s(&inner, "request-id").or_else(|| header("request-id")),
-        client_request_id: s(&inner, "client-request-id").or_else(|| header("client-request-id")),
-        date: s(&inner, "date"),
-        request: format!("{method} {}", url.path()),
+        request_id: s(&inner, "request-id", 100).or_else(|| header("request-id")),
+        client_request_id: s(&inner, "client-request-id", 100).or_else(|| header("client-request-id")),
+        date: s(&inner, "date", 100),
+        request: format!("{method} {}", clean(url.path(), 300)),
     }
 }
 

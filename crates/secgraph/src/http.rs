@@ -4,6 +4,10 @@
 use crate::error::{Error, Result};
 use std::path::PathBuf;
 use std::time::Duration;
+use url::Url;
+
+/// Longest silence tolerated while a reply arrives (the whole-request timeout bounds the total).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Settings every HTTP client of the library shares.
 #[derive(Debug, Clone, Default)]
@@ -25,7 +29,7 @@ impl HttpOptions {
         }
         let mut certs = Vec::new();
         for f in &files {
-            let pem = std::fs::read(f).map_err(|e| Error::Setting {
+            let pem = read_local_file(f, MAX_PEM_FILE_BYTES).map_err(|e| Error::Setting {
                 origin: "settings".into(),
                 setting: "Azure.ca_certificates".into(),
                 message: format!("cannot read CA file {}: {e}", f.display()),
@@ -47,7 +51,11 @@ impl HttpOptions {
         let mut b = reqwest::Client::builder()
             .user_agent(concat!("secgraph/", env!("CARGO_PKG_VERSION")))
             .timeout(self.timeout.unwrap_or(Duration::from_secs(60)))
+            .read_timeout(self.timeout.unwrap_or(Duration::from_secs(60)).min(IDLE_TIMEOUT))
             .connect_timeout(Duration::from_secs(15))
+            // Redirects are never followed by the client: the callers decide (same-origin Graph reads only), so a
+            // credential can never be re-sent to another host.
+            .redirect(reqwest::redirect::Policy::none())
             .https_only(true);
         if !certs.is_empty() {
             b = b.tls_certs_merge(certs);
@@ -70,4 +78,146 @@ impl HttpOptions {
             message: format!("cannot build the HTTPS client: {e}"),
         })
     }
+}
+
+/// Largest reply body read from a token endpoint (Entra's replies are a few KiB).
+pub(crate) const MAX_TOKEN_REPLY_BYTES: usize = 1024 * 1024;
+/// Largest error body read (the rest is not read; the message is taken from what was read, if it parses).
+pub(crate) const MAX_ERROR_BODY_BYTES: usize = 1024 * 1024;
+/// Longest single wait honoured from `Retry-After` (a longer one is clamped).
+pub(crate) const MAX_RETRY_WAIT: Duration = Duration::from_secs(60);
+
+/// Why a body could not be read whole.
+#[derive(Debug)]
+pub(crate) enum BodyError {
+    /// The connection failed or the body was cut short.
+    Transport(reqwest::Error),
+    /// The body is larger than the cap (`declared` when `Content-Length` said so up front).
+    TooLarge { limit: usize },
+}
+
+/// Reads a reply body, stopping once it exceeds `limit` bytes (announced by `Content-Length` or found while reading),
+/// so an oversized or endless body never grows memory past the cap.
+pub(crate) async fn read_body(mut resp: reqwest::Response, limit: usize) -> std::result::Result<bytes::Bytes, BodyError> {
+    if resp.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(BodyError::TooLarge { limit });
+    }
+    let mut buf = bytes::BytesMut::new();
+    while let Some(chunk) = resp.chunk().await.map_err(BodyError::Transport)? {
+        if buf.len() + chunk.len() > limit {
+            return Err(BodyError::TooLarge { limit });
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
+
+/// Reads at most `limit` bytes of an error body; what lies beyond is dropped unread (an error body is only
+/// shown in part anyway).
+pub(crate) async fn read_error_body(mut resp: reqwest::Response) -> bytes::Bytes {
+    let mut buf = bytes::BytesMut::new();
+    while let Ok(Some(chunk)) = resp.chunk().await {
+        let room = MAX_ERROR_BODY_BYTES.saturating_sub(buf.len());
+        buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if buf.len() >= MAX_ERROR_BODY_BYTES {
+            break;
+        }
+    }
+    buf.freeze()
+}
+
+/// `Retry-After` as seconds (any non-negative number, clamped to [`MAX_RETRY_WAIT`]) or an HTTP date.
+pub(crate) fn retry_after(h: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let v = h.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = v.parse::<f64>() {
+        if !(secs.is_finite() && secs >= 0.0) {
+            return None;
+        }
+        return Some(Duration::from_secs_f64(secs.min(MAX_RETRY_WAIT.as_secs_f64())));
+    }
+    let when = chrono::DateTime::parse_from_rfc2822(v).ok()?;
+    let secs = (when.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_milliseconds().max(0) as u64;
+    Some(Duration::from_millis(secs).min(MAX_RETRY_WAIT))
+}
+
+/// Exponential backoff with jitter for attempt `n` (1-based): 1 s, 2 s, 4 s … capped at 32 s.
+pub(crate) fn backoff(attempt: u32) -> Duration {
+    let base = 500u64 << attempt.clamp(1, 6);
+    let jitter = (uuid::Uuid::new_v4().as_u128() % 250) as u64;
+    Duration::from_millis(base + jitter)
+}
+
+/// The redirect target of a 3xx reply, resolved against the request URL, for messages and same-origin checks.
+pub(crate) fn redirect_target(url: &Url, headers: &reqwest::header::HeaderMap) -> Option<Url> {
+    let loc = headers.get(reqwest::header::LOCATION)?.to_str().ok()?;
+    url.join(loc).ok()
+}
+
+/// The error for a redirect that a credential-carrying request does not follow.
+pub(crate) fn redirect_refused(url: &Url, status: u16, target: Option<&Url>, what: &str) -> Error {
+    let to = target
+        .map(|t| t.origin().ascii_serialization())
+        .unwrap_or_else(|| "an unreadable Location".into());
+    Error::Response {
+        url: crate::error::redact_url(url),
+        message: format!("answered HTTP {status}, a redirect to {to}; {what}"),
+    }
+}
+
+/// Reads a local file the user named (settings, CA bundle, certificate, key, query file): it must be a regular
+/// file (not a device, FIFO or folder, even through a symlink) no larger than `limit` bytes.
+pub(crate) fn read_local_file(path: &std::path::Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file (devices, pipes and folders are refused)",
+        ));
+    }
+    if meta.len() > limit {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("the file is {} bytes; at most {limit} are read", meta.len()),
+        ));
+    }
+    let mut buf = Vec::with_capacity(meta.len() as usize);
+    file.take(limit + 1).read_to_end(&mut buf)?;
+    if buf.len() as u64 > limit {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("the file grew past {limit} bytes while being read"),
+        ));
+    }
+    Ok(buf)
+}
+
+/// Largest local file read as a CA bundle, certificate or key.
+pub(crate) const MAX_PEM_FILE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// The first string value of `"key": "…"` in a JSON text that could not be parsed whole (cut at the read cap);
+/// only for error messages. Reads at most the first 64 KiB.
+pub(crate) fn sniff_json_string(body: &[u8], key: &str) -> Option<String> {
+    let text = String::from_utf8_lossy(&body[..body.len().min(64 * 1024)]);
+    let needle = format!("\"{key}\"");
+    let at = text.find(&needle)? + needle.len();
+    let rest = text[at..].trim_start().strip_prefix(':')?.trim_start().strip_prefix('"')?;
+    let mut out = String::new();
+    let mut chars = rest.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => return Some(out),
+            '\\' => {
+                if let Some(n) = chars.next() {
+                    out.push(n);
+                }
+            }
+            c => out.push(c),
+        }
+        if out.len() > 2048 {
+            return Some(out);
+        }
+    }
+    Some(out)
 }

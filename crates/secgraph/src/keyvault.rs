@@ -236,14 +236,21 @@ impl SecretClient {
                 .map(|i| format!("/{i}"))
                 .unwrap_or_default();
             let msg = body["error"]["message"].as_str().unwrap_or("no message");
+            let clean = crate::error::clean;
             Error::Setting {
                 origin: "Key Vault".into(),
                 setting: format!("secret {s}"),
-                message: format!("the vault answered HTTP {status} {code}{inner}: {msg}"),
+                message: format!(
+                    "the vault answered HTTP {status} {}{}: {}",
+                    clean(code, 100),
+                    clean(&inner, 100),
+                    clean(msg, crate::error::MAX_SHOWN_MESSAGE)
+                ),
             }
         };
         // First without a token: the 401 challenge names the resource to ask a token for.
         let first = self.http.get(url.clone()).send().await.map_err(|e| Error::transport(&url, &e))?;
+        refuse_redirect(&url, &first)?;
         let resource = match first.status().as_u16() {
             401 => challenge_resource(first.headers()).unwrap_or_else(|| "https://vault.azure.net".into()),
             200 => {
@@ -253,7 +260,7 @@ impl SecretClient {
                 });
             }
             status => {
-                let body: Value = first.json().await.unwrap_or(Value::Null);
+                let body: Value = serde_json::from_slice(&crate::http::read_error_body(first).await).unwrap_or(Value::Null);
                 return Err(failed(status, &body));
             }
         };
@@ -266,8 +273,9 @@ impl SecretClient {
             .send()
             .await
             .map_err(|e| Error::transport(&url, &e))?;
+        refuse_redirect(&url, &resp)?;
         let status = resp.status().as_u16();
-        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        let body: Value = serde_json::from_slice(&crate::http::read_error_body(resp).await).unwrap_or(Value::Null);
         if status != 200 {
             return Err(failed(status, &body));
         }
@@ -279,6 +287,20 @@ impl SecretClient {
                 message: "the secret reply has no value".into(),
             })
     }
+}
+
+/// A vault reply that redirects is an error: the request may carry a token, and the vault never redirects.
+fn refuse_redirect(url: &Url, resp: &reqwest::Response) -> Result<()> {
+    if resp.status().is_redirection() {
+        let to = crate::http::redirect_target(url, resp.headers());
+        return Err(crate::http::redirect_refused(
+            url,
+            resp.status().as_u16(),
+            to.as_ref(),
+            "Key Vault requests never follow redirects",
+        ));
+    }
+    Ok(())
 }
 
 /// Azure CLI: `az account get-access-token` (the signed-in CLI user).
