@@ -63,8 +63,8 @@ impl ClientCertificate {
     /// Reads a certificate (PEM or DER) and a private key (PEM: PKCS#8, encrypted PKCS#8 with `passphrase`, or
     /// PKCS#1 RSA). The key may also sit in the certificate file, as many PEM bundles have it.
     pub fn load(cert_path: &Path, key_path: Option<&Path>, passphrase: Option<&Secret>) -> Result<ClientCertificate> {
-        let cert_bytes =
-            std::fs::read(cert_path).map_err(|e| setting_error("certificate", format!("cannot read {}: {e}", cert_path.display())))?;
+        let cert_bytes = crate::http::read_local_file(cert_path, crate::http::MAX_PEM_FILE_BYTES)
+            .map_err(|e| setting_error("certificate", format!("cannot read {}: {e}", cert_path.display())))?;
         let cert_text = String::from_utf8_lossy(&cert_bytes).into_owned();
         let blocks = pem_blocks(&cert_text);
         let cert_der = if blocks.is_empty() {
@@ -77,10 +77,11 @@ impl ClientCertificate {
                 .ok_or_else(|| setting_error("certificate", format!("{} has no CERTIFICATE block", cert_path.display())))?
         };
         let key_text = match key_path {
-            Some(p) => {
-                String::from_utf8(std::fs::read(p).map_err(|e| setting_error("private_key", format!("cannot read {}: {e}", p.display())))?)
-                    .map_err(|_| setting_error("private_key", format!("{} is not a PEM file", p.display())))?
-            }
+            Some(p) => String::from_utf8(
+                crate::http::read_local_file(p, crate::http::MAX_PEM_FILE_BYTES)
+                    .map_err(|e| setting_error("private_key", format!("cannot read {}: {e}", p.display())))?,
+            )
+            .map_err(|_| setting_error("private_key", format!("{} is not a PEM file", p.display())))?,
             None => cert_text,
         };
         let where_ = key_path.unwrap_or(cert_path).display().to_string();

@@ -314,6 +314,19 @@ impl Connection {
             });
         }
 
+        // Checked whichever way the app signs in: a misspelt auth_type is a mistake even where it does not apply.
+        let configured_auth_type = match values.plain("auth_type")? {
+            Some(t) => Some(AuthType::parse(&t).ok_or_else(|| Error::Setting {
+                origin: values.source.clone(),
+                setting: "auth_type".into(),
+                message: format!(
+                    "'{}' is not a sign-in type; use browser (or interactive) or device (or devicecode)",
+                    crate::error::clean(&t, 60)
+                ),
+            })?),
+            None => None,
+        };
+
         let (credential, scope): (Arc<dyn TokenCredential>, String) = match auth {
             AuthMethod::ClientSecret => {
                 let (secret_path, secret_ref) = values.get("client_secret").ok_or_else(|| Error::MissingSettings {
@@ -360,15 +373,7 @@ impl Connection {
                 )
             }
             AuthMethod::Delegated => {
-                let auth_type = match (options.auth_type, values.plain("auth_type")?) {
-                    (Some(t), _) => t,
-                    (None, Some(t)) => AuthType::parse(&t).ok_or_else(|| Error::Setting {
-                        origin: values.source.clone(),
-                        setting: "auth_type".into(),
-                        message: format!("'{t}' is not browser, interactive or device"),
-                    })?,
-                    (None, None) => AuthType::Browser,
-                };
+                let auth_type = options.auth_type.or(configured_auth_type).unwrap_or_default();
                 let cache_path = match (&options.token_cache, values.plain("location")?) {
                     (Some(p), _) => p.clone(),
                     (None, Some(l)) => PathBuf::from(l),
@@ -394,6 +399,8 @@ impl Connection {
                         .collect::<Vec<_>>()
                         .join(" "),
                 };
+                let cache = TokenCache::at(cache_path);
+                cache.check()?;
                 let prompt: Arc<dyn SignInPrompt> = options.prompt.clone().unwrap_or_else(|| Arc::new(NoPrompt));
                 let mut cred = DelegatedCredential::new(
                     http.clone(),
@@ -402,7 +409,7 @@ impl Connection {
                     &client_id,
                     values.plain("username")?,
                     auth_type,
-                    Some(TokenCache::at(cache_path)),
+                    Some(cache),
                     prompt,
                 )?;
                 if let Some(t) = options.browser_timeout {
@@ -622,6 +629,7 @@ pub(crate) fn vault_client(
                         AuthType::Device
                     };
                     let cache = TokenCache::at(options.token_cache.clone().unwrap_or_else(TokenCache::default_path));
+                    cache.check()?;
                     let prompt: Arc<dyn SignInPrompt> = options.prompt.clone().unwrap_or_else(|| Arc::new(NoPrompt));
                     let cred = DelegatedCredential::new(
                         http.clone(),

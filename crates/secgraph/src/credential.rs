@@ -188,7 +188,12 @@ pub(crate) async fn request_token(http: &reqwest::Client, url: &Url, form: &[(&s
         }
         if matches!(status.as_u16(), 429 | 500 | 502 | 503 | 504) && attempt < TOKEN_ATTEMPTS {
             let wait = retry_after(resp.headers()).unwrap_or_else(|| backoff(attempt));
-            tracing::info!(status = status.as_u16(), attempt, wait_ms = wait.as_millis() as u64, "token endpoint asked to retry later");
+            tracing::info!(
+                status = status.as_u16(),
+                attempt,
+                wait_ms = wait.as_millis() as u64,
+                "token endpoint asked to retry later"
+            );
             tokio::time::sleep(wait).await;
             continue;
         }
@@ -221,8 +226,15 @@ pub(crate) async fn request_token(http: &reqwest::Client, url: &Url, form: &[(&s
     })?;
     // v2.0 sends an integer; older endpoints send a string. Whatever the number, it is clamped to a sane lifetime.
     let expires_in = match json.get("expires_in") {
-        Some(Value::Number(n)) => n.as_i64().or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f.clamp(-1.0, 1e12) as i64)),
-        Some(Value::String(s)) => s.trim().parse::<f64>().ok().filter(|f| f.is_finite()).map(|f| f.clamp(-1.0, 1e12) as i64),
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f.clamp(-1.0, 1e12) as i64)),
+        Some(Value::String(s)) => s
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|f| f.is_finite())
+            .map(|f| f.clamp(-1.0, 1e12) as i64),
         _ => None,
     }
     .ok_or_else(|| Error::Response {

@@ -168,12 +168,11 @@ impl DelegatedCredential {
     }
 
     async fn try_refresh(&self, scopes: &str) -> Result<Option<TokenReply>> {
+        // The cache's refresh token first: another process may have rotated the one this process remembers.
         let rt = self
-            .refresh
-            .lock()
-            .ok()
-            .and_then(|r| r.clone())
-            .or_else(|| self.key().and_then(|k| self.cache.as_ref()?.refresh_token(&k)));
+            .key()
+            .and_then(|k| self.cache.as_ref()?.refresh_token(&k))
+            .or_else(|| self.refresh.lock().ok().and_then(|r| r.clone()));
         let Some(rt) = rt else { return Ok(None) };
         let scope = Self::request_scope(scopes);
         let form = [
@@ -430,6 +429,25 @@ impl TokenCredential for DelegatedCredential {
                 return Ok(c.token);
             }
         }
+        // One process at a time renews a cached sign-in: the others wait, then find the token it stored (a rotated
+        // refresh token spent twice is refused, and every process would prompt the user again).
+        let _lock = match (&self.cache, self.key()) {
+            (Some(cache), Some(k)) => {
+                let lock = cache.refresh_lock().await?;
+                if !options.force_refresh
+                    && let Some(c) = cache.access_token(&k, &key)
+                    && !c.token.needs_renewal(c.issued, Utc::now())
+                {
+                    tracing::debug!("another process renewed the token while this one waited");
+                    if let Ok(mut m) = self.memory.lock() {
+                        m.insert(key.clone(), (c.token.clone(), c.issued));
+                    }
+                    return Ok(c.token);
+                }
+                Some(lock)
+            }
+            _ => None,
+        };
         let issued = Utc::now();
         if let Some(reply) = self.try_refresh(&key).await? {
             self.remember(&key, &reply, issued)?;

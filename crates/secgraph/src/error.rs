@@ -187,12 +187,9 @@ pub(crate) fn redact_url(url: &reqwest::Url) -> String {
 /// become spaces or are dropped, and the result is cut at `max` characters with a note of how much was left out.
 pub(crate) fn clean(s: &str, max: usize) -> String {
     let mut out = String::with_capacity(s.len().min(max) + 16);
-    let mut n = 0;
     let mut chars = s.chars();
-    for c in chars.by_ref() {
-        if n == max {
-            break;
-        }
+    for _ in 0..max {
+        let Some(c) = chars.next() else { break };
         match c {
             '\n' | '\r' | '\t' => out.push(' '),
             c if c.is_control() => {}
@@ -200,7 +197,6 @@ pub(crate) fn clean(s: &str, max: usize) -> String {
             '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' => {}
             c => out.push(c),
         }
-        n += 1;
     }
     let rest = chars.count();
     if rest > 0 {

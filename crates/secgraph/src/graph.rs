@@ -154,7 +154,12 @@ impl GraphClient {
         };
         let path = path.trim().trim_start_matches('/');
         let lower = path.to_ascii_lowercase();
-        if path.contains('\\') || lower.contains("%2f") || lower.contains("%5c") || lower.contains("%2e") || path.chars().any(char::is_control) {
+        if path.contains('\\')
+            || lower.contains("%2f")
+            || lower.contains("%5c")
+            || lower.contains("%2e")
+            || path.chars().any(char::is_control)
+        {
             return Err(Error::Query {
                 message: format!(
                     "'{}' is refused: backslashes, encoded slashes or dots and control characters are not allowed in a Graph path",
@@ -319,7 +324,11 @@ impl GraphClient {
                 continue;
             }
             let transient = matches!(status, 429 | 503 | 504) || (is_read && matches!(status, 500 | 502));
-            let cap = if matches!(status, 500 | 502) { MAX_ATTEMPTS_SERVER_ERROR } else { MAX_ATTEMPTS };
+            let cap = if matches!(status, 500 | 502) {
+                MAX_ATTEMPTS_SERVER_ERROR
+            } else {
+                MAX_ATTEMPTS
+            };
             if transient && attempt < cap {
                 let wait = retry_after(&headers).unwrap_or_else(|| backoff(attempt));
                 tracing::info!(status, request_id = ?err.request_id, wait_ms = wait.as_millis() as u64, attempt, "Graph asked to retry later");

@@ -15,9 +15,14 @@ fn io_err(path: &Path, what: &str, e: std::io::Error) -> Error {
     }
 }
 
+/// Largest cache file read.
+const MAX_CACHE_BYTES: u64 = 16 * 1024 * 1024;
+
 /// Reads JSON from `path`; a missing or unreadable file reads as the default (and is rewritten on the next update).
+/// A file that others can read is made owner-only again, with a warning.
 pub(crate) fn read<T: DeserializeOwned + Default>(path: &Path) -> T {
-    match std::fs::read(path) {
+    repair_mode(path);
+    match crate::http::read_local_file(path, MAX_CACHE_BYTES) {
         Ok(b) => serde_json::from_slice(&b).unwrap_or_else(|_| {
             tracing::warn!(path = %path.display(), "cache file unreadable; starting afresh");
             T::default()
@@ -26,16 +31,167 @@ pub(crate) fn read<T: DeserializeOwned + Default>(path: &Path) -> T {
     }
 }
 
-fn private_dir(path: &Path) -> Result<PathBuf> {
-    let dir = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
-    std::fs::create_dir_all(&dir).map_err(|e| io_err(&dir, "create the folder", e))?;
+/// An existing cache file with group or other permissions is set back to 0600 (it holds tokens or secrets).
+fn repair_mode(path: &Path) {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
-            .map_err(|e| io_err(&dir, "restrict the folder to its owner", e))?;
+        if let Ok(m) = std::fs::symlink_metadata(path)
+            && m.is_file()
+            && m.permissions().mode() & 0o077 != 0
+        {
+            let was = m.permissions().mode() & 0o777;
+            match std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)) {
+                Ok(()) => {
+                    tracing::warn!(path = %path.display(), mode = format!("{was:o}"), "cache file was readable by others; made it owner-only (0600)")
+                }
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), mode = format!("{was:o}"), error = %e, "cache file is readable by others and cannot be restricted")
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+}
+
+/// The folder that holds `path`, as an absolute path (`tc.json` means `./tc.json`).
+pub(crate) fn folder_of(path: &Path) -> PathBuf {
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    abs.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// Checks, without changing anything, that a cache file may live at `path`: its folder, if it exists, is a folder
+/// that other users cannot write to (they could replace the cache). Run before any sign-in.
+pub(crate) fn check_location(path: &Path) -> Result<()> {
+    let dir = folder_of(path);
+    let mut existing = dir.as_path();
+    while !existing.exists() {
+        match existing.parent() {
+            Some(p) => existing = p,
+            None => return Ok(()),
+        }
+    }
+    let meta = std::fs::metadata(existing).map_err(|e| io_err(existing, "read the folder", e))?;
+    if !meta.is_dir() {
+        return Err(io_err(
+            existing,
+            "use it as the cache's folder",
+            std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a folder"),
+        ));
+    }
+    #[cfg(unix)]
+    if existing == dir {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode();
+        if mode & 0o002 != 0 {
+            return Err(Error::Setting {
+                origin: "local cache".into(),
+                setting: path.display().to_string(),
+                message: format!(
+                    "the folder {} is writable by every user (mode {:o}); a token cache there could be replaced or read by them. Choose a private folder",
+                    dir.display(),
+                    mode & 0o7777
+                ),
+            });
+        }
+        if mode & 0o020 != 0 {
+            tracing::warn!(folder = %dir.display(), mode = format!("{:o}", mode & 0o7777), "the cache folder is writable by its group");
+        }
+    }
+    Ok(())
+}
+
+/// Creates the missing folders up to `path`'s folder, each owner-only (0700). Folders that already exist are
+/// checked, never changed.
+fn private_dir(path: &Path) -> Result<PathBuf> {
+    check_location(path)?;
+    let dir = folder_of(path);
+    let mut missing = Vec::new();
+    let mut p = dir.as_path();
+    while !p.exists() {
+        missing.push(p.to_path_buf());
+        match p.parent() {
+            Some(parent) => p = parent,
+            None => break,
+        }
+    }
+    for d in missing.iter().rev() {
+        let mut b = std::fs::DirBuilder::new();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            b.mode(0o700);
+        }
+        match b.create(d) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(io_err(d, "create the folder", e)),
+        }
     }
     Ok(dir)
+}
+
+/// A lock file held while one process refreshes a token, so that concurrent processes wait and then use the
+/// token it stored instead of each spending the (rotating) refresh token. Removed on drop.
+#[derive(Debug)]
+pub(crate) struct ProcessLock {
+    path: PathBuf,
+}
+
+impl ProcessLock {
+    /// Takes the lock at `path`, waiting (without blocking the runtime) while another live process holds it.
+    /// A lock whose process is gone, or older than `stale_after`, is taken over.
+    pub(crate) async fn acquire(path: &Path, stale_after: Duration) -> Result<ProcessLock> {
+        private_dir(path)?;
+        let deadline = Instant::now() + stale_after;
+        loop {
+            let mut opts = std::fs::OpenOptions::new();
+            opts.write(true).create_new(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                opts.mode(0o600);
+            }
+            match opts.open(path) {
+                Ok(mut f) => {
+                    let _ = write!(f, "{}", std::process::id());
+                    return Ok(ProcessLock { path: path.to_path_buf() });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let age = std::fs::metadata(path)
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|t| t.elapsed().ok())
+                        .unwrap_or_default();
+                    if age > stale_after || !holder_alive(path) || Instant::now() > deadline {
+                        tracing::info!(lock = %path.display(), "taking over a lock left by a process that is gone");
+                        let _ = std::fs::remove_file(path);
+                        continue;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => return Err(io_err(path, "create the lock file", e)),
+            }
+        }
+    }
+}
+
+impl Drop for ProcessLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Whether the process whose id the lock file holds still runs (Linux: `/proc/<pid>`); unknown → assumed alive.
+fn holder_alive(lock: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(lock) else { return true };
+    let Ok(pid) = text.trim().parse::<u32>() else { return true };
+    if pid == std::process::id() {
+        return true;
+    }
+    let proc = Path::new("/proc");
+    !proc.is_dir() || proc.join(pid.to_string()).exists()
 }
 
 /// Runs `f` on the file's contents under the lock and writes the result atomically (owner-only).

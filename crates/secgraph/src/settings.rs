@@ -142,6 +142,9 @@ impl ProviderArgs {
     }
 }
 
+/// Longest `msticpy.http_timeout` accepted, in seconds.
+pub const MAX_HTTP_TIMEOUT_SECS: f64 = 3600.0;
+
 /// msticpy's Args name mapping (compared case-insensitively); other keys pass through lower-cased.
 pub fn normalise_arg_name(key: &str) -> String {
     let k = key.to_ascii_lowercase();
@@ -230,22 +233,16 @@ impl Settings {
 
     /// Reads and parses one file.
     pub fn load(path: &Path, source: ConfigSource) -> Result<Settings> {
-        let meta = std::fs::metadata(path).map_err(|e| Error::ConfigRead {
+        let bytes = crate::http::read_local_file(path, MAX_FILE_BYTES).map_err(|e| Error::ConfigRead {
             path: path.into(),
             source: e,
         })?;
-        if meta.len() > MAX_FILE_BYTES {
-            return Err(Error::ConfigParse {
-                origin: path.display().to_string(),
-                message: format!(
-                    "file is {} bytes; settings files larger than {MAX_FILE_BYTES} bytes are refused",
-                    meta.len()
-                ),
-            });
-        }
-        let text = std::fs::read_to_string(path).map_err(|e| Error::ConfigRead {
-            path: path.into(),
-            source: e,
+        let text = String::from_utf8(bytes).map_err(|e| Error::ConfigParse {
+            origin: path.display().to_string(),
+            message: format!(
+                "the file is not UTF-8 text (invalid byte at offset {})",
+                e.utf8_error().valid_up_to()
+            ),
         })?;
         let mut s = Settings::parse(&text, &path.display().to_string(), source)?;
         s.path = Some(path.to_path_buf());
@@ -267,9 +264,9 @@ impl Settings {
         let root: Value = if text.trim().is_empty() {
             Value::Object(Default::default())
         } else {
-            serde_saphyr::from_str(text).map_err(|e| Error::ConfigParse {
+            parse_yaml(text).map_err(|message| Error::ConfigParse {
                 origin: origin.into(),
-                message: e.to_string(),
+                message,
             })?
         };
         let root = match root {
@@ -401,8 +398,16 @@ impl Settings {
                 setting: setting.clone(),
                 message,
             })?;
+            let name = normalise_arg_name(k);
+            if let Some((_, first, _)) = values.iter().find(|(n, _, _)| *n == name) {
+                return Err(Error::Setting {
+                    origin: self.origin(),
+                    setting,
+                    message: format!("sets {name} again (already set by {first}); keep one of the two"),
+                });
+            }
             if let Some(r) = r {
-                values.push((normalise_arg_name(k), setting, r));
+                values.push((name, setting, r));
             }
         }
         Ok(ProviderArgs {
@@ -602,7 +607,7 @@ impl Settings {
         Ok(out)
     }
 
-    /// `msticpy.http_timeout` in seconds (a number; the per-phase form's largest value).
+    /// `msticpy.http_timeout` in seconds (at most [`MAX_HTTP_TIMEOUT_SECS`]) (a number; the per-phase form's largest value).
     pub fn http_timeout(&self) -> Result<Option<f64>> {
         let Some(m) = self.section(&["msticpy"])? else { return Ok(None) };
         let bad = |v: &Value| Error::Setting {
@@ -613,17 +618,28 @@ impl Settings {
                 kind(v)
             ),
         };
+        let in_range = |f: f64| {
+            if f.is_finite() && f <= MAX_HTTP_TIMEOUT_SECS {
+                Ok(f)
+            } else {
+                Err(Error::Setting {
+                    origin: self.origin(),
+                    setting: "msticpy.http_timeout".into(),
+                    message: format!("{f} seconds is out of range (at most {MAX_HTTP_TIMEOUT_SECS}, one hour)"),
+                })
+            }
+        };
         match m.get("http_timeout") {
             None | Some(Value::Null) => Ok(None),
             Some(Value::Number(n)) => n
                 .as_f64()
                 .filter(|f| *f > 0.0)
-                .map(Some)
-                .ok_or_else(|| bad(&Value::Number(n.clone()))),
+                .ok_or_else(|| bad(&Value::Number(n.clone())))
+                .and_then(|f| in_range(f).map(Some)),
             Some(Value::Object(o)) => {
                 let mut max: Option<f64> = None;
                 for v in o.values() {
-                    let f = v.as_f64().filter(|f| *f > 0.0).ok_or_else(|| bad(v))?;
+                    let f = in_range(v.as_f64().filter(|f| *f > 0.0).ok_or_else(|| bad(v))?)?;
                     max = Some(max.map_or(f, |m| m.max(f)));
                 }
                 Ok(max)
@@ -631,7 +647,7 @@ impl Settings {
             Some(Value::Array(a)) => {
                 let mut max: Option<f64> = None;
                 for v in a {
-                    let f = v.as_f64().filter(|f| *f > 0.0).ok_or_else(|| bad(v))?;
+                    let f = in_range(v.as_f64().filter(|f| *f > 0.0).ok_or_else(|| bad(v))?)?;
                     max = Some(max.map_or(f, |m| m.max(f)));
                 }
                 Ok(max)
@@ -703,4 +719,43 @@ fn secret_ref(v: &Value) -> std::result::Result<Option<SecretRef>, String> {
         Value::Object(_) => return Err("expected a plain value or a mapping with one key, EnvironmentVar or KeyVault".into()),
         Value::Array(_) => return Err("expected a plain value, found a list".into()),
     }))
+}
+
+/// Parses YAML with limits that stop alias bombs and runaway nesting but accept ordinary merge keys, and errors
+/// that never quote the text: a line and column and the parser's complaint, with any quoted scalar masked, since
+/// the lines near a mistake may hold a secret.
+pub(crate) fn parse_yaml<T: serde::de::DeserializeOwned>(text: &str) -> std::result::Result<T, String> {
+    let mut options = serde_saphyr::Options::default();
+    let mut budget = serde_saphyr::Budget::default();
+    // Many `<<: *base` merges of one anchor are normal; the total of replayed events below bounds an alias bomb.
+    budget.enforce_alias_anchor_ratio = false;
+    budget.max_depth = 64;
+    options.budget = Some(budget);
+    options.alias_limits.max_total_replayed_events = 200_000;
+    serde_saphyr::from_str_with_options(text, options).map_err(|e| yaml_error_text(&e.to_string()))
+}
+
+/// The first line of a YAML error, with quoted text masked and parser-option hints removed.
+pub(crate) fn yaml_error_text(full: &str) -> String {
+    let first = full.lines().next().unwrap_or("invalid YAML");
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    let first = first.split(", set DuplicateKeyPolicy").next().unwrap_or(first);
+    let mut out = String::with_capacity(first.len());
+    let mut in_quote: Option<char> = None;
+    for c in first.chars() {
+        match (in_quote, c) {
+            (None, '"' | '`') => {
+                in_quote = Some(c);
+                out.push(c);
+                out.push('…');
+            }
+            (Some(q), c) if c == q => {
+                in_quote = None;
+                out.push(c);
+            }
+            (Some(_), _) => {}
+            (None, c) => out.push(c),
+        }
+    }
+    crate::error::clean(&out, 300)
 }

@@ -66,9 +66,23 @@ pub(crate) struct Cached {
 }
 
 impl TokenCache {
-    /// The cache at `path`.
+    /// The cache at `path` (a relative path is taken from the current folder, now).
     pub fn at(path: impl Into<PathBuf>) -> TokenCache {
-        TokenCache { path: path.into() }
+        let path = path.into();
+        TokenCache {
+            path: std::path::absolute(&path).unwrap_or(path),
+        }
+    }
+
+    /// Checks that the cache can live where it was asked to (its folder exists or can be created, and no other
+    /// user can write to it), before any sign-in, so a user never signs in only to find the token cannot be kept.
+    pub fn check(&self) -> Result<()> {
+        crate::private_file::check_location(&self.path)
+    }
+
+    /// Takes the cross-process refresh lock of this cache (see [`crate::private_file::ProcessLock`]).
+    pub(crate) async fn refresh_lock(&self) -> Result<crate::private_file::ProcessLock> {
+        crate::private_file::ProcessLock::acquire(&self.path.with_extension("refresh.lock"), std::time::Duration::from_secs(20 * 60)).await
     }
 
     /// `$XDG_CACHE_HOME/secgraph/token_cache.json`, else `~/.cache/secgraph/token_cache.json`.

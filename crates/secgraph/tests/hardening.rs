@@ -52,7 +52,9 @@ fn never_saw_token(s: &Server) {
 async fn scheme_relative_paths_never_carry_the_token_to_another_host() {
     let pki = Pki::new();
     let other = other(&pki).await;
-    let g_srv = pki.serve(Router::new().fallback(any(|| async { json(200, &j!({"value": []}), &[]) }))).await;
+    let g_srv = pki
+        .serve(Router::new().fallback(any(|| async { json(200, &j!({"value": []}), &[]) })))
+        .await;
     let g = graph(&pki, &g_srv, None);
     let host = format!("127.0.0.1:{}", other.addr.port());
     let hostile = [
@@ -84,7 +86,10 @@ async fn scheme_relative_paths_never_carry_the_token_to_another_host() {
             continue;
         }
         let r = t
-            .render(&[("path".into(), hostile[0].clone()), ("start".into(), "-1d".into())], chrono::Utc::now())
+            .render(
+                &[("path".into(), hostile[0].clone()), ("start".into(), "-1d".into())],
+                chrono::Utc::now(),
+            )
             .unwrap();
         assert!(g.url_for(&r.text).is_err(), "{q} rendered {}", r.text);
     }
@@ -115,9 +120,18 @@ async fn graph_redirects_to_another_origin_are_errors_and_same_origin_ones_are_f
                 )
                 .route(
                     "/v1.0/here",
-                    any(|| async { Response::builder().status(302).header("location", "/v1.0/there").body(Body::empty()).unwrap() }),
+                    any(|| async {
+                        Response::builder()
+                            .status(302)
+                            .header("location", "/v1.0/there")
+                            .body(Body::empty())
+                            .unwrap()
+                    }),
                 )
-                .route("/v1.0/there", get(|| async { json(200, &j!({"value": [{"id": "a"}, {"id": "b"}]}), &[]) })),
+                .route(
+                    "/v1.0/there",
+                    get(|| async { json(200, &j!({"value": [{"id": "a"}, {"id": "b"}]}), &[]) }),
+                ),
         )
         .await;
     let g = graph(&pki, &g_srv, None);
@@ -133,7 +147,11 @@ async fn graph_redirects_to_another_origin_are_errors_and_same_origin_ones_are_f
     assert_eq!(s.rows, 2);
     // Writes never follow a redirect, even on the same host.
     let e = g
-        .send_json(reqwest::Method::PATCH, &g.url_for("/here").unwrap(), Some(&j!({"status": "resolved"})))
+        .send_json(
+            reqwest::Method::PATCH,
+            &g.url_for("/here").unwrap(),
+            Some(&j!({"status": "resolved"})),
+        )
         .await
         .unwrap_err();
     assert!(e.to_string().contains("redirect"), "{e}");
@@ -144,7 +162,11 @@ async fn the_token_endpoint_follows_no_redirect_and_the_secret_stays_home() {
     let pki = Pki::new();
     let other = pki
         .serve(Router::new().fallback(any(|| async {
-            json(200, &j!({"access_token": "foreign", "expires_in": 3600, "token_type": "Bearer"}), &[])
+            json(
+                200,
+                &j!({"access_token": "foreign", "expires_in": 3600, "token_type": "Bearer"}),
+                &[],
+            )
         })))
         .await;
     let to = format!("{}/t/oauth2/v2.0/token", other.base());
@@ -206,7 +228,11 @@ async fn huge_token_lifetimes_are_clamped_not_a_panic() {
         let authority = Url::parse(&format!("{}/", srv.base())).unwrap();
         let cred = ClientSecretCredential::new(pki.client(None), &authority, "t", "c", Secret::new("s3cr3t")).unwrap();
         match cred.get_token(&["s/.default"], TokenRequestOptions::default()).await {
-            Ok(t) => assert!(t.expires_on <= chrono::Utc::now() + chrono::Duration::days(8), "{exp}: {}", t.expires_on),
+            Ok(t) => assert!(
+                t.expires_on <= chrono::Utc::now() + chrono::Duration::days(8),
+                "{exp}: {}",
+                t.expires_on
+            ),
             Err(e) => assert_eq!(e.kind(), ErrorKind::Api, "{exp}: {e}"),
         }
     }
@@ -253,7 +279,11 @@ async fn a_transient_500_on_a_read_is_retried_but_a_persistent_one_is_reported()
                         let c = c.clone();
                         async move {
                             if c.fetch_add(1, Ordering::SeqCst) == 0 {
-                                json(500, &j!({"error": {"code": "UnknownError", "message": "transient"}}), &[("retry-after", "0")])
+                                json(
+                                    500,
+                                    &j!({"error": {"code": "UnknownError", "message": "transient"}}),
+                                    &[("retry-after", "0")],
+                                )
                             } else {
                                 json(200, &j!({"value": [{"id": "1"}]}), &[])
                             }
@@ -262,7 +292,13 @@ async fn a_transient_500_on_a_read_is_retried_but_a_persistent_one_is_reported()
                 )
                 .route(
                     "/v1.0/broken",
-                    get(|| async { json(500, &j!({"error": {"code": "UnknownError", "message": "down"}}), &[("retry-after", "0")]) }),
+                    get(|| async {
+                        json(
+                            500,
+                            &j!({"error": {"code": "UnknownError", "message": "down"}}),
+                            &[("retry-after", "0")],
+                        )
+                    }),
                 ),
         )
         .await;
@@ -325,12 +361,16 @@ async fn oversized_and_endless_page_bodies_stop_at_the_cap() {
     let srv = pki
         .serve(
             Router::new()
-                .route("/v1.0/big", get(|| async { json(200, &j!({"value": ["x".repeat(3 * 1024 * 1024)]}), &[]) }))
+                .route(
+                    "/v1.0/big",
+                    get(|| async { json(200, &j!({"value": ["x".repeat(3 * 1024 * 1024)]}), &[]) }),
+                )
                 .route(
                     "/v1.0/endless",
                     get(|| async {
                         let chunk = bytes::Bytes::from(vec![b' '; 64 * 1024]);
-                        let head = futures_util::stream::once(async { Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"{\"value\":[")) });
+                        let head =
+                            futures_util::stream::once(async { Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"{\"value\":[")) });
                         let tail = futures_util::stream::repeat_with(move || Ok::<_, std::io::Error>(chunk.clone()));
                         use futures_util::StreamExt;
                         Response::builder()
@@ -365,7 +405,12 @@ async fn endless_distinct_next_links_stop_at_the_page_cap() {
             get(move |req: Request| {
                 let b = b.clone();
                 async move {
-                    let n: u64 = req.uri().query().and_then(|q| q.strip_prefix("n=")).and_then(|v| v.parse().ok()).unwrap_or(0);
+                    let n: u64 = req
+                        .uri()
+                        .query()
+                        .and_then(|q| q.strip_prefix("n="))
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0);
                     let next = format!("{}/v1.0/pages?n={}", b.get().unwrap(), n + 1);
                     json(200, &j!({"value": [{"id": format!("r{n}")}], "@odata.nextLink": next}), &[])
                 }
@@ -380,7 +425,10 @@ async fn endless_distinct_next_links_stop_at_the_page_cap() {
     let mut t = Table::default();
     let e = g.page_through(g.url_for("/pages").unwrap(), &mut t).await.unwrap_err();
     assert!(matches!(e, Error::Paging { .. }), "{e}");
-    assert!(e.to_string().contains("25 pages") && e.to_string().contains("25 rows were delivered"), "{e}");
+    assert!(
+        e.to_string().contains("25 pages") && e.to_string().contains("25 rows were delivered"),
+        "{e}"
+    );
     assert_eq!(t.rows.len(), 25);
     assert_eq!(srv.seen().len(), 25);
 }

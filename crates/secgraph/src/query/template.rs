@@ -577,7 +577,8 @@ struct SourceDoc {
 
 #[derive(Deserialize)]
 struct ArgsDoc {
-    query: String,
+    /// Kept as a value so that a number or a list (`query: 5`) is refused, not turned into text.
+    query: Value,
     #[serde(default)]
     language: Option<String>,
 }
@@ -649,7 +650,7 @@ impl QueryStore {
                 message: format!("{origin}: query file larger than {MAX_FILE_BYTES} bytes"),
             });
         }
-        let doc: FileDoc = serde_saphyr::from_str(text).map_err(|e| Error::Query {
+        let doc: FileDoc = crate::settings::parse_yaml(text).map_err(|e| Error::Query {
             message: format!("{origin}: {e}"),
         })?;
         let envs: Vec<String> = doc.metadata.data_environments.iter().map(|e| e.to_ascii_lowercase()).collect();
@@ -697,7 +698,22 @@ impl QueryStore {
                 family: family.clone(),
                 name: name.clone(),
                 description: src.description.trim().to_string(),
-                query: src.args.query.trim().to_string(),
+                query: match &src.args.query {
+                    Value::String(q) if !q.trim().is_empty() => q.trim().to_string(),
+                    Value::String(_) => return Err(bad(format!("query '{name}': args.query is empty"))),
+                    other => {
+                        return Err(bad(format!(
+                            "query '{name}': args.query must be text, found {}",
+                            match other {
+                                Value::Number(_) => "a number",
+                                Value::Bool(_) => "a boolean",
+                                Value::Array(_) => "a list",
+                                Value::Object(_) => "a mapping",
+                                _ => "nothing",
+                            }
+                        )));
+                    }
+                },
                 language,
                 parameters: params,
                 table_columns,
@@ -731,9 +747,11 @@ impl QueryStore {
         files.sort();
         let mut out = Vec::new();
         for f in files {
-            let text = std::fs::read_to_string(&f).map_err(|e| Error::Query {
-                message: format!("cannot read {}: {e}", f.display()),
-            })?;
+            let text = crate::http::read_local_file(&f, MAX_FILE_BYTES as u64)
+                .and_then(|b| String::from_utf8(b).map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text")))
+                .map_err(|e| Error::Query {
+                    message: format!("cannot read {}: {e}", f.display()),
+                })?;
             let o = self.add_file(&text, &f.display().to_string())?;
             out.push((f.display().to_string(), o));
         }

@@ -77,11 +77,7 @@ impl Pki {
                 log.lock().unwrap().push(Seen {
                     method: parts.method.to_string(),
                     path: parts.uri.path_and_query().map(|p| p.to_string()).unwrap_or_default(),
-                    authorization: parts
-                        .headers
-                        .get("authorization")
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_string),
+                    authorization: parts.headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string),
                     body: String::from_utf8_lossy(&bytes).into_owned(),
                 });
                 next.run(Request::from_parts(parts, Body::from(bytes))).await
@@ -118,9 +114,7 @@ impl Server {
 
 /// A JSON response with a status and extra headers.
 pub fn json(status: u16, body: &serde_json::Value, headers: &[(&str, &str)]) -> Response {
-    let mut b = Response::builder()
-        .status(status)
-        .header("content-type", "application/json");
+    let mut b = Response::builder().status(status).header("content-type", "application/json");
     for (k, v) in headers {
         b = b.header(*k, *v);
     }
