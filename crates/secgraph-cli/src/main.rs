@@ -285,7 +285,10 @@ fn init_logging(verbose: u8) {
         2 => "info,secgraph=debug,secgraph_emulator=debug,secgraph_cli=debug",
         _ => "info,secgraph=trace,secgraph_emulator=trace,secgraph_cli=trace",
     };
+    // Colour only on a terminal: a redirected log gets no escape codes.
+    use std::io::IsTerminal;
     let _ = tracing_subscriber::fmt()
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .try_init();
@@ -491,7 +494,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     }
                     println!("{} secret(s) cached in {}", report.len() - failed, cache.path().display());
                     if failed > 0 {
-                        return Err(UsageError(format!("{failed} secret(s) could not be read")).into());
+                        // A failure to read secrets, not a malformed command: the settings' exit code.
+                        return Err(secgraph::Error::Setting {
+                            origin: "Key Vault".into(),
+                            setting: "secrets refresh".into(),
+                            message: format!("{failed} secret(s) could not be read"),
+                        }
+                        .into());
                     }
                 }
             }

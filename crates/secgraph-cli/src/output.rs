@@ -89,9 +89,13 @@ pub async fn run_to_output(
         }
     };
     eprintln!(
-        "{} row(s) in {} page(s){}",
+        "{} row(s) in {} page(s){}{}",
         summary.rows,
         summary.pages,
+        match summary.duplicates {
+            0 => String::new(),
+            n => format!(" ({n} item(s) the service sent twice were dropped)"),
+        },
         args.out
             .as_ref()
             .map(|p| format!(", written to {}", p.display()))

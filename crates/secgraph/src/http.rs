@@ -179,7 +179,7 @@ pub(crate) fn read_local_file(path: &std::path::Path, limit: u64) -> std::io::Re
     if meta.len() > limit {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
-            format!("the file is {} bytes; at most {limit} are read", meta.len()),
+            format!("the file is {} bytes; files larger than {limit} bytes are refused", meta.len()),
         ));
     }
     let mut buf = Vec::with_capacity(meta.len() as usize);
@@ -187,7 +187,7 @@ pub(crate) fn read_local_file(path: &std::path::Path, limit: u64) -> std::io::Re
     if buf.len() as u64 > limit {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
-            format!("the file grew past {limit} bytes while being read"),
+            format!("the file grew past {limit} bytes while being read; refused"),
         ));
     }
     Ok(buf)

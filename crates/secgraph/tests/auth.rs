@@ -415,3 +415,38 @@ async fn token_expiry_mid_query_renews_once_and_loses_nothing() {
     let e = p.run("Alerts.list", &[], &mut Table::new()).await.unwrap_err();
     assert!(matches!(&e, Error::Api(a) if a.status == 401), "{e}");
 }
+
+#[tokio::test]
+async fn sixteen_processes_renewing_at_once_spend_the_refresh_token_once_and_prompt_no_one() {
+    // A slow token endpoint and a token due for renewal: every "process" (its own credential, sharing the cache
+    // file) wants to renew at once. One does; the others wait on the cache's refresh lock and use what it stored.
+    let fx = Fx::new(EmulatorConfig {
+        token_lifetime: Some(Duration::from_secs(4)),
+        faults: Some(FaultSpec::parse("token:slow-first-byte(700)").unwrap()),
+        ..Default::default()
+    })
+    .await;
+    let user = ScriptedUser::new(&fx.emu, Act::Approve);
+    QueryProvider::connect(Some(&fx.settings()), &fx.options(user.clone(), AuthType::Device))
+        .await
+        .unwrap();
+    assert_eq!(user.count(), 1);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let before = fx.emu.requests_to("/oauth2/v2.0/token");
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let settings = fx.settings();
+            let options = fx.options(user.clone(), AuthType::Device);
+            tokio::spawn(async move { QueryProvider::connect(Some(&settings), &options).await.map(|_| ()) })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    assert_eq!(user.count(), 1, "nobody was asked to sign in again");
+    assert_eq!(
+        fx.emu.requests_to("/oauth2/v2.0/token") - before,
+        1,
+        "the refresh token was spent once"
+    );
+}

@@ -181,16 +181,57 @@ enum Rendered {
     Syntax(String),
 }
 
-fn escape(lang: Language, s: &str) -> String {
-    match lang {
-        Language::OData => s.replace('\'', "''"),
-        Language::Kql => s
+/// Where a placeholder sits in the query text, which decides how a value is escaped there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Context {
+    /// Outside any string: the value is query syntax, inserted as written (by design: `path`, `add_query_items`).
+    Bare,
+    /// OData `'…'`: `'` is doubled.
+    ODataSingle,
+    /// OData `"…"` (msticpy's older files): not a string to OData, so a value may hold neither quote.
+    ODataDouble,
+    /// KQL `"…"` or `'…'`: backslash escapes.
+    Kql(char),
+    /// KQL verbatim `@"…"` / `@'…'`: the quote is doubled, a backslash is literal, no line breaks.
+    KqlVerbatim(char),
+    /// KQL multi-line ```` ```…``` ````: nothing can be escaped, so a value may not hold three backticks.
+    KqlBackticks,
+}
+
+/// Escapes `s` for `ctx`, or says why it cannot be placed there.
+fn escape(ctx: Context, s: &str) -> std::result::Result<String, String> {
+    Ok(match ctx {
+        Context::Bare => s.to_string(),
+        Context::ODataSingle => s.replace('\'', "''"),
+        Context::ODataDouble => {
+            if s.contains(['"', '\'']) {
+                return Err(
+                    "the value holds a quote, and it sits inside double quotes, which OData cannot escape \
+                            (write the template with single quotes: '{name}')"
+                        .into(),
+                );
+            }
+            s.to_string()
+        }
+        Context::Kql(_) => s
             .replace('\\', "\\\\")
             .replace('"', "\\\"")
             .replace('\'', "\\'")
             .replace('\n', "\\n")
             .replace('\r', "\\r"),
-    }
+        Context::KqlVerbatim(q) => {
+            if s.contains(['\n', '\r']) {
+                return Err("the value holds a line break, which a KQL verbatim string (@'…') cannot".into());
+            }
+            s.replace(q, &format!("{q}{q}"))
+        }
+        Context::KqlBackticks => {
+            if s.contains("```") {
+                return Err("the value holds ```, which ends a KQL multi-line string and cannot be escaped".into());
+            }
+            s.to_string()
+        }
+    })
 }
 
 impl Rendered {
@@ -200,18 +241,22 @@ impl Rendered {
         }
     }
 
-    fn place(&self, lang: Language, format: Option<&str>, in_literal: bool) -> String {
-        let text = |in_lit: bool| match self {
-            Rendered::Text(s) if in_lit => escape(lang, s),
-            Rendered::Text(s) | Rendered::Syntax(s) => s.clone(),
+    fn place(&self, lang: Language, format: Option<&str>, outer: Context) -> std::result::Result<String, String> {
+        let text = |ctx: Context| match self {
+            Rendered::Text(s) => escape(ctx, s),
+            Rendered::Syntax(s) => Ok(s.clone()),
         };
         match format {
             Some(f) if !self.is_empty() => {
                 // The format string decides where the value sits: inside its own quotes or not.
-                substitute(lang, f, &|_, lit| Ok(text(lit || in_literal))).unwrap_or_else(|_| f.replace("{}", &text(in_literal)))
+                match substitute(lang, f, &|_, ctx| text(if ctx == Context::Bare { outer } else { ctx })) {
+                    Ok(v) => Ok(v),
+                    Err(e) if e.contains("value holds") => Err(e),
+                    Err(_) => Ok(f.replace("{}", &text(outer)?)),
+                }
             }
-            Some(_) => String::new(),
-            None => text(in_literal),
+            Some(_) => Ok(String::new()),
+            None => text(outer),
         }
     }
 }
@@ -266,10 +311,13 @@ fn render_value(p: &Parameter, raw: Raw, lang: Language, now: DateTime<Utc>) -> 
         }
         ParamType::Datetime => {
             let t = text.ok_or_else(|| bad("expected a time".into()))?;
-            if empty(&t) {
+            if empty(&t) && matches!(raw, Raw::Text(_)) {
+                // Given, but empty (`--start ''`): a mistake, not "no time"; leaving it out is how to say that.
+                return Err(bad("the value is empty; give a time such as -7d, now or 2024-05-01".into()));
+            } else if empty(&t) {
                 Rendered::Syntax(String::new())
             } else {
-                let iso = odata_time(parse_time(&t, now)?);
+                let iso = odata_time(parse_time(&t, now).map_err(|e| bad(e.to_string()))?);
                 Rendered::Syntax(match lang {
                     Language::OData => iso,
                     Language::Kql => format!("datetime({iso})"),
@@ -290,8 +338,8 @@ fn render_value(p: &Parameter, raw: Raw, lang: Language, now: DateTime<Utc>) -> 
                 items
                     .iter()
                     .map(|i| match lang {
-                        Language::OData => format!("'{}'", escape(lang, i)),
-                        Language::Kql => format!("\"{}\"", escape(lang, i)),
+                        Language::OData => format!("'{}'", i.replace('\'', "''")),
+                        Language::Kql => format!("\"{}\"", escape(Context::Kql('"'), i).unwrap_or_default()),
                     })
                     .collect::<Vec<_>>()
                     .join(", "),
@@ -300,24 +348,25 @@ fn render_value(p: &Parameter, raw: Raw, lang: Language, now: DateTime<Utc>) -> 
     })
 }
 
-/// Replaces `{name}` placeholders (and `{}` when `name` is empty) using `f(name, inside_string_literal)`.
-/// `{{` and `}}` are literal braces. `{or:a,b}`/`{and:a,b}` are passed to `f` whole.
+/// Replaces `{name}` placeholders (and `{}` when `name` is empty) using `f(name, context)`, where the context says
+/// which kind of string literal (if any) the placeholder sits in. `{{` and `}}` are literal braces.
+/// `{or:a,b}`/`{and:a,b}` are passed to `f` whole.
 fn substitute(
     lang: Language,
     text: &str,
-    f: &dyn Fn(&str, bool) -> std::result::Result<String, String>,
+    f: &dyn Fn(&str, Context) -> std::result::Result<String, String>,
 ) -> std::result::Result<String, String> {
     let mut out = String::with_capacity(text.len() + 32);
-    // The quote character of the literal we are in, if any.
-    let mut quote: Option<char> = None;
+    let mut ctx = Context::Bare;
     let mut chars = text.char_indices().peekable();
     while let Some((i, c)) = chars.next() {
+        let next = chars.peek().map(|(_, c)| *c);
         match c {
-            '{' if chars.peek().map(|(_, c)| *c) == Some('{') => {
+            '{' if next == Some('{') => {
                 chars.next();
                 out.push('{');
             }
-            '}' if chars.peek().map(|(_, c)| *c) == Some('}') => {
+            '}' if next == Some('}') => {
                 chars.next();
                 out.push('}');
             }
@@ -331,27 +380,46 @@ fn substitute(
                 {
                     return Err(format!("invalid placeholder '{{{name}}}' at offset {i}"));
                 }
-                out.push_str(&f(name, quote.is_some())?);
+                out.push_str(&f(name, ctx).map_err(|m| if name.is_empty() { m } else { format!("parameter '{name}': {m}") })?);
                 for _ in 0..=end {
                     chars.next();
                 }
             }
             '}' => return Err(format!("unmatched '}}' at offset {i} (write '}}}}' for a literal brace)")),
-            '\\' if lang == Language::Kql && quote.is_some() => {
+            _ => {
                 out.push(c);
-                if let Some((_, n)) = chars.next() {
-                    out.push(n);
-                }
+                ctx = match (lang, ctx, c) {
+                    (Language::OData, Context::Bare, '\'') => Context::ODataSingle,
+                    (Language::OData, Context::Bare, '"') => Context::ODataDouble,
+                    (Language::OData, Context::ODataSingle, '\'') | (Language::OData, Context::ODataDouble, '"') => Context::Bare,
+                    (Language::Kql, Context::Bare, '@') if matches!(next, Some('\'' | '"')) => {
+                        let (_, q) = chars.next().unwrap_or((i, '"'));
+                        out.push(q);
+                        Context::KqlVerbatim(q)
+                    }
+                    (Language::Kql, Context::Bare, '`') if text[i..].starts_with("```") => {
+                        out.push_str("``");
+                        chars.next();
+                        chars.next();
+                        Context::KqlBackticks
+                    }
+                    (Language::Kql, Context::KqlBackticks, '`') if text[i..].starts_with("```") => {
+                        out.push_str("``");
+                        chars.next();
+                        chars.next();
+                        Context::Bare
+                    }
+                    (Language::Kql, Context::Bare, '\'' | '"') => Context::Kql(c),
+                    (Language::Kql, Context::Kql(_), '\\') => {
+                        if let Some((_, n)) = chars.next() {
+                            out.push(n);
+                        }
+                        ctx
+                    }
+                    (Language::Kql, Context::Kql(q), c) | (Language::Kql, Context::KqlVerbatim(q), c) if c == q => Context::Bare,
+                    (_, ctx, _) => ctx,
+                };
             }
-            '\'' | '"' if lang == Language::Kql || c == '\'' => {
-                match quote {
-                    None => quote = Some(c),
-                    Some(q) if q == c => quote = None,
-                    Some(_) => {}
-                }
-                out.push(c);
-            }
-            _ => out.push(c),
         }
     }
     Ok(out)
@@ -439,17 +507,23 @@ impl QueryTemplate {
             rendered.insert(&p.name, render_value(p, raw, self.language, now)?);
         }
         let lang = self.language;
-        let place = |name: &str, lit: bool| -> std::result::Result<String, String> {
+        let place = |name: &str, ctx: Context| -> std::result::Result<String, String> {
             let p = self
                 .parameter(name)
                 .ok_or_else(|| format!("the query uses {{{name}}}, which is not one of its parameters"))?;
             let r = rendered.get(p.name.as_str()).ok_or("unrendered parameter")?;
-            Ok(r.place(lang, p.format.as_deref(), lit))
+            r.place(lang, p.format.as_deref(), ctx).map_err(|m| {
+                format!(
+                    "parameter '{}': {}",
+                    p.name,
+                    m.trim_start_matches(&format!("parameter '{}': ", p.name))
+                )
+            })
         };
-        let text = substitute(lang, &self.query, &|name, lit| match group(name) {
-            None => place(name, lit),
+        let text = substitute(lang, &self.query, &|name, ctx| match group(name) {
+            None => place(name, ctx),
             Some((joiner, names)) => {
-                let parts = names.iter().map(|n| place(n, lit)).collect::<std::result::Result<Vec<_>, _>>()?;
+                let parts = names.iter().map(|n| place(n, ctx)).collect::<std::result::Result<Vec<_>, _>>()?;
                 let parts: Vec<String> = parts.into_iter().map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect();
                 // Always parenthesised: a clause may itself contain `or`.
                 match parts.len() {

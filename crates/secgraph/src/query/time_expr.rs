@@ -45,9 +45,24 @@ impl Unit {
 /// assert_eq!(parse_time("2024-01-02T03:04:05+01:00", now).unwrap(), Utc.with_ymd_and_hms(2024, 1, 2, 2, 4, 5).unwrap());
 /// ```
 pub fn parse_time(input: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
+    let t = parse_unchecked(input, now)?;
+    if !(MIN_YEAR..=MAX_YEAR).contains(&t.year()) {
+        return Err(Error::TimeExpr {
+            input: crate::error::clean(input, 100),
+            message: format!("year {} is out of range ({MIN_YEAR} to {MAX_YEAR})", t.year()),
+        });
+    }
+    Ok(t)
+}
+
+/// The range of years a time may fall in (Graph's own range is wider, but a time outside this is a typo).
+const MIN_YEAR: i32 = 1900;
+const MAX_YEAR: i32 = 9999;
+
+fn parse_unchecked(input: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
     let s = input.trim();
     let fail = |m: &str| Error::TimeExpr {
-        input: input.to_string(),
+        input: crate::error::clean(input, 100),
         message: m.to_string(),
     };
     if s.is_empty() {
