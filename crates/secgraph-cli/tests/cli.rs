@@ -516,3 +516,61 @@ fn emulator_flags_are_checked() {
     assert_ne!(out.status.code(), Some(0));
     assert!(text(&out.stderr).contains("loopback"), "{}", text(&out.stderr));
 }
+
+#[test]
+fn hostile_paths_empty_times_and_unread_secrets_exit_with_the_right_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(BIN)
+            .current_dir(dir.path())
+            .env_remove("MSTICPYCONFIG")
+            .env("HOME", dir.path())
+            .env("XDG_CACHE_HOME", dir.path().join("cache"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    for args in [
+        vec!["--emulator", "exec", "\\\\127.0.0.1:9\\x"],
+        vec!["--emulator", "exec", "/\\\\127.0.0.1:9\\x"],
+        vec![
+            "--emulator",
+            "query",
+            "Alerts.list",
+            "--start",
+            "-1d",
+            "-p",
+            "path=\\\\127.0.0.1:9\\x",
+        ],
+        vec!["--emulator", "query", "Alerts.list", "--start", ""],
+        vec!["--emulator", "query", "Alerts.list", "--start", "+8000y"],
+        vec!["--emulator", "query", "Alerts.list", "--start", "-2100y"],
+    ] {
+        let out = run(&args);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("backslashes") || err.contains("'start'"), "{args:?}: {err}");
+        assert!(!err.chars().any(|c| c.is_control() && c != '\n'), "{err:?}");
+    }
+
+    // A secret that cannot be read is a settings failure (3), not a usage error (2).
+    let (_emu, cfg) = emulator(
+        dir.path(),
+        &["--alerts", "5", "--auto-approve", "analyst@contoso-demo.onmicrosoft.com"],
+    );
+    let settings = dir.path().join("missing.yaml");
+    std::fs::write(
+        &settings,
+        secret_forms_config(&cfg).replace("demo-vault/graph-client-secret", "demo-vault/no-such-secret"),
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["--config"])
+        .arg(&settings)
+        .args(["--instance", "KvPath", "secrets", "refresh"])
+        .env("XDG_CACHE_HOME", dir.path().join("cache"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(text(&out.stdout).contains("FAILED"), "{}", text(&out.stdout));
+}

@@ -99,6 +99,12 @@ pub fn parse_connection_string(s: &str) -> Result<std::collections::BTreeMap<Str
             return Err(err(format!("part {} has an empty key", i + 1)));
         }
         let name = normalise_arg_name(key);
+        // A key is quoted back only when it looks like one: anything else may be a pasted value.
+        let key = if key.len() <= 40 && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            key.to_string()
+        } else {
+            format!("(part {})", i + 1)
+        };
         if !CONNECTION_STRING_KEYS.contains(&name.as_str()) {
             return Err(err(format!(
                 "unknown key '{key}'; expected one of tenant_id, client_id, client_secret, apiRoot, apiVersion, username, certificate, private_key"

@@ -69,6 +69,39 @@ pub struct PageSummary {
     pub duplicates: usize,
 }
 
+/// One page of a Graph reply: its rows, the link to the next page and `@odata.count`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    /// The collection's items, or the single entity a non-collection reply holds.
+    pub rows: Vec<Value>,
+    /// `@odata.nextLink`, when there is more.
+    pub next_link: Option<String>,
+    /// `@odata.count`, when the query asked for it.
+    pub count: Option<u64>,
+}
+
+impl Page {
+    /// Reads a reply: a collection (`value` list), a single entity (its `@odata.*` annotations dropped), or
+    /// nothing. A `value` that is not a list is an error.
+    pub fn from_reply(reply: Value) -> std::result::Result<Page, String> {
+        let count = reply.get("@odata.count").and_then(Value::as_u64);
+        let next_link = reply.get("@odata.nextLink").and_then(Value::as_str).map(str::to_string);
+        let rows = match reply {
+            Value::Object(mut m) => match m.remove("value") {
+                Some(Value::Array(rows)) => rows,
+                Some(_) => return Err("'value' is not a list".into()),
+                None => {
+                    m.retain(|k, _| !k.starts_with("@odata."));
+                    vec![Value::Object(m)]
+                }
+            },
+            Value::Null => vec![],
+            other => vec![other],
+        };
+        Ok(Page { rows, next_link, count })
+    }
+}
+
 /// A client for one Graph root and version (e.g. `https://graph.microsoft.com/v1.0`).
 #[derive(Debug, Clone)]
 pub struct GraphClient {
@@ -359,27 +392,17 @@ impl GraphClient {
         while let Some(url) = next.take() {
             let page = self.send_json(reqwest::Method::GET, &url, None).await?;
             summary.pages += 1;
+            let Page {
+                rows,
+                next_link: link,
+                count,
+            } = Page::from_reply(page).map_err(|message| Error::Response {
+                url: redact_url(&url),
+                message,
+            })?;
             if summary.pages == 1 {
-                summary.count = page.get("@odata.count").and_then(Value::as_u64);
+                summary.count = count;
             }
-            let link = page.get("@odata.nextLink").and_then(Value::as_str).map(str::to_string);
-            let rows = match page {
-                Value::Object(mut m) => match m.remove("value") {
-                    Some(Value::Array(rows)) => rows,
-                    Some(_) => {
-                        return Err(Error::Response {
-                            url: redact_url(&url),
-                            message: "'value' is not a list".into(),
-                        });
-                    }
-                    None => {
-                        m.retain(|k, _| !k.starts_with("@odata."));
-                        vec![Value::Object(m)]
-                    }
-                },
-                Value::Null => vec![],
-                other => vec![other],
-            };
             // A collection item repeated under the same id (an offset page that drifted, a server fault) is dropped
             // and counted: every row once. Rows without an `id` (hunting results, custom shapes) are never deduplicated.
             let before = rows.len();

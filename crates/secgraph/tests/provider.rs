@@ -517,3 +517,16 @@ fn debug_output_never_shows_secrets() {
     );
     assert!(!shown.contains("hunter2"), "{shown}");
 }
+
+#[tokio::test]
+async fn an_unknown_auth_type_is_an_error_even_for_an_app_sign_in() {
+    let fx = Fixture::new(EmulatorConfig::default()).await;
+    let text = fx
+        .emu
+        .msticpy_config()
+        .replacen("    Args:\n", "    Args:\n      auth_type: telepathy\n", 1);
+    let s = Settings::from_yaml(&text, "t.yaml").unwrap();
+    let e = QueryProvider::connect(Some(&s), &ConnectOptions::default()).await.unwrap_err();
+    assert_eq!(e.kind(), secgraph::ErrorKind::Settings, "{e}");
+    assert!(e.to_string().contains("telepathy") && e.to_string().contains("device"), "{e}");
+}

@@ -506,3 +506,76 @@ fn user_query_folders_override_and_report() {
     assert_eq!(s.query_folders().unwrap(), vec![dir.path().to_path_buf()]);
     let _ = ConfigSource::Explicit;
 }
+
+#[test]
+fn values_are_confined_to_their_literal_in_every_quoting_context() {
+    let file = r#"
+metadata:
+  data_environments: [SecurityGraph]
+  data_families: [Ctx]
+defaults:
+  parameters:
+    v: {description: value, type: str}
+sources:
+  odata_single:
+    description: d
+    args: {query: "/security/alerts_v2?$filter=title eq '{v}' and severity eq 'high'"}
+  odata_double:
+    description: d
+    args: {query: '/security/alerts_v2?$filter=title eq "{v}"'}
+  kql_double:
+    description: d
+    args: {query: 'AlertInfo | where Title == "{v}" | take 5', language: kql}
+  kql_verbatim:
+    description: d
+    args: {query: "AlertInfo | where Title == @'{v}' | take 5", language: kql}
+  kql_verbatim_double:
+    description: d
+    args: {query: 'AlertInfo | where Title == @"{v}" | take 5', language: kql}
+  kql_backticks:
+    description: d
+    args: {query: "AlertInfo | where Title == ```{v}``` | take 5", language: kql}
+"#;
+    let mut store = secgraph::query::QueryStore::default();
+    store.add_file(file, "ctx.yaml").unwrap();
+    let now = chrono::Utc::now();
+    let hostile = [
+        "x' or true or '",
+        "x\" or 1==1 or \"",
+        "a\\' or 1==1 //",
+        "@'x' or ''=='",
+        "tail\\",
+        "multi ``` backticks",
+        "line\nbreak",
+        "plain words",
+    ];
+    for v in hostile {
+        let render = |q: &str| store.get(q).unwrap().render(&[("v".into(), v.into())], now);
+        // OData single quotes: one literal holding the whole value, and the rest of the filter intact.
+        let r = render("Ctx.odata_single").unwrap();
+        let filter = r.text.split_once("$filter=").unwrap().1;
+        let parsed = format!("{:?}", secgraph_emulator::odata::parse_filter(filter).unwrap());
+        assert!(parsed.contains(&format!("{v:?}")) && parsed.contains("\"high\""), "{v}: {parsed}");
+        // OData double quotes cannot be escaped: a value holding a quote is refused, naming the parameter.
+        match render("Ctx.odata_double") {
+            Ok(r) => assert!(!v.contains(['"', '\'']) && r.text.contains(v), "{v}: {}", r.text),
+            Err(e) => assert!(v.contains(['"', '\'']) && e.to_string().contains("'v'"), "{v}: {e}"),
+        }
+        // KQL in every string form: the query parses to one `where` whose literal is the whole value, or the
+        // value is refused where that form cannot hold it.
+        for q in ["Ctx.kql_double", "Ctx.kql_verbatim", "Ctx.kql_verbatim_double", "Ctx.kql_backticks"] {
+            match render(q) {
+                Ok(r) => {
+                    let parsed = secgraph_emulator::hunting::parse_query(&r.text).unwrap_or_else(|e| panic!("{q} {v}: {e:?}\n{}", r.text));
+                    let dbg = format!("{parsed:?}");
+                    assert_eq!(parsed.stages.len(), 2, "{q} {v}: {dbg}");
+                    assert!(dbg.contains(&format!("Str({v:?})")), "{q} {v}: {dbg}");
+                }
+                Err(e) => {
+                    let refusable = (q.contains("verbatim") && v.contains('\n')) || (q.contains("backticks") && v.contains("```"));
+                    assert!(refusable && e.to_string().contains("'v'"), "{q} {v}: {e}");
+                }
+            }
+        }
+    }
+}

@@ -240,6 +240,37 @@ fn lex(input: &str) -> Result<Vec<(Tok, usize)>, (String, usize)> {
                 i = j;
                 continue;
             }
+            // Verbatim strings: `@"…"` / `@'…'`, the quote doubled inside, backslashes literal.
+            b'@' if matches!(b.get(i + 1), Some(b'"' | b'\'')) => {
+                let q = b[i + 1] as char;
+                let mut s = String::new();
+                i += 2;
+                loop {
+                    let Some(ch) = input.get(i..).and_then(|r| r.chars().next()) else {
+                        return Err(("unterminated verbatim string literal".into(), start));
+                    };
+                    if ch == q {
+                        if input[i + 1..].starts_with(q) {
+                            s.push(q);
+                            i += 2;
+                            continue;
+                        }
+                        break;
+                    }
+                    s.push(ch);
+                    i += ch.len_utf8();
+                }
+                out.push((Tok::Str(s), start));
+            }
+            // Multi-line strings: ```…```, nothing escaped.
+            b'`' if input[i..].starts_with("```") => {
+                let rest = &input[i + 3..];
+                let end = rest
+                    .find("```")
+                    .ok_or_else(|| ("unterminated ``` string literal".to_string(), start))?;
+                out.push((Tok::Str(rest[..end].to_string()), start));
+                i += 3 + end + 2;
+            }
             b'"' | b'\'' => {
                 let q = c;
                 let mut s = String::new();
