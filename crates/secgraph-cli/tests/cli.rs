@@ -574,3 +574,15 @@ fn hostile_paths_empty_times_and_unread_secrets_exit_with_the_right_code() {
     assert_eq!(out.status.code(), Some(3), "{}{}", text(&out.stdout), text(&out.stderr));
     assert!(text(&out.stdout).contains("FAILED"), "{}", text(&out.stdout));
 }
+
+#[test]
+fn redirected_logs_have_no_colour_and_the_summary_counts_dropped_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_emu, cfg) = emulator(dir.path(), &["--alerts", "30", "--faults", "alerts_v2:duplicate-item@nth=1"]);
+    let out = secgraph(&cfg, &["-vv", "query", "Alerts.list", "--start", "-31d", "-o", "jsonl"]);
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(!err.contains('\u{1b}'), "colour codes in a redirected log: {err:?}");
+    assert!(err.contains("sent twice were dropped"), "{err}");
+    assert_eq!(text(&out.stdout).lines().count(), 30);
+}

@@ -221,3 +221,36 @@ pub(crate) fn sniff_json_string(body: &[u8], key: &str) -> Option<String> {
     }
     Some(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(v: &str) -> reqwest::header::HeaderMap {
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert(reqwest::header::RETRY_AFTER, v.parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn retry_after_is_clamped_and_never_panics() {
+        assert_eq!(retry_after(&headers("1e20")), Some(MAX_RETRY_WAIT));
+        assert_eq!(retry_after(&headers("1e30")), Some(MAX_RETRY_WAIT));
+        assert_eq!(retry_after(&headers("9223372036854775807")), Some(MAX_RETRY_WAIT));
+        assert_eq!(retry_after(&headers("2.5")), Some(Duration::from_millis(2500)));
+        assert_eq!(retry_after(&headers("-1")), None);
+        assert_eq!(retry_after(&headers("NaN")), None);
+        assert_eq!(retry_after(&headers("inf")), None);
+        // An HTTP date far in the future waits at most the cap; one in the past not at all.
+        assert_eq!(retry_after(&headers("Fri, 31 Dec 9999 23:59:59 GMT")), Some(MAX_RETRY_WAIT));
+        assert_eq!(retry_after(&headers("Wed, 21 Oct 2015 07:28:00 GMT")), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn json_strings_are_found_in_a_cut_body() {
+        let body = br#"{"error":{"code":"TooBig","message":"aaaaaaaaaaaaaaaaaaaa"#;
+        assert_eq!(sniff_json_string(body, "code").as_deref(), Some("TooBig"));
+        assert!(sniff_json_string(body, "message").unwrap().starts_with("aaaa"));
+        assert_eq!(sniff_json_string(body, "nothing"), None);
+    }
+}

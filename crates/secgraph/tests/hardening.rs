@@ -460,3 +460,36 @@ async fn a_slowloris_body_fails_at_the_timeout_without_retries() {
     assert!(e.to_string().contains("timed out"), "{e}");
     assert_eq!(srv.seen().len(), 1, "a timed-out request is not sent again");
 }
+
+#[tokio::test]
+async fn an_oversized_token_reply_is_refused() {
+    let pki = Pki::new();
+    let srv = pki
+        .serve(Router::new().route(
+            "/t/oauth2/v2.0/token",
+            post(|| async { json(200, &j!({"access_token": "x".repeat(2 * 1024 * 1024), "expires_in": 3600}), &[]) }),
+        ))
+        .await;
+    let authority = Url::parse(&format!("{}/", srv.base())).unwrap();
+    let cred = ClientSecretCredential::new(pki.client(None), &authority, "t", "c", Secret::new("s3cr3t")).unwrap();
+    let e = cred.get_token(&["s/.default"], TokenRequestOptions::default()).await.unwrap_err();
+    assert!(e.to_string().contains("larger than 1048576 bytes"), "{e}");
+}
+
+#[tokio::test]
+async fn a_connection_reset_by_the_token_endpoint_is_retried() {
+    use secgraph_emulator::{Emulator, EmulatorConfig, faults::FaultSpec};
+    let emu = Emulator::start(EmulatorConfig {
+        faults: Some(FaultSpec::parse("token:reset@first=1;token:503@nth=2").unwrap()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let s = secgraph::settings::Settings::from_yaml(&emu.msticpy_config(), "emu.yaml").unwrap();
+    let p = secgraph::QueryProvider::connect(Some(&s), &secgraph::ConnectOptions::default())
+        .await
+        .unwrap();
+    assert!(!p.info().roles.is_empty());
+    // The reset and the 503 were faults in front of the handler; the handler answered at least once.
+    assert!(emu.requests_to("/oauth2/v2.0/token") >= 1);
+}
