@@ -262,6 +262,7 @@ impl GraphClient {
         let mut redirects = 0;
         let mut renewed = false;
         let mut attempt = 0u32;
+        let mut server_errors = 0u32;
         loop {
             attempt += 1;
             let token = self.token(renewed && attempt == 1).await?;
@@ -356,13 +357,12 @@ impl GraphClient {
                 attempt = 0;
                 continue;
             }
-            let transient = matches!(status, 429 | 503 | 504) || (is_read && matches!(status, 500 | 502));
-            let cap = if matches!(status, 500 | 502) {
-                MAX_ATTEMPTS_SERVER_ERROR
-            } else {
-                MAX_ATTEMPTS
-            };
-            if transient && attempt < cap {
+            let server_error = is_read && matches!(status, 500 | 502);
+            if server_error {
+                server_errors += 1;
+            }
+            let transient = matches!(status, 429 | 503 | 504) || (server_error && server_errors < MAX_ATTEMPTS_SERVER_ERROR);
+            if transient && attempt < MAX_ATTEMPTS {
                 let wait = retry_after(&headers).unwrap_or_else(|| backoff(attempt));
                 tracing::info!(status, request_id = ?err.request_id, wait_ms = wait.as_millis() as u64, attempt, "Graph asked to retry later");
                 tokio::time::sleep(wait).await;
