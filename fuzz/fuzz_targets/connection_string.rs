@@ -4,7 +4,7 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
-    if let Err(e) = secgraph::connect::parse_connection_string(text) {
+    if let Err(e) = secgraph::config::parse_connection_string(text) {
         let msg = e.to_string();
         assert!(!msg.chars().any(char::is_control), "control characters in {msg:?}");
         let keys: Vec<&str> = text.split(';').filter_map(|p| p.split_once('=')).map(|(k, _)| k.trim()).collect();

@@ -6,8 +6,8 @@ mod prompt;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use secgraph::delegated::AuthType;
-use secgraph::settings::{SearchPaths, Settings};
+use secgraph::auth::AuthType;
+use secgraph::config::{SearchPaths, Settings};
 use secgraph::{ConnectOptions, ErrorKind, QueryProvider, Secret};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -417,7 +417,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             action: UpdateCmd::Update { dry_run: true, .. },
         } => {
             let (target, id, update, _) = update_args(&cli.command).ok_or_else(|| UsageError("not an update".into()))?;
-            for line in secgraph::provider::describe_plan(target, id, &update)? {
+            for line in secgraph::describe_plan(target, id, &update)? {
                 println!("{line}");
             }
             return Ok(());
@@ -638,12 +638,12 @@ async fn config_command(settings: Option<&Settings>, options: &ConnectOptions, a
                 println!("{}  — signs in with {auth}", args.section);
                 for (key, path, r) in &args.values {
                     let state = match r {
-                        secgraph::settings::SecretRef::Literal(_) => "ok".to_string(),
-                        secgraph::settings::SecretRef::EnvVar(v) => match std::env::var(v) {
+                        secgraph::config::SecretRef::Literal(_) => "ok".to_string(),
+                        secgraph::config::SecretRef::EnvVar(v) => match std::env::var(v) {
                             Ok(x) if !x.is_empty() => "ok (set)".into(),
                             _ => "NOT SET".into(),
                         },
-                        secgraph::settings::SecretRef::KeyVault(_) => {
+                        secgraph::config::SecretRef::KeyVault(_) => {
                             let target = refs
                                 .iter()
                                 .find(|(p, _)| p == path)
@@ -675,15 +675,15 @@ async fn config_command(settings: Option<&Settings>, options: &ConnectOptions, a
 fn logout(settings: Option<&Settings>, options: &ConnectOptions, all: bool) -> anyhow::Result<()> {
     let args = settings.and_then(|s| s.provider_args(options.instance.as_deref()).ok());
     let plain = |name: &str| match args.as_ref().and_then(|a| a.get(name)) {
-        Some((_, secgraph::settings::SecretRef::Literal(v))) => Some(v.expose().to_string()),
+        Some((_, secgraph::config::SecretRef::Literal(v))) => Some(v.expose().to_string()),
         _ => None,
     };
     let path = options
         .token_cache
         .clone()
         .or_else(|| plain("location").map(PathBuf::from))
-        .unwrap_or_else(secgraph::token_cache::TokenCache::default_path);
-    let cache = secgraph::token_cache::TokenCache::at(&path);
+        .unwrap_or_else(secgraph::auth::TokenCache::default_path);
+    let cache = secgraph::auth::TokenCache::at(&path);
     let user = if all {
         None
     } else {
@@ -715,8 +715,8 @@ fn query_store(settings: Option<&Settings>, extra: &[PathBuf]) -> anyhow::Result
     Ok(store)
 }
 
-fn update_args(c: &Command) -> Option<(secgraph::updates::Target, &str, secgraph::updates::Update, &output::OutputArgs)> {
-    use secgraph::updates::{Target, Update};
+fn update_args(c: &Command) -> Option<(secgraph::graph::Target, &str, secgraph::graph::Update, &output::OutputArgs)> {
+    use secgraph::graph::{Target, Update};
     let (target, action) = match c {
         Command::Alert { action } => (Target::Alert, action),
         Command::Incident { action } => (Target::Incident, action),

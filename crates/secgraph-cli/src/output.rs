@@ -1,7 +1,7 @@
 //! Output formats: a terminal table, JSON, JSON lines or CSV, to stdout or a file.
 
+use secgraph::output::{CsvSink, JsonArraySink, JsonLinesSink, Table};
 use secgraph::query::{QueryStore, QueryTemplate, RenderedQuery};
-use secgraph::sink::{CsvSink, JsonArraySink, JsonLinesSink, Table};
 use secgraph::{ConnectionInfo, QueryProvider};
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -36,12 +36,12 @@ pub struct OutputArgs {
     pub limit: Option<usize>,
 }
 
-fn writer(out: &Option<PathBuf>) -> anyhow::Result<Box<dyn Write>> {
+fn writer(out: &Option<PathBuf>) -> anyhow::Result<Box<dyn Write + Send>> {
     Ok(match out {
         Some(p) => Box::new(BufWriter::new(
             File::create(p).map_err(|e| secgraph::Error::Output(format!("cannot create {}: {e}", p.display())))?,
         )),
-        None => Box::new(BufWriter::new(std::io::stdout().lock())),
+        None => Box::new(BufWriter::with_capacity(256 * 1024, std::io::stdout())),
     })
 }
 
@@ -265,7 +265,7 @@ pub fn print_query(q: &QueryTemplate) -> anyhow::Result<()> {
         let default = match &p.default {
             None => "(required)".to_string(),
             Some(serde_json::Value::String(s)) if s.is_empty() => "''".to_string(),
-            Some(v) => secgraph::sink::cell_text(v),
+            Some(v) => secgraph::output::cell_text(v),
         };
         t.add_row([
             p.name.clone(),

@@ -1,6 +1,6 @@
 //! Shows what an interactive sign-in needs the user to see, on stderr, and opens the system browser.
 
-use secgraph::delegated::SignInPrompt;
+use secgraph::auth::SignInPrompt;
 
 #[derive(Debug)]
 pub struct TerminalPrompt;

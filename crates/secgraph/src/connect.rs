@@ -2,16 +2,16 @@
 //!
 //! Precedence: a connection string replaces the file's provider section; explicit options override either.
 
-use crate::certificate::{ClientCertificate, ClientCertificateCredential};
-use crate::cloud::Cloud;
-use crate::credential::{ClientSecretCredential, TokenCredential, TokenRequestOptions};
-use crate::delegated::{AuthType, DelegatedCredential, NoPrompt, SignInPrompt};
+use crate::HttpOptions;
+use crate::auth::TokenCache;
+use crate::auth::{AuthType, DelegatedCredential, NoPrompt, SignInPrompt};
+use crate::auth::{ClientCertificate, ClientCertificateCredential};
+use crate::auth::{ClientSecretCredential, TokenCredential, TokenRequestOptions};
+use crate::config::Cloud;
+use crate::config::{ProviderArgs, SecretRef, Settings, parse_connection_string};
 use crate::error::{Error, Result};
 use crate::graph::GraphClient;
-use crate::http::HttpOptions;
 use crate::secret::Secret;
-use crate::settings::{ProviderArgs, SecretRef, Settings, normalise_arg_name};
-use crate::token_cache::TokenCache;
 use base64::Engine;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -58,73 +58,6 @@ pub const DELEGATED_PERMISSIONS: &[&str] = &[
     "ThreatHunting.Read.All",
     "SecurityEvents.Read.All",
 ];
-
-/// Keys a connection string may carry.
-const CONNECTION_STRING_KEYS: &[&str] = &[
-    "tenant_id",
-    "client_id",
-    "client_secret",
-    "api_root",
-    "api_version",
-    "username",
-    "certificate",
-    "private_key",
-];
-
-/// Parses a connection string: `;`-separated `key=value` pairs, spaces around keys and values trimmed, values
-/// optionally wrapped in single or double quotes (removed), `=` allowed inside values. Unknown keys, repeated keys
-/// and pairs without `=` are errors. Messages never quote values.
-///
-/// ```
-/// let v = secgraph::connect::parse_connection_string("tenant_id='t1'; client_id = \"c1\" ;client_secret=a=b").unwrap();
-/// assert_eq!(v.get("tenant_id").map(|s| s.expose()), Some("t1"));
-/// assert_eq!(v.get("client_secret").map(|s| s.expose()), Some("a=b"));
-/// assert!(secgraph::connect::parse_connection_string("tenant_id=t;colour=red").is_err());
-/// ```
-pub fn parse_connection_string(s: &str) -> Result<std::collections::BTreeMap<String, Secret>> {
-    let err = |message: String| Error::ConnectionString { message };
-    let mut out = std::collections::BTreeMap::new();
-    for (i, part) in s.split(';').enumerate() {
-        if part.trim().is_empty() {
-            continue;
-        }
-        let Some((k, v)) = part.split_once('=') else {
-            return Err(err(format!(
-                "part {} has no '=' (expected key=value pairs separated by ';')",
-                i + 1
-            )));
-        };
-        let key = k.trim();
-        if key.is_empty() {
-            return Err(err(format!("part {} has an empty key", i + 1)));
-        }
-        let name = normalise_arg_name(key);
-        // A key is quoted back only when it looks like one: anything else may be a pasted value.
-        let key = if key.len() <= 40 && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            key.to_string()
-        } else {
-            format!("(part {})", i + 1)
-        };
-        if !CONNECTION_STRING_KEYS.contains(&name.as_str()) {
-            return Err(err(format!(
-                "unknown key '{key}'; expected one of tenant_id, client_id, client_secret, apiRoot, apiVersion, username, certificate, private_key"
-            )));
-        }
-        let raw = v.trim();
-        let quoted = raw.len() >= 2 && ((raw.starts_with('\'') && raw.ends_with('\'')) || (raw.starts_with('"') && raw.ends_with('"')));
-        let v = if quoted { &raw[1..raw.len() - 1] } else { raw };
-        if !quoted && (raw.starts_with(['\'', '"']) || raw.ends_with(['\'', '"'])) {
-            return Err(err(format!("the value of '{key}' has an unbalanced quote")));
-        }
-        if out.insert(name, Secret::new(v)).is_some() {
-            return Err(err(format!("key '{key}' appears more than once")));
-        }
-    }
-    if out.is_empty() {
-        return Err(err("it is empty".into()));
-    }
-    Ok(out)
-}
 
 /// How the connection signs in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -465,7 +398,7 @@ impl Connection {
 async fn resolve_vault_references(
     values: &mut Values,
     settings: Option<&Settings>,
-    azure: &crate::settings::AzureSettings,
+    azure: &crate::config::AzureSettings,
     cloud: &Cloud,
     http: &reqwest::Client,
     options: &ConnectOptions,
@@ -581,7 +514,7 @@ pub(crate) fn vault_client(
     values: &Values,
     settings: Option<&Settings>,
     kv: &crate::keyvault::KeyVaultSettings,
-    azure: &crate::settings::AzureSettings,
+    azure: &crate::config::AzureSettings,
     cloud: &Cloud,
     http: &reqwest::Client,
     options: &ConnectOptions,
@@ -691,7 +624,7 @@ pub(crate) fn vault_client(
 
 /// What every connection needs from the settings before signing in: the `Azure` section, the HTTP client (CAs,
 /// timeout, proxy) and the cloud's endpoints (fetched for a custom cloud).
-async fn environment(settings: Option<&Settings>) -> Result<(crate::settings::AzureSettings, reqwest::Client, Cloud)> {
+async fn environment(settings: Option<&Settings>) -> Result<(crate::config::AzureSettings, reqwest::Client, Cloud)> {
     let (azure, timeout, proxy) = match settings {
         Some(s) => (s.azure()?, s.http_timeout()?.map(Duration::from_secs_f64), s.proxy()?),
         None => Default::default(),

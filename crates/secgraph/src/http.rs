@@ -17,7 +17,7 @@ pub struct HttpOptions {
     /// Whole-request timeout; default 60 s.
     pub timeout: Option<Duration>,
     /// An HTTPS proxy for every request.
-    pub proxy: Option<crate::settings::ProxySettings>,
+    pub proxy: Option<crate::config::ProxySettings>,
 }
 
 impl HttpOptions {

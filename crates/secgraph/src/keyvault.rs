@@ -6,7 +6,7 @@
 //! endpoints given as URL templates (`https://host:port/kv/{vault}/`), which the SDK's challenge-resource check
 //! refuses unless disabled; see docs/CONFIGURATION.md.
 
-use crate::credential::{AccessToken, TokenCredential, TokenRequestOptions};
+use crate::auth::{AccessToken, TokenCredential, TokenRequestOptions};
 use crate::error::{Error, Result};
 use crate::secret::Secret;
 use async_trait::async_trait;

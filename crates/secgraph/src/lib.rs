@@ -4,32 +4,28 @@
 //! reads the same `msticpyconfig.yaml`, connects the same ways, and runs the same YAML query templates — then pages
 //! through every result and hands rows to a sink (a table, JSON lines, CSV).
 //!
-//! Data flows one way: [`settings`] → secret resolution → [`credential`] → [`graph`] client and pager →
-//! [`sink`]. [`QueryProvider`] is the facade over all of it.
+//! Data flows one way: [`config`] → secret resolution ([`keyvault`]) → [`auth`] → [`graph`] client and pager →
+//! [`output`]. [`QueryProvider`] is the facade over all of it.
 //!
 //! Architecture invariants: the library never prints, reads the terminal or exits; it never knows the emulator
 //! exists (the emulator is reached only through ordinary settings: a custom cloud's metadata URL and an extra
 //! trusted CA); no secret appears in any `Debug`, `Display`, log line or error.
 
-pub mod certificate;
-pub mod cloud;
+pub mod auth;
+pub mod config;
 pub mod connect;
-pub mod credential;
-pub mod delegated;
-pub mod error;
+mod error;
 pub mod graph;
-pub mod http;
+mod http;
 pub mod keyvault;
-pub mod private_file;
-pub mod provider;
+pub mod output;
+mod private_file;
+mod provider;
 pub mod query;
-pub mod secret;
-pub mod settings;
-pub mod sink;
-pub mod token_cache;
-pub mod updates;
+mod secret;
 
 pub use connect::{ConnectOptions, Connection, ConnectionInfo};
-pub use error::{Error, ErrorKind, Result};
-pub use provider::QueryProvider;
+pub use error::{ApiError, AuthError, Error, ErrorKind, Result};
+pub use http::HttpOptions;
+pub use provider::{QueryProvider, describe_plan};
 pub use secret::Secret;

@@ -1,13 +1,13 @@
 //! [`QueryProvider`]: the facade a notebook, pipeline or the CLI uses — connect, list queries, run them into a sink.
 
+use crate::config::Settings;
 use crate::connect::{ConnectOptions, Connection, ConnectionInfo};
 use crate::error::Result;
-use crate::graph::PageSummary;
+use crate::graph::{PageSummary, Pages};
+use crate::graph::{Target, Update};
+use crate::output::RowSink;
 use crate::query::template::Language;
 use crate::query::{QueryStore, RenderedQuery};
-use crate::settings::Settings;
-use crate::sink::RowSink;
-use crate::updates::{Target, Update};
 use serde_json::Value;
 
 /// A connected provider.
@@ -62,27 +62,31 @@ impl QueryProvider {
         self.run_rendered(&q, sink).await
     }
 
-    /// Sends a rendered query: OData as a paged GET, KQL to advanced hunting.
+    /// Sends a rendered query (OData as paged GETs, KQL to advanced hunting), pushing its rows into `sink`.
     pub async fn run_rendered(&self, q: &RenderedQuery, sink: &mut dyn RowSink) -> Result<PageSummary> {
-        match q.language {
-            Language::OData => {
-                let url = self.connection.graph.url_for(&q.text)?;
-                match &q.match_evidence {
-                    None => self.connection.graph.page_through_limited(url, q.max_rows, sink).await,
-                    Some(value) => {
-                        let mut filtered = EvidenceFilter {
-                            value,
-                            inner: sink,
-                            kept: 0,
-                        };
-                        let mut summary = self.connection.graph.page_through_limited(url, q.max_rows, &mut filtered).await?;
-                        summary.rows = filtered.kept;
-                        Ok(summary)
-                    }
-                }
+        self.pages(q)?.into_sink(sink).await
+    }
+
+    /// The pages of a rendered query, as a `Send + 'static` stream (see [`Pages`]): OData follows every next link
+    /// (lazily), KQL is one page from advanced hunting. The query's `max_rows` and evidence match are applied.
+    pub fn pages(&self, q: &RenderedQuery) -> Result<Pages> {
+        let graph = self.connection.graph.clone();
+        let mut pages = match q.language {
+            Language::OData => graph.pages(graph.url_for(&q.text)?),
+            Language::Kql => {
+                let (text, timespan) = (q.text.clone(), q.timespan.clone());
+                Pages::new(futures_util::stream::once(async move {
+                    graph.hunt_page(&text, timespan.as_deref()).await
+                }))
             }
-            Language::Kql => self.connection.graph.hunt(&q.text, q.timespan.as_deref(), sink).await,
+        };
+        if let Some(value) = q.match_evidence.clone() {
+            pages = pages.filter_rows(move |r| crate::query::template::evidence_names(r, &value));
         }
+        if let Some(max) = q.max_rows {
+            pages = pages.limit_rows(max);
+        }
+        Ok(pages)
     }
 
     /// Runs KQL with an optional hunting Timespan (`P7D`, `start/end`, …).
@@ -140,25 +144,4 @@ pub fn describe_plan(target: Target, id: &str, update: &Update) -> Result<Vec<St
         out.push(format!("POST {}/comments {c}", target.path(id)));
     }
     Ok(out)
-}
-
-/// Passes on only the rows whose alerts' evidence names a value.
-struct EvidenceFilter<'a> {
-    value: &'a str,
-    inner: &'a mut dyn RowSink,
-    kept: usize,
-}
-
-impl RowSink for EvidenceFilter<'_> {
-    fn page(&mut self, rows: Vec<Value>) -> Result<()> {
-        let keep: Vec<Value> = rows
-            .into_iter()
-            .filter(|r| crate::query::template::evidence_names(r, self.value))
-            .collect();
-        self.kept += keep.len();
-        self.inner.page(keep)
-    }
-    fn finish(&mut self) -> Result<()> {
-        self.inner.finish()
-    }
 }

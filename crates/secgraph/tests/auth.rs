@@ -1,8 +1,8 @@
 //! Every way to sign in, completed with no human: the emulator plays Entra, a scripted prompt plays the user.
 
-use secgraph::delegated::{AuthType, SignInPrompt};
-use secgraph::settings::{ConfigSource, Settings};
-use secgraph::sink::Table;
+use secgraph::auth::{AuthType, SignInPrompt};
+use secgraph::config::{ConfigSource, Settings};
+use secgraph::output::Table;
 use secgraph::{ConnectOptions, Error, QueryProvider};
 use secgraph_emulator::directory::DEMO_ANALYST;
 use secgraph_emulator::faults::FaultSpec;
@@ -177,12 +177,7 @@ async fn device_code_sign_in_then_warm_cache_asks_nothing() {
     assert!(!format!("{p2:?}").contains("eyJ"), "no token in Debug output");
 
     // logout forgets the account: the next connect must prompt again.
-    assert_eq!(
-        secgraph::token_cache::TokenCache::at(fx.cache())
-            .remove(Some(DEMO_ANALYST))
-            .unwrap(),
-        1
-    );
+    assert_eq!(secgraph::auth::TokenCache::at(fx.cache()).remove(Some(DEMO_ANALYST)).unwrap(), 1);
     let third = ScriptedUser::new(&fx.emu, Act::Approve);
     QueryProvider::connect(Some(&fx.settings()), &fx.options(third.clone(), AuthType::Device))
         .await

@@ -1,6 +1,6 @@
 //! The examples in docs/CONFIGURATION.md, run against the emulator.
 
-use secgraph::settings::{ConfigSource, Settings};
+use secgraph::config::{ConfigSource, Settings};
 use secgraph::{ConnectOptions, QueryProvider};
 use secgraph_emulator::directory::DEMO_ANALYST;
 use secgraph_emulator::{DEMO_CLIENT_SECRET, Emulator, EmulatorConfig};

@@ -3,7 +3,7 @@
 //! regression shows up without a fuzzing session.
 
 use chrono::{Datelike, TimeZone};
-use secgraph::sink::RowSink;
+use secgraph::output::RowSink;
 
 /// A xorshift generator: the same mutations on every run.
 struct Rng(u64);
@@ -61,7 +61,7 @@ fn connection_strings() {
         ";='\" \x1b\nabc_Tenant",
         3000,
         |s| {
-            if let Err(e) = secgraph::connect::parse_connection_string(s) {
+            if let Err(e) = secgraph::config::parse_connection_string(s) {
                 let msg = e.to_string();
                 assert!(!msg.chars().any(char::is_control), "{msg:?}");
                 assert!(!msg.contains("hunter2hunter2"), "{msg}");
@@ -154,7 +154,7 @@ fn graph_pages() {
                 return;
             };
             if let Ok(page) = secgraph::graph::Page::from_reply(v) {
-                let mut t = secgraph::sink::Table::default();
+                let mut t = secgraph::output::Table::default();
                 let _ = t.page(page.rows);
                 let _ = t.finish();
             }

@@ -9,10 +9,10 @@ use axum::extract::Request;
 use axum::response::Response;
 use axum::routing::{any, get, post};
 use common::{Pki, Server, json};
-use secgraph::credential::{ClientSecretCredential, StaticTokenCredential, TokenCredential, TokenRequestOptions};
+use secgraph::auth::{ClientSecretCredential, StaticTokenCredential, TokenCredential, TokenRequestOptions};
 use secgraph::graph::{GraphClient, PagingLimits};
+use secgraph::output::Table;
 use secgraph::query::QueryStore;
-use secgraph::sink::Table;
 use secgraph::{Error, ErrorKind, Secret};
 use serde_json::json as j;
 use std::sync::Arc;
@@ -485,7 +485,7 @@ async fn a_connection_reset_by_the_token_endpoint_is_retried() {
     })
     .await
     .unwrap();
-    let s = secgraph::settings::Settings::from_yaml(&emu.msticpy_config(), "emu.yaml").unwrap();
+    let s = secgraph::config::Settings::from_yaml(&emu.msticpy_config(), "emu.yaml").unwrap();
     let p = secgraph::QueryProvider::connect(Some(&s), &secgraph::ConnectOptions::default())
         .await
         .unwrap();

@@ -2,10 +2,10 @@
 //! bounded and must be regular files; YAML errors never quote a value; out-of-range settings and times are errors
 //! that name what was wrong; the token cache's folder rules.
 
-use secgraph::http::HttpOptions;
+use secgraph::HttpOptions;
+use secgraph::auth::TokenCache;
+use secgraph::config::{ConfigSource, Settings};
 use secgraph::query::QueryStore;
-use secgraph::settings::{ConfigSource, Settings};
-use secgraph::token_cache::TokenCache;
 use secgraph::{Error, ErrorKind};
 
 #[test]

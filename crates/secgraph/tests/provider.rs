@@ -1,9 +1,9 @@
 //! The client library against the emulator, in-process on an ephemeral loopback port, over HTTPS with its CA.
 
-use secgraph::credential::StaticTokenCredential;
+use secgraph::auth::StaticTokenCredential;
+use secgraph::config::{ConfigSource, SearchPaths, Settings};
 use secgraph::graph::GraphClient;
-use secgraph::settings::{ConfigSource, SearchPaths, Settings};
-use secgraph::sink::{RowSink, Table};
+use secgraph::output::{RowSink, Table};
 use secgraph::{ConnectOptions, Error, QueryProvider, Secret};
 use secgraph_emulator::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_TENANT_ID, Emulator, EmulatorConfig, directory};
 use serde_json::Value;
@@ -43,9 +43,9 @@ impl Fixture {
 struct Ids(Vec<String>);
 
 impl RowSink for Ids {
-    fn page(&mut self, rows: Vec<Value>) -> secgraph::Result<()> {
+    fn page(&mut self, rows: Vec<Value>) -> secgraph::Result<std::ops::ControlFlow<()>> {
         self.0.extend(rows.iter().map(|r| r["id"].as_str().unwrap_or_default().to_string()));
-        Ok(())
+        Ok(std::ops::ControlFlow::Continue(()))
     }
 }
 
@@ -297,7 +297,7 @@ async fn invalid_filter_surfaces_the_service_400_with_request_id() {
 async fn expired_token_gets_401_invalid_authentication_token() {
     let fx = Fixture::new(EmulatorConfig::default()).await;
     let expired = fx.emu.mint_app_token(DEMO_TENANT_ID, DEMO_CLIENT_ID, -120).unwrap();
-    let http = secgraph::http::HttpOptions {
+    let http = secgraph::HttpOptions {
         ca_certificates: vec![fx.emu.ca_path().to_path_buf()],
         ..Default::default()
     }
@@ -358,7 +358,7 @@ fn discovery_follows_msticpy_order() {
         home: Some(home.clone()),
     };
     let tenant = |s: &Settings| match s.provider_args(None).unwrap().get("tenant_id").unwrap().1 {
-        secgraph::settings::SecretRef::Literal(v) => v.expose().to_string(),
+        secgraph::config::SecretRef::Literal(v) => v.expose().to_string(),
         other => panic!("{other:?}"),
     };
     let s = Settings::discover(&paths).unwrap().unwrap();
@@ -429,7 +429,7 @@ fn malformed_settings_get_clear_errors() {
     }
     let s = Settings::from_yaml("Azure:\n  cloud: mars\n", "t").unwrap();
     let az = s.azure().unwrap();
-    assert!(secgraph::cloud::Cloud::named(az.cloud.as_deref().unwrap()).is_err());
+    assert!(secgraph::config::Cloud::named(az.cloud.as_deref().unwrap()).is_err());
     // "Billion laughs": each level refers nine times to the previous one.
     let mut bomb = String::from("l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
     for i in 1..30 {
@@ -513,7 +513,7 @@ fn debug_output_never_shows_secrets() {
     };
     let shown = format!(
         "{s:?} {args:?} {opts:?} {:?}",
-        secgraph::connect::parse_connection_string("tenant_id=t;client_secret=hunter2-parsed").unwrap()
+        secgraph::config::parse_connection_string("tenant_id=t;client_secret=hunter2-parsed").unwrap()
     );
     assert!(!shown.contains("hunter2"), "{shown}");
 }

@@ -2,7 +2,7 @@
 //! the configured credentials (the password from an environment variable).
 
 use base64::Engine;
-use secgraph::settings::Settings;
+use secgraph::config::Settings;
 use secgraph::{ConnectOptions, QueryProvider};
 use secgraph_emulator::{Emulator, EmulatorConfig};
 use std::sync::{Arc, Mutex};

@@ -2,9 +2,9 @@
 //! docs/QUERIES.md kept current.
 
 use chrono::TimeZone;
+use secgraph::config::{ConfigSource, Settings};
 use secgraph::query::QueryStore;
 use secgraph::query::template::Language;
-use secgraph::settings::{ConfigSource, Settings};
 use secgraph::{ConnectOptions, QueryProvider};
 use secgraph_emulator::{Dataset, Emulator, EmulatorConfig};
 use serde_json::Value;

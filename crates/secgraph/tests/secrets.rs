@@ -1,6 +1,6 @@
 //! Secret references in every form against the emulator's Key Vault; the secret cache; errors.
 
-use secgraph::settings::{ConfigSource, Settings};
+use secgraph::config::{ConfigSource, Settings};
 use secgraph::{ConnectOptions, Error, QueryProvider};
 use secgraph_emulator::directory::DEMO_ANALYST;
 use secgraph_emulator::{DEMO_CLIENT_ID, DEMO_TENANT_ID, Emulator, EmulatorConfig};

@@ -1,7 +1,7 @@
 //! Malformed and hostile settings: each gets an error that names the problem, and nothing panics.
 
+use secgraph::config::Settings;
 use secgraph::connect::{ConnectOptions, vault_references};
-use secgraph::settings::Settings;
 
 /// Everything the library does with a settings file short of the network.
 fn exercise(s: &Settings) -> Result<(), String> {
@@ -14,12 +14,12 @@ fn exercise(s: &Settings) -> Result<(), String> {
     vault_references(s).map_err(e)?;
     let az = s.azure().map_err(e)?;
     if let Some(c) = az.cloud {
-        secgraph::cloud::Cloud::named(&c).map_err(e)?;
+        secgraph::config::Cloud::named(&c).map_err(e)?;
     }
     for i in std::iter::once(None).chain(s.instances().into_iter().map(Some)) {
         let args = s.provider_args(i.as_deref()).map_err(e)?;
         for (_, path, r) in &args.values {
-            if !matches!(r, secgraph::settings::SecretRef::KeyVault(_)) {
+            if !matches!(r, secgraph::config::SecretRef::KeyVault(_)) {
                 r.resolve(path).map_err(e)?;
             }
         }
@@ -173,7 +173,7 @@ fn huge_and_explosive_files_are_refused_quickly() {
     let dir = tempfile::tempdir().unwrap();
     let big = dir.path().join("big.yaml");
     std::fs::write(&big, format!("{GOOD}# {}\n", "x".repeat(3 * 1024 * 1024))).unwrap();
-    let e = Settings::load(&big, secgraph::settings::ConfigSource::Explicit)
+    let e = Settings::load(&big, secgraph::config::ConfigSource::Explicit)
         .unwrap_err()
         .to_string();
     assert!(e.contains("refused"), "{e}");

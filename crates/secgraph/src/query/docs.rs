@@ -33,7 +33,7 @@ pub fn markdown(store: &QueryStore) -> String {
                     let default = match &p.default {
                         None => "*required*".to_string(),
                         Some(serde_json::Value::String(s)) if s.is_empty() => "''".to_string(),
-                        Some(v) => format!("`{}`", crate::sink::cell_text(v)),
+                        Some(v) => format!("`{}`", crate::output::cell_text(v)),
                     };
                     let _ = writeln!(
                         out,

@@ -326,7 +326,7 @@ fn render_value(p: &Parameter, raw: Raw, lang: Language, now: DateTime<Utc>) -> 
         }
         ParamType::List => {
             let items: Vec<String> = match raw {
-                Raw::Json(Value::Array(a)) => a.iter().map(crate::sink::cell_text).collect(),
+                Raw::Json(Value::Array(a)) => a.iter().map(crate::output::cell_text).collect(),
                 _ => text
                     .unwrap_or_default()
                     .split(',')
@@ -543,7 +543,7 @@ impl QueryTemplate {
                     })?;
                     let raw = match given.get(n) {
                         Some(v) => v.to_string(),
-                        None => p.default.as_ref().map(crate::sink::cell_text).unwrap_or_default(),
+                        None => p.default.as_ref().map(crate::output::cell_text).unwrap_or_default(),
                     };
                     Ok(if raw.trim().is_empty() {
                         None
@@ -724,7 +724,7 @@ impl QueryStore {
                 message: format!("{origin}: query file larger than {MAX_FILE_BYTES} bytes"),
             });
         }
-        let doc: FileDoc = crate::settings::parse_yaml(text).map_err(|e| Error::Query {
+        let doc: FileDoc = crate::config::parse_yaml(text).map_err(|e| Error::Query {
             message: format!("{origin}: {e}"),
         })?;
         let envs: Vec<String> = doc.metadata.data_environments.iter().map(|e| e.to_ascii_lowercase()).collect();
@@ -759,7 +759,7 @@ impl QueryStore {
                 .and_then(Value::as_array)
                 .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
                 .unwrap_or_default();
-            let max_rows = src.metadata.as_ref().and_then(|m| m.get("max_rows")).map(crate::sink::cell_text);
+            let max_rows = src.metadata.as_ref().and_then(|m| m.get("max_rows")).map(crate::output::cell_text);
             let match_evidence = src
                 .metadata
                 .as_ref()

@@ -56,7 +56,7 @@ impl Pki {
 
     /// An HTTP client of the library that trusts this CA, with the given whole-request timeout.
     pub fn client(&self, timeout: Option<std::time::Duration>) -> reqwest::Client {
-        secgraph::http::HttpOptions {
+        secgraph::HttpOptions {
             ca_certificates: vec![self.ca_path.clone()],
             timeout,
             proxy: None,

@@ -3,7 +3,7 @@
 //! lock file so concurrent secgraph processes never leave it half-written. (An OS keyring is not the default: server
 //! machines rarely have one; see docs.)
 
-use crate::credential::AccessToken;
+use crate::auth::AccessToken;
 use crate::error::Result;
 use crate::secret::Secret;
 use chrono::{DateTime, TimeZone, Utc};

@@ -1,5 +1,17 @@
 //! Credentials: anything that can produce a bearer token for a set of scopes implements [`TokenCredential`]
-//! (the same shape as the Azure SDK's trait), so the Graph client and later the Key Vault client take any of them.
+//! (the same shape as the Azure SDK's trait), so the Graph client and the Key Vault client take any of them: a client
+//! secret, a client certificate, a signed-in user (browser or device code, with the token cache), or a token from
+//! elsewhere.
+//!
+//! Invariant: no credential prints or prompts; what a user must see goes through a [`SignInPrompt`].
+
+mod certificate;
+mod delegated;
+mod token_cache;
+
+pub use certificate::{ClientCertificate, ClientCertificateCredential};
+pub use delegated::{AuthType, DelegatedCredential, NoPrompt, SignInPrompt};
+pub use token_cache::{CacheKey, TokenCache};
 
 use crate::error::{AuthError, Error, Result};
 use crate::secret::Secret;

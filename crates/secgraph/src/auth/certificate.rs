@@ -3,7 +3,7 @@
 //! life), exchanged at the token endpoint. No OpenSSL: the key is read with the `pkcs8` crate (including
 //! passphrase-encrypted PKCS#8) and signed with `jsonwebtoken` on aws-lc-rs.
 
-use crate::credential::{AccessToken, TokenCredential, TokenRequestOptions, request_token, validate_tenant};
+use crate::auth::{AccessToken, TokenCredential, TokenRequestOptions, request_token, validate_tenant};
 use crate::error::{Error, Result};
 use crate::secret::Secret;
 use async_trait::async_trait;

@@ -6,10 +6,25 @@ use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::io::Write;
 
-/// Receives rows page by page.
-pub trait RowSink {
-    /// Called once per page with that page's rows, in order.
-    fn page(&mut self, rows: Vec<Value>) -> Result<()>;
+/// Receives rows page by page (the shape of ripgrep's `Sink`: the pager drives, the sink decides).
+///
+/// A sink is `Send`, so a query pushing into it can run on any task.
+///
+/// ```
+/// use std::ops::ControlFlow;
+/// /// Keeps the first ten rows, then asks the pager to stop (no further page is fetched).
+/// struct FirstTen(Vec<serde_json::Value>);
+/// impl secgraph::output::RowSink for FirstTen {
+///     fn page(&mut self, rows: Vec<serde_json::Value>) -> secgraph::Result<ControlFlow<()>> {
+///         self.0.extend(rows.into_iter().take(10 - self.0.len()));
+///         Ok(if self.0.len() == 10 { ControlFlow::Break(()) } else { ControlFlow::Continue(()) })
+///     }
+/// }
+/// ```
+pub trait RowSink: Send {
+    /// Called once per page with that page's rows, in order. [`ControlFlow::Break`](std::ops::ControlFlow) stops
+    /// the run after this page.
+    fn page(&mut self, rows: Vec<Value>) -> Result<std::ops::ControlFlow<()>>;
     /// Called once after the last page.
     fn finish(&mut self) -> Result<()> {
         Ok(())
@@ -21,7 +36,7 @@ pub trait RowSink {
 ///
 /// ```
 /// let row = serde_json::json!({"id": "1", "vendor": {"name": "x", "ver": {"major": 2}}, "tags": ["a"]});
-/// let flat = secgraph::sink::flatten(&row);
+/// let flat = secgraph::output::flatten(&row);
 /// let names: Vec<_> = flat.iter().map(|(k, _)| k.as_str()).collect();
 /// assert_eq!(names, ["id", "vendor.name", "vendor.ver.major", "tags"]);
 /// ```
@@ -117,19 +132,19 @@ pub fn cell_text(v: &Value) -> String {
 }
 
 impl RowSink for Table {
-    fn page(&mut self, rows: Vec<Value>) -> Result<()> {
+    fn page(&mut self, rows: Vec<Value>) -> Result<std::ops::ControlFlow<()>> {
         for r in &rows {
             self.push(r);
         }
-        Ok(())
+        Ok(std::ops::ControlFlow::Continue(()))
     }
 }
 
 /// Collects rows as they came (unflattened).
 impl RowSink for Vec<Value> {
-    fn page(&mut self, rows: Vec<Value>) -> Result<()> {
+    fn page(&mut self, rows: Vec<Value>) -> Result<std::ops::ControlFlow<()>> {
         self.extend(rows);
-        Ok(())
+        Ok(std::ops::ControlFlow::Continue(()))
     }
 }
 
@@ -148,13 +163,13 @@ impl<W: Write> JsonLinesSink<W> {
     }
 }
 
-impl<W: Write> RowSink for JsonLinesSink<W> {
-    fn page(&mut self, rows: Vec<Value>) -> Result<()> {
+impl<W: Write + Send> RowSink for JsonLinesSink<W> {
+    fn page(&mut self, rows: Vec<Value>) -> Result<std::ops::ControlFlow<()>> {
         for r in rows {
             serde_json::to_writer(&mut self.out, &r).map_err(|e| Error::Output(e.to_string()))?;
             self.out.write_all(b"\n").map_err(|e| Error::Output(e.to_string()))?;
         }
-        Ok(())
+        Ok(std::ops::ControlFlow::Continue(()))
     }
     fn finish(&mut self) -> Result<()> {
         self.out.flush().map_err(|e| Error::Output(e.to_string()))
@@ -174,15 +189,15 @@ impl<W: Write> JsonArraySink<W> {
     }
 }
 
-impl<W: Write> RowSink for JsonArraySink<W> {
-    fn page(&mut self, rows: Vec<Value>) -> Result<()> {
+impl<W: Write + Send> RowSink for JsonArraySink<W> {
+    fn page(&mut self, rows: Vec<Value>) -> Result<std::ops::ControlFlow<()>> {
         let io = |e: std::io::Error| Error::Output(e.to_string());
         for r in rows {
             self.out.write_all(if self.first { b"[\n" } else { b",\n" }).map_err(io)?;
             self.first = false;
             serde_json::to_writer_pretty(&mut self.out, &r).map_err(|e| Error::Output(e.to_string()))?;
         }
-        Ok(())
+        Ok(std::ops::ControlFlow::Continue(()))
     }
     fn finish(&mut self) -> Result<()> {
         let io = |e: std::io::Error| Error::Output(e.to_string());
@@ -232,8 +247,8 @@ impl<W: Write> CsvSink<W> {
     }
 }
 
-impl<W: Write> RowSink for CsvSink<W> {
-    fn page(&mut self, rows: Vec<Value>) -> Result<()> {
+impl<W: Write + Send> RowSink for CsvSink<W> {
+    fn page(&mut self, rows: Vec<Value>) -> Result<std::ops::ControlFlow<()>> {
         let io = |e: std::io::Error| Error::Output(e.to_string());
         for r in rows {
             let mut cells: Vec<(usize, String)> = Vec::new();
@@ -254,7 +269,7 @@ impl<W: Write> RowSink for CsvSink<W> {
             self.spill.write_all(b"\n").map_err(io)?;
             self.rows += 1;
         }
-        Ok(())
+        Ok(std::ops::ControlFlow::Continue(()))
     }
 
     fn finish(&mut self) -> Result<()> {
@@ -311,10 +326,10 @@ pub struct CountingSink {
 }
 
 impl RowSink for CountingSink {
-    fn page(&mut self, rows: Vec<Value>) -> Result<()> {
+    fn page(&mut self, rows: Vec<Value>) -> Result<std::ops::ControlFlow<()>> {
         self.pages += 1;
         self.rows += rows.len();
-        Ok(())
+        Ok(std::ops::ControlFlow::Continue(()))
     }
 }
 
@@ -326,7 +341,8 @@ mod tests {
     #[test]
     fn table_widens_and_fills_nulls() {
         let mut t = Table::new();
-        t.page(vec![json!({"a": 1, "b": {"c": "x"}}), json!({"a": 2, "d": [1, 2], "e": {}})])
+        let _ = t
+            .page(vec![json!({"a": 1, "b": {"c": "x"}}), json!({"a": 2, "d": [1, 2], "e": {}})])
             .unwrap();
         assert_eq!(t.columns, ["a", "b.c", "d", "e"]);
         assert_eq!(t.cell_text(0, 3), "");
@@ -345,29 +361,29 @@ mod tests {
             json!({"z": "q,\"r"}),
         ];
         let mut t = Table::new();
-        t.page(rows.clone()).unwrap();
+        let _ = t.page(rows.clone()).unwrap();
         let mut want = Vec::new();
         t.write_csv(&mut want).unwrap();
         let mut got = Vec::new();
         let mut s = CsvSink::new(&mut got, vec![]).unwrap();
-        s.page(rows[..2].to_vec()).unwrap();
-        s.page(rows[2..].to_vec()).unwrap();
+        let _ = s.page(rows[..2].to_vec()).unwrap();
+        let _ = s.page(rows[2..].to_vec()).unwrap();
         s.finish().unwrap();
         assert_eq!(String::from_utf8(got).unwrap(), String::from_utf8(want).unwrap());
         let mut got = Vec::new();
         let mut s = CsvSink::new(&mut got, vec!["d".into(), "a".into()]).unwrap();
-        s.page(rows.clone()).unwrap();
+        let _ = s.page(rows.clone()).unwrap();
         s.finish().unwrap();
         assert_eq!(String::from_utf8(got).unwrap(), "d,a\n,1\n\"[1,2]\",2\n,\n");
         let mut s = CsvSink::new(Vec::new(), vec!["nope".into()]).unwrap();
-        s.page(rows).unwrap();
+        let _ = s.page(rows).unwrap();
         assert!(s.finish().unwrap_err().to_string().contains("no column 'nope'"));
     }
 
     #[test]
     fn json_lines_one_object_per_line() {
         let mut s = JsonLinesSink::new(Vec::new());
-        s.page(vec![json!({"a": 1}), json!({"a": 2})]).unwrap();
+        let _ = s.page(vec![json!({"a": 1}), json!({"a": 2})]).unwrap();
         s.finish().unwrap();
         assert_eq!(String::from_utf8(s.into_inner()).unwrap(), "{\"a\":1}\n{\"a\":2}\n");
     }
@@ -380,8 +396,8 @@ mod tests {
         assert_eq!(serde_json::from_slice::<Value>(&buf).unwrap(), json!([]));
         let mut buf = Vec::new();
         let mut s = JsonArraySink::new(&mut buf);
-        s.page(vec![json!({"a": 1})]).unwrap();
-        s.page(vec![json!({"a": 2})]).unwrap();
+        let _ = s.page(vec![json!({"a": 1})]).unwrap();
+        let _ = s.page(vec![json!({"a": 2})]).unwrap();
         s.finish().unwrap();
         assert_eq!(serde_json::from_slice::<Value>(&buf).unwrap(), json!([{"a": 1}, {"a": 2}]));
     }

@@ -2,13 +2,18 @@
 //! retries throttled and overloaded replies, renews the token once on 401, and follows every `@odata.nextLink`,
 //! pushing each page's rows into a [`RowSink`].
 
-use crate::credential::{TokenCredential, TokenRequestOptions};
+mod pager;
+mod updates;
+
+pub use pager::{Page, PageSummary, Pages};
+pub use updates::{CLASSIFICATIONS, DETERMINATIONS, FEEDBACK, Plan, Target, Update};
+
+use crate::auth::{TokenCredential, TokenRequestOptions};
 use crate::error::{ApiError, Error, Result, redact_url};
 use crate::http::{BodyError, backoff, retry_after};
-use crate::sink::RowSink;
+use crate::output::RowSink;
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 use serde_json::Value;
-use std::collections::HashSet;
 use std::sync::Arc;
 use url::Url;
 
@@ -55,50 +60,6 @@ impl Default for PagingLimits {
             max_page_bytes: 64 * 1024 * 1024,
             max_pages: 100_000,
         }
-    }
-}
-
-/// What a paging run did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PageSummary {
-    pub pages: usize,
-    pub rows: usize,
-    /// `@odata.count` from the first page, when the query asked for it.
-    pub count: Option<u64>,
-    /// Items the service sent again under an id already seen in this run, dropped (see [`GraphClient::page_through`]).
-    pub duplicates: usize,
-}
-
-/// One page of a Graph reply: its rows, the link to the next page and `@odata.count`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Page {
-    /// The collection's items, or the single entity a non-collection reply holds.
-    pub rows: Vec<Value>,
-    /// `@odata.nextLink`, when there is more.
-    pub next_link: Option<String>,
-    /// `@odata.count`, when the query asked for it.
-    pub count: Option<u64>,
-}
-
-impl Page {
-    /// Reads a reply: a collection (`value` list), a single entity (its `@odata.*` annotations dropped), or
-    /// nothing. A `value` that is not a list is an error.
-    pub fn from_reply(reply: Value) -> std::result::Result<Page, String> {
-        let count = reply.get("@odata.count").and_then(Value::as_u64);
-        let next_link = reply.get("@odata.nextLink").and_then(Value::as_str).map(str::to_string);
-        let rows = match reply {
-            Value::Object(mut m) => match m.remove("value") {
-                Some(Value::Array(rows)) => rows,
-                Some(_) => return Err("'value' is not a list".into()),
-                None => {
-                    m.retain(|k, _| !k.starts_with("@odata."));
-                    vec![Value::Object(m)]
-                }
-            },
-            Value::Null => vec![],
-            other => vec![other],
-        };
-        Ok(Page { rows, next_link, count })
     }
 }
 
@@ -230,7 +191,7 @@ impl GraphClient {
         Ok(url)
     }
 
-    async fn token(&self, force: bool) -> Result<crate::credential::AccessToken> {
+    async fn token(&self, force: bool) -> Result<crate::auth::AccessToken> {
         self.credential
             .get_token(&[self.scope.as_str()], TokenRequestOptions { force_refresh: force })
             .await
@@ -375,98 +336,17 @@ impl GraphClient {
     async fn http_send(&self, req: reqwest::RequestBuilder) -> std::result::Result<reqwest::Response, reqwest::Error> {
         req.send().await
     }
-
-    /// Follows `@odata.nextLink` from `url` until the last page, pushing each page's `value` rows into `sink`.
-    /// A reply without `value` (a single entity) is pushed as one row. A next link already followed, or one that
-    /// leaves the Graph host, stops the run with an error rather than looping or leaking the token.
-    pub async fn page_through(&self, url: Url, sink: &mut dyn RowSink) -> Result<PageSummary> {
-        self.page_through_limited(url, None, sink).await
-    }
-
-    /// As [`GraphClient::page_through`], but stops once `max_rows` rows were delivered (no further page is fetched).
-    pub async fn page_through_limited(&self, url: Url, max_rows: Option<usize>, sink: &mut dyn RowSink) -> Result<PageSummary> {
-        let mut summary = PageSummary::default();
-        let mut seen: HashSet<String> = HashSet::from([url.to_string()]);
-        let mut ids: HashSet<String> = HashSet::new();
-        let mut next = Some(url);
-        while let Some(url) = next.take() {
-            let page = self.send_json(reqwest::Method::GET, &url, None).await?;
-            summary.pages += 1;
-            let Page {
-                rows,
-                next_link: link,
-                count,
-            } = Page::from_reply(page).map_err(|message| Error::Response {
-                url: redact_url(&url),
-                message,
-            })?;
-            if summary.pages == 1 {
-                summary.count = count;
-            }
-            // A collection item repeated under the same id (an offset page that drifted, a server fault) is dropped
-            // and counted: every row once. Rows without an `id` (hunting results, custom shapes) are never deduplicated.
-            let before = rows.len();
-            let mut rows: Vec<Value> = rows
-                .into_iter()
-                .filter(|r| r.get("id").and_then(Value::as_str).is_none_or(|id| ids.insert(id.to_string())))
-                .collect();
-            if rows.len() < before {
-                summary.duplicates += before - rows.len();
-                tracing::warn!(
-                    dropped = before - rows.len(),
-                    page = summary.pages,
-                    "the service repeated items already received; dropped them"
-                );
-            }
-            if let Some(m) = max_rows {
-                rows.truncate(m.saturating_sub(summary.rows));
-            }
-            summary.rows += rows.len();
-            sink.page(rows)?;
-            if max_rows.is_some_and(|m| summary.rows >= m) {
-                break;
-            }
-            if let Some(link) = link {
-                let u = Url::parse(&link).map_err(|e| Error::Paging {
-                    message: format!("the service sent an invalid @odata.nextLink ({e})"),
-                })?;
-                if u.origin() != self.root.origin() {
-                    return Err(Error::Paging {
-                        message: format!(
-                            "@odata.nextLink points at {}, not at the Graph host {}; not following it",
-                            u.origin().ascii_serialization(),
-                            self.root.origin().ascii_serialization()
-                        ),
-                    });
-                }
-                if summary.pages >= self.limits.max_pages {
-                    return Err(Error::Paging {
-                        message: format!(
-                            "stopped at the page cap of {} pages with more to come; {} rows were delivered (raise the cap with --max-pages, or PagingLimits::max_pages; or narrow the query)",
-                            self.limits.max_pages, summary.rows
-                        ),
-                    });
-                }
-                if !seen.insert(link) {
-                    return Err(Error::Paging {
-                        message: format!(
-                            "the service repeated an @odata.nextLink after page {}; stopping instead of looping (rows so far: {})",
-                            summary.pages, summary.rows
-                        ),
-                    });
-                }
-                next = Some(u);
-            }
-        }
-        sink.finish()?;
-        Ok(summary)
-    }
 }
 
 impl GraphClient {
     /// Runs an advanced-hunting query (`POST /security/runHuntingQuery`) and pushes its result rows into `sink`.
-    /// Column order follows the reply's schema (whose keys some revisions spell `Name`/`Type`).
     pub async fn hunt(&self, query: &str, timespan: Option<&str>, sink: &mut dyn RowSink) -> Result<PageSummary> {
+        Pages::single(self.hunt_page(query, timespan).await).into_sink(sink).await
+    }
+
+    /// Runs an advanced-hunting query and returns its results as one page. Column order follows the reply's schema
+    /// (whose keys some revisions spell `Name`/`Type`).
+    pub async fn hunt_page(&self, query: &str, timespan: Option<&str>) -> Result<Page> {
         let url = self.url_for("/security/runHuntingQuery")?;
         let mut body = serde_json::json!({"Query": query});
         if let Some(t) = timespan {
@@ -503,13 +383,11 @@ impl GraphClient {
                 other => other,
             })
             .collect();
-        let n = rows.len();
-        sink.page(rows)?;
-        sink.finish()?;
-        Ok(PageSummary {
-            pages: 1,
-            rows: n,
+        Ok(Page {
+            rows,
+            next_link: None,
             count: None,
+            number: 1,
             duplicates: 0,
         })
     }
@@ -573,7 +451,7 @@ mod tests {
         struct Never;
         #[async_trait::async_trait]
         impl TokenCredential for Never {
-            async fn get_token(&self, _: &[&str], _: TokenRequestOptions) -> Result<crate::credential::AccessToken> {
+            async fn get_token(&self, _: &[&str], _: TokenRequestOptions) -> Result<crate::auth::AccessToken> {
                 Err(Error::Query { message: "unused".into() })
             }
         }

@@ -4,10 +4,10 @@
 //! The library never talks to the terminal: what the user must see (the device-code message, the URL to open) goes
 //! through a [`SignInPrompt`] the caller provides.
 
-use crate::credential::{AccessToken, TokenCredential, TokenReply, TokenRequestOptions, request_token, validate_tenant};
+use crate::auth::{AccessToken, TokenCredential, TokenReply, TokenRequestOptions, request_token, validate_tenant};
+use crate::auth::{CacheKey, TokenCache};
 use crate::error::{AuthError, Error, Result};
 use crate::secret::Secret;
-use crate::token_cache::{CacheKey, TokenCache};
 use async_trait::async_trait;
 use base64::Engine;
 use chrono::Utc;
@@ -232,7 +232,7 @@ impl DelegatedCredential {
             message: format!("device code reply is not JSON: {e}"),
         })?;
         if v.get("error").is_some() {
-            return Err(Error::Auth(Box::new(crate::credential::parse_auth_error(status, &v))));
+            return Err(Error::Auth(Box::new(crate::auth::parse_auth_error(status, &v))));
         }
         let num = |k: &str| match v.get(k) {
             Some(Value::Number(n)) => n.as_u64(),

@@ -1,0 +1,291 @@
+//! Paging: [`Pages`], a `Send + 'static` stream of [`Page`]s that follows `@odata.nextLink` (the shape of
+//! azure_core's `Pager`), and [`Pages::into_sink`], which pushes them into a [`RowSink`] until it is done or the
+//! sink says stop.
+//!
+//! Invariants: every row once (an item repeated under an id already delivered in the run is dropped and counted);
+//! a next link to another origin, a repeated next link, or one past the page cap ends the stream with an error after
+//! the page that carried it; nothing is fetched that the consumer did not ask for (the stream is lazy, and dropping
+//! it stops the run).
+
+use super::GraphClient;
+use crate::error::{Error, Result, redact_url};
+use crate::output::RowSink;
+use futures_util::stream::{self, Stream, StreamExt};
+use serde_json::Value;
+use std::collections::HashSet;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use url::Url;
+
+/// One page of results: its rows and the paging facts that came with it.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Page {
+    /// The collection's items (or the single entity a non-collection reply holds), repeated items removed.
+    pub rows: Vec<Value>,
+    /// `@odata.nextLink`, when there is more.
+    pub next_link: Option<String>,
+    /// `@odata.count`, when the query asked for it.
+    pub count: Option<u64>,
+    /// The page's position in its run, from 1.
+    pub number: usize,
+    /// Items of this page dropped because the run had already delivered an item with the same id.
+    pub duplicates: usize,
+}
+
+impl Page {
+    /// Reads a reply: a collection (`value` list), a single entity (its `@odata.*` annotations dropped), or
+    /// nothing. A `value` that is not a list is an error.
+    ///
+    /// ```
+    /// let p = secgraph::graph::Page::from_reply(serde_json::json!({
+    ///     "value": [{"id": "a"}], "@odata.nextLink": "https://graph.microsoft.com/v1.0/x?$skip=1"
+    /// })).unwrap();
+    /// assert_eq!((p.rows.len(), p.next_link.is_some()), (1, true));
+    /// ```
+    pub fn from_reply(reply: Value) -> std::result::Result<Page, String> {
+        let count = reply.get("@odata.count").and_then(Value::as_u64);
+        let next_link = reply.get("@odata.nextLink").and_then(Value::as_str).map(str::to_string);
+        let rows = match reply {
+            Value::Object(mut m) => match m.remove("value") {
+                Some(Value::Array(rows)) => rows,
+                Some(_) => return Err("'value' is not a list".into()),
+                None => {
+                    m.retain(|k, _| !k.starts_with("@odata."));
+                    vec![Value::Object(m)]
+                }
+            },
+            Value::Null => vec![],
+            other => vec![other],
+        };
+        Ok(Page {
+            rows,
+            next_link,
+            count,
+            number: 1,
+            duplicates: 0,
+        })
+    }
+}
+
+/// What a paging run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PageSummary {
+    /// Pages received.
+    pub pages: usize,
+    /// Rows delivered to the sink.
+    pub rows: usize,
+    /// `@odata.count` from the first page, when the query asked for it.
+    pub count: Option<u64>,
+    /// Items the service sent again under an id already seen in this run, dropped.
+    pub duplicates: usize,
+}
+
+/// A stream of pages that is `Send + 'static`: it can be driven from `tokio::spawn`, a web handler or a Python
+/// binding. Get one from [`GraphClient::pages`] or [`crate::QueryProvider::pages`].
+///
+/// ```no_run
+/// # async fn demo(provider: secgraph::QueryProvider) -> secgraph::Result<()> {
+/// use futures_util::StreamExt;
+/// let q = provider.render("Alerts.list", &[("start".into(), "-7d".into())])?;
+/// let mut pages = provider.pages(&q)?;
+/// let task = tokio::spawn(async move {
+///     let mut n = 0;
+///     while let Some(page) = pages.next().await {
+///         n += page?.rows.len();
+///     }
+///     Ok::<_, secgraph::Error>(n)
+/// });
+/// println!("{} alerts", task.await.expect("task")?);
+/// # Ok(()) }
+/// ```
+pub struct Pages {
+    inner: Pin<Box<dyn Stream<Item = Result<Page>> + Send>>,
+}
+
+impl std::fmt::Debug for Pages {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pages").finish_non_exhaustive()
+    }
+}
+
+impl Stream for Pages {
+    type Item = Result<Page>;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.inner.as_mut().poll_next(cx)
+    }
+}
+
+impl Pages {
+    /// Wraps any stream of pages.
+    pub fn new(stream: impl Stream<Item = Result<Page>> + Send + 'static) -> Pages {
+        Pages { inner: Box::pin(stream) }
+    }
+
+    /// A stream of one page (or one error): a hunting result, a single entity.
+    pub fn single(page: Result<Page>) -> Pages {
+        Pages::new(stream::once(async move { page }))
+    }
+
+    /// Stops after `max` rows in all: the page that reaches it is cut, and no further page is fetched.
+    pub fn limit_rows(self, max: usize) -> Pages {
+        Pages::new(stream::unfold((self, max), |(mut inner, left)| async move {
+            if left == 0 {
+                return None;
+            }
+            match inner.next().await? {
+                Ok(mut p) => {
+                    p.rows.truncate(left);
+                    let left = left - p.rows.len();
+                    Some((Ok(p), (inner, left)))
+                }
+                Err(e) => Some((Err(e), (inner, 0))),
+            }
+        }))
+    }
+
+    /// Keeps only the rows for which `keep` is true.
+    pub fn filter_rows(self, keep: impl Fn(&Value) -> bool + Send + 'static) -> Pages {
+        Pages::new(self.map(move |p| {
+            p.map(|mut p| {
+                p.rows.retain(&keep);
+                p
+            })
+        }))
+    }
+
+    /// Pushes every page's rows into `sink` until the stream ends or the sink answers
+    /// [`ControlFlow::Break`], then calls [`RowSink::finish`]. An error ends the run (after the pages before it).
+    pub async fn into_sink(mut self, sink: &mut dyn RowSink) -> Result<PageSummary> {
+        let mut summary = PageSummary::default();
+        while let Some(page) = self.next().await {
+            let page = page?;
+            summary.pages += 1;
+            if summary.pages == 1 {
+                summary.count = page.count;
+            }
+            summary.duplicates += page.duplicates;
+            summary.rows += page.rows.len();
+            if sink.page(page.rows)?.is_break() {
+                break;
+            }
+        }
+        sink.finish()?;
+        Ok(summary)
+    }
+}
+
+/// The pager's state between pages.
+struct Run {
+    client: GraphClient,
+    next: Option<Url>,
+    /// An error found after the page that carried its cause (a bad next link): yielded on the next poll.
+    pending: Option<Error>,
+    links: HashSet<String>,
+    ids: HashSet<String>,
+    pages: usize,
+    rows: usize,
+}
+
+impl Run {
+    async fn fetch(&mut self, url: Url) -> Result<Page> {
+        let reply = self.client.send_json(reqwest::Method::GET, &url, None).await?;
+        let mut page = Page::from_reply(reply).map_err(|message| Error::Response {
+            url: redact_url(&url),
+            message,
+        })?;
+        self.pages += 1;
+        page.number = self.pages;
+        // A collection item repeated under the same id (an offset page that drifted, a server fault) is dropped and
+        // counted: every row once. Rows without an `id` (hunting results, custom shapes) are never deduplicated.
+        let before = page.rows.len();
+        let ids = &mut self.ids;
+        page.rows
+            .retain(|r| r.get("id").and_then(Value::as_str).is_none_or(|id| ids.insert(id.to_string())));
+        page.duplicates = before - page.rows.len();
+        if page.duplicates > 0 {
+            tracing::warn!(
+                dropped = page.duplicates,
+                page = page.number,
+                "the service repeated items already received; dropped them"
+            );
+        }
+        self.rows += page.rows.len();
+        if let Some(link) = &page.next_link {
+            match self.follow(link) {
+                Ok(u) => self.next = Some(u),
+                Err(e) => self.pending = Some(e),
+            }
+        }
+        Ok(page)
+    }
+
+    /// Checks a next link before it is followed: on the Graph origin, not seen before, within the page cap.
+    fn follow(&mut self, link: &str) -> Result<Url> {
+        let u = Url::parse(link).map_err(|e| Error::Paging {
+            message: format!("the service sent an invalid @odata.nextLink ({e})"),
+        })?;
+        if self.client.check_target(&u).is_err() {
+            return Err(Error::Paging {
+                message: format!(
+                    "@odata.nextLink points at {}, not at the Graph host {}; not following it",
+                    u.origin().ascii_serialization(),
+                    self.client.root().origin().ascii_serialization()
+                ),
+            });
+        }
+        let cap = self.client.limits().max_pages;
+        if self.pages >= cap {
+            return Err(Error::Paging {
+                message: format!(
+                    "stopped at the page cap of {cap} pages with more to come; {} rows were delivered (raise the cap with --max-pages, or PagingLimits::max_pages; or narrow the query)",
+                    self.rows
+                ),
+            });
+        }
+        if !self.links.insert(link.to_string()) {
+            return Err(Error::Paging {
+                message: format!(
+                    "the service repeated an @odata.nextLink after page {}; stopping instead of looping (rows so far: {})",
+                    self.pages, self.rows
+                ),
+            });
+        }
+        Ok(u)
+    }
+}
+
+impl GraphClient {
+    /// The pages of a collection, from `url` through every `@odata.nextLink`. Lazy: each page is fetched when the
+    /// stream is polled.
+    pub fn pages(&self, url: Url) -> Pages {
+        let run = Run {
+            client: self.clone(),
+            links: HashSet::from([url.to_string()]),
+            next: Some(url),
+            pending: None,
+            ids: HashSet::new(),
+            pages: 0,
+            rows: 0,
+        };
+        Pages::new(stream::unfold(Some(run), |run| async move {
+            let mut run = run?;
+            if let Some(e) = run.pending.take() {
+                return Some((Err(e), None));
+            }
+            let url = run.next.take()?;
+            match run.fetch(url).await {
+                Ok(page) => Some((Ok(page), Some(run))),
+                Err(e) => Some((Err(e), None)),
+            }
+        }))
+    }
+
+    /// Follows `@odata.nextLink` from `url` until the last page, pushing each page's rows into `sink`. A reply
+    /// without `value` (a single entity) is pushed as one row. A next link already followed, one past the page cap,
+    /// or one that leaves the Graph host, stops the run with an error rather than looping or leaking the token.
+    pub async fn page_through(&self, url: Url, sink: &mut dyn RowSink) -> Result<PageSummary> {
+        self.pages(url).into_sink(sink).await
+    }
+}
