@@ -22,6 +22,7 @@ mod exit {
     pub const AUTH: u8 = 4;
     pub const API: u8 = 5;
     pub const OUTPUT: u8 = 6;
+    pub const LOCAL: u8 = 7;
     pub const CANCELLED: u8 = 130;
 }
 
@@ -271,7 +272,9 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let code = exit_code(&e);
-            eprintln!("error: {}", format_error(&e));
+            // Whatever a cause says, it is printed on one line without control characters.
+            let text: String = format_error(&e).chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+            eprintln!("error: {text}");
             ExitCode::from(code)
         }
     }
@@ -303,6 +306,8 @@ fn exit_code(e: &anyhow::Error) -> u8 {
                 ErrorKind::Auth => exit::AUTH,
                 ErrorKind::Api => exit::API,
                 ErrorKind::Output => exit::OUTPUT,
+                ErrorKind::Local => exit::LOCAL,
+                _ => exit::OTHER,
             };
         }
         if cause.downcast_ref::<UsageError>().is_some() {

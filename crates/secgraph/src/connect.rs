@@ -24,13 +24,21 @@ use std::time::Duration;
 pub struct ConnectOptions {
     /// Named instance: `MicrosoftGraph-<instance>` in the settings.
     pub instance: Option<String>,
+    /// Tenant id or domain (msticpy's `tenant_id`).
     pub tenant_id: Option<String>,
+    /// App (client) id.
     pub client_id: Option<String>,
+    /// Client secret.
     pub client_secret: Option<Secret>,
+    /// Signs in as this user (delegated); picks the cached account.
     pub username: Option<String>,
+    /// Client certificate file (PEM or DER), for certificate sign-in.
     pub certificate: Option<PathBuf>,
+    /// Private key file for the certificate (PEM PKCS#8, encrypted PKCS#8 or PKCS#1).
     pub private_key: Option<PathBuf>,
+    /// Graph root, e.g. `https://graph.microsoft.com/` (default: the cloud's).
     pub api_root: Option<String>,
+    /// Graph API version, `v1.0` (default) or `beta`.
     pub api_version: Option<String>,
     /// `tenant_id=...;client_id=...;client_secret=...` — replaces the file's provider section.
     pub connection_string: Option<Secret>,
@@ -62,12 +70,16 @@ pub const DELEGATED_PERMISSIONS: &[&str] = &[
 /// How the connection signs in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthMethod {
+    /// App-only, with a client secret.
     ClientSecret,
+    /// App-only, with a client certificate.
     Certificate,
+    /// As a signed-in user (browser or device code).
     Delegated,
 }
 
 impl AuthMethod {
+    /// In words, for reports.
     pub fn describe(self) -> &'static str {
         match self {
             AuthMethod::ClientSecret => "client secret (app-only)",
@@ -84,13 +96,19 @@ pub struct ConnectionInfo {
     pub settings: Option<String>,
     /// `MicrosoftGraph` or `MicrosoftGraph-<instance>`, or `connection string`/`options`.
     pub source: String,
+    /// The tenant signed in to.
     pub tenant_id: String,
+    /// The app (client) id.
     pub client_id: String,
+    /// How the connection signs in.
     pub auth: AuthMethod,
+    /// The cloud's name (`global`, `usgov`, … or `custom`).
     pub cloud: String,
+    /// The authority host used.
     pub authority: String,
     /// The versioned Graph root requests go to.
     pub graph_root: String,
+    /// The token scope asked for.
     pub scope: String,
     /// Application roles granted (from the token's `roles` claim).
     pub roles: Vec<String>,
@@ -100,13 +118,16 @@ pub struct ConnectionInfo {
     pub app_name: Option<String>,
     /// The signed-in user (delegated sign-in).
     pub account: Option<String>,
+    /// When the first token expires (it is renewed on its own).
     pub token_expires_on: chrono::DateTime<chrono::Utc>,
 }
 
 /// A connected Graph client and what is known about the connection.
 #[derive(Debug, Clone)]
 pub struct Connection {
+    /// The Graph client, signed in.
     pub graph: GraphClient,
+    /// What was connected to, as whom.
     pub info: ConnectionInfo,
 }
 
@@ -420,9 +441,17 @@ async fn resolve_vault_references(
     for (i, path, reference) in refs {
         let target = crate::keyvault::parse_reference(&reference, &msticpy_setting_path(&path), kv.vault_name.as_deref())?;
         let secret = client.get(&target).await.map_err(|e| match e {
-            Error::Setting { message, .. } => Error::Setting {
-                origin: "Key Vault".into(),
-                setting: format!("{path} (secret {target})"),
+            Error::Vault {
+                secret,
+                status,
+                code,
+                message,
+                ..
+            } => Error::Vault {
+                setting: Some(path.to_string()),
+                secret,
+                status,
+                code,
                 message,
             },
             other => other,
@@ -657,7 +686,7 @@ async fn fetch_cloud(http: &reqwest::Client, resource_manager_url: &str) -> Resu
             message: format!("'{resource_manager_url}' is not a URL: {e}"),
         })?;
     tracing::debug!(url = %url, "reading cloud metadata");
-    let resp = http.get(url.clone()).send().await.map_err(|e| Error::transport(&url, &e))?;
+    let resp = http.get(url.clone()).send().await.map_err(|e| Error::transport(&url, e))?;
     let status = resp.status();
     if !status.is_success() {
         return Err(Error::Response {

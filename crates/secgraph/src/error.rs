@@ -3,10 +3,12 @@
 
 use std::path::PathBuf;
 
+/// The library's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Broad class of an error, used by the CLI to choose its exit code.
+/// Broad class of an error: what the caller can do about it (the CLI's exit code follows it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ErrorKind {
     /// The caller asked for something malformed (unknown query, bad parameter, bad time expression).
     Usage,
@@ -18,18 +20,25 @@ pub enum ErrorKind {
     Api,
     /// Writing results failed.
     Output,
+    /// The local machine failed us: a cache file or folder could not be read, written or locked.
+    Local,
 }
 
-/// A token request refused by Entra ID.
+/// A token request refused by Entra ID (or another sign-in that failed).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct AuthError {
+    /// The HTTP status of the refusal (0 when no HTTP request was involved, as for the Azure CLI).
     pub status: u16,
     /// The OAuth `error` field, e.g. `invalid_client`.
     pub error: String,
     /// The first line of `error_description` (starts with the AADSTS code).
     pub description: String,
+    /// The AADSTS codes (`error_codes`), e.g. `[7000215]` for an invalid client secret.
     pub codes: Vec<u64>,
+    /// Entra's trace id, for a support request.
     pub trace_id: Option<String>,
+    /// Entra's correlation id, for a support request.
     pub correlation_id: Option<String>,
 }
 
@@ -49,16 +58,24 @@ impl std::fmt::Display for AuthError {
 
 /// A Graph error reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ApiError {
+    /// The HTTP status.
     pub status: u16,
     /// Graph's `error.code` (may be empty: the service sometimes sends `""`).
     pub code: String,
+    /// Graph's `error.message` (control characters removed, cut to 1,000 characters).
     pub message: String,
+    /// `request-id`, for a support request.
     pub request_id: Option<String>,
+    /// The `client-request-id` secgraph sent.
     pub client_request_id: Option<String>,
+    /// The `innerError.date` Graph reported.
     pub date: Option<String>,
     /// The request's method and URL path (no query string, which may carry user data).
     pub request: String,
+    /// How long the service asked to wait (`Retry-After`, clamped), when it did.
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl std::fmt::Display for ApiError {
@@ -80,63 +97,179 @@ impl std::fmt::Display for ApiError {
     }
 }
 
+/// A boxed cause kept in an error's source chain.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Everything that can go wrong, with what a user needs to fix it and never a secret. [`Error::kind`] says what
+/// class of problem it is; the accessors pull out the facts a program acts on.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
+    /// No settings file was found where msticpy looks for one.
     #[error("no msticpyconfig.yaml found; looked in: {}. Pass --config PATH or set MSTICPYCONFIG", .searched.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))]
-    ConfigNotFound { searched: Vec<PathBuf> },
+    ConfigNotFound {
+        /// The paths looked at, in order.
+        searched: Vec<PathBuf>,
+    },
 
+    /// The settings file could not be read.
     #[error("cannot read {}: {source}", .path.display())]
-    ConfigRead { path: PathBuf, source: std::io::Error },
+    ConfigRead {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
 
+    /// The settings (or a query file) are not valid YAML of the expected shape.
     #[error("{origin}: {message}")]
-    ConfigParse { origin: String, message: String },
+    ConfigParse {
+        /// The file or text it came from.
+        origin: String,
+        /// What is wrong, with line and column (never the file's text).
+        message: String,
+    },
 
+    /// One setting is wrong.
     #[error("{origin}: setting {setting}: {message}")]
-    Setting { origin: String, setting: String, message: String },
+    Setting {
+        /// The file or source it came from.
+        origin: String,
+        /// The setting's path, e.g. `DataProviders.MicrosoftGraph.Args.TenantId`.
+        setting: String,
+        /// What is wrong with it.
+        message: String,
+    },
 
+    /// The provider instance asked for does not exist (the message lists those that do).
     #[error("{message}")]
-    Instance { message: String },
+    Instance {
+        /// What was asked and what exists.
+        message: String,
+    },
 
+    /// Settings a connection needs are missing.
     #[error("connection settings for {instance} are incomplete: missing {}", .missing.join(", "))]
-    MissingSettings { instance: String, missing: Vec<String> },
+    MissingSettings {
+        /// The instance (settings section).
+        instance: String,
+        /// The missing settings.
+        missing: Vec<String>,
+    },
 
+    /// A setting refers to an environment variable that is unset or empty.
     #[error("setting {setting} refers to environment variable {var}, which is {state}")]
-    EnvVar { setting: String, var: String, state: &'static str },
+    EnvVar {
+        /// The setting.
+        setting: String,
+        /// The variable.
+        var: String,
+        /// `unset` or `empty`.
+        state: &'static str,
+    },
 
+    /// Something secgraph does not do (yet).
     #[error("{what} is not supported yet")]
-    Unsupported { what: String },
+    Unsupported {
+        /// What.
+        what: String,
+    },
 
+    /// A connection string is malformed (the message never quotes a value).
     #[error("invalid connection string: {message}")]
-    ConnectionString { message: String },
+    ConnectionString {
+        /// What is wrong.
+        message: String,
+    },
 
+    /// Signing in failed.
     #[error("{0}")]
     Auth(Box<AuthError>),
 
+    /// Graph answered with an error.
     #[error("{0}")]
     Api(Box<ApiError>),
 
+    /// Key Vault answered with an error for a secret.
+    #[error("Key Vault: {}secret {secret}: the vault answered HTTP {status} {code}: {message}", .setting.as_ref().map(|s| format!("{s}: ")).unwrap_or_default())]
+    Vault {
+        /// The setting that refers to the secret, when known.
+        setting: Option<String>,
+        /// `vault/name`.
+        secret: String,
+        /// The HTTP status.
+        status: u16,
+        /// Key Vault's error code (and inner code), e.g. `Forbidden/AccessDenied`.
+        code: String,
+        /// Key Vault's message (cleaned, capped).
+        message: String,
+    },
+
+    /// A service could not be reached, or the connection failed.
     #[error("cannot reach {url}: {message}")]
-    Transport { url: String, message: String },
+    Transport {
+        /// Scheme, host and path (no query).
+        url: String,
+        /// What failed.
+        message: String,
+        /// The underlying error (its URL removed).
+        #[source]
+        source: Option<BoxError>,
+    },
 
+    /// A service answered something secgraph cannot use.
     #[error("unexpected reply from {url}: {message}")]
-    Response { url: String, message: String },
+    Response {
+        /// Scheme, host and path (no query).
+        url: String,
+        /// What was wrong with it.
+        message: String,
+    },
 
+    /// Paging stopped before the end (a bad or repeated next link, the page cap).
     #[error("paging stopped: {message}")]
-    Paging { message: String },
+    Paging {
+        /// Why, and how many rows were delivered.
+        message: String,
+    },
 
+    /// A query or its parameters are wrong.
     #[error("{message}")]
-    Query { message: String },
+    Query {
+        /// What is wrong.
+        message: String,
+    },
 
+    /// A time expression could not be read.
     #[error(
         "invalid time '{input}': {message}. Accepted: an ISO 8601 time (2024-05-01T00:00:00Z), 'now', a number of days (-7), or an offset such as -3d, -2h@h, +1d@d (units y mon w d h m s)"
     )]
-    TimeExpr { input: String, message: String },
+    TimeExpr {
+        /// The text given.
+        input: String,
+        /// What is wrong.
+        message: String,
+    },
 
+    /// Writing results failed.
     #[error("cannot write results: {0}")]
     Output(String),
+
+    /// A local cache file or folder could not be used.
+    #[error("{}: cannot {what}{}", .path.display(), .source.as_ref().map(|e| format!(": {e}")).unwrap_or_default())]
+    Cache {
+        /// The file or folder.
+        path: PathBuf,
+        /// What could not be done, and why when there is no I/O error.
+        what: String,
+        /// The I/O error.
+        #[source]
+        source: Option<std::io::Error>,
+    },
 }
 
 impl Error {
+    /// The class of problem.
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::ConfigNotFound { .. }
@@ -149,16 +282,54 @@ impl Error {
             | Error::Unsupported { .. }
             | Error::ConnectionString { .. } => ErrorKind::Settings,
             Error::Auth(_) => ErrorKind::Auth,
-            Error::Api(_) | Error::Transport { .. } | Error::Response { .. } | Error::Paging { .. } => ErrorKind::Api,
+            Error::Api(_) | Error::Vault { .. } | Error::Transport { .. } | Error::Response { .. } | Error::Paging { .. } => ErrorKind::Api,
             Error::Query { .. } | Error::TimeExpr { .. } => ErrorKind::Usage,
             Error::Output(_) => ErrorKind::Output,
+            Error::Cache { .. } => ErrorKind::Local,
         }
     }
 
-    pub(crate) fn transport(url: &reqwest::Url, e: &reqwest::Error) -> Error {
-        // reqwest's Display includes the URL with its query; keep only scheme, host and path.
+    /// The HTTP status a service answered with, when the error is a service's answer.
+    pub fn http_status(&self) -> Option<u16> {
+        match self {
+            Error::Api(a) => Some(a.status),
+            Error::Auth(a) if a.status != 0 => Some(a.status),
+            Error::Vault { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// The id a support request needs: Graph's `request-id`, or Entra's correlation id.
+    pub fn request_id(&self) -> Option<&str> {
+        match self {
+            Error::Api(a) => a.request_id.as_deref(),
+            Error::Auth(a) => a.correlation_id.as_deref().or(a.trace_id.as_deref()),
+            _ => None,
+        }
+    }
+
+    /// The AADSTS codes of a refused sign-in (empty otherwise).
+    pub fn aadsts_codes(&self) -> &[u64] {
+        match self {
+            Error::Auth(a) => &a.codes,
+            _ => &[],
+        }
+    }
+
+    /// How long the service asked to wait before trying again, when it did (after secgraph's own retries ran out).
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            Error::Api(a) => a.retry_after,
+            _ => None,
+        }
+    }
+
+    pub(crate) fn transport(url: &reqwest::Url, e: reqwest::Error) -> Error {
+        // reqwest's Display includes the URL with its query; keep only scheme, host and path, and drop the URL from
+        // the kept source too.
+        let e = e.without_url();
         let mut chain = Vec::new();
-        let mut src: Option<&dyn std::error::Error> = std::error::Error::source(e);
+        let mut src: Option<&dyn std::error::Error> = std::error::Error::source(&e);
         while let Some(s) = src {
             chain.push(s.to_string());
             src = s.source();
@@ -174,6 +345,7 @@ impl Error {
         Error::Transport {
             url: redact_url(url),
             message: if detail.is_empty() { what } else { format!("{what}: {detail}") },
+            source: Some(Box::new(e)),
         }
     }
 }

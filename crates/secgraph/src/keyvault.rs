@@ -22,17 +22,22 @@ const API_VERSION: &str = "7.4";
 /// The `KeyVault` section.
 #[derive(Debug, Clone, Default)]
 pub struct KeyVaultSettings {
+    /// `KeyVault.VaultName`: the default vault.
     pub vault_name: Option<String>,
+    /// `KeyVault.TenantId`: the vault's tenant.
     pub tenant_id: Option<String>,
     /// `AuthnType` (or `Azure.auth_methods`): env, cli, msi, clientsecret, devicecode, interactive.
     pub auth_methods: Vec<String>,
+    /// `KeyVault.UseKeyring`: keep fetched secrets in the owner-only secret cache.
     pub use_keyring: bool,
 }
 
 /// Which secret a reference names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VaultSecret {
+    /// The vault's name.
     pub vault: String,
+    /// The secret's name (normalised as msticpy does).
     pub name: String,
 }
 
@@ -102,6 +107,7 @@ struct SecretFile {
 }
 
 impl SecretCache {
+    /// The cache at `path`.
     pub fn at(path: impl Into<PathBuf>) -> SecretCache {
         SecretCache { path: path.into() }
     }
@@ -111,6 +117,7 @@ impl SecretCache {
         crate::private_file::cache_dir().join("secrets.json")
     }
 
+    /// The cache file.
     pub fn path(&self) -> &std::path::Path {
         &self.path
     }
@@ -148,10 +155,10 @@ impl SecretCache {
         match std::fs::remove_file(&self.path) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(Error::Setting {
-                origin: "secret cache".into(),
-                setting: self.path.display().to_string(),
-                message: format!("cannot remove: {e}"),
+            Err(e) => Err(Error::Cache {
+                path: self.path.clone(),
+                what: "remove the secret cache".into(),
+                source: Some(e),
             }),
         }
     }
@@ -185,6 +192,7 @@ fn challenge_resource(h: &reqwest::header::HeaderMap) -> Option<String> {
 }
 
 impl SecretClient {
+    /// A client reaching vaults through `vault_url` (`{vault}` is replaced by the vault's name), signing in with `credential`, keeping secrets in `cache` when given.
     pub fn new(
         http: reqwest::Client,
         vault_url_template: &str,
@@ -237,19 +245,16 @@ impl SecretClient {
                 .unwrap_or_default();
             let msg = body["error"]["message"].as_str().unwrap_or("no message");
             let clean = crate::error::clean;
-            Error::Setting {
-                origin: "Key Vault".into(),
-                setting: format!("secret {s}"),
-                message: format!(
-                    "the vault answered HTTP {status} {}{}: {}",
-                    clean(code, 100),
-                    clean(&inner, 100),
-                    clean(msg, crate::error::MAX_SHOWN_MESSAGE)
-                ),
+            Error::Vault {
+                setting: None,
+                secret: s.to_string(),
+                status,
+                code: format!("{}{}", clean(code, 100), clean(&inner, 100)),
+                message: clean(msg, crate::error::MAX_SHOWN_MESSAGE),
             }
         };
         // First without a token: the 401 challenge names the resource to ask a token for.
-        let first = self.http.get(url.clone()).send().await.map_err(|e| Error::transport(&url, &e))?;
+        let first = self.http.get(url.clone()).send().await.map_err(|e| Error::transport(&url, e))?;
         refuse_redirect(&url, &first)?;
         let resource = match first.status().as_u16() {
             401 => challenge_resource(first.headers()).unwrap_or_else(|| "https://vault.azure.net".into()),
@@ -272,7 +277,7 @@ impl SecretClient {
             .bearer_auth(token.token.expose())
             .send()
             .await
-            .map_err(|e| Error::transport(&url, &e))?;
+            .map_err(|e| Error::transport(&url, e))?;
         refuse_redirect(&url, &resp)?;
         let status = resp.status().as_u16();
         let body: Value = serde_json::from_slice(&crate::http::read_error_body(resp).await).unwrap_or(Value::Null);
@@ -362,6 +367,7 @@ pub struct ChainedCredential {
 }
 
 impl ChainedCredential {
+    /// Tries each named credential in turn; the first that signs in is used from then on.
     pub fn new(chain: Vec<(String, Arc<dyn TokenCredential>)>) -> ChainedCredential {
         ChainedCredential {
             chain,
@@ -389,8 +395,16 @@ impl TokenCredential for ChainedCredential {
                 Err(e) => failures.push(format!("{name}: {e}")),
             }
         }
-        Err(Error::Unsupported {
-            what: format!("signing in to Key Vault: every method failed ({})", failures.join("; ")),
-        })
+        Err(Error::Auth(Box::new(crate::error::AuthError {
+            status: 0,
+            error: "keyvault_sign_in_failed".into(),
+            description: crate::error::clean(
+                &format!("signing in to Key Vault: every method failed ({})", failures.join("; ")),
+                crate::error::MAX_SHOWN_MESSAGE,
+            ),
+            codes: vec![],
+            trace_id: None,
+            correlation_id: None,
+        })))
     }
 }

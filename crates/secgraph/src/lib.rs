@@ -11,6 +11,9 @@
 //! exists (the emulator is reached only through ordinary settings: a custom cloud's metadata URL and an extra
 //! trusted CA); no secret appears in any `Debug`, `Display`, log line or error.
 
+#![deny(missing_docs)]
+#![warn(missing_debug_implementations)]
+
 pub mod auth;
 pub mod config;
 pub mod connect;

@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 fn io_err(path: &Path, what: &str, e: std::io::Error) -> Error {
-    Error::Setting {
-        origin: "local cache".into(),
-        setting: path.display().to_string(),
-        message: format!("cannot {what}: {e}"),
+    Error::Cache {
+        path: path.to_path_buf(),
+        what: what.to_string(),
+        source: Some(e),
     }
 }
 
@@ -85,14 +85,14 @@ pub(crate) fn check_location(path: &Path) -> Result<()> {
         use std::os::unix::fs::PermissionsExt;
         let mode = meta.permissions().mode();
         if mode & 0o002 != 0 {
-            return Err(Error::Setting {
-                origin: "local cache".into(),
-                setting: path.display().to_string(),
-                message: format!(
-                    "the folder {} is writable by every user (mode {:o}); a token cache there could be replaced or read by them. Choose a private folder",
+            return Err(Error::Cache {
+                path: path.to_path_buf(),
+                what: format!(
+                    "keep a cache there: the folder {} is writable by every user (mode {:o}), who could replace or read it. Choose a private folder",
                     dir.display(),
                     mode & 0o7777
                 ),
+                source: None,
             });
         }
         if mode & 0o020 != 0 {
@@ -192,6 +192,16 @@ fn holder_alive(lock: &Path) -> bool {
     }
     let proc = Path::new("/proc");
     !proc.is_dir() || proc.join(pid.to_string()).exists()
+}
+
+/// Runs blocking cache work (file locks that may wait, file I/O) on Tokio's blocking pool, so an async sign-in
+/// never stalls the runtime's workers.
+pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| Error::Cache {
+        path: PathBuf::from("(cache)"),
+        what: format!("complete the cache update ({e})"),
+        source: None,
+    })?
 }
 
 /// Runs `f` on the file's contents under the lock and writes the result atomically (owner-only).

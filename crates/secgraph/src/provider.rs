@@ -14,7 +14,7 @@ use serde_json::Value;
 ///
 /// ```no_run
 /// # async fn demo() -> secgraph::Result<()> {
-/// use secgraph::{QueryProvider, ConnectOptions, settings::{Settings, SearchPaths}, sink::Table};
+/// use secgraph::{QueryProvider, ConnectOptions, config::{Settings, SearchPaths}, output::Table};
 /// let settings = Settings::discover(&SearchPaths::from_env(None))?;
 /// let provider = QueryProvider::connect(settings.as_ref(), &ConnectOptions::default()).await?;
 /// let mut table = Table::new();
@@ -43,10 +43,12 @@ impl QueryProvider {
         self
     }
 
+    /// What was connected to, as whom.
     pub fn info(&self) -> &ConnectionInfo {
         &self.connection.info
     }
 
+    /// The queries this provider knows.
     pub fn queries(&self) -> &QueryStore {
         &self.queries
     }

@@ -197,3 +197,54 @@ async fn pages_stream_from_a_spawned_task_and_a_sink_can_stop_early() {
     let u = secgraph::graph::Update::default();
     assert_send(&p.update(secgraph::graph::Target::Alert, "x", &u));
 }
+
+#[tokio::test]
+async fn without_a_prompt_a_needed_sign_in_fails_at_once() {
+    let (_emu, s, dir) = emulator().await;
+    let started = std::time::Instant::now();
+    let e = QueryProvider::connect(
+        Some(&s),
+        &ConnectOptions {
+            instance: Some("Delegated".into()),
+            auth_type: Some(AuthType::Browser),
+            token_cache: Some(dir.path().join("tokens.json")),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(&e, secgraph::Error::Auth(a) if a.error == "interaction_required"), "{e}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(60),
+        "it did not wait for a browser"
+    );
+}
+
+#[tokio::test]
+async fn errors_keep_their_cause_and_expose_what_a_program_acts_on() {
+    let (emu, s, _dir) = emulator().await;
+    // A refused sign-in: status and AADSTS codes.
+    let e = QueryProvider::connect(
+        Some(&s),
+        &ConnectOptions {
+            client_secret: Some(Secret::new("wrong-secret")),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.kind(), secgraph::ErrorKind::Auth);
+    assert_eq!(e.http_status(), Some(401));
+    assert!(!e.aadsts_codes().is_empty(), "{e}");
+    // A Graph error: status and request id.
+    let p = QueryProvider::connect(Some(&s), &ConnectOptions::default()).await.unwrap();
+    let mut t = Table::new();
+    let e = p.exec("/security/alerts_v2/no-such-alert", &mut t).await.unwrap_err();
+    assert_eq!(e.http_status(), Some(404));
+    assert!(e.request_id().is_some());
+    // A network failure keeps its cause in the source chain.
+    drop(emu);
+    let e = p.exec("/security/alerts_v2", &mut t).await.unwrap_err();
+    assert!(matches!(e, secgraph::Error::Transport { .. }), "{e}");
+    assert!(std::error::Error::source(&e).is_some(), "{e:?}");
+}

@@ -289,6 +289,7 @@ fn lex(input: &str) -> Result<Vec<(Tok, usize)>, (String, usize)> {
                         s.push(match next {
                             'n' => '\n',
                             't' => '\t',
+                            'r' => '\r',
                             other => other,
                         });
                         i += 1 + next.len_utf8();

@@ -161,6 +161,7 @@ pub struct ClientCertificateCredential {
 }
 
 impl ClientCertificateCredential {
+    /// A credential for the app `client_id` in `tenant` that signs client assertions with `certificate`.
     pub fn new(http: reqwest::Client, authority_host: &Url, tenant: &str, client_id: &str, certificate: ClientCertificate) -> Result<Self> {
         validate_tenant(tenant)?;
         let token_url = authority_host

@@ -46,6 +46,11 @@ pub trait SignInPrompt: Send + Sync + std::fmt::Debug {
     fn device_code(&self, message: &str);
     /// The sign-in URL for the browser flow; show it (for headless machines) and try to open a browser.
     fn open_browser(&self, url: &str);
+    /// Whether a user can be reached at all. When false, a sign-in that needs the user fails at once (with
+    /// `interaction_required`) instead of waiting for a browser or a device code nobody will see.
+    fn can_interact(&self) -> bool {
+        true
+    }
 }
 
 /// A prompt for programs without a user: every interactive sign-in fails with a clear error.
@@ -55,6 +60,9 @@ pub struct NoPrompt;
 impl SignInPrompt for NoPrompt {
     fn device_code(&self, _message: &str) {}
     fn open_browser(&self, _url: &str) {}
+    fn can_interact(&self) -> bool {
+        false
+    }
 }
 
 /// Delegated-user credential: memory → cache → refresh token → interactive sign-in.
@@ -97,6 +105,7 @@ fn auth_error(error: &str, description: String) -> Error {
 
 impl DelegatedCredential {
     #[allow(clippy::too_many_arguments)]
+    /// A user credential for the app `client_id` in `tenant`: `username` picks the cached account (and is the login hint), `cache` keeps tokens between runs, `prompt` shows what the user must see.
     pub fn new(
         http: reqwest::Client,
         authority: &Url,
@@ -148,7 +157,7 @@ impl DelegatedCredential {
         })
     }
 
-    fn remember(&self, scopes: &str, reply: &TokenReply, issued: chrono::DateTime<Utc>) -> Result<()> {
+    async fn remember(&self, scopes: &str, reply: &TokenReply, issued: chrono::DateTime<Utc>) -> Result<()> {
         if let Ok(mut m) = self.memory.lock() {
             m.insert(scopes.to_string(), (reply.token.clone(), issued));
         }
@@ -157,8 +166,10 @@ impl DelegatedCredential {
         {
             *slot = Some(r.clone());
         }
-        if let (Some(cache), Some(key)) = (&self.cache, self.key()) {
-            cache.store(&key, scopes, &reply.token, issued, reply.refresh_token.as_ref())?;
+        if let (Some(cache), Some(key)) = (self.cache.clone(), self.key()) {
+            // The cache's file lock may wait: off the async workers.
+            let (scopes, token, refresh) = (scopes.to_string(), reply.token.clone(), reply.refresh_token.clone());
+            crate::private_file::blocking(move || cache.store(&key, &scopes, &token, issued, refresh.as_ref())).await?;
         }
         Ok(())
     }
@@ -190,7 +201,8 @@ impl DelegatedCredential {
                     *slot = None;
                 }
                 if let (Some(cache), Some(key)) = (&self.cache, self.key()) {
-                    cache.drop_refresh_token(&key)?;
+                    let cache = cache.clone();
+                    crate::private_file::blocking(move || cache.drop_refresh_token(&key)).await?;
                 }
                 Ok(None)
             }
@@ -207,7 +219,7 @@ impl DelegatedCredential {
             .form(&[("client_id", self.client_id.as_str()), ("scope", scope.as_str())])
             .send()
             .await
-            .map_err(|e| Error::transport(&url, &e))?;
+            .map_err(|e| Error::transport(&url, e))?;
         let status = resp.status().as_u16();
         if resp.status().is_redirection() {
             let to = crate::http::redirect_target(&url, resp.headers());
@@ -288,17 +300,13 @@ impl DelegatedCredential {
     }
 
     async fn browser_flow(&self, scopes: &str) -> Result<TokenReply> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| Error::Transport {
+        let listener_error = |e: std::io::Error| Error::Transport {
             url: "127.0.0.1".into(),
-            message: format!("cannot open the loopback listener: {e}"),
-        })?;
-        let port = listener
-            .local_addr()
-            .map_err(|e| Error::Transport {
-                url: "127.0.0.1".into(),
-                message: e.to_string(),
-            })?
-            .port();
+            message: "cannot open the loopback listener for the sign-in redirect".into(),
+            source: Some(Box::new(e)),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(listener_error)?;
+        let port = listener.local_addr().map_err(listener_error)?.port();
         let redirect_uri = format!("http://localhost:{port}");
         let verifier = Secret::new(format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple()));
         let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.expose().as_bytes()));
@@ -450,15 +458,21 @@ impl TokenCredential for DelegatedCredential {
         };
         let issued = Utc::now();
         if let Some(reply) = self.try_refresh(&key).await? {
-            self.remember(&key, &reply, issued)?;
+            self.remember(&key, &reply, issued).await?;
             return Ok(reply.token);
+        }
+        if !self.prompt.can_interact() {
+            return Err(auth_error(
+                "interaction_required",
+                "a user must sign in, and no sign-in prompt was given (sign in once with the secgraph CLI to fill the token cache, or pass a SignInPrompt)".into(),
+            ));
         }
         tracing::info!(flow = ?self.auth_type, "interactive sign-in needed");
         let reply = match self.auth_type {
             AuthType::Device => self.device_flow(&key).await?,
             AuthType::Browser => self.browser_flow(&key).await?,
         };
-        self.remember(&key, &reply, issued)?;
+        self.remember(&key, &reply, issued).await?;
         Ok(reply.token)
     }
 }

@@ -25,7 +25,9 @@ use url::Url;
 /// A bearer token and when it stops working.
 #[derive(Debug, Clone)]
 pub struct AccessToken {
+    /// The bearer token (redacted in `Debug`).
     pub token: Secret,
+    /// When it stops working.
     pub expires_on: DateTime<Utc>,
 }
 
@@ -53,6 +55,7 @@ pub struct TokenRequestOptions {
 /// Something that can get access tokens.
 #[async_trait]
 pub trait TokenCredential: Send + Sync + std::fmt::Debug {
+    /// A token for `scopes` (e.g. `https://graph.microsoft.com/.default`), from a cache when one is still good.
     async fn get_token(&self, scopes: &[&str], options: TokenRequestOptions) -> Result<AccessToken>;
 }
 
@@ -63,6 +66,7 @@ pub struct StaticTokenCredential {
 }
 
 impl StaticTokenCredential {
+    /// A credential that always hands out `token`, valid until `expires_on`.
     pub fn new(token: Secret, expires_on: DateTime<Utc>) -> StaticTokenCredential {
         StaticTokenCredential {
             token: AccessToken { token, expires_on },
@@ -103,6 +107,7 @@ pub fn validate_tenant(tenant: &str) -> Result<()> {
 }
 
 impl ClientSecretCredential {
+    /// A credential for the app `client_id` in `tenant`, signing in at `authority_host` (e.g. `https://login.microsoftonline.com/`).
     pub fn new(
         http: reqwest::Client,
         authority_host: &Url,
@@ -186,7 +191,7 @@ pub(crate) async fn request_token(http: &reqwest::Client, url: &Url, form: &[(&s
                 tokio::time::sleep(wait).await;
                 continue;
             }
-            Err(e) => return Err(Error::transport(url, &e)),
+            Err(e) => return Err(Error::transport(url, e)),
         };
         let status = resp.status();
         if status.is_redirection() {
@@ -221,7 +226,7 @@ pub(crate) async fn request_token(http: &reqwest::Client, url: &Url, form: &[(&s
                 tokio::time::sleep(backoff(attempt)).await;
                 continue;
             }
-            Err(BodyError::Transport(e)) => return Err(Error::transport(url, &e)),
+            Err(BodyError::Transport(e)) => return Err(Error::transport(url, e)),
         }
     };
     let json: Value = serde_json::from_slice(&body).map_err(|_| Error::Response {

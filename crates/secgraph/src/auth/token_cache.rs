@@ -14,9 +14,13 @@ use std::path::{Path, PathBuf};
 /// Identifies one signed-in account of one app in one tenant of one cloud.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CacheKey {
+    /// The authority host, e.g. `https://login.microsoftonline.com/`.
     pub authority: String,
+    /// The tenant id or domain.
     pub tenant: String,
+    /// The app (client) id.
     pub client_id: String,
+    /// The user's sign-in name (UPN).
     pub username: String,
 }
 
@@ -90,6 +94,7 @@ impl TokenCache {
         crate::private_file::cache_dir().join("token_cache.json")
     }
 
+    /// The cache file.
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -21,10 +21,10 @@ const CONNECTION_STRING_KEYS: &[&str] = &[
 /// and pairs without `=` are errors. Messages never quote values.
 ///
 /// ```
-/// let v = secgraph::connect::parse_connection_string("tenant_id='t1'; client_id = \"c1\" ;client_secret=a=b").unwrap();
+/// let v = secgraph::config::parse_connection_string("tenant_id='t1'; client_id = \"c1\" ;client_secret=a=b").unwrap();
 /// assert_eq!(v.get("tenant_id").map(|s| s.expose()), Some("t1"));
 /// assert_eq!(v.get("client_secret").map(|s| s.expose()), Some("a=b"));
-/// assert!(secgraph::connect::parse_connection_string("tenant_id=t;colour=red").is_err());
+/// assert!(secgraph::config::parse_connection_string("tenant_id=t;colour=red").is_err());
 /// ```
 pub fn parse_connection_string(s: &str) -> Result<std::collections::BTreeMap<String, Secret>> {
     let err = |message: String| Error::ConnectionString { message };

@@ -42,9 +42,13 @@ impl std::fmt::Display for ConfigSource {
 /// Where discovery looks, in order. Separate from the process environment so it can be tested.
 #[derive(Debug, Clone, Default)]
 pub struct SearchPaths {
+    /// A path given explicitly (`--config`).
     pub explicit: Option<PathBuf>,
+    /// `$MSTICPYCONFIG`.
     pub env_var: Option<PathBuf>,
+    /// The current folder (`./msticpyconfig.yaml`).
     pub current_dir: Option<PathBuf>,
+    /// The home folder (`~/.msticpy/msticpyconfig.yaml`).
     pub home: Option<PathBuf>,
 }
 
@@ -71,7 +75,9 @@ pub struct Settings {
 /// An `Args` value as written: a literal, an environment variable, or a Key Vault secret.
 #[derive(Clone, PartialEq, Eq)]
 pub enum SecretRef {
+    /// The value itself.
     Literal(Secret),
+    /// `{EnvironmentVar: NAME}`: read from the environment when needed.
     EnvVar(String),
     /// The `KeyVault:` value as written (empty, `default`, `name` or `vault/name`).
     KeyVault(String),
@@ -137,6 +143,7 @@ pub struct ProviderArgs {
 }
 
 impl ProviderArgs {
+    /// The setting path and value of a normalised argument name (`tenant_id`, `client_secret`, …).
     pub fn get(&self, name: &str) -> Option<(&str, &SecretRef)> {
         self.values.iter().find(|(n, _, _)| n == name).map(|(_, p, v)| (p.as_str(), v))
     }
@@ -181,8 +188,11 @@ pub struct AzureSettings {
 /// An HTTPS proxy (`msticpy.Proxies.https`).
 #[derive(Debug, Clone)]
 pub struct ProxySettings {
+    /// The proxy URL, e.g. `http://proxy:8080`.
     pub url: String,
+    /// The proxy user, if it needs one.
     pub username: Option<String>,
+    /// The proxy password (redacted in `Debug`).
     pub password: Option<Secret>,
 }
 
@@ -282,10 +292,12 @@ impl Settings {
         Ok(Settings { path: None, source, root })
     }
 
+    /// The file the settings came from, if any.
     pub fn path(&self) -> Option<&Path> {
         self.path.as_deref()
     }
 
+    /// How the file was found.
     pub fn source(&self) -> &ConfigSource {
         &self.source
     }

@@ -250,7 +250,7 @@ impl GraphClient {
                     tokio::time::sleep(wait).await;
                     continue;
                 }
-                Err(e) => return Err(Error::transport(&target, &e)),
+                Err(e) => return Err(Error::transport(&target, e)),
             };
             let status = resp.status().as_u16();
             let headers = resp.headers().clone();
@@ -290,7 +290,7 @@ impl GraphClient {
                         tokio::time::sleep(backoff(attempt)).await;
                         continue;
                     }
-                    Err(BodyError::Transport(e)) => return Err(Error::transport(&target, &e)),
+                    Err(BodyError::Transport(e)) => return Err(Error::transport(&target, e)),
                 };
                 if bytes.is_empty() {
                     return Ok(Value::Null);
@@ -426,6 +426,7 @@ fn api_error(status: u16, headers: &reqwest::header::HeaderMap, body: &[u8], met
         client_request_id: s(&inner, "client-request-id", 100).or_else(|| header("client-request-id")),
         date: s(&inner, "date", 100),
         request: format!("{method} {}", clean(url.path(), 300)),
+        retry_after: matches!(status, 429 | 503 | 504).then(|| retry_after(headers)).flatten(),
     }
 }
 

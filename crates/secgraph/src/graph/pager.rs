@@ -156,7 +156,7 @@ impl Pages {
     }
 
     /// Pushes every page's rows into `sink` until the stream ends or the sink answers
-    /// [`ControlFlow::Break`], then calls [`RowSink::finish`]. An error ends the run (after the pages before it).
+    /// [`ControlFlow::Break`](std::ops::ControlFlow::Break), then calls [`RowSink::finish`]. An error ends the run (after the pages before it).
     pub async fn into_sink(mut self, sink: &mut dyn RowSink) -> Result<PageSummary> {
         let mut summary = PageSummary::default();
         while let Some(page) = self.next().await {

@@ -16,6 +16,7 @@ pub enum Target {
 }
 
 impl Target {
+    /// The item's path under the Graph root.
     pub fn path(self, id: &str) -> String {
         let coll = match self {
             Target::Alert => "alerts_v2",
@@ -37,7 +38,9 @@ impl Target {
     }
 }
 
+/// alerts_v2 and incident `classification` values.
 pub const CLASSIFICATIONS: &[&str] = &["unknown", "falsePositive", "truePositive", "informationalExpectedActivity"];
+/// alerts_v2 and incident `determination` values.
 pub const DETERMINATIONS: &[&str] = &[
     "unknown",
     "apt",
@@ -61,12 +64,17 @@ pub const FEEDBACK: &[&str] = &["unknown", "truePositive", "falsePositive", "ben
 /// The changes, as a user gives them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Update {
+    /// New `status`.
     pub status: Option<String>,
+    /// New `classification` (alerts_v2, incidents).
     pub classification: Option<String>,
+    /// New `determination` (alerts_v2, incidents).
     pub determination: Option<String>,
     /// `Some("")` unassigns.
     pub assigned_to: Option<String>,
+    /// A comment to add.
     pub comment: Option<String>,
+    /// Tags to set (legacy alerts) or custom tags (incidents).
     pub tags: Vec<String>,
 }
 
@@ -90,6 +98,7 @@ pub struct Plan {
 }
 
 impl Update {
+    /// Whether the update changes nothing.
     pub fn is_empty(&self) -> bool {
         *self == Update::default()
     }

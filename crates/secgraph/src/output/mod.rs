@@ -62,12 +62,15 @@ fn flatten_into(prefix: &str, m: &Map<String, Value>, out: &mut Vec<(String, Val
 /// Rows flattened into named columns, in order of first appearance. Rows missing a column hold `null`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Table {
+    /// Column names, in order of first appearance.
     pub columns: Vec<String>,
+    /// Rows, one value per column (`Null` where a row has none).
     pub rows: Vec<Vec<Value>>,
     index: HashMap<String, usize>,
 }
 
 impl Table {
+    /// An empty table.
     pub fn new() -> Table {
         Table::default()
     }
@@ -90,10 +93,12 @@ impl Table {
         self.rows.push(cells);
     }
 
+    /// The number of rows.
     pub fn len(&self) -> usize {
         self.rows.len()
     }
 
+    /// Whether there are no rows.
     pub fn is_empty(&self) -> bool {
         self.rows.is_empty()
     }
@@ -155,9 +160,11 @@ pub struct JsonLinesSink<W: Write> {
 }
 
 impl<W: Write> JsonLinesSink<W> {
+    /// Writes to `out`.
     pub fn new(out: W) -> Self {
         JsonLinesSink { out }
     }
+    /// The writer back.
     pub fn into_inner(self) -> W {
         self.out
     }
@@ -184,6 +191,7 @@ pub struct JsonArraySink<W: Write> {
 }
 
 impl<W: Write> JsonArraySink<W> {
+    /// Writes to `out`.
     pub fn new(out: W) -> Self {
         JsonArraySink { out, first: true }
     }
@@ -229,6 +237,7 @@ impl<W: Write> std::fmt::Debug for CsvSink<W> {
 }
 
 impl<W: Write> CsvSink<W> {
+    /// Writes to `out`; `columns` chooses and orders the columns (empty: every column seen).
     pub fn new(out: W, columns: Vec<String>) -> Result<Self> {
         let spill = tempfile::NamedTempFile::new().map_err(|e| Error::Output(format!("cannot create a temporary file: {e}")))?;
         Ok(CsvSink {
@@ -321,7 +330,9 @@ impl<W: Write + Send> RowSink for CsvSink<W> {
 /// Counts rows and the ids it has seen, to check "every row exactly once".
 #[derive(Debug, Default)]
 pub struct CountingSink {
+    /// Rows seen.
     pub rows: usize,
+    /// Pages seen.
     pub pages: usize,
 }
 

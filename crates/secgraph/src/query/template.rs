@@ -41,12 +41,19 @@ pub enum Language {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A parameter's type, as msticpy's query files spell it.
 pub enum ParamType {
+    /// `str`: text, escaped where it sits.
     Str,
+    /// `int`.
     Int,
+    /// `float`.
     Float,
+    /// `bool`.
     Bool,
+    /// `datetime`: any time expression.
     Datetime,
+    /// `list`: comma-separated, each item quoted.
     List,
 }
 
@@ -63,6 +70,7 @@ impl ParamType {
         })
     }
 
+    /// The name msticpy uses.
     pub fn name(self) -> &'static str {
         match self {
             ParamType::Str => "str",
@@ -78,17 +86,22 @@ impl ParamType {
 /// One query parameter.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Parameter {
+    /// The name used in `{name}` placeholders.
     pub name: String,
+    /// What it means.
     pub description: String,
+    /// Its type.
     pub kind: ParamType,
     /// The default, when the parameter is optional.
     pub default: Option<Value>,
+    /// Other names it may be given by.
     pub aliases: Vec<String>,
     /// `'...{}...'`: how a non-empty value is written into the query.
     pub format: Option<String>,
 }
 
 impl Parameter {
+    /// Whether the query needs it (no default).
     pub fn required(&self) -> bool {
         self.default.is_none()
     }
@@ -99,11 +112,15 @@ impl Parameter {
 pub struct QueryTemplate {
     /// The data family, e.g. `SecurityGraphAlert` or `Alerts`.
     pub family: String,
+    /// The query's name within its family.
     pub name: String,
+    /// What it returns.
     pub description: String,
     /// The query text with `{placeholders}`: an OData path relative to the versioned Graph root, or KQL.
     pub query: String,
+    /// OData or KQL.
     pub language: Language,
+    /// Its parameters (defaults merged).
     pub parameters: Vec<Parameter>,
     /// Columns shown first in a terminal table.
     pub table_columns: Vec<String>,
@@ -118,7 +135,9 @@ pub struct QueryTemplate {
 /// A query ready to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RenderedQuery {
+    /// `family.name`.
     pub name: String,
+    /// OData or KQL.
     pub language: Language,
     /// OData: the path and query, not yet URL-encoded. KQL: the query text.
     pub text: String,
@@ -442,6 +461,7 @@ impl QueryTemplate {
         format!("{}.{}", self.family, self.name)
     }
 
+    /// A parameter by name or alias.
     pub fn parameter(&self, name: &str) -> Option<&Parameter> {
         self.parameters
             .iter()
@@ -832,6 +852,7 @@ impl QueryStore {
         Ok(out)
     }
 
+    /// Every query, in load order.
     pub fn all(&self) -> &[QueryTemplate] {
         &self.queries
     }

@@ -10,12 +10,19 @@ use chrono::{DateTime, Datelike, Duration, Months, NaiveDate, NaiveDateTime, Tim
 /// A unit of an offset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unit {
+    /// Years (`y`).
     Year,
+    /// Months (`mon`).
     Month,
+    /// Weeks (`w`).
     Week,
+    /// Days (`d`, the default).
     Day,
+    /// Hours (`h`).
     Hour,
+    /// Minutes (`m`).
     Minute,
+    /// Seconds (`s`).
     Second,
 }
 
