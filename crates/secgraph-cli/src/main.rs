@@ -629,19 +629,21 @@ async fn config_command(settings: Option<&Settings>, options: &ConnectOptions, a
             names.extend(s.instances().into_iter().map(Some));
             let refs = secgraph::connect::vault_references(s).unwrap_or_default();
             for name in names {
-                let args = s.provider_args(name.as_deref())?;
-                let auth = if args.get("username").is_some() {
-                    "delegated user"
-                } else if args.get("certificate").is_some() {
-                    "client certificate"
-                } else if args.get("client_secret").is_some() {
-                    "client secret"
+                let one = ConnectOptions {
+                    instance: name.clone(),
+                    ..options.clone()
+                };
+                // The library's own view of the instance: the same arguments and sign-in method a connection uses.
+                let args = secgraph::connect::EffectiveArgs::gather(Some(s), &one)?;
+                let missing = args.missing();
+                let auth = if missing.is_empty() {
+                    args.sign_in_method().describe().to_string()
                 } else {
-                    "(incomplete: no ClientSecret, Certificate or UserName)"
+                    format!("(incomplete: missing {})", missing.join(", "))
                 };
                 println!();
-                println!("{}  — signs in with {auth}", args.section);
-                for (key, path, r) in &args.values {
+                println!("{}  — signs in with {auth}", args.source());
+                for (key, path, r) in args.entries() {
                     let state = match r {
                         secgraph::config::SecretRef::Literal(_) => "ok".to_string(),
                         secgraph::config::SecretRef::EnvVar(v) => match std::env::var(v) {
@@ -655,10 +657,6 @@ async fn config_command(settings: Option<&Settings>, options: &ConnectOptions, a
                                 .map(|(_, t)| t.to_string())
                                 .unwrap_or_else(|| "?".into());
                             if *resolve {
-                                let one = ConnectOptions {
-                                    instance: name.clone(),
-                                    ..options.clone()
-                                };
                                 match secgraph::connect::resolve_one(s, &one, path).await {
                                     Ok(()) => format!("{target}: resolves"),
                                     Err(e) => format!("{target}: FAILS: {e}"),
@@ -678,27 +676,25 @@ async fn config_command(settings: Option<&Settings>, options: &ConnectOptions, a
 
 /// Removes cached sign-ins from the token cache the connection would use.
 fn logout(settings: Option<&Settings>, options: &ConnectOptions, all: bool) -> anyhow::Result<()> {
-    let args = settings.and_then(|s| s.provider_args(options.instance.as_deref()).ok());
-    let plain = |name: &str| match args.as_ref().and_then(|a| a.get(name)) {
-        Some((_, secgraph::config::SecretRef::Literal(v))) => Some(v.expose().to_string()),
-        _ => None,
+    let args = secgraph::connect::EffectiveArgs::gather(settings, options).ok();
+    let path = match &args {
+        Some(a) => a.token_cache_path(options),
+        None => options.token_cache.clone().unwrap_or_else(secgraph::auth::TokenCache::default_path),
     };
-    let path = options
-        .token_cache
-        .clone()
-        .or_else(|| plain("location").map(PathBuf::from))
-        .unwrap_or_else(secgraph::auth::TokenCache::default_path);
     let cache = secgraph::auth::TokenCache::at(&path);
     let user = if all {
         None
     } else {
-        options.username.clone().or_else(|| plain("username"))
+        options
+            .username
+            .clone()
+            .or_else(|| args.as_ref().and_then(|a| a.literal("username")))
     };
     if !all && user.is_none() {
         return Err(UsageError("no account to forget: configure UserName, pass --username, or use --all".into()).into());
     }
     let n = cache.remove(user.as_deref())?;
-    println!("removed {n} cached sign-in(s) from {}", path.display());
+    println!("removed {n} cached sign-in(s) from {}", cache.path().display());
     Ok(())
 }
 

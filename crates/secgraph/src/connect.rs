@@ -131,53 +131,33 @@ pub struct Connection {
     pub info: ConnectionInfo,
 }
 
-pub(crate) struct Values {
+/// The arguments a connection uses, after msticpy's precedence: a connection string replaces the settings' provider
+/// section; keyword options override single values. Values are still references (literal, environment variable,
+/// Key Vault) — nothing is resolved here. This is step one of [`Connection::open`]; `config check` and `logout` use
+/// it too, so they see exactly what a connection would.
+#[derive(Debug, Clone)]
+pub struct EffectiveArgs {
     source: String,
     map: Vec<(String, String, SecretRef)>,
+    delegated: bool,
 }
 
-impl Values {
-    fn get(&self, name: &str) -> Option<(&str, &SecretRef)> {
-        self.map.iter().rev().find(|(n, _, _)| n == name).map(|(_, p, v)| (p.as_str(), v))
-    }
-    fn set(&mut self, name: &str, path: &str, v: SecretRef) {
-        self.map.push((name.to_string(), path.to_string(), v));
-    }
-    /// A non-secret value (ids, names, paths) resolved now.
-    fn plain(&self, name: &str) -> Result<Option<String>> {
-        match self.get(name) {
-            None => Ok(None),
-            Some((path, r)) => Ok(Some(r.resolve(path)?.expose().trim().to_string()).filter(|s| !s.is_empty())),
-        }
-    }
-}
-
-impl Connection {
-    /// Connects: works out the settings, resolves the secrets the chosen sign-in needs, finds the cloud's
-    /// endpoints, gets a first token, and returns a ready Graph client.
-    pub async fn open(settings: Option<&Settings>, options: &ConnectOptions) -> Result<Connection> {
-        let mut values = match (&options.connection_string, settings) {
-            (Some(cs), _) => {
-                let parsed = parse_connection_string(cs.expose())?;
-                Values {
-                    source: "connection string".into(),
-                    map: parsed
-                        .into_iter()
-                        .map(|(k, v)| (k.clone(), format!("connection string {k}"), SecretRef::Literal(v)))
-                        .collect(),
-                }
-            }
+impl EffectiveArgs {
+    /// Gathers the arguments for `options.instance` (or the connection string, or options alone).
+    pub fn gather(settings: Option<&Settings>, options: &ConnectOptions) -> Result<EffectiveArgs> {
+        let (source, map) = match (&options.connection_string, settings) {
+            (Some(cs), _) => (
+                "connection string".to_string(),
+                parse_connection_string(cs.expose())?
+                    .into_iter()
+                    .map(|(k, v)| (k.clone(), format!("connection string {k}"), SecretRef::Literal(v)))
+                    .collect(),
+            ),
             (None, Some(s)) => match s.provider_args(options.instance.as_deref()) {
-                Ok(ProviderArgs { section, values }) => Values {
-                    source: section,
-                    map: values,
-                },
+                Ok(ProviderArgs { section, values }) => (section, values),
                 // Options alone can connect even when the file has no provider section.
                 Err(Error::Instance { .. }) if options.instance.is_none() && options.tenant_id.is_some() && options.client_id.is_some() => {
-                    Values {
-                        source: "options".into(),
-                        map: vec![],
-                    }
+                    ("options".to_string(), vec![])
                 }
                 Err(e) => return Err(e),
             },
@@ -187,11 +167,13 @@ impl Connection {
                         message: format!("instance '{i}' was asked for, but no settings file was found"),
                     });
                 }
-                Values {
-                    source: "options".into(),
-                    map: vec![],
-                }
+                ("options".to_string(), vec![])
             }
+        };
+        let mut args = EffectiveArgs {
+            source,
+            map,
+            delegated: options.delegated_auth,
         };
         let opt = |v: &Option<String>| v.as_ref().map(|s| SecretRef::Literal(Secret::new(s.clone())));
         let overrides = [
@@ -206,179 +188,291 @@ impl Connection {
         ];
         for (name, v) in overrides {
             if let Some(v) = v {
-                values.set(name, &format!("option {name}"), v);
+                args.map.push((name.to_string(), format!("option {name}"), v));
             }
         }
+        Ok(args)
+    }
 
-        let auth = if options.delegated_auth || values.get("username").is_some() {
+    /// Where the arguments came from: a settings section, `connection string` or `options`.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// The setting path and reference of a normalised argument (`tenant_id`, `client_secret`, …); later sources win.
+    pub fn get(&self, name: &str) -> Option<(&str, &SecretRef)> {
+        self.map.iter().rev().find(|(n, _, _)| n == name).map(|(_, p, v)| (p.as_str(), v))
+    }
+
+    /// Every argument: (normalised name, setting path, reference), in precedence order (later wins).
+    pub fn entries(&self) -> impl Iterator<Item = (&str, &str, &SecretRef)> {
+        self.map.iter().map(|(n, p, r)| (n.as_str(), p.as_str(), r))
+    }
+
+    /// How the connection signs in, decided once: a user when a username is set (or delegated sign-in was asked
+    /// for), else a certificate when one is set, else a client secret.
+    pub fn sign_in_method(&self) -> AuthMethod {
+        if self.delegated || self.get("username").is_some() {
             AuthMethod::Delegated
-        } else if values.get("certificate").is_some() {
+        } else if self.get("certificate").is_some() {
             AuthMethod::Certificate
         } else {
             AuthMethod::ClientSecret
-        };
+        }
+    }
+
+    /// The settings a connection needs and these arguments lack (empty when complete).
+    pub fn missing(&self) -> Vec<String> {
         let mut missing = Vec::new();
-        if values.get("tenant_id").is_none() {
+        if self.get("tenant_id").is_none() {
             missing.push("tenant_id (TenantId)".to_string());
         }
-        if values.get("client_id").is_none() {
+        if self.get("client_id").is_none() {
             missing.push("client_id (ClientId)".to_string());
         }
-        if auth == AuthMethod::ClientSecret && values.get("client_secret").is_none() {
+        if self.sign_in_method() == AuthMethod::ClientSecret && self.get("client_secret").is_none() {
             missing.push("one of client_secret (ClientSecret), certificate (Certificate) or username (UserName)".to_string());
         }
+        missing
+    }
+
+    /// A value that is written in the settings or options (not a secret reference), trimmed; `None` when absent,
+    /// empty or held elsewhere.
+    pub fn literal(&self, name: &str) -> Option<String> {
+        match self.get(name) {
+            Some((_, SecretRef::Literal(v))) => Some(v.expose().trim().to_string()).filter(|s| !s.is_empty()),
+            _ => None,
+        }
+    }
+
+    /// The delegated token cache this connection uses: `options.token_cache`, else the settings' `location`, else
+    /// [`TokenCache::default_path`].
+    pub fn token_cache_path(&self, options: &ConnectOptions) -> PathBuf {
+        options
+            .token_cache
+            .clone()
+            .or_else(|| self.literal("location").map(PathBuf::from))
+            .unwrap_or_else(TokenCache::default_path)
+    }
+
+    fn set(&mut self, index: usize, v: SecretRef) {
+        self.map[index].2 = v;
+    }
+
+    /// A non-secret value (ids, names, paths) resolved now.
+    fn plain(&self, name: &str) -> Result<Option<String>> {
+        match self.get(name) {
+            None => Ok(None),
+            Some((path, r)) => Ok(Some(r.resolve(path)?.expose().trim().to_string()).filter(|s| !s.is_empty())),
+        }
+    }
+}
+
+impl Connection {
+    /// Connects, in the steps of the pipeline: effective arguments ([`EffectiveArgs::gather`]) → sign-in method
+    /// (decided once) → the cloud's endpoints → the Key Vault secrets this connection references → credential →
+    /// first token → [`ConnectionInfo`].
+    pub async fn open(settings: Option<&Settings>, options: &ConnectOptions) -> Result<Connection> {
+        let mut args = EffectiveArgs::gather(settings, options)?;
+        let auth = args.sign_in_method();
+        let missing = args.missing();
         if !missing.is_empty() {
             return Err(Error::MissingSettings {
-                instance: values.source.clone(),
+                instance: args.source.clone(),
                 missing,
             });
         }
-
         let (azure, http, cloud) = environment(settings).await?;
         // Secrets held in Key Vault are fetched now, and only those this connection references.
-        resolve_vault_references(&mut values, settings, &azure, &cloud, &http, options).await?;
+        resolve_vault_references(&mut args, settings, &azure, &cloud, &http, options).await?;
+        let target = Target::resolve(&args, &cloud)?;
+        let (credential, scope) = credential(&args, auth, &target, settings, options, &http, &cloud)?;
+        let token = credential.get_token(&[scope.as_str()], TokenRequestOptions::default()).await?;
+        let graph = GraphClient::new(http, &target.graph_root, &target.api_version, credential, scope.clone())?
+            .with_limits(options.paging_limits.unwrap_or_default());
+        let info = ConnectionInfo::new(settings, &args, auth, &target, &cloud, &graph, scope, &token);
+        tracing::info!(tenant = %info.tenant_id, client = %info.client_id, root = %info.graph_root, "connected");
+        Ok(Connection { graph, info })
+    }
+}
 
-        let tenant_id = values.plain("tenant_id")?;
-        let client_id = values.plain("client_id")?;
-        let (Some(tenant_id), Some(client_id)) = (tenant_id, client_id) else {
+/// Where a connection goes: tenant, app, Graph root and version.
+struct Target {
+    tenant_id: String,
+    client_id: String,
+    graph_root: url::Url,
+    api_version: String,
+}
+
+impl Target {
+    fn resolve(args: &EffectiveArgs, cloud: &Cloud) -> Result<Target> {
+        let (Some(tenant_id), Some(client_id)) = (args.plain("tenant_id")?, args.plain("client_id")?) else {
             let mut missing = Vec::new();
-            if values.plain("tenant_id")?.is_none() {
+            if args.plain("tenant_id")?.is_none() {
                 missing.push("tenant_id (TenantId)".to_string());
             }
-            if values.plain("client_id")?.is_none() {
+            if args.plain("client_id")?.is_none() {
                 missing.push("client_id (ClientId)".to_string());
             }
             return Err(Error::MissingSettings {
-                instance: values.source.clone(),
+                instance: args.source.clone(),
                 missing,
             });
         };
-        let graph_root = match values.plain("api_root")? {
+        let graph_root = match args.plain("api_root")? {
             Some(r) => {
                 let r = if r.ends_with('/') { r } else { format!("{r}/") };
                 url::Url::parse(&r).map_err(|e| Error::Setting {
-                    origin: values.source.clone(),
+                    origin: args.source.clone(),
                     setting: "apiRoot".into(),
                     message: format!("'{r}' is not a URL: {e}"),
                 })?
             }
             None => cloud.graph_root.clone(),
         };
-        let api_version = values.plain("api_version")?.unwrap_or_else(|| "v1.0".into());
-        // The token's audience follows the root actually called (msticpy kept the cloud's, a defect).
-        let scope = format!("{}/.default", graph_root.as_str().trim_end_matches('/'));
-        if auth == AuthMethod::ClientSecret && values.get("client_secret").is_none() {
-            return Err(Error::MissingSettings {
-                instance: values.source.clone(),
-                missing: vec!["client_secret".into()],
-            });
+        let api_version = args.plain("api_version")?.unwrap_or_else(|| "v1.0".into());
+        Ok(Target {
+            tenant_id,
+            client_id,
+            graph_root,
+            api_version,
+        })
+    }
+
+    /// The token's audience follows the root actually called (msticpy kept the cloud's, a defect).
+    fn app_scope(&self) -> String {
+        format!("{}/.default", self.graph_root.as_str().trim_end_matches('/'))
+    }
+
+    /// Delegated scopes: the settings' `scopes` (bare names are taken under the Graph root), else
+    /// [`DELEGATED_PERMISSIONS`].
+    fn user_scopes(&self, configured: Option<String>) -> String {
+        let root = self.graph_root.as_str().trim_end_matches('/').to_string();
+        match configured {
+            Some(list) => list
+                .split([' ', ','])
+                .filter(|s| !s.is_empty())
+                .map(|s| {
+                    if s.contains('/') || matches!(s, "offline_access" | "openid" | "profile") {
+                        s.to_string()
+                    } else {
+                        format!("{root}/{s}")
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(" "),
+            None => DELEGATED_PERMISSIONS
+                .iter()
+                .map(|p| format!("{root}/{p}"))
+                .collect::<Vec<_>>()
+                .join(" "),
         }
+    }
+}
 
-        // Checked whichever way the app signs in: a misspelt auth_type is a mistake even where it does not apply.
-        let configured_auth_type = match values.plain("auth_type")? {
-            Some(t) => Some(AuthType::parse(&t).ok_or_else(|| Error::Setting {
-                origin: values.source.clone(),
-                setting: "auth_type".into(),
-                message: format!(
-                    "'{}' is not a sign-in type; use browser (or interactive) or device (or devicecode)",
-                    crate::error::clean(&t, 60)
-                ),
-            })?),
-            None => None,
-        };
-
-        let (credential, scope): (Arc<dyn TokenCredential>, String) = match auth {
-            AuthMethod::ClientSecret => {
-                let (secret_path, secret_ref) = values.get("client_secret").ok_or_else(|| Error::MissingSettings {
-                    instance: values.source.clone(),
-                    missing: vec!["client_secret".into()],
-                })?;
-                let secret = secret_ref.resolve(secret_path)?;
-                (
-                    Arc::new(ClientSecretCredential::new(
-                        http.clone(),
-                        &cloud.authority_host,
-                        &tenant_id,
-                        &client_id,
-                        secret,
-                    )?),
-                    scope,
-                )
-            }
-            AuthMethod::Certificate => {
-                let cert = values.plain("certificate")?.ok_or_else(|| Error::MissingSettings {
-                    instance: values.source.clone(),
-                    missing: vec!["certificate".into()],
-                })?;
-                let key = values.plain("private_key")?;
-                let pass = match values.get("private_key_secret") {
-                    Some((p, r)) => Some(r.resolve(p)?),
-                    None => None,
-                };
-                let base = settings
-                    .and_then(|s| s.path())
-                    .and_then(|p| p.parent())
-                    .map(Path::to_path_buf)
-                    .unwrap_or_default();
-                let certificate = ClientCertificate::load(&base.join(cert), key.map(|k| base.join(k)).as_deref(), pass.as_ref())?;
-                (
-                    Arc::new(ClientCertificateCredential::new(
-                        http.clone(),
-                        &cloud.authority_host,
-                        &tenant_id,
-                        &client_id,
-                        certificate,
-                    )?),
-                    scope,
-                )
-            }
-            AuthMethod::Delegated => {
-                let auth_type = options.auth_type.or(configured_auth_type).unwrap_or_default();
-                let cache_path = match (&options.token_cache, values.plain("location")?) {
-                    (Some(p), _) => p.clone(),
-                    (None, Some(l)) => PathBuf::from(l),
-                    (None, None) => TokenCache::default_path(),
-                };
-                let root = graph_root.as_str().trim_end_matches('/').to_string();
-                let scopes = match values.plain("scopes")? {
-                    Some(list) => list
-                        .split([' ', ','])
-                        .filter(|s| !s.is_empty())
-                        .map(|s| {
-                            if s.contains('/') || matches!(s, "offline_access" | "openid" | "profile") {
-                                s.to_string()
-                            } else {
-                                format!("{root}/{s}")
-                            }
-                        })
-                        .collect::<Vec<_>>()
-                        .join(" "),
-                    None => DELEGATED_PERMISSIONS
-                        .iter()
-                        .map(|p| format!("{root}/{p}"))
-                        .collect::<Vec<_>>()
-                        .join(" "),
-                };
-                let cache = TokenCache::at(cache_path);
-                cache.check()?;
-                let prompt: Arc<dyn SignInPrompt> = options.prompt.clone().unwrap_or_else(|| Arc::new(NoPrompt));
-                let mut cred = DelegatedCredential::new(
+/// Builds the credential for the chosen sign-in method, and the scope its first token is asked for.
+fn credential(
+    args: &EffectiveArgs,
+    auth: AuthMethod,
+    target: &Target,
+    settings: Option<&Settings>,
+    options: &ConnectOptions,
+    http: &reqwest::Client,
+    cloud: &Cloud,
+) -> Result<(Arc<dyn TokenCredential>, String)> {
+    // Checked whichever way the app signs in: a misspelt auth_type is a mistake even where it does not apply.
+    let configured_auth_type = match args.plain("auth_type")? {
+        Some(t) => Some(AuthType::parse(&t).ok_or_else(|| Error::Setting {
+            origin: args.source.clone(),
+            setting: "auth_type".into(),
+            message: format!(
+                "'{}' is not a sign-in type; use browser (or interactive) or device (or devicecode)",
+                crate::error::clean(&t, 60)
+            ),
+        })?),
+        None => None,
+    };
+    let (tenant_id, client_id) = (target.tenant_id.as_str(), target.client_id.as_str());
+    Ok(match auth {
+        AuthMethod::ClientSecret => {
+            let (secret_path, secret_ref) = args.get("client_secret").ok_or_else(|| Error::MissingSettings {
+                instance: args.source.clone(),
+                missing: vec!["client_secret".into()],
+            })?;
+            let secret = secret_ref.resolve(secret_path)?;
+            (
+                Arc::new(ClientSecretCredential::new(
                     http.clone(),
                     &cloud.authority_host,
-                    &tenant_id,
-                    &client_id,
-                    values.plain("username")?,
-                    auth_type,
-                    Some(cache),
-                    prompt,
-                )?;
-                if let Some(t) = options.browser_timeout {
-                    cred = cred.with_browser_timeout(t);
-                }
-                (Arc::new(cred), scopes)
+                    tenant_id,
+                    client_id,
+                    secret,
+                )?),
+                target.app_scope(),
+            )
+        }
+        AuthMethod::Certificate => {
+            let cert = args.plain("certificate")?.ok_or_else(|| Error::MissingSettings {
+                instance: args.source.clone(),
+                missing: vec!["certificate".into()],
+            })?;
+            let key = args.plain("private_key")?;
+            let pass = match args.get("private_key_secret") {
+                Some((p, r)) => Some(r.resolve(p)?),
+                None => None,
+            };
+            let base = settings
+                .and_then(|s| s.path())
+                .and_then(|p| p.parent())
+                .map(Path::to_path_buf)
+                .unwrap_or_default();
+            let certificate = ClientCertificate::load(&base.join(cert), key.map(|k| base.join(k)).as_deref(), pass.as_ref())?;
+            (
+                Arc::new(ClientCertificateCredential::new(
+                    http.clone(),
+                    &cloud.authority_host,
+                    tenant_id,
+                    client_id,
+                    certificate,
+                )?),
+                target.app_scope(),
+            )
+        }
+        AuthMethod::Delegated => {
+            let auth_type = options.auth_type.or(configured_auth_type).unwrap_or_default();
+            let cache = TokenCache::at(args.token_cache_path(options));
+            cache.check()?;
+            let prompt: Arc<dyn SignInPrompt> = options.prompt.clone().unwrap_or_else(|| Arc::new(NoPrompt));
+            let mut cred = DelegatedCredential::new(
+                http.clone(),
+                &cloud.authority_host,
+                tenant_id,
+                client_id,
+                args.plain("username")?,
+                auth_type,
+                Some(cache),
+                prompt,
+            )?;
+            if let Some(t) = options.browser_timeout {
+                cred = cred.with_browser_timeout(t);
             }
-        };
-        let token = credential.get_token(&[scope.as_str()], TokenRequestOptions::default()).await?;
+            (Arc::new(cred), target.user_scopes(args.plain("scopes")?))
+        }
+    })
+}
+
+impl ConnectionInfo {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        settings: Option<&Settings>,
+        args: &EffectiveArgs,
+        auth: AuthMethod,
+        target: &Target,
+        cloud: &Cloud,
+        graph: &GraphClient,
+        scope: String,
+        token: &crate::auth::AccessToken,
+    ) -> ConnectionInfo {
         let claims = token_claims(token.token.expose());
         let list = |k: &str| -> Vec<String> {
             match claims.get(k) {
@@ -387,13 +481,11 @@ impl Connection {
                 _ => vec![],
             }
         };
-        let graph = GraphClient::new(http, &graph_root, &api_version, credential, scope.clone())?
-            .with_limits(options.paging_limits.unwrap_or_default());
-        let info = ConnectionInfo {
+        ConnectionInfo {
             settings: settings.map(|s| format!("{} ({})", s.origin(), s.source())),
-            source: values.source.clone(),
-            tenant_id,
-            client_id,
+            source: args.source.clone(),
+            tenant_id: target.tenant_id.clone(),
+            client_id: target.client_id.clone(),
             auth,
             cloud: cloud.name.clone(),
             authority: cloud.authority_host.to_string(),
@@ -408,16 +500,14 @@ impl Connection {
                 .and_then(Value::as_str)
                 .map(str::to_string),
             token_expires_on: token.expires_on,
-        };
-        tracing::info!(tenant = %info.tenant_id, client = %info.client_id, root = %info.graph_root, "connected");
-        Ok(Connection { graph, info })
+        }
     }
 }
 
 /// Replaces every `KeyVault` reference among `values` with the secret it names, fetched through a Key Vault client
 /// signed in as the settings say (`KeyVault.AuthnType` or `Azure.auth_methods`).
 async fn resolve_vault_references(
-    values: &mut Values,
+    values: &mut EffectiveArgs,
     settings: Option<&Settings>,
     azure: &crate::config::AzureSettings,
     cloud: &Cloud,
@@ -456,7 +546,7 @@ async fn resolve_vault_references(
             },
             other => other,
         })?;
-        values.map[i].2 = SecretRef::Literal(secret);
+        values.set(i, SecretRef::Literal(secret));
     }
     Ok(())
 }
@@ -497,11 +587,7 @@ pub async fn resolve_one(settings: &Settings, options: &ConnectOptions, setting:
     };
     let kv = settings.keyvault()?.unwrap_or_default();
     let (azure, http, cloud) = environment(Some(settings)).await?;
-    let args = settings.provider_args(options.instance.as_deref())?;
-    let values = Values {
-        source: args.section,
-        map: args.values,
-    };
+    let values = EffectiveArgs::gather(Some(settings), options)?;
     let client = vault_client(&values, Some(settings), &kv, &azure, &cloud, &http, options)?;
     client.fetch(target).await.map(drop)
 }
@@ -519,11 +605,11 @@ pub async fn refresh_secrets(settings: &Settings, options: &ConnectOptions) -> R
             .unwrap_or_else(crate::keyvault::SecretCache::default_path),
     );
     let (azure, http, cloud) = environment(Some(settings)).await?;
-    let args = settings.provider_args(options.instance.as_deref()).unwrap_or_default();
-    let values = Values {
-        source: args.section,
-        map: args.values,
-    };
+    let values = EffectiveArgs::gather(Some(settings), options).unwrap_or_else(|_| EffectiveArgs {
+        source: "options".into(),
+        map: vec![],
+        delegated: false,
+    });
     let client = vault_client(&values, Some(settings), &kv, &azure, &cloud, &http, options)?;
     let mut out = Vec::new();
     for (_, target) in &refs {
@@ -540,7 +626,7 @@ pub async fn refresh_secrets(settings: &Settings, options: &ConnectOptions) -> R
 
 /// The Key Vault client for a connection: vault URL template, credential chain, optional secret cache.
 pub(crate) fn vault_client(
-    values: &Values,
+    values: &EffectiveArgs,
     settings: Option<&Settings>,
     kv: &crate::keyvault::KeyVaultSettings,
     azure: &crate::config::AzureSettings,
