@@ -87,7 +87,7 @@ fn time_expressions() {
 
 #[test]
 fn template_values_stay_in_their_literal() {
-    let file = "metadata:\n  data_environments: [SecurityGraph]\n  data_families: [Fz]\ndefaults:\n  parameters:\n    v: {description: value, type: str}\nsources:\n  odata:\n    description: d\n    args: {query: \"/security/alerts_v2?$filter=title eq '{v}' and severity eq 'high'\"}\n  kql:\n    description: d\n    args: {query: 'AlertInfo | where Title == \"{v}\" | take 5', language: kql}\n  verbatim:\n    description: d\n    args: {query: \"AlertInfo | where Title == @'{v}' | take 5\", language: kql}\n";
+    let file = "metadata:\n  data_environments: [SecurityGraph]\n  data_families: [Fz]\ndefaults:\n  parameters:\n    v: {description: value, type: str}\nsources:\n  odata:\n    description: d\n    args: {query: \"/security/alerts_v2?$filter=title eq '{v}' and severity eq 'high'\"}\n  kql:\n    description: d\n    args: {query: 'AlertInfo | where Title == \"{v}\" | take 5', language: kql}\n  verbatim:\n    description: d\n    args: {query: \"AlertInfo | where Title == @'{v}' | take 5\", language: kql}\n  backticks:\n    description: d\n    args: {query: \"AlertInfo | where Title == ```{v}``` | take 5\", language: kql}\n";
     let mut store = secgraph::query::QueryStore::default();
     store.add_file(file, "fz.yaml").unwrap();
     let now = chrono::Utc::now();
@@ -102,7 +102,7 @@ fn template_values_stay_in_their_literal() {
             let filter = r.text.split_once("$filter=").unwrap().1;
             let dbg = format!("{:?}", secgraph_emulator::odata::parse_filter(filter).unwrap());
             assert!(dbg.contains(&format!("{v:?}")) && dbg.contains("\"high\""), "{v:?}: {dbg}");
-            for q in ["Fz.kql", "Fz.verbatim"] {
+            for q in ["Fz.kql", "Fz.verbatim", "Fz.backticks"] {
                 if let Ok(r) = store.get(q).unwrap().render(&values, now) {
                     let parsed = secgraph_emulator::hunting::parse_query(&r.text).unwrap_or_else(|e| panic!("{q} {v:?}: {e:?}"));
                     assert!(format!("{parsed:?}").contains(&format!("Str({v:?})")), "{q} {v:?}");

@@ -245,8 +245,11 @@ fn escape(ctx: Context, s: &str) -> std::result::Result<String, String> {
             s.replace(q, &format!("{q}{q}"))
         }
         Context::KqlBackticks => {
-            if s.contains("```") {
-                return Err("the value holds ```, which ends a KQL multi-line string and cannot be escaped".into());
+            // A trailing backtick would join the closing ``` and end the string early.
+            if s.contains("```") || s.ends_with('`') {
+                return Err(
+                    "the value holds ``` (or ends with a backtick), which would end a KQL multi-line string and cannot be escaped".into(),
+                );
             }
             s.to_string()
         }
