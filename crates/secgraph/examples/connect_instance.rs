@@ -20,7 +20,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         };
         let p = QueryProvider::connect(settings.as_ref(), &options).await?;
         let info = p.info();
-        println!("{:<40} tenant {} app {} ({})", info.source, info.tenant_id, info.client_id, info.auth.describe());
+        println!(
+            "{:<40} tenant {} app {} ({})",
+            info.source,
+            info.tenant_id,
+            info.client_id,
+            info.auth.describe()
+        );
     }
     Ok(())
 }

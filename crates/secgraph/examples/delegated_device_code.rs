@@ -42,7 +42,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     for _ in 0..2 {
         let p = QueryProvider::connect(Some(&settings), &options).await?;
-        println!("signed in as {:?} with {} delegated scopes", p.info().account, p.info().scopes.len());
+        println!(
+            "signed in as {:?} with {} delegated scopes",
+            p.info().account,
+            p.info().scopes.len()
+        );
     }
     println!("the user was asked {} time(s)", prompt.0.load(Ordering::SeqCst));
     Ok(())

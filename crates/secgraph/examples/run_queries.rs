@@ -20,7 +20,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let mut table = Table::new();
     let summary = provider
-        .run("Alerts.list", &[("start".into(), "-7d".into()), ("severity".into(), "high".into())], &mut table)
+        .run(
+            "Alerts.list",
+            &[("start".into(), "-7d".into()), ("severity".into(), "high".into())],
+            &mut table,
+        )
         .await?;
     println!("{} high-severity alerts in the last week ({} pages)", summary.rows, summary.pages);
 

@@ -11,6 +11,7 @@ use crate::config::Cloud;
 use crate::config::{ProviderArgs, SecretRef, Settings, parse_connection_string};
 use crate::error::{Error, Result};
 use crate::graph::GraphClient;
+use crate::keyvault::vault_client;
 use crate::secret::Secret;
 use base64::Engine;
 use serde_json::Value;
@@ -622,119 +623,6 @@ pub async fn refresh_secrets(settings: &Settings, options: &ConnectOptions) -> R
     let kept: Vec<_> = refs.into_iter().map(|(_, t)| t).collect();
     cache.retain(&kept)?;
     Ok(out)
-}
-
-/// The Key Vault client for a connection: vault URL template, credential chain, optional secret cache.
-pub(crate) fn vault_client(
-    values: &EffectiveArgs,
-    settings: Option<&Settings>,
-    kv: &crate::keyvault::KeyVaultSettings,
-    azure: &crate::config::AzureSettings,
-    cloud: &Cloud,
-    http: &reqwest::Client,
-    options: &ConnectOptions,
-) -> Result<crate::keyvault::SecretClient> {
-    use crate::keyvault::{AzureCliCredential, ChainedCredential, SecretCache, SecretClient};
-    let plain_only = |name: &str| -> Option<String> {
-        match values.get(name) {
-            Some((p, r @ (SecretRef::Literal(_) | SecretRef::EnvVar(_)))) => {
-                r.resolve(p).ok().map(|s| s.expose().trim().to_string()).filter(|s| !s.is_empty())
-            }
-            _ => None,
-        }
-    };
-    let tenant = kv.tenant_id.clone().or_else(|| plain_only("tenant_id"));
-    let mut methods = kv.auth_methods.clone();
-    if methods.is_empty() {
-        methods = azure.auth_methods.clone();
-    }
-    if methods.is_empty() {
-        methods = vec!["env".into(), "cli".into(), "clientsecret".into(), "devicecode".into()];
-    }
-    let secret_credential = |t: &str, c: &str, sec: String| -> Result<Arc<dyn TokenCredential>> {
-        Ok(Arc::new(ClientSecretCredential::new(
-            http.clone(),
-            &cloud.authority_host,
-            t,
-            c,
-            Secret::new(sec),
-        )?))
-    };
-    let mut chain: Vec<(String, Arc<dyn TokenCredential>)> = Vec::new();
-    for m in &methods {
-        match m.to_ascii_lowercase().as_str() {
-            "env" | "environment" => {
-                let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-                if let (Some(t), Some(c), Some(sec)) = (var("AZURE_TENANT_ID"), var("AZURE_CLIENT_ID"), var("AZURE_CLIENT_SECRET")) {
-                    chain.push(("env".into(), secret_credential(&t, &c, sec)?));
-                }
-            }
-            "cli" | "azurecli" => chain.push(("cli".into(), Arc::new(AzureCliCredential))),
-            "clientsecret" | "client_secret" => {
-                if let (Some(t), Some(c), Some(sec)) = (tenant.clone(), plain_only("client_id"), plain_only("client_secret")) {
-                    chain.push(("clientsecret".into(), secret_credential(&t, &c, sec)?));
-                }
-            }
-            "devicecode" | "device_code" | "interactive" | "browser" => {
-                if let (Some(t), Some(c)) = (tenant.clone(), plain_only("client_id")) {
-                    let auth_type = if m.eq_ignore_ascii_case("interactive") || m.eq_ignore_ascii_case("browser") {
-                        AuthType::Browser
-                    } else {
-                        AuthType::Device
-                    };
-                    let cache = TokenCache::at(options.token_cache.clone().unwrap_or_else(TokenCache::default_path));
-                    cache.check()?;
-                    let prompt: Arc<dyn SignInPrompt> = options.prompt.clone().unwrap_or_else(|| Arc::new(NoPrompt));
-                    let cred = DelegatedCredential::new(
-                        http.clone(),
-                        &cloud.authority_host,
-                        &t,
-                        &c,
-                        plain_only("username"),
-                        auth_type,
-                        Some(cache),
-                        prompt,
-                    )?;
-                    chain.push((m.to_ascii_lowercase(), Arc::new(cred)));
-                }
-            }
-            "msi" | "managedidentity" => {
-                return Err(Error::Unsupported {
-                    what: "managed-identity sign-in to Key Vault (AuthnType msi)".into(),
-                });
-            }
-            other => {
-                return Err(Error::Setting {
-                    origin: settings.map(|s| s.origin()).unwrap_or_default(),
-                    setting: "KeyVault.AuthnType".into(),
-                    message: format!("unknown sign-in method '{other}' (env, cli, clientsecret, devicecode, interactive)"),
-                });
-            }
-        }
-    }
-    if chain.is_empty() {
-        return Err(Error::Setting {
-            origin: settings.map(|s| s.origin()).unwrap_or_default(),
-            setting: "KeyVault.AuthnType".into(),
-            message: format!(
-                "no usable way to sign in to Key Vault among: {} (env needs AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET; clientsecret needs a plain or environment ClientSecret)",
-                methods.join(", ")
-            ),
-        });
-    }
-    let template = azure
-        .keyvault_url
-        .clone()
-        .unwrap_or_else(|| format!("https://{{vault}}.{}/", cloud.keyvault_dns));
-    let cache = kv
-        .use_keyring
-        .then(|| SecretCache::at(options.secret_cache.clone().unwrap_or_else(SecretCache::default_path)));
-    Ok(SecretClient::new(
-        http.clone(),
-        &template,
-        Arc::new(ChainedCredential::new(chain)),
-        cache,
-    ))
 }
 
 /// What every connection needs from the settings before signing in: the `Azure` section, the HTTP client (CAs,
