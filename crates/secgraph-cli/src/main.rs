@@ -554,7 +554,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Exec { path, out } => {
             let q = secgraph::query::RenderedQuery {
                 name: "exec".into(),
-                language: secgraph::query::template::Language::OData,
+                language: secgraph::query::Language::OData,
                 text: path.clone(),
                 timespan: None,
                 max_rows: None,

@@ -6,7 +6,7 @@ use crate::error::Result;
 use crate::graph::{PageSummary, Pages};
 use crate::graph::{Target, Update};
 use crate::output::RowSink;
-use crate::query::template::Language;
+use crate::query::Language;
 use crate::query::{QueryStore, RenderedQuery};
 use serde_json::Value;
 
@@ -83,7 +83,7 @@ impl QueryProvider {
             }
         };
         if let Some(value) = q.match_evidence.clone() {
-            pages = pages.filter_rows(move |r| crate::query::template::evidence_names(r, &value));
+            pages = pages.filter_rows(move |r| crate::query::evidence_names(r, &value));
         }
         if let Some(max) = q.max_rows {
             pages = pages.limit_rows(max);

@@ -3,8 +3,8 @@
 
 use chrono::TimeZone;
 use secgraph::config::{ConfigSource, Settings};
+use secgraph::query::Language;
 use secgraph::query::QueryStore;
-use secgraph::query::template::Language;
 use secgraph::{ConnectOptions, QueryProvider};
 use secgraph_emulator::{Dataset, Emulator, EmulatorConfig};
 use serde_json::Value;

@@ -1,6 +1,6 @@
 //! docs/QUERIES.md, generated from the query files (a test keeps the committed copy current).
 
-use super::template::{Language, QueryStore};
+use super::{Language, QueryStore};
 use std::fmt::Write;
 
 /// The Markdown reference of every query in `store`.

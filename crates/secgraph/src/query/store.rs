@@ -1,0 +1,272 @@
+//! The query store: msticpy YAML files (built-in, settings folders, `--queries`), loaded and checked, looked up by
+//! `family.name` or bare name.
+
+use super::model::{Language, ParamType, Parameter, QueryTemplate};
+use super::suggest::closest;
+use crate::error::{Error, Result};
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// Data environments whose files this provider reads.
+const ENVIRONMENTS: &[&str] = &["securitygraph", "microsoftgraph", "securitygraphapi", "m365d", "microsoftdefender"];
+
+/// Largest template file accepted.
+const MAX_FILE_BYTES: usize = 1024 * 1024;
+
+#[derive(Deserialize)]
+struct FileDoc {
+    metadata: FileMeta,
+    #[serde(default)]
+    defaults: Option<DefaultsDoc>,
+    #[serde(default)]
+    sources: BTreeMap<String, SourceDoc>,
+}
+
+#[derive(Deserialize)]
+struct FileMeta {
+    #[serde(default)]
+    data_environments: Vec<String>,
+    #[serde(default)]
+    data_families: Vec<String>,
+    #[serde(default)]
+    query_language: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct DefaultsDoc {
+    #[serde(default)]
+    parameters: BTreeMap<String, Value>,
+}
+
+#[derive(Deserialize)]
+struct SourceDoc {
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    metadata: Option<Value>,
+    args: ArgsDoc,
+    #[serde(default)]
+    parameters: BTreeMap<String, Value>,
+}
+
+#[derive(Deserialize)]
+struct ArgsDoc {
+    /// Kept as a value so that a number or a list (`query: 5`) is refused, not turned into text.
+    query: Value,
+    #[serde(default)]
+    language: Option<String>,
+}
+
+fn parse_language(s: Option<&str>) -> std::result::Result<Language, String> {
+    match s.map(|x| x.trim().to_ascii_lowercase()).as_deref() {
+        None | Some("odata") => Ok(Language::OData),
+        Some("kql") | Some("kusto") => Ok(Language::Kql),
+        Some(other) => Err(format!("unknown query language '{other}' (odata or kql)")),
+    }
+}
+
+fn parse_parameter(name: &str, v: &Value) -> std::result::Result<Parameter, String> {
+    let Value::Object(m) = v else {
+        return Err(format!("parameter '{name}' must be a mapping"));
+    };
+    let ty = m
+        .get("type")
+        .and_then(Value::as_str)
+        .ok_or_else(|| format!("parameter '{name}' has no type"))?;
+    let kind = ParamType::parse(ty)
+        .ok_or_else(|| format!("parameter '{name}' has unknown type '{ty}' (str, int, float, bool, datetime, list)"))?;
+    let aliases = match m.get("aliases") {
+        None | Some(Value::Null) => vec![],
+        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).map(str::to_string).collect(),
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(_) => return Err(format!("parameter '{name}': aliases must be a list of names")),
+    };
+    Ok(Parameter {
+        name: name.to_string(),
+        description: m.get("description").and_then(Value::as_str).unwrap_or_default().trim().to_string(),
+        kind,
+        default: m.get("default").cloned(),
+        aliases,
+        format: m.get("format").and_then(Value::as_str).map(str::to_string),
+    })
+}
+
+/// All known queries, by `family.name`.
+#[derive(Debug, Clone, Default)]
+pub struct QueryStore {
+    queries: Vec<QueryTemplate>,
+}
+
+/// The built-in query files, embedded in the binary.
+pub const BUILTIN_FILES: &[(&str, &str)] = &[
+    ("security_graph_alert.yaml", include_str!("builtin/security_graph_alert.yaml")),
+    ("alerts.yaml", include_str!("builtin/alerts.yaml")),
+    ("incidents.yaml", include_str!("builtin/incidents.yaml")),
+    ("hunting.yaml", include_str!("builtin/hunting.yaml")),
+    ("secure_score.yaml", include_str!("builtin/secure_score.yaml")),
+];
+
+impl QueryStore {
+    /// A store holding the built-in queries.
+    pub fn builtin() -> Result<QueryStore> {
+        let mut s = QueryStore::default();
+        for (name, text) in BUILTIN_FILES {
+            s.add_file(text, &format!("built-in:{name}"))?;
+        }
+        Ok(s)
+    }
+
+    /// Adds the queries of one YAML file. Returns the names it overrode. A file for another data environment adds
+    /// nothing.
+    pub fn add_file(&mut self, text: &str, origin: &str) -> Result<Vec<String>> {
+        if text.len() > MAX_FILE_BYTES {
+            return Err(Error::Query {
+                message: format!("{origin}: query file larger than {MAX_FILE_BYTES} bytes"),
+            });
+        }
+        let doc: FileDoc = crate::config::parse_yaml(text).map_err(|e| Error::Query {
+            message: format!("{origin}: {e}"),
+        })?;
+        let envs: Vec<String> = doc.metadata.data_environments.iter().map(|e| e.to_ascii_lowercase()).collect();
+        if !envs.iter().any(|e| ENVIRONMENTS.contains(&e.as_str())) {
+            return Ok(vec![]);
+        }
+        let file_language = doc.metadata.query_language.clone();
+        let family = doc.metadata.data_families.first().cloned().ok_or_else(|| Error::Query {
+            message: format!("{origin}: metadata.data_families is empty"),
+        })?;
+        let bad = |m: String| Error::Query {
+            message: format!("{origin}: {m}"),
+        };
+        let mut defaults = Vec::new();
+        for (n, v) in doc.defaults.unwrap_or_default().parameters {
+            defaults.push(parse_parameter(&n, &v).map_err(bad)?);
+        }
+        let mut overridden = Vec::new();
+        for (name, src) in doc.sources {
+            let mut params = defaults.clone();
+            for (n, v) in &src.parameters {
+                let p = parse_parameter(n, v).map_err(|m| bad(format!("query '{name}': {m}")))?;
+                match params.iter_mut().find(|x| x.name == p.name) {
+                    Some(slot) => *slot = p,
+                    None => params.push(p),
+                }
+            }
+            let table_columns = src
+                .metadata
+                .as_ref()
+                .and_then(|m| m.get("table_columns"))
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+                .unwrap_or_default();
+            let max_rows = src.metadata.as_ref().and_then(|m| m.get("max_rows")).map(crate::output::cell_text);
+            let match_evidence = src
+                .metadata
+                .as_ref()
+                .and_then(|m| m.get("match_evidence"))
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            let language = parse_language(src.args.language.as_deref().or(file_language.as_deref()))
+                .map_err(|m| bad(format!("query '{name}': {m}")))?;
+            let q = QueryTemplate {
+                family: family.clone(),
+                name: name.clone(),
+                description: src.description.trim().to_string(),
+                query: match &src.args.query {
+                    Value::String(q) if !q.trim().is_empty() => q.trim().to_string(),
+                    Value::String(_) => return Err(bad(format!("query '{name}': args.query is empty"))),
+                    other => {
+                        return Err(bad(format!(
+                            "query '{name}': args.query must be text, found {}",
+                            match other {
+                                Value::Number(_) => "a number",
+                                Value::Bool(_) => "a boolean",
+                                Value::Array(_) => "a list",
+                                Value::Object(_) => "a mapping",
+                                _ => "nothing",
+                            }
+                        )));
+                    }
+                },
+                language,
+                parameters: params,
+                table_columns,
+                max_rows,
+                match_evidence,
+                origin: origin.to_string(),
+            };
+            // Check placeholders now, so a broken file fails when loaded rather than when run.
+            q.check().map_err(bad)?;
+            let full = q.full_name();
+            if let Some(pos) = self.queries.iter().position(|x| x.full_name() == full) {
+                tracing::info!(query = %full, by = %origin, was = %self.queries[pos].origin, "query overridden");
+                overridden.push(full);
+                self.queries[pos] = q;
+            } else {
+                self.queries.push(q);
+            }
+        }
+        Ok(overridden)
+    }
+
+    /// Adds every `*.yaml`/`*.yml` file in `dir` (sorted by name). Returns (file, overridden names) pairs.
+    pub fn add_dir(&mut self, dir: &std::path::Path) -> Result<Vec<(String, Vec<String>)>> {
+        let rd = std::fs::read_dir(dir).map_err(|e| Error::Query {
+            message: format!("cannot read query folder {}: {e}", dir.display()),
+        })?;
+        let mut files: Vec<std::path::PathBuf> = rd
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+            .collect();
+        files.sort();
+        let mut out = Vec::new();
+        for f in files {
+            let text = crate::http::read_local_file(&f, MAX_FILE_BYTES as u64)
+                .and_then(|b| String::from_utf8(b).map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text")))
+                .map_err(|e| Error::Query {
+                    message: format!("cannot read {}: {e}", f.display()),
+                })?;
+            let o = self.add_file(&text, &f.display().to_string())?;
+            out.push((f.display().to_string(), o));
+        }
+        Ok(out)
+    }
+
+    /// Every query, in load order.
+    pub fn all(&self) -> &[QueryTemplate] {
+        &self.queries
+    }
+
+    /// Finds a query by `family.name`, or by bare name when only one family has it.
+    pub fn get(&self, name: &str) -> Result<&QueryTemplate> {
+        if let Some(q) = self.queries.iter().find(|q| q.full_name().eq_ignore_ascii_case(name)) {
+            return Ok(q);
+        }
+        let by_name: Vec<&QueryTemplate> = self.queries.iter().filter(|q| q.name.eq_ignore_ascii_case(name)).collect();
+        match by_name.as_slice() {
+            [one] => Ok(one),
+            [] => {
+                // Suggest by full name, else by the bare name (answering with the full name).
+                let full: Vec<String> = self.queries.iter().map(|q| q.full_name()).collect();
+                let full_refs: Vec<&str> = full.iter().map(String::as_str).collect();
+                let bare: Vec<&str> = self.queries.iter().map(|q| q.name.as_str()).collect();
+                let suggestion = closest(name, &full_refs).map(str::to_string).or_else(|| {
+                    closest(name, &bare)
+                        .and_then(|b| self.queries.iter().find(|q| q.name == b))
+                        .map(|q| q.full_name())
+                });
+                let hint = suggestion.map(|c| format!(" Did you mean '{c}'?")).unwrap_or_default();
+                Err(Error::Query {
+                    message: format!("no query named '{name}'.{hint} Run `secgraph queries` to list them."),
+                })
+            }
+            many => Err(Error::Query {
+                message: format!(
+                    "'{name}' is ambiguous: {}",
+                    many.iter().map(|q| q.full_name()).collect::<Vec<_>>().join(", ")
+                ),
+            }),
+        }
+    }
+}
