@@ -1,0 +1,226 @@
+//! The command line: clap's types for every subcommand and flag. Behaviour lives in `cmd/`.
+
+use crate::output;
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "secgraph",
+    version,
+    about = "Query the Microsoft Graph Security API (msticpy-compatible), or run its local emulator."
+)]
+pub(crate) struct Cli {
+    /// Settings file (default: $MSTICPYCONFIG, ./msticpyconfig.yaml, ~/.msticpy/msticpyconfig.yaml).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub(crate) config: Option<PathBuf>,
+    /// Named provider instance: uses DataProviders.MicrosoftGraph-<NAME>.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub(crate) instance: Option<String>,
+    /// Extra folder of query YAML files (repeatable); added after the settings' QueryDefinitions.
+    #[arg(long = "queries", global = true, value_name = "DIR")]
+    pub(crate) query_dirs: Vec<PathBuf>,
+    /// Run against an in-process emulator with demo data (no tenant, no settings file needed).
+    #[arg(long, global = true, conflicts_with = "config")]
+    pub(crate) emulator: bool,
+    /// More log output on stderr (-v info, -vv debug, -vvv trace). Secrets are never logged.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub(crate) verbose: u8,
+    #[command(flatten)]
+    pub(crate) conn: ConnArgs,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Args, Debug, Default)]
+pub(crate) struct ConnArgs {
+    /// Tenant id or domain (overrides the settings file).
+    #[arg(long, global = true)]
+    pub(crate) tenant_id: Option<String>,
+    /// Application (client) id (overrides the settings file).
+    #[arg(long, global = true)]
+    pub(crate) client_id: Option<String>,
+    /// Client secret (overrides the settings file). Prefer the environment variable: command lines are visible to
+    /// other users of the machine.
+    #[arg(long, global = true, env = "SECGRAPH_CLIENT_SECRET", hide_env_values = true)]
+    pub(crate) client_secret: Option<String>,
+    /// "tenant_id=...;client_id=...;client_secret=..." — replaces the settings file's provider section.
+    #[arg(long, global = true, env = "SECGRAPH_CONNECTION_STRING", hide_env_values = true)]
+    pub(crate) connection_string: Option<String>,
+    /// Sign in as a user (the default when the settings name a UserName).
+    #[arg(long, global = true)]
+    pub(crate) delegated: bool,
+    /// The user to sign in as (overrides the settings' UserName; implies --delegated).
+    #[arg(long, global = true)]
+    pub(crate) username: Option<String>,
+    /// How a user signs in: in the system browser, or with a device code.
+    #[arg(long, global = true, value_enum)]
+    pub(crate) auth_type: Option<AuthTypeArg>,
+    /// Token cache file for user sign-in (default: the settings' location, else ~/.cache/secgraph/token_cache.json).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub(crate) token_cache: Option<PathBuf>,
+    /// Largest page body read, in MiB (default 64; Graph's pages are a few MiB at most).
+    #[arg(long, global = true, value_name = "MIB", value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub(crate) max_page_mib: Option<u32>,
+    /// Most pages followed in one run (default 100000); paging stops with an error past it.
+    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) max_pages: Option<u64>,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub(crate) enum AuthTypeArg {
+    Browser,
+    Device,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum ConfigCmd {
+    /// The file used (and why), each instance, how it signs in, and where each value comes from — never a value.
+    Check {
+        /// Also fetch Key Vault secrets to show whether they resolve (signs in to Key Vault).
+        #[arg(long)]
+        resolve: bool,
+    },
+    /// The named instances (DataProviders.MicrosoftGraph-<name>).
+    Instances,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum SecretsCmd {
+    /// Re-read every referenced secret from its vault into the cache; drop cached secrets no longer referenced.
+    Refresh,
+    /// Delete the secret cache.
+    Clear,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum QueriesCmd {
+    /// Description, parameters (types, defaults, aliases) and the request rendered with example values.
+    Show { name: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum UpdateCmd {
+    /// Change an item; values are checked against the documented enums before anything is sent.
+    Update {
+        id: String,
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        classification: Option<String>,
+        #[arg(long)]
+        determination: Option<String>,
+        /// Assignee (user principal name); an empty string unassigns.
+        #[arg(long)]
+        assigned_to: Option<String>,
+        /// Replace the tags (incidents: customTags; legacy alerts: tags). Repeatable.
+        #[arg(long = "tag")]
+        tags: Vec<String>,
+        #[arg(long)]
+        comment: Option<String>,
+        /// Show the requests without sending them.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        out: output::OutputArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum Command {
+    /// Sign in and report the tenant, app, account, cloud and granted roles or scopes (never the token).
+    Connect,
+    /// Inspect the settings: which file is used and why, the instances, and where each secret comes from.
+    Config {
+        #[command(subcommand)]
+        action: ConfigCmd,
+    },
+    /// The Key Vault secret cache (KeyVault.UseKeyring: true).
+    Secrets {
+        #[command(subcommand)]
+        action: SecretsCmd,
+    },
+    /// Forget cached user sign-ins: the configured account, or every account with --all.
+    Logout {
+        #[arg(long)]
+        all: bool,
+    },
+    /// List the available queries (optionally only those whose name or description contains FILTER), or show one.
+    #[command(args_conflicts_with_subcommands = true)]
+    Queries {
+        #[command(subcommand)]
+        show: Option<QueriesCmd>,
+        filter: Option<String>,
+    },
+    /// Update an alert (alerts_v2): status, classification, determination, assignee, comment.
+    Alert {
+        #[command(subcommand)]
+        action: UpdateCmd,
+    },
+    /// Update an incident: status, classification, determination, assignee, tags, comment.
+    Incident {
+        #[command(subcommand)]
+        action: UpdateCmd,
+    },
+    /// Update a legacy alert (the retired /security/alerts API).
+    LegacyAlert {
+        #[command(subcommand)]
+        action: UpdateCmd,
+    },
+    /// Run a named query, e.g. `secgraph query Alerts.list --start -7d`.
+    Query {
+        /// Query name: Family.name, or the bare name when unique.
+        name: String,
+        /// Start of the time range: ISO time, 'now', or an offset like -7d, -2h@h.
+        #[arg(long, allow_hyphen_values = true)]
+        start: Option<String>,
+        /// End of the time range.
+        #[arg(long, allow_hyphen_values = true)]
+        end: Option<String>,
+        /// Any parameter, as name=value (repeatable).
+        #[arg(long = "param", short = 'p', value_name = "NAME=VALUE", allow_hyphen_values = true)]
+        params: Vec<String>,
+        /// Print the rendered request instead of running it.
+        #[arg(long)]
+        print: bool,
+        #[command(flatten)]
+        out: output::OutputArgs,
+    },
+    /// Run a raw OData path relative to the versioned Graph root, e.g. '/security/alerts_v2?$top=5'.
+    Exec {
+        path: String,
+        #[command(flatten)]
+        out: output::OutputArgs,
+    },
+    /// Run the emulator in the foreground until Ctrl-C.
+    Emulator {
+        /// Loopback address to listen on (port 0 picks a free port).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        bind: SocketAddr,
+        /// Number of alerts to seed.
+        #[arg(long, default_value_t = 500)]
+        alerts: usize,
+        /// Seed for the demo data.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Write a msticpyconfig.yaml pointing at this emulator (its CA certificate is written beside it).
+        #[arg(long, value_name = "PATH")]
+        write_config: Option<PathBuf>,
+        /// Page size when a request has no $top (capped by each endpoint's limit).
+        #[arg(long)]
+        page_size: Option<usize>,
+        /// Fixed access-token lifetime in seconds (default: Entra's 60-90 minutes).
+        #[arg(long)]
+        token_lifetime: Option<u64>,
+        /// Complete every device-code and browser sign-in as this seeded user (UPN), with no page visit.
+        #[arg(long, value_name = "USER")]
+        auto_approve: Option<String>,
+        /// Tenants, users and apps from a YAML file instead of the demo directory (see docs/EMULATOR.md).
+        #[arg(long, value_name = "FILE")]
+        directory: Option<PathBuf>,
+        /// Faults to inject, e.g. 'alerts_v2:429(2)@every=3;token:503@first=1' (see docs/EMULATOR.md).
+        #[arg(long, value_name = "SPEC")]
+        faults: Option<String>,
+    },
+}

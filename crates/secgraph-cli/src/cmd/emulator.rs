@@ -1,0 +1,92 @@
+//! `secgraph emulator`: the local emulator in the foreground, optionally writing settings that point at it.
+
+use crate::UsageError;
+use crate::cli::Command;
+use anyhow::Context;
+use std::path::PathBuf;
+
+/// Runs `secgraph emulator …` until Ctrl-C.
+pub(crate) async fn run(command: &Command) -> anyhow::Result<()> {
+    let Command::Emulator {
+        bind,
+        alerts,
+        seed,
+        write_config,
+        page_size,
+        token_lifetime,
+        auto_approve,
+        directory,
+        faults,
+    } = command
+    else {
+        return Err(UsageError("not the emulator command".into()).into());
+    };
+    let faults = match faults {
+        None => None,
+        Some(spec) => Some(secgraph_emulator::faults::FaultSpec::parse(spec).map_err(UsageError)?),
+    };
+    let directory = match directory {
+        None => None,
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            let base = path.parent().unwrap_or(std::path::Path::new("."));
+            let d = secgraph_emulator::directory::Directory::from_yaml(&text, base)
+                .map_err(|e| UsageError(format!("{}: {e}", path.display())))?;
+            let v = secgraph_emulator::keyvault::vaults_from_yaml(&text, &d).map_err(|e| UsageError(format!("{}: {e}", path.display())))?;
+            Some((d, v))
+        }
+    };
+    let config = secgraph_emulator::EmulatorConfig {
+        bind: *bind,
+        alerts: *alerts,
+        seed: *seed,
+        token_lifetime: token_lifetime.map(std::time::Duration::from_secs),
+        page_size: *page_size,
+        state_dir: write_config.as_ref().map(|p| state_dir_for(p)),
+        vaults: directory.as_ref().and_then(|(_, v)| v.clone()),
+        directory: directory.map(|(d, _)| d),
+        auto_approve: auto_approve.clone(),
+        faults,
+        ..Default::default()
+    };
+    run_emulator(config, write_config.as_deref()).await
+}
+
+/// The emulator's state (its CA certificate) goes beside the written config, in `<config stem>-emulator/`.
+fn state_dir_for(config: &std::path::Path) -> PathBuf {
+    let stem = config
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_else(|| "emulator".into());
+    config
+        .parent()
+        .map(|p| p.to_path_buf())
+        .unwrap_or_default()
+        .join(format!("{stem}-emulator"))
+}
+
+async fn run_emulator(config: secgraph_emulator::EmulatorConfig, write_config: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let alerts = config.alerts;
+    let mut config = config;
+    if let Some(d) = &config.state_dir {
+        // Absolute, so the written settings work from any directory.
+        config.state_dir = Some(std::path::absolute(d).unwrap_or_else(|_| d.clone()));
+    }
+    let emu = secgraph_emulator::Emulator::start(config).await.context("starting the emulator")?;
+    println!("secgraph emulator listening on {}", emu.base_url());
+    println!("  CA certificate: {}", emu.ca_path().display());
+    println!("  {alerts} alerts seeded over the last 30 days");
+    if let Some(path) = write_config {
+        std::fs::write(path, emu.msticpy_config()).with_context(|| format!("writing {}", path.display()))?;
+        println!(
+            "  settings written to {} — try: MSTICPYCONFIG={} secgraph query Alerts.list",
+            path.display(),
+            path.display()
+        );
+    }
+    println!("Press Ctrl-C to stop.");
+    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    emu.shutdown();
+    println!("stopped");
+    Ok(())
+}

@@ -1,0 +1,135 @@
+//! One module per subcommand, and what they share: the settings and connection options a command line asks for
+//! ([`Env`]), the query store, and query parameters.
+
+pub(crate) mod config;
+pub(crate) mod connect;
+pub(crate) mod emulator;
+pub(crate) mod logout;
+pub(crate) mod queries;
+pub(crate) mod query;
+pub(crate) mod secrets;
+pub(crate) mod update;
+
+use crate::UsageError;
+use crate::cli::{AuthTypeArg, Cli};
+use anyhow::Context;
+use secgraph::auth::AuthType;
+use secgraph::config::{SearchPaths, Settings};
+use secgraph::{ConnectOptions, QueryProvider, Secret};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// The settings (found as msticpy finds them, or written by the embedded emulator) and the connection options the
+/// command line gives.
+pub(crate) struct Env {
+    pub(crate) settings: Option<Settings>,
+    pub(crate) options: ConnectOptions,
+    /// The embedded emulator (`--emulator`), serving while the command runs.
+    _emulator: Option<secgraph_emulator::Emulator>,
+}
+
+impl Env {
+    pub(crate) async fn open(cli: &Cli) -> anyhow::Result<Env> {
+        let (settings, emulator) = if cli.emulator {
+            let emu = secgraph_emulator::Emulator::start(secgraph_emulator::EmulatorConfig::default())
+                .await
+                .context("starting the embedded emulator")?;
+            let s = Settings::from_yaml(&emu.msticpy_config(), "embedded emulator settings")?;
+            (Some(s), Some(emu))
+        } else {
+            (Settings::discover(&SearchPaths::from_env(cli.config.clone()))?, None)
+        };
+        let conn = &cli.conn;
+        let options = ConnectOptions {
+            instance: cli.instance.clone(),
+            tenant_id: conn.tenant_id.clone(),
+            client_id: conn.client_id.clone(),
+            client_secret: conn.client_secret.clone().map(Secret::new),
+            connection_string: conn.connection_string.clone().map(Secret::new),
+            username: conn.username.clone(),
+            delegated_auth: conn.delegated || conn.username.is_some(),
+            auth_type: conn.auth_type.map(|a| match a {
+                AuthTypeArg::Browser => AuthType::Browser,
+                AuthTypeArg::Device => AuthType::Device,
+            }),
+            prompt: Some(Arc::new(crate::prompt::TerminalPrompt)),
+            token_cache: conn.token_cache.clone(),
+            paging_limits: Some({
+                let d = secgraph::graph::PagingLimits::default();
+                secgraph::graph::PagingLimits {
+                    max_page_bytes: conn.max_page_mib.map_or(d.max_page_bytes, |m| m as usize * 1024 * 1024),
+                    max_pages: conn.max_pages.map_or(d.max_pages, |n| n.min(usize::MAX as u64) as usize),
+                }
+            }),
+            ..Default::default()
+        };
+        Ok(Env {
+            settings,
+            options,
+            _emulator: emulator,
+        })
+    }
+
+    /// The settings, or the error saying where they were looked for.
+    pub(crate) fn require_settings(&self, cli: &Cli) -> anyhow::Result<&Settings> {
+        self.settings.as_ref().ok_or_else(|| {
+            let searched = Settings::searched(&SearchPaths::from_env(cli.config.clone()));
+            secgraph::Error::ConfigNotFound { searched }.into()
+        })
+    }
+
+    /// Fails early when there is nothing to connect with: no settings, no connection string, no tenant and app.
+    pub(crate) fn require_connection(&self, cli: &Cli) -> anyhow::Result<()> {
+        let o = &self.options;
+        if self.settings.is_none() && o.connection_string.is_none() && (o.tenant_id.is_none() || o.client_id.is_none()) {
+            self.require_settings(cli)?;
+        }
+        Ok(())
+    }
+
+    /// Connects, with the built-in queries plus the settings' and `--queries` folders.
+    pub(crate) async fn connect(&self, cli: &Cli) -> anyhow::Result<QueryProvider> {
+        self.require_connection(cli)?;
+        let store = query_store(self.settings.as_ref(), &cli.query_dirs)?;
+        Ok(QueryProvider::connect(self.settings.as_ref(), &self.options)
+            .await?
+            .with_queries(store))
+    }
+}
+
+/// The built-in queries plus the settings' QueryDefinitions folders and --queries folders; overrides are reported.
+/// The built-in queries plus the settings' QueryDefinitions folders and --queries folders; overrides are reported.
+pub(crate) fn query_store(settings: Option<&Settings>, extra: &[PathBuf]) -> anyhow::Result<secgraph::query::QueryStore> {
+    let mut store = secgraph::query::QueryStore::builtin()?;
+    let mut dirs = match settings {
+        Some(s) => s.query_folders()?,
+        None => vec![],
+    };
+    dirs.extend(extra.iter().cloned());
+    for d in dirs {
+        for (file, overridden) in store.add_dir(&d)? {
+            for name in overridden {
+                eprintln!("note: {file} overrides query {name}");
+            }
+        }
+    }
+    Ok(store)
+}
+
+/// `--start`, `--end` and `-p NAME=VALUE` as parameter values.
+pub(crate) fn query_params(start: &Option<String>, end: &Option<String>, params: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    let mut values = Vec::new();
+    if let Some(s) = start {
+        values.push(("start".to_string(), s.clone()));
+    }
+    if let Some(e) = end {
+        values.push(("end".to_string(), e.clone()));
+    }
+    for p in params {
+        let (k, v) = p
+            .split_once('=')
+            .ok_or_else(|| UsageError(format!("--param '{p}' is not NAME=VALUE")))?;
+        values.push((k.trim().to_string(), v.to_string()));
+    }
+    Ok(values)
+}
