@@ -1,0 +1,145 @@
+//! The people, machines, files, addresses and URLs the alerts are about.
+
+use super::*;
+
+#[derive(Debug, Clone)]
+pub struct Device {
+    pub name: String,
+    pub fqdn: String,
+    pub mde_id: String,
+    pub aad_id: String,
+    pub private_ip: String,
+    pub public_ip: String,
+    pub os: &'static str,
+}
+
+#[derive(Debug, Clone)]
+pub struct User {
+    pub account: String,
+    pub domain: &'static str,
+    pub upn: String,
+    pub display: String,
+    pub sid: String,
+    pub aad_id: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct RemoteIp {
+    pub address: String,
+    pub country: &'static str,
+}
+
+#[derive(Debug, Clone)]
+pub struct FileInfo {
+    pub name: &'static str,
+    pub path: String,
+    pub sha1: String,
+    pub sha256: String,
+    pub size: u64,
+}
+
+/// The entities alerts refer to; the same pools feed the hunting tables.
+#[derive(Debug, Clone)]
+pub struct Entities {
+    pub devices: Vec<Device>,
+    pub users: Vec<User>,
+    pub ips: Vec<RemoteIp>,
+    pub files: Vec<FileInfo>,
+    pub urls: Vec<String>,
+}
+
+pub(super) const FIRST: &[&str] = &[
+    "alex", "bianca", "chen", "dmitri", "emma", "farah", "gustavo", "hana", "ivan", "julia", "kofi", "lena", "marco", "nadia", "omar",
+    "priya",
+];
+pub(super) const LAST: &[&str] = &[
+    "walker", "rossi", "li", "petrov", "schmidt", "haddad", "silva", "sato", "novak", "garcia", "mensah", "berg", "conti", "karimi",
+    "aziz", "rao",
+];
+pub(super) const DEPTS: &[&str] = &["fin", "hr", "eng", "ops", "sales", "it"];
+pub(super) const COUNTRIES: &[&str] = &["NL", "RU", "CN", "BR", "US", "KP", "IR", "RO", "NG", "VN"];
+pub(super) const FILES: &[(&str, &str)] = &[
+    ("mimikatz.exe", "C:\\Users\\Public\\Downloads"),
+    ("invoice_0423.docm", "C:\\Users\\{user}\\Downloads"),
+    ("svchost32.exe", "C:\\ProgramData\\Microsoft\\Crypto"),
+    ("payload.ps1", "C:\\Windows\\Temp"),
+    ("rclone.exe", "C:\\Users\\{user}\\AppData\\Local\\Temp"),
+    ("procdump64.exe", "C:\\Tools"),
+    ("update_helper.dll", "C:\\ProgramData\\Updater"),
+    ("locker.exe", "C:\\Users\\{user}\\AppData\\Roaming"),
+    ("beacon.bin", "C:\\Windows\\Tasks"),
+    ("AnyDesk.exe", "C:\\Users\\{user}\\Downloads"),
+    ("psexesvc.exe", "C:\\Windows"),
+    ("archive_2024.zip.exe", "C:\\Users\\{user}\\Desktop"),
+];
+pub(super) const URLS: &[&str] = &[
+    "http://login-microsoftonline.example-phish.net/owa",
+    "https://docs-share.example-cdn.org/invoice.html",
+    "http://203.0.113.77/stage2.ps1",
+    "https://update-check.example-c2.net/api/v2/beacon",
+    "https://bit.example/3xYz9",
+];
+
+impl Entities {
+    pub(super) fn generate(rng: &mut Rng) -> Entities {
+        let mut devices = Vec::new();
+        for i in 0..24 {
+            let dept = DEPTS[i % DEPTS.len()];
+            let (name, os) = if i % 8 == 7 {
+                (format!("srv-{dept}-{:02}", i), "WindowsServer2022")
+            } else {
+                (format!("ws-{dept}-{:03}", 100 + i), "Windows11")
+            };
+            devices.push(Device {
+                fqdn: format!("{name}.contoso.local"),
+                mde_id: rng.hex(40),
+                aad_id: rng.guid(),
+                private_ip: format!("10.1.{}.{}", 10 + i / 8, 20 + i),
+                public_ip: format!("198.51.100.{}", 10 + i),
+                name,
+                os,
+            });
+        }
+        let mut users = Vec::new();
+        for i in 0..FIRST.len() {
+            let account = format!("{}.{}", FIRST[i], LAST[i]);
+            users.push(User {
+                upn: format!("{account}@contoso-demo.onmicrosoft.com"),
+                display: format!("{} {}", capital(FIRST[i]), capital(LAST[i])),
+                sid: format!("S-1-5-21-1004336348-1177238915-682003330-{}", 1100 + i),
+                aad_id: rng.guid(),
+                domain: "CONTOSO",
+                account,
+            });
+        }
+        let ips = (0..20)
+            .map(|i| RemoteIp {
+                address: format!("203.0.113.{}", 5 + i * 11),
+                country: COUNTRIES[i % COUNTRIES.len()],
+            })
+            .collect();
+        let files = FILES
+            .iter()
+            .enumerate()
+            .map(|(i, (name, dir))| FileInfo {
+                name,
+                path: dir.replace("{user}", FIRST[i % FIRST.len()]),
+                sha1: rng.hex(40),
+                sha256: rng.hex(64),
+                size: 20_000 + rng.below(9_000_000),
+            })
+            .collect();
+        Entities {
+            devices,
+            users,
+            ips,
+            files,
+            urls: URLS.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+}
+
+pub(super) fn capital(s: &str) -> String {
+    let mut c = s.chars();
+    c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
+}
