@@ -6,7 +6,7 @@ mod pager;
 mod updates;
 
 pub use pager::{Page, PageSummary, Pages};
-pub use updates::{CLASSIFICATIONS, DETERMINATIONS, FEEDBACK, Plan, Target, Update};
+pub use updates::{AlertStatus, Classification, Determination, Feedback, IncidentStatus, LegacyAlertStatus, Plan, Status, Target, Update};
 
 use crate::auth::{TokenCredential, TokenRequestOptions};
 use crate::error::{ApiError, Error, Result, redact_url};
