@@ -58,6 +58,16 @@ pub struct ConnectOptions {
     pub secret_cache: Option<PathBuf>,
     /// Caps on page size and page count; default [`crate::graph::PagingLimits::default`].
     pub paging_limits: Option<crate::graph::PagingLimits>,
+    /// The process environment to use (CA bundle, Key Vault `env` sign-in, cache folder); default
+    /// [`crate::Environment::from_env`] at connect time.
+    pub environment: Option<crate::Environment>,
+}
+
+impl ConnectOptions {
+    /// The environment these options carry, or the process's.
+    pub fn environment(&self) -> crate::Environment {
+        self.environment.clone().unwrap_or_else(crate::Environment::from_env)
+    }
 }
 
 /// Delegated permissions asked for by default: read access to what the provider queries.
@@ -253,7 +263,7 @@ impl EffectiveArgs {
             .token_cache
             .clone()
             .or_else(|| self.literal("location").map(PathBuf::from))
-            .unwrap_or_else(TokenCache::default_path)
+            .unwrap_or_else(|| options.environment().cache_dir().join("token_cache.json"))
     }
 
     fn set(&mut self, index: usize, v: SecretRef) {
@@ -283,7 +293,7 @@ impl Connection {
                 missing,
             });
         }
-        let (azure, http, cloud) = environment(settings).await?;
+        let (azure, http, cloud) = environment(settings, options).await?;
         // Secrets held in Key Vault are fetched now, and only those this connection references.
         resolve_vault_references(&mut args, settings, &azure, &cloud, &http, options).await?;
         let target = Target::resolve(&args, &cloud)?;
@@ -587,7 +597,7 @@ pub async fn resolve_one(settings: &Settings, options: &ConnectOptions, setting:
         });
     };
     let kv = settings.keyvault()?.unwrap_or_default();
-    let (azure, http, cloud) = environment(Some(settings)).await?;
+    let (azure, http, cloud) = environment(Some(settings), options).await?;
     let values = EffectiveArgs::gather(Some(settings), options)?;
     let client = vault_client(&values, Some(settings), &kv, &azure, &cloud, &http, options)?;
     client.fetch(target).await.map(drop)
@@ -605,7 +615,7 @@ pub async fn refresh_secrets(settings: &Settings, options: &ConnectOptions) -> R
             .clone()
             .unwrap_or_else(crate::keyvault::SecretCache::default_path),
     );
-    let (azure, http, cloud) = environment(Some(settings)).await?;
+    let (azure, http, cloud) = environment(Some(settings), options).await?;
     let values = EffectiveArgs::gather(Some(settings), options).unwrap_or_else(|_| EffectiveArgs {
         source: "options".into(),
         map: vec![],
@@ -627,7 +637,10 @@ pub async fn refresh_secrets(settings: &Settings, options: &ConnectOptions) -> R
 
 /// What every connection needs from the settings before signing in: the `Azure` section, the HTTP client (CAs,
 /// timeout, proxy) and the cloud's endpoints (fetched for a custom cloud).
-async fn environment(settings: Option<&Settings>) -> Result<(crate::config::AzureSettings, reqwest::Client, Cloud)> {
+async fn environment(
+    settings: Option<&Settings>,
+    options: &ConnectOptions,
+) -> Result<(crate::config::AzureSettings, reqwest::Client, Cloud)> {
     let (azure, timeout, proxy) = match settings {
         Some(s) => (s.azure()?, s.http_timeout()?.map(Duration::from_secs_f64), s.proxy()?),
         None => Default::default(),
@@ -636,6 +649,7 @@ async fn environment(settings: Option<&Settings>) -> Result<(crate::config::Azur
         ca_certificates: azure.ca_certificates.clone(),
         timeout,
         proxy,
+        ssl_cert_file: options.environment().ssl_cert_file,
     }
     .build()?;
     let cloud = match &azure.resource_manager_url {

@@ -18,15 +18,15 @@ pub struct HttpOptions {
     pub timeout: Option<Duration>,
     /// An HTTPS proxy for every request.
     pub proxy: Option<crate::config::ProxySettings>,
+    /// One more CA bundle to trust, usually `SSL_CERT_FILE` (see [`crate::Environment`]).
+    pub ssl_cert_file: Option<PathBuf>,
 }
 
 impl HttpOptions {
-    /// Builds the client. `SSL_CERT_FILE`, when set, is trusted as well.
+    /// Builds the client.
     pub fn build(&self) -> Result<reqwest::Client> {
         let mut files = self.ca_certificates.clone();
-        if let Some(f) = std::env::var_os("SSL_CERT_FILE").filter(|v| !v.is_empty()) {
-            files.push(PathBuf::from(f));
-        }
+        files.extend(self.ssl_cert_file.clone());
         let mut certs = Vec::new();
         for f in &files {
             let pem = read_local_file(f, MAX_PEM_FILE_BYTES).map_err(|e| Error::Setting {

@@ -191,6 +191,7 @@
 pub mod auth;
 pub mod config;
 pub mod connect;
+mod environment;
 mod error;
 pub mod graph;
 mod http;
@@ -202,6 +203,7 @@ pub mod query;
 mod secret;
 
 pub use connect::{ConnectOptions, Connection, ConnectionInfo};
+pub use environment::Environment;
 pub use error::{ApiError, AuthError, Error, ErrorKind, Result};
 pub use http::HttpOptions;
 pub use provider::{QueryProvider, describe_plan};

@@ -256,12 +256,7 @@ pub(crate) fn update<T: Serialize + DeserializeOwned + Default, R>(path: &Path, 
     result
 }
 
-/// The per-user cache folder: `$XDG_CACHE_HOME/secgraph`, else `~/.cache/secgraph`.
+/// The per-user cache folder: `$XDG_CACHE_HOME/secgraph`, else `~/.cache/secgraph` (see [`crate::Environment`]).
 pub fn cache_dir() -> PathBuf {
-    std::env::var_os("XDG_CACHE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir)
-        .join("secgraph")
+    crate::Environment::from_env().cache_dir()
 }

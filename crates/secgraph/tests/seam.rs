@@ -248,3 +248,19 @@ async fn errors_keep_their_cause_and_expose_what_a_program_acts_on() {
     assert!(matches!(e, secgraph::Error::Transport { .. }), "{e}");
     assert!(std::error::Error::source(&e).is_some(), "{e:?}");
 }
+
+#[tokio::test]
+async fn an_embedder_can_give_its_own_environment() {
+    let (_emu, s, dir) = emulator().await;
+    let mut env = secgraph::Environment::default();
+    env.cache_home = Some(dir.path().join("caches"));
+    let options = ConnectOptions {
+        instance: Some("Delegated".into()),
+        auth_type: Some(AuthType::Device),
+        prompt: Some(Arc::new(Quiet)),
+        environment: Some(env),
+        ..Default::default()
+    };
+    QueryProvider::connect(Some(&s), &options).await.unwrap();
+    assert!(dir.path().join("caches").join("secgraph").join("token_cache.json").exists());
+}

@@ -154,9 +154,9 @@ pub(crate) fn vault_client(
     for m in &methods {
         match m.to_ascii_lowercase().as_str() {
             "env" | "environment" => {
-                let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-                if let (Some(t), Some(c), Some(sec)) = (var("AZURE_TENANT_ID"), var("AZURE_CLIENT_ID"), var("AZURE_CLIENT_SECRET")) {
-                    chain.push(("env".into(), secret_credential(&t, &c, sec)?));
+                let env = options.environment();
+                if let (Some(t), Some(c), Some(sec)) = (env.azure_tenant_id, env.azure_client_id, env.azure_client_secret) {
+                    chain.push(("env".into(), secret_credential(&t, &c, sec.expose().to_string())?));
                 }
             }
             "cli" | "azurecli" => chain.push(("cli".into(), Arc::new(AzureCliCredential))),
@@ -172,7 +172,12 @@ pub(crate) fn vault_client(
                     } else {
                         AuthType::Device
                     };
-                    let cache = TokenCache::at(options.token_cache.clone().unwrap_or_else(TokenCache::default_path));
+                    let cache = TokenCache::at(
+                        options
+                            .token_cache
+                            .clone()
+                            .unwrap_or_else(|| options.environment().cache_dir().join("token_cache.json")),
+                    );
                     cache.check()?;
                     let prompt: Arc<dyn SignInPrompt> = options.prompt.clone().unwrap_or_else(|| Arc::new(NoPrompt));
                     let cred = DelegatedCredential::new(
@@ -216,9 +221,14 @@ pub(crate) fn vault_client(
         .keyvault_url
         .clone()
         .unwrap_or_else(|| format!("https://{{vault}}.{}/", cloud.keyvault_dns));
-    let cache = kv
-        .use_keyring
-        .then(|| SecretCache::at(options.secret_cache.clone().unwrap_or_else(SecretCache::default_path)));
+    let cache = kv.use_keyring.then(|| {
+        SecretCache::at(
+            options
+                .secret_cache
+                .clone()
+                .unwrap_or_else(|| options.environment().cache_dir().join("secrets.json")),
+        )
+    });
     Ok(SecretClient::new(
         http.clone(),
         &template,

@@ -59,7 +59,7 @@ impl Pki {
         secgraph::HttpOptions {
             ca_certificates: vec![self.ca_path.clone()],
             timeout,
-            proxy: None,
+            ..Default::default()
         }
         .build()
         .unwrap()
