@@ -5,7 +5,7 @@
 //! Spec: rules separated by `;`, each `ROUTE:KIND[(ARG)][@WHEN]`.
 //! - ROUTE: `*`, `graph` (every Graph call), a collection (`alerts_v2`, `incidents`, `alerts`, `secureScores`,
 //!   `secureScoreControlProfiles`), `hunting`, `token`, `devicecode`, `kv`.
-//! - KIND: `429`, `500`, `503`, `504` (ARG: Retry-After seconds, fractions allowed; 429 defaults to 1 s, the others
+//! - KIND: `429`, `500`, `503`, `504` (ARG: Retry-After seconds, fractions allowed, or `none`; 429 defaults to 1 s, the others
 //!   send none unless given), `reset` (connection reset mid-body), `truncate` (half the JSON body),
 //!   `slow-first-byte(MS)`, `slow-body(MS)` (pause between body chunks), `expire-token` (401 as if the token expired
 //!   mid-paging), `repeat-next-link` (the page's `@odata.nextLink` points back at the page itself),
@@ -138,6 +138,8 @@ impl FaultSpec {
                 "429" | "500" | "503" | "504" => {
                     let code: u16 = name.parse().unwrap_or(503);
                     let retry_after = match arg {
+                        // `429(none)`: throttled without saying for how long.
+                        Some("none") => None,
                         Some(a) => Some(
                             a.parse::<f64>()
                                 .ok()

@@ -491,7 +491,7 @@ struct ArmQuery {
 }
 
 /// Azure Resource Manager's cloud metadata document (`/metadata/endpoints`), describing the emulator as a custom
-/// cloud: an object for api-version 2015-01-01, a list of clouds for later versions, as ARM does.
+/// cloud: an object for `latest` and versions before 2019-05-01, a list of clouds for later dated versions.
 async fn arm_metadata(
     State(st): State<Arc<AppState>>,
     axum::Extension(rid): axum::Extension<RequestId>,
@@ -527,9 +527,19 @@ async fn arm_metadata(
             "sqlServerHostname": format!("sql.{host}"),
         },
     });
-    if v == "2015-01-01" {
+    // As ARM answers: `latest` and versions before 2019-05-01 describe the one cloud (an object: msticpy reads
+    // `["authentication"]["loginEndpoint"]` from `latest`); dated versions from 2019-05-01 list every cloud.
+    let dated = v.len() == 10 && chrono::NaiveDate::parse_from_str(&v, "%Y-%m-%d").is_ok();
+    if v.eq_ignore_ascii_case("latest") || (dated && v.as_str() < "2019-05-01") {
         axum::Json(cloud).into_response()
-    } else {
+    } else if dated {
         axum::Json(json!([cloud])).into_response()
+    } else {
+        graph::graph_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidApiVersionParameter",
+            &format!("The api-version '{v}' is invalid. The supported versions are 'latest' and dates such as '2022-09-01'."),
+            &rid,
+        )
     }
 }

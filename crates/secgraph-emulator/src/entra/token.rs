@@ -14,14 +14,36 @@ pub async fn token(
 }
 
 pub(super) fn token_inner(st: &AppState, rid: &RequestId, tenant: &str, headers: &HeaderMap, body: &[u8]) -> Result<Response, Fail> {
-    let form_ok = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"));
+    // Entra reads a form body; a request without a Content-Type is read as one too (msticpy's OData drivers send
+    // none). A JSON body is not a form: its parameters are missing.
+    let form_ok = match headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) {
+        None => true,
+        Some(v) => v.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"),
+    };
     if !form_ok {
         return Err(missing("grant_type"));
     }
     let form: HashMap<String, String> = url::form_urlencoded::parse(body).into_owned().collect();
+    // App-only sign-in needs a tenant: Entra refuses the multi-tenant authorities for it.
+    if form.get("grant_type").map(String::as_str) == Some("client_credentials") {
+        match tenant.to_ascii_lowercase().as_str() {
+            "common" | "consumers" => {
+                return Err(bad(
+                    "invalid_request",
+                    9001023,
+                    "The grant type is not supported over the /common or /consumers endpoints. Please use the /organizations or tenant-specific endpoint.",
+                ));
+            }
+            "organizations" => {
+                return Err(bad(
+                    "invalid_request",
+                    50059,
+                    "No tenant-identifying information found in either the request or implied by any provided credentials.",
+                ));
+            }
+            _ => {}
+        }
+    }
     let t = resolve_tenant(st, tenant, form.get("client_id").map(String::as_str))?;
     let grant = form.get("grant_type").ok_or_else(|| missing("grant_type"))?;
     let client_id = form.get("client_id").ok_or_else(|| missing("client_id"))?;

@@ -1,0 +1,107 @@
+//! What clients written by others send and expect: ARM's metadata shapes by api-version, token requests without a
+//! Content-Type, Entra's refusal of app-only sign-in at the multi-tenant authorities, 429 without Retry-After.
+
+mod common;
+
+use secgraph_emulator::faults::FaultSpec;
+use secgraph_emulator::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_TENANT_ID, EmulatorConfig};
+use serde_json::Value;
+
+#[tokio::test]
+async fn cloud_metadata_answers_the_shape_each_api_version_gets_from_arm() {
+    let (emu, c) = common::start(EmulatorConfig::default()).await;
+    let get = |v: &str| {
+        let c = c.clone();
+        let url = format!("{}/metadata/endpoints?api-version={v}", emu.base_url());
+        async move {
+            let r = c.get(url).send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    // msticpy 3.x: resp.json()["authentication"]["loginEndpoint"] on `latest`.
+    let (s, v) = get("latest").await;
+    assert_eq!(s, 200);
+    assert!(
+        v["authentication"]["loginEndpoint"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://127.0.0.1:")
+    );
+    assert!(get("2015-01-01").await.1.is_object());
+    assert!(get("2018-01-01").await.1.is_object());
+    // azure-cli and later readers get the list of clouds.
+    assert!(get("2019-05-01").await.1.is_array());
+    assert!(get("2022-09-01").await.1.is_array());
+    let (s, v) = get("yesterday").await;
+    assert_eq!((s, v["error"]["code"].as_str()), (400, Some("InvalidApiVersionParameter")));
+}
+
+#[tokio::test]
+async fn a_form_without_content_type_is_read_and_json_is_refused() {
+    let (emu, c) = common::start(EmulatorConfig::default()).await;
+    let url = format!("{}/{DEMO_TENANT_ID}/oauth2/v2.0/token", emu.base_url());
+    let form = format!(
+        "grant_type=client_credentials&client_id={DEMO_CLIENT_ID}&client_secret={DEMO_CLIENT_SECRET}&scope=https%3A%2F%2Fgraph.microsoft.com%2F.default"
+    );
+    // reqwest adds no Content-Type for a plain string body.
+    let r = c.post(&url).body(form).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(r.json::<Value>().await.unwrap()["access_token"].is_string());
+    let r = c
+        .post(&url)
+        .json(&serde_json::json!({"grant_type": "client_credentials", "client_id": DEMO_CLIENT_ID}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error_codes"][0], 900144, "{v}");
+}
+
+#[tokio::test]
+async fn app_only_sign_in_needs_a_tenant_as_entra_says() {
+    let (emu, c) = common::start(EmulatorConfig::default()).await;
+    for (authority, code) in [("common", 9001023), ("consumers", 9001023), ("organizations", 50059)] {
+        let (s, v) = common::token_request(
+            &emu,
+            &c,
+            authority,
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_id", DEMO_CLIENT_ID),
+                ("client_secret", DEMO_CLIENT_SECRET),
+                ("scope", "https://graph.microsoft.com/.default"),
+            ],
+        )
+        .await;
+        assert_eq!((s, v["error"].as_str()), (400, Some("invalid_request")), "{authority}: {v}");
+        assert_eq!(v["error_codes"][0], code, "{authority}: {v}");
+    }
+}
+
+#[tokio::test]
+async fn a_429_can_come_without_retry_after() {
+    let (emu, c) = common::start(EmulatorConfig {
+        faults: Some(FaultSpec::parse("alerts_v2:429(none)@first=1").unwrap()),
+        ..Default::default()
+    })
+    .await;
+    let token = common::client_credentials(
+        &emu,
+        &c,
+        DEMO_TENANT_ID,
+        DEMO_CLIENT_ID,
+        DEMO_CLIENT_SECRET,
+        "https://graph.microsoft.com/.default",
+    )
+    .await
+    .unwrap();
+    let r = c
+        .get(format!("{}/v1.0/security/alerts_v2?$top=1", emu.base_url()))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 429);
+    assert!(r.headers().get("retry-after").is_none());
+}
