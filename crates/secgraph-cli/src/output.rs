@@ -297,7 +297,7 @@ fn example_value(p: &secgraph::query::Parameter) -> String {
         ParamType::Float => "1.5".into(),
         ParamType::Bool => "true".into(),
         ParamType::List => "a,b".into(),
-        ParamType::Str => match p.name.as_str() {
+        _ => match p.name.as_str() {
             n if n.contains("ip") => "203.0.113.5".into(),
             n if n.contains("host") => "ws-fin-100".into(),
             n if n.contains("user") || n.contains("upn") || n.contains("account") => "alex.walker@contoso-demo.onmicrosoft.com".into(),

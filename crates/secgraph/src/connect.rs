@@ -80,6 +80,7 @@ pub const DELEGATED_PERMISSIONS: &[&str] = &[
 
 /// How the connection signs in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum AuthMethod {
     /// App-only, with a client secret.
     ClientSecret,

@@ -96,6 +96,7 @@ pub(crate) async fn run(env: &Env, action: &ConfigCmd, cli: &Cli) -> anyhow::Res
                                 format!("{target} (use --resolve to check)")
                             }
                         }
+                        _ => "(a reference this version cannot check)".into(),
                     };
                     println!("  {key:<18} {:<38} {state}", r.describe());
                 }

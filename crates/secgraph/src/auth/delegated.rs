@@ -21,6 +21,7 @@ use url::Url;
 
 /// How the user signs in interactively.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum AuthType {
     /// Authorization code + PKCE in the system browser (msticpy's default, "interactive").
     #[default]

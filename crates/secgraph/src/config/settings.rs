@@ -14,6 +14,7 @@ const MAX_FILE_BYTES: u64 = 2 * 1024 * 1024;
 
 /// Why a particular file was used.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ConfigSource {
     /// Named by the caller (`--config`).
     Explicit,
@@ -74,6 +75,7 @@ pub struct Settings {
 
 /// An `Args` value as written: a literal, an environment variable, or a Key Vault secret.
 #[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SecretRef {
     /// The value itself.
     Literal(Secret),

@@ -6,6 +6,7 @@ use serde_json::{Map, Value, json};
 
 /// What to update.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Target {
     /// `/security/alerts_v2/{id}`
     Alert,

@@ -4,6 +4,7 @@ use serde_json::Value;
 
 /// The language a query is written in, which decides escaping and how it is sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Language {
     /// An OData path and query, sent as a GET relative to the versioned Graph root.
     OData,
@@ -13,6 +14,7 @@ pub enum Language {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 /// A parameter's type, as msticpy's query files spell it.
+#[non_exhaustive]
 pub enum ParamType {
     /// `str`: text, escaped where it sits.
     Str,
