@@ -283,13 +283,30 @@ fn parse_usize(name: &str, v: &str) -> Result<usize, Fault> {
     })
 }
 
-fn encode_token(offset: usize) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("offset={offset}"))
+/// Where the next page starts: an offset among the sorted hits (`$orderby`), or a cursor — the index in the
+/// collection where the scan resumes — so a filtered page costs O(page), not O(collection), as Graph's own tokens
+/// (opaque positions) do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Position {
+    Offset(usize),
+    Cursor(usize),
 }
 
-fn decode_token(t: &str) -> Option<usize> {
+fn encode_token(p: Position) -> String {
+    let raw = match p {
+        Position::Offset(n) => format!("offset={n}"),
+        Position::Cursor(n) => format!("cursor={n}"),
+    };
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+}
+
+fn decode_token(t: &str) -> Option<Position> {
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(t).ok()?;
-    std::str::from_utf8(&raw).ok()?.strip_prefix("offset=")?.parse().ok()
+    let s = std::str::from_utf8(&raw).ok()?;
+    if let Some(n) = s.strip_prefix("offset=") {
+        return n.parse().ok().map(Position::Offset);
+    }
+    s.strip_prefix("cursor=")?.parse().ok().map(Position::Cursor)
 }
 
 /// Compares two items by a property path for `$orderby` (missing and null sort first, as OData specifies).
@@ -369,9 +386,9 @@ fn list_inner(st: &AppState, version: &str, coll: &str, headers: &HeaderMap, uri
             "The query specified in the URI is not valid. The limit of '500' for Skip query has been exceeded. The value from the incoming request is '{skip}'."
         )));
     }
-    let start = match &o.skiptoken {
-        None => skip,
-        Some(t) => decode_token(t).ok_or_else(|| Fault::bad("The $skiptoken is not valid."))?,
+    let position = match &o.skiptoken {
+        None => None,
+        Some(t) => Some(decode_token(t).ok_or_else(|| Fault::bad("The $skiptoken is not valid."))?),
     };
     let count = match o.count.as_deref() {
         None | Some("false") => false,
@@ -397,27 +414,75 @@ fn list_inner(st: &AppState, version: &str, coll: &str, headers: &HeaderMap, uri
         .dataset
         .read()
         .map_err(|_| Fault::new(StatusCode::INTERNAL_SERVER_ERROR, "UnknownError", "dataset lock poisoned"))?;
-    let mut hits: Vec<&Value> = Vec::new();
-    for item in coll.items(&ds) {
-        let keep = match &filter {
-            None => true,
-            Some(f) => odata::matches(f, item).map_err(|e| Fault::bad(format!("Invalid filter clause: {e}.")))?,
-        };
-        if keep {
-            hits.push(item);
-        }
-    }
-    if let Some((path, desc)) = &order {
-        let segs: Vec<&str> = path.split('/').collect();
-        hits.sort_by(|a, b| {
-            let c = sort_key_cmp(a, b, &segs);
-            if *desc { c.reverse() } else { c }
-        });
-    }
-    let total = hits.len();
+    let items = coll.items(&ds);
     let page = top.unwrap_or(default_page).max(1);
-    let end = start.saturating_add(page).min(total);
-    let window = if start < total { &hits[start..end] } else { &[][..] };
+    let keep = |item: &Value| -> Result<bool, Fault> {
+        match &filter {
+            None => Ok(true),
+            Some(f) => odata::matches(f, item).map_err(|e| Fault::bad(format!("Invalid filter clause: {e}."))),
+        }
+    };
+    let (window, total, next): (Vec<&Value>, Option<usize>, Option<Position>) = match &order {
+        // Sorted: every hit is needed to sort; the token is an offset among them.
+        Some((path, desc)) => {
+            let mut hits: Vec<&Value> = Vec::new();
+            for item in items {
+                if keep(item)? {
+                    hits.push(item);
+                }
+            }
+            let segs: Vec<&str> = path.split('/').collect();
+            hits.sort_by(|a, b| {
+                let c = sort_key_cmp(a, b, &segs);
+                if *desc { c.reverse() } else { c }
+            });
+            let start = match position {
+                Some(Position::Offset(n)) => n,
+                Some(Position::Cursor(_)) => return Err(Fault::bad("The $skiptoken is not valid.")),
+                None => skip,
+            };
+            let total = hits.len();
+            let end = start.saturating_add(page).min(total);
+            let window = if start < total { hits[start..end].to_vec() } else { vec![] };
+            (window, Some(total), (end < total).then_some(Position::Offset(end)))
+        }
+        // Collection order: scan from the cursor and stop once a page is full and one more hit is seen.
+        None => {
+            let (mut i, mut to_skip) = match position {
+                Some(Position::Cursor(n)) | Some(Position::Offset(n)) if filter.is_none() => (n, 0),
+                Some(Position::Cursor(n)) => (n, 0),
+                Some(Position::Offset(_)) => return Err(Fault::bad("The $skiptoken is not valid.")),
+                None if filter.is_none() => (skip, 0),
+                None => (0, skip),
+            };
+            let mut window = Vec::with_capacity(page.min(items.len()));
+            let mut next = None;
+            while i < items.len() {
+                let item = &items[i];
+                if keep(item)? {
+                    if to_skip > 0 {
+                        to_skip -= 1;
+                    } else if window.len() == page {
+                        next = Some(Position::Cursor(i));
+                        break;
+                    } else {
+                        window.push(item);
+                    }
+                }
+                i += 1;
+            }
+            let total = if count {
+                let mut n = 0;
+                for item in items {
+                    n += usize::from(keep(item)?);
+                }
+                Some(n)
+            } else {
+                None
+            };
+            (window, total, next)
+        }
+    };
 
     // Written by hand so that plain pages serialise the stored items in place, without cloning them; the
     // envelope keeps Graph's order (context, count, next link, then value).
@@ -432,12 +497,12 @@ fn list_inner(st: &AppState, version: &str, coll: &str, headers: &HeaderMap, uri
         &mut out,
         &json!(format!("{base}/{version}/$metadata#security/{}{ctx_suffix}", coll.segment())),
     )?;
-    if count {
+    if let (true, Some(total)) = (count, total) {
         out.extend_from_slice(format!(",\"@odata.count\":{total}").as_bytes());
     }
-    if end < total {
+    if let Some(next) = next {
         out.extend_from_slice(b",\"@odata.nextLink\":");
-        ser(&mut out, &json!(next_link(st, version, coll, uri, page, end)))?;
+        ser(&mut out, &json!(next_link(st, version, coll, uri, page, next)))?;
     }
     out.extend_from_slice(b",\"value\":[");
     for (i, item) in window.iter().enumerate() {
@@ -474,7 +539,7 @@ pub fn json_response(status: StatusCode, v: &Value) -> Response {
 }
 
 /// The next page's absolute URL: the same query options, a page-sized `$top` and a `$skiptoken`.
-fn next_link(st: &AppState, version: &str, coll: Collection, uri: &Uri, page: usize, offset: usize) -> String {
+fn next_link(st: &AppState, version: &str, coll: Collection, uri: &Uri, page: usize, position: Position) -> String {
     // Keys keep their `$`; values are percent-encoded (spaces as %20), as Graph writes its next links.
     const VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
         .remove(b'-')
@@ -497,7 +562,7 @@ fn next_link(st: &AppState, version: &str, coll: Collection, uri: &Uri, page: us
         parts.push(format!("{}={}", enc(&k).replace("%24", "$"), enc(&v)));
     }
     parts.push(format!("$top={page}"));
-    parts.push(format!("$skiptoken={}", encode_token(offset)));
+    parts.push(format!("$skiptoken={}", encode_token(position)));
     let q = parts.join("&");
     format!("{}/{version}/security/{}?{q}", st.base_url, coll.segment())
 }

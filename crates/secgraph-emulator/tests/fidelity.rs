@@ -105,3 +105,51 @@ async fn a_429_can_come_without_retry_after() {
     assert_eq!(r.status().as_u16(), 429);
     assert!(r.headers().get("retry-after").is_none());
 }
+
+#[tokio::test]
+async fn filtered_pages_resume_from_a_cursor_and_match_one_big_page() {
+    let (emu, c) = common::start(EmulatorConfig {
+        alerts: 300,
+        ..Default::default()
+    })
+    .await;
+    let token = common::client_credentials(
+        &emu,
+        &c,
+        DEMO_TENANT_ID,
+        DEMO_CLIENT_ID,
+        DEMO_CLIENT_SECRET,
+        "https://graph.microsoft.com/.default",
+    )
+    .await
+    .unwrap();
+    let get = |url: String| {
+        let (c, token) = (c.clone(), token.clone());
+        async move { c.get(url).bearer_auth(token).send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let ids = |v: &Value| -> Vec<String> {
+        v["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let base = format!("{}/v1.0/security/alerts_v2", emu.base_url());
+    let all = get(format!("{base}?$filter=severity eq 'high'&$top=1000&$count=true")).await;
+    let want = ids(&all);
+    assert_eq!(all["@odata.count"].as_u64(), Some(want.len() as u64));
+    assert!(want.len() > 14, "enough high alerts for several pages");
+    let mut got = Vec::new();
+    let mut next = Some(format!("{base}?$filter=severity eq 'high'&$top=7&$count=true"));
+    while let Some(url) = next.take() {
+        let page = get(url).await;
+        assert_eq!(page["@odata.count"].as_u64(), Some(want.len() as u64));
+        got.extend(ids(&page));
+        next = page["@odata.nextLink"].as_str().map(str::to_string);
+    }
+    assert_eq!(got, want);
+    // $skip counts hits, not items.
+    let skipped = get(format!("{base}?$filter=severity eq 'high'&$top=5&$skip=3")).await;
+    assert_eq!(ids(&skipped), want[3..8].to_vec());
+}
