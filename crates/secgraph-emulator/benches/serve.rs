@@ -1,6 +1,8 @@
 //! How fast the emulator serves alerts: the server runs on a single-threaded runtime (one core), a client on
 //! another thread pages through `alerts_v2` with `$top=1000` and counts alerts and bytes. Figures go to
-//! docs/PERFORMANCE.md. Run: `cargo bench -p secgraph-emulator --bench serve`.
+//! docs/PERFORMANCE.md. Run: `cargo bench -p secgraph-emulator --bench serve`; `BENCH_ALERTS` sets the dataset
+//! size, `BENCH_ROUNDS` the rounds, `BENCH_FILTER` an OData `$filter` (e.g. `severity eq 'high'`). The process's
+//! peak resident memory (server and client together) is printed at the end.
 
 use secgraph_emulator::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_TENANT_ID, Emulator, EmulatorConfig};
 use serde_json::Value;
@@ -25,6 +27,7 @@ fn count_items(body: &[u8]) -> usize {
 fn main() {
     let alerts: usize = std::env::var("BENCH_ALERTS").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
     let rounds: usize = std::env::var("BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
+    let filter = std::env::var("BENCH_FILTER").ok().filter(|f| !f.is_empty());
     let (tx, rx) = std::sync::mpsc::channel();
     // The server: one thread, one core.
     std::thread::spawn(move || {
@@ -66,10 +69,14 @@ fn main() {
             .expect("token json");
         let tok = tok["access_token"].as_str().expect("access_token").to_string();
         let mut best = f64::MAX;
+        let (mut matched, mut page_count) = (0usize, 0usize);
         for round in 0..rounds {
             let t = Instant::now();
             let (mut n, mut bytes, mut pages) = (0usize, 0usize, 0usize);
-            let mut url = Some(format!("{base}/v1.0/security/alerts_v2?$top=1000"));
+            let mut url = Some(match &filter {
+                None => format!("{base}/v1.0/security/alerts_v2?$top=1000"),
+                Some(f) => format!("{base}/v1.0/security/alerts_v2?$top=1000&$filter={}", f.replace(' ', "%20").replace('\'', "%27")),
+            });
             while let Some(u) = url.take() {
                 let body = c.get(&u).bearer_auth(&tok).send().await.expect("page").bytes().await.expect("body");
                 bytes += body.len();
@@ -81,15 +88,24 @@ fn main() {
             }
             let secs = t.elapsed().as_secs_f64();
             best = best.min(secs);
+            (matched, page_count) = (n, pages);
             eprintln!(
                 "round {round}: {n} alerts, {pages} pages, {:.1} MB in {secs:.3}s = {:.0} alerts/s",
                 bytes as f64 / 1e6,
                 n as f64 / secs
             );
         }
+        let peak_kib = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_string()))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
         println!(
-            "{{\"alerts\": {alerts}, \"best_s\": {best:.3}, \"alerts_per_s\": {:.0}}}",
-            alerts as f64 / best
+            "{{\"alerts\": {alerts}, \"filter\": {:?}, \"matched\": {matched}, \"pages\": {page_count}, \"best_s\": {best:.3}, \"matched_per_s\": {:.0}, \"pages_per_s\": {:.1}, \"peak_rss_mib\": {}}}",
+            filter.as_deref().unwrap_or(""),
+            matched as f64 / best,
+            page_count as f64 / best,
+            peak_kib / 1024
         );
     });
 }
