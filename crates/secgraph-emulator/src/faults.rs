@@ -224,7 +224,7 @@ impl Faults {
             "graph" => graph,
             "token" => path.ends_with("/oauth2/v2.0/token"),
             "devicecode" => path.ends_with("/oauth2/v2.0/devicecode"),
-            "kv" => path.starts_with("/kv/"),
+            "kv" => path.starts_with("/kv/") || path.starts_with("/secrets"),
             "hunting" => graph && path.ends_with("/security/runHuntingQuery"),
             coll => graph && path.split('/').nth(3) == Some(coll),
         }

@@ -122,8 +122,48 @@ fn valid_name(n: &str) -> bool {
     !n.is_empty() && n.len() <= 127 && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
 }
 
+/// A vault's URL in ids it returns: the root of its own origin (a real vault URL has no path).
 fn vault_url(st: &AppState, vault: &str) -> String {
-    format!("{}/kv/{vault}", st.base_url)
+    match st.vault_origins.get(&vault.to_ascii_lowercase()) {
+        Some(o) => o.clone(),
+        None => format!("{}/kv/{vault}", st.base_url),
+    }
+}
+
+/// The vault a per-vault listener serves.
+#[derive(Clone, Debug)]
+pub struct VaultName(pub Arc<String>);
+
+/// `GET /secrets/{name}` on a vault's own origin.
+pub async fn own_get_secret(
+    State(st): State<Arc<AppState>>,
+    axum::Extension(VaultName(vault)): axum::Extension<VaultName>,
+    Path(name): Path<String>,
+    q: Query<KvQuery>,
+    headers: HeaderMap,
+) -> Response {
+    get_secret(State(st), Path((vault.to_string(), name)), q, headers).await
+}
+
+/// `GET /secrets/{name}/{version}` (or `/versions`) on a vault's own origin.
+pub async fn own_get_secret_version(
+    State(st): State<Arc<AppState>>,
+    axum::Extension(VaultName(vault)): axum::Extension<VaultName>,
+    Path((name, version)): Path<(String, String)>,
+    q: Query<KvQuery>,
+    headers: HeaderMap,
+) -> Response {
+    get_secret_version(State(st), Path((vault.to_string(), name, version)), q, headers).await
+}
+
+/// `GET /secrets` on a vault's own origin.
+pub async fn own_list_secrets(
+    State(st): State<Arc<AppState>>,
+    axum::Extension(VaultName(vault)): axum::Extension<VaultName>,
+    q: Query<KvQuery>,
+    headers: HeaderMap,
+) -> Response {
+    list_secrets(State(st), Path(vault.to_string()), q, headers).await
 }
 
 /// Authenticates and authorises one request; returns the error reply when refused.

@@ -203,6 +203,16 @@ impl Emulator {
         let dataset = Dataset::generate(config.seed, config.alerts, chrono::Utc::now());
         let hunting = hunting::build_tables(&dataset, config.seed);
         let vaults = config.vaults.clone().unwrap_or_else(|| keyvault::demo_vaults(&directory));
+        // Each vault at the root of its own origin (own port, same CA), as `https://{vault}.vault.azure.net/` is.
+        let mut vault_listeners = Vec::new();
+        let mut vault_origins = std::collections::HashMap::new();
+        for v in &vaults {
+            let l = std::net::TcpListener::bind(SocketAddr::new(addr.ip(), 0)).map_err(|source| StartError::Bind { addr, source })?;
+            l.set_nonblocking(true).map_err(|source| StartError::Bind { addr, source })?;
+            let a = l.local_addr().map_err(|source| StartError::Bind { addr, source })?;
+            vault_origins.insert(v.name.to_ascii_lowercase(), format!("https://{host}:{}", a.port()));
+            vault_listeners.push((v.name.clone(), l, a));
+        }
         let state = Arc::new(AppState {
             base_url: base_url.clone(),
             config: config.clone(),
@@ -212,6 +222,7 @@ impl Emulator {
             auth: Default::default(),
             vaults: RwLock::new(vaults),
             hunting,
+            vault_origins,
             paths: Default::default(),
         });
 
@@ -219,10 +230,21 @@ impl Emulator {
             .await
             .map_err(|e| StartError::Crypto(format!("TLS configuration: {e}")))?;
         let handle = axum_server::Handle::new();
-        let server = axum_server::from_tcp_rustls(listener, tls)
+        let server = axum_server::from_tcp_rustls(listener, tls.clone())
             .map_err(|source| StartError::Bind { addr, source })?
             .handle(handle.clone());
         let faults = Arc::new(faults::Faults::new(config.faults.clone().unwrap_or_default(), config.seed));
+        for (name, l, a) in vault_listeners {
+            let server = axum_server::from_tcp_rustls(l, tls.clone())
+                .map_err(|source| StartError::Bind { addr: a, source })?
+                .handle(handle.clone());
+            let app = vault_router(state.clone(), faults.clone(), name);
+            tokio::spawn(async move {
+                if let Err(e) = server.serve(app.into_make_service()).await {
+                    tracing::error!(error = %e, "vault server stopped");
+                }
+            });
+        }
         let app = router(state.clone(), faults);
         tokio::spawn(async move {
             if let Err(e) = server.serve(app.into_make_service()).await {
@@ -271,9 +293,13 @@ impl Emulator {
         entra::decide_device(&self.state, user_code, user, approve)
     }
 
-    /// The URL of a seeded vault, as a Key Vault client takes it: `https://127.0.0.1:PORT/kv/{name}`.
+    /// The URL of a seeded vault, as a Key Vault client takes it: its own origin, `https://127.0.0.1:PORT` (no
+    /// path, as a real vault's). The path form `{base_url}/kv/{name}` is served too, like a private endpoint.
     pub fn vault_url(&self, name: &str) -> String {
-        format!("{}/kv/{name}", self.base_url)
+        match self.state.vault_origins.get(&name.to_ascii_lowercase()) {
+            Some(o) => o.clone(),
+            None => format!("{}/kv/{name}", self.base_url),
+        }
     }
 
     /// How many requests arrived at paths ending with `suffix` (e.g. `/oauth2/v2.0/devicecode`), for tests that
@@ -323,6 +349,15 @@ impl Emulator {
             "Azure:\n  cloud: global\n  resource_manager_url: '{base}/'\n  keyvault_url: '{base}/kv/{{vault}}/'\n  ca_certificates:\n    - '{}'\n",
             q(&self.ca_path)
         ));
+        // Each vault at its own origin (secgraph reads `keyvault_urls` first; other clients take a vault's URL).
+        let mut names: Vec<&String> = self.state.vault_origins.keys().collect();
+        names.sort();
+        if !names.is_empty() {
+            y.push_str("  keyvault_urls:\n");
+            for n in names {
+                y.push_str(&format!("    {n}: '{}/'\n", self.state.vault_origins[n]));
+            }
+        }
         y.push_str(&format!(
             "KeyVault:\n  VaultName: demo-vault\n  TenantId: {tenant}\n  AuthnType: devicecode\n  UseKeyring: false\n"
         ));
@@ -399,6 +434,22 @@ fn restrict(path: &Path) {
     }
     #[cfg(not(unix))]
     let _ = path;
+}
+
+/// One vault at the root of its own listener: `/secrets`, `/secrets/{name}`, `/secrets/{name}/{version}`.
+fn vault_router(state: Arc<AppState>, faults: Arc<faults::Faults>, vault: String) -> Router {
+    let v = Arc::new(vault);
+    Router::new()
+        .route("/secrets", get(keyvault::own_list_secrets))
+        .route("/secrets/", get(keyvault::own_list_secrets))
+        .route("/secrets/{name}", get(keyvault::own_get_secret))
+        .route("/secrets/{name}/", get(keyvault::own_get_secret))
+        .route("/secrets/{name}/{version}", get(keyvault::own_get_secret_version))
+        .fallback(not_found)
+        .layer(axum::Extension(keyvault::VaultName(v)))
+        .layer(middleware::from_fn_with_state(faults, faults::inject))
+        .layer(middleware::from_fn_with_state(state.clone(), request_ids))
+        .with_state(state)
 }
 
 fn router(state: Arc<AppState>, faults: Arc<faults::Faults>) -> Router {

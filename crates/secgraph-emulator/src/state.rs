@@ -23,6 +23,9 @@ pub struct AppState {
     pub vaults: RwLock<Vec<crate::keyvault::Vault>>,
     /// Advanced-hunting tables, built once from the dataset.
     pub hunting: std::collections::HashMap<String, crate::hunting::value::KTable>,
+    /// Each vault's own origin (`https://127.0.0.1:PORT`, no path), by lower-case vault name: a vault is served at
+    /// the root of its own listener, as a real vault URL has no path.
+    pub vault_origins: std::collections::HashMap<String, String>,
     /// Requests seen per path (for tests that check what a client did not call).
     pub paths: Mutex<std::collections::HashMap<String, usize>>,
 }

@@ -163,3 +163,34 @@ async fn documented_errors() {
     .await;
     assert_eq!((s, v["value"].as_str()), (200, Some("fabrikam-demo-secret")));
 }
+
+#[tokio::test]
+async fn each_vault_is_served_at_its_own_origin_and_under_the_path_form_too() {
+    let (emu, c) = start().await;
+    let vault = emu.vault_url("demo-vault");
+    // A real vault URL has no path: `https://host[:port]`, ids `…/secrets/NAME/VERSION` (what SDK id parsers accept).
+    let u = url::Url::parse(&vault).unwrap();
+    assert_eq!((u.path(), u.host_str()), ("/", Some("127.0.0.1")));
+    assert_ne!(u.port(), url::Url::parse(emu.base_url()).unwrap().port());
+    let tok = kv_token(&emu, &c, DEMO_TENANT_ID, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET).await;
+    let (s, _, v) = get(&c, &format!("{vault}/secrets/graph-client-secret?api-version=7.4"), Some(&tok)).await;
+    assert_eq!(s, 200, "{v}");
+    let id = url::Url::parse(v["id"].as_str().unwrap()).unwrap();
+    assert_eq!(id.origin(), u.origin());
+    let segs: Vec<&str> = id.path_segments().unwrap().collect();
+    assert_eq!((segs.len(), segs[0], segs[1]), (3, "secrets", "graph-client-secret"));
+    // The private-endpoint style path form keeps working.
+    let (s, _, v) = get(
+        &c,
+        &format!("{}/kv/demo-vault/secrets/graph-client-secret?api-version=7.4", emu.base_url()),
+        Some(&tok),
+    )
+    .await;
+    assert_eq!((s, v["value"].as_str()), (200, Some(DEMO_CLIENT_SECRET)));
+    // The written settings name each vault's own URL.
+    assert!(
+        emu.msticpy_config().contains(&format!("    demo-vault: '{vault}/'")),
+        "{}",
+        emu.msticpy_config()
+    );
+}

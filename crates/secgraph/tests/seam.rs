@@ -264,3 +264,18 @@ async fn an_embedder_can_give_its_own_environment() {
     QueryProvider::connect(Some(&s), &options).await.unwrap();
     assert!(dir.path().join("caches").join("secgraph").join("token_cache.json").exists());
 }
+
+#[tokio::test]
+async fn key_vault_secrets_come_from_the_vault_at_its_own_origin() {
+    let (emu, s, dir) = emulator().await;
+    let options = ConnectOptions {
+        instance: Some("KeyVault".into()),
+        prompt: Some(Arc::new(Quiet)),
+        token_cache: Some(dir.path().join("tokens.json")),
+        ..Default::default()
+    };
+    QueryProvider::connect(Some(&s), &options).await.unwrap();
+    let name = "/secrets/DataProviders-MicrosoftGraph-KeyVault-Args-ClientSecret";
+    assert!(emu.requests_to(name) >= 1, "the vault was asked for the secret");
+    assert_eq!(emu.requests_to(&format!("/kv/demo-vault{name}")), 0, "not through the path form");
+}

@@ -183,6 +183,9 @@ pub struct AzureSettings {
     pub ca_certificates: Vec<PathBuf>,
     /// Vault URL template with `{vault}` (a private endpoint); default `https://{vault}.<cloud's Key Vault DNS>/`.
     pub keyvault_url: Option<String>,
+    /// `keyvault_urls`: the URL of each named vault (lower-case name → URL), for vaults that a single template cannot
+    /// describe (private endpoints on different hosts or ports). Looked up before `keyvault_url`.
+    pub keyvault_urls: std::collections::BTreeMap<String, String>,
     /// `auth_methods`: how to sign in to Key Vault when the KeyVault section does not say.
     pub auth_methods: Vec<String>,
 }
@@ -494,6 +497,33 @@ impl Settings {
                 message: format!("'{u}' is not a URL template with {{vault}}"),
             });
         }
+        let mut keyvault_urls = std::collections::BTreeMap::new();
+        match az.get("keyvault_urls") {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(m)) => {
+                for (name, v) in m {
+                    let u = v
+                        .as_str()
+                        .map(str::trim)
+                        .filter(|u| url::Url::parse(u).is_ok_and(|p| p.scheme() == "https"));
+                    let Some(u) = u else {
+                        return Err(Error::Setting {
+                            origin: self.origin(),
+                            setting: format!("Azure.keyvault_urls.{name}"),
+                            message: "expected an https URL".into(),
+                        });
+                    };
+                    keyvault_urls.insert(name.to_ascii_lowercase(), u.to_string());
+                }
+            }
+            Some(other) => {
+                return Err(Error::Setting {
+                    origin: self.origin(),
+                    setting: "Azure.keyvault_urls".into(),
+                    message: format!("expected a mapping of vault names to URLs, found {}", kind(other)),
+                });
+            }
+        }
         let auth_methods = string_list(az.get("auth_methods")).map_err(|m| Error::Setting {
             origin: self.origin(),
             setting: "Azure.auth_methods".into(),
@@ -504,6 +534,7 @@ impl Settings {
             resource_manager_url,
             ca_certificates,
             keyvault_url,
+            keyvault_urls,
             auth_methods,
         })
     }

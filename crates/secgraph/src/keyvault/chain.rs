@@ -229,10 +229,8 @@ pub(crate) fn vault_client(
                 .unwrap_or_else(|| options.environment().cache_dir().join("secrets.json")),
         )
     });
-    Ok(SecretClient::new(
-        http.clone(),
-        &template,
-        Arc::new(ChainedCredential::new(chain)),
-        cache,
-    ))
+    Ok(
+        SecretClient::new(http.clone(), &template, Arc::new(ChainedCredential::new(chain)), cache)
+            .with_vault_urls(azure.keyvault_urls.clone()),
+    )
 }

@@ -10,11 +10,12 @@ use url::Url;
 
 const API_VERSION: &str = "7.4";
 
-/// Reads secrets from vaults. `vault_url` is a template with `{vault}`.
+/// Reads secrets from vaults. `vault_url` is a template with `{vault}`; `vault_urls` names vaults it cannot describe.
 #[derive(Debug, Clone)]
 pub struct SecretClient {
     http: reqwest::Client,
     vault_url: String,
+    vault_urls: std::collections::BTreeMap<String, String>,
     credential: Arc<dyn TokenCredential>,
     cache: Option<SecretCache>,
 }
@@ -39,13 +40,23 @@ impl SecretClient {
         SecretClient {
             http,
             vault_url: vault_url_template.to_string(),
+            vault_urls: Default::default(),
             credential,
             cache,
         }
     }
 
+    /// The same client, reaching the named vaults (lower-case names) at their own URLs instead of the template.
+    pub fn with_vault_urls(mut self, urls: std::collections::BTreeMap<String, String>) -> SecretClient {
+        self.vault_urls = urls;
+        self
+    }
+
     fn url(&self, s: &VaultSecret) -> Result<Url> {
-        let base = self.vault_url.replace("{vault}", &s.vault);
+        let base = match self.vault_urls.get(&s.vault.to_ascii_lowercase()) {
+            Some(u) => u.clone(),
+            None => self.vault_url.replace("{vault}", &s.vault),
+        };
         let base = if base.ends_with('/') { base } else { format!("{base}/") };
         Url::parse(&base)
             .and_then(|u| u.join(&format!("secrets/{}?api-version={API_VERSION}", s.name)))
