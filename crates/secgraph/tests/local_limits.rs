@@ -173,3 +173,22 @@ mod cache_folders {
         c.check().unwrap();
     }
 }
+
+#[test]
+fn a_range_that_ends_before_it_starts_and_impossible_dates_are_explained() {
+    let store = QueryStore::builtin().unwrap();
+    let q = store.get("Alerts.list").unwrap();
+    let now = chrono::Utc::now();
+    let e = q
+        .render(&[("start".into(), "-1d".into()), ("end".into(), "-7d".into())], now)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("later than end"), "{e}");
+    for (v, want) in [
+        ("2026-13-01", "month 13 is out of range"),
+        ("2026-02-30", "day 30 is not a day of 2026-02"),
+    ] {
+        let e = q.render(&[("start".into(), v.into())], now).unwrap_err().to_string();
+        assert!(e.contains(want), "{v}: {e}");
+    }
+}

@@ -382,6 +382,32 @@ impl QueryTemplate {
         .map_err(|m| Error::Query {
             message: format!("{}: {m}", self.full_name()),
         })?;
+        // A range that ends before it starts matches nothing: say so instead of sending it.
+        if let (Some(ps), Some(pe)) = (self.parameter("start"), self.parameter("end"))
+            && ps.kind == ParamType::Datetime
+            && pe.kind == ParamType::Datetime
+        {
+            let value = |p: &Parameter| -> Option<String> {
+                let raw = match given.get(p.name.as_str()) {
+                    Some(v) => v.to_string(),
+                    None => p.default.as_ref().map(crate::output::cell_text)?,
+                };
+                (!raw.trim().is_empty()).then_some(raw)
+            };
+            if let (Some(s), Some(e)) = (value(ps), value(pe))
+                && let (Ok(st), Ok(en)) = (parse_time(&s, now), parse_time(&e, now))
+                && st > en
+            {
+                return Err(Error::Query {
+                    message: format!(
+                        "{}: start ({}) is later than end ({}); nothing can match",
+                        self.full_name(),
+                        odata_time(st),
+                        odata_time(en)
+                    ),
+                });
+            }
+        }
         let timespan = match (lang, rendered.get("start"), rendered.get("end")) {
             (Language::Kql, Some(_), Some(_)) => {
                 let iso = |n: &str| -> Result<Option<String>> {

@@ -91,6 +91,9 @@ fn parse_unchecked(input: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
     if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
         return Ok(Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0).ok_or_else(|| fail("invalid date"))?));
     }
+    if let Some(why) = bad_date(s) {
+        return Err(fail(&why));
+    }
     if let Ok(n) = s.parse::<f64>() {
         if !n.is_finite() || n.abs() > 36_500.0 {
             return Err(fail("number of days out of range"));
@@ -123,6 +126,25 @@ fn parse_unchecked(input: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
     Ok(match round {
         None => shifted,
         Some(u) => round_to(shifted, u, sign >= 0).ok_or_else(|| fail("cannot round"))?,
+    })
+}
+
+/// For text that starts like a date (`2026-13-01…`) but did not parse: which part is wrong.
+fn bad_date(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let looks_like_date = b.len() >= 10 && b[..4].iter().all(u8::is_ascii_digit) && b[4] == b'-' && b[7] == b'-';
+    if !looks_like_date {
+        return None;
+    }
+    let year: i32 = s[..4].parse().ok()?;
+    let month: u32 = s[5..7].parse().ok()?;
+    let day: u32 = s[8..10].parse().ok()?;
+    Some(if !(1..=12).contains(&month) {
+        format!("month {month} is out of range (1 to 12)")
+    } else if NaiveDate::from_ymd_opt(year, month, day).is_none() {
+        format!("day {day} is not a day of {year}-{month:02}")
+    } else {
+        "not a valid ISO 8601 time (expected e.g. 2024-05-01, 2024-05-01T10:00:00Z or 2024-05-01T10:00:00+02:00)".into()
     })
 }
 
