@@ -222,5 +222,8 @@ pub(crate) enum Command {
         /// Faults to inject, e.g. 'alerts_v2:429(2)@every=3;token:503@first=1' (see docs/EMULATOR.md).
         #[arg(long, value_name = "SPEC")]
         faults: Option<String>,
+        /// Change the data while serving, e.g. 'new=50/s,update=20/s' (seeded; see docs/EMULATOR.md).
+        #[arg(long, value_name = "SPEC")]
+        churn: Option<String>,
     },
 }

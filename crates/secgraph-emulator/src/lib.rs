@@ -81,6 +81,9 @@ pub struct EmulatorConfig {
     pub device_code_lifetime: Duration,
     /// How long an authorization code stays valid.
     pub auth_code_lifetime: Duration,
+    /// Changes applied while serving (new alerts and updates per second); `POST /_emulator/churn` applies them on
+    /// demand either way.
+    pub churn: Option<data::ChurnSpec>,
 }
 
 impl Default for EmulatorConfig {
@@ -96,6 +99,7 @@ impl Default for EmulatorConfig {
             vaults: None,
             faults: None,
             auto_approve: None,
+            churn: None,
             device_code_interval: Duration::from_secs(5),
             device_code_lifetime: Duration::from_secs(900),
             auth_code_lifetime: Duration::from_secs(600),
@@ -223,8 +227,12 @@ impl Emulator {
             vaults: RwLock::new(vaults),
             hunting,
             vault_origins,
+            churn_rng: std::sync::Mutex::new(data::Rng::new(config.seed ^ 0x00c4_a21e)),
             paths: Default::default(),
         });
+        if let Some(spec) = config.churn {
+            tokio::spawn(churn_loop(Arc::downgrade(&state), spec));
+        }
 
         let tls = axum_server::tls_rustls::RustlsConfig::from_pem(pki.server_cert_pem.into_bytes(), pki.server_key_pem.into_bytes())
             .await
@@ -464,6 +472,7 @@ fn router(state: Arc<AppState>, faults: Arc<faults::Faults>) -> Router {
         .route("/devicelogin", get(entra::devicelogin_page).post(entra::devicelogin_submit))
         .route("/_emulator/devicecode", post(entra::admin_device))
         .route("/_emulator/revoke", post(entra::admin_revoke))
+        .route("/_emulator/churn", post(admin_churn))
         .route("/kv/{vault}/secrets", get(keyvault::list_secrets))
         .route("/kv/{vault}/secrets/", get(keyvault::list_secrets))
         .route("/kv/{vault}/secrets/{name}", get(keyvault::get_secret))
@@ -484,6 +493,49 @@ fn router(state: Arc<AppState>, faults: Arc<faults::Faults>) -> Router {
         ))
         .layer(middleware::from_fn_with_state(state.clone(), request_ids))
         .with_state(state)
+}
+
+/// `POST /_emulator/churn` `{"new": 3, "update": 5}`: applies that many changes now and says which alerts changed.
+async fn admin_churn(State(st): State<Arc<AppState>>, axum::Json(req): axum::Json<ChurnRequest>) -> Response {
+    if req.new > 100_000 || req.update > 100_000 {
+        return (StatusCode::BAD_REQUEST, "at most 100000 changes per request").into_response();
+    }
+    match apply_churn(&st, req.new, req.update) {
+        Some(r) => axum::Json(r).into_response(),
+        None => (StatusCode::INTERNAL_SERVER_ERROR, "dataset lock poisoned").into_response(),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct ChurnRequest {
+    #[serde(default)]
+    new: usize,
+    #[serde(default)]
+    update: usize,
+}
+
+fn apply_churn(st: &AppState, new: usize, update: usize) -> Option<data::ChurnReport> {
+    let mut rng = st.churn_rng.lock().ok()?;
+    let mut ds = st.dataset.write().ok()?;
+    Some(ds.churn(&mut rng, new, update, chrono::Utc::now()))
+}
+
+/// `--churn`: applies changes ten times a second at the configured rates, until the emulator is dropped.
+async fn churn_loop(state: std::sync::Weak<AppState>, spec: data::ChurnSpec) {
+    let (mut new_due, mut update_due) = (0.0f64, 0.0f64);
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        tick.tick().await;
+        let Some(st) = state.upgrade() else { return };
+        new_due += spec.new_per_s / 10.0;
+        update_due += spec.update_per_s / 10.0;
+        let (n, u) = (new_due.floor(), update_due.floor());
+        if n >= 1.0 || u >= 1.0 {
+            apply_churn(&st, n as usize, u as usize);
+            new_due -= n;
+            update_due -= u;
+        }
+    }
 }
 
 async fn not_found(axum::Extension(rid): axum::Extension<RequestId>, uri: axum::http::Uri) -> Response {

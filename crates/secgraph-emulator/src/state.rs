@@ -26,6 +26,8 @@ pub struct AppState {
     /// Each vault's own origin (`https://127.0.0.1:PORT`, no path), by lower-case vault name: a vault is served at
     /// the root of its own listener, as a real vault URL has no path.
     pub vault_origins: std::collections::HashMap<String, String>,
+    /// The seeded generator for changes (`POST /_emulator/churn`, `--churn`).
+    pub churn_rng: std::sync::Mutex<crate::data::Rng>,
     /// Requests seen per path (for tests that check what a client did not call).
     pub paths: Mutex<std::collections::HashMap<String, usize>>,
 }

@@ -17,6 +17,7 @@ pub(crate) async fn run(command: &Command) -> anyhow::Result<()> {
         auto_approve,
         directory,
         faults,
+        churn,
     } = command
     else {
         return Err(UsageError("not the emulator command".into()).into());
@@ -47,6 +48,11 @@ pub(crate) async fn run(command: &Command) -> anyhow::Result<()> {
         directory: directory.map(|(d, _)| d),
         auto_approve: auto_approve.clone(),
         faults,
+        churn: churn
+            .as_deref()
+            .map(secgraph_emulator::data::ChurnSpec::parse)
+            .transpose()
+            .map_err(UsageError)?,
         ..Default::default()
     };
     run_emulator(config, write_config.as_deref()).await

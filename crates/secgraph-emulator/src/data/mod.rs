@@ -4,6 +4,7 @@
 //! Timestamps are spread over the 30 days before `now`; everything else depends only on the seed.
 
 mod alerts;
+mod churn;
 mod detections;
 mod entities;
 mod incidents;
@@ -11,6 +12,7 @@ mod legacy;
 mod secure_scores;
 
 use alerts::*;
+pub use churn::{ChurnReport, ChurnSpec};
 use detections::*;
 pub use entities::{Device, Entities, FileInfo, RemoteIp, User};
 use incidents::*;

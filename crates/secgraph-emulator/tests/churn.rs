@@ -1,0 +1,158 @@
+//! Data that changes while it is read: changes applied on demand, exactly the changed alerts found by
+//! `lastUpdateDateTime`, and Graph's paging model (a skip token is a position) reproduced both ways.
+
+mod common;
+
+use secgraph_emulator::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_TENANT_ID, EmulatorConfig};
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+
+async fn setup() -> (secgraph_emulator::Emulator, reqwest::Client, String) {
+    let (emu, c) = common::start(EmulatorConfig {
+        alerts: 120,
+        ..Default::default()
+    })
+    .await;
+    let token = common::client_credentials(
+        &emu,
+        &c,
+        DEMO_TENANT_ID,
+        DEMO_CLIENT_ID,
+        DEMO_CLIENT_SECRET,
+        "https://graph.microsoft.com/.default",
+    )
+    .await
+    .unwrap();
+    (emu, c, token)
+}
+
+async fn all_ids(c: &reqwest::Client, token: &str, first: String) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut next = Some(first);
+    while let Some(url) = next.take() {
+        let page: Value = c.get(url).bearer_auth(token).send().await.unwrap().json().await.unwrap();
+        out.extend(
+            page["value"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a["id"].as_str().unwrap().to_string()),
+        );
+        next = page["@odata.nextLink"].as_str().map(str::to_string);
+    }
+    out
+}
+
+async fn churn(emu: &secgraph_emulator::Emulator, c: &reqwest::Client, new: usize, update: usize) -> Value {
+    c.post(format!("{}/_emulator/churn", emu.base_url()))
+        .json(&json!({"new": new, "update": update}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn after_n_changes_last_update_filters_return_exactly_the_changed_alerts() {
+    let (emu, c, token) = setup().await;
+    let report = churn(&emu, &c, 4, 6).await;
+    let at = report["at"].as_str().unwrap();
+    let changed: BTreeSet<String> = report["updated"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(report["created"].as_array().unwrap())
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(report["created"].as_array().unwrap().len(), 4);
+    let got: BTreeSet<String> = all_ids(
+        &c,
+        &token,
+        format!(
+            "{}/v1.0/security/alerts_v2?$filter=lastUpdateDateTime ge {at}&$top=3",
+            emu.base_url()
+        ),
+    )
+    .await
+    .into_iter()
+    .collect();
+    assert_eq!(got, changed);
+    // The new alerts are there for everyone: 124 in all.
+    let all = all_ids(&c, &token, format!("{}/v1.0/security/alerts_v2?$top=50", emu.base_url())).await;
+    assert_eq!(all.len(), 124);
+    // The same seed makes the same changes.
+    let (emu2, c2, _) = setup().await;
+    let report2 = churn(&emu2, &c2, 4, 6).await;
+    assert_eq!(report2["updated"], report["updated"]);
+}
+
+#[tokio::test]
+async fn a_skip_token_is_a_position_so_items_can_repeat_or_be_missed_under_orderby() {
+    let (emu, c, token) = setup().await;
+    let base = format!("{}/v1.0/security/alerts_v2", emu.base_url());
+    let get = |url: String| {
+        let (c, token) = (c.clone(), token.clone());
+        async move { c.get(url).bearer_auth(token).send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    // Sorted by lastUpdateDateTime: updating an alert already read moves it to the end, so it is read again.
+    let first = get(format!("{base}?$orderby=lastUpdateDateTime asc&$top=20")).await;
+    let seen: Vec<String> = first["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap().to_string())
+        .collect();
+    let moved = &seen[0];
+    let r = c
+        .patch(format!("{base}/{moved}"))
+        .bearer_auth(&token)
+        .json(&json!({"status": "inProgress"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let rest = all_ids(&c, &token, first["@odata.nextLink"].as_str().unwrap().to_string()).await;
+    assert!(rest.contains(moved), "an updated alert appears again on a later page");
+    // Newest first: updating an alert not read yet moves it before the position already reached: it is missed.
+    let all = all_ids(&c, &token, format!("{base}?$orderby=lastUpdateDateTime desc&$top=100")).await;
+    let first = get(format!("{base}?$orderby=lastUpdateDateTime desc&$top=20")).await;
+    let mut read: Vec<String> = first["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap().to_string())
+        .collect();
+    let later = all.last().unwrap().clone();
+    c.patch(format!("{base}/{later}"))
+        .bearer_auth(&token)
+        .json(&json!({"status": "resolved"}))
+        .send()
+        .await
+        .unwrap();
+    read.extend(all_ids(&c, &token, first["@odata.nextLink"].as_str().unwrap().to_string()).await);
+    assert!(!read.contains(&later), "an alert updated ahead of the reader is missed");
+    // In collection order (a cursor), the same update does not move it: every alert once, new ones at the end.
+    let first = get(format!("{base}?$top=20")).await;
+    let mut ids: Vec<String> = first["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap().to_string())
+        .collect();
+    let report = churn(&emu, &c, 2, 10).await;
+    ids.extend(all_ids(&c, &token, first["@odata.nextLink"].as_str().unwrap().to_string()).await);
+    let unique: BTreeSet<&String> = ids.iter().collect();
+    assert_eq!(unique.len(), ids.len(), "no alert twice");
+    assert_eq!(ids.len(), 122);
+    assert_eq!(
+        ids[120..].to_vec(),
+        report["created"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    );
+}
