@@ -205,7 +205,6 @@ impl Emulator {
         }
 
         let dataset = Dataset::generate(config.seed, config.alerts, chrono::Utc::now());
-        let hunting = hunting::build_tables(&dataset, config.seed);
         let vaults = config.vaults.clone().unwrap_or_else(|| keyvault::demo_vaults(&directory));
         // Each vault at the root of its own origin (own port, same CA), as `https://{vault}.vault.azure.net/` is.
         let mut vault_listeners = Vec::new();
@@ -225,7 +224,7 @@ impl Emulator {
             dataset: RwLock::new(dataset),
             auth: Default::default(),
             vaults: RwLock::new(vaults),
-            hunting,
+            hunting: std::sync::OnceLock::new(),
             vault_origins,
             churn_rng: std::sync::Mutex::new(data::Rng::new(config.seed ^ 0x00c4_a21e)),
             paths: Default::default(),

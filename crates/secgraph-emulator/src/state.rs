@@ -21,8 +21,9 @@ pub struct AppState {
     pub dataset: RwLock<Dataset>,
     pub auth: Mutex<AuthStore>,
     pub vaults: RwLock<Vec<crate::keyvault::Vault>>,
-    /// Advanced-hunting tables, built once from the dataset.
-    pub hunting: std::collections::HashMap<String, crate::hunting::value::KTable>,
+    /// Advanced-hunting tables, built from the dataset on the first hunting query (most runs never ask, and they
+    /// are as large as the alerts themselves).
+    pub hunting: std::sync::OnceLock<std::collections::HashMap<String, crate::hunting::value::KTable>>,
     /// Each vault's own origin (`https://127.0.0.1:PORT`, no path), by lower-case vault name: a vault is served at
     /// the root of its own listener, as a real vault URL has no path.
     pub vault_origins: std::collections::HashMap<String, String>,
@@ -33,6 +34,14 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// The advanced-hunting tables, built on first use from the dataset as it is then.
+    pub fn hunting_tables(&self) -> &std::collections::HashMap<String, crate::hunting::value::KTable> {
+        self.hunting.get_or_init(|| match self.dataset.read() {
+            Ok(ds) => crate::hunting::build_tables(&ds, self.config.seed),
+            Err(_) => Default::default(),
+        })
+    }
+
     /// Audiences that identify Graph: its public URL, its app id, and the emulator's own root.
     pub fn graph_audiences(&self) -> Vec<String> {
         vec!["https://graph.microsoft.com".into(), GRAPH_APP_ID.into(), self.base_url.clone()]

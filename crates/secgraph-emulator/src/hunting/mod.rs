@@ -97,7 +97,7 @@ pub fn run_query(st: &AppState, query: &str, timespan: Option<&str>) -> Result<V
     let now = Utc::now();
     let (from, to) = parse_timespan(timespan, now).map_err(badreq)?;
     let ctx = Context {
-        tables: &st.hunting,
+        tables: st.hunting_tables(),
         now,
         from,
         to,
