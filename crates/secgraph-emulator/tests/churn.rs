@@ -3,27 +3,16 @@
 
 mod common;
 
-use secgraph_emulator::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_TENANT_ID, EmulatorConfig};
+use secgraph_emulator::EmulatorConfig;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 
 async fn setup() -> (secgraph_emulator::Emulator, reqwest::Client, String) {
-    let (emu, c) = common::start(EmulatorConfig {
+    common::start_with_graph_token(EmulatorConfig {
         alerts: 120,
         ..Default::default()
     })
-    .await;
-    let token = common::client_credentials(
-        &emu,
-        &c,
-        DEMO_TENANT_ID,
-        DEMO_CLIENT_ID,
-        DEMO_CLIENT_SECRET,
-        "https://graph.microsoft.com/.default",
-    )
     .await
-    .unwrap();
-    (emu, c, token)
 }
 
 async fn all_ids(c: &reqwest::Client, token: &str, first: String) -> Vec<String> {

@@ -81,21 +81,11 @@ async fn app_only_sign_in_needs_a_tenant_as_entra_says() {
 
 #[tokio::test]
 async fn a_429_can_come_without_retry_after() {
-    let (emu, c) = common::start(EmulatorConfig {
+    let (emu, c, token) = common::start_with_graph_token(EmulatorConfig {
         faults: Some(FaultSpec::parse("alerts_v2:429(none)@first=1").unwrap()),
         ..Default::default()
     })
     .await;
-    let token = common::client_credentials(
-        &emu,
-        &c,
-        DEMO_TENANT_ID,
-        DEMO_CLIENT_ID,
-        DEMO_CLIENT_SECRET,
-        "https://graph.microsoft.com/.default",
-    )
-    .await
-    .unwrap();
     let r = c
         .get(format!("{}/v1.0/security/alerts_v2?$top=1", emu.base_url()))
         .bearer_auth(&token)
@@ -108,21 +98,11 @@ async fn a_429_can_come_without_retry_after() {
 
 #[tokio::test]
 async fn filtered_pages_resume_from_a_cursor_and_match_one_big_page() {
-    let (emu, c) = common::start(EmulatorConfig {
+    let (emu, c, token) = common::start_with_graph_token(EmulatorConfig {
         alerts: 300,
         ..Default::default()
     })
     .await;
-    let token = common::client_credentials(
-        &emu,
-        &c,
-        DEMO_TENANT_ID,
-        DEMO_CLIENT_ID,
-        DEMO_CLIENT_SECRET,
-        "https://graph.microsoft.com/.default",
-    )
-    .await
-    .unwrap();
     let get = |url: String| {
         let (c, token) = (c.clone(), token.clone());
         async move { c.get(url).bearer_auth(token).send().await.unwrap().json::<Value>().await.unwrap() }

@@ -50,3 +50,19 @@ pub async fn client_credentials(
     let (_, v) = token_request(emu, c, tenant, &form).await;
     v["access_token"].as_str().map(str::to_string)
 }
+
+/// Starts the emulator and gets the demo app's Graph token (app-only).
+pub async fn start_with_graph_token(config: EmulatorConfig) -> (Emulator, reqwest::Client, String) {
+    let (emu, c) = start(config).await;
+    let token = client_credentials(
+        &emu,
+        &c,
+        secgraph_emulator::DEMO_TENANT_ID,
+        secgraph_emulator::DEMO_CLIENT_ID,
+        secgraph_emulator::DEMO_CLIENT_SECRET,
+        "https://graph.microsoft.com/.default",
+    )
+    .await
+    .expect("the demo app's Graph token");
+    (emu, c, token)
+}
