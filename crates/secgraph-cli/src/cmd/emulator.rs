@@ -58,7 +58,8 @@ pub(crate) async fn run(command: &Command) -> anyhow::Result<()> {
     run_emulator(config, write_config.as_deref()).await
 }
 
-/// The emulator's state (its CA certificate) goes beside the written config, in `<config stem>-emulator/`.
+/// The emulator's state (its CA certificate) goes beside the written config, in `<config stem>-emulator/`
+/// (`<config stem>-state/` when the stem already says emulator: `emulator.yaml` → `emulator-state/`).
 fn state_dir_for(config: &std::path::Path) -> PathBuf {
     let stem = config
         .file_stem()
@@ -68,7 +69,11 @@ fn state_dir_for(config: &std::path::Path) -> PathBuf {
         .parent()
         .map(|p| p.to_path_buf())
         .unwrap_or_default()
-        .join(format!("{stem}-emulator"))
+        .join(if stem.to_ascii_lowercase().ends_with("emulator") {
+            format!("{stem}-state")
+        } else {
+            format!("{stem}-emulator")
+        })
 }
 
 async fn run_emulator(config: secgraph_emulator::EmulatorConfig, write_config: Option<&std::path::Path>) -> anyhow::Result<()> {
@@ -95,4 +100,14 @@ async fn run_emulator(config: secgraph_emulator::EmulatorConfig, write_config: O
     emu.shutdown();
     println!("stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_state_folder_is_named_once() {
+        let p = |s: &str| super::state_dir_for(std::path::Path::new(s)).display().to_string();
+        assert_eq!(p("/x/emulator.yaml"), "/x/emulator-state");
+        assert_eq!(p("/x/msticpyconfig.yaml"), "/x/msticpyconfig-emulator");
+    }
 }
