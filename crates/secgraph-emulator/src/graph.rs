@@ -145,7 +145,7 @@ impl Collection {
             Collection::SecureScores | Collection::ControlProfiles => (1000, st.config.page_size.unwrap_or(100).min(1000)),
         }
     }
-    fn items(self, ds: &crate::data::Dataset) -> &[Value] {
+    fn items(self, ds: &crate::data::Dataset) -> &[crate::data::Item] {
         match self {
             Collection::AlertsV2 => &ds.alerts_v2,
             Collection::Incidents => &ds.incidents,
@@ -422,10 +422,10 @@ fn list_inner(st: &AppState, version: &str, coll: &str, headers: &HeaderMap, uri
             Some(f) => odata::matches(f, item).map_err(|e| Fault::bad(format!("Invalid filter clause: {e}."))),
         }
     };
-    let (window, total, next): (Vec<&Value>, Option<usize>, Option<Position>) = match &order {
+    let (window, total, next): (Vec<&crate::data::Item>, Option<usize>, Option<Position>) = match &order {
         // Sorted: every hit is needed to sort; the token is an offset among them.
         Some((path, desc)) => {
-            let mut hits: Vec<&Value> = Vec::new();
+            let mut hits: Vec<&crate::data::Item> = Vec::new();
             for item in items {
                 if keep(item)? {
                     hits.push(item);
@@ -510,12 +510,18 @@ fn list_inner(st: &AppState, version: &str, coll: &str, headers: &HeaderMap, uri
             out.push(b',');
         }
         if select.is_none() && !expand_alerts {
-            ser(&mut out, item)?;
+            // The stored bytes: serialised once, copied on every later page.
+            out.extend_from_slice(item.json());
             continue;
         }
         let mut v = project(item, select.as_deref());
         if expand_alerts && let Some(id) = item.get("id").and_then(Value::as_str) {
-            let alerts: Vec<Value> = ds.alerts_v2.iter().filter(|a| a["incidentId"] == id).cloned().collect();
+            let alerts: Vec<Value> = ds
+                .alerts_v2
+                .iter()
+                .filter(|a| a["incidentId"] == id)
+                .map(|a| a.value().clone())
+                .collect();
             if let Value::Object(m) = &mut v {
                 m.insert("alerts".into(), Value::Array(alerts));
             }
@@ -573,7 +579,7 @@ fn known_properties(coll: Collection, st: &AppState) -> Vec<String> {
         Ok(ds) => coll
             .items(&ds)
             .first()
-            .and_then(Value::as_object)
+            .and_then(|i| i.as_object())
             .map(|o| o.keys().cloned().collect())
             .unwrap_or_default(),
         Err(_) => vec![],
@@ -696,7 +702,12 @@ pub async fn get_one(
         };
         let mut v = project(item, select.as_deref());
         if o.expand.as_deref() == Some("alerts") && c == Collection::Incidents {
-            let alerts: Vec<Value> = ds.alerts_v2.iter().filter(|a| a["incidentId"] == id.as_str()).cloned().collect();
+            let alerts: Vec<Value> = ds
+                .alerts_v2
+                .iter()
+                .filter(|a| a["incidentId"] == id.as_str())
+                .map(|a| a.value().clone())
+                .collect();
             if let Value::Object(m) = &mut v {
                 m.insert("alerts".into(), Value::Array(alerts));
             }

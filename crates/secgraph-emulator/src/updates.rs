@@ -173,7 +173,7 @@ fn writable(version: &str, coll: &str) -> Result<Collection, Fault> {
     }
 }
 
-fn items_mut(ds: &mut crate::data::Dataset, c: Collection) -> &mut Vec<Value> {
+fn items_mut(ds: &mut crate::data::Dataset, c: Collection) -> &mut Vec<crate::data::Item> {
     match c {
         Collection::AlertsV2 => &mut ds.alerts_v2,
         Collection::Incidents => &mut ds.incidents,
@@ -202,7 +202,7 @@ pub async fn patch(
             .ok_or_else(|| Fault::new(StatusCode::NOT_FOUND, "NotFound", format!("{} '{id}' was not found.", coll_type(c))))?;
         let ch = changes(c, &body, item)?;
         let now = graph_time(chrono::Utc::now());
-        let Value::Object(obj) = item else {
+        let Value::Object(obj) = &mut **item else {
             return Err(Fault::new(StatusCode::INTERNAL_SERVER_ERROR, "UnknownError", "corrupt item"));
         };
         let resolved = ch.get("status").and_then(Value::as_str) == Some("resolved");

@@ -145,3 +145,48 @@ async fn a_skip_token_is_a_position_so_items_can_repeat_or_be_missed_under_order
             .collect::<Vec<_>>()
     );
 }
+
+#[tokio::test]
+async fn a_changed_item_is_never_served_stale() {
+    let (emu, c, token) = setup().await;
+    let url = format!("{}/v1.0/security/alerts_v2?$top=5", emu.base_url());
+    let page = |c: reqwest::Client, token: String, url: String| async move {
+        c.get(url).bearer_auth(token).send().await.unwrap().json::<Value>().await.unwrap()
+    };
+    // The first read stores each item's bytes; a PATCH and a churn update must both be seen by the next read.
+    let before = page(c.clone(), token.clone(), url.clone()).await;
+    let first = before["value"][0]["id"].as_str().unwrap().to_string();
+    let r = c
+        .patch(format!("{}/v1.0/security/alerts_v2/{first}", emu.base_url()))
+        .bearer_auth(&token)
+        .json(&json!({"assignedTo": "someone.new@contoso-demo.onmicrosoft.com"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let after = page(c.clone(), token.clone(), url.clone()).await;
+    assert_eq!(after["value"][0]["assignedTo"], "someone.new@contoso-demo.onmicrosoft.com");
+    for _ in 0..20 {
+        let report = churn(&emu, &c, 0, 50).await;
+        let at = report["at"].as_str().unwrap().to_string();
+        let now = page(c.clone(), token.clone(), url.clone()).await;
+        let changed: Vec<&Value> = now["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["lastUpdateDateTime"] == at.as_str())
+            .collect();
+        let ids: BTreeSet<&str> = report["updated"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+        for a in now["value"].as_array().unwrap() {
+            assert_eq!(
+                ids.contains(a["id"].as_str().unwrap()),
+                a["lastUpdateDateTime"] == at.as_str(),
+                "{a}"
+            );
+        }
+        if !changed.is_empty() {
+            return;
+        }
+    }
+    panic!("no churn update landed on the first page in 20 rounds of 50");
+}

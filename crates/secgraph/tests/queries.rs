@@ -50,7 +50,7 @@ impl Fx {
     }
 }
 
-fn ids_where(items: &[Value], f: impl Fn(&Value) -> bool) -> BTreeSet<String> {
+fn ids_where(items: &[secgraph_emulator::data::Item], f: impl Fn(&Value) -> bool) -> BTreeSet<String> {
     items
         .iter()
         .filter(|a| f(a))
@@ -227,7 +227,7 @@ async fn alerts_incidents_and_scores_return_the_seeded_rows() {
     assert_eq!(f.ids("Incidents.list_for_entity", &[("host_name", &host)], "id").await, want);
 
     let latest = f.rows("SecureScore.latest", &[]).await;
-    assert_eq!(latest, vec![ds.secure_scores[0].clone()]);
+    assert_eq!(latest, vec![ds.secure_scores[0].value().clone()]);
     assert_eq!(f.rows("SecureScore.history", &[("days", "5")]).await.len(), 5);
     assert_eq!(
         f.ids("SecureScore.control_profiles", &[("category", "Identity")], "id").await,

@@ -8,6 +8,7 @@ mod churn;
 mod detections;
 mod entities;
 mod incidents;
+mod item;
 mod legacy;
 mod secure_scores;
 
@@ -16,6 +17,7 @@ pub use churn::{ChurnReport, ChurnSpec};
 use detections::*;
 pub use entities::{Device, Entities, FileInfo, RemoteIp, User};
 use incidents::*;
+pub use item::Item;
 use legacy::*;
 use secure_scores::*;
 
@@ -67,12 +69,12 @@ pub fn graph_time(t: DateTime<Utc>) -> String {
 /// Everything the Graph endpoints serve.
 #[derive(Debug, Clone)]
 pub struct Dataset {
-    pub alerts_v2: Vec<Value>,
-    pub incidents: Vec<Value>,
-    pub legacy_alerts: Vec<Value>,
+    pub alerts_v2: Vec<Item>,
+    pub incidents: Vec<Item>,
+    pub legacy_alerts: Vec<Item>,
     /// One secure score a day for the last 30 days, newest first.
-    pub secure_scores: Vec<Value>,
-    pub control_profiles: Vec<Value>,
+    pub secure_scores: Vec<Item>,
+    pub control_profiles: Vec<Item>,
     pub entities: Entities,
     pub generated_at: DateTime<Utc>,
 }
@@ -129,12 +131,13 @@ impl Dataset {
             i += group;
         }
         let (secure_scores, control_profiles) = secure_scores(&mut rng, now);
+        let items = |v: Vec<Value>| v.into_iter().map(Item::new).collect();
         Dataset {
-            alerts_v2,
-            incidents,
-            legacy_alerts: legacy,
-            secure_scores,
-            control_profiles,
+            alerts_v2: items(alerts_v2),
+            incidents: items(incidents),
+            legacy_alerts: items(legacy),
+            secure_scores: items(secure_scores),
+            control_profiles: items(control_profiles),
             entities,
             generated_at: now,
         }
