@@ -103,6 +103,7 @@ impl AuthMethod {
 
 /// What `connect` found out, safe to print: no secret, no token.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ConnectionInfo {
     /// The settings file used, if any, and why.
     pub settings: Option<String>,
