@@ -193,8 +193,15 @@ pub fn print_query_list(store: &QueryStore, filter: Option<&str>) {
     t.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
     t.set_content_arrangement(comfy_table::ContentArrangement::Dynamic);
     t.set_header(["query", "parameters", "description"]);
-    for q in store.all() {
-        let full = q.full_name();
+    // Current families first; msticpy's legacy-alert queries (their API was retired in 2026) last, marked.
+    let retired = |q: &&secgraph::query::QueryTemplate| q.family == "SecurityGraphAlert";
+    let (old, current): (Vec<_>, Vec<_>) = store.all().iter().partition(retired);
+    for q in current.into_iter().chain(old) {
+        let full = if q.family == "SecurityGraphAlert" {
+            format!("{} (retired API)", q.full_name())
+        } else {
+            q.full_name()
+        };
         if let Some(f) = &f
             && !full.to_lowercase().contains(f)
             && !q.description.to_lowercase().contains(f)
