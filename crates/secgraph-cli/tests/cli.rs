@@ -586,3 +586,14 @@ fn redirected_logs_have_no_colour_and_the_summary_counts_dropped_duplicates() {
     assert!(err.contains("sent twice were dropped"), "{err}");
     assert_eq!(text(&out.stdout).lines().count(), 30);
 }
+
+#[test]
+fn queries_list_current_families_first_and_mark_the_retired_api() {
+    let out = Command::new(BIN).env_remove("MSTICPYCONFIG").args(["queries"]).output().unwrap();
+    let text = text(&out.stdout);
+    let first_current = text.find("Alerts.list").unwrap();
+    let first_retired = text.find("SecurityGraphAlert.").unwrap();
+    assert!(first_current < first_retired, "{text}");
+    assert!(text.contains("SecurityGraphAlert.list_alerts (retired API)"), "{text}");
+    assert!(!text.contains("Alerts.list (retired API)"));
+}
