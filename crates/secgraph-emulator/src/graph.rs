@@ -416,10 +416,12 @@ fn list_inner(st: &AppState, version: &str, coll: &str, headers: &HeaderMap, uri
         .map_err(|_| Fault::new(StatusCode::INTERNAL_SERVER_ERROR, "UnknownError", "dataset lock poisoned"))?;
     let items = coll.items(&ds);
     let page = top.unwrap_or(default_page).max(1);
-    let keep = |item: &Value| -> Result<bool, Fault> {
+    let keep = |item: &crate::data::Item| -> Result<bool, Fault> {
         match &filter {
             None => Ok(true),
-            Some(f) => odata::matches(f, item).map_err(|e| Fault::bad(format!("Invalid filter clause: {e}."))),
+            Some(f) => item
+                .with_value(|v| odata::matches(f, v))
+                .map_err(|e| Fault::bad(format!("Invalid filter clause: {e}."))),
         }
     };
     let (window, total, next): (Vec<&crate::data::Item>, Option<usize>, Option<Position>) = match &order {
@@ -519,8 +521,8 @@ fn list_inner(st: &AppState, version: &str, coll: &str, headers: &HeaderMap, uri
             let alerts: Vec<Value> = ds
                 .alerts_v2
                 .iter()
-                .filter(|a| a["incidentId"] == id)
-                .map(|a| a.value().clone())
+                .filter(|a| a.with_value(|v| v["incidentId"] == id))
+                .map(|a| a.with_value(Value::clone))
                 .collect();
             if let Value::Object(m) = &mut v {
                 m.insert("alerts".into(), Value::Array(alerts));
@@ -693,7 +695,7 @@ pub async fn get_one(
             .dataset
             .read()
             .map_err(|_| Fault::new(StatusCode::INTERNAL_SERVER_ERROR, "UnknownError", "dataset lock poisoned"))?;
-        let Some(item) = c.items(&ds).iter().find(|v| v["id"] == id.as_str()) else {
+        let Some(item) = c.items(&ds).iter().find(|v| v.with_value(|x| x["id"] == id.as_str())) else {
             return Err(Fault::new(
                 StatusCode::NOT_FOUND,
                 "NotFound",
@@ -705,8 +707,8 @@ pub async fn get_one(
             let alerts: Vec<Value> = ds
                 .alerts_v2
                 .iter()
-                .filter(|a| a["incidentId"] == id.as_str())
-                .map(|a| a.value().clone())
+                .filter(|a| a.with_value(|v| v["incidentId"] == id.as_str()))
+                .map(|a| a.with_value(Value::clone))
                 .collect();
             if let Value::Object(m) = &mut v {
                 m.insert("alerts".into(), Value::Array(alerts));

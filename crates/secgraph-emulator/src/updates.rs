@@ -198,7 +198,7 @@ pub async fn patch(
             .map_err(|_| Fault::new(StatusCode::INTERNAL_SERVER_ERROR, "UnknownError", "dataset lock poisoned"))?;
         let item = items_mut(&mut ds, c)
             .iter_mut()
-            .find(|v| v["id"] == id.as_str())
+            .find(|v| v.with_value(|x| x["id"] == id.as_str()))
             .ok_or_else(|| Fault::new(StatusCode::NOT_FOUND, "NotFound", format!("{} '{id}' was not found.", coll_type(c))))?;
         let ch = changes(c, &body, item)?;
         let now = graph_time(chrono::Utc::now());
@@ -271,7 +271,7 @@ pub async fn post_comment(
             .map_err(|_| Fault::new(StatusCode::INTERNAL_SERVER_ERROR, "UnknownError", "dataset lock poisoned"))?;
         let item = items_mut(&mut ds, c)
             .iter_mut()
-            .find(|v| v["id"] == id.as_str())
+            .find(|v| v.with_value(|x| x["id"] == id.as_str()))
             .ok_or_else(|| Fault::new(StatusCode::NOT_FOUND, "NotFound", format!("{} '{id}' was not found.", coll_type(c))))?;
         let now = graph_time(chrono::Utc::now());
         let comment = json!({"comment": text, "createdByDisplayName": author, "createdDateTime": now});

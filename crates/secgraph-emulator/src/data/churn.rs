@@ -124,8 +124,8 @@ impl Dataset {
                 inc["lastUpdateDateTime"] = json!(at);
             }
             report.created.push(alert["id"].as_str().unwrap_or_default().to_string());
-            self.alerts_v2.push(alert.into());
-            self.legacy_alerts.push(legacy.into());
+            self.alerts_v2.push(Item::compact(alert));
+            self.legacy_alerts.push(Item::compact(legacy));
         }
         report
     }

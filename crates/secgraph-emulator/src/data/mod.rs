@@ -123,9 +123,11 @@ impl Dataset {
             for f in &facts[i..i + group] {
                 let d = rng.pick(DETECTIONS);
                 let alert = build_alert(&mut rng, d, f, &entities, &incident_id, now);
-                legacy.push(build_legacy(&mut rng, d, f, &alert, &entities));
+                // Legacy alerts (a retired API, rarely read) are kept as bytes only.
+                legacy.push(Item::compact(build_legacy(&mut rng, d, f, &alert, &entities)));
                 members.push(alert.clone());
-                alerts_v2.push(alert);
+                // Alerts are kept as their bytes: served as they are, parsed only for what needs a value.
+                alerts_v2.push(Item::compact(alert));
             }
             incidents.push(build_incident(&mut rng, &incident_id, &members));
             i += group;
@@ -133,9 +135,9 @@ impl Dataset {
         let (secure_scores, control_profiles) = secure_scores(&mut rng, now);
         let items = |v: Vec<Value>| v.into_iter().map(Item::new).collect();
         Dataset {
-            alerts_v2: items(alerts_v2),
+            alerts_v2,
             incidents: items(incidents),
-            legacy_alerts: items(legacy),
+            legacy_alerts: legacy,
             secure_scores: items(secure_scores),
             control_profiles: items(control_profiles),
             entities,

@@ -245,7 +245,10 @@ pub fn build_tables(ds: &Dataset, seed: u64) -> HashMap<String, KTable> {
     let mut ident = Builder::new(IDENTITY_LOGON);
     let mut report = 1000i64;
 
-    for a in &ds.alerts_v2 {
+    for item in &ds.alerts_v2 {
+        // Parsed for this pass only: the stored alert stays compact.
+        let parsed = item.with_value(Value::clone);
+        let a = &parsed;
         let ts = date(&a["createdDateTime"]);
         let KV::Date(at) = ts.clone() else { continue };
         let techniques = a["mitreTechniques"].to_string();
