@@ -684,19 +684,7 @@ async fn fetch_cloud(http: &reqwest::Client, resource_manager_url: &str) -> Resu
             message: format!("cloud metadata request answered HTTP {status}"),
         });
     }
-    let body = crate::http::read_body(resp, crate::http::MAX_TOKEN_REPLY_BYTES)
-        .await
-        .map_err(|e| Error::Response {
-            url: crate::error::redact_url(&url),
-            message: match e {
-                crate::http::BodyError::TooLarge { limit } => format!("cloud metadata larger than {limit} bytes"),
-                crate::http::BodyError::Transport(e) => format!("cloud metadata cut short: {e}"),
-            },
-        })?;
-    let doc: Value = serde_json::from_slice(&body).map_err(|e| Error::Response {
-        url: crate::error::redact_url(&url),
-        message: format!("cloud metadata is not JSON: {e}"),
-    })?;
+    let doc = crate::http::read_small_json(resp, &url, "cloud metadata").await?;
     Cloud::from_arm_metadata(&doc, &base)
 }
 

@@ -92,7 +92,7 @@ pub(crate) const MAX_RETRY_WAIT: Duration = Duration::from_secs(60);
 pub(crate) enum BodyError {
     /// The connection failed or the body was cut short.
     Transport(reqwest::Error),
-    /// The body is larger than the cap (`declared` when `Content-Length` said so up front).
+    /// The body is larger than the cap (announced by `Content-Length`, or found while reading).
     TooLarge { limit: usize },
 }
 
@@ -110,6 +110,21 @@ pub(crate) async fn read_body(mut resp: reqwest::Response, limit: usize) -> std:
         buf.extend_from_slice(&chunk);
     }
     Ok(buf.freeze())
+}
+
+/// Reads a small JSON reply (token-sized, at most [`MAX_TOKEN_REPLY_BYTES`]); `what` names it in errors.
+pub(crate) async fn read_small_json(resp: reqwest::Response, url: &Url, what: &str) -> Result<serde_json::Value> {
+    let failed = |message: String| Error::Response {
+        url: crate::error::redact_url(url),
+        message,
+    };
+    let body = read_body(resp, MAX_TOKEN_REPLY_BYTES).await.map_err(|e| {
+        failed(match e {
+            BodyError::TooLarge { limit } => format!("{what} larger than {limit} bytes"),
+            BodyError::Transport(e) => format!("{what} cut short: {e}"),
+        })
+    })?;
+    serde_json::from_slice(&body).map_err(|e| failed(format!("{what} is not JSON: {e}")))
 }
 
 /// Reads at most `limit` bytes of an error body; what lies beyond is dropped unread (an error body is only

@@ -231,19 +231,7 @@ impl DelegatedCredential {
                 "sign-in requests never follow redirects",
             ));
         }
-        let body = crate::http::read_body(resp, crate::http::MAX_TOKEN_REPLY_BYTES)
-            .await
-            .map_err(|e| Error::Response {
-                url: crate::error::redact_url(&url),
-                message: match e {
-                    crate::http::BodyError::TooLarge { limit } => format!("device code reply larger than {limit} bytes"),
-                    crate::http::BodyError::Transport(e) => format!("device code reply cut short: {e}"),
-                },
-            })?;
-        let v: Value = serde_json::from_slice(&body).map_err(|e| Error::Response {
-            url: crate::error::redact_url(&url),
-            message: format!("device code reply is not JSON: {e}"),
-        })?;
+        let v = crate::http::read_small_json(resp, &url, "device code reply").await?;
         if v.get("error").is_some() {
             return Err(Error::Auth(Box::new(crate::auth::parse_auth_error(status, &v))));
         }

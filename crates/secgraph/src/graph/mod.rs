@@ -242,7 +242,7 @@ impl GraphClient {
             // Reads are idempotent: a connection that dies, or a body cut short, is tried again (bounded). A request
             // that timed out is not: a server that slow will not be faster next time, and the user waits once.
             let retry_read = is_read && attempt < MAX_ATTEMPTS;
-            let resp = match self.http_send(req).await {
+            let resp = match req.send().await {
                 Ok(r) => r,
                 Err(e) if retry_read && !e.is_timeout() => {
                     let wait = backoff(attempt);
@@ -331,10 +331,6 @@ impl GraphClient {
             }
             return Err(Error::Api(Box::new(err)));
         }
-    }
-
-    async fn http_send(&self, req: reqwest::RequestBuilder) -> std::result::Result<reqwest::Response, reqwest::Error> {
-        req.send().await
     }
 }
 
