@@ -189,6 +189,7 @@
 #![warn(missing_debug_implementations)]
 
 pub mod auth;
+pub mod batches;
 pub mod config;
 pub mod connect;
 mod environment;
@@ -200,6 +201,7 @@ pub mod output;
 mod private_file;
 mod provider;
 pub mod query;
+mod row;
 mod secret;
 
 pub use connect::{ConnectOptions, Connection, ConnectionInfo};
@@ -207,4 +209,5 @@ pub use environment::Environment;
 pub use error::{ApiError, AuthError, Error, ErrorKind, Result};
 pub use http::HttpOptions;
 pub use provider::{QueryProvider, describe_plan};
+pub use row::Row;
 pub use secret::Secret;

@@ -5,7 +5,10 @@ use crate::connect::{ConnectOptions, Connection, ConnectionInfo};
 use crate::error::Result;
 use crate::graph::{PageSummary, Pages};
 use crate::graph::{Target, Update};
-use crate::output::RowSink;
+use crate::batches::BatchBuilder;
+use crate::output::{BatchCollector, RowSink};
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
 use crate::query::Language;
 use crate::query::{QueryStore, RenderedQuery};
 use serde_json::Value;
@@ -71,10 +74,20 @@ impl QueryProvider {
 
     /// The pages of a rendered query, as a `Send + 'static` stream (see [`Pages`]): OData follows every next link
     /// (lazily), KQL is one page from advanced hunting. The query's `max_rows` and evidence match are applied.
+    ///
+    /// A query that wants at most N rows (`max_rows`, `--limit`) and filters nothing locally asks for pages of at
+    /// most N ([`crate::graph::with_page_size`]). Pages are fetched one ahead of the consumer when a Tokio runtime
+    /// is running ([`Pages::prefetch`]).
     pub fn pages(&self, q: &RenderedQuery) -> Result<Pages> {
         let graph = self.connection.graph.clone();
         let mut pages = match q.language {
-            Language::OData => graph.pages(graph.url_for(&q.text)?),
+            Language::OData => {
+                let text = match q.max_rows {
+                    Some(n) if q.match_evidence.is_none() => crate::graph::with_page_size(&q.text, n),
+                    _ => q.text.clone(),
+                };
+                graph.pages(graph.url_for(&text)?)
+            }
             Language::Kql => {
                 let (text, timespan) = (q.text.clone(), q.timespan.clone());
                 Pages::new(futures_util::stream::once(async move {
@@ -88,7 +101,28 @@ impl QueryProvider {
         if let Some(max) = q.max_rows {
             pages = pages.limit_rows(max);
         }
+        // Outermost, so that a row limit stops the fetching itself: at most one page beyond what the consumer takes.
+        if q.language == Language::OData && tokio::runtime::Handle::try_current().is_ok() {
+            pages = pages.prefetch(1);
+        }
         Ok(pages)
+    }
+
+    /// The typed-batch builder for a rendered query's results: the entity's documented columns for a Graph security
+    /// collection, none for other paths and for hunting (whose reply declares its own).
+    pub fn batch_builder(q: &RenderedQuery) -> BatchBuilder {
+        match q.language {
+            Language::OData => BatchBuilder::for_path(&q.text),
+            Language::Kql => BatchBuilder::new(&[]),
+        }
+    }
+
+    /// Runs a rendered query into typed Arrow batches in memory: the final schema and one batch per page, all under
+    /// it (an empty result still has the query's columns).
+    pub async fn record_batches(&self, q: &RenderedQuery) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+        let mut sink = BatchCollector::new(Self::batch_builder(q));
+        self.run_rendered(q, &mut sink).await?;
+        sink.into_batches()
     }
 
     /// Runs KQL with an optional hunting Timespan (`P7D`, `start/end`, …).

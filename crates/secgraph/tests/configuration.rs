@@ -1,5 +1,6 @@
 //! The examples in docs/CONFIGURATION.md, run against the emulator.
 
+use serde_json::Value;
 use secgraph::config::{ConfigSource, Settings};
 use secgraph::{ConnectOptions, QueryProvider};
 use secgraph_emulator::directory::DEMO_ANALYST;
@@ -61,7 +62,7 @@ async fn every_documented_example_connects() {
             let p = QueryProvider::connect(Some(&s), &opts)
                 .await
                 .unwrap_or_else(|e| panic!("{name} {i:?}: {e}"));
-            let mut rows = Vec::new();
+            let mut rows: Vec<Value> = Vec::new();
             p.run("Alerts.list", &[("start".into(), "-31d".into())], &mut rows)
                 .await
                 .unwrap_or_else(|e| panic!("{name} {i:?}: {e}"));

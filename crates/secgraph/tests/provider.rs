@@ -43,8 +43,8 @@ impl Fixture {
 struct Ids(Vec<String>);
 
 impl RowSink for Ids {
-    fn page(&mut self, rows: Vec<Value>) -> secgraph::Result<std::ops::ControlFlow<()>> {
-        self.0.extend(rows.iter().map(|r| r["id"].as_str().unwrap_or_default().to_string()));
+    fn page(&mut self, rows: Vec<secgraph::Row>) -> secgraph::Result<std::ops::ControlFlow<()>> {
+        self.0.extend(rows.iter().map(|r| r.id().unwrap_or_default().to_string()));
         Ok(std::ops::ControlFlow::Continue(()))
     }
 }
@@ -493,7 +493,7 @@ async fn paging_survives_faults_and_delivers_every_row_once() {
     assert!(matches!(e, Error::Paging { .. }), "{e}");
     assert!(e.to_string().contains("repeated an @odata.nextLink"), "{e}");
     // Hunting rows have no ids: identical rows are data, not duplicates.
-    let mut rows = Vec::new();
+    let mut rows: Vec<Value> = Vec::new();
     p.hunt("AlertInfo | project Category | take 20", None, &mut rows).await.unwrap();
     assert_eq!(rows.len(), 20);
 }

@@ -1,6 +1,7 @@
 //! `msticpy.Proxies.https` applies to every request the library makes: a loopback CONNECT proxy sees them all, with
 //! the configured credentials (the password from an environment variable).
 
+use serde_json::Value;
 use base64::Engine;
 use secgraph::config::Settings;
 use secgraph::{ConnectOptions, QueryProvider};
@@ -69,7 +70,7 @@ async fn every_request_goes_through_the_configured_proxy() {
     );
     let s = Settings::from_yaml(&text, "proxy.yaml").unwrap();
     let p = QueryProvider::connect(Some(&s), &ConnectOptions::default()).await.unwrap();
-    let mut rows = Vec::new();
+    let mut rows: Vec<Value> = Vec::new();
     p.run("Alerts.list", &[("start".into(), "-31d".into())], &mut rows).await.unwrap();
     assert_eq!(rows.len(), 5);
     let seen = seen.lock().unwrap().clone();

@@ -37,7 +37,7 @@ impl Fx {
         if !params.iter().any(|(k, _)| *k == "start") && self.p.queries().get(name).unwrap().parameter("start").is_some() {
             v.push(("start".into(), "-31d".into()));
         }
-        let mut rows = Vec::new();
+        let mut rows: Vec<Value> = Vec::new();
         self.p.run(name, &v, &mut rows).await.unwrap_or_else(|e| panic!("{name}: {e}"));
         rows
     }

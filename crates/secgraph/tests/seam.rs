@@ -127,7 +127,7 @@ async fn every_way_to_connect_through_the_public_api() {
 /// Stops after the first page it is given.
 struct FirstPage(usize);
 impl RowSink for FirstPage {
-    fn page(&mut self, rows: Vec<Value>) -> secgraph::Result<ControlFlow<()>> {
+    fn page(&mut self, rows: Vec<secgraph::Row>) -> secgraph::Result<ControlFlow<()>> {
         self.0 += rows.len();
         Ok(ControlFlow::Break(()))
     }
@@ -147,13 +147,13 @@ async fn pages_stream_from_a_spawned_task_and_a_sink_can_stop_early() {
     assert_eq!((summary.rows, summary.pages), (120, 5));
     let pages = p.pages(&q).unwrap();
     let (rows, numbers) = tokio::spawn(async move {
-        let mut rows = Vec::new();
+        let mut rows: Vec<Value> = Vec::new();
         let mut numbers = Vec::new();
         let mut pages = pages;
         while let Some(page) = pages.next().await {
             let page = page.unwrap();
             numbers.push(page.number);
-            rows.extend(page.rows);
+            rows.extend(page.rows.iter().map(secgraph::Row::to_value));
         }
         (rows, numbers)
     })
@@ -162,12 +162,14 @@ async fn pages_stream_from_a_spawned_task_and_a_sink_can_stop_early() {
     assert_eq!(rows, pushed);
     assert_eq!(numbers, [1, 2, 3, 4, 5]);
 
-    // A sink that breaks after one page: one request, no further page fetched.
+    // A sink that breaks after one page: the run stops; at most the one page fetched ahead is wasted.
     let before = emu.requests_to("/security/alerts_v2");
     let mut first = FirstPage(0);
     let s = p.run_rendered(&q, &mut first).await.unwrap();
     assert_eq!((first.0, s.pages), (25, 1));
-    assert_eq!(emu.requests_to("/security/alerts_v2") - before, 1);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let fetched = emu.requests_to("/security/alerts_v2") - before;
+    assert!((1..=2).contains(&fetched), "{fetched} requests");
 
     // Dropping a stream stops the run; a row limit cuts the page that reaches it.
     let limited = secgraph::query::RenderedQuery {
@@ -182,7 +184,8 @@ async fn pages_stream_from_a_spawned_task_and_a_sink_can_stop_early() {
         .fold(0, |a, b| async move { a + b })
         .await;
     assert_eq!(n, 30);
-    assert_eq!(emu.requests_to("/security/alerts_v2") - before, 2);
+    // The limit also sets the page size ($top=30 where the service would send 25 a page): one request.
+    assert_eq!(emu.requests_to("/security/alerts_v2") - before, 1);
 
     // Hunting is one page of the same stream type.
     let h = p.render("Hunting.run", &[("query".into(), "AlertInfo | take 3".into())]).unwrap();

@@ -12,6 +12,7 @@ use crate::auth::{TokenCredential, TokenRequestOptions};
 use crate::error::{ApiError, Error, Result, redact_url};
 use crate::http::{BodyError, backoff, retry_after};
 use crate::output::RowSink;
+use crate::row::Row;
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 use serde_json::Value;
 use std::sync::Arc;
@@ -90,6 +91,46 @@ fn split_query(q: &str) -> Vec<&str> {
     }
     parts.push(&q[start..]);
     parts.into_iter().filter(|p| !p.is_empty()).collect()
+}
+
+/// The largest `$top` each security collection accepts (incidents refuse more than 50).
+fn page_maximum(path: &str) -> usize {
+    match crate::batches::schema::for_path(path) {
+        Some(s) if std::ptr::eq(s, crate::batches::schema::ALERT_V2) => 2000,
+        Some(s) if std::ptr::eq(s, crate::batches::schema::LEGACY_ALERT) => 1000,
+        _ => 50,
+    }
+}
+
+/// A path and query asking for pages of at most `rows` items: `$top` lowered to `rows` (or added as
+/// `min(rows, the collection's page maximum)`), so that a query wanting ten rows does not download 2,000. Other
+/// options are kept as written.
+///
+/// ```
+/// use secgraph::graph::with_page_size;
+/// assert_eq!(with_page_size("/security/alerts_v2?$filter=a eq 'x&y'&$top=1000", 10),
+///            "/security/alerts_v2?$filter=a eq 'x&y'&$top=10");
+/// assert_eq!(with_page_size("/security/alerts_v2", 5000), "/security/alerts_v2?$top=2000");
+/// assert_eq!(with_page_size("/security/incidents?$top=20", 30), "/security/incidents?$top=20");
+/// ```
+pub fn with_page_size(path_and_query: &str, rows: usize) -> String {
+    let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
+    let mut parts: Vec<String> = Vec::new();
+    let mut found = false;
+    for p in split_query(query) {
+        match p.split_once('=') {
+            Some((k, v)) if k.eq_ignore_ascii_case("$top") || k.eq_ignore_ascii_case("top") => {
+                found = true;
+                let n = v.trim().parse::<usize>().map_or(rows, |old| old.min(rows));
+                parts.push(format!("{k}={n}"));
+            }
+            _ => parts.push(p.to_string()),
+        }
+    }
+    if !found {
+        parts.push(format!("$top={}", rows.clamp(1, page_maximum(path))));
+    }
+    format!("{path}?{}", parts.join("&"))
 }
 
 impl GraphClient {
@@ -217,6 +258,24 @@ impl GraphClient {
     /// (and 500/502 for reads) honouring `Retry-After`, retries dropped connections and cut-short bodies on reads,
     /// renews the token once on 401, follows same-origin redirects of reads and refuses every other redirect.
     pub async fn send_json(&self, method: reqwest::Method, url: &Url, body: Option<&Value>) -> Result<Value> {
+        self.send_parsed(method, url, body, |bytes| {
+            if bytes.is_empty() {
+                return Ok(Value::Null);
+            }
+            serde_json::from_slice(bytes).map_err(|e| e.to_string())
+        })
+        .await
+    }
+
+    /// [`GraphClient::send_json`] with the reply read by `parse` (an empty body included): a read whose reply
+    /// `parse` refuses is tried again, as a body cut short is.
+    pub(crate) async fn send_parsed<T>(
+        &self,
+        method: reqwest::Method,
+        url: &Url,
+        body: Option<&Value>,
+        parse: impl Fn(&[u8]) -> std::result::Result<T, String>,
+    ) -> Result<T> {
         self.check_target(url)?;
         let is_read = method == reqwest::Method::GET;
         let mut target = url.clone();
@@ -292,10 +351,7 @@ impl GraphClient {
                     }
                     Err(BodyError::Transport(e)) => return Err(Error::transport(&target, e)),
                 };
-                if bytes.is_empty() {
-                    return Ok(Value::Null);
-                }
-                match serde_json::from_slice(&bytes) {
+                match parse(&bytes) {
                     Ok(v) => return Ok(v),
                     Err(e) if retry_read => {
                         tracing::info!(url = %redact_url(&target), bytes = bytes.len(), cause = %e, attempt, "reply was not whole JSON; retrying");
@@ -349,13 +405,14 @@ impl GraphClient {
             body["Timespan"] = Value::String(t.to_string());
         }
         let reply = self.send_json(reqwest::Method::POST, &url, Some(&body)).await?;
-        let columns: Vec<String> = reply
+        let field = |c: &Value, a: &str, b: &str| c.get(a).or_else(|| c.get(b)).and_then(Value::as_str).map(str::to_string);
+        let columns: Vec<(String, String)> = reply
             .get("schema")
             .or_else(|| reply.get("Schema"))
             .and_then(Value::as_array)
             .map(|a| {
                 a.iter()
-                    .filter_map(|c| c.get("name").or_else(|| c.get("Name")).and_then(Value::as_str).map(str::to_string))
+                    .filter_map(|c| Some((field(c, "name", "Name")?, field(c, "type", "Type").unwrap_or_default())))
                     .collect()
             })
             .unwrap_or_default();
@@ -365,26 +422,23 @@ impl GraphClient {
                 message: "the hunting reply has no 'results' list".into(),
             });
         };
-        let rows: Vec<Value> = results
+        let rows: Vec<Row> = results
             .into_iter()
             .map(|r| match r {
                 Value::Object(mut m) if !columns.is_empty() => {
                     let mut ordered = serde_json::Map::new();
-                    for c in &columns {
+                    for (c, _) in &columns {
                         ordered.insert(c.clone(), m.remove(c).unwrap_or(Value::Null));
                     }
                     ordered.extend(m);
-                    Value::Object(ordered)
+                    Row::from_value(&Value::Object(ordered))
                 }
-                other => other,
+                other => Row::from_value(&other),
             })
             .collect();
         Ok(Page {
-            rows,
-            next_link: None,
-            count: None,
-            number: 1,
-            duplicates: 0,
+            schema: columns,
+            ..Page::of_rows(rows)
         })
     }
 }

@@ -5,14 +5,17 @@
 //! Invariants: every row once (an item repeated under an id already delivered in the run is dropped and counted);
 //! a next link to another origin, a repeated next link, or one past the page cap ends the stream with an error after
 //! the page that carried it; nothing is fetched that the consumer did not ask for (the stream is lazy, and dropping
-//! it stops the run).
+//! it stops the run) — except the one page [`Pages::prefetch`] fetches ahead when asked to.
 
 use super::GraphClient;
-use crate::error::{Error, Result, redact_url};
+use crate::error::{Error, Result};
 use crate::output::RowSink;
 use futures_util::stream::{self, Stream, StreamExt};
+use crate::row::Row;
 use serde_json::Value;
+use serde_json::value::RawValue;
 use std::collections::HashSet;
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use url::Url;
@@ -21,8 +24,9 @@ use url::Url;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Page {
-    /// The collection's items (or the single entity a non-collection reply holds), repeated items removed.
-    pub rows: Vec<Value>,
+    /// The collection's items (or the single entity a non-collection reply holds), repeated items removed, each
+    /// as the JSON text the service sent.
+    pub rows: Vec<Row>,
     /// `@odata.nextLink`, when there is more.
     pub next_link: Option<String>,
     /// `@odata.count`, when the query asked for it.
@@ -31,9 +35,24 @@ pub struct Page {
     pub number: usize,
     /// Items of this page dropped because the run had already delivered an item with the same id.
     pub duplicates: usize,
+    /// The columns a reply declared, as (name, type) in order: advanced hunting's `schema` (`DateTime`, `Int64`,
+    /// `String`, `Dynamic`, …). Empty for OData collections.
+    pub schema: Vec<(String, String)>,
 }
 
 impl Page {
+    /// A page of these rows.
+    pub fn of_rows(rows: Vec<Row>) -> Page {
+        Page {
+            rows,
+            next_link: None,
+            count: None,
+            number: 1,
+            duplicates: 0,
+            schema: Vec::new(),
+        }
+    }
+
     /// Reads a reply: a collection (`value` list), a single entity (its `@odata.*` annotations dropped), or
     /// nothing. A `value` that is not a list is an error.
     ///
@@ -48,23 +67,60 @@ impl Page {
         let next_link = reply.get("@odata.nextLink").and_then(Value::as_str).map(str::to_string);
         let rows = match reply {
             Value::Object(mut m) => match m.remove("value") {
-                Some(Value::Array(rows)) => rows,
+                Some(Value::Array(rows)) => rows.iter().map(Row::from_value).collect(),
                 Some(_) => return Err("'value' is not a list".into()),
                 None => {
                     m.retain(|k, _| !k.starts_with("@odata."));
-                    vec![Value::Object(m)]
+                    vec![Row::from_value(&Value::Object(m))]
                 }
             },
             Value::Null => vec![],
-            other => vec![other],
+            other => vec![Row::from_value(&other)],
         };
         Ok(Page {
-            rows,
             next_link,
             count,
-            number: 1,
-            duplicates: 0,
+            ..Page::of_rows(rows)
         })
+    }
+
+    /// Reads a reply from its bytes, keeping each item's text as it came (no tree is built for a collection's
+    /// items). The same shapes as [`Page::from_reply`]; an empty body is an empty page.
+    ///
+    /// ```
+    /// let p = secgraph::graph::Page::from_bytes(br#"{"value":[{"id":"a","n":1}],"@odata.count":1}"#).unwrap();
+    /// assert_eq!((p.rows[0].json(), p.count), (r#"{"id":"a","n":1}"#, Some(1)));
+    /// ```
+    pub fn from_bytes(bytes: &[u8]) -> std::result::Result<Page, String> {
+        #[derive(serde::Deserialize)]
+        struct Envelope<'a> {
+            #[serde(borrow)]
+            value: Option<&'a RawValue>,
+            #[serde(rename = "@odata.nextLink")]
+            next_link: Option<String>,
+            #[serde(rename = "@odata.count")]
+            count: Option<u64>,
+        }
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Page::of_rows(vec![]));
+        }
+        match serde_json::from_slice::<Envelope<'_>>(bytes) {
+            Ok(Envelope {
+                value: Some(value),
+                next_link,
+                count,
+            }) => {
+                let items: Vec<&RawValue> =
+                    serde_json::from_str(value.get()).map_err(|_| "'value' is not a list".to_string())?;
+                Ok(Page {
+                    next_link,
+                    count,
+                    ..Page::of_rows(items.into_iter().map(|r| Row::from_raw(r.to_owned())).collect())
+                })
+            }
+            // A single entity, `null`, or another shape: rare and small; read as a tree.
+            _ => Page::from_reply(serde_json::from_slice(bytes).map_err(|e| e.to_string())?),
+        }
     }
 }
 
@@ -145,25 +201,61 @@ impl Pages {
         }))
     }
 
-    /// Keeps only the rows for which `keep` is true.
+    /// Keeps only the rows for which `keep` is true (each row is parsed for the test).
     pub fn filter_rows(self, keep: impl Fn(&Value) -> bool + Send + 'static) -> Pages {
         Pages::new(self.map(move |p| {
             p.map(|mut p| {
-                p.rows.retain(&keep);
+                p.rows.retain(|r| keep(&r.to_value()));
                 p
             })
         }))
     }
 
+    /// Fetches up to `ahead` pages ahead of the consumer on a background task (a bounded pipeline: the next page
+    /// downloads while this one is decoded and written). Dropping the stream stops the task after the page in hand.
+    /// Needs a Tokio runtime.
+    pub fn prefetch(self, ahead: usize) -> Pages {
+        let (tx, rx) = tokio::sync::mpsc::channel(ahead.max(1));
+        let mut inner = self;
+        tokio::spawn(async move {
+            while let Some(item) = inner.next().await {
+                let stop = item.is_err();
+                if tx.send(item).await.is_err() || stop {
+                    break;
+                }
+            }
+        });
+        Pages::new(stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }))
+    }
+
     /// Pushes every page's rows into `sink` until the stream ends or the sink answers
     /// [`ControlFlow::Break`](std::ops::ControlFlow::Break), then calls [`RowSink::finish`]. An error ends the run (after the pages before it).
-    pub async fn into_sink(mut self, sink: &mut dyn RowSink) -> Result<PageSummary> {
+    ///
+    /// When the run fails after rows were delivered, a warning says how many (the error itself is returned as is).
+    pub async fn into_sink(self, sink: &mut dyn RowSink) -> Result<PageSummary> {
         let mut summary = PageSummary::default();
+        let result = self.drive(sink, &mut summary).await;
+        if result.is_err() && summary.rows > 0 {
+            tracing::warn!(
+                rows = summary.rows,
+                pages = summary.pages,
+                "the run failed after {} row(s) in {} page(s) had been delivered",
+                summary.rows,
+                summary.pages
+            );
+        }
+        result.map(|()| summary)
+    }
+
+    async fn drive(mut self, sink: &mut dyn RowSink, summary: &mut PageSummary) -> Result<()> {
         while let Some(page) = self.next().await {
             let page = page?;
             summary.pages += 1;
             if summary.pages == 1 {
                 summary.count = page.count;
+                if !page.schema.is_empty() {
+                    sink.columns(&page.schema);
+                }
             }
             summary.duplicates += page.duplicates;
             summary.rows += page.rows.len();
@@ -171,8 +263,7 @@ impl Pages {
                 break;
             }
         }
-        sink.finish()?;
-        Ok(summary)
+        sink.finish()
     }
 }
 
@@ -183,26 +274,33 @@ struct Run {
     /// An error found after the page that carried its cause (a bad next link): yielded on the next poll.
     pending: Option<Error>,
     links: HashSet<String>,
-    ids: HashSet<String>,
+    /// 128-bit hashes of the ids delivered (two independently keyed SipHashes): 16 bytes per row however long
+    /// the ids; a collision (odds ~n²/2¹²⁹) would drop one row.
+    ids: HashSet<u128>,
+    id_keys: (std::collections::hash_map::RandomState, std::collections::hash_map::RandomState),
     pages: usize,
     rows: usize,
 }
 
 impl Run {
     async fn fetch(&mut self, url: Url) -> Result<Page> {
-        let reply = self.client.send_json(reqwest::Method::GET, &url, None).await?;
-        let mut page = Page::from_reply(reply).map_err(|message| Error::Response {
-            url: redact_url(&url),
-            message,
-        })?;
+        let mut page = self.client.send_parsed(reqwest::Method::GET, &url, None, Page::from_bytes).await?;
         self.pages += 1;
         page.number = self.pages;
         // A collection item repeated under the same id (an offset page that drifted, a server fault) is dropped and
         // counted: every row once. Rows without an `id` (hunting results, custom shapes) are never deduplicated.
         let before = page.rows.len();
-        let ids = &mut self.ids;
-        page.rows
-            .retain(|r| r.get("id").and_then(Value::as_str).is_none_or(|id| ids.insert(id.to_string())));
+        let (ids, keys) = (&mut self.ids, &self.id_keys);
+        page.rows.retain(|r| {
+            r.id().is_none_or(|id| {
+                let half = |k: &std::collections::hash_map::RandomState| {
+                    let mut h = k.build_hasher();
+                    id.hash(&mut h);
+                    h.finish()
+                };
+                ids.insert((u128::from(half(&keys.0)) << 64) | u128::from(half(&keys.1)))
+            })
+        });
         page.duplicates = before - page.rows.len();
         if page.duplicates > 0 {
             tracing::warn!(
@@ -266,6 +364,7 @@ impl GraphClient {
             next: Some(url),
             pending: None,
             ids: HashSet::new(),
+            id_keys: Default::default(),
             pages: 0,
             rows: 0,
         };

@@ -1,7 +1,12 @@
 //! Where rows go. The pager pushes each page into a [`RowSink`]; the sink decides what a row becomes: a table in
 //! memory, JSON lines or CSV written as they arrive. One code path serves every output.
 
+mod arrow;
+
+pub use arrow::{ArrowFileSink, BatchCollector, Destination, FileFormat};
+
 use crate::error::{Error, Result};
+use crate::row::Row;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::io::Write;
@@ -13,9 +18,9 @@ use std::io::Write;
 /// ```
 /// use std::ops::ControlFlow;
 /// /// Keeps the first ten rows, then asks the pager to stop (no further page is fetched).
-/// struct FirstTen(Vec<serde_json::Value>);
+/// struct FirstTen(Vec<secgraph::Row>);
 /// impl secgraph::output::RowSink for FirstTen {
-///     fn page(&mut self, rows: Vec<serde_json::Value>) -> secgraph::Result<ControlFlow<()>> {
+///     fn page(&mut self, rows: Vec<secgraph::Row>) -> secgraph::Result<ControlFlow<()>> {
 ///         self.0.extend(rows.into_iter().take(10 - self.0.len()));
 ///         Ok(if self.0.len() == 10 { ControlFlow::Break(()) } else { ControlFlow::Continue(()) })
 ///     }
@@ -23,8 +28,13 @@ use std::io::Write;
 /// ```
 pub trait RowSink: Send {
     /// Called once per page with that page's rows, in order. [`ControlFlow::Break`](std::ops::ControlFlow) stops
-    /// the run after this page.
-    fn page(&mut self, rows: Vec<Value>) -> Result<std::ops::ControlFlow<()>>;
+    /// the run after this page. Rows arrive as the JSON text the service sent ([`Row::to_value`] parses one).
+    fn page(&mut self, rows: Vec<Row>) -> Result<std::ops::ControlFlow<()>>;
+    /// Called before the first page when the reply declares its columns, (name, type) in order: advanced
+    /// hunting's `schema`. Typed sinks use it; the others ignore it.
+    fn columns(&mut self, declared: &[(String, String)]) {
+        let _ = declared;
+    }
     /// Called once after the last page.
     fn finish(&mut self) -> Result<()> {
         Ok(())
@@ -137,17 +147,25 @@ pub fn cell_text(v: &Value) -> String {
 }
 
 impl RowSink for Table {
-    fn page(&mut self, rows: Vec<Value>) -> Result<std::ops::ControlFlow<()>> {
+    fn page(&mut self, rows: Vec<Row>) -> Result<std::ops::ControlFlow<()>> {
         for r in &rows {
-            self.push(r);
+            self.push(&r.to_value());
         }
         Ok(std::ops::ControlFlow::Continue(()))
     }
 }
 
-/// Collects rows as they came (unflattened).
+/// Collects rows as values (unflattened).
 impl RowSink for Vec<Value> {
-    fn page(&mut self, rows: Vec<Value>) -> Result<std::ops::ControlFlow<()>> {
+    fn page(&mut self, rows: Vec<Row>) -> Result<std::ops::ControlFlow<()>> {
+        self.extend(rows.iter().map(Row::to_value));
+        Ok(std::ops::ControlFlow::Continue(()))
+    }
+}
+
+/// Collects rows as they came.
+impl RowSink for Vec<Row> {
+    fn page(&mut self, rows: Vec<Row>) -> Result<std::ops::ControlFlow<()>> {
         self.extend(rows);
         Ok(std::ops::ControlFlow::Continue(()))
     }
@@ -171,9 +189,11 @@ impl<W: Write> JsonLinesSink<W> {
 }
 
 impl<W: Write + Send> RowSink for JsonLinesSink<W> {
-    fn page(&mut self, rows: Vec<Value>) -> Result<std::ops::ControlFlow<()>> {
+    fn page(&mut self, rows: Vec<Row>) -> Result<std::ops::ControlFlow<()>> {
         for r in rows {
-            serde_json::to_writer(&mut self.out, &r).map_err(|e| Error::Output(e.to_string()))?;
+            // The row's text as received: one line, because JSON text from serde_json's reader never holds a raw
+            // newline outside strings once compacted — and Graph sends compact items. Pretty items are compacted.
+            write_compact(&mut self.out, &r)?;
             self.out.write_all(b"\n").map_err(|e| Error::Output(e.to_string()))?;
         }
         Ok(std::ops::ControlFlow::Continue(()))
@@ -198,12 +218,12 @@ impl<W: Write> JsonArraySink<W> {
 }
 
 impl<W: Write + Send> RowSink for JsonArraySink<W> {
-    fn page(&mut self, rows: Vec<Value>) -> Result<std::ops::ControlFlow<()>> {
+    fn page(&mut self, rows: Vec<Row>) -> Result<std::ops::ControlFlow<()>> {
         let io = |e: std::io::Error| Error::Output(e.to_string());
         for r in rows {
             self.out.write_all(if self.first { b"[\n" } else { b",\n" }).map_err(io)?;
             self.first = false;
-            serde_json::to_writer_pretty(&mut self.out, &r).map_err(|e| Error::Output(e.to_string()))?;
+            write_compact(&mut self.out, &r)?;
         }
         Ok(std::ops::ControlFlow::Continue(()))
     }
@@ -212,6 +232,17 @@ impl<W: Write + Send> RowSink for JsonArraySink<W> {
         self.out.write_all(if self.first { b"[]\n" } else { b"\n]\n" }).map_err(io)?;
         self.first = false;
         self.out.flush().map_err(io)
+    }
+}
+
+/// Writes a row's JSON text on one line: as received when it has no line break (Graph's compact items), else
+/// re-serialised compactly.
+fn write_compact(out: &mut dyn Write, r: &Row) -> Result<()> {
+    let text = r.json();
+    if text.contains('\n') || text.contains('\r') {
+        serde_json::to_writer(&mut *out, &r.to_value()).map_err(|e| Error::Output(e.to_string()))
+    } else {
+        out.write_all(text.as_bytes()).map_err(|e| Error::Output(e.to_string()))
     }
 }
 
@@ -257,11 +288,11 @@ impl<W: Write> CsvSink<W> {
 }
 
 impl<W: Write + Send> RowSink for CsvSink<W> {
-    fn page(&mut self, rows: Vec<Value>) -> Result<std::ops::ControlFlow<()>> {
+    fn page(&mut self, rows: Vec<Row>) -> Result<std::ops::ControlFlow<()>> {
         let io = |e: std::io::Error| Error::Output(e.to_string());
         for r in rows {
             let mut cells: Vec<(usize, String)> = Vec::new();
-            for (k, v) in flatten(&r) {
+            for (k, v) in flatten(&r.to_value()) {
                 let i = match self.index.get(&k) {
                     Some(i) => *i,
                     None => {
@@ -337,7 +368,7 @@ pub struct CountingSink {
 }
 
 impl RowSink for CountingSink {
-    fn page(&mut self, rows: Vec<Value>) -> Result<std::ops::ControlFlow<()>> {
+    fn page(&mut self, rows: Vec<Row>) -> Result<std::ops::ControlFlow<()>> {
         self.pages += 1;
         self.rows += rows.len();
         Ok(std::ops::ControlFlow::Continue(()))
@@ -349,11 +380,15 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn rows(v: Vec<Value>) -> Vec<Row> {
+        v.iter().map(Row::from_value).collect()
+    }
+
     #[test]
     fn table_widens_and_fills_nulls() {
         let mut t = Table::new();
         let _ = t
-            .page(vec![json!({"a": 1, "b": {"c": "x"}}), json!({"a": 2, "d": [1, 2], "e": {}})])
+            .page(rows(vec![json!({"a": 1, "b": {"c": "x"}}), json!({"a": 2, "d": [1, 2], "e": {}})]))
             .unwrap();
         assert_eq!(t.columns, ["a", "b.c", "d", "e"]);
         assert_eq!(t.cell_text(0, 3), "");
@@ -366,11 +401,11 @@ mod tests {
 
     #[test]
     fn csv_sink_matches_the_table_and_widens_columns() {
-        let rows = vec![
+        let rows = rows(vec![
             json!({"a": 1, "b": {"c": "x"}}),
             json!({"a": 2, "d": [1, 2], "e": {}}),
             json!({"z": "q,\"r"}),
-        ];
+        ]);
         let mut t = Table::new();
         let _ = t.page(rows.clone()).unwrap();
         let mut want = Vec::new();
@@ -394,7 +429,7 @@ mod tests {
     #[test]
     fn json_lines_one_object_per_line() {
         let mut s = JsonLinesSink::new(Vec::new());
-        let _ = s.page(vec![json!({"a": 1}), json!({"a": 2})]).unwrap();
+        let _ = s.page(rows(vec![json!({"a": 1}), json!({"a": 2})])).unwrap();
         s.finish().unwrap();
         assert_eq!(String::from_utf8(s.into_inner()).unwrap(), "{\"a\":1}\n{\"a\":2}\n");
     }
@@ -407,8 +442,8 @@ mod tests {
         assert_eq!(serde_json::from_slice::<Value>(&buf).unwrap(), json!([]));
         let mut buf = Vec::new();
         let mut s = JsonArraySink::new(&mut buf);
-        let _ = s.page(vec![json!({"a": 1})]).unwrap();
-        let _ = s.page(vec![json!({"a": 2})]).unwrap();
+        let _ = s.page(rows(vec![json!({"a": 1})])).unwrap();
+        let _ = s.page(rows(vec![json!({"a": 2})])).unwrap();
         s.finish().unwrap();
         assert_eq!(serde_json::from_slice::<Value>(&buf).unwrap(), json!([{"a": 1}, {"a": 2}]));
     }

@@ -1,0 +1,323 @@
+//! Typed outputs: [`BatchCollector`] (Arrow batches in memory) and [`ArrowFileSink`] (Parquet with zstd, or an
+//! Arrow IPC stream), both fed by a [`BatchBuilder`] page by page.
+//!
+//! Files are written under a temporary name in the destination's folder and renamed only when the run succeeds: a
+//! failed run leaves no file under the final name. Memory stays flat: each page becomes a batch that is written
+//! (Parquet row groups are flushed every 64k rows or 64 MiB). When a later page brings a column the file does not
+//! have, the part written so far is closed and a new one begun with the wider schema; `finish` then rewrites the
+//! parts, padded with nulls, into one file — once, streaming.
+
+use super::RowSink;
+use crate::batches::{BatchBuilder, widen};
+use crate::error::{Error, Result};
+use crate::row::Row;
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+
+/// Collects a query's rows as typed Arrow batches in memory, one per page.
+#[derive(Debug)]
+pub struct BatchCollector {
+    builder: BatchBuilder,
+    batches: Vec<RecordBatch>,
+}
+
+impl BatchCollector {
+    /// Collects under `builder`'s schema (for example [`BatchBuilder::for_path`]).
+    pub fn new(builder: BatchBuilder) -> BatchCollector {
+        BatchCollector {
+            builder,
+            batches: Vec::new(),
+        }
+    }
+
+    /// The final schema and every batch brought to it. A run with no rows gives one empty batch with every column.
+    pub fn into_batches(mut self) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+        if self.builder.pending_rows() > 0 || self.batches.is_empty() {
+            self.batches.push(self.builder.finish_batch());
+        }
+        let schema = self.builder.schema();
+        let batches = self.batches.iter().map(|b| widen(b, &schema)).collect::<Result<Vec<_>>>()?;
+        Ok((schema, batches))
+    }
+}
+
+impl RowSink for BatchCollector {
+    fn columns(&mut self, declared: &[(String, String)]) {
+        self.builder.declare_hunting(declared);
+    }
+
+    fn page(&mut self, rows: Vec<Row>) -> Result<ControlFlow<()>> {
+        for r in &rows {
+            self.builder.push(r);
+        }
+        if self.builder.pending_rows() > 0 {
+            self.batches.push(self.builder.finish_batch());
+        }
+        Ok(ControlFlow::Continue(()))
+    }
+}
+
+/// A typed file format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FileFormat {
+    /// Apache Parquet, zstd-compressed, with the Arrow schema embedded (timestamps keep their UTC zone).
+    Parquet,
+    /// The Arrow IPC streaming format (what `pyarrow.ipc.open_stream`, DuckDB and polars read).
+    ArrowStream,
+}
+
+/// Where an [`ArrowFileSink`] delivers: a path (written beside it, renamed on success) or a writer such as stdout
+/// (given the whole result at the end).
+pub enum Destination {
+    /// A file path.
+    Path(PathBuf),
+    /// A writer.
+    Writer(Box<dyn Write + Send>),
+}
+
+impl std::fmt::Debug for Destination {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Destination::Path(p) => f.debug_tuple("Path").field(p).finish(),
+            Destination::Writer(_) => f.write_str("Writer(..)"),
+        }
+    }
+}
+
+enum Writer {
+    Parquet(parquet::arrow::ArrowWriter<File>),
+    Stream(arrow_ipc::writer::StreamWriter<BufWriter<File>>),
+}
+
+const ROW_GROUP_ROWS: usize = 64 * 1024;
+const ROW_GROUP_BYTES: usize = 64 * 1024 * 1024;
+
+fn out_err(what: &str) -> impl Fn(&dyn std::fmt::Display) -> Error + '_ {
+    move |e| Error::Output(format!("{what}: {e}"))
+}
+
+impl Writer {
+    fn open(format: FileFormat, file: File, schema: &SchemaRef) -> Result<Writer> {
+        Ok(match format {
+            FileFormat::Parquet => {
+                let props = parquet::file::properties::WriterProperties::builder()
+                    .set_compression(parquet::basic::Compression::ZSTD(Default::default()))
+                    .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+                    .build();
+                Writer::Parquet(
+                    parquet::arrow::ArrowWriter::try_new(file, schema.clone(), Some(props))
+                        .map_err(|e| out_err("cannot start the Parquet file")(&e))?,
+                )
+            }
+            FileFormat::ArrowStream => Writer::Stream(
+                arrow_ipc::writer::StreamWriter::try_new(BufWriter::new(file), schema)
+                    .map_err(|e| out_err("cannot start the Arrow stream")(&e))?,
+            ),
+        })
+    }
+
+    fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        match self {
+            Writer::Parquet(w) => {
+                w.write(batch).map_err(|e| out_err("writing Parquet")(&e))?;
+                if w.in_progress_size() > ROW_GROUP_BYTES {
+                    w.flush().map_err(|e| out_err("writing Parquet")(&e))?;
+                }
+            }
+            Writer::Stream(w) => w.write(batch).map_err(|e| out_err("writing the Arrow stream")(&e))?,
+        }
+        Ok(())
+    }
+
+    fn close(self) -> Result<()> {
+        match self {
+            Writer::Parquet(w) => w.close().map(|_| ()).map_err(|e| out_err("closing the Parquet file")(&e)),
+            Writer::Stream(mut w) => {
+                w.finish().map_err(|e| out_err("closing the Arrow stream")(&e))?;
+                w.into_inner()
+                    .map_err(|e| out_err("closing the Arrow stream")(&e))?
+                    .flush()
+                    .map_err(|e| out_err("closing the Arrow stream")(&e))
+            }
+        }
+    }
+}
+
+/// A part being written: its temporary file, its schema and its writer.
+struct Part {
+    file: tempfile::NamedTempFile,
+    schema: SchemaRef,
+    writer: Option<Writer>,
+}
+
+/// Writes a query's rows to Parquet or an Arrow IPC stream as pages arrive (see the [module docs](self)).
+pub struct ArrowFileSink {
+    format: FileFormat,
+    builder: BatchBuilder,
+    destination: Option<Destination>,
+    folder: PathBuf,
+    parts: Vec<Part>,
+    rows: usize,
+}
+
+impl std::fmt::Debug for ArrowFileSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ArrowFileSink")
+            .field("format", &self.format)
+            .field("destination", &self.destination)
+            .field("parts", &self.parts.len())
+            .field("rows", &self.rows)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ArrowFileSink {
+    /// Writes `format` to `destination`, typed by `builder`.
+    pub fn new(format: FileFormat, builder: BatchBuilder, destination: Destination) -> Result<ArrowFileSink> {
+        let folder = match &destination {
+            Destination::Path(p) => {
+                let parent = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+                if !parent.is_dir() {
+                    return Err(Error::Output(format!("cannot write {}: no folder {}", p.display(), parent.display())));
+                }
+                parent.to_path_buf()
+            }
+            Destination::Writer(_) => std::env::temp_dir(),
+        };
+        Ok(ArrowFileSink {
+            format,
+            builder,
+            destination: Some(destination),
+            folder,
+            parts: Vec::new(),
+            rows: 0,
+        })
+    }
+
+    /// Rows written so far.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    fn new_part(&self, schema: SchemaRef) -> Result<Part> {
+        let file = tempfile::Builder::new()
+            .prefix(".secgraph-")
+            .suffix(".partial")
+            .tempfile_in(&self.folder)
+            .map_err(|e| Error::Output(format!("cannot create a file in {}: {e}", self.folder.display())))?;
+        let handle = file.reopen().map_err(|e| out_err("cannot open the temporary file")(&e))?;
+        let writer = Writer::open(self.format, handle, &schema)?;
+        Ok(Part {
+            file,
+            schema,
+            writer: Some(writer),
+        })
+    }
+
+    fn write_batch(&mut self, batch: RecordBatch) -> Result<()> {
+        let schema = batch.schema();
+        if self.parts.last().is_none_or(|p| p.schema != schema) {
+            if let Some(w) = self.parts.last_mut().and_then(|p| p.writer.take()) {
+                w.close()?;
+            }
+            let part = self.new_part(schema)?;
+            self.parts.push(part);
+        }
+        if let Some(w) = self.parts.last_mut().and_then(|p| p.writer.as_mut()) {
+            w.write(&batch)?;
+        }
+        self.rows += batch.num_rows();
+        Ok(())
+    }
+
+    /// Reads a closed part back, batch by batch.
+    fn read_part(&self, part: &Part, each: &mut dyn FnMut(RecordBatch) -> Result<()>) -> Result<()> {
+        let file = part.file.reopen().map_err(|e| out_err("cannot reopen a part")(&e))?;
+        let read_err = out_err("reading a part back");
+        match self.format {
+            FileFormat::Parquet => {
+                let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+                    .and_then(|b| b.build())
+                    .map_err(|e| read_err(&e))?;
+                for b in reader {
+                    each(b.map_err(|e| read_err(&e))?)?;
+                }
+            }
+            FileFormat::ArrowStream => {
+                let reader = arrow_ipc::reader::StreamReader::try_new(std::io::BufReader::new(file), None)
+                    .map_err(|e| read_err(&e))?;
+                for b in reader {
+                    each(b.map_err(|e| read_err(&e))?)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl RowSink for ArrowFileSink {
+    fn columns(&mut self, declared: &[(String, String)]) {
+        self.builder.declare_hunting(declared);
+    }
+
+    fn page(&mut self, rows: Vec<Row>) -> Result<ControlFlow<()>> {
+        for r in &rows {
+            self.builder.push(r);
+        }
+        if self.builder.pending_rows() > 0 {
+            let batch = self.builder.finish_batch();
+            self.write_batch(batch)?;
+        }
+        Ok(ControlFlow::Continue(()))
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        let Some(destination) = self.destination.take() else {
+            return Ok(());
+        };
+        if self.parts.is_empty() {
+            // No rows: an empty file that still has every column.
+            let empty = self.builder.finish_batch();
+            self.write_batch(empty)?;
+        }
+        if let Some(w) = self.parts.last_mut().and_then(|p| p.writer.take()) {
+            w.close()?;
+        }
+        let parts = std::mem::take(&mut self.parts);
+        let whole = if parts.len() == 1 {
+            parts.into_iter().next().map(|p| p.file)
+        } else {
+            // Columns appeared mid-run: one pass rewrites every part under the final schema.
+            let schema = self.builder.schema();
+            let mut merged = self.new_part(schema.clone())?;
+            let mut writer = merged.writer.take();
+            for p in &parts {
+                self.read_part(p, &mut |b| match writer.as_mut() {
+                    Some(w) => w.write(&widen(&b, &schema)?),
+                    None => Ok(()),
+                })?;
+            }
+            if let Some(w) = writer {
+                w.close()?;
+            }
+            Some(merged.file)
+        };
+        let Some(whole) = whole else { return Ok(()) };
+        match destination {
+            Destination::Path(p) => whole
+                .persist(&p)
+                .map(|_| ())
+                .map_err(|e| Error::Output(format!("cannot move the finished file to {}: {}", p.display(), e.error))),
+            Destination::Writer(mut w) => {
+                let mut f = whole.reopen().map_err(|e| out_err("cannot reopen the result")(&e))?;
+                std::io::copy(&mut f, &mut w).map_err(|e| out_err("writing the result")(&e))?;
+                w.flush().map_err(|e| out_err("writing the result")(&e))
+            }
+        }
+    }
+}
