@@ -1,9 +1,10 @@
-//! Output formats: a terminal table, JSON, JSON lines or CSV, to stdout or a file.
+//! Output formats: a terminal table, JSON, JSON lines, CSV, Parquet or an Arrow stream, to stdout or a file.
 
-use secgraph::output::{CsvSink, JsonArraySink, JsonLinesSink, Table};
+use secgraph::output::{ArrowFileSink, CsvSink, Destination, FileFormat, JsonArraySink, JsonLinesSink, RowSink, Table};
 use secgraph::query::{QueryStore, QueryTemplate, RenderedQuery};
 use secgraph::{ConnectionInfo, QueryProvider};
 use std::fs::File;
+use std::io::IsTerminal;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 
@@ -18,6 +19,11 @@ pub enum Format {
     Jsonl,
     /// CSV with nested objects flattened to dotted columns and lists as JSON.
     Csv,
+    /// Parquet (zstd) with a typed schema: timestamps in UTC, enums as dictionaries, nested objects as dotted
+    /// columns, lists of objects as JSON text. Written as pages arrive; to --out, or stdout when it is not a terminal.
+    Parquet,
+    /// An Arrow IPC stream with the same schema as parquet (for DuckDB, polars, pyarrow).
+    Arrow,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -42,6 +48,17 @@ fn writer(out: &Option<PathBuf>) -> anyhow::Result<Box<dyn Write + Send>> {
             File::create(p).map_err(|e| secgraph::Error::Output(format!("cannot create {}: {e}", p.display())))?,
         )),
         None => Box::new(BufWriter::with_capacity(256 * 1024, std::io::stdout())),
+    })
+}
+
+/// Where a binary format goes: the --out file, or stdout when it is not a terminal.
+fn destination(out: &Option<PathBuf>) -> anyhow::Result<Destination> {
+    Ok(match out {
+        Some(p) => Destination::Path(p.clone()),
+        None if std::io::stdout().is_terminal() => anyhow::bail!(secgraph::Error::Output(
+            "binary output is not written to a terminal: give --out FILE, or redirect stdout".into()
+        )),
+        None => Destination::Writer(Box::new(BufWriter::with_capacity(256 * 1024, std::io::stdout()))),
     })
 }
 
@@ -76,6 +93,15 @@ pub async fn run_to_output(
             // Streams through a spill file: flat memory however many rows.
             let wanted: Vec<String> = args.columns.iter().filter(|c| *c != "all").cloned().collect();
             let mut sink = CsvSink::new(writer(&args.out)?, wanted)?;
+            provider.run_rendered(query, &mut sink).await?
+        }
+        Format::Parquet | Format::Arrow => {
+            let format = if args.format == Format::Parquet {
+                FileFormat::Parquet
+            } else {
+                FileFormat::ArrowStream
+            };
+            let mut sink = ArrowFileSink::new(format, QueryProvider::batch_builder(query), destination(&args.out)?)?;
             provider.run_rendered(query, &mut sink).await?
         }
         Format::Table => {
@@ -222,6 +248,17 @@ pub fn print_query_list(store: &QueryStore, filter: Option<&str>) {
 
 /// One item (an update's result) in the chosen format.
 pub fn print_item(item: &serde_json::Value, args: &OutputArgs) -> anyhow::Result<()> {
+    if matches!(args.format, Format::Parquet | Format::Arrow) {
+        let format = if args.format == Format::Parquet {
+            FileFormat::Parquet
+        } else {
+            FileFormat::ArrowStream
+        };
+        let mut sink = ArrowFileSink::new(format, secgraph::batches::BatchBuilder::new(&[]), destination(&args.out)?)?;
+        let _ = sink.page(vec![secgraph::Row::from_value(item)])?;
+        sink.finish()?;
+        return Ok(());
+    }
     let mut w = writer(&args.out)?;
     let io = |e: std::io::Error| secgraph::Error::Output(e.to_string());
     match args.format {
@@ -250,6 +287,7 @@ pub fn print_item(item: &serde_json::Value, args: &OutputArgs) -> anyhow::Result
                 write_table(&mut w, &t, &cols).map_err(io)?;
             }
         }
+        Format::Parquet | Format::Arrow => unreachable!("written above"),
     }
     w.flush().map_err(io)?;
     Ok(())

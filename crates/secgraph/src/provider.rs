@@ -1,16 +1,16 @@
 //! [`QueryProvider`]: the facade a notebook, pipeline or the CLI uses — connect, list queries, run them into a sink.
 
+use crate::batches::BatchBuilder;
 use crate::config::Settings;
 use crate::connect::{ConnectOptions, Connection, ConnectionInfo};
 use crate::error::Result;
 use crate::graph::{PageSummary, Pages};
 use crate::graph::{Target, Update};
-use crate::batches::BatchBuilder;
 use crate::output::{BatchCollector, RowSink};
-use arrow_array::RecordBatch;
-use arrow_schema::SchemaRef;
 use crate::query::Language;
 use crate::query::{QueryStore, RenderedQuery};
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
 use serde_json::Value;
 
 /// A connected provider.

@@ -1,10 +1,10 @@
 //! The examples in docs/CONFIGURATION.md, run against the emulator.
 
-use serde_json::Value;
 use secgraph::config::{ConfigSource, Settings};
 use secgraph::{ConnectOptions, QueryProvider};
 use secgraph_emulator::directory::DEMO_ANALYST;
 use secgraph_emulator::{DEMO_CLIENT_SECRET, Emulator, EmulatorConfig};
+use serde_json::Value;
 
 fn examples() -> Vec<(String, String)> {
     let doc = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/CONFIGURATION.md")).unwrap();

@@ -1,11 +1,11 @@
 //! `msticpy.Proxies.https` applies to every request the library makes: a loopback CONNECT proxy sees them all, with
 //! the configured credentials (the password from an environment variable).
 
-use serde_json::Value;
 use base64::Engine;
 use secgraph::config::Settings;
 use secgraph::{ConnectOptions, QueryProvider};
 use secgraph_emulator::{Emulator, EmulatorConfig};
+use serde_json::Value;
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 

@@ -19,8 +19,7 @@ pub mod schema;
 use crate::error::{Error, Result};
 use crate::row::Row;
 use arrow_array::builder::{
-    BooleanBuilder, Float64Builder, Int64Builder, ListBuilder, StringBuilder, StringDictionaryBuilder,
-    TimestampMicrosecondBuilder,
+    BooleanBuilder, Float64Builder, Int64Builder, ListBuilder, StringBuilder, StringDictionaryBuilder, TimestampMicrosecondBuilder,
 };
 use arrow_array::types::Int32Type;
 use arrow_array::{ArrayRef, RecordBatch, RecordBatchOptions, new_null_array};
@@ -303,10 +302,10 @@ impl BatchBuilder {
             }
             return;
         }
-        if raw.starts_with('{') {
-            if let Some(e) = entries(raw).filter(|e| !e.is_empty()) {
-                return self.put_entries(name, e, unparsed);
-            }
+        if raw.starts_with('{')
+            && let Some(e) = entries(raw).filter(|e| !e.is_empty())
+        {
+            return self.put_entries(name, e, unparsed);
         }
         if raw == "null" {
             return;
@@ -357,7 +356,11 @@ fn infer(name: &str, raw: &str) -> Kind {
     match raw.as_bytes().first() {
         Some(b'"') => {
             let is_time = name.ends_with("DateTime")
-                && serde_json::from_str::<Cow<'_, str>>(raw).ok().as_deref().and_then(parse_time).is_some();
+                && serde_json::from_str::<Cow<'_, str>>(raw)
+                    .ok()
+                    .as_deref()
+                    .and_then(parse_time)
+                    .is_some();
             if is_time { Kind::Time } else { Kind::Text }
         }
         Some(b't' | b'f') => Kind::Bool,
@@ -447,18 +450,27 @@ mod tests {
         let values = sev.values().as_string::<i32>();
         assert_eq!(values.value(sev.keys().value(0) as usize), "brandNewSeverity");
         assert!(sev.is_null(1));
-        let t = batch.column_by_name("createdDateTime").unwrap().as_primitive::<TimestampMicrosecondType>();
+        let t = batch
+            .column_by_name("createdDateTime")
+            .unwrap()
+            .as_primitive::<TimestampMicrosecondType>();
         assert_eq!(t.value(0), 1_767_323_045_123_456);
         assert!(t.is_null(1));
         let techniques = batch.column_by_name("mitreTechniques").unwrap().as_list::<i32>();
         assert_eq!(techniques.value(0).as_string::<i32>().value(1), "T2");
         let evidence = batch.column_by_name("evidence").unwrap().as_string::<i32>();
         assert_eq!(evidence.value(0), r#"[{"@odata.type":"x","verdict":"malicious"}]"#);
-        assert_eq!(batch.column_by_name("additionalData").unwrap().as_string::<i32>().value(0), r#"{"k":1}"#);
+        assert_eq!(
+            batch.column_by_name("additionalData").unwrap().as_string::<i32>().value(0),
+            r#"{"k":1}"#
+        );
         let n = batch.column_by_name("newProp.inner.n").unwrap();
         assert_eq!(n.as_any().downcast_ref::<Int64Array>().unwrap().value(0), 3);
         assert_eq!(batch.column_by_name("empty").unwrap().as_string::<i32>().value(0), "{}");
-        let later = batch.column_by_name("laterProp").unwrap().as_primitive::<arrow_array::types::Float64Type>();
+        let later = batch
+            .column_by_name("laterProp")
+            .unwrap()
+            .as_primitive::<arrow_array::types::Float64Type>();
         assert!(later.is_null(0));
         assert_eq!(later.value(1), 2.5);
         // The time that did not parse is kept, under its name, in `_unparsed`.
@@ -499,7 +511,10 @@ mod tests {
         assert_eq!((empty.num_rows(), empty.num_columns()), (0, 4));
         b.push(&row(r#"{"Timestamp":"2026-01-01T00:00:00","Count":7,"Extra":{"x":[1]},"Ok":true}"#));
         let batch = b.finish_batch();
-        assert_eq!(batch.column(0).as_primitive::<TimestampMicrosecondType>().value(0), 1_767_225_600_000_000);
+        assert_eq!(
+            batch.column(0).as_primitive::<TimestampMicrosecondType>().value(0),
+            1_767_225_600_000_000
+        );
         assert_eq!(batch.column(2).as_string::<i32>().value(0), r#"{"x":[1]}"#);
         assert!(batch.column(3).as_boolean().value(0));
     }

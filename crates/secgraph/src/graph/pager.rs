@@ -10,12 +10,12 @@
 use super::GraphClient;
 use crate::error::{Error, Result};
 use crate::output::RowSink;
-use futures_util::stream::{self, Stream, StreamExt};
 use crate::row::Row;
+use futures_util::stream::{self, Stream, StreamExt};
 use serde_json::Value;
 use serde_json::value::RawValue;
 use std::collections::HashSet;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use url::Url;
@@ -110,8 +110,7 @@ impl Page {
                 next_link,
                 count,
             }) => {
-                let items: Vec<&RawValue> =
-                    serde_json::from_str(value.get()).map_err(|_| "'value' is not a list".to_string())?;
+                let items: Vec<&RawValue> = serde_json::from_str(value.get()).map_err(|_| "'value' is not a list".to_string())?;
                 Ok(Page {
                     next_link,
                     count,
@@ -293,11 +292,7 @@ impl Run {
         let (ids, keys) = (&mut self.ids, &self.id_keys);
         page.rows.retain(|r| {
             r.id().is_none_or(|id| {
-                let half = |k: &std::collections::hash_map::RandomState| {
-                    let mut h = k.build_hasher();
-                    id.hash(&mut h);
-                    h.finish()
-                };
+                let half = |k: &std::collections::hash_map::RandomState| k.hash_one(&id);
                 ids.insert((u128::from(half(&keys.0)) << 64) | u128::from(half(&keys.1)))
             })
         });

@@ -183,7 +183,11 @@ impl ArrowFileSink {
             Destination::Path(p) => {
                 let parent = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
                 if !parent.is_dir() {
-                    return Err(Error::Output(format!("cannot write {}: no folder {}", p.display(), parent.display())));
+                    return Err(Error::Output(format!(
+                        "cannot write {}: no folder {}",
+                        p.display(),
+                        parent.display()
+                    )));
                 }
                 parent.to_path_buf()
             }
@@ -249,8 +253,7 @@ impl ArrowFileSink {
                 }
             }
             FileFormat::ArrowStream => {
-                let reader = arrow_ipc::reader::StreamReader::try_new(std::io::BufReader::new(file), None)
-                    .map_err(|e| read_err(&e))?;
+                let reader = arrow_ipc::reader::StreamReader::try_new(std::io::BufReader::new(file), None).map_err(|e| read_err(&e))?;
                 for b in reader {
                     each(b.map_err(|e| read_err(&e))?)?;
                 }
