@@ -1,0 +1,351 @@
+"""msticpy's query-provider API on secgraph's engine.
+
+``QueryProvider("SecurityGraph")``, ``connect(...)``, query families as attributes, each query a callable returning a
+pandas DataFrame (or a pyarrow Table / polars DataFrame with ``output=``), msticpy's ``"print"`` and ``"help"``
+conventions, update calls, and asyncio variants.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as _dt
+import functools
+import json
+import sys
+import warnings
+from typing import Any, Callable, Iterator
+
+from . import _native
+
+#: Data environment names accepted by :class:`QueryProvider` (msticpy's, compared case-insensitively).
+DATA_ENVIRONMENTS = ("SecurityGraph", "MicrosoftGraph")
+
+#: Keyword arguments a query call takes for itself (not query parameters).
+_CALL_OPTIONS = ("output", "strict")
+
+_OUTPUTS = ("pandas", "arrow", "polars")
+
+
+def _param_text(value: Any) -> str:
+    """A parameter value as the text secgraph's templates take.
+
+    datetime/pandas.Timestamp → ISO 8601 in UTC (naive values are taken as UTC, as msticpy does); date → YYYY-MM-DD;
+    lists, tuples and sets → comma-separated; booleans → true/false; anything else → str().
+    """
+    if isinstance(value, _dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=_dt.timezone.utc)
+        value = value.astimezone(_dt.timezone.utc)
+        return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if isinstance(value, _dt.date):
+        return value.isoformat()
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return ",".join(_param_text(v) for v in value)
+    return str(value)
+
+
+def _default_prompt(kind: str, text: str) -> None:
+    """Shows a sign-in message: in IPython as rich output, else on stdout."""
+    if kind == "browser":
+        text = f"Opening a browser to sign in. If none opens, visit: {text}"
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None  # type: ignore[attr-defined]
+    if shell is not None:
+        from IPython.display import Markdown, display  # type: ignore[import-not-found]
+
+        display(Markdown(text))
+    else:
+        print(text, flush=True)
+
+
+def _convert(result: Any, output: str) -> Any:
+    import pyarrow as pa
+
+    table = pa.table(result)
+    if output == "arrow":
+        return table
+    if output == "polars":
+        try:
+            import polars as pl  # type: ignore[import-not-found]
+        except ImportError as e:  # pragma: no cover - depends on the environment
+            raise ImportError("output='polars' needs polars: pip install polars") from e
+        return pl.from_arrow(table)
+    return table.to_pandas()
+
+
+class QueryFunction:
+    """One query, callable: ``qry_prov.Alerts.list(start="-7d", severity="high")`` → DataFrame.
+
+    Positional ``"print"`` returns the request instead of sending it; ``"help"`` prints the query's help.
+    ``output="arrow"``/``"polars"`` change the result type; ``strict=True`` makes unknown parameters an error
+    (by default they are dropped with a warning, as msticpy passes extra keywords through pivots).
+    """
+
+    def __init__(self, provider: "QueryProvider", spec: dict):
+        self._provider = provider
+        self._spec = spec
+        self.full_name = f"{spec['family']}.{spec['name']}"
+        self.__name__ = spec["name"]
+        self.__qualname__ = self.full_name
+        self.__doc__ = _docstring(spec)
+
+    def __repr__(self) -> str:
+        return f"<secgraph query {self.full_name}>"
+
+    def _params(self, kwargs: dict) -> tuple[list[tuple[str, str]], str, bool]:
+        output = kwargs.pop("output", "pandas")
+        strict = bool(kwargs.pop("strict", False))
+        if output not in _OUTPUTS:
+            raise ValueError(f"output={output!r}: expected one of {', '.join(_OUTPUTS)}")
+        known = set()
+        for p in self._spec["parameters"]:
+            known.add(p["name"])
+            known.update(p["aliases"])
+        unknown = sorted(k for k in kwargs if k not in known)
+        if unknown:
+            names = ", ".join(p["name"] for p in self._spec["parameters"]) or "none"
+            message = f"{self.full_name} has no parameter {', '.join(unknown)} (its parameters: {names})"
+            if strict:
+                raise TypeError(message)
+            warnings.warn(message + "; ignored", stacklevel=3)
+        params = [(k, _param_text(v)) for k, v in kwargs.items() if k in known and v is not None]
+        return params, output, strict
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        flags = {a.lower() for a in args if isinstance(a, str)}
+        if flags & {"help", "?"}:
+            print(self.__doc__)
+            return None
+        params, output, _ = self._params(kwargs)
+        if flags & {"print", "query", "debug_query"} or kwargs.get("print"):
+            return self._provider._native().describe(self.full_name, params)
+        result = self._provider._native().run(self.full_name, params)
+        return _convert(result, output)
+
+    def batches(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        """Yields pyarrow RecordBatches as pages arrive (memory stays flat for big pulls)."""
+        import pyarrow as pa
+
+        params, _, _ = self._params(kwargs)
+        stream = self._provider._native().stream(self.full_name, params)
+        while (chunk := stream.next_batch()) is not None:
+            yield from pa.table(chunk).to_batches()
+
+    async def aio(self, *args: Any, **kwargs: Any) -> Any:
+        """The asyncio variant: ``df = await qry_prov.Alerts.list.aio(start="-1d")``. Cancelling the awaiting task
+        stops the query."""
+        params, output, _ = self._params(kwargs)
+        native = self._provider._native()
+        token = _native.CancelToken()
+        call = functools.partial(native.run, self.full_name, params, token)
+        result = await _run_cancellable(call, token)
+        return _convert(result, output)
+
+
+async def _run_cancellable(call: Callable[[], Any], token: Any) -> Any:
+    loop = asyncio.get_running_loop()
+    future = loop.run_in_executor(None, call)
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        token.cancel()
+        raise
+
+
+def _docstring(spec: dict) -> str:
+    lines = [spec["description"].strip() or spec["name"], "", "Parameters", "----------"]
+    for p in spec["parameters"]:
+        kind = p["type"]
+        optional = "" if p["required"] else ", optional"
+        lines.append(f"{p['name']} : {kind}{optional}")
+        text = p["description"].strip()
+        if p["default"] is not None:
+            text += f" (default: {p['default']})"
+        if p["aliases"]:
+            text += f" Also: {', '.join(p['aliases'])}."
+        lines.append(f"    {text.strip()}")
+    lines += [
+        "output : str, optional",
+        "    'pandas' (default), 'arrow' or 'polars'.",
+        "strict : bool, optional",
+        "    Unknown parameters raise TypeError instead of a warning.",
+        "",
+        "Returns",
+        "-------",
+        "pandas.DataFrame",
+    ]
+    return "\n".join(lines)
+
+
+class QueryFamily:
+    """A family of queries (``qry_prov.Alerts``); its queries are attributes."""
+
+    def __init__(self, name: str, queries: dict[str, QueryFunction]):
+        self._name = name
+        self._queries = queries
+
+    def __getattr__(self, name: str) -> QueryFunction:
+        try:
+            return self.__dict__["_queries"][name]
+        except KeyError:
+            raise AttributeError(f"{self._name} has no query {name!r} (its queries: {', '.join(sorted(self._queries))})") from None
+
+    def __dir__(self) -> list[str]:
+        return sorted(self._queries)
+
+    def __repr__(self) -> str:
+        return f"<secgraph query family {self._name}: {', '.join(sorted(self._queries))}>"
+
+
+class QueryProvider:
+    """msticpy's ``QueryProvider`` for the Microsoft Graph Security API, on secgraph's engine.
+
+    >>> qry_prov = QueryProvider("SecurityGraph")          # doctest: +SKIP
+    >>> qry_prov.connect()                                 # doctest: +SKIP
+    >>> df = qry_prov.Alerts.list(start="-7d", severity="high")  # doctest: +SKIP
+    """
+
+    def __init__(self, data_environment: str = "SecurityGraph", **kwargs: Any):
+        if not isinstance(data_environment, str) or data_environment.lower() not in {
+            e.lower() for e in DATA_ENVIRONMENTS
+        }:
+            raise ValueError(
+                f"secgraph serves the data environments {', '.join(DATA_ENVIRONMENTS)}; not {data_environment!r}"
+            )
+        self.environment = data_environment
+        self._kwargs = kwargs
+        self._provider: Any = None
+        self._families: dict[str, QueryFamily] = {}
+        self._specs: list[dict] = []
+
+    # -- connection ---------------------------------------------------------------------------------------------
+    def connect(self, connection_str: str | None = None, **kwargs: Any) -> None:
+        """Connects with msticpy's rules: the ``MicrosoftGraph`` settings of msticpyconfig.yaml (found as msticpy
+        finds it, or given with ``config=``), a named ``instance=``, keyword credentials (``tenant_id``,
+        ``client_id``, ``client_secret``, ``certificate``, ``private_key``, ``username``), a connection string, or
+        delegated sign-in (``delegated_auth=True``; ``auth_type="device"`` for a device code). Sign-in messages go
+        to ``prompt(kind, text)`` (default: printed, or displayed in IPython)."""
+        options = dict(self._kwargs)
+        options.update(kwargs)
+        config = options.pop("config", None)
+        prompt = options.pop("prompt", None) or _default_prompt
+        known = {
+            "instance", "tenant_id", "client_id", "client_secret", "username", "certificate", "private_key",
+            "api_root", "api_version", "delegated_auth", "auth_type", "token_cache",
+        }
+        unknown = sorted(k for k in options if k not in known)
+        if unknown:
+            warnings.warn(f"connect() ignores {', '.join(unknown)}", stacklevel=2)
+        options = {k: v for k, v in options.items() if k in known}
+        if connection_str is not None:
+            options["connection_str"] = connection_str
+        self._provider = _native.Provider.connect(str(config) if config is not None else None, options, prompt)
+        self._load_queries()
+
+    @property
+    def connected(self) -> bool:
+        """Whether connect() succeeded."""
+        return self._provider is not None
+
+    @property
+    def connection_info(self) -> dict:
+        """Tenant, app, cloud, Graph root and roles of the connection."""
+        return json.loads(self._native().info_json())
+
+    def _native(self) -> Any:
+        if self._provider is None:
+            raise RuntimeError("not connected: call connect() first")
+        return self._provider
+
+    def _load_queries(self) -> None:
+        self._specs = json.loads(self._provider.queries_json())
+        families: dict[str, dict[str, QueryFunction]] = {}
+        every: dict[str, QueryFunction] = {}
+        for spec in self._specs:
+            fn = QueryFunction(self, spec)
+            families.setdefault(spec["family"], {})[spec["name"]] = fn
+            every.setdefault(spec["name"], fn)
+        self._families = {name: QueryFamily(name, qs) for name, qs in families.items()}
+        # msticpy also reaches queries by bare name through the data environment and `all_queries`.
+        for alias in (*DATA_ENVIRONMENTS, "all_queries"):
+            self._families.setdefault(alias, QueryFamily(alias, every))
+
+    def __getattr__(self, name: str) -> QueryFamily:
+        families = self.__dict__.get("_families") or {}
+        if name in families:
+            return families[name]
+        if not self.__dict__.get("_provider"):
+            raise AttributeError(f"{name}: not connected yet (queries appear after connect())")
+        raise AttributeError(f"no query family {name!r} (families: {', '.join(sorted(families))})")
+
+    def __dir__(self) -> list[str]:
+        return sorted(set(super().__dir__()) | set(self._families))
+
+    # -- queries ------------------------------------------------------------------------------------------------
+    def list_queries(self, substring: str | None = None) -> list[str]:
+        """Every query as ``Family.name``, optionally only those containing ``substring`` (case-insensitive)."""
+        names = sorted(f"{s['family']}.{s['name']}" for s in self._specs)
+        if substring:
+            names = [n for n in names if substring.lower() in n.lower()]
+        return names
+
+    def query_help(self, query_name: str) -> None:
+        """Prints a query's description and parameters."""
+        family, _, name = query_name.rpartition(".")
+        fam = self._families.get(family or "all_queries")
+        if fam is None or name not in fam._queries:
+            raise ValueError(f"no query {query_name!r}; see list_queries()")
+        print(f"{query_name}\n\n{fam._queries[name].__doc__}")
+
+    def exec_query(self, query: str, output: str = "pandas", **kwargs: Any) -> Any:
+        """Runs a raw Graph path under the versioned root (``/security/alerts_v2?$top=5``), every page."""
+        if kwargs:
+            warnings.warn(f"exec_query() ignores {', '.join(sorted(kwargs))}", stacklevel=2)
+        return _convert(self._native().run_path(query), output)
+
+    async def exec_query_aio(self, query: str, output: str = "pandas") -> Any:
+        """The asyncio variant of exec_query."""
+        token = _native.CancelToken()
+        result = await _run_cancellable(functools.partial(self._native().run_path, query, token), token)
+        return _convert(result, output)
+
+    # -- updates ------------------------------------------------------------------------------------------------
+    def update_alert(self, alert_id: str, **changes: Any) -> dict:
+        """Updates an alert (alerts_v2): ``status``, ``classification``, ``determination``, ``assigned_to``
+        (``""`` unassigns), ``comment``, ``tags``. Returns the alert after the update."""
+        return self._update("alert", alert_id, changes)
+
+    def update_incident(self, incident_id: str, **changes: Any) -> dict:
+        """Updates an incident: ``status``, ``classification``, ``determination``, ``assigned_to``, ``comment``,
+        ``tags`` (custom tags). Returns the incident after the update."""
+        return self._update("incident", incident_id, changes)
+
+    def _update(self, target: str, item_id: str, changes: dict) -> dict:
+        allowed = {"status", "classification", "determination", "assigned_to", "comment", "tags"}
+        unknown = sorted(set(changes) - allowed)
+        if unknown:
+            raise TypeError(f"cannot update {', '.join(unknown)} (updatable: {', '.join(sorted(allowed))})")
+        tags = changes.get("tags") or []
+        if isinstance(tags, str):
+            tags = [tags]
+        text = self._native().update(
+            target,
+            str(item_id),
+            changes.get("status"),
+            changes.get("classification"),
+            changes.get("determination"),
+            changes.get("assigned_to"),
+            changes.get("comment"),
+            [str(t) for t in tags],
+        )
+        return json.loads(text)
+
+
+class AsyncQueryProvider(QueryProvider):
+    """A QueryProvider whose ``connect`` is awaitable; queries have ``.aio(...)`` as on QueryProvider."""
+
+    async def connect(self, connection_str: str | None = None, **kwargs: Any) -> None:  # type: ignore[override]
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, functools.partial(QueryProvider.connect, self, connection_str, **kwargs))

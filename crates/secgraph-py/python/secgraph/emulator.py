@@ -1,0 +1,53 @@
+"""The secgraph emulator (Entra ID, Graph security, Key Vault over HTTPS on loopback) in this process.
+
+    from secgraph import QueryProvider
+    from secgraph.emulator import Emulator
+
+    with Emulator(alerts=500) as emu:
+        qp = QueryProvider("SecurityGraph")
+        qp.connect(config=emu.config_path)
+        df = qp.Alerts.list(start="-30d")
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from . import _native
+
+
+class Emulator:
+    """Starts on an ephemeral loopback port with its own CA; ``config_path`` is a msticpyconfig.yaml pointing at it.
+
+    ``alerts``: how many alerts to seed (deterministic for ``seed``); ``faults``: a fault spec such as
+    ``"alerts_v2:429@every=3"`` (see docs/EMULATOR.md); ``page_size``: items per page when a request has no $top.
+    """
+
+    def __init__(self, alerts: int = 500, seed: Optional[int] = None, faults: Optional[str] = None,
+                 page_size: Optional[int] = None):
+        self._inner = _native.Emulator(alerts, seed, faults, page_size)
+
+    @property
+    def config_path(self) -> str:
+        return self._inner.config_path
+
+    @property
+    def base_url(self) -> str:
+        return self._inner.base_url
+
+    @property
+    def ca_path(self) -> str:
+        return self._inner.ca_path
+
+    def requests_to(self, suffix: str) -> int:
+        """How many requests were served whose path ends with ``suffix``."""
+        return self._inner.requests_to(suffix)
+
+    def stop(self) -> None:
+        self._inner.stop()
+
+    def __enter__(self) -> "Emulator":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

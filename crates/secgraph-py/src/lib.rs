@@ -1,0 +1,533 @@
+//! `secgraph._native`: the Rust engine as a Python extension. The pure-Python layer (`python/secgraph`) gives it
+//! msticpy's shape; this module keeps to a few calls:
+//!
+//! - `Provider.connect(config, options, prompt, cancel)`, then `queries_json()`, `describe(name, params)`,
+//!   `run(name, params, cancel)`, `run_path(path, cancel)`, `stream(name, params)`, `update(...)`, `info_json()`;
+//! - results as `ArrowResult` objects exporting the Arrow PyCapsule stream interface (`__arrow_c_stream__`), which
+//!   pyarrow, polars and DuckDB import without copying;
+//! - `Emulator(...)`: the emulator in this process, on a background runtime;
+//! - `CancelToken`: cancels a running call from another thread (the asyncio variants use it).
+//!
+//! Every call that waits on the network releases the GIL and checks for signals every 50 ms, so Ctrl-C
+//! (KeyboardInterrupt) stops a running query at once; the task is aborted and its connections dropped.
+
+use arrow_array::ffi_stream::FFI_ArrowArrayStream;
+use arrow_array::{RecordBatch, RecordBatchIterator};
+use arrow_schema::SchemaRef;
+use futures_util::StreamExt;
+use pyo3::exceptions::{PyException, PyRuntimeError};
+use pyo3::prelude::*;
+use pyo3::types::{PyCapsule, PyDict};
+use secgraph::auth::{AuthType, SignInPrompt};
+use secgraph::batches::BatchBuilder;
+use secgraph::config::{ConfigSource, SearchPaths, Settings};
+use secgraph::graph::{Pages, Target, Update};
+use secgraph::query::QueryStore;
+use secgraph::{ConnectOptions, ErrorKind, QueryProvider, Secret};
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{RecvTimeoutError, sync_channel};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+pyo3::create_exception!(_native, SecGraphError, PyException, "Any secgraph failure.");
+pyo3::create_exception!(_native, ConfigurationError, SecGraphError, "Settings or connection inputs are missing or wrong.");
+pyo3::create_exception!(_native, AuthenticationError, SecGraphError, "Entra ID refused to sign in.");
+pyo3::create_exception!(_native, ServiceError, SecGraphError, "Graph (or the network to it) failed a request.");
+pyo3::create_exception!(_native, QueryError, SecGraphError, "A query, parameter or time expression is not valid.");
+pyo3::create_exception!(_native, OutputError, SecGraphError, "Results could not be written.");
+pyo3::create_exception!(_native, LocalError, SecGraphError, "A local file or folder (a cache) failed.");
+pyo3::create_exception!(_native, CancelledError, SecGraphError, "The call was cancelled.");
+
+/// secgraph's error as the matching Python exception; the message is the library's (secrets never appear in it).
+fn py_err(e: secgraph::Error) -> PyErr {
+    let msg = e.to_string();
+    match e.kind() {
+        ErrorKind::Settings => ConfigurationError::new_err(msg),
+        ErrorKind::Auth => AuthenticationError::new_err(msg),
+        ErrorKind::Api => ServiceError::new_err(msg),
+        ErrorKind::Usage => QueryError::new_err(msg),
+        ErrorKind::Output => OutputError::new_err(msg),
+        ErrorKind::Local => LocalError::new_err(msg),
+        _ => SecGraphError::new_err(msg),
+    }
+}
+
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("secgraph")
+            .enable_all()
+            .build()
+            // Building a runtime fails only when the OS refuses threads: nothing sensible can run then.
+            .unwrap_or_else(|e| panic!("cannot start the secgraph runtime: {e}"))
+    })
+}
+
+/// Cancels a running call from another thread.
+#[pyclass(module = "secgraph._native", frozen)]
+#[derive(Clone, Default)]
+struct CancelToken(Arc<AtomicBool>);
+
+#[pymethods]
+impl CancelToken {
+    #[new]
+    fn new() -> Self {
+        CancelToken::default()
+    }
+    /// Asks the call using this token to stop.
+    fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+    /// Whether `cancel` was called.
+    #[getter]
+    fn cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Runs `fut` on the runtime while this thread waits without the GIL; Ctrl-C or the token aborts it.
+fn wait<T: Send + 'static>(
+    py: Python<'_>,
+    cancel: Option<&CancelToken>,
+    fut: impl Future<Output = T> + Send + 'static,
+) -> PyResult<T> {
+    let (tx, rx) = sync_channel(1);
+    let task = runtime().spawn(async move {
+        let _ = tx.send(fut.await);
+    });
+    let mut rx = rx;
+    loop {
+        let (back, got) = py.detach(move || {
+            let got = rx.recv_timeout(Duration::from_millis(50));
+            (rx, got)
+        });
+        rx = back;
+        match got {
+            Ok(v) => return Ok(v),
+            Err(RecvTimeoutError::Timeout) => {
+                if let Err(e) = py.check_signals() {
+                    task.abort();
+                    return Err(e);
+                }
+                if cancel.is_some_and(CancelToken::cancelled) {
+                    task.abort();
+                    return Err(CancelledError::new_err("cancelled"));
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                return Err(PyRuntimeError::new_err("the secgraph task stopped without an answer (a bug: please report it)"));
+            }
+        }
+    }
+}
+
+/// Shows sign-in messages through a Python callable `prompt(kind, text)`, kind `"device_code"` or `"browser"`.
+struct PyPrompt(Py<PyAny>);
+
+impl std::fmt::Debug for PyPrompt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PyPrompt(..)")
+    }
+}
+
+impl PyPrompt {
+    fn show(&self, kind: &str, text: &str) {
+        Python::attach(|py| {
+            if let Err(e) = self.0.call1(py, (kind, text)) {
+                e.print(py);
+            }
+        });
+    }
+}
+
+impl SignInPrompt for PyPrompt {
+    fn device_code(&self, message: &str) {
+        self.show("device_code", message);
+    }
+    fn open_browser(&self, url: &str) {
+        self.show("browser", url);
+    }
+}
+
+fn opt_str(d: &Bound<'_, PyDict>, key: &str) -> PyResult<Option<String>> {
+    match d.get_item(key)? {
+        Some(v) if !v.is_none() => Ok(Some(v.str()?.to_string())),
+        _ => Ok(None),
+    }
+}
+
+/// A connected provider.
+#[pyclass(module = "secgraph._native", frozen)]
+struct Provider {
+    inner: QueryProvider,
+}
+
+fn settings_for(config: Option<String>) -> secgraph::Result<Option<Settings>> {
+    match config {
+        Some(p) => Settings::load(&PathBuf::from(p), ConfigSource::Explicit).map(Some),
+        None => Settings::discover(&SearchPaths::from_env(None)),
+    }
+}
+
+#[pymethods]
+impl Provider {
+    /// Connects with msticpy's rules. `config`: a msticpyconfig.yaml path (default: found as msticpy finds it);
+    /// `options`: msticpy's connect keywords.
+    #[staticmethod]
+    #[pyo3(signature = (config, options, prompt=None, cancel=None))]
+    fn connect(
+        py: Python<'_>,
+        config: Option<String>,
+        options: &Bound<'_, PyDict>,
+        prompt: Option<Py<PyAny>>,
+        cancel: Option<PyRef<'_, CancelToken>>,
+    ) -> PyResult<Provider> {
+        let mut o = ConnectOptions {
+            instance: opt_str(options, "instance")?,
+            tenant_id: opt_str(options, "tenant_id")?,
+            client_id: opt_str(options, "client_id")?,
+            client_secret: opt_str(options, "client_secret")?.map(Secret::new),
+            username: opt_str(options, "username")?,
+            certificate: opt_str(options, "certificate")?.map(PathBuf::from),
+            private_key: opt_str(options, "private_key")?.map(PathBuf::from),
+            api_root: opt_str(options, "api_root")?,
+            api_version: opt_str(options, "api_version")?,
+            connection_string: opt_str(options, "connection_str")?.map(Secret::new),
+            token_cache: opt_str(options, "token_cache")?.map(PathBuf::from),
+            ..Default::default()
+        };
+        o.delegated_auth = match options.get_item("delegated_auth")? {
+            Some(v) => v.is_truthy()?,
+            None => false,
+        };
+        if let Some(t) = opt_str(options, "auth_type")? {
+            o.auth_type = Some(AuthType::parse(&t).ok_or_else(|| {
+                ConfigurationError::new_err(format!("auth_type '{t}' is not one of: browser, interactive, device, devicecode"))
+            })?);
+        }
+        if let Some(p) = prompt {
+            o.prompt = Some(Arc::new(PyPrompt(p)));
+        }
+        let inner = wait(py, cancel.as_deref(), async move {
+            let settings = settings_for(config)?;
+            let mut store = QueryStore::builtin()?;
+            if let Some(s) = &settings {
+                for d in s.query_folders()? {
+                    store.add_dir(&d)?;
+                }
+            }
+            Ok::<_, secgraph::Error>(QueryProvider::connect(settings.as_ref(), &o).await?.with_queries(store))
+        })?
+        .map_err(py_err)?;
+        Ok(Provider { inner })
+    }
+
+    /// What was connected to, as JSON: tenant, app, cloud, Graph root, roles.
+    fn info_json(&self) -> String {
+        let i = self.inner.info();
+        serde_json::json!({
+            "settings": i.settings, "source": i.source, "tenant_id": i.tenant_id, "client_id": i.client_id,
+            "cloud": i.cloud, "authority": i.authority, "graph_root": i.graph_root, "roles": i.roles,
+            "scopes": i.scopes, "app_name": i.app_name, "auth": format!("{:?}", i.auth),
+        })
+        .to_string()
+    }
+
+    /// Every query as JSON: family, name, description, language, parameters (name, type, default, required,
+    /// aliases, description), default columns.
+    fn queries_json(&self) -> String {
+        let all: Vec<serde_json::Value> = self
+            .inner
+            .queries()
+            .all()
+            .iter()
+            .map(|q| {
+                serde_json::json!({
+                    "family": q.family, "name": q.name, "description": q.description,
+                    "language": format!("{:?}", q.language).to_lowercase(), "origin": q.origin, "columns": q.table_columns,
+                    "parameters": q.parameters.iter().map(|p| serde_json::json!({
+                        "name": p.name, "type": format!("{:?}", p.kind).to_lowercase(), "default": p.default,
+                        "required": p.required(), "aliases": p.aliases, "description": p.description,
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        serde_json::Value::Array(all).to_string()
+    }
+
+    /// The request a query would send, as text (msticpy's "print").
+    fn describe(&self, name: &str, params: Vec<(String, String)>) -> PyResult<String> {
+        Ok(self.inner.render(name, &params).map_err(py_err)?.describe())
+    }
+
+    /// Runs a named query to the end: every row, typed.
+    #[pyo3(signature = (name, params, cancel=None))]
+    fn run(&self, py: Python<'_>, name: &str, params: Vec<(String, String)>, cancel: Option<PyRef<'_, CancelToken>>) -> PyResult<ArrowResult> {
+        let q = self.inner.render(name, &params).map_err(py_err)?;
+        let p = self.inner.clone();
+        let (schema, batches) = wait(py, cancel.as_deref(), async move { p.record_batches(&q).await })?.map_err(py_err)?;
+        Ok(ArrowResult { schema, batches })
+    }
+
+    /// Runs a raw Graph path (`/security/alerts_v2?$top=5`) to the end.
+    #[pyo3(signature = (path, cancel=None))]
+    fn run_path(&self, py: Python<'_>, path: &str, cancel: Option<PyRef<'_, CancelToken>>) -> PyResult<ArrowResult> {
+        let q = raw_query(path);
+        let p = self.inner.clone();
+        let (schema, batches) = wait(py, cancel.as_deref(), async move { p.record_batches(&q).await })?.map_err(py_err)?;
+        Ok(ArrowResult { schema, batches })
+    }
+
+    /// A named query's pages, one typed batch each, fetched as they are asked for.
+    fn stream(&self, name: &str, params: Vec<(String, String)>) -> PyResult<BatchStream> {
+        let q = self.inner.render(name, &params).map_err(py_err)?;
+        self.stream_of(&q)
+    }
+
+    /// A raw Graph path's pages.
+    fn stream_path(&self, path: &str) -> PyResult<BatchStream> {
+        self.stream_of(&raw_query(path))
+    }
+
+    /// Updates an alert (`target="alert"`), incident or legacy alert; returns the item after the update, as JSON.
+    #[pyo3(signature = (target, id, status=None, classification=None, determination=None, assigned_to=None, comment=None, tags=Vec::new(), cancel=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn update(
+        &self,
+        py: Python<'_>,
+        target: &str,
+        id: String,
+        status: Option<String>,
+        classification: Option<String>,
+        determination: Option<String>,
+        assigned_to: Option<String>,
+        comment: Option<String>,
+        tags: Vec<String>,
+        cancel: Option<PyRef<'_, CancelToken>>,
+    ) -> PyResult<String> {
+        let target = match target {
+            "alert" => Target::Alert,
+            "incident" => Target::Incident,
+            "legacy_alert" => Target::LegacyAlert,
+            other => return Err(QueryError::new_err(format!("unknown update target '{other}'"))),
+        };
+        let update = Update::from_text(
+            target,
+            status.as_deref(),
+            classification.as_deref(),
+            determination.as_deref(),
+            assigned_to.as_deref(),
+            comment.as_deref(),
+            &tags,
+        )
+        .map_err(py_err)?;
+        let p = self.inner.clone();
+        let item = wait(py, cancel.as_deref(), async move { p.update(target, &id, &update).await })?.map_err(py_err)?;
+        Ok(item.to_string())
+    }
+}
+
+impl Provider {
+    fn stream_of(&self, q: &secgraph::query::RenderedQuery) -> PyResult<BatchStream> {
+        // The stream is made inside the runtime, so that its page prefetching runs there.
+        let (p, q2) = (self.inner.clone(), q.clone());
+        let pages = runtime()
+            .block_on(async move { p.pages(&q2) })
+            .map_err(py_err)?;
+        Ok(BatchStream {
+            state: Arc::new(tokio::sync::Mutex::new(StreamState {
+                pages: Some(pages),
+                builder: QueryProvider::batch_builder(q),
+                first: true,
+            })),
+        })
+    }
+}
+
+fn raw_query(path: &str) -> secgraph::query::RenderedQuery {
+    secgraph::query::RenderedQuery {
+        name: "exec".into(),
+        language: secgraph::query::Language::OData,
+        text: path.to_string(),
+        timespan: None,
+        max_rows: None,
+        match_evidence: None,
+    }
+}
+
+struct StreamState {
+    pages: Option<Pages>,
+    builder: BatchBuilder,
+    first: bool,
+}
+
+/// Pages as typed batches, one per page; `next_batch()` returns `None` at the end.
+#[pyclass(module = "secgraph._native", frozen)]
+struct BatchStream {
+    state: Arc<tokio::sync::Mutex<StreamState>>,
+}
+
+#[pymethods]
+impl BatchStream {
+    /// The next page as an `ArrowResult` of one batch, or `None` after the last.
+    #[pyo3(signature = (cancel=None))]
+    fn next_batch(&self, py: Python<'_>, cancel: Option<PyRef<'_, CancelToken>>) -> PyResult<Option<ArrowResult>> {
+        let state = self.state.clone();
+        let out = wait(py, cancel.as_deref(), async move {
+            let mut s = state.lock().await;
+            let Some(pages) = s.pages.as_mut() else { return Ok(None) };
+            match pages.next().await {
+                None => {
+                    s.pages = None;
+                    if std::mem::take(&mut s.first) {
+                        // An empty result still has the query's columns.
+                        let b = s.builder.finish_batch();
+                        return Ok(Some((b.schema(), vec![b])));
+                    }
+                    Ok(None)
+                }
+                Some(Err(e)) => {
+                    s.pages = None;
+                    Err(e)
+                }
+                Some(Ok(page)) => {
+                    if std::mem::take(&mut s.first) && !page.schema.is_empty() {
+                        s.builder.declare_hunting(&page.schema);
+                    }
+                    for r in &page.rows {
+                        s.builder.push(r);
+                    }
+                    let b = s.builder.finish_batch();
+                    Ok(Some((b.schema(), vec![b])))
+                }
+            }
+        })?
+        .map_err(py_err)?;
+        Ok(out.map(|(schema, batches)| ArrowResult { schema, batches }))
+    }
+}
+
+/// Typed results: a schema and its batches, exported through the Arrow PyCapsule interface.
+#[pyclass(module = "secgraph._native", frozen)]
+struct ArrowResult {
+    schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+}
+
+#[pymethods]
+impl ArrowResult {
+    /// Rows in all.
+    #[getter]
+    fn num_rows(&self) -> usize {
+        self.batches.iter().map(RecordBatch::num_rows).sum()
+    }
+
+    /// The Arrow C stream of these batches (pyarrow: `pa.table(result)`, `pa.RecordBatchReader.from_stream`).
+    #[pyo3(signature = (requested_schema=None))]
+    fn __arrow_c_stream__<'py>(&self, py: Python<'py>, requested_schema: Option<Py<PyAny>>) -> PyResult<Bound<'py, PyCapsule>> {
+        // Only the result's own schema is offered; a consumer that asked for another casts on its side.
+        let _ = requested_schema;
+        let reader = RecordBatchIterator::new(self.batches.clone().into_iter().map(Ok), self.schema.clone());
+        let stream = FFI_ArrowArrayStream::new(Box::new(reader));
+        PyCapsule::new_with_value(py, stream, c"arrow_array_stream")
+    }
+}
+
+/// The emulator (Entra ID, Graph security, Key Vault) in this process, on loopback with its own CA.
+#[pyclass(module = "secgraph._native", frozen)]
+struct Emulator {
+    inner: secgraph_emulator::Emulator,
+    config_path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+#[pymethods]
+impl Emulator {
+    /// Starts an emulator with `alerts` alerts (seeded by `seed`), optional fault spec and page size, and writes a
+    /// msticpyconfig.yaml that points at it.
+    #[new]
+    #[pyo3(signature = (alerts=500, seed=None, faults=None, page_size=None))]
+    fn new(py: Python<'_>, alerts: usize, seed: Option<u64>, faults: Option<String>, page_size: Option<usize>) -> PyResult<Emulator> {
+        let faults = faults
+            .map(|f| secgraph_emulator::faults::FaultSpec::parse(&f))
+            .transpose()
+            .map_err(ConfigurationError::new_err)?;
+        let dir = tempfile::tempdir().map_err(|e| LocalError::new_err(format!("cannot create a temporary folder: {e}")))?;
+        let mut config = secgraph_emulator::EmulatorConfig {
+            alerts,
+            faults,
+            page_size,
+            state_dir: Some(dir.path().to_path_buf()),
+            ..Default::default()
+        };
+        if let Some(s) = seed {
+            config.seed = s;
+        }
+        let inner = wait(py, None, async move { secgraph_emulator::Emulator::start(config).await })?
+            .map_err(|e| SecGraphError::new_err(format!("the emulator did not start: {e}")))?;
+        let config_path = dir.path().join("msticpyconfig.yaml");
+        std::fs::write(&config_path, inner.msticpy_config())
+            .map_err(|e| LocalError::new_err(format!("cannot write {}: {e}", config_path.display())))?;
+        Ok(Emulator {
+            inner,
+            config_path,
+            _dir: dir,
+        })
+    }
+
+    /// The msticpyconfig.yaml that points at this emulator.
+    #[getter]
+    fn config_path(&self) -> String {
+        self.config_path.display().to_string()
+    }
+
+    /// `https://127.0.0.1:PORT`.
+    #[getter]
+    fn base_url(&self) -> String {
+        self.inner.base_url().to_string()
+    }
+
+    /// The emulator's CA certificate (PEM file).
+    #[getter]
+    fn ca_path(&self) -> String {
+        self.inner.ca_path().display().to_string()
+    }
+
+    /// Requests served so far whose path ends with `suffix`.
+    fn requests_to(&self, suffix: &str) -> usize {
+        self.inner.requests_to(suffix)
+    }
+
+    /// Stops serving.
+    fn stop(&self) {
+        self.inner.shutdown();
+    }
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add_class::<Provider>()?;
+    m.add_class::<ArrowResult>()?;
+    m.add_class::<BatchStream>()?;
+    m.add_class::<Emulator>()?;
+    m.add_class::<CancelToken>()?;
+    for (name, e) in [
+        ("SecGraphError", py.get_type::<SecGraphError>()),
+        ("ConfigurationError", py.get_type::<ConfigurationError>()),
+        ("AuthenticationError", py.get_type::<AuthenticationError>()),
+        ("ServiceError", py.get_type::<ServiceError>()),
+        ("QueryError", py.get_type::<QueryError>()),
+        ("OutputError", py.get_type::<OutputError>()),
+        ("LocalError", py.get_type::<LocalError>()),
+        ("CancelledError", py.get_type::<CancelledError>()),
+    ] {
+        m.add(name, e)?;
+    }
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}
