@@ -450,8 +450,16 @@ impl Emulator {
     /// Starts an emulator with `alerts` alerts (seeded by `seed`), optional fault spec and page size, and writes a
     /// msticpyconfig.yaml that points at it.
     #[new]
-    #[pyo3(signature = (alerts=500, seed=None, faults=None, page_size=None))]
-    fn new(py: Python<'_>, alerts: usize, seed: Option<u64>, faults: Option<String>, page_size: Option<usize>) -> PyResult<Emulator> {
+    /// `auto_approve`: a user (UPN) that every device-code and browser sign-in completes as, without a page visit.
+    #[pyo3(signature = (alerts=500, seed=None, faults=None, page_size=None, auto_approve=None))]
+    fn new(
+        py: Python<'_>,
+        alerts: usize,
+        seed: Option<u64>,
+        faults: Option<String>,
+        page_size: Option<usize>,
+        auto_approve: Option<String>,
+    ) -> PyResult<Emulator> {
         let faults = faults
             .map(|f| secgraph_emulator::faults::FaultSpec::parse(&f))
             .transpose()
@@ -466,6 +474,10 @@ impl Emulator {
         };
         if let Some(s) = seed {
             config.seed = s;
+        }
+        if auto_approve.is_some() {
+            config.device_code_interval = Duration::from_secs(1);
+            config.auto_approve = auto_approve;
         }
         let inner = wait(py, None, async move { secgraph_emulator::Emulator::start(config).await })?
             .map_err(|e| SecGraphError::new_err(format!("the emulator did not start: {e}")))?;
@@ -529,5 +541,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m.add(name, e)?;
     }
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("DEMO_TENANT_ID", secgraph_emulator::DEMO_TENANT_ID)?;
+    m.add("DEMO_CLIENT_ID", secgraph_emulator::DEMO_CLIENT_ID)?;
+    m.add("DEMO_CLIENT_SECRET", secgraph_emulator::DEMO_CLIENT_SECRET)?;
+    m.add("DEMO_ANALYST", secgraph_emulator::directory::DEMO_ANALYST)?;
     Ok(())
 }

@@ -15,17 +15,24 @@ from typing import Optional
 
 from . import _native
 
+#: The emulator's demo tenant, app and user (for keyword and connection-string connects in tests and demos).
+DEMO_TENANT_ID: str = _native.DEMO_TENANT_ID
+DEMO_CLIENT_ID: str = _native.DEMO_CLIENT_ID
+DEMO_CLIENT_SECRET: str = _native.DEMO_CLIENT_SECRET
+DEMO_ANALYST: str = _native.DEMO_ANALYST
+
 
 class Emulator:
     """Starts on an ephemeral loopback port with its own CA; ``config_path`` is a msticpyconfig.yaml pointing at it.
 
     ``alerts``: how many alerts to seed (deterministic for ``seed``); ``faults``: a fault spec such as
-    ``"alerts_v2:429@every=3"`` (see docs/EMULATOR.md); ``page_size``: items per page when a request has no $top.
+    ``"alerts_v2:429@every=3"`` (see docs/EMULATOR.md); ``page_size``: items per page when a request has no $top;
+    ``auto_approve``: a user every device-code or browser sign-in completes as (e.g. ``DEMO_ANALYST``).
     """
 
     def __init__(self, alerts: int = 500, seed: Optional[int] = None, faults: Optional[str] = None,
-                 page_size: Optional[int] = None):
-        self._inner = _native.Emulator(alerts, seed, faults, page_size)
+                 page_size: Optional[int] = None, auto_approve: Optional[str] = None):
+        self._inner = _native.Emulator(alerts, seed, faults, page_size, auto_approve)
 
     @property
     def config_path(self) -> str:

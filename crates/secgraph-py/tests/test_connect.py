@@ -1,0 +1,80 @@
+"""Every msticpy connect form, against the emulator."""
+
+from __future__ import annotations
+
+import pytest
+
+import secgraph
+from secgraph import QueryProvider
+from secgraph.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_TENANT_ID
+
+
+def _alerts(p: QueryProvider) -> int:
+    return len(p.exec_query("/security/alerts_v2?$top=5"))
+
+
+def test_data_environment_names(emu):
+    QueryProvider("SecurityGraph")
+    QueryProvider("MicrosoftGraph")
+    QueryProvider("securitygraph")
+    with pytest.raises(ValueError) as e:
+        QueryProvider("MSSentinel")
+    assert "SecurityGraph" in str(e.value) and "MicrosoftGraph" in str(e.value)
+
+
+def test_connect_finds_msticpyconfig_as_msticpy_does(emu, monkeypatch):
+    monkeypatch.setenv("MSTICPYCONFIG", emu.config_path)
+    p = QueryProvider("SecurityGraph")
+    p.connect()
+    assert p.connection_info["tenant_id"] == DEMO_TENANT_ID
+    assert _alerts(p) == 300
+
+
+def test_connect_named_instance(emu):
+    p = QueryProvider("SecurityGraph")
+    p.connect(config=emu.config_path, instance="Fabrikam")
+    assert p.connection_info["source"] == "DataProviders.MicrosoftGraph-Fabrikam"
+    assert p.connection_info["tenant_id"] != DEMO_TENANT_ID
+
+
+def test_connect_keyword_credentials(emu):
+    p = QueryProvider("SecurityGraph")
+    p.connect(config=emu.config_path, tenant_id=DEMO_TENANT_ID, client_id=DEMO_CLIENT_ID, client_secret=DEMO_CLIENT_SECRET)
+    assert _alerts(p) == 300
+
+
+def test_connect_connection_string(emu):
+    p = QueryProvider("SecurityGraph")
+    p.connect(
+        f"tenant_id='{DEMO_TENANT_ID}'; client_id='{DEMO_CLIENT_ID}'; client_secret='{DEMO_CLIENT_SECRET}'",
+        config=emu.config_path,
+    )
+    assert _alerts(p) == 300
+
+
+def test_connect_delegated_device_code_goes_through_the_callback(emu, tmp_path):
+    shown = []
+    p = QueryProvider("SecurityGraph")
+    p.connect(
+        config=emu.config_path,
+        delegated_auth=True,
+        auth_type="device",
+        token_cache=str(tmp_path / "tokens.json"),
+        prompt=lambda kind, text: shown.append((kind, text)),
+    )
+    assert shown and shown[0][0] == "device_code" and "enter the code" in shown[0][1]
+    assert _alerts(p) == 300
+
+
+def test_bad_secret_is_an_authentication_error_that_does_not_show_it(emu):
+    p = QueryProvider("SecurityGraph")
+    with pytest.raises(secgraph.AuthenticationError) as e:
+        p.connect(config=emu.config_path, tenant_id=DEMO_TENANT_ID, client_id=DEMO_CLIENT_ID, client_secret="wrong-secret-value")
+    assert "wrong-secret-value" not in str(e.value)
+    assert "AADSTS" in str(e.value)
+
+
+def test_queries_need_a_connection():
+    p = QueryProvider("SecurityGraph")
+    with pytest.raises(AttributeError, match="not connected"):
+        p.Alerts
