@@ -15,7 +15,8 @@ pub(crate) struct Cli {
     /// Settings file (default: $MSTICPYCONFIG, ./msticpyconfig.yaml, ~/.msticpy/msticpyconfig.yaml).
     #[arg(long, global = true, value_name = "PATH")]
     pub(crate) config: Option<PathBuf>,
-    /// Named provider instance: uses DataProviders.MicrosoftGraph-<NAME>.
+    /// Named provider instance: uses DataProviders.MicrosoftGraph-<NAME>. Several, comma-separated, run a query
+    /// against each (rows carry TenantId and Instance).
     #[arg(long, global = true, value_name = "NAME")]
     pub(crate) instance: Option<String>,
     /// Extra folder of query YAML files (repeatable); added after the settings' QueryDefinitions.
@@ -184,6 +185,16 @@ pub(crate) enum Command {
         /// Print the rendered request instead of running it.
         #[arg(long)]
         print: bool,
+        /// Run the time range as slices of this length (e.g. 1d, 6h, 30m), in time order, none lost or repeated.
+        #[arg(long, value_name = "DURATION")]
+        split_by: Option<String>,
+        /// Slices run at once with --split-by (each tenant's request budget is respected whatever this is).
+        #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+        parallel: u16,
+        /// Run against every configured instance (MicrosoftGraph and MicrosoftGraph-*), concurrently; rows carry
+        /// TenantId and Instance. Also: --instance A,B,C.
+        #[arg(long)]
+        all_instances: bool,
         #[command(flatten)]
         out: output::OutputArgs,
     },

@@ -20,6 +20,7 @@ mod exit {
     pub const API: u8 = 5;
     pub const OUTPUT: u8 = 6;
     pub const LOCAL: u8 = 7;
+    pub const PARTIAL: u8 = 8;
     pub const CANCELLED: u8 = 130;
 }
 
@@ -89,6 +90,9 @@ fn exit_code(e: &anyhow::Error) -> u8 {
         }
         if cause.downcast_ref::<UsageError>().is_some() {
             return exit::USAGE;
+        }
+        if cause.downcast_ref::<output::Partial>().is_some() {
+            return exit::PARTIAL;
         }
         if cause.downcast_ref::<Cancelled>().is_some() {
             return exit::CANCELLED;

@@ -1,5 +1,7 @@
 //! Output formats: a terminal table, JSON, JSON lines, CSV, Parquet or an Arrow stream, to stdout or a file.
 
+use secgraph::fanout::FanOutSummary;
+use secgraph::graph::PageSummary;
 use secgraph::output::{ArrowFileSink, CsvSink, Destination, FileFormat, JsonArraySink, JsonLinesSink, RowSink, Table};
 use secgraph::query::{QueryStore, QueryTemplate, RenderedQuery};
 use secgraph::{ConnectionInfo, QueryProvider};
@@ -62,13 +64,64 @@ fn destination(out: &Option<PathBuf>) -> anyhow::Result<Destination> {
     })
 }
 
+/// What to run: one query, a query split into time slices, or one query across several tenants.
+pub enum Run<'a> {
+    /// One query on one connection.
+    Single(&'a QueryProvider),
+    /// A named query as time slices (`--split-by`, `--parallel`).
+    Split {
+        provider: &'a QueryProvider,
+        name: String,
+        params: Vec<(String, String)>,
+        range: (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>),
+        slice: chrono::Duration,
+        parallel: usize,
+    },
+    /// One query on several connections (`--instance A,B`, `--all-instances`).
+    FanOut(Vec<(String, secgraph::Result<QueryProvider>)>),
+}
+
+/// Some tenants failed while the others' rows were delivered (exit code 8).
+#[derive(Debug)]
+pub struct Partial(pub String);
+
+impl std::fmt::Display for Partial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Partial {}
+
+async fn drive(run: Run<'_>, query: &RenderedQuery, sink: &mut dyn RowSink) -> anyhow::Result<(PageSummary, Option<FanOutSummary>)> {
+    Ok(match run {
+        Run::Single(p) => (p.run_rendered(query, sink).await?, None),
+        Run::Split {
+            provider,
+            name,
+            params,
+            range,
+            slice,
+            parallel,
+        } => {
+            let mut s = provider.run_split(&name, &params, range, slice, parallel, sink).await?;
+            if let Some(max) = query.max_rows {
+                s.rows = s.rows.min(max);
+            }
+            (s, None)
+        }
+        Run::FanOut(providers) => {
+            let f = secgraph::fanout::fan_out(providers, query, sink).await?;
+            let mut s = PageSummary::default();
+            s.rows = f.rows();
+            s.pages = f.pages();
+            (s, Some(f))
+        }
+    })
+}
+
 /// Runs the query into the sink the format needs, then writes what remains to write.
-pub async fn run_to_output(
-    provider: &QueryProvider,
-    query: &RenderedQuery,
-    args: &OutputArgs,
-    default_columns: &[String],
-) -> anyhow::Result<()> {
+pub async fn run_to_output(run: Run<'_>, query: &RenderedQuery, args: &OutputArgs, default_columns: &[String]) -> anyhow::Result<()> {
     let limited;
     let query = match args.limit {
         None => query,
@@ -80,38 +133,31 @@ pub async fn run_to_output(
             &limited
         }
     };
-    let summary = match args.format {
-        Format::Jsonl => {
-            let mut sink = JsonLinesSink::new(writer(&args.out)?);
-            provider.run_rendered(query, &mut sink).await?
-        }
-        Format::Json => {
-            let mut sink = JsonArraySink::new(writer(&args.out)?);
-            provider.run_rendered(query, &mut sink).await?
-        }
+    let (summary, fanout) = match args.format {
+        Format::Jsonl => drive(run, query, &mut JsonLinesSink::new(writer(&args.out)?)).await?,
+        Format::Json => drive(run, query, &mut JsonArraySink::new(writer(&args.out)?)).await?,
         Format::Csv => {
             // Streams through a spill file: flat memory however many rows.
             let wanted: Vec<String> = args.columns.iter().filter(|c| *c != "all").cloned().collect();
-            let mut sink = CsvSink::new(writer(&args.out)?, wanted)?;
-            provider.run_rendered(query, &mut sink).await?
+            drive(run, query, &mut CsvSink::new(writer(&args.out)?, wanted)?).await?
         }
         Format::Parquet | Format::Arrow => {
-            let format = if args.format == Format::Parquet {
-                FileFormat::Parquet
-            } else {
-                FileFormat::ArrowStream
-            };
+            let format = if args.format == Format::Parquet { FileFormat::Parquet } else { FileFormat::ArrowStream };
             let mut sink = ArrowFileSink::new(format, QueryProvider::batch_builder(query), destination(&args.out)?)?;
-            provider.run_rendered(query, &mut sink).await?
+            drive(run, query, &mut sink).await?
         }
         Format::Table => {
             let mut table = Table::new();
-            let summary = provider.run_rendered(query, &mut table).await?;
-            let cols = choose_columns(&table, &args.columns, default_columns)?;
+            let done = drive(run, query, &mut table).await?;
+            let mut defaults = default_columns.to_vec();
+            if done.1.is_some() && !defaults.is_empty() {
+                defaults.insert(0, "Instance".into());
+            }
+            let cols = choose_columns(&table, &args.columns, &defaults)?;
             let mut w = writer(&args.out)?;
             write_table(&mut w, &table, &cols).map_err(|e| secgraph::Error::Output(e.to_string()))?;
             w.flush().map_err(|e| secgraph::Error::Output(e.to_string()))?;
-            summary
+            done
         }
     };
     eprintln!(
@@ -127,6 +173,26 @@ pub async fn run_to_output(
             .map(|p| format!(", written to {}", p.display()))
             .unwrap_or_default()
     );
+    if let Some(f) = fanout {
+        for t in &f.tenants {
+            match &t.result {
+                Ok(s) => eprintln!("  {}: {} row(s) in {} page(s)", t.instance, s.rows, s.pages),
+                Err(e) => eprintln!("  {}: FAILED: {e}", t.instance),
+            }
+        }
+        let failed: Vec<&str> = f.failures().map(|(i, _)| i).collect();
+        if f.is_partial() {
+            anyhow::bail!(Partial(format!(
+                "partial result: {} of {} tenant(s) failed ({}); the others' rows were written",
+                failed.len(),
+                f.tenants.len(),
+                failed.join(", ")
+            )));
+        }
+        if let Some(e) = f.tenants.into_iter().find_map(|t| t.result.err()) {
+            return Err(anyhow::Error::new(e).context("every tenant failed; the first error"));
+        }
+    }
     Ok(())
 }
 

@@ -5,7 +5,7 @@ use super::{Env, query_params, query_store};
 use crate::cli::{Cli, Command};
 use crate::output;
 
-/// Runs (or prints) a named query.
+/// Runs (or prints) a named query: on one connection, as time slices, or across instances.
 pub(crate) async fn run(env: &Env, cli: &Cli) -> anyhow::Result<()> {
     let Command::Query {
         name,
@@ -13,6 +13,9 @@ pub(crate) async fn run(env: &Env, cli: &Cli) -> anyhow::Result<()> {
         end,
         params,
         print,
+        split_by,
+        parallel,
+        all_instances,
         out,
     } = &cli.command
     else {
@@ -26,11 +29,84 @@ pub(crate) async fn run(env: &Env, cli: &Cli) -> anyhow::Result<()> {
         println!("{}", q.describe());
         return Ok(());
     }
+    if let Some(instances) = fan_out_instances(env, cli, *all_instances)? {
+        let store = query_store(env.settings.as_ref(), &cli.query_dirs)?;
+        let template = store.get(name)?.clone();
+        let rendered = template.render(&values, chrono::Utc::now())?;
+        let providers = secgraph::fanout::connect_instances(env.settings.as_ref(), &instances, &env.options).await;
+        let providers = providers
+            .into_iter()
+            .map(|(i, p)| (i, p.map(|p| p.with_queries(store.clone()))))
+            .collect();
+        tracing::info!(query = %rendered.name, tenants = instances.len(), "running query across instances");
+        return output::run_to_output(output::Run::FanOut(providers), &rendered, out, &template.table_columns).await;
+    }
     let provider = env.connect(cli).await?;
     let template = provider.queries().get(name)?.clone();
     let rendered = provider.render(name, &values)?;
     tracing::info!(query = %rendered.name, "running query");
-    output::run_to_output(&provider, &rendered, out, &template.table_columns).await
+    let run = match split_by {
+        None => output::Run::Single(&provider),
+        Some(d) => {
+            let slice = parse_duration(d)?;
+            let now = chrono::Utc::now();
+            let time = |v: &Option<String>, default: chrono::DateTime<chrono::Utc>| -> anyhow::Result<_> {
+                Ok(match v {
+                    Some(t) => secgraph::query::parse_time(t, now)?,
+                    None => default,
+                })
+            };
+            let range = (time(start, now - chrono::Duration::days(1))?, time(end, now)?);
+            let rest = values.iter().filter(|(k, _)| k != "start" && k != "end").cloned().collect();
+            output::Run::Split {
+                provider: &provider,
+                name: name.clone(),
+                params: rest,
+                range,
+                slice,
+                parallel: usize::from(*parallel),
+            }
+        }
+    };
+    output::run_to_output(run, &rendered, out, &template.table_columns).await
+}
+
+/// The instances to fan out to: `--all-instances`, or a comma-separated `--instance`; `None` for one connection.
+fn fan_out_instances(env: &Env, cli: &Cli, all: bool) -> anyhow::Result<Option<Vec<String>>> {
+    if all {
+        let settings = env.require_settings(cli)?;
+        let mut v = Vec::new();
+        if settings.has_default_instance() {
+            v.push("Default".to_string());
+        }
+        v.extend(settings.instances());
+        anyhow::ensure!(!v.is_empty(), crate::UsageError("--all-instances: the settings configure no MicrosoftGraph instance".into()));
+        return Ok(Some(v));
+    }
+    match &cli.instance {
+        Some(list) if list.contains(',') => Ok(Some(
+            list.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect(),
+        )),
+        _ => Ok(None),
+    }
+}
+
+/// `1d`, `6h`, `30m`, `90s`, `2w`.
+fn parse_duration(text: &str) -> anyhow::Result<chrono::Duration> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (n, unit) = t.split_at(split);
+    let n: i64 = n.parse().map_err(|_| crate::UsageError(format!("--split-by '{text}': expected a number and a unit, e.g. 1d, 6h, 30m")))?;
+    let d = match unit {
+        "w" => chrono::Duration::weeks(n),
+        "d" => chrono::Duration::days(n),
+        "h" => chrono::Duration::hours(n),
+        "m" => chrono::Duration::minutes(n),
+        "s" => chrono::Duration::seconds(n),
+        _ => anyhow::bail!(crate::UsageError(format!("--split-by '{text}': the unit must be one of w, d, h, m, s"))),
+    };
+    anyhow::ensure!(n > 0, crate::UsageError(format!("--split-by '{text}' must be positive")));
+    Ok(d)
 }
 
 /// Runs a raw OData path under the Graph root.
@@ -47,5 +123,5 @@ pub(crate) async fn exec(env: &Env, cli: &Cli) -> anyhow::Result<()> {
         max_rows: None,
         match_evidence: None,
     };
-    output::run_to_output(&provider, &q, out, &[]).await
+    output::run_to_output(output::Run::Single(&provider), &q, out, &[]).await
 }

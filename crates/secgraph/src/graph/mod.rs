@@ -2,8 +2,11 @@
 //! retries throttled and overloaded replies, renews the token once on 401, and follows every `@odata.nextLink`,
 //! pushing each page's rows into a [`RowSink`].
 
+mod budget;
 mod pager;
 mod updates;
+
+pub use budget::{HUNTING_PER_MINUTE, SECURITY_PER_MINUTE};
 
 pub use pager::{Page, PageSummary, Pages};
 pub use updates::{AlertStatus, Classification, Determination, Feedback, IncidentStatus, LegacyAlertStatus, Plan, Status, Target, Update};
@@ -72,6 +75,8 @@ pub struct GraphClient {
     credential: Arc<dyn TokenCredential>,
     scope: String,
     limits: PagingLimits,
+    /// Request budgets (security collections, hunting), shared by the clones of this client.
+    budgets: Arc<(budget::Bucket, budget::Bucket)>,
 }
 
 /// Splits an OData query string on `&`, except inside single-quoted literals (where `''` is an escaped quote).
@@ -160,6 +165,10 @@ impl GraphClient {
             credential,
             scope,
             limits: PagingLimits::default(),
+            budgets: Arc::new((
+                budget::Bucket::per_minute(SECURITY_PER_MINUTE),
+                budget::Bucket::per_minute(HUNTING_PER_MINUTE),
+            )),
         })
     }
 
@@ -283,8 +292,10 @@ impl GraphClient {
         let mut renewed = false;
         let mut attempt = 0u32;
         let mut server_errors = 0u32;
+        let hunting = target.path().ends_with("/runHuntingQuery");
         loop {
             attempt += 1;
+            if hunting { self.budgets.1.take().await } else { self.budgets.0.take().await }
             let token = self.token(renewed && attempt == 1).await?;
             let client_request_id = uuid::Uuid::new_v4().to_string();
             let mut req = self

@@ -29,3 +29,4 @@ pub mod time_expr;
 
 pub use model::{Language, ParamType, Parameter, QueryTemplate, RenderedQuery, evidence_names};
 pub use store::{BUILTIN_FILES, QueryStore};
+pub use time_expr::parse_time;

@@ -1,0 +1,315 @@
+//! One query across several tenants ([`fan_out`]) or across time slices ([`QueryProvider::run_split`]).
+//!
+//! **Fan-out**: each tenant runs on its own connection, concurrently; its requests count against its own budget
+//! (see [`crate::graph::SECURITY_PER_MINUTE`]). Every row gets `TenantId` and `Instance` properties. A tenant that
+//! fails (at connect or mid-run) is reported with its error while the others' rows are kept: the result is partial
+//! ([`FanOutSummary::is_partial`]).
+//!
+//! **Split**: a time-ranged named query runs as consecutive slices `[s, e]` whose ends meet without overlap (each
+//! slice ends 100 ns — Graph's time resolution — before the next begins), at most `parallel` at a time; rows come out
+//! in slice order, and an item seen in an earlier slice is not delivered again.
+
+use crate::error::{Error, Result};
+use crate::graph::{Page, PageSummary, Pages};
+use crate::output::RowSink;
+use crate::provider::QueryProvider;
+use crate::query::RenderedQuery;
+use crate::row::Row;
+use chrono::{DateTime, SecondsFormat, Utc};
+use futures_util::StreamExt;
+use std::collections::HashSet;
+
+/// How one tenant of a fan-out went.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct TenantOutcome {
+    /// The instance name (`MicrosoftGraph-<name>`; `Default` for the unnamed one).
+    pub instance: String,
+    /// The tenant id, when the connection was made.
+    pub tenant_id: Option<String>,
+    /// Its rows and pages, or why it failed.
+    pub result: Result<PageSummary>,
+}
+
+/// What a fan-out did, tenant by tenant.
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct FanOutSummary {
+    /// One entry per instance, in the order given.
+    pub tenants: Vec<TenantOutcome>,
+}
+
+impl FanOutSummary {
+    /// Rows delivered, all tenants together.
+    pub fn rows(&self) -> usize {
+        self.tenants.iter().filter_map(|t| t.result.as_ref().ok()).map(|s| s.rows).sum()
+    }
+    /// Pages received, all tenants together.
+    pub fn pages(&self) -> usize {
+        self.tenants.iter().filter_map(|t| t.result.as_ref().ok()).map(|s| s.pages).sum()
+    }
+    /// Whether some tenants failed while others delivered.
+    pub fn is_partial(&self) -> bool {
+        self.tenants.iter().any(|t| t.result.is_err()) && self.tenants.iter().any(|t| t.result.is_ok())
+    }
+    /// The tenants that failed, with their errors.
+    pub fn failures(&self) -> impl Iterator<Item = (&str, &Error)> {
+        self.tenants
+            .iter()
+            .filter_map(|t| t.result.as_ref().err().map(|e| (t.instance.as_str(), e)))
+    }
+}
+
+/// A row with `TenantId` and `Instance` added in front (an object row; any other row is wrapped as `value`).
+///
+/// ```
+/// let r = secgraph::Row::from_json(r#"{"id":"a"}"#).unwrap();
+/// let t = secgraph::fanout::tag_row(&r, "t-1", "Contoso");
+/// assert_eq!(t.json(), r#"{"TenantId":"t-1","Instance":"Contoso","id":"a"}"#);
+/// ```
+pub fn tag_row(row: &Row, tenant_id: &str, instance: &str) -> Row {
+    let text = row.json().trim_start();
+    let head = format!(
+        "{{\"TenantId\":{},\"Instance\":{}",
+        serde_json::Value::from(tenant_id),
+        serde_json::Value::from(instance)
+    );
+    let joined = match text.strip_prefix('{') {
+        Some(rest) if rest.trim_start().starts_with('}') => format!("{head}}}"),
+        Some(rest) => format!("{head},{rest}"),
+        None => format!("{head},\"value\":{text}}}"),
+    };
+    Row::from_json(&joined).unwrap_or_else(|| row.clone())
+}
+
+/// Connects to each named instance concurrently (`Default` or an empty name is the unnamed `MicrosoftGraph`
+/// instance), each with `options` but its own instance; a failed connection is kept as its error.
+pub async fn connect_instances(
+    settings: Option<&crate::config::Settings>,
+    instances: &[String],
+    options: &crate::ConnectOptions,
+) -> Vec<(String, Result<QueryProvider>)> {
+    let connects = instances.iter().map(|name| {
+        let mut o = options.clone();
+        o.instance = (!name.is_empty() && !name.eq_ignore_ascii_case("default")).then(|| name.clone());
+        async move { (name.clone(), QueryProvider::connect(settings, &o).await) }
+    });
+    futures_util::future::join_all(connects).await
+}
+
+/// Runs `query` against every provider concurrently (connections made by the caller; a failed connection is passed
+/// as its error), tagging rows with their tenant, and pushes the pages into `sink` as they arrive.
+pub async fn fan_out(
+    providers: Vec<(String, Result<QueryProvider>)>,
+    query: &RenderedQuery,
+    sink: &mut dyn RowSink,
+) -> Result<FanOutSummary> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(usize, Result<Page>)>(4);
+    let mut summary = FanOutSummary::default();
+    for (i, (instance, provider)) in providers.into_iter().enumerate() {
+        let (tenant_id, result) = match provider {
+            Ok(p) => {
+                let tenant = p.info().tenant_id.clone();
+                match p.pages(query) {
+                    Ok(pages) => {
+                        spawn_tenant(i, pages, tx.clone());
+                        (Some(tenant), Ok(PageSummary::default()))
+                    }
+                    Err(e) => (Some(tenant), Err(e)),
+                }
+            }
+            Err(e) => (None, Err(e)),
+        };
+        summary.tenants.push(TenantOutcome {
+            instance,
+            tenant_id,
+            result,
+        });
+    }
+    drop(tx);
+    let mut first = true;
+    while let Some((i, page)) = rx.recv().await {
+        let t = &mut summary.tenants[i];
+        let page = match page {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(instance = %t.instance, error = %e, "a tenant failed; the others go on");
+                t.result = Err(e);
+                continue;
+            }
+        };
+        let Ok(s) = t.result.as_mut() else { continue };
+        s.pages += 1;
+        s.rows += page.rows.len();
+        s.duplicates += page.duplicates;
+        if s.pages == 1 {
+            s.count = page.count;
+        }
+        if first && !page.schema.is_empty() {
+            let mut declared = vec![("TenantId".to_string(), "String".to_string()), ("Instance".to_string(), "String".to_string())];
+            declared.extend(page.schema.iter().cloned());
+            sink.columns(&declared);
+        }
+        first = false;
+        let tenant = t.tenant_id.clone().unwrap_or_default();
+        let rows = page.rows.iter().map(|r| tag_row(r, &tenant, &t.instance)).collect();
+        if sink.page(rows)?.is_break() {
+            break;
+        }
+    }
+    sink.finish()?;
+    Ok(summary)
+}
+
+fn spawn_tenant(i: usize, mut pages: Pages, tx: tokio::sync::mpsc::Sender<(usize, Result<Page>)>) {
+    tokio::spawn(async move {
+        while let Some(page) = pages.next().await {
+            let stop = page.is_err();
+            if tx.send((i, page)).await.is_err() || stop {
+                break;
+            }
+        }
+    });
+}
+
+/// Consecutive slices of `[start, end]`, each `slice` long (the last may be shorter); each ends 100 ns before the
+/// next begins, so an instant belongs to exactly one slice.
+pub fn time_slices(start: DateTime<Utc>, end: DateTime<Utc>, slice: chrono::Duration) -> Result<Vec<(DateTime<Utc>, DateTime<Utc>)>> {
+    if slice <= chrono::Duration::zero() {
+        return Err(Error::Query {
+            message: "the split duration must be positive".into(),
+        });
+    }
+    if start > end {
+        return Err(Error::Query {
+            message: format!("the time range is empty: start {start} is after end {end}"),
+        });
+    }
+    let count = ((end - start).num_milliseconds() / slice.num_milliseconds().max(1)) + 1;
+    if count > 10_000 {
+        return Err(Error::Query {
+            message: format!("splitting {start} – {end} by {slice} gives {count} slices; 10,000 at most"),
+        });
+    }
+    let tick = chrono::Duration::nanoseconds(100);
+    let mut out = Vec::new();
+    let mut s = start;
+    loop {
+        let next = s + slice;
+        if next > end {
+            out.push((s, end));
+            break;
+        }
+        out.push((s, next - tick));
+        if next == end {
+            out.push((end, end));
+            break;
+        }
+        s = next;
+    }
+    Ok(out)
+}
+
+fn stamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Nanos, true)
+}
+
+impl QueryProvider {
+    /// Runs a named, time-ranged query as slices of `slice` between `start` and `end`, at most `parallel` at once,
+    /// pushing rows into `sink` in slice order (see the [module docs](crate::fanout)). `params` must not hold
+    /// `start`/`end` (they are given here).
+    pub async fn run_split(
+        &self,
+        name: &str,
+        params: &[(String, String)],
+        (start, end): (DateTime<Utc>, DateTime<Utc>),
+        slice: chrono::Duration,
+        parallel: usize,
+        sink: &mut dyn RowSink,
+    ) -> Result<PageSummary> {
+        let template = self.queries().get(name)?;
+        for bound in ["start", "end"] {
+            if template.parameter(bound).is_none() {
+                return Err(Error::Query {
+                    message: format!("{} has no '{bound}' parameter: it cannot be split by time", template.full_name()),
+                });
+            }
+        }
+        let mut queries = Vec::new();
+        for (s, e) in time_slices(start, end, slice)? {
+            let mut p: Vec<(String, String)> = params
+                .iter()
+                .filter(|(k, _)| template.parameter(k).is_none_or(|d| d.name != "start" && d.name != "end"))
+                .cloned()
+                .collect();
+            p.push(("start".into(), stamp(s)));
+            p.push(("end".into(), stamp(e)));
+            queries.push(self.render(name, &p)?);
+        }
+        tracing::info!(slices = queries.len(), parallel, "running the query as time slices");
+        let mut slices = futures_util::stream::iter(queries.into_iter().map(|q| {
+            let pages = self.pages(&q);
+            async move {
+                let mut got = Vec::new();
+                let mut pages = pages?;
+                while let Some(p) = pages.next().await {
+                    got.push(p?);
+                }
+                Ok::<_, Error>(got)
+            }
+        }))
+        .buffered(parallel.max(1));
+        let mut summary = PageSummary::default();
+        let mut seen: HashSet<String> = HashSet::new();
+        let mut first = true;
+        while let Some(pages) = slices.next().await {
+            for page in pages? {
+                if first && !page.schema.is_empty() {
+                    sink.columns(&page.schema);
+                }
+                first = false;
+                summary.pages += 1;
+                summary.duplicates += page.duplicates;
+                let before = page.rows.len();
+                let rows: Vec<Row> = page
+                    .rows
+                    .into_iter()
+                    .filter(|r| r.id().is_none_or(|id| seen.insert(id.into_owned())))
+                    .collect();
+                summary.duplicates += before - rows.len();
+                summary.rows += rows.len();
+                if sink.page(rows)?.is_break() {
+                    sink.finish()?;
+                    return Ok(summary);
+                }
+            }
+        }
+        sink.finish()?;
+        Ok(summary)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slices_meet_without_overlap() {
+        let t = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        let v = time_slices(t("2026-01-01T00:00:00Z"), t("2026-01-03T12:00:00Z"), chrono::Duration::days(1)).unwrap();
+        assert_eq!(v.len(), 3);
+        assert_eq!(v[0].1 + chrono::Duration::nanoseconds(100), v[1].0);
+        assert_eq!(v[2], (t("2026-01-03T00:00:00Z"), t("2026-01-03T12:00:00Z")));
+        assert!(time_slices(t("2026-01-02T00:00:00Z"), t("2026-01-01T00:00:00Z"), chrono::Duration::days(1)).is_err());
+        assert!(time_slices(t("2026-01-01T00:00:00Z"), t("2026-01-02T00:00:00Z"), chrono::Duration::zero()).is_err());
+    }
+
+    #[test]
+    fn tag_row_handles_empty_objects_and_non_objects() {
+        assert_eq!(tag_row(&Row::from_json("{ }").unwrap(), "t", "i").json(), r#"{"TenantId":"t","Instance":"i"}"#);
+        assert_eq!(
+            tag_row(&Row::from_json("[1]").unwrap(), "t", "i").json(),
+            r#"{"TenantId":"t","Instance":"i","value":[1]}"#
+        );
+    }
+}
