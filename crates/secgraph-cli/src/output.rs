@@ -142,7 +142,11 @@ pub async fn run_to_output(run: Run<'_>, query: &RenderedQuery, args: &OutputArg
             drive(run, query, &mut CsvSink::new(writer(&args.out)?, wanted)?).await?
         }
         Format::Parquet | Format::Arrow => {
-            let format = if args.format == Format::Parquet { FileFormat::Parquet } else { FileFormat::ArrowStream };
+            let format = if args.format == Format::Parquet {
+                FileFormat::Parquet
+            } else {
+                FileFormat::ArrowStream
+            };
             let mut sink = ArrowFileSink::new(format, QueryProvider::batch_builder(query), destination(&args.out)?)?;
             drive(run, query, &mut sink).await?
         }

@@ -32,10 +32,25 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 pyo3::create_exception!(_native, SecGraphError, PyException, "Any secgraph failure.");
-pyo3::create_exception!(_native, ConfigurationError, SecGraphError, "Settings or connection inputs are missing or wrong.");
+pyo3::create_exception!(
+    _native,
+    ConfigurationError,
+    SecGraphError,
+    "Settings or connection inputs are missing or wrong."
+);
 pyo3::create_exception!(_native, AuthenticationError, SecGraphError, "Entra ID refused to sign in.");
-pyo3::create_exception!(_native, ServiceError, SecGraphError, "Graph (or the network to it) failed a request.");
-pyo3::create_exception!(_native, QueryError, SecGraphError, "A query, parameter or time expression is not valid.");
+pyo3::create_exception!(
+    _native,
+    ServiceError,
+    SecGraphError,
+    "Graph (or the network to it) failed a request."
+);
+pyo3::create_exception!(
+    _native,
+    QueryError,
+    SecGraphError,
+    "A query, parameter or time expression is not valid."
+);
 pyo3::create_exception!(_native, OutputError, SecGraphError, "Results could not be written.");
 pyo3::create_exception!(_native, LocalError, SecGraphError, "A local file or folder (a cache) failed.");
 pyo3::create_exception!(_native, CancelledError, SecGraphError, "The call was cancelled.");
@@ -90,11 +105,7 @@ impl CancelToken {
 }
 
 /// Runs `fut` on the runtime while this thread waits without the GIL; Ctrl-C or the token aborts it.
-fn wait<T: Send + 'static>(
-    py: Python<'_>,
-    cancel: Option<&CancelToken>,
-    fut: impl Future<Output = T> + Send + 'static,
-) -> PyResult<T> {
+fn wait<T: Send + 'static>(py: Python<'_>, cancel: Option<&CancelToken>, fut: impl Future<Output = T> + Send + 'static) -> PyResult<T> {
     let (tx, rx) = sync_channel(1);
     let task = runtime().spawn(async move {
         let _ = tx.send(fut.await);
@@ -119,7 +130,9 @@ fn wait<T: Send + 'static>(
                 }
             }
             Err(RecvTimeoutError::Disconnected) => {
-                return Err(PyRuntimeError::new_err("the secgraph task stopped without an answer (a bug: please report it)"));
+                return Err(PyRuntimeError::new_err(
+                    "the secgraph task stopped without an answer (a bug: please report it)",
+                ));
             }
         }
     }
@@ -266,7 +279,13 @@ impl Provider {
 
     /// Runs a named query to the end: every row, typed.
     #[pyo3(signature = (name, params, cancel=None))]
-    fn run(&self, py: Python<'_>, name: &str, params: Vec<(String, String)>, cancel: Option<PyRef<'_, CancelToken>>) -> PyResult<ArrowResult> {
+    fn run(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        params: Vec<(String, String)>,
+        cancel: Option<PyRef<'_, CancelToken>>,
+    ) -> PyResult<ArrowResult> {
         let q = self.inner.render(name, &params).map_err(py_err)?;
         let p = self.inner.clone();
         let (schema, batches) = wait(py, cancel.as_deref(), async move { p.record_batches(&q).await })?.map_err(py_err)?;
@@ -335,9 +354,7 @@ impl Provider {
     fn stream_of(&self, q: &secgraph::query::RenderedQuery) -> PyResult<BatchStream> {
         // The stream is made inside the runtime, so that its page prefetching runs there.
         let (p, q2) = (self.inner.clone(), q.clone());
-        let pages = runtime()
-            .block_on(async move { p.pages(&q2) })
-            .map_err(py_err)?;
+        let pages = runtime().block_on(async move { p.pages(&q2) }).map_err(py_err)?;
         Ok(BatchStream {
             state: Arc::new(tokio::sync::Mutex::new(StreamState {
                 pages: Some(pages),

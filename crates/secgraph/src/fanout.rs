@@ -146,7 +146,10 @@ pub async fn fan_out(
             s.count = page.count;
         }
         if first && !page.schema.is_empty() {
-            let mut declared = vec![("TenantId".to_string(), "String".to_string()), ("Instance".to_string(), "String".to_string())];
+            let mut declared = vec![
+                ("TenantId".to_string(), "String".to_string()),
+                ("Instance".to_string(), "String".to_string()),
+            ];
             declared.extend(page.schema.iter().cloned());
             sink.columns(&declared);
         }
@@ -306,7 +309,10 @@ mod tests {
 
     #[test]
     fn tag_row_handles_empty_objects_and_non_objects() {
-        assert_eq!(tag_row(&Row::from_json("{ }").unwrap(), "t", "i").json(), r#"{"TenantId":"t","Instance":"i"}"#);
+        assert_eq!(
+            tag_row(&Row::from_json("{ }").unwrap(), "t", "i").json(),
+            r#"{"TenantId":"t","Instance":"i"}"#
+        );
         assert_eq!(
             tag_row(&Row::from_json("[1]").unwrap(), "t", "i").json(),
             r#"{"TenantId":"t","Instance":"i","value":[1]}"#

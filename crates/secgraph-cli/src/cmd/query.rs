@@ -80,12 +80,19 @@ fn fan_out_instances(env: &Env, cli: &Cli, all: bool) -> anyhow::Result<Option<V
             v.push("Default".to_string());
         }
         v.extend(settings.instances());
-        anyhow::ensure!(!v.is_empty(), crate::UsageError("--all-instances: the settings configure no MicrosoftGraph instance".into()));
+        anyhow::ensure!(
+            !v.is_empty(),
+            crate::UsageError("--all-instances: the settings configure no MicrosoftGraph instance".into())
+        );
         return Ok(Some(v));
     }
     match &cli.instance {
         Some(list) if list.contains(',') => Ok(Some(
-            list.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect(),
+            list.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
         )),
         _ => Ok(None),
     }
@@ -96,14 +103,18 @@ fn parse_duration(text: &str) -> anyhow::Result<chrono::Duration> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (n, unit) = t.split_at(split);
-    let n: i64 = n.parse().map_err(|_| crate::UsageError(format!("--split-by '{text}': expected a number and a unit, e.g. 1d, 6h, 30m")))?;
+    let n: i64 = n
+        .parse()
+        .map_err(|_| crate::UsageError(format!("--split-by '{text}': expected a number and a unit, e.g. 1d, 6h, 30m")))?;
     let d = match unit {
         "w" => chrono::Duration::weeks(n),
         "d" => chrono::Duration::days(n),
         "h" => chrono::Duration::hours(n),
         "m" => chrono::Duration::minutes(n),
         "s" => chrono::Duration::seconds(n),
-        _ => anyhow::bail!(crate::UsageError(format!("--split-by '{text}': the unit must be one of w, d, h, m, s"))),
+        _ => anyhow::bail!(crate::UsageError(format!(
+            "--split-by '{text}': the unit must be one of w, d, h, m, s"
+        ))),
     };
     anyhow::ensure!(n > 0, crate::UsageError(format!("--split-by '{text}' must be positive")));
     Ok(d)

@@ -159,15 +159,19 @@ pub const SECURE_SCORE: &[(&str, Kind)] = &[
 /// assert_eq!(for_path("/users"), None);
 /// ```
 pub fn for_path(path: &str) -> Option<&'static [(&'static str, Kind)]> {
-    let path = path.split(['?', '#']).next().unwrap_or_default();
-    let mut segments = path.split('/').skip_while(|s| *s != "security").skip(1);
-    match segments.next()? {
+    match collection(path)? {
         "alerts_v2" => Some(ALERT_V2),
         "incidents" => Some(INCIDENT),
         "alerts" => Some(LEGACY_ALERT),
         "secureScores" => Some(SECURE_SCORE),
         _ => None,
     }
+}
+
+/// The security collection a path reads: the segment after `security` (`alerts_v2`, `incidents`, …).
+pub fn collection(path: &str) -> Option<&str> {
+    let path = path.split(['?', '#']).next().unwrap_or_default();
+    path.split('/').skip_while(|s| *s != "security").nth(1)
 }
 
 /// The kind for an advanced-hunting column type (`DateTime`, `Int64`, `Dynamic`, …; case-insensitive). Unknown

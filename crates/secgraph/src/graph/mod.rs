@@ -100,9 +100,9 @@ fn split_query(q: &str) -> Vec<&str> {
 
 /// The largest `$top` each security collection accepts (incidents refuse more than 50).
 fn page_maximum(path: &str) -> usize {
-    match crate::batches::schema::for_path(path) {
-        Some(s) if std::ptr::eq(s, crate::batches::schema::ALERT_V2) => 2000,
-        Some(s) if std::ptr::eq(s, crate::batches::schema::LEGACY_ALERT) => 1000,
+    match crate::batches::schema::collection(path) {
+        Some("alerts_v2") => 2000,
+        Some("alerts") => 1000,
         _ => 50,
     }
 }
@@ -295,7 +295,11 @@ impl GraphClient {
         let hunting = target.path().ends_with("/runHuntingQuery");
         loop {
             attempt += 1;
-            if hunting { self.budgets.1.take().await } else { self.budgets.0.take().await }
+            if hunting {
+                self.budgets.1.take().await
+            } else {
+                self.budgets.0.take().await
+            }
             let token = self.token(renewed && attempt == 1).await?;
             let client_request_id = uuid::Uuid::new_v4().to_string();
             let mut req = self
