@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Results benchmark (issues 11 and 12), one run side by side on the same emulator and data:
+#   - the fetch-only floor (curl following @odata.nextLink), secgraph → JSON lines, secgraph → Parquet,
+#     ../shared/bench/python_baseline.py (httpx + pandas + pyarrow → Parquet), the Python package → DataFrame;
+#   - peak RSS writing 10k vs 100k rows to Parquet;
+#   - cold start: connect + the first page of 10 alerts, secgraph CLI vs the baseline;
+#   - a time-split run (8 slices, 4 at once) vs serial, with 50 ms added to every page by the emulator.
+# Medians of RUNS runs (default 5). Figures go to docs/PERFORMANCE.md.
+# Needs: cargo build --release -p secgraph-cli; a venv with httpx pandas pyarrow (PYTHON, default /tmp/pybase) and one
+# with the package installed by `pip install ./crates/secgraph-py` (PKG_PYTHON, default /tmp/cleanvenv).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ALERTS=${ALERTS:-100000}
+RUNS=${RUNS:-5}
+BIN=$PWD/target/release/secgraph
+PY=${PYTHON:-/tmp/pybase/bin/python}
+PKG=${PKG_PYTHON:-/tmp/cleanvenv/bin/python}
+BASELINE=${BASELINE:-$PWD/../shared/bench/python_baseline.py}
+TENANT=8f3b9a52-6c1d-4e2f-9a7b-0c5d3e1f2a4b
+CLIENT=5d2f1c3b-8a7e-4b6d-9c0f-1e2a3b4c5d6e
+SECRET=demo-secret-for-the-local-emulator-only
+WORK=$(mktemp -d)
+PIDS=()
+trap 'kill "${PIDS[@]}" 2>/dev/null || true; rm -rf "$WORK"' EXIT
+
+start_emulator() { # name, args...
+  local name=$1; shift
+  "$BIN" emulator "$@" --write-config "$WORK/$name.yaml" > "$WORK/$name.log" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 1 1200); do [ -s "$WORK/$name.yaml" ] && return; sleep 0.1; done
+  echo "emulator $name did not start" >&2; exit 1
+}
+base_of() { sed -n "s/^  resource_manager_url: '\(.*\)\/'$/\1/p" "$WORK/$1.yaml"; }
+ca_of() { sed -n "/ca_certificates:/{n;s/^    - '\(.*\)'$/\1/p}" "$WORK/$1.yaml"; }
+
+# time_it LABEL CMD...: appends "secs maxrss_kib" to $WORK/LABEL.
+time_it() {
+  local label=$1; shift
+  /usr/bin/time -f "%e %M" -o "$WORK/t" "$@" > /dev/null 2> "$WORK/err" || { echo "$label failed:"; tail -5 "$WORK/err"; exit 1; }
+  cat "$WORK/t" >> "$WORK/$label"
+}
+median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+report() { # label rows
+  local label=$1 rows=$2 secs kib
+  secs=$(cut -d' ' -f1 "$WORK/$label" | median)
+  kib=$(cut -d' ' -f2 "$WORK/$label" | median)
+  printf '%-34s median %6.2f s  %8.0f rows/s  peak RSS %5d MiB  (%s runs)\n' "$label" "$secs" \
+    "$(echo "$rows / $secs" | bc -l)" "$((${kib%.*} / 1024))" "$(wc -l < "$WORK/$label")"
+}
+
+curl_floor() { # emulator-name path: fetch every page with curl, nothing else.
+  local base ca token url
+  base=$(base_of "$1"); ca=$(ca_of "$1")
+  token=$(curl -s --cacert "$ca" "$base/$TENANT/oauth2/v2.0/token" -d grant_type=client_credentials \
+    -d "client_id=$CLIENT" --data-urlencode "client_secret=$SECRET" -d scope=https://graph.microsoft.com/.default |
+    sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')
+  url="$base$2"
+  while [ -n "$url" ]; do
+    curl -s --fail --cacert "$ca" -H "Authorization: Bearer $token" "$url" -o "$WORK/page.json"
+    url=$(grep -o '"@odata.nextLink":"[^"]*"' "$WORK/page.json" | cut -d'"' -f4 || true)
+  done
+}
+export -f curl_floor base_of ca_of
+export WORK TENANT CLIENT SECRET
+
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); $(uname -sr)"
+start_emulator big --alerts "$ALERTS"
+export MSTICPYCONFIG="$WORK/big.yaml"
+PATH_V2='/security/alerts_v2?$top=1000'
+for i in $(seq 1 "$RUNS"); do
+  time_it "fetch-only floor (curl)" bash -c "curl_floor big '/v1.0$PATH_V2'"
+  time_it "secgraph -> jsonl" "$BIN" exec "$PATH_V2" -o jsonl --out "$WORK/a.jsonl"
+  time_it "secgraph -> parquet" "$BIN" exec "$PATH_V2" -o parquet --out "$WORK/a.parquet"
+  time_it "python baseline -> parquet" "$PY" "$BASELINE" --token-url "$(base_of big)/{tenant}/oauth2/v2.0/token" \
+    --graph-url "$(base_of big)" --tenant "$TENANT" --client-id "$CLIENT" --client-secret "$SECRET" --ca "$(ca_of big)" \
+    --path "/v1.0$PATH_V2" --out "$WORK/b.parquet"
+  time_it "python package -> DataFrame" "$PKG" -c "
+from secgraph import QueryProvider
+qp = QueryProvider('SecurityGraph'); qp.connect()
+df = qp.exec_query('$PATH_V2'); assert len(df) == $ALERTS, len(df)"
+  time_it "secgraph -> parquet, 10k rows" "$BIN" exec "$PATH_V2" -o parquet --limit 10000 --out "$WORK/c.parquet"
+done
+echo "== $ALERTS alerts_v2, \$top=1000"
+for l in "fetch-only floor (curl)" "secgraph -> jsonl" "secgraph -> parquet" "python baseline -> parquet" "python package -> DataFrame"; do
+  report "$l" "$ALERTS"
+done
+report "secgraph -> parquet, 10k rows" 10000
+echo "rows: jsonl $(wc -l < "$WORK/a.jsonl"); parquet $("$PY" -c "import pyarrow.parquet as p,sys; print(p.read_metadata(sys.argv[1]).num_rows)" "$WORK/a.parquet")"
+
+# Cold start: connect + the first page of 10 alerts.
+start_emulator small --alerts 10
+for i in $(seq 1 "$RUNS"); do
+  time_it "cold: secgraph first 10" "$BIN" --config "$WORK/small.yaml" query Alerts.list --start -30d --limit 10 -o jsonl
+  time_it "cold: python baseline first 10" "$PY" "$BASELINE" --token-url "$(base_of small)/{tenant}/oauth2/v2.0/token" \
+    --graph-url "$(base_of small)" --tenant "$TENANT" --client-id "$CLIENT" --client-secret "$SECRET" --ca "$(ca_of small)" \
+    --path '/v1.0/security/alerts_v2?$top=10' --out "$WORK/d.parquet"
+  time_it "cold: python package first 10" env MSTICPYCONFIG="$WORK/small.yaml" "$PKG" -c "
+from secgraph import QueryProvider
+qp = QueryProvider('SecurityGraph'); qp.connect(); qp.Alerts.list(start='-30d')"
+done
+echo "== cold start (process start, import, connect, 10 alerts)"
+for l in "cold: secgraph first 10" "cold: python baseline first 10" "cold: python package first 10"; do report "$l" 10; done
+
+# Time split against 50 ms per page.
+start_emulator slow --alerts 20000 --faults 'alerts_v2:slow-first-byte(50)'
+for i in $(seq 1 "$RUNS"); do
+  time_it "serial, 50 ms/page" "$BIN" --config "$WORK/slow.yaml" query Alerts.list --start -32d --end now -o jsonl
+  time_it "split 8 slices x4, 50 ms/page" "$BIN" --config "$WORK/slow.yaml" query Alerts.list --start -32d --end now \
+    --split-by 4d --parallel 4 -o jsonl
+done
+echo "== 20000 alerts, Alerts.list over 32 days, 50 ms added per page"
+report "serial, 50 ms/page" 20000
+report "split 8 slices x4, 50 ms/page" 20000
