@@ -22,6 +22,7 @@ use secgraph::auth::{AuthType, SignInPrompt};
 use secgraph::batches::BatchBuilder;
 use secgraph::config::{ConfigSource, SearchPaths, Settings};
 use secgraph::graph::{Pages, Target, Update};
+use secgraph::output::BatchCollector;
 use secgraph::query::QueryStore;
 use secgraph::{ConnectOptions, ErrorKind, QueryProvider, Secret};
 use std::future::Future;
@@ -179,6 +180,54 @@ struct Provider {
     inner: QueryProvider,
 }
 
+/// The built-in queries plus the settings' query folders.
+fn query_store(settings: Option<&Settings>) -> secgraph::Result<QueryStore> {
+    let mut store = QueryStore::builtin()?;
+    if let Some(s) = settings {
+        for d in s.query_folders()? {
+            store.add_dir(&d)?;
+        }
+    }
+    Ok(store)
+}
+
+/// msticpy's connect keywords as options.
+fn connect_options(options: &Bound<'_, PyDict>, prompt: Option<Py<PyAny>>) -> PyResult<ConnectOptions> {
+    let mut o = ConnectOptions {
+        instance: opt_str(options, "instance")?,
+        tenant_id: opt_str(options, "tenant_id")?,
+        client_id: opt_str(options, "client_id")?,
+        client_secret: opt_str(options, "client_secret")?.map(Secret::new),
+        username: opt_str(options, "username")?,
+        certificate: opt_str(options, "certificate")?.map(PathBuf::from),
+        private_key: opt_str(options, "private_key")?.map(PathBuf::from),
+        api_root: opt_str(options, "api_root")?,
+        api_version: opt_str(options, "api_version")?,
+        connection_string: opt_str(options, "connection_str")?.map(Secret::new),
+        token_cache: opt_str(options, "token_cache")?.map(PathBuf::from),
+        ..Default::default()
+    };
+    if let Some(v) = options.get_item("requests_per_minute")?
+        && !v.is_none()
+    {
+        let n: u32 = v.extract()?;
+        o.requests_per_minute = Some((n, n));
+    }
+    o.delegated_auth = match options.get_item("delegated_auth")? {
+        Some(v) => v.is_truthy()?,
+        None => false,
+    };
+    if let Some(t) = opt_str(options, "auth_type")? {
+        o.auth_type = Some(AuthType::parse(&t).ok_or_else(|| {
+            ConfigurationError::new_err(format!("auth_type '{t}' is not one of: browser, interactive, device, devicecode"))
+        })?);
+    }
+    if let Some(p) = prompt {
+        o.prompt = Some(Arc::new(PyPrompt(p)));
+    }
+    Ok(o)
+}
+
 fn settings_for(config: Option<String>) -> secgraph::Result<Option<Settings>> {
     match config {
         Some(p) => Settings::load(&PathBuf::from(p), ConfigSource::Explicit).map(Some),
@@ -199,40 +248,10 @@ impl Provider {
         prompt: Option<Py<PyAny>>,
         cancel: Option<PyRef<'_, CancelToken>>,
     ) -> PyResult<Provider> {
-        let mut o = ConnectOptions {
-            instance: opt_str(options, "instance")?,
-            tenant_id: opt_str(options, "tenant_id")?,
-            client_id: opt_str(options, "client_id")?,
-            client_secret: opt_str(options, "client_secret")?.map(Secret::new),
-            username: opt_str(options, "username")?,
-            certificate: opt_str(options, "certificate")?.map(PathBuf::from),
-            private_key: opt_str(options, "private_key")?.map(PathBuf::from),
-            api_root: opt_str(options, "api_root")?,
-            api_version: opt_str(options, "api_version")?,
-            connection_string: opt_str(options, "connection_str")?.map(Secret::new),
-            token_cache: opt_str(options, "token_cache")?.map(PathBuf::from),
-            ..Default::default()
-        };
-        o.delegated_auth = match options.get_item("delegated_auth")? {
-            Some(v) => v.is_truthy()?,
-            None => false,
-        };
-        if let Some(t) = opt_str(options, "auth_type")? {
-            o.auth_type = Some(AuthType::parse(&t).ok_or_else(|| {
-                ConfigurationError::new_err(format!("auth_type '{t}' is not one of: browser, interactive, device, devicecode"))
-            })?);
-        }
-        if let Some(p) = prompt {
-            o.prompt = Some(Arc::new(PyPrompt(p)));
-        }
+        let o = connect_options(options, prompt)?;
         let inner = wait(py, cancel.as_deref(), async move {
             let settings = settings_for(config)?;
-            let mut store = QueryStore::builtin()?;
-            if let Some(s) = &settings {
-                for d in s.query_folders()? {
-                    store.add_dir(&d)?;
-                }
-            }
+            let store = query_store(settings.as_ref())?;
             Ok::<_, secgraph::Error>(QueryProvider::connect(settings.as_ref(), &o).await?.with_queries(store))
         })?
         .map_err(py_err)?;
@@ -290,6 +309,73 @@ impl Provider {
         let p = self.inner.clone();
         let (schema, batches) = wait(py, cancel.as_deref(), async move { p.record_batches(&q).await })?.map_err(py_err)?;
         Ok(ArrowResult { schema, batches })
+    }
+
+    /// Runs a named, time-ranged query as slices of `slice_seconds` between `start` and `end` (time expressions),
+    /// at most `parallel` at once; rows in time order, none repeated at slice edges.
+    #[pyo3(signature = (name, params, start, end, slice_seconds, parallel=4, cancel=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn run_split(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        params: Vec<(String, String)>,
+        start: &str,
+        end: &str,
+        slice_seconds: i64,
+        parallel: usize,
+        cancel: Option<PyRef<'_, CancelToken>>,
+    ) -> PyResult<ArrowResult> {
+        let now = chrono::Utc::now();
+        let range = (
+            secgraph::query::parse_time(start, now).map_err(py_err)?,
+            secgraph::query::parse_time(end, now).map_err(py_err)?,
+        );
+        let q = self.inner.render(name, &params).map_err(py_err)?;
+        let (p, name) = (self.inner.clone(), name.to_string());
+        let batches = wait(py, cancel.as_deref(), async move {
+            let mut sink = BatchCollector::new(QueryProvider::batch_builder(&q));
+            p.run_split(&name, &params, range, chrono::Duration::seconds(slice_seconds), parallel, &mut sink)
+                .await?;
+            sink.into_batches()
+        })?
+        .map_err(py_err)?;
+        Ok(ArrowResult {
+            schema: batches.0,
+            batches: batches.1,
+        })
+    }
+
+    /// Runs a named query against several instances of the settings at once (each with these connect options but
+    /// its own instance); rows carry `TenantId` and `Instance`. Returns the result and `[(instance, error)]` for
+    /// the tenants that failed.
+    #[staticmethod]
+    #[pyo3(signature = (config, options, instances, name, params, prompt=None, cancel=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn run_instances(
+        py: Python<'_>,
+        config: Option<String>,
+        options: &Bound<'_, PyDict>,
+        instances: Vec<String>,
+        name: String,
+        params: Vec<(String, String)>,
+        prompt: Option<Py<PyAny>>,
+        cancel: Option<PyRef<'_, CancelToken>>,
+    ) -> PyResult<(ArrowResult, Vec<(String, String)>)> {
+        let o = connect_options(options, prompt)?;
+        let out = wait(py, cancel.as_deref(), async move {
+            let settings = settings_for(config)?;
+            let store = query_store(settings.as_ref())?;
+            let q = store.get(&name)?.render(&params, chrono::Utc::now())?;
+            let providers = secgraph::fanout::connect_instances(settings.as_ref(), &instances, &o).await;
+            let mut sink = BatchCollector::new(QueryProvider::batch_builder(&q));
+            let summary = secgraph::fanout::fan_out(providers, &q, &mut sink).await?;
+            let failed: Vec<(String, String)> = summary.failures().map(|(i, e)| (i.to_string(), e.to_string())).collect();
+            Ok::<_, secgraph::Error>((sink.into_batches()?, failed))
+        })?
+        .map_err(py_err)?;
+        let ((schema, batches), failed) = out;
+        Ok((ArrowResult { schema, batches }, failed))
     }
 
     /// Runs a raw Graph path (`/security/alerts_v2?$top=5`) to the end.

@@ -23,7 +23,8 @@ def emu():
 @pytest.fixture(scope="session")
 def qp(emu):
     p = QueryProvider("SecurityGraph")
-    p.connect(config=emu.config_path)
+    # The suite sends hundreds of requests a minute to a local emulator; Graph's own budgets are kept elsewhere.
+    p.connect(config=emu.config_path, requests_per_minute=100_000)
     return p
 
 

@@ -17,7 +17,7 @@ import secgraph
 
 def _samples(qp) -> dict:
     """Parameter values taken from the emulator's own data, so that queries find something."""
-    alert = qp.exec_query("/security/alerts_v2?$top=1").iloc[0]
+    alert = qp.exec_query("/security/alerts_v2?$top=50").iloc[0]
     evidence = json.loads(alert["evidence"] or "[]")
     flat = json.dumps(evidence)
 
@@ -34,8 +34,8 @@ def _samples(qp) -> dict:
                     stack.extend(item)
         return default
 
-    incident = qp.exec_query("/security/incidents?$top=1").iloc[0]
-    legacy = qp.exec_query("/security/alerts?$top=1").iloc[0]
+    incident = qp.exec_query("/security/incidents?$top=50").iloc[0]
+    legacy = qp.exec_query("/security/alerts?$top=50").iloc[0]
     host = first("deviceDnsName", "host1")
     assert flat  # the first alert has evidence
     return {
@@ -198,11 +198,11 @@ def test_async_variants(emu, qp):
 
 
 def test_updates(qp):
-    alert_id = qp.exec_query("/security/alerts_v2?$top=1").iloc[0]["id"]
+    alert_id = qp.exec_query("/security/alerts_v2?$top=50").iloc[0]["id"]
     after = qp.update_alert(alert_id, status="inProgress", classification="truePositive", determination="malware", comment="seen")
     assert after["status"] == "inProgress" and after["classification"] == "truePositive"
     assert any(c["comment"] == "seen" for c in after["comments"])
-    incident_id = qp.exec_query("/security/incidents?$top=1").iloc[0]["id"]
+    incident_id = qp.exec_query("/security/incidents?$top=50").iloc[0]["id"]
     inc = qp.update_incident(incident_id, status="active", assigned_to="analyst@contoso-demo.onmicrosoft.com")
     assert inc["assignedTo"] == "analyst@contoso-demo.onmicrosoft.com"
     with pytest.raises(secgraph.QueryError):
@@ -215,3 +215,24 @@ def test_no_unexpected_warnings_on_a_plain_query(qp):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         qp.Alerts.list(start="-7d")
+
+
+def test_split_by_equals_the_unsplit_result(qp, window):
+    whole = qp.Alerts.list(start=window[0], end=window[1])
+    split = qp.Alerts.list(start=window[0], end=window[1], split_by="3d", parallel=3)
+    assert sorted(split["id"]) == sorted(whole["id"]) and split["id"].is_unique
+    with pytest.raises(ValueError):
+        qp.Alerts.list(start="-1d", split_by="soon")
+
+
+def test_instances_tag_rows_and_report_failures(qp):
+    df = qp.Alerts.list(start="-30d", instances=["Default", "Fabrikam"])
+    assert set(df["Instance"]) == {"Default", "Fabrikam"}
+    assert df.groupby("Instance")["TenantId"].nunique().eq(1).all()
+    alone = qp.Alerts.list(start="-30d")
+    assert (df["Instance"] == "Default").sum() == len(alone)
+    with pytest.warns(UserWarning, match="partial result: NoRoles"):
+        partial = qp.Alerts.list(start="-30d", instances=["Default", "NoRoles"])
+    assert set(partial["Instance"]) == {"Default"} and "NoRoles" in partial.attrs["failed_instances"]
+    with pytest.raises(secgraph.SecGraphError, match="every instance failed"):
+        qp.Alerts.list(start="-30d", instances=["NoRoles"])

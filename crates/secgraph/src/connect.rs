@@ -58,6 +58,9 @@ pub struct ConnectOptions {
     pub secret_cache: Option<PathBuf>,
     /// Caps on page size and page count; default [`crate::graph::PagingLimits::default`].
     pub paging_limits: Option<crate::graph::PagingLimits>,
+    /// Requests a minute this connection may send: (security collections and updates, advanced hunting); default
+    /// Graph's documented budgets, ([`crate::graph::SECURITY_PER_MINUTE`], [`crate::graph::HUNTING_PER_MINUTE`]).
+    pub requests_per_minute: Option<(u32, u32)>,
     /// The process environment to use (CA bundle, Key Vault `env` sign-in, cache folder); default
     /// [`crate::Environment::from_env`] at connect time.
     pub environment: Option<crate::Environment>,
@@ -302,7 +305,8 @@ impl Connection {
         let (credential, scope) = credential(&args, auth, &target, settings, options, &http, &cloud)?;
         let token = credential.get_token(&[scope.as_str()], TokenRequestOptions::default()).await?;
         let graph = GraphClient::new(http, &target.graph_root, &target.api_version, credential, scope.clone())?
-            .with_limits(options.paging_limits.unwrap_or_default());
+            .with_limits(options.paging_limits.unwrap_or_default())
+            .with_budgets(options.requests_per_minute);
         let info = ConnectionInfo::new(settings, &args, auth, &target, &cloud, &graph, scope, &token);
         tracing::info!(tenant = %info.tenant_id, client = %info.client_id, root = %info.graph_root, "connected");
         Ok(Connection { graph, info })

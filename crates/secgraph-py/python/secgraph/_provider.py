@@ -21,7 +21,26 @@ from . import _native
 DATA_ENVIRONMENTS = ("SecurityGraph", "MicrosoftGraph")
 
 #: Keyword arguments a query call takes for itself (not query parameters).
-_CALL_OPTIONS = ("output", "strict")
+_CALL_OPTIONS = ("output", "strict", "instances", "split_by", "parallel")
+
+_UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
+
+
+def _seconds(split_by: Any) -> int:
+    """``"1d"``, ``"6h"``, ``"30m"``, a ``timedelta`` or a number of seconds, as whole seconds."""
+    if isinstance(split_by, _dt.timedelta):
+        n = int(split_by.total_seconds())
+    elif isinstance(split_by, (int, float)):
+        n = int(split_by)
+    else:
+        text = str(split_by).strip()
+        unit = text[-1:]
+        if unit not in _UNITS or not text[:-1].isdigit():
+            raise ValueError(f"split_by={split_by!r}: expected a number and a unit (w, d, h, m, s), e.g. '1d'")
+        n = int(text[:-1]) * _UNITS[unit]
+    if n <= 0:
+        raise ValueError(f"split_by={split_by!r} must be positive")
+    return n
 
 _OUTPUTS = ("pandas", "arrow", "polars")
 
@@ -97,6 +116,8 @@ class QueryFunction:
     def _params(self, kwargs: dict) -> tuple[list[tuple[str, str]], str, bool]:
         output = kwargs.pop("output", "pandas")
         strict = bool(kwargs.pop("strict", False))
+        for option in ("instances", "split_by", "parallel"):
+            kwargs.pop(option, None)
         if output not in _OUTPUTS:
             raise ValueError(f"output={output!r}: expected one of {', '.join(_OUTPUTS)}")
         known = set()
@@ -118,11 +139,42 @@ class QueryFunction:
         if flags & {"help", "?"}:
             print(self.__doc__)
             return None
+        instances = kwargs.get("instances")
+        split_by = kwargs.get("split_by")
+        parallel = int(kwargs.get("parallel") or 4)
         params, output, _ = self._params(kwargs)
         if flags & {"print", "query", "debug_query"} or kwargs.get("print"):
             return self._provider._native().describe(self.full_name, params)
+        if instances:
+            return self._across(list(instances), params, output)
+        if split_by:
+            given = dict(params)
+            rest = [(k, v) for k, v in params if k not in ("start", "end")]
+            result = self._provider._native().run_split(
+                self.full_name, rest, given.get("start", "-1d"), given.get("end", "now"), _seconds(split_by), parallel
+            )
+            return _convert(result, output)
         result = self._provider._native().run(self.full_name, params)
         return _convert(result, output)
+
+    def _across(self, instances: list, params: list, output: str) -> Any:
+        """The query against several instances; failed tenants are named in a warning and in
+        ``df.attrs["failed_instances"]`` (pandas), the others' rows kept."""
+        config, options, prompt = self._provider._connect_args
+        result, failed = _native.Provider.run_instances(
+            config, options, [str(i) for i in instances], self.full_name, params, prompt
+        )
+        if failed and len(failed) == len(instances):
+            raise secgraph_error(failed)
+        if failed:
+            warnings.warn(
+                "partial result: " + "; ".join(f"{i}: {e}" for i, e in failed) + " (the other instances' rows are kept)",
+                stacklevel=3,
+            )
+        frame = _convert(result, output)
+        if output == "pandas":
+            frame.attrs["failed_instances"] = dict(failed)
+        return frame
 
     def batches(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
         """Yields pyarrow RecordBatches as pages arrive (memory stays flat for big pulls)."""
@@ -142,6 +194,11 @@ class QueryFunction:
         call = functools.partial(native.run, self.full_name, params, token)
         result = await _run_cancellable(call, token)
         return _convert(result, output)
+
+
+def secgraph_error(failed: list) -> Exception:
+    """The error for a query that failed on every instance."""
+    return _native.SecGraphError("every instance failed: " + "; ".join(f"{i}: {e}" for i, e in failed))
 
 
 async def _run_cancellable(call: Callable[[], Any], token: Any) -> Any:
@@ -167,6 +224,10 @@ def _docstring(spec: dict) -> str:
             text += f" Also: {', '.join(p['aliases'])}."
         lines.append(f"    {text.strip()}")
     lines += [
+        "instances : list of str, optional",
+        "    Run against these instances of the settings at once; rows get TenantId and Instance columns.",
+        "split_by : str, optional",
+        "    Run the time range as slices ('1d', '6h'), 'parallel' (default 4) at once.",
         "output : str, optional",
         "    'pandas' (default), 'arrow' or 'polars'.",
         "strict : bool, optional",
@@ -226,14 +287,15 @@ class QueryProvider:
         finds it, or given with ``config=``), a named ``instance=``, keyword credentials (``tenant_id``,
         ``client_id``, ``client_secret``, ``certificate``, ``private_key``, ``username``), a connection string, or
         delegated sign-in (``delegated_auth=True``; ``auth_type="device"`` for a device code). Sign-in messages go
-        to ``prompt(kind, text)`` (default: printed, or displayed in IPython)."""
+        to ``prompt(kind, text)`` (default: printed, or displayed in IPython). ``requests_per_minute`` overrides
+        Graph's budgets (150 a minute for alerts and incidents, 45 for hunting), which are kept by default."""
         options = dict(self._kwargs)
         options.update(kwargs)
         config = options.pop("config", None)
         prompt = options.pop("prompt", None) or _default_prompt
         known = {
             "instance", "tenant_id", "client_id", "client_secret", "username", "certificate", "private_key",
-            "api_root", "api_version", "delegated_auth", "auth_type", "token_cache",
+            "api_root", "api_version", "delegated_auth", "auth_type", "token_cache", "requests_per_minute",
         }
         unknown = sorted(k for k in options if k not in known)
         if unknown:
@@ -241,7 +303,10 @@ class QueryProvider:
         options = {k: v for k, v in options.items() if k in known}
         if connection_str is not None:
             options["connection_str"] = connection_str
-        self._provider = _native.Provider.connect(str(config) if config is not None else None, options, prompt)
+        config = str(config) if config is not None else None
+        self._provider = _native.Provider.connect(config, options, prompt)
+        # Kept for queries across instances, which connect to each instance with the same inputs.
+        self._connect_args = (config, {k: v for k, v in options.items() if k != "instance"}, prompt)
         self._load_queries()
 
     @property

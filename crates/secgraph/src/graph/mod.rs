@@ -172,6 +172,15 @@ impl GraphClient {
         })
     }
 
+    /// The same client with other request budgets per minute (security collections, hunting); `None` keeps Graph's
+    /// documented ones. A new budget is not shared with clones made before.
+    pub fn with_budgets(mut self, per_minute: Option<(u32, u32)>) -> GraphClient {
+        if let Some((security, hunting)) = per_minute {
+            self.budgets = Arc::new((budget::Bucket::per_minute(security), budget::Bucket::per_minute(hunting)));
+        }
+        self
+    }
+
     /// The same client with other paging caps.
     pub fn with_limits(mut self, limits: PagingLimits) -> GraphClient {
         self.limits = limits;
