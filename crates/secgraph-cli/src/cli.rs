@@ -198,6 +198,8 @@ pub(crate) enum Command {
         #[command(flatten)]
         out: output::OutputArgs,
     },
+    /// Keep a Parquet dataset of every alert and incident version up to date (incremental, resumable, sharded).
+    Export(ExportArgs),
     /// Run a raw OData path relative to the versioned Graph root, e.g. '/security/alerts_v2?$top=5'.
     Exec {
         path: String,
@@ -237,4 +239,35 @@ pub(crate) enum Command {
         #[arg(long, value_name = "SPEC")]
         churn: Option<String>,
     },
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct ExportArgs {
+    /// The dataset root: ROOT/stream=<stream>/tenant=<id>/date=<day>/part-*.parquet, checkpoints in ROOT/_checkpoints.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) root: PathBuf,
+    /// Streams to export (comma-separated): alerts_v2, incidents.
+    #[arg(long, value_delimiter = ',', default_values_t = vec!["alerts_v2".to_string(), "incidents".to_string()])]
+    pub(crate) stream: Vec<String>,
+    /// Export every configured instance (also: --instance A,B,C).
+    #[arg(long)]
+    pub(crate) all_instances: bool,
+    /// This process's shard, K/N: only tenants whose id hashes to K (of N) are exported.
+    #[arg(long, value_name = "K/N")]
+    pub(crate) shard: Option<String>,
+    /// Page size asked for ($top; incidents at most 50).
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=2000))]
+    pub(crate) page_size: u32,
+    /// How far before a run's start the next watermark stays (changes during a run are read again next time).
+    #[arg(long, value_name = "DURATION", default_value = "5m")]
+    pub(crate) overlap: String,
+    /// Keep running: export again every DURATION (e.g. 10m) until Ctrl-C or SIGTERM (the tenant in hand finishes).
+    #[arg(long, value_name = "DURATION")]
+    pub(crate) follow: Option<String>,
+    /// Also write the run summary as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) summary: Option<PathBuf>,
+    /// Instead of exporting, write the latest version of each id to ROOT/current/stream=…/tenant=…/part-0.parquet.
+    #[arg(long)]
+    pub(crate) compact: bool,
 }

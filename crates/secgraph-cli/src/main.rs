@@ -40,7 +40,12 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::OTHER);
         }
     };
+    // An export handles its own signals: the first finishes the tenant in hand, a second stops at once.
+    let own_signals = matches!(cli.command, Command::Export(_));
     let outcome = rt.block_on(async {
+        if own_signals {
+            return run(cli).await;
+        }
         tokio::select! {
             r = run(cli) => r,
             _ = tokio::signal::ctrl_c() => Err(anyhow::Error::new(Cancelled)),
@@ -114,7 +119,7 @@ fn format_error(e: &anyhow::Error) -> String {
 
 /// Ctrl-C during a command.
 #[derive(Debug)]
-struct Cancelled;
+pub(crate) struct Cancelled;
 
 impl std::fmt::Display for Cancelled {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -153,6 +158,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Connect => cmd::connect::run(&env, &cli).await,
         Command::Query { .. } => cmd::query::run(&env, &cli).await,
         Command::Exec { .. } => cmd::query::exec(&env, &cli).await,
+        Command::Export(args) => cmd::export::run(&env, &cli, args).await,
         Command::Alert { .. } | Command::Incident { .. } | Command::LegacyAlert { .. } => cmd::update::run(&env, &cli).await,
         Command::Emulator { .. } | Command::Queries { .. } => Ok(()),
     }

@@ -194,6 +194,7 @@ pub mod config;
 pub mod connect;
 mod environment;
 mod error;
+pub mod export;
 pub mod fanout;
 pub mod graph;
 mod http;

@@ -4,6 +4,7 @@
 pub(crate) mod config;
 pub(crate) mod connect;
 pub(crate) mod emulator;
+pub(crate) mod export;
 pub(crate) mod logout;
 pub(crate) mod queries;
 pub(crate) mod query;

@@ -72,7 +72,7 @@ pub(crate) async fn run(env: &Env, cli: &Cli) -> anyhow::Result<()> {
 }
 
 /// The instances to fan out to: `--all-instances`, or a comma-separated `--instance`; `None` for one connection.
-fn fan_out_instances(env: &Env, cli: &Cli, all: bool) -> anyhow::Result<Option<Vec<String>>> {
+pub(crate) fn fan_out_instances(env: &Env, cli: &Cli, all: bool) -> anyhow::Result<Option<Vec<String>>> {
     if all {
         let settings = env.require_settings(cli)?;
         let mut v = Vec::new();
@@ -99,7 +99,7 @@ fn fan_out_instances(env: &Env, cli: &Cli, all: bool) -> anyhow::Result<Option<V
 }
 
 /// `1d`, `6h`, `30m`, `90s`, `2w`.
-fn parse_duration(text: &str) -> anyhow::Result<chrono::Duration> {
+pub(crate) fn parse_duration(text: &str) -> anyhow::Result<chrono::Duration> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (n, unit) = t.split_at(split);
@@ -116,7 +116,7 @@ fn parse_duration(text: &str) -> anyhow::Result<chrono::Duration> {
             "--split-by '{text}': the unit must be one of w, d, h, m, s"
         ))),
     };
-    anyhow::ensure!(n > 0, crate::UsageError(format!("--split-by '{text}' must be positive")));
+    anyhow::ensure!(n > 0, crate::UsageError(format!("duration '{text}' must be positive")));
     Ok(d)
 }
 
