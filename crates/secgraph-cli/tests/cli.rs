@@ -3,41 +3,12 @@
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_secgraph");
+mod common;
+use common::{BIN, emulator};
 const DEMO_SECRET: &str = "demo-secret-for-the-local-emulator-only";
-
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `secgraph emulator --write-config` and waits until the settings file exists.
-fn emulator(dir: &Path, extra: &[&str]) -> (Running, std::path::PathBuf) {
-    let cfg = dir.join("emulator.yaml");
-    let child = Command::new(BIN)
-        .args(["emulator", "--write-config"])
-        .arg(&cfg)
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let running = Running(child);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !cfg.exists() {
-        assert!(Instant::now() < deadline, "emulator did not write its settings");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    std::thread::sleep(Duration::from_millis(100));
-    (running, cfg)
-}
 
 fn secgraph(cfg: &Path, args: &[&str]) -> Output {
     Command::new(BIN)

@@ -507,6 +507,25 @@ fn list_inner(st: &AppState, version: &str, coll: &str, headers: &HeaderMap, uri
         ser(&mut out, &json!(next_link(st, version, coll, uri, page, next)))?;
     }
     out.extend_from_slice(b",\"value\":[");
+    // `$expand=alerts`: one pass over the alerts for the whole page, reading only each one's incidentId.
+    let mut expanded: std::collections::HashMap<String, Vec<Value>> = std::collections::HashMap::new();
+    if expand_alerts {
+        #[derive(serde::Deserialize)]
+        struct IncidentOf<'a> {
+            #[serde(borrow, rename = "incidentId")]
+            incident_id: Option<std::borrow::Cow<'a, str>>,
+        }
+        let wanted: std::collections::HashSet<String> = window
+            .iter()
+            .filter_map(|i| i.with_value(|v| v.get("id").and_then(Value::as_str).map(str::to_string)))
+            .collect();
+        for a in &ds.alerts_v2 {
+            let of = serde_json::from_slice::<IncidentOf<'_>>(a.json()).ok().and_then(|o| o.incident_id);
+            if let Some(id) = of.filter(|id| wanted.contains(id.as_ref())) {
+                expanded.entry(id.into_owned()).or_default().push(a.with_value(Value::clone));
+            }
+        }
+    }
     for (i, item) in window.iter().enumerate() {
         if i > 0 {
             out.push(b',');
@@ -518,12 +537,7 @@ fn list_inner(st: &AppState, version: &str, coll: &str, headers: &HeaderMap, uri
         }
         let mut v = project(item, select.as_deref());
         if expand_alerts && let Some(id) = item.get("id").and_then(Value::as_str) {
-            let alerts: Vec<Value> = ds
-                .alerts_v2
-                .iter()
-                .filter(|a| a.with_value(|v| v["incidentId"] == id))
-                .map(|a| a.with_value(Value::clone))
-                .collect();
+            let alerts = expanded.remove(id).unwrap_or_default();
             if let Value::Object(m) = &mut v {
                 m.insert("alerts".into(), Value::Array(alerts));
             }

@@ -121,8 +121,13 @@ async fn export_once(env: &Env, instances: &[String], streams: &[Stream], opts: 
     let providers = secgraph::fanout::connect_instances(env.settings.as_ref(), instances, &env.options).await;
     let mut reports = Vec::new();
     let mut work = Vec::new();
+    let mut tenants = std::collections::HashSet::new();
     for (instance, p) in providers {
         match p {
+            // Two instances of one tenant (another sign-in method, say) export it once: one checkpoint per tenant.
+            Ok(p) if !tenants.insert(p.info().tenant_id.to_ascii_lowercase()) => {
+                tracing::info!(instance, tenant = %p.info().tenant_id, "tenant already exported by an earlier instance");
+            }
             Ok(p) if shard_of(&p.info().tenant_id, opts.shard.1) == opts.shard.0 => work.push((instance, p)),
             Ok(p) => tracing::debug!(instance, tenant = %p.info().tenant_id, "another shard's tenant"),
             Err(e) => {
