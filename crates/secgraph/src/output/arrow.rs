@@ -3,7 +3,7 @@
 //!
 //! Files are written under a temporary name in the destination's folder and renamed only when the run succeeds: a
 //! failed run leaves no file under the final name. Memory stays flat: each page becomes a batch that is written
-//! (Parquet row groups are flushed every 64k rows or 64 MiB). When a later page brings a column the file does not
+//! (Parquet row groups are flushed every 16k rows or 32 MiB). When a later page brings a column the file does not
 //! have, the part written so far is closed and a new one begun with the wider schema; `finish` then rewrites the
 //! parts, padded with nulls, into one file — once, streaming.
 
@@ -94,8 +94,8 @@ enum Writer {
     Stream(arrow_ipc::writer::StreamWriter<BufWriter<File>>),
 }
 
-const ROW_GROUP_ROWS: usize = 64 * 1024;
-const ROW_GROUP_BYTES: usize = 64 * 1024 * 1024;
+const ROW_GROUP_ROWS: usize = 16 * 1024;
+const ROW_GROUP_BYTES: usize = 32 * 1024 * 1024;
 
 fn out_err(what: &str) -> impl Fn(&dyn std::fmt::Display) -> Error + '_ {
     move |e| Error::Output(format!("{what}: {e}"))
@@ -155,7 +155,8 @@ struct Part {
     writer: Option<Writer>,
 }
 
-/// Writes a query's rows to Parquet or an Arrow IPC stream as pages arrive (see the [module docs](self)).
+/// Writes a query's rows to Parquet or an Arrow IPC stream as pages arrive: typed by a `BatchBuilder`, written under a temporary
+/// name and renamed on success, a mid-run schema change merged once at the end.
 pub struct ArrowFileSink {
     format: FileFormat,
     builder: BatchBuilder,
