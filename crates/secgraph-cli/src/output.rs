@@ -42,6 +42,62 @@ pub struct OutputArgs {
     /// Stop after this many rows (no further pages are fetched). Graph's `$top` sets the page size, not a total.
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
+    /// No progress line and no summary on stderr (the progress line is shown only when stderr is a terminal).
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+/// A progress line on stderr (pages, rows, rows/s) while rows flow into the real sink; hidden when stderr is not a
+/// terminal or with --quiet.
+struct Progress<'a> {
+    inner: &'a mut dyn RowSink,
+    bar: Option<indicatif::ProgressBar>,
+    rows: u64,
+    pages: u64,
+    started: std::time::Instant,
+}
+
+impl<'a> Progress<'a> {
+    fn new(inner: &'a mut dyn RowSink, quiet: bool) -> Progress<'a> {
+        let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
+            let b = indicatif::ProgressBar::new_spinner();
+            b.enable_steady_tick(std::time::Duration::from_millis(200));
+            b
+        });
+        Progress {
+            inner,
+            bar,
+            rows: 0,
+            pages: 0,
+            started: std::time::Instant::now(),
+        }
+    }
+}
+
+impl RowSink for Progress<'_> {
+    fn columns(&mut self, declared: &[(String, String)]) {
+        self.inner.columns(declared);
+    }
+    fn page(&mut self, rows: Vec<secgraph::Row>) -> secgraph::Result<std::ops::ControlFlow<()>> {
+        self.pages += 1;
+        self.rows += rows.len() as u64;
+        if let Some(b) = &self.bar {
+            let secs = self.started.elapsed().as_secs_f64().max(0.001);
+            b.set_message(format!(
+                "{} page(s), {} row(s), {:.0} rows/s",
+                self.pages,
+                self.rows,
+                self.rows as f64 / secs
+            ));
+        }
+        self.inner.page(rows)
+    }
+    fn finish(&mut self) -> secgraph::Result<()> {
+        if let Some(b) = self.bar.take() {
+            b.finish_and_clear();
+        }
+        self.inner.finish()
+    }
 }
 
 fn writer(out: &Option<PathBuf>) -> anyhow::Result<Box<dyn Write + Send>> {
@@ -93,7 +149,14 @@ impl std::fmt::Display for Partial {
 
 impl std::error::Error for Partial {}
 
-async fn drive(run: Run<'_>, query: &RenderedQuery, sink: &mut dyn RowSink) -> anyhow::Result<(PageSummary, Option<FanOutSummary>)> {
+async fn drive(
+    run: Run<'_>,
+    query: &RenderedQuery,
+    sink: &mut dyn RowSink,
+    quiet: bool,
+) -> anyhow::Result<(PageSummary, Option<FanOutSummary>)> {
+    let mut progress = Progress::new(sink, quiet);
+    let sink: &mut dyn RowSink = &mut progress;
     Ok(match run {
         Run::Single(p) => (p.run_rendered(query, sink).await?, None),
         Run::Split {
@@ -134,12 +197,12 @@ pub async fn run_to_output(run: Run<'_>, query: &RenderedQuery, args: &OutputArg
         }
     };
     let (summary, fanout) = match args.format {
-        Format::Jsonl => drive(run, query, &mut JsonLinesSink::new(writer(&args.out)?)).await?,
-        Format::Json => drive(run, query, &mut JsonArraySink::new(writer(&args.out)?)).await?,
+        Format::Jsonl => drive(run, query, &mut JsonLinesSink::new(writer(&args.out)?), args.quiet).await?,
+        Format::Json => drive(run, query, &mut JsonArraySink::new(writer(&args.out)?), args.quiet).await?,
         Format::Csv => {
             // Streams through a spill file: flat memory however many rows.
             let wanted: Vec<String> = args.columns.iter().filter(|c| *c != "all").cloned().collect();
-            drive(run, query, &mut CsvSink::new(writer(&args.out)?, wanted)?).await?
+            drive(run, query, &mut CsvSink::new(writer(&args.out)?, wanted)?, args.quiet).await?
         }
         Format::Parquet | Format::Arrow => {
             let format = if args.format == Format::Parquet {
@@ -148,11 +211,11 @@ pub async fn run_to_output(run: Run<'_>, query: &RenderedQuery, args: &OutputArg
                 FileFormat::ArrowStream
             };
             let mut sink = ArrowFileSink::new(format, QueryProvider::batch_builder(query), destination(&args.out)?)?;
-            drive(run, query, &mut sink).await?
+            drive(run, query, &mut sink, args.quiet).await?
         }
         Format::Table => {
             let mut table = Table::new();
-            let done = drive(run, query, &mut table).await?;
+            let done = drive(run, query, &mut table, args.quiet).await?;
             let mut defaults = default_columns.to_vec();
             if done.1.is_some() && !defaults.is_empty() {
                 defaults.insert(0, "Instance".into());
@@ -164,19 +227,21 @@ pub async fn run_to_output(run: Run<'_>, query: &RenderedQuery, args: &OutputArg
             done
         }
     };
-    eprintln!(
-        "{} row(s) in {} page(s){}{}",
-        summary.rows,
-        summary.pages,
-        match summary.duplicates {
-            0 => String::new(),
-            n => format!(" ({n} item(s) the service sent twice were dropped)"),
-        },
-        args.out
-            .as_ref()
-            .map(|p| format!(", written to {}", p.display()))
-            .unwrap_or_default()
-    );
+    if !args.quiet {
+        eprintln!(
+            "{} row(s) in {} page(s){}{}",
+            summary.rows,
+            summary.pages,
+            match summary.duplicates {
+                0 => String::new(),
+                n => format!(" ({n} item(s) the service sent twice were dropped)"),
+            },
+            args.out
+                .as_ref()
+                .map(|p| format!(", written to {}", p.display()))
+                .unwrap_or_default()
+        );
+    }
     if let Some(f) = fanout {
         for t in &f.tenants {
             match &t.result {
