@@ -5,7 +5,7 @@
 #   - peak RSS writing 10k vs 100k rows to Parquet;
 #   - cold start: connect + the first page of 10 alerts, secgraph CLI vs the baseline;
 #   - a time-split run (8 slices, 4 at once) vs serial, with 50 ms added to every page by the emulator.
-# Medians of RUNS runs (default 5); ONLY_SPLIT=1 runs the last part alone. Figures go to docs/PERFORMANCE.md.
+# Medians of RUNS runs (default 5); ONLY_SPLIT=1 runs the last part alone, ONLY_EXPORT=1 the export benchmark. Figures go to docs/PERFORMANCE.md.
 # Needs: cargo build --release -p secgraph-cli; a venv with httpx pandas pyarrow (PYTHON, default /tmp/pybase) and one
 # with the package installed by `pip install ./crates/secgraph-py` (PKG_PYTHON, default /tmp/cleanvenv).
 set -euo pipefail
@@ -63,6 +63,23 @@ curl_floor() { # emulator-name path: fetch every page with curl, nothing else.
 export -f curl_floor base_of ca_of
 export WORK TENANT CLIENT SECRET
 
+if [ -n "${ONLY_EXPORT:-}" ]; then
+  # Incremental export: every alert and incident version of two tenants, then a run with nothing new.
+  start_emulator lake --alerts "$ALERTS"
+  time_it "export, first run" "$BIN" --config "$WORK/lake.yaml" --instance Default,Fabrikam export --root "$WORK/lake"
+  time_it "export, no change" "$BIN" --config "$WORK/lake.yaml" --instance Default,Fabrikam export --root "$WORK/lake" \
+    --summary "$WORK/lake-summary.json"
+  versions=$(find "$WORK/lake" -name '*.parquet' | wc -l)
+  echo "== export of 2 tenants x $ALERTS alerts (+ incidents); $versions files"
+  report "export, first run" $((ALERTS * 2))
+  report "export, no change" 0
+  grep -E '"(pages|new_versions)"' "$WORK/lake-summary.json" | tr -d ' ' | paste -sd' '
+  time_it "secgraph -> parquet, 10k rows" "$BIN" --config "$WORK/lake.yaml" exec '/security/alerts_v2?$top=1000' -o parquet --limit 10000 --out "$WORK/c.parquet"
+  time_it "secgraph -> parquet, 100k rows" "$BIN" --config "$WORK/lake.yaml" exec '/security/alerts_v2?$top=1000' -o parquet --out "$WORK/c.parquet"
+  report "secgraph -> parquet, 10k rows" 10000
+  report "secgraph -> parquet, 100k rows" "$ALERTS"
+  exit 0
+fi
 if [ -z "${ONLY_SPLIT:-}" ]; then
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); $(uname -sr)"
 start_emulator big --alerts "$ALERTS"
