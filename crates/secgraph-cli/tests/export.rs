@@ -131,3 +131,50 @@ fn killed_at_any_point_then_rerun_equals_an_uninterrupted_run_and_shards_add_up(
     let bad = export(&cfg, &sharded, &["--shard", "2/2"]);
     assert_eq!(bad.status.code(), Some(2));
 }
+
+#[test]
+fn follow_runs_again_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_emu, cfg) = emulator(dir.path(), &["--alerts", "60"]);
+    let root = dir.path().join("lake");
+    let summary = dir.path().join("summary.json");
+    let child = Command::new(BIN)
+        .arg("--config")
+        .arg(&cfg)
+        .args(["export", "--stream", "alerts_v2", "--follow", "1s", "--root"])
+        .arg(&root)
+        .arg("--summary")
+        .arg(&summary)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for a second round in the summary, then ask it to stop.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let rounds = std::fs::read(&summary)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| v.as_array().map(Vec::len))
+            .unwrap_or(0);
+        if rounds >= 2 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no second round");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("stopping after the tenant in hand"), "{stderr}");
+    let reports: serde_json::Value = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+    let reports = reports.as_array().unwrap();
+    assert_eq!(reports[0]["new_versions"], 60);
+    assert!(
+        reports[1..].iter().all(|r| r["new_versions"] == 0),
+        "later rounds found nothing new"
+    );
+    assert_eq!(dataset(&root).len(), 60);
+}
