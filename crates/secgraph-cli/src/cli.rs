@@ -8,7 +8,7 @@ use std::path::PathBuf;
 #[derive(Parser, Debug)]
 #[command(
     name = "secgraph",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("SECGRAPH_GIT_HASH"), ")"),
     about = "Query the Microsoft Graph Security API (msticpy-compatible), or run its local emulator."
 )]
 pub(crate) struct Cli {
@@ -200,6 +200,13 @@ pub(crate) enum Command {
     },
     /// Keep a Parquet dataset of every alert and incident version up to date (incremental, resumable, sharded).
     Export(ExportArgs),
+    /// Print a shell completion script: `secgraph completions bash > /etc/bash_completion.d/secgraph`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): `secgraph man > secgraph.1 && man ./secgraph.1`.
+    Man,
     /// Run a raw OData path relative to the versioned Graph root, e.g. '/security/alerts_v2?$top=5'.
     Exec {
         path: String,

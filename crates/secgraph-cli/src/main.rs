@@ -141,11 +141,36 @@ impl std::fmt::Display for UsageError {
 
 impl std::error::Error for UsageError {}
 
+/// Writes generated text to stdout; a reader that went away (`| head`) is not an error.
+fn write_stdout(bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(secgraph::Error::Output(format!("cannot write to stdout: {e}")).into()),
+        _ => Ok(()),
+    }
+}
+
 /// Dispatches a parsed command line to its subcommand.
 async fn run(cli: Cli) -> anyhow::Result<()> {
     // Commands that need no settings or connection.
     match &cli.command {
         Command::Emulator { .. } => return cmd::emulator::run(&cli.command).await,
+        Command::Completions { shell } => {
+            let mut c = <Cli as clap::CommandFactory>::command();
+            // Into a buffer first: the generator panics on a write error (a closed pipe).
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut c, "secgraph", &mut script);
+            return write_stdout(&script);
+        }
+        Command::Man => {
+            let c = <Cli as clap::CommandFactory>::command();
+            let mut page = Vec::new();
+            clap_mangen::Man::new(c)
+                .render(&mut page)
+                .map_err(|e| secgraph::Error::Output(format!("cannot render the manual page: {e}")))?;
+            return write_stdout(&page);
+        }
         Command::Queries { show, filter } => return cmd::queries::run(&cli, show.as_ref(), filter.as_deref()),
         c if cmd::update::is_dry_run(c) => return cmd::update::dry_run(c),
         _ => {}
@@ -160,6 +185,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Exec { .. } => cmd::query::exec(&env, &cli).await,
         Command::Export(args) => cmd::export::run(&env, &cli, args).await,
         Command::Alert { .. } | Command::Incident { .. } | Command::LegacyAlert { .. } => cmd::update::run(&env, &cli).await,
-        Command::Emulator { .. } | Command::Queries { .. } => Ok(()),
+        Command::Emulator { .. } | Command::Queries { .. } | Command::Completions { .. } | Command::Man => Ok(()),
     }
 }

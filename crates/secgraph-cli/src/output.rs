@@ -21,6 +21,8 @@ pub enum Format {
     Jsonl,
     /// CSV with nested objects flattened to dotted columns and lists as JSON.
     Csv,
+    /// Tab-separated values, flattened as CSV is.
+    Tsv,
     /// Parquet (zstd) with a typed schema: timestamps in UTC, enums as dictionaries, nested objects as dotted
     /// columns, lists of objects as JSON text. Written as pages arrive; to --out, or stdout when it is not a terminal.
     Parquet,
@@ -199,10 +201,12 @@ pub async fn run_to_output(run: Run<'_>, query: &RenderedQuery, args: &OutputArg
     let (summary, fanout) = match args.format {
         Format::Jsonl => drive(run, query, &mut JsonLinesSink::new(writer(&args.out)?), args.quiet).await?,
         Format::Json => drive(run, query, &mut JsonArraySink::new(writer(&args.out)?), args.quiet).await?,
-        Format::Csv => {
+        Format::Csv | Format::Tsv => {
             // Streams through a spill file: flat memory however many rows.
             let wanted: Vec<String> = args.columns.iter().filter(|c| *c != "all").cloned().collect();
-            drive(run, query, &mut CsvSink::new(writer(&args.out)?, wanted)?, args.quiet).await?
+            let delimiter = if args.format == Format::Tsv { b'\t' } else { b',' };
+            let mut sink = CsvSink::new(writer(&args.out)?, wanted)?.with_delimiter(delimiter);
+            drive(run, query, &mut sink, args.quiet).await?
         }
         Format::Parquet | Format::Arrow => {
             let format = if args.format == Format::Parquet {
@@ -401,7 +405,7 @@ pub fn print_item(item: &serde_json::Value, args: &OutputArgs) -> anyhow::Result
             serde_json::to_writer_pretty(&mut w, item).map_err(|e| secgraph::Error::Output(e.to_string()))?;
             writeln!(w).map_err(io)?;
         }
-        Format::Table | Format::Csv => {
+        Format::Table | Format::Csv | Format::Tsv => {
             let mut t = Table::new();
             t.push(item);
             let cols = choose_columns(
@@ -416,7 +420,11 @@ pub fn print_item(item: &serde_json::Value, args: &OutputArgs) -> anyhow::Result
                     "lastUpdateDateTime".into(),
                 ],
             )?;
-            if args.format == Format::Csv {
+            if args.format == Format::Tsv {
+                let mut sink = CsvSink::new(&mut w, cols.iter().map(|i| t.columns[*i].clone()).collect())?.with_delimiter(b'\t');
+                let _ = sink.page(vec![secgraph::Row::from_value(item)])?;
+                sink.finish()?;
+            } else if args.format == Format::Csv {
                 project(&t, &cols).write_csv(&mut w)?;
             } else {
                 write_table(&mut w, &t, &cols).map_err(io)?;

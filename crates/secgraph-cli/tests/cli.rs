@@ -567,3 +567,51 @@ fn queries_list_current_families_first_and_mark_the_retired_api() {
     assert!(text.contains("SecurityGraphAlert.list_alerts (retired API)"), "{text}");
     assert!(!text.contains("Alerts.list (retired API)"));
 }
+
+#[test]
+fn tsv_completions_man_page_and_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let tsv = Command::new(BIN)
+        .current_dir(dir.path())
+        .env_remove("MSTICPYCONFIG")
+        .env("HOME", dir.path())
+        .args([
+            "--emulator",
+            "query",
+            "Alerts.list",
+            "--start",
+            "-30d",
+            "-o",
+            "tsv",
+            "--columns",
+            "id,severity,title",
+        ])
+        .output()
+        .unwrap();
+    assert!(tsv.status.success(), "{}", text(&tsv.stderr));
+    let lines: Vec<String> = text(&tsv.stdout).lines().map(str::to_string).collect();
+    assert_eq!(lines[0], "id\tseverity\ttitle");
+    assert!(
+        lines.len() > 10 && lines[1..].iter().all(|l| l.split('\t').count() == 3),
+        "{lines:?}"
+    );
+
+    for (shell, marker) in [
+        ("bash", "_secgraph()"),
+        ("zsh", "#compdef secgraph"),
+        ("fish", "complete -c secgraph"),
+        ("powershell", "secgraph"),
+    ] {
+        let out = Command::new(BIN).args(["completions", shell]).output().unwrap();
+        assert!(out.status.success() && text(&out.stdout).contains(marker), "{shell}");
+        assert!(text(&out.stdout).contains("export"), "{shell}: subcommands are completed");
+    }
+    let man = Command::new(BIN).arg("man").output().unwrap();
+    assert!(man.status.success() && text(&man.stdout).contains(".TH secgraph 1"));
+    let v = Command::new(BIN).arg("--version").output().unwrap();
+    let v = text(&v.stdout);
+    assert!(
+        v.starts_with("secgraph 0.") && v.contains('(') && v.trim_end().ends_with(')'),
+        "{v}"
+    );
+}

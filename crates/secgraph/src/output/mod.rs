@@ -256,6 +256,7 @@ pub struct CsvSink<W: Write> {
     index: HashMap<String, usize>,
     wanted: Vec<String>,
     rows: usize,
+    delimiter: u8,
 }
 
 impl<W: Write> std::fmt::Debug for CsvSink<W> {
@@ -278,7 +279,14 @@ impl<W: Write> CsvSink<W> {
             index: HashMap::new(),
             wanted: columns,
             rows: 0,
+            delimiter: b',',
         })
+    }
+
+    /// The same with another field delimiter (`b'\t'` for TSV).
+    pub fn with_delimiter(mut self, delimiter: u8) -> Self {
+        self.delimiter = delimiter;
+        self
     }
 
     /// Every column seen so far, in order of first appearance.
@@ -333,7 +341,7 @@ impl<W: Write + Send> RowSink for CsvSink<W> {
             }
             v
         };
-        let mut wr = csv::Writer::from_writer(out);
+        let mut wr = csv::WriterBuilder::new().delimiter(self.delimiter).from_writer(out);
         let csv_err = |e: csv::Error| Error::Output(e.to_string());
         wr.write_record(order.iter().map(|i| self.columns[*i].as_str())).map_err(csv_err)?;
         let file = self.spill.get_ref().reopen().map_err(io)?;
