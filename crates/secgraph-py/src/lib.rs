@@ -501,10 +501,10 @@ impl BatchStream {
                     if std::mem::take(&mut s.first) && !page.schema.is_empty() {
                         s.builder.declare_hunting(&page.schema);
                     }
-                    for r in &page.rows {
-                        s.builder.push(r);
-                    }
-                    let b = s.builder.finish_batch();
+                    let b = match s.builder.push_page(&page.rows) {
+                        Some(b) => b,
+                        None => s.builder.finish_batch(),
+                    };
                     Ok(Some((b.schema(), vec![b])))
                 }
             }

@@ -165,7 +165,8 @@ pub struct StreamReport {
 }
 
 impl StreamReport {
-    /// A report for a stream that could not run at all (its tenant did not connect).
+    /// An empty report for a stream of an instance (the caller sets `error` for one that could not run at all, as
+    /// when its tenant did not connect).
     pub fn failed(instance: &str, stream: Stream) -> StreamReport {
         StreamReport {
             instance: instance.to_string(),
@@ -226,14 +227,15 @@ fn save_checkpoint(path: &Path, cp: &Checkpoint) -> Result<()> {
 /// Puts the (tenant, stream) folder in the state its checkpoint describes: listed pending files renamed (their run
 /// had committed), other pending files and temporary files deleted (theirs had not).
 fn recover(root: &Path, stream: Stream, tenant: &str, cp_path: &Path, cp: &mut Checkpoint) -> Result<()> {
-    for rel in std::mem::take(&mut cp.pending) {
-        let pending = root.join(format!("{rel}.pending"));
-        let done = root.join(&rel);
-        if pending.exists() {
-            std::fs::rename(&pending, &done).map_err(io_err("cannot rename", &pending))?;
+    if !cp.pending.is_empty() {
+        for rel in std::mem::take(&mut cp.pending) {
+            let pending = root.join(format!("{rel}.pending"));
+            if pending.exists() {
+                std::fs::rename(&pending, root.join(&rel)).map_err(io_err("cannot rename", &pending))?;
+            }
         }
+        save_checkpoint(cp_path, cp)?;
     }
-    save_checkpoint(cp_path, cp)?;
     let dir = root.join(format!("stream={}", stream.name())).join(format!("tenant={tenant}"));
     let Ok(dates) = std::fs::read_dir(&dir) else { return Ok(()) };
     for date in dates.flatten() {
@@ -281,18 +283,9 @@ fn graph_time(t: DateTime<Utc>) -> String {
 pub async fn export_stream(provider: &QueryProvider, instance: &str, stream: Stream, opts: &ExportOptions) -> StreamReport {
     let tenant = provider.info().tenant_id.clone();
     let mut report = StreamReport {
-        instance: instance.to_string(),
         tenant_id: tenant.clone(),
-        stream: stream.name(),
-        new_versions: 0,
-        already_stored: 0,
-        pages: 0,
-        shrinks: 0,
         page_size: opts.page_size,
-        watermark_before: None,
-        watermark_after: None,
-        files: Vec::new(),
-        error: None,
+        ..StreamReport::failed(instance, stream)
     };
     if let Err(e) = run_stream(provider, &tenant, stream, opts, &mut report).await {
         report.error = Some(e.to_string());

@@ -57,6 +57,13 @@ fn read_stream(bytes: &[u8]) -> Vec<RecordBatch> {
         .collect()
 }
 
+fn names(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
 fn ids(batches: &[RecordBatch]) -> Vec<String> {
     batches
         .iter()
@@ -124,8 +131,7 @@ async fn parquet_and_arrow_read_back_with_the_entity_schema_and_every_row() {
         .to_string();
     assert_eq!(serde_json::from_str::<Value>(&evidence).unwrap(), first["evidence"]);
     // No temporary file is left beside the result.
-    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert_eq!(names, ["alerts.parquet"]);
+    assert_eq!(names(dir.path()), ["alerts.parquet"]);
 
     // The Arrow stream, to a writer, holds the same rows under the same schema.
     let buf = SharedBuf::default();
@@ -276,10 +282,7 @@ async fn every_fault_kind_during_a_parquet_export_gives_the_whole_file_or_none()
             )
             .unwrap();
             let result = p.run_rendered(&q, &mut sink).await;
-            let left: Vec<String> = std::fs::read_dir(dir.path())
-                .unwrap()
-                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .collect();
+            let left = names(dir.path());
             match result {
                 Ok(_) => {
                     let got = ids(&read_parquet(&file));
@@ -291,10 +294,7 @@ async fn every_fault_kind_during_a_parquet_export_gives_the_whole_file_or_none()
                 }
                 Err(e) => {
                     drop(sink);
-                    let left: Vec<String> = std::fs::read_dir(dir.path())
-                        .unwrap()
-                        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                        .collect();
+                    let left = names(dir.path());
                     assert!(left.is_empty(), "{spec}: {e} but left {left:?}");
                 }
             }

@@ -319,6 +319,14 @@ impl BatchBuilder {
         }
     }
 
+    /// Adds a page's rows and cuts their batch; `None` when the page had no rows.
+    pub fn push_page(&mut self, rows: &[Row]) -> Option<RecordBatch> {
+        for r in rows {
+            self.push(r);
+        }
+        (self.rows > 0).then(|| self.finish_batch())
+    }
+
     /// Cuts a batch of the rows added since the last one, under the schema as it is now. With no rows, an empty
     /// batch with every column.
     pub fn finish_batch(&mut self) -> RecordBatch {

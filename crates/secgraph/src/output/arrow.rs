@@ -51,12 +51,7 @@ impl RowSink for BatchCollector {
     }
 
     fn page(&mut self, rows: Vec<Row>) -> Result<ControlFlow<()>> {
-        for r in &rows {
-            self.builder.push(r);
-        }
-        if self.builder.pending_rows() > 0 {
-            self.batches.push(self.builder.finish_batch());
-        }
+        self.batches.extend(self.builder.push_page(&rows));
         Ok(ControlFlow::Continue(()))
     }
 }
@@ -270,11 +265,7 @@ impl RowSink for ArrowFileSink {
     }
 
     fn page(&mut self, rows: Vec<Row>) -> Result<ControlFlow<()>> {
-        for r in &rows {
-            self.builder.push(r);
-        }
-        if self.builder.pending_rows() > 0 {
-            let batch = self.builder.finish_batch();
+        if let Some(batch) = self.builder.push_page(&rows) {
             self.write_batch(batch)?;
         }
         Ok(ControlFlow::Continue(()))
