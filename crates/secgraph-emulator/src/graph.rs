@@ -309,23 +309,84 @@ fn decode_token(t: &str) -> Option<Position> {
     s.strip_prefix("cursor=")?.parse().ok().map(Position::Cursor)
 }
 
-/// Compares two items by a property path for `$orderby` (missing and null sort first, as OData specifies).
-fn sort_key_cmp(a: &Value, b: &Value, path: &[&str]) -> std::cmp::Ordering {
-    let get = |v: &Value| {
-        let mut cur = v;
-        for p in path {
-            cur = cur.get(*p).unwrap_or(&Value::Null);
-        }
-        cur.clone()
-    };
-    match (get(a), get(b)) {
+/// The value at a property path, for `$orderby` (missing is null).
+fn sort_key(v: &Value, path: &[&str]) -> Value {
+    let mut cur = v;
+    for p in path {
+        cur = cur.get(*p).unwrap_or(&Value::Null);
+    }
+    cur.clone()
+}
+
+/// Compares two sort keys (null sorts first, as OData specifies).
+fn sort_key_cmp(a: &Value, b: &Value) -> std::cmp::Ordering {
+    match (a, b) {
         (Value::Null, Value::Null) => std::cmp::Ordering::Equal,
         (Value::Null, _) => std::cmp::Ordering::Less,
         (_, Value::Null) => std::cmp::Ordering::Greater,
         (Value::Number(x), Value::Number(y)) => x.as_f64().partial_cmp(&y.as_f64()).unwrap_or(std::cmp::Ordering::Equal),
-        (Value::String(x), Value::String(y)) => x.cmp(&y),
-        (Value::Bool(x), Value::Bool(y)) => x.cmp(&y),
+        (Value::String(x), Value::String(y)) => x.cmp(y),
+        (Value::Bool(x), Value::Bool(y)) => x.cmp(y),
         _ => std::cmp::Ordering::Equal,
+    }
+}
+
+/// Time ranges a filter implies for `createdDateTime` and `lastUpdateDateTime`, read from its top-level `and`
+/// terms that compare one of them with a date-time literal. Used only to narrow the positions to look at.
+#[derive(Debug, Default, Clone, Copy)]
+struct TimeBounds {
+    created: Option<crate::data::TimeRange>,
+    updated: Option<crate::data::TimeRange>,
+}
+
+impl TimeBounds {
+    fn of(e: &Expr) -> TimeBounds {
+        let mut b = TimeBounds::default();
+        b.add(e);
+        b
+    }
+
+    fn add(&mut self, e: &Expr) {
+        use odata::{BinOp, Literal};
+        let Expr::Binary(op, l, r) = e else { return };
+        let (op, path, t) = match (op, &**l, &**r) {
+            (BinOp::And, _, _) => {
+                self.add(l);
+                self.add(r);
+                return;
+            }
+            (_, Expr::Path(p), Expr::Literal(Literal::DateTime(d))) => (*op, p, d),
+            (_, Expr::Literal(Literal::DateTime(d)), Expr::Path(p)) => {
+                let flipped = match op {
+                    BinOp::Gt => BinOp::Lt,
+                    BinOp::Ge => BinOp::Le,
+                    BinOp::Lt => BinOp::Gt,
+                    BinOp::Le => BinOp::Ge,
+                    other => *other,
+                };
+                (flipped, p, d)
+            }
+            _ => return,
+        };
+        let slot = match path.as_slice() {
+            [p] if p == "createdDateTime" => &mut self.created,
+            [p] if p == "lastUpdateDateTime" => &mut self.updated,
+            _ => return,
+        };
+        // Item times are whole ticks, so the literal's tick (rounded down) bounds them on either side.
+        let t = crate::data::ticks(t.with_timezone(&chrono::Utc));
+        let (lo, hi) = slot.get_or_insert((None, None));
+        let raise = |lo: &mut Option<i64>| *lo = Some(lo.map_or(t, |x| x.max(t)));
+        let lower = |hi: &mut Option<i64>| *hi = Some(hi.map_or(t, |x| x.min(t)));
+        match op {
+            BinOp::Ge | BinOp::Gt => raise(lo),
+            BinOp::Le | BinOp::Lt => lower(hi),
+            BinOp::Eq => {
+                raise(lo);
+                lower(hi);
+            }
+            _ => {}
+        }
     }
 }
 
@@ -415,32 +476,68 @@ fn list_inner(st: &AppState, version: &str, coll: &str, headers: &HeaderMap, uri
         .read()
         .map_err(|_| Fault::new(StatusCode::INTERNAL_SERVER_ERROR, "UnknownError", "dataset lock poisoned"))?;
     let items = coll.items(&ds);
+    let index = match coll {
+        Collection::AlertsV2 => Some(&ds.alerts_index),
+        Collection::Incidents => Some(&ds.incidents_index),
+        _ => None,
+    }
+    .filter(|ix| ix.len() == items.len());
     let page = top.unwrap_or(default_page).max(1);
     let filterable = coll.filterable();
     let keep = |item: &crate::data::Item| -> Result<bool, Fault> {
         let bad = |e| Fault::bad(format!("Invalid filter clause: {e}."));
         match (&filter, filterable) {
             (None, _) => Ok(true),
-            // Only a few top-level properties can be filtered on: read just those from the item's bytes rather
-            // than building its whole tree (most of a filtered page's cost).
-            (Some(f), Some(props)) => odata::matches(f, &filter_view(item.json(), props)).map_err(bad),
+            // Only a few top-level properties can be filtered on: read just those (a generated item answers from
+            // its facts, a stored one from its bytes) rather than building the whole item.
+            (Some(f), Some(props)) => odata::matches(f, &item.props(props)).map_err(bad),
             (Some(f), None) => item.with_value(|v| odata::matches(f, v)).map_err(bad),
+        }
+    };
+    // The filter's time ranges narrow the positions to look at; the filter itself still decides.
+    let bounds = match (&filter, index) {
+        (Some(f), Some(_)) => TimeBounds::of(f),
+        _ => TimeBounds::default(),
+    };
+    let candidates = |from: usize| -> Box<dyn Iterator<Item = usize> + '_> {
+        let Some(ix) = index else {
+            return Box::new(from..items.len());
+        };
+        let span = bounds.created.map(|r| ix.created_span(r)).unwrap_or(None);
+        let created_ok = move |p: &usize| {
+            bounds.created.is_none_or(|(lo, hi)| {
+                let t = ix.created(*p);
+                lo.is_none_or(|lo| t >= lo) && hi.is_none_or(|hi| t <= hi)
+            })
+        };
+        match (bounds.updated, span) {
+            (Some(r), _) => Box::new(ix.updated_positions(r, from).into_iter().filter(created_ok)),
+            (None, Some((a, b))) => Box::new(a.max(from)..b),
+            (None, None) => Box::new(from..items.len()),
         }
     };
     let (window, total, next): (Vec<&crate::data::Item>, Option<usize>, Option<Position>) = match &order {
         // Sorted: every hit is needed to sort; the token is an offset among them.
         Some((path, desc)) => {
-            let mut hits: Vec<&crate::data::Item> = Vec::new();
-            for item in items {
-                if keep(item)? {
-                    hits.push(item);
+            let mut hits: Vec<usize> = Vec::new();
+            for p in candidates(0) {
+                if keep(&items[p])? {
+                    hits.push(p);
                 }
             }
-            let segs: Vec<&str> = path.split('/').collect();
-            hits.sort_by(|a, b| {
-                let c = sort_key_cmp(a, b, &segs);
-                if *desc { c.reverse() } else { c }
-            });
+            // Stable sorts: ties keep collection order, in either direction.
+            let dir = |c: std::cmp::Ordering| if *desc { c.reverse() } else { c };
+            match (index, path.as_str()) {
+                // Times come from the index (null and missing sort first).
+                (Some(ix), "createdDateTime") => hits.sort_by(|a, b| dir(ix.created(*a).cmp(&ix.created(*b)))),
+                (Some(ix), "lastUpdateDateTime") => hits.sort_by(|a, b| dir(ix.updated(*a).cmp(&ix.updated(*b)))),
+                _ => {
+                    let segs: Vec<&str> = path.split('/').collect();
+                    let mut keyed: Vec<(Value, usize)> = hits.iter().map(|p| (items[*p].with_value(|v| sort_key(v, &segs)), *p)).collect();
+                    keyed.sort_by(|a, b| dir(sort_key_cmp(&a.0, &b.0)));
+                    hits = keyed.into_iter().map(|(_, p)| p).collect();
+                }
+            }
             let start = match position {
                 Some(Position::Offset(n)) => n,
                 Some(Position::Cursor(_)) => return Err(Fault::bad("The $skiptoken is not valid.")),
@@ -448,12 +545,16 @@ fn list_inner(st: &AppState, version: &str, coll: &str, headers: &HeaderMap, uri
             };
             let total = hits.len();
             let end = start.saturating_add(page).min(total);
-            let window = if start < total { hits[start..end].to_vec() } else { vec![] };
+            let window = if start < total {
+                hits[start..end].iter().map(|p| &items[*p]).collect()
+            } else {
+                vec![]
+            };
             (window, Some(total), (end < total).then_some(Position::Offset(end)))
         }
         // Collection order: scan from the cursor and stop once a page is full and one more hit is seen.
         None => {
-            let (mut i, mut to_skip) = match position {
+            let (from, mut to_skip) = match position {
                 Some(Position::Cursor(n)) | Some(Position::Offset(n)) if filter.is_none() => (n, 0),
                 Some(Position::Cursor(n)) => (n, 0),
                 Some(Position::Offset(_)) => return Err(Fault::bad("The $skiptoken is not valid.")),
@@ -462,7 +563,7 @@ fn list_inner(st: &AppState, version: &str, coll: &str, headers: &HeaderMap, uri
             };
             let mut window = Vec::with_capacity(page.min(items.len()));
             let mut next = None;
-            while i < items.len() {
+            for i in candidates(from) {
                 let item = &items[i];
                 if keep(item)? {
                     if to_skip > 0 {
@@ -474,12 +575,11 @@ fn list_inner(st: &AppState, version: &str, coll: &str, headers: &HeaderMap, uri
                         window.push(item);
                     }
                 }
-                i += 1;
             }
             let total = if count {
                 let mut n = 0;
-                for item in items {
-                    n += usize::from(keep(item)?);
+                for p in candidates(0) {
+                    n += usize::from(keep(&items[p])?);
                 }
                 Some(n)
             } else {
@@ -510,37 +610,18 @@ fn list_inner(st: &AppState, version: &str, coll: &str, headers: &HeaderMap, uri
         ser(&mut out, &json!(next_link(st, version, coll, uri, page, next)))?;
     }
     out.extend_from_slice(b",\"value\":[");
-    // `$expand=alerts`: one pass over the alerts for the whole page, reading only each one's incidentId.
-    let mut expanded: std::collections::HashMap<String, Vec<Value>> = std::collections::HashMap::new();
-    if expand_alerts {
-        #[derive(serde::Deserialize)]
-        struct IncidentOf<'a> {
-            #[serde(borrow, rename = "incidentId")]
-            incident_id: Option<std::borrow::Cow<'a, str>>,
-        }
-        let wanted: std::collections::HashSet<String> = window
-            .iter()
-            .filter_map(|i| i.with_value(|v| v.get("id").and_then(Value::as_str).map(str::to_string)))
-            .collect();
-        for a in &ds.alerts_v2 {
-            let of = serde_json::from_slice::<IncidentOf<'_>>(a.json()).ok().and_then(|o| o.incident_id);
-            if let Some(id) = of.filter(|id| wanted.contains(id.as_ref())) {
-                expanded.entry(id.into_owned()).or_default().push(a.with_value(Value::clone));
-            }
-        }
-    }
     for (i, item) in window.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
         if select.is_none() && !expand_alerts {
-            // The stored bytes: serialised once, copied on every later page.
-            out.extend_from_slice(item.json());
+            // Written from the item's facts, or copied from its stored bytes: no tree is built.
+            item.write_json(&mut out);
             continue;
         }
-        let mut v = project(item, select.as_deref());
-        if expand_alerts && let Some(id) = item.get("id").and_then(Value::as_str) {
-            let alerts = expanded.remove(id).unwrap_or_default();
+        let mut v = item.with_value(|v| project(v, select.as_deref()));
+        if expand_alerts && let Some(id) = item.id() {
+            let alerts: Vec<Value> = ds.incident_alerts(&id).map(|a| a.with_value(Value::clone)).collect();
             if let Value::Object(m) = &mut v {
                 m.insert("alerts".into(), Value::Array(alerts));
             }
@@ -549,31 +630,6 @@ fn list_inner(st: &AppState, version: &str, coll: &str, headers: &HeaderMap, uri
     }
     out.extend_from_slice(b"]}");
     Ok(bytes_response(StatusCode::OK, out))
-}
-
-/// The named top-level properties of an item's JSON, as an object (the others skipped without being built).
-fn filter_view(bytes: &[u8], props: &[&str]) -> Value {
-    use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
-    struct View<'p>(&'p [&'p str]);
-    impl<'de> Visitor<'de> for View<'_> {
-        type Value = serde_json::Map<String, Value>;
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("an object")
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-            let mut out = serde_json::Map::new();
-            while let Some(k) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-                if self.0.contains(&k.as_ref()) {
-                    out.insert(k.into_owned(), map.next_value::<Value>()?);
-                } else {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
-            Ok(out)
-        }
-    }
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    de.deserialize_map(View(props)).map(Value::Object).unwrap_or(Value::Null)
 }
 
 /// A JSON body with the OData content type Graph sends.
@@ -737,21 +793,16 @@ pub async fn get_one(
             .dataset
             .read()
             .map_err(|_| Fault::new(StatusCode::INTERNAL_SERVER_ERROR, "UnknownError", "dataset lock poisoned"))?;
-        let Some(item) = c.items(&ds).iter().find(|v| v.with_value(|x| x["id"] == id.as_str())) else {
+        let Some(item) = c.items(&ds).iter().find(|v| v.id().as_deref() == Some(id.as_str())) else {
             return Err(Fault::new(
                 StatusCode::NOT_FOUND,
                 "NotFound",
                 format!("{} '{id}' was not found.", c.type_name()),
             ));
         };
-        let mut v = project(item, select.as_deref());
+        let mut v = item.with_value(|v| project(v, select.as_deref()));
         if o.expand.as_deref() == Some("alerts") && c == Collection::Incidents {
-            let alerts: Vec<Value> = ds
-                .alerts_v2
-                .iter()
-                .filter(|a| a.with_value(|v| v["incidentId"] == id.as_str()))
-                .map(|a| a.with_value(Value::clone))
-                .collect();
+            let alerts: Vec<Value> = ds.incident_alerts(&id).map(|a| a.with_value(Value::clone)).collect();
             if let Value::Object(m) = &mut v {
                 m.insert("alerts".into(), Value::Array(alerts));
             }

@@ -173,6 +173,29 @@ fn writable(version: &str, coll: &str) -> Result<Collection, Fault> {
     }
 }
 
+/// The position of the item with this id (`NotFound` when there is none).
+fn position(ds: &crate::data::Dataset, c: Collection, id: &str) -> Result<usize, Fault> {
+    let items = match c {
+        Collection::AlertsV2 => &ds.alerts_v2,
+        Collection::Incidents => &ds.incidents,
+        _ => &ds.legacy_alerts,
+    };
+    let found = match c {
+        Collection::Incidents => ds.incident_position(id),
+        _ => items.iter().position(|v| v.id().as_deref() == Some(id)),
+    };
+    found.ok_or_else(|| Fault::new(StatusCode::NOT_FOUND, "NotFound", format!("{} '{id}' was not found.", coll_type(c))))
+}
+
+/// Keeps the time index in step after a write to the item at `pos`.
+fn changed(ds: &mut crate::data::Dataset, c: Collection, pos: usize) {
+    match c {
+        Collection::AlertsV2 => ds.alert_changed(pos),
+        Collection::Incidents => ds.incident_changed(pos),
+        _ => {}
+    }
+}
+
 fn items_mut(ds: &mut crate::data::Dataset, c: Collection) -> &mut Vec<crate::data::Item> {
     match c {
         Collection::AlertsV2 => &mut ds.alerts_v2,
@@ -196,10 +219,8 @@ pub async fn patch(
             .dataset
             .write()
             .map_err(|_| Fault::new(StatusCode::INTERNAL_SERVER_ERROR, "UnknownError", "dataset lock poisoned"))?;
-        let item = items_mut(&mut ds, c)
-            .iter_mut()
-            .find(|v| v.with_value(|x| x["id"] == id.as_str()))
-            .ok_or_else(|| Fault::new(StatusCode::NOT_FOUND, "NotFound", format!("{} '{id}' was not found.", coll_type(c))))?;
+        let pos = position(&ds, c, &id)?;
+        let item = &mut items_mut(&mut ds, c)[pos];
         let ch = changes(c, &body, item)?;
         let now = graph_time(chrono::Utc::now());
         let Value::Object(obj) = &mut **item else {
@@ -219,6 +240,7 @@ pub async fn patch(
             }
         }
         let updated = Value::Object(obj.clone());
+        changed(&mut ds, c, pos);
         if c == Collection::Legacy {
             let wants = headers
                 .get("prefer")
@@ -269,10 +291,8 @@ pub async fn post_comment(
             .dataset
             .write()
             .map_err(|_| Fault::new(StatusCode::INTERNAL_SERVER_ERROR, "UnknownError", "dataset lock poisoned"))?;
-        let item = items_mut(&mut ds, c)
-            .iter_mut()
-            .find(|v| v.with_value(|x| x["id"] == id.as_str()))
-            .ok_or_else(|| Fault::new(StatusCode::NOT_FOUND, "NotFound", format!("{} '{id}' was not found.", coll_type(c))))?;
+        let pos = position(&ds, c, &id)?;
+        let item = &mut items_mut(&mut ds, c)[pos];
         let now = graph_time(chrono::Utc::now());
         let comment = json!({"comment": text, "createdByDisplayName": author, "createdDateTime": now});
         let comments = match item.get_mut("comments") {
@@ -286,6 +306,7 @@ pub async fn post_comment(
             }
         };
         item["lastUpdateDateTime"] = json!(now);
+        changed(&mut ds, c, pos);
         Ok(json_response(
             StatusCode::OK,
             &json!({"@odata.context": format!("{}/{version}/$metadata#security/{coll}('{id}')/comments", st.base_url), "value": comments}),

@@ -190,3 +190,117 @@ async fn a_changed_item_is_never_served_stale() {
     }
     panic!("no churn update landed on the first page in 20 rounds of 50");
 }
+
+/// The ids a brute-force reading of the dataset gives for a time range (what the index must reproduce).
+fn expected(ds: &secgraph_emulator::Dataset, prop: &str, lo: &str, hi: Option<&str>, incidents: bool) -> Vec<String> {
+    let items = if incidents { &ds.incidents } else { &ds.alerts_v2 };
+    items
+        .iter()
+        .filter(|a| {
+            let t = a[prop].as_str().unwrap();
+            t >= lo && hi.is_none_or(|hi| t < hi)
+        })
+        .map(|a| a["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn time_range_filters_answer_what_a_full_scan_does_before_and_after_changes() {
+    let (emu, c, token) = setup().await;
+    let base = format!("{}/v1.0/security", emu.base_url());
+    let ds = emu.dataset();
+    // Bounds taken from the data itself, so ranges cut through the middle of the collections.
+    let mut created: Vec<&str> = ds.alerts_v2.iter().map(|a| a["createdDateTime"].as_str().unwrap()).collect();
+    created.sort();
+    let mut updated: Vec<&str> = ds.alerts_v2.iter().map(|a| a["lastUpdateDateTime"].as_str().unwrap()).collect();
+    updated.sort();
+    let (c_lo, c_hi) = (created[30].to_string(), created[90].to_string());
+    let (u_lo, u_hi) = (updated[20].to_string(), updated[100].to_string());
+    drop(ds);
+
+    let check = |filter: String, prop: &'static str, lo: String, hi: Option<String>, coll: &'static str| {
+        let (c, token, base) = (c.clone(), token.clone(), base.clone());
+        let emu = &emu;
+        async move {
+            let top = if coll == "incidents" { 7 } else { 9 };
+            let url = format!("{base}/{coll}?$top={top}&$filter={}", filter.replace(' ', "%20"));
+            let got = all_ids(&c, &token, url).await;
+            let want = expected(&emu.dataset(), prop, &lo, hi.as_deref(), coll == "incidents");
+            assert!(!want.is_empty(), "{coll} {filter}: the range should hold items");
+            assert_eq!(got, want, "{coll} {filter}: collection order, every item once");
+        }
+    };
+    let (c_lo, c_hi, u_lo, u_hi) = (&c_lo, &c_hi, &u_lo, &u_hi);
+    // (filter, property, from, before, collection)
+    let cases: [(String, &str, &String, Option<&String>, &str); 5] = [
+        (
+            format!("createdDateTime ge {c_lo} and createdDateTime lt {c_hi}"),
+            "createdDateTime",
+            c_lo,
+            Some(c_hi),
+            "alerts_v2",
+        ),
+        (
+            format!("lastUpdateDateTime ge {u_lo} and lastUpdateDateTime lt {u_hi}"),
+            "lastUpdateDateTime",
+            u_lo,
+            Some(u_hi),
+            "alerts_v2",
+        ),
+        (
+            format!("{u_hi} gt lastUpdateDateTime and lastUpdateDateTime ge {u_lo}"),
+            "lastUpdateDateTime",
+            u_lo,
+            Some(u_hi),
+            "alerts_v2",
+        ),
+        (
+            format!("lastUpdateDateTime ge {u_lo}"),
+            "lastUpdateDateTime",
+            u_lo,
+            None,
+            "incidents",
+        ),
+        (format!("createdDateTime ge {c_lo}"), "createdDateTime", c_lo, None, "incidents"),
+    ];
+    for round in 0..2 {
+        for (filter, prop, lo, hi, coll) in &cases {
+            check(filter.clone(), prop, (*lo).clone(), hi.cloned(), coll).await;
+        }
+        if round == 0 {
+            // Changes move alerts (and their incidents) in and out of the ranges; a PATCH does too.
+            churn(&emu, &c, 5, 30).await;
+            let id = emu.dataset().alerts_v2[3]["id"].as_str().unwrap().to_string();
+            let r = c
+                .patch(format!("{base}/alerts_v2/{id}"))
+                .bearer_auth(&token)
+                .json(&json!({"status": "inProgress"}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+        }
+    }
+
+    // Sorted by the indexed times, both ways: the same order a sort of the scanned values gives (ties in
+    // collection order).
+    for desc in [false, true] {
+        let dir = if desc { "desc" } else { "asc" };
+        let url = format!("{base}/alerts_v2?$top=11&$orderby=lastUpdateDateTime%20{dir}&$filter=lastUpdateDateTime%20ge%20{u_lo}");
+        let got = all_ids(&c, &token, url).await;
+        let ds = emu.dataset();
+        let mut want: Vec<(String, String)> = ds
+            .alerts_v2
+            .iter()
+            .filter(|a| a["lastUpdateDateTime"].as_str().unwrap() >= u_lo.as_str())
+            .map(|a| {
+                (
+                    a["lastUpdateDateTime"].as_str().unwrap().to_string(),
+                    a["id"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        want.sort_by(|a, b| if desc { b.0.cmp(&a.0) } else { a.0.cmp(&b.0) });
+        assert_eq!(got, want.into_iter().map(|(_, id)| id).collect::<Vec<_>>(), "orderby {dir}");
+    }
+}

@@ -83,50 +83,37 @@ impl Dataset {
             }
             alert["lastUpdateDateTime"] = json!(at);
             let id = alert["id"].as_str().unwrap_or_default().to_string();
-            let incident = alert["incidentId"].clone();
+            let incident = alert["incidentId"].as_str().unwrap_or_default().to_string();
+            self.alert_changed(i);
             if let Some(l) = self.legacy_alerts.get_mut(i) {
                 l["status"] = json!(legacy_status);
                 l["assignedTo"] = json!(analyst);
                 l["lastModifiedDateTime"] = json!(at);
             }
-            if let Some(inc) = self.incidents.iter_mut().find(|x| x["id"] == incident) {
-                inc["lastUpdateDateTime"] = json!(at);
-            }
+            self.touch_incident(&incident, &at);
             report.updated.push(id);
         }
         for _ in 0..new {
-            let facts = AlertFacts {
-                created: now,
-                device: rng.below(self.entities.devices.len() as u64) as usize,
-                user: rng.below(self.entities.users.len() as u64) as usize,
-                ips: vec![
-                    rng.below(self.entities.ips.len() as u64) as usize,
-                    rng.below(self.entities.ips.len() as u64) as usize,
-                ],
-                file: rng.below(self.entities.files.len() as u64) as usize,
-                url: rng.below(self.entities.urls.len() as u64) as usize,
-            };
-            let d = rng.pick(DETECTIONS);
+            let facts = AlertFacts::draw(rng, &self.entities, now);
             // A new alert joins one of the newest incidents (incidents gain alerts as attacks go on).
-            let k = self.incidents.len();
-            let incident_id = match k {
-                0 => "1000".to_string(),
-                _ => self.incidents[k - 1 - rng.below(k.min(5) as u64) as usize]["id"]
-                    .as_str()
-                    .unwrap_or("1000")
-                    .to_string(),
+            let k = self.incident_ids.len();
+            let incident = match k {
+                0 => 1000,
+                _ => self.incident_ids[k - 1 - rng.below(k.min(5) as u64) as usize],
             };
-            let mut alert = build_alert(rng, d, &facts, &self.entities, &incident_id, now);
-            alert["lastUpdateDateTime"] = json!(at);
-            alert["createdDateTime"] = json!(at);
-            let legacy = build_legacy(rng, d, &facts, &alert, &self.entities);
-            if let Some(inc) = self.incidents.iter_mut().find(|x| x["id"] == incident_id.as_str()) {
-                inc["lastUpdateDateTime"] = json!(at);
-            }
-            report.created.push(alert["id"].as_str().unwrap_or_default().to_string());
-            self.alerts_v2.push(Item::compact(alert));
-            self.legacy_alerts.push(Item::compact(legacy));
+            let core = AlertCore::draw_new(rng, facts, incident, now);
+            report.created.push(core.id());
+            self.push_alert(core);
+            self.touch_incident(&incident.to_string(), &at);
         }
         report
+    }
+
+    /// Moves an incident's `lastUpdateDateTime` to `at`.
+    fn touch_incident(&mut self, id: &str, at: &str) {
+        if let Some(pos) = self.incident_position(id) {
+            self.incidents[pos]["lastUpdateDateTime"] = json!(at);
+            self.incident_changed(pos);
+        }
     }
 }
