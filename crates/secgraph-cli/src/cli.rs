@@ -185,6 +185,10 @@ pub(crate) enum Command {
         /// Print the rendered request instead of running it.
         #[arg(long)]
         print: bool,
+        /// A -p name the query does not declare is an error (by default it is ignored with a warning, as msticpy
+        /// ignores it).
+        #[arg(long)]
+        strict: bool,
         /// Run the time range as slices of this length (e.g. 1d, 6h, 30m), in time order, none lost or repeated.
         #[arg(long, value_name = "DURATION")]
         split_by: Option<String>,

@@ -56,9 +56,15 @@ impl QueryProvider {
         &self.queries
     }
 
-    /// Renders a named query with parameter values (name or alias → text).
+    /// Renders a named query with parameter values (name or alias → text). Names the query does not declare are
+    /// ignored with a warning, as msticpy does; see [`QueryProvider::render_strict`].
     pub fn render(&self, name: &str, params: &[(String, String)]) -> Result<RenderedQuery> {
         self.queries.get(name)?.render(params, chrono::Utc::now())
+    }
+
+    /// Renders a named query; a parameter name the query does not declare is an error.
+    pub fn render_strict(&self, name: &str, params: &[(String, String)]) -> Result<RenderedQuery> {
+        self.queries.get(name)?.render_strict(params, chrono::Utc::now())
     }
 
     /// Runs a named query, pushing every row of every page into `sink`.

@@ -498,7 +498,13 @@ fn user_query_folders_override_and_report() {
     assert!(e.contains("bad.yml") && e.contains("{nope}"), "{e}");
     std::fs::remove_file(dir.path().join("bad.yml")).unwrap();
     let report = store.add_dir(dir.path()).unwrap();
-    let overridden: Vec<&String> = report.iter().flat_map(|(_, o)| o).collect();
+    let overridden: Vec<&String> = report
+        .iter()
+        .flat_map(|(_, o)| match o {
+            secgraph::query::FileOutcome::Loaded { overridden } => overridden.iter().collect(),
+            secgraph::query::FileOutcome::Skipped(_) => vec![],
+        })
+        .collect();
     assert_eq!(overridden, vec!["Alerts.list"]);
     assert_eq!(store.get("Alerts.list").unwrap().description, "my list");
     assert!(store.get("Alerts.extra").is_ok());

@@ -108,9 +108,14 @@ pub(crate) fn query_store(settings: Option<&Settings>, extra: &[PathBuf]) -> any
     };
     dirs.extend(extra.iter().cloned());
     for d in dirs {
-        for (file, overridden) in store.add_dir(&d)? {
-            for name in overridden {
-                eprintln!("note: {file} overrides query {name}");
+        for (file, outcome) in store.add_dir(&d)? {
+            match outcome {
+                secgraph::query::FileOutcome::Loaded { overridden } => {
+                    for name in overridden {
+                        eprintln!("note: {file} overrides query {name}");
+                    }
+                }
+                secgraph::query::FileOutcome::Skipped(why) => eprintln!("note: skipped {file}: {why}"),
             }
         }
     }

@@ -13,6 +13,7 @@ pub(crate) async fn run(env: &Env, cli: &Cli) -> anyhow::Result<()> {
         end,
         params,
         print,
+        strict,
         split_by,
         parallel,
         all_instances,
@@ -22,17 +23,32 @@ pub(crate) async fn run(env: &Env, cli: &Cli) -> anyhow::Result<()> {
         return Ok(());
     };
     let values = query_params(start, end, params)?;
+    let render = |t: &secgraph::query::QueryTemplate| {
+        if !*strict {
+            for (unknown, suggestion) in t.unknown_parameters(&values) {
+                let hint = suggestion.map(|s| format!(" (did you mean '{s}'?)")).unwrap_or_default();
+                eprintln!(
+                    "warning: {} has no parameter '{unknown}'{hint}; ignored (--strict makes this an error)",
+                    t.full_name()
+                );
+            }
+            let known: Vec<(String, String)> = values.iter().filter(|(k, _)| t.parameter(k).is_some()).cloned().collect();
+            t.render(&known, chrono::Utc::now())
+        } else {
+            t.render_strict(&values, chrono::Utc::now())
+        }
+    };
     if *print {
         env.require_connection(cli)?;
         let store = query_store(env.settings.as_ref(), &cli.query_dirs)?;
-        let q = store.get(name)?.render(&values, chrono::Utc::now())?;
+        let q = render(store.get(name)?)?;
         println!("{}", q.describe());
         return Ok(());
     }
     if let Some(instances) = fan_out_instances(env, cli, *all_instances)? {
         let store = query_store(env.settings.as_ref(), &cli.query_dirs)?;
         let template = store.get(name)?.clone();
-        let rendered = template.render(&values, chrono::Utc::now())?;
+        let rendered = render(&template)?;
         let providers = secgraph::fanout::connect_instances(env.settings.as_ref(), &instances, &env.options).await;
         let providers = providers
             .into_iter()
@@ -43,7 +59,7 @@ pub(crate) async fn run(env: &Env, cli: &Cli) -> anyhow::Result<()> {
     }
     let provider = env.connect(cli).await?;
     let template = provider.queries().get(name)?.clone();
-    let rendered = provider.render(name, &values)?;
+    let rendered = render(&template)?;
     tracing::info!(query = %rendered.name, "running query");
     let run = match split_by {
         None => output::Run::Single(&provider),

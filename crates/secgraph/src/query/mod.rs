@@ -28,5 +28,5 @@ mod tests;
 pub mod time_expr;
 
 pub use model::{Language, ParamType, Parameter, QueryTemplate, RenderedQuery, evidence_names};
-pub use store::{BUILTIN_FILES, QueryStore};
+pub use store::{BUILTIN_FILES, FileOutcome, QueryStore};
 pub use time_expr::parse_time;

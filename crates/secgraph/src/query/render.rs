@@ -226,7 +226,16 @@ fn substitute(
                 {
                     return Err(format!("invalid placeholder '{{{name}}}' at offset {i}"));
                 }
-                out.push_str(&f(name, ctx).map_err(|m| if name.is_empty() { m } else { format!("parameter '{name}': {m}") })?);
+                let mut value = f(name, ctx).map_err(|m| if name.is_empty() { m } else { format!("parameter '{name}': {m}") })?;
+                // msticpy's KQL files wrap time parameters themselves (`datetime({start})`): give them the bare time.
+                if lang == Language::Kql
+                    && ctx == Context::Bare
+                    && out.trim_end().ends_with("datetime(")
+                    && let Some(inner) = value.strip_prefix("datetime(").and_then(|v| v.strip_suffix(')'))
+                {
+                    value = inner.to_string();
+                }
+                out.push_str(&value);
                 for _ in 0..=end {
                     chars.next();
                 }
@@ -313,13 +322,39 @@ impl QueryTemplate {
         .map(|_| ())
     }
 
-    /// Renders the query with `values` (parameter name or alias → value as text); defaults fill the rest.
+    /// Names in `values` that are not parameters (or aliases) of this query, each with the closest declared name.
+    pub fn unknown_parameters(&self, values: &[(String, String)]) -> Vec<(String, Option<String>)> {
+        let names: Vec<&str> = self.parameters.iter().map(|p| p.name.as_str()).collect();
+        values
+            .iter()
+            .filter(|(k, _)| self.parameter(k).is_none())
+            .map(|(k, _)| (k.clone(), closest(k, &names).map(str::to_string)))
+            .collect()
+    }
+
+    /// Renders the query with `values` (parameter name or alias → value as text); defaults fill the rest. Names the
+    /// query does not declare are ignored with a warning, as msticpy ignores them (its pivot functions pass many);
+    /// [`QueryTemplate::render_strict`] refuses them.
     pub fn render(&self, values: &[(String, String)], now: DateTime<Utc>) -> Result<RenderedQuery> {
+        self.render_with(values, now, false)
+    }
+
+    /// Like [`QueryTemplate::render`], but a name the query does not declare is an error (with "did you mean").
+    pub fn render_strict(&self, values: &[(String, String)], now: DateTime<Utc>) -> Result<RenderedQuery> {
+        self.render_with(values, now, true)
+    }
+
+    fn render_with(&self, values: &[(String, String)], now: DateTime<Utc>, strict: bool) -> Result<RenderedQuery> {
         let mut given: BTreeMap<&str, &str> = BTreeMap::new();
         for (k, v) in values {
             let Some(p) = self.parameter(k) else {
                 let names: Vec<&str> = self.parameters.iter().map(|p| p.name.as_str()).collect();
-                let hint = closest(k, &names).map(|c| format!(" Did you mean '{c}'?")).unwrap_or_default();
+                let suggestion = closest(k, &names);
+                if !strict {
+                    tracing::warn!(query = %self.full_name(), parameter = %crate::error::clean(k, 100), suggestion = ?suggestion, "parameter not declared by the query: ignored");
+                    continue;
+                }
+                let hint = suggestion.map(|c| format!(" Did you mean '{c}'?")).unwrap_or_default();
                 return Err(Error::Query {
                     message: format!(
                         "{} has no parameter '{k}'.{hint} Parameters: {}",

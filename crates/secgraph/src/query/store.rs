@@ -8,8 +8,23 @@ use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
 
-/// Data environments whose files this provider reads.
-const ENVIRONMENTS: &[&str] = &["securitygraph", "microsoftgraph", "securitygraphapi", "m365d", "microsoftdefender"];
+/// Data environments whose queries are OData paths on Graph's security API.
+const ODATA_ENVIRONMENTS: &[&str] = &["securitygraph", "microsoftgraph", "securitygraphapi"];
+/// Data environments whose queries are KQL, run through Graph's `runHuntingQuery` (msticpy's M365D, M365DGraph and
+/// MDE/MDATP providers' files, and ours).
+const HUNTING_ENVIRONMENTS: &[&str] = &["m365d", "m365dgraph", "mde", "mdatp", "graphhunting", "microsoftdefender"];
+
+/// What became of one query file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileOutcome {
+    /// Its queries were added.
+    Loaded {
+        /// Names (`family.name`) whose earlier definitions this file replaced.
+        overridden: Vec<String>,
+    },
+    /// The file is for data environments this provider does not serve (why, in one line).
+    Skipped(String),
+}
 
 /// Largest template file accepted.
 const MAX_FILE_BYTES: usize = 1024 * 1024;
@@ -92,6 +107,20 @@ fn parse_parameter(name: &str, v: &Value) -> std::result::Result<Parameter, Stri
     })
 }
 
+/// msticpy's provider supplies both ends of a query's time range when the caller gives none (its default
+/// `QueryTime(units="day")`: one day before now to one day after); a `start`/`end` date-time without a default takes
+/// the same here, so msticpy's files run as they do there.
+fn msticpy_time_default(mut p: Parameter) -> Parameter {
+    if p.kind == ParamType::Datetime && p.default.is_none() {
+        match p.name.as_str() {
+            "start" => p.default = Some(Value::String("-1d".into())),
+            "end" => p.default = Some(Value::String("1d".into())),
+            _ => {}
+        }
+    }
+    p
+}
+
 /// All known queries, by `family.name`.
 #[derive(Debug, Clone, Default)]
 pub struct QueryStore {
@@ -118,8 +147,21 @@ impl QueryStore {
     }
 
     /// Adds the queries of one YAML file. Returns the names it overrode. A file for another data environment adds
-    /// nothing.
+    /// nothing ([`QueryStore::load_file`] says why).
     pub fn add_file(&mut self, text: &str, origin: &str) -> Result<Vec<String>> {
+        Ok(match self.load_file(text, origin)? {
+            FileOutcome::Loaded { overridden } => overridden,
+            FileOutcome::Skipped(_) => vec![],
+        })
+    }
+
+    /// Adds the queries of one YAML file, or says why it was skipped.
+    ///
+    /// The file's `data_environments` decide how its queries run: OData environments (SecurityGraph,
+    /// MicrosoftGraph) are Graph paths; hunting environments (M365D, M365DGraph, MDE, MDATP, GraphHunting) are KQL
+    /// for `runHuntingQuery` — unless the file or query names its language. A `start`/`end` date-time parameter
+    /// without a default takes msticpy's default query time (one day before now, one day after), as msticpy does.
+    pub fn load_file(&mut self, text: &str, origin: &str) -> Result<FileOutcome> {
         if text.len() > MAX_FILE_BYTES {
             return Err(Error::Query {
                 message: format!("{origin}: query file larger than {MAX_FILE_BYTES} bytes"),
@@ -129,10 +171,23 @@ impl QueryStore {
             message: format!("{origin}: {e}"),
         })?;
         let envs: Vec<String> = doc.metadata.data_environments.iter().map(|e| e.to_ascii_lowercase()).collect();
-        if !envs.iter().any(|e| ENVIRONMENTS.contains(&e.as_str())) {
-            return Ok(vec![]);
+        let odata = envs.iter().any(|e| ODATA_ENVIRONMENTS.contains(&e.as_str()));
+        let hunting = envs.iter().any(|e| HUNTING_ENVIRONMENTS.contains(&e.as_str()));
+        if !odata && !hunting {
+            let listed = match doc.metadata.data_environments.as_slice() {
+                [] => "no data_environments".to_string(),
+                e => format!("data_environments {}", e.join(", ")),
+            };
+            return Ok(FileOutcome::Skipped(format!(
+                "{listed}: not served by this provider (it runs SecurityGraph/MicrosoftGraph OData and M365D/M365DGraph/MDE hunting queries)"
+            )));
         }
-        let file_language = doc.metadata.query_language.clone();
+        // The language a query is written in: its own, its file's, else what its environments run.
+        let file_language = doc
+            .metadata
+            .query_language
+            .clone()
+            .or_else(|| (hunting && !odata).then(|| "kql".to_string()));
         let family = doc.metadata.data_families.first().cloned().ok_or_else(|| Error::Query {
             message: format!("{origin}: metadata.data_families is empty"),
         })?;
@@ -141,13 +196,13 @@ impl QueryStore {
         };
         let mut defaults = Vec::new();
         for (n, v) in doc.defaults.unwrap_or_default().parameters {
-            defaults.push(parse_parameter(&n, &v).map_err(bad)?);
+            defaults.push(msticpy_time_default(parse_parameter(&n, &v).map_err(bad)?));
         }
         let mut overridden = Vec::new();
         for (name, src) in doc.sources {
             let mut params = defaults.clone();
             for (n, v) in &src.parameters {
-                let p = parse_parameter(n, v).map_err(|m| bad(format!("query '{name}': {m}")))?;
+                let p = msticpy_time_default(parse_parameter(n, v).map_err(|m| bad(format!("query '{name}': {m}")))?);
                 match params.iter_mut().find(|x| x.name == p.name) {
                     Some(slot) => *slot = p,
                     None => params.push(p),
@@ -207,11 +262,11 @@ impl QueryStore {
                 self.queries.push(q);
             }
         }
-        Ok(overridden)
+        Ok(FileOutcome::Loaded { overridden })
     }
 
-    /// Adds every `*.yaml`/`*.yml` file in `dir` (sorted by name). Returns (file, overridden names) pairs.
-    pub fn add_dir(&mut self, dir: &std::path::Path) -> Result<Vec<(String, Vec<String>)>> {
+    /// Adds every `*.yaml`/`*.yml` file in `dir` (sorted by name). Returns what became of each file.
+    pub fn add_dir(&mut self, dir: &std::path::Path) -> Result<Vec<(String, FileOutcome)>> {
         let rd = std::fs::read_dir(dir).map_err(|e| Error::Query {
             message: format!("cannot read query folder {}: {e}", dir.display()),
         })?;
@@ -227,7 +282,7 @@ impl QueryStore {
                 .map_err(|e| Error::Query {
                     message: format!("cannot read {}: {e}", f.display()),
                 })?;
-            let o = self.add_file(&text, &f.display().to_string())?;
+            let o = self.load_file(&text, &f.display().to_string())?;
             out.push((f.display().to_string(), o));
         }
         Ok(out)

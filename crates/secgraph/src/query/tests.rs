@@ -46,8 +46,13 @@ fn errors_name_the_problem() {
     let q = s.get("Test.q").unwrap();
     let e = q.render(&[], now()).unwrap_err().to_string();
     assert!(e.contains("needs parameter(s): title"), "{e}");
-    let e = q.render(&[("titel".into(), "a".into())], now()).unwrap_err().to_string();
+    let e = q.render_strict(&[("titel".into(), "a".into())], now()).unwrap_err().to_string();
     assert!(e.contains("Did you mean 'title'"), "{e}");
+    // Without strictness an undeclared name is ignored (msticpy's pivots pass many), and reported with a suggestion.
+    let typo = [("title".into(), "a".into()), ("titel".into(), "b".into())];
+    assert_eq!(q.unknown_parameters(&typo), vec![("titel".to_string(), Some("title".to_string()))]);
+    let r = q.render(&typo, now()).unwrap();
+    assert!(r.text.contains("'a'") && !r.text.contains("'b'"), "{}", r.text);
     let e = q
         .render(&[("title".into(), "a".into()), ("start".into(), "soon".into())], now())
         .unwrap_err()
@@ -80,4 +85,68 @@ fn builtins_load() {
     let s = QueryStore::builtin().unwrap();
     assert!(s.get("SecurityGraphAlert.list_alerts").is_ok());
     assert!(s.get("Alerts.list").is_ok());
+}
+
+/// A msticpy M365D-style file: hunting environments, no `query_language`, `start`/`end` without defaults.
+const M365D_FILE: &str = r#"
+metadata:
+  version: 1
+  description: M365D Queries
+  data_environments: [MDATP, MDE, M365D, M365DGraph, LogAnalytics]
+  data_families: [M365D]
+defaults:
+  parameters:
+    table: {description: Table name, type: str, default: "AlertInfo"}
+    start: {description: Query start time, type: datetime}
+    end: {description: Query end time, type: datetime}
+    add_query_items: {description: Additional query clauses, type: str, default: ""}
+sources:
+  list_alerts:
+    description: Retrieves list of alerts
+    args:
+      query: "
+        {table}
+        | where Timestamp >= datetime({start})
+        | where Timestamp <= datetime({end})
+        {add_query_items}"
+"#;
+
+#[test]
+fn files_are_routed_by_their_data_environments() {
+    let mut s = QueryStore::default();
+    assert_eq!(
+        s.load_file(M365D_FILE, "m365d.yaml").unwrap(),
+        FileOutcome::Loaded { overridden: vec![] }
+    );
+    let q = s.get("M365D.list_alerts").unwrap();
+    assert_eq!(q.language, Language::Kql, "hunting environments are KQL for runHuntingQuery");
+    // msticpy supplies both ends of the range: one day before now to one day after.
+    let r = q.render(&[], now()).unwrap();
+    assert!(r.text.starts_with("AlertInfo"), "{}", r.text);
+    assert!(
+        r.text.contains("Timestamp >= datetime(20") && !r.text.contains("datetime(datetime("),
+        "{}",
+        r.text
+    );
+    let timespan = r.timespan.clone().expect("a hunting Timespan from start/end");
+    let day = |d: i64| (now() + chrono::Duration::days(d)).format("%Y-%m-%dT%H:%M:%S").to_string();
+    let (start, end) = timespan.split_once('/').expect("start/end");
+    assert!(start.starts_with(&day(-1)) && end.starts_with(&day(1)), "{timespan}");
+
+    // An OData environment stays OData; an explicit language wins over the environment.
+    let odata = M365D_FILE
+        .replace("[MDATP, MDE, M365D, M365DGraph, LogAnalytics]", "[SecurityGraph]")
+        .replace("M365D]", "Odata]");
+    s.load_file(&odata, "odata.yaml").unwrap();
+    assert_eq!(s.get("Odata.list_alerts").unwrap().language, Language::OData);
+
+    // Files for environments this provider does not serve are skipped, saying why.
+    let la = M365D_FILE
+        .replace("[MDATP, MDE, M365D, M365DGraph, LogAnalytics]", "[LogAnalytics]")
+        .replace("M365D]", "LA]");
+    match s.load_file(&la, "la.yaml").unwrap() {
+        FileOutcome::Skipped(why) => assert!(why.contains("LogAnalytics") && why.contains("not served"), "{why}"),
+        other => panic!("expected a skip, got {other:?}"),
+    }
+    assert!(s.get("LA.list_alerts").is_err());
 }
