@@ -249,6 +249,10 @@ pub(crate) enum Command {
         /// Change the data while serving, e.g. 'new=50/s,update=20/s' (seeded; see docs/EMULATOR.md).
         #[arg(long, value_name = "SPEC")]
         churn: Option<String>,
+        /// End the seeded data's 30 days at this time (ISO 8601) instead of now: the same seed then gives the same
+        /// data on every run.
+        #[arg(long, value_name = "TIME")]
+        as_of: Option<String>,
     },
 }
 

@@ -84,6 +84,9 @@ pub struct EmulatorConfig {
     /// Changes applied while serving (new alerts and updates per second); `POST /_emulator/churn` applies them on
     /// demand either way.
     pub churn: Option<data::ChurnSpec>,
+    /// The instant the seeded data ends at (its 30 days lead up to it); default: the time the emulator starts.
+    /// A fixed instant makes the whole dataset reproducible (golden files, documentation examples).
+    pub as_of: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Default for EmulatorConfig {
@@ -100,6 +103,7 @@ impl Default for EmulatorConfig {
             faults: None,
             auto_approve: None,
             churn: None,
+            as_of: None,
             device_code_interval: Duration::from_secs(5),
             device_code_lifetime: Duration::from_secs(900),
             auth_code_lifetime: Duration::from_secs(600),
@@ -204,7 +208,7 @@ impl Emulator {
             }
         }
 
-        let dataset = Dataset::generate(config.seed, config.alerts, chrono::Utc::now());
+        let dataset = Dataset::generate(config.seed, config.alerts, config.as_of.unwrap_or_else(chrono::Utc::now));
         let vaults = config.vaults.clone().unwrap_or_else(|| keyvault::demo_vaults(&directory));
         // Each vault at the root of its own origin (own port, same CA), as `https://{vault}.vault.azure.net/` is.
         let mut vault_listeners = Vec::new();

@@ -18,6 +18,7 @@ pub(crate) async fn run(command: &Command) -> anyhow::Result<()> {
         directory,
         faults,
         churn,
+        as_of,
     } = command
     else {
         return Err(UsageError("not the emulator command".into()).into());
@@ -53,6 +54,14 @@ pub(crate) async fn run(command: &Command) -> anyhow::Result<()> {
             .map(secgraph_emulator::data::ChurnSpec::parse)
             .transpose()
             .map_err(UsageError)?,
+        as_of: as_of
+            .as_deref()
+            .map(|t| {
+                chrono::DateTime::parse_from_rfc3339(t)
+                    .map(|d| d.with_timezone(&chrono::Utc))
+                    .map_err(|e| UsageError(format!("--as-of '{t}': {e} (expected e.g. 2026-06-01T00:00:00Z)")))
+            })
+            .transpose()?,
         ..Default::default()
     };
     run_emulator(config, write_config.as_deref()).await

@@ -1,0 +1,105 @@
+//! Golden files: one fixed dataset (`secgraph emulator --as-of TIME --seed S`: the same data on every run), each text
+//! output format compared byte for byte with `tests/golden/*`, and the typed formats read back against them.
+//! After an intended change of output: `UPDATE_GOLDEN=1 cargo test -p secgraph-cli --test golden`, then review the
+//! diff of `tests/golden/`.
+
+mod common;
+use common::{BIN, emulator};
+use std::path::Path;
+use std::process::Command;
+
+const AS_OF: &str = "2026-06-01T00:00:00Z";
+
+fn run(cfg: &Path, args: &[&str]) -> Vec<u8> {
+    let out = Command::new(BIN)
+        .args(args)
+        .env("MSTICPYCONFIG", cfg)
+        .env("NO_COLOR", "1")
+        .env_remove("SECGRAPH_CLIENT_SECRET")
+        .env_remove("SECGRAPH_CONNECTION_STRING")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    out.stdout
+}
+
+/// Compares `got` with the golden file `name` (or rewrites it with UPDATE_GOLDEN=1).
+fn golden(name: &str, got: &[u8]) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, got).unwrap();
+        return;
+    }
+    let want = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e} (UPDATE_GOLDEN=1 writes it)", path.display()));
+    assert!(
+        got == want.as_slice(),
+        "{name} differs from its golden file:\n--- got\n{}\n--- want\n{}",
+        String::from_utf8_lossy(got),
+        String::from_utf8_lossy(&want)
+    );
+}
+
+#[test]
+fn every_output_format_matches_its_golden_file_on_a_fixed_dataset() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_emu, cfg) = emulator(dir.path(), &["--alerts", "40", "--seed", "7", "--as-of", AS_OF]);
+    let alerts = [
+        "query",
+        "Alerts.list",
+        "--start",
+        "2026-05-27T00:00:00Z",
+        "--end",
+        AS_OF,
+        "--limit",
+        "5",
+    ];
+    let incidents = [
+        "query",
+        "Incidents.list",
+        "--start",
+        "2026-05-27T00:00:00Z",
+        "--end",
+        AS_OF,
+        "--limit",
+        "4",
+    ];
+    fn with<'a>(base: &[&'a str], extra: &[&'a str]) -> Vec<&'a str> {
+        base.iter().chain(extra).copied().collect()
+    }
+
+    let jsonl = run(&cfg, &with(&alerts, &["-o", "jsonl"]));
+    golden("alerts.jsonl", &jsonl);
+    golden("alerts.json", &run(&cfg, &with(&alerts, &["-o", "json"])));
+    golden("alerts.csv", &run(&cfg, &with(&alerts, &["-o", "csv"])));
+    golden("alerts.tsv", &run(&cfg, &with(&alerts, &["-o", "tsv"])));
+    golden("alerts.table.txt", &run(&cfg, &alerts));
+    golden(
+        "alerts.columns.table.txt",
+        &run(&cfg, &with(&alerts, &["--columns", "createdDateTime,severity,status,title"])),
+    );
+    golden("incidents.table.txt", &run(&cfg, &incidents));
+    golden("incidents.csv", &run(&cfg, &with(&incidents, &["-o", "csv"])));
+
+    // The typed formats carry the same rows: Parquet read back has the JSON lines' ids, in order.
+    let rows: Vec<serde_json::Value> = String::from_utf8(jsonl)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 5);
+    let file = dir.path().join("alerts.parquet");
+    run(&cfg, &with(&alerts, &["-o", "parquet", "--out", file.to_str().unwrap()]));
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&file).unwrap())
+        .unwrap()
+        .build()
+        .unwrap();
+    let mut ids = Vec::new();
+    for batch in reader {
+        let batch = batch.unwrap();
+        let col = batch.column_by_name("id").expect("an id column");
+        let col = col.as_any().downcast_ref::<arrow_array::StringArray>().expect("ids as strings");
+        ids.extend(col.iter().map(|v| v.unwrap().to_string()));
+    }
+    let want: Vec<String> = rows.iter().map(|r| r["id"].as_str().unwrap().to_string()).collect();
+    assert_eq!(ids, want);
+}
