@@ -27,27 +27,34 @@ impl HttpOptions {
     pub fn build(&self) -> Result<reqwest::Client> {
         let mut files = self.ca_certificates.clone();
         files.extend(self.ssl_cert_file.clone());
-        let mut certs = Vec::new();
+        let mut extra = Vec::new();
         for f in &files {
-            let pem = read_local_file(f, MAX_PEM_FILE_BYTES).map_err(|e| Error::Setting {
+            let bad = |message: String| Error::Setting {
                 origin: "settings".into(),
                 setting: "Azure.ca_certificates".into(),
-                message: format!("cannot read CA file {}: {e}", f.display()),
-            })?;
-            let found = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| Error::Setting {
-                origin: "settings".into(),
-                setting: "Azure.ca_certificates".into(),
-                message: format!("{} holds no usable PEM certificate: {e}", f.display()),
-            })?;
+                message,
+            };
+            let pem = read_local_file(f, MAX_PEM_FILE_BYTES).map_err(|e| bad(format!("cannot read CA file {}: {e}", f.display())))?;
+            use rustls::pki_types::pem::PemObject;
+            let found = rustls::pki_types::CertificateDer::pem_slice_iter(&pem)
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(|e| bad(format!("{} holds no usable PEM certificate: {e}", f.display())))?;
             if found.is_empty() {
-                return Err(Error::Setting {
-                    origin: "settings".into(),
-                    setting: "Azure.ca_certificates".into(),
-                    message: format!("{} holds no PEM certificate", f.display()),
-                });
+                return Err(bad(format!("{} holds no PEM certificate", f.display())));
             }
-            certs.extend(found);
+            extra.extend(found);
         }
+        let mut tls = rustls::ClientConfig::builder_with_provider(crypto_provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| Error::Setting {
+                origin: "settings".into(),
+                setting: "HTTP client".into(),
+                message: format!("cannot set up TLS: {e}"),
+            })?
+            .dangerous()
+            .with_custom_certificate_verifier(verifier(extra)?)
+            .with_no_client_auth();
+        tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         let mut b = reqwest::Client::builder()
             .user_agent(concat!("secgraph/", env!("CARGO_PKG_VERSION")))
             .timeout(self.timeout.unwrap_or(Duration::from_secs(60)))
@@ -56,10 +63,8 @@ impl HttpOptions {
             // Redirects are never followed by the client: the callers decide (same-origin Graph reads only), so a
             // credential can never be re-sent to another host.
             .redirect(reqwest::redirect::Policy::none())
-            .https_only(true);
-        if !certs.is_empty() {
-            b = b.tls_certs_merge(certs);
-        }
+            .https_only(true)
+            .tls_backend_preconfigured(tls);
         if let Some(p) = &self.proxy {
             let err = |m: String| Error::Setting {
                 origin: "settings".into(),
@@ -78,6 +83,50 @@ impl HttpOptions {
             message: format!("cannot build the HTTPS client: {e}"),
         })
     }
+}
+
+/// The process's one crypto provider (aws-lc-rs, as reqwest's).
+fn crypto_provider() -> std::sync::Arc<rustls::crypto::CryptoProvider> {
+    static PROVIDER: std::sync::OnceLock<std::sync::Arc<rustls::crypto::CryptoProvider>> = std::sync::OnceLock::new();
+    PROVIDER
+        .get_or_init(|| std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+        .clone()
+}
+
+/// How many verifiers this process has built (each one read the system's CA roots).
+static VERIFIERS_BUILT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// The certificate verifier for the platform's roots plus `extra` CAs. Building one reads every system CA, so each
+/// distinct set of extra CAs gets one verifier per process, made when a client first needs it and shared by every
+/// later client (clients themselves are not shared: their connections belong to one async runtime).
+fn verifier(
+    extra: Vec<rustls::pki_types::CertificateDer<'static>>,
+) -> Result<std::sync::Arc<dyn rustls::client::danger::ServerCertVerifier>> {
+    type Cached = (
+        Vec<rustls::pki_types::CertificateDer<'static>>,
+        std::sync::Arc<rustls_platform_verifier::Verifier>,
+    );
+    static VERIFIERS: std::sync::Mutex<Vec<Cached>> = std::sync::Mutex::new(Vec::new());
+    let mut cache = VERIFIERS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((_, v)) = cache.iter().find(|(k, _)| *k == extra) {
+        return Ok(v.clone());
+    }
+    let provider = crypto_provider();
+    let built = if extra.is_empty() {
+        rustls_platform_verifier::Verifier::new(provider)
+    } else {
+        rustls_platform_verifier::Verifier::new_with_extra_roots(extra.clone(), provider)
+    }
+    .map_err(|e| Error::Setting {
+        origin: "settings".into(),
+        setting: "Azure.ca_certificates".into(),
+        message: format!("cannot set up certificate verification: {e}"),
+    })?;
+    let v = std::sync::Arc::new(built);
+    cache.push((extra, v.clone()));
+    VERIFIERS_BUILT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    tracing::debug!(verifiers = cache.len(), "CA roots loaded");
+    Ok(v)
 }
 
 /// Largest reply body read from a token endpoint (Entra's replies are a few KiB).
@@ -240,6 +289,41 @@ pub(crate) fn sniff_json_string(body: &[u8], key: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ca_roots_are_loaded_once_per_set_of_extra_cas() {
+        let ca = |name: &str| {
+            let key = rcgen::KeyPair::generate().unwrap();
+            let params = rcgen::CertificateParams::new(vec![name.to_string()]).unwrap();
+            params.self_signed(&key).unwrap().der().clone()
+        };
+        let (one, two) = (ca("one.test"), ca("two.test"));
+        let a = verifier(vec![one.clone()]).unwrap();
+        let b = verifier(vec![one]).unwrap();
+        assert!(
+            std::sync::Arc::ptr_eq(&a, &b),
+            "the same extra CAs share one verifier (roots read once)"
+        );
+        let c = verifier(vec![two]).unwrap();
+        assert!(!std::sync::Arc::ptr_eq(&a, &c), "other extra CAs get their own");
+        // Clients built from the same options reuse it.
+        let dir = tempfile::tempdir().unwrap();
+        let pem = dir.path().join("ca.pem");
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["three.test".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        std::fs::write(&pem, cert.pem()).unwrap();
+        let opts = HttpOptions {
+            ca_certificates: vec![pem],
+            ..Default::default()
+        };
+        let before = VERIFIERS_BUILT.load(std::sync::atomic::Ordering::SeqCst);
+        opts.build().unwrap();
+        opts.build().unwrap();
+        assert_eq!(VERIFIERS_BUILT.load(std::sync::atomic::Ordering::SeqCst), before + 1);
+    }
 
     fn headers(v: &str) -> reqwest::header::HeaderMap {
         let mut h = reqwest::header::HeaderMap::new();
