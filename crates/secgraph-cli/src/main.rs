@@ -5,6 +5,7 @@ mod cli;
 mod cmd;
 mod output;
 mod prompt;
+mod table;
 
 use clap::Parser;
 use cli::{Cli, Command};

@@ -28,6 +28,8 @@ pub enum Format {
     Parquet,
     /// An Arrow IPC stream with the same schema as parquet (for DuckDB, polars, pyarrow).
     Arrow,
+    /// A YAML list of the rows as the service sent them (as `az -o yaml`), written as pages arrive.
+    Yaml,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -41,6 +43,9 @@ pub struct OutputArgs {
     /// Columns to show (table and csv), comma-separated dotted names; 'all' for every column.
     #[arg(long, value_delimiter = ',')]
     pub columns: Vec<String>,
+    /// Table: every column, every cell whole and times as sent (no fitting to the terminal's width).
+    #[arg(long)]
+    pub wide: bool,
     /// Stop after this many rows (no further pages are fetched). Graph's `$top` sets the page size, not a total.
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
@@ -201,6 +206,7 @@ pub async fn run_to_output(run: Run<'_>, query: &RenderedQuery, args: &OutputArg
     let (summary, fanout) = match args.format {
         Format::Jsonl => drive(run, query, &mut JsonLinesSink::new(writer(&args.out)?), args.quiet).await?,
         Format::Json => drive(run, query, &mut JsonArraySink::new(writer(&args.out)?), args.quiet).await?,
+        Format::Yaml => drive(run, query, &mut YamlSink::new(writer(&args.out)?), args.quiet).await?,
         Format::Csv | Format::Tsv => {
             // Streams through a spill file: flat memory however many rows.
             let wanted: Vec<String> = args.columns.iter().filter(|c| *c != "all").cloned().collect();
@@ -224,9 +230,14 @@ pub async fn run_to_output(run: Run<'_>, query: &RenderedQuery, args: &OutputArg
             if done.1.is_some() && !defaults.is_empty() {
                 defaults.insert(0, "Instance".into());
             }
-            let cols = choose_columns(&table, &args.columns, &defaults)?;
+            let asked: Vec<String> = if args.wide && args.columns.is_empty() {
+                vec!["all".into()]
+            } else {
+                args.columns.clone()
+            };
+            let cols = choose_columns(&table, &asked, &defaults)?;
             let mut w = writer(&args.out)?;
-            write_table(&mut w, &table, &cols).map_err(|e| secgraph::Error::Output(e.to_string()))?;
+            crate::table::write(&mut w, &table, &cols, table_style(args)).map_err(|e| secgraph::Error::Output(e.to_string()))?;
             w.flush().map_err(|e| secgraph::Error::Output(e.to_string()))?;
             done
         }
@@ -301,25 +312,50 @@ fn project(table: &Table, cols: &[usize]) -> Table {
     t
 }
 
-fn write_table(w: &mut dyn Write, table: &Table, cols: &[usize]) -> std::io::Result<()> {
-    if table.is_empty() {
-        return writeln!(w, "(no rows)");
+/// The table's style: fitted and coloured for a terminal stdout, natural widths and no colour into a file.
+fn table_style(args: &OutputArgs) -> crate::table::Style {
+    match args.out {
+        Some(_) => crate::table::Style {
+            width: None,
+            color: false,
+            wide: args.wide,
+        },
+        None => crate::table::Style::for_stdout(args.wide),
     }
-    let mut t = comfy_table::Table::new();
-    t.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
-    t.set_content_arrangement(comfy_table::ContentArrangement::Dynamic);
-    t.set_header(cols.iter().map(|i| table.columns[*i].clone()));
-    for r in 0..table.len() {
-        t.add_row(cols.iter().map(|c| {
-            let s = table.cell_text(r, *c);
-            if s.chars().count() > 80 {
-                format!("{}…", s.chars().take(79).collect::<String>())
-            } else {
-                s
-            }
-        }));
+}
+
+/// Rows as a YAML list, one page at a time (`[]` when there are none).
+struct YamlSink {
+    out: Box<dyn Write + Send>,
+    rows: u64,
+}
+
+impl YamlSink {
+    fn new(out: Box<dyn Write + Send>) -> YamlSink {
+        YamlSink { out, rows: 0 }
     }
-    writeln!(w, "{t}")
+}
+
+impl RowSink for YamlSink {
+    fn page(&mut self, rows: Vec<secgraph::Row>) -> secgraph::Result<std::ops::ControlFlow<()>> {
+        if rows.is_empty() {
+            return Ok(std::ops::ControlFlow::Continue(()));
+        }
+        let values: Vec<serde_json::Value> = rows.iter().map(secgraph::Row::to_value).collect();
+        let text = serde_saphyr::to_string(&values).map_err(|e| secgraph::Error::Output(format!("YAML: {e}")))?;
+        self.out
+            .write_all(text.as_bytes())
+            .map_err(|e| secgraph::Error::Output(e.to_string()))?;
+        self.rows += values.len() as u64;
+        Ok(std::ops::ControlFlow::Continue(()))
+    }
+
+    fn finish(&mut self) -> secgraph::Result<()> {
+        if self.rows == 0 {
+            self.out.write_all(b"[]\n").map_err(|e| secgraph::Error::Output(e.to_string()))?;
+        }
+        self.out.flush().map_err(|e| secgraph::Error::Output(e.to_string()))
+    }
 }
 
 pub fn print_connection(info: &ConnectionInfo) {
@@ -427,8 +463,12 @@ pub fn print_item(item: &serde_json::Value, args: &OutputArgs) -> anyhow::Result
             } else if args.format == Format::Csv {
                 project(&t, &cols).write_csv(&mut w)?;
             } else {
-                write_table(&mut w, &t, &cols).map_err(io)?;
+                crate::table::write(&mut w, &t, &cols, table_style(args)).map_err(io)?;
             }
+        }
+        Format::Yaml => {
+            let text = serde_saphyr::to_string(item).map_err(|e| secgraph::Error::Output(format!("YAML: {e}")))?;
+            w.write_all(text.as_bytes()).map_err(io)?;
         }
         Format::Parquet | Format::Arrow => unreachable!("written above"),
     }

@@ -11,8 +11,14 @@ use std::process::Command;
 const AS_OF: &str = "2026-06-01T00:00:00Z";
 
 fn run(cfg: &Path, args: &[&str]) -> Vec<u8> {
+    run_with(cfg, args, &[])
+}
+
+fn run_with(cfg: &Path, args: &[&str], env: &[(&str, &str)]) -> Vec<u8> {
     let out = Command::new(BIN)
         .args(args)
+        .env_remove("COLUMNS")
+        .envs(env.iter().copied())
         .env("MSTICPYCONFIG", cfg)
         .env("NO_COLOR", "1")
         .env_remove("SECGRAPH_CLIENT_SECRET")
@@ -72,7 +78,24 @@ fn every_output_format_matches_its_golden_file_on_a_fixed_dataset() {
     golden("alerts.json", &run(&cfg, &with(&alerts, &["-o", "json"])));
     golden("alerts.csv", &run(&cfg, &with(&alerts, &["-o", "csv"])));
     golden("alerts.tsv", &run(&cfg, &with(&alerts, &["-o", "tsv"])));
+    golden("alerts.yaml", &run(&cfg, &with(&alerts, &["-o", "yaml"])));
     golden("alerts.table.txt", &run(&cfg, &alerts));
+    // Fitted to a terminal's width (COLUMNS stands for it): columns dropped from the right, titles cut with '…',
+    // times whole.
+    for width in ["80", "120", "200"] {
+        golden(
+            &format!("alerts.table.{width}.txt"),
+            &run_with(&cfg, &alerts, &[("COLUMNS", width)]),
+        );
+    }
+    golden(
+        "alerts.wide.table.txt",
+        &run_with(
+            &cfg,
+            &with(&alerts, &["--wide", "--columns", "id,title,evidence"]),
+            &[("COLUMNS", "80")],
+        ),
+    );
     golden(
         "alerts.columns.table.txt",
         &run(&cfg, &with(&alerts, &["--columns", "createdDateTime,severity,status,title"])),
@@ -102,4 +125,37 @@ fn every_output_format_matches_its_golden_file_on_a_fixed_dataset() {
     }
     let want: Vec<String> = rows.iter().map(|r| r["id"].as_str().unwrap().to_string()).collect();
     assert_eq!(ids, want);
+}
+
+/// Runs the CLI under a pseudo-terminal (util-linux `script`, in Debian's essential set), as a person at a
+/// terminal would, and returns what the terminal showed.
+fn on_a_terminal(cfg: &Path, args: &str, env: &[(&str, &str)]) -> String {
+    let out = Command::new("script")
+        .args(["-q", "-e", "-c", &format!("{BIN} {args}"), "/dev/null"])
+        .env("MSTICPYCONFIG", cfg)
+        .env_remove("NO_COLOR")
+        .env_remove("COLUMNS")
+        .envs(env.iter().copied())
+        .output()
+        .expect("util-linux `script` runs a command under a pseudo-terminal");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn severity_is_coloured_only_on_a_terminal_and_never_with_no_color() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_emu, cfg) = emulator(dir.path(), &["--alerts", "40", "--seed", "7", "--as-of", AS_OF]);
+    let args = format!("query Alerts.list --start 2026-05-27T00:00:00Z --end {AS_OF} --limit 5 -q");
+    let red = "\u{1b}[38;5;9m"; // comfy-table's Color::Red
+    let tty = on_a_terminal(&cfg, &args, &[("COLUMNS", "120")]);
+    assert!(tty.contains("┆ severity"), "{tty}");
+    assert!(tty.contains(&format!("{red} high")), "high in red on a terminal:\n{tty:?}");
+    let no_color = on_a_terminal(&cfg, &args, &[("COLUMNS", "120"), ("NO_COLOR", "1")]);
+    assert!(
+        no_color.contains("┆ severity") && !no_color.contains('\u{1b}'),
+        "NO_COLOR:\n{no_color:?}"
+    );
+    let piped = run(&cfg, &args.split(' ').collect::<Vec<_>>());
+    assert!(!String::from_utf8_lossy(&piped).contains('\u{1b}'), "no escape codes into a pipe");
 }
