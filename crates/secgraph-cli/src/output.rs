@@ -46,6 +46,11 @@ pub struct OutputArgs {
     /// Table: every column, every cell whole and times as sent (no fitting to the terminal's width).
     #[arg(long)]
     pub wide: bool,
+    /// A JMESPath expression applied to each row before output (as `az --query`), e.g.
+    /// "{id: id, sev: severity, device: evidence[?deviceDnsName].deviceDnsName | [0]}". A row for which it gives
+    /// null is left out; a value that is not an object becomes a 'value' column.
+    #[arg(long = "query", value_name = "JMESPATH")]
+    pub jmespath: Option<String>,
     /// Stop after this many rows (no further pages are fetched). Graph's `$top` sets the page size, not a total.
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
@@ -156,13 +161,71 @@ impl std::fmt::Display for Partial {
 
 impl std::error::Error for Partial {}
 
+/// Rows reshaped by a JMESPath expression (`--query`) on their way to the real sink.
+struct Projected<'a> {
+    inner: &'a mut dyn RowSink,
+    expr: &'a jmespath::Expression<'static>,
+}
+
+impl RowSink for Projected<'_> {
+    fn page(&mut self, rows: Vec<secgraph::Row>) -> secgraph::Result<std::ops::ControlFlow<()>> {
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let found = self
+                .expr
+                .search(row.to_value())
+                .map_err(|e| secgraph::Error::Output(jmespath_error(&e)))?;
+            let value = serde_json::to_value(&*found).map_err(|e| secgraph::Error::Output(format!("--query: {e}")))?;
+            match value {
+                serde_json::Value::Null => {}
+                serde_json::Value::Object(_) => out.push(secgraph::Row::from_value(&value)),
+                other => out.push(secgraph::Row::from_value(&serde_json::json!({ "value": other }))),
+            }
+        }
+        self.inner.page(out)
+    }
+
+    // The reply's declared columns describe the rows before the expression reshaped them: not passed on.
+
+    fn finish(&mut self) -> secgraph::Result<()> {
+        self.inner.finish()
+    }
+}
+
+/// One line about a JMESPath error: what, and where in the expression.
+fn jmespath_error(e: &jmespath::JmespathError) -> String {
+    format!(
+        "--query: {} at character {} of '{}'",
+        e.reason,
+        e.offset + 1,
+        e.expression.chars().take(200).collect::<String>().replace(char::is_control, " ")
+    )
+}
+
+/// Compiles `--query`, or says what is wrong with it.
+fn compile_jmespath(args: &OutputArgs) -> anyhow::Result<Option<jmespath::Expression<'static>>> {
+    args.jmespath
+        .as_deref()
+        .map(|e| jmespath::compile(e).map_err(|err| crate::UsageError(jmespath_error(&err)).into()))
+        .transpose()
+}
+
 async fn drive(
     run: Run<'_>,
     query: &RenderedQuery,
     sink: &mut dyn RowSink,
-    quiet: bool,
+    args: &OutputArgs,
 ) -> anyhow::Result<(PageSummary, Option<FanOutSummary>)> {
-    let mut progress = Progress::new(sink, quiet);
+    let expr = compile_jmespath(args)?;
+    let mut projected;
+    let sink: &mut dyn RowSink = match &expr {
+        Some(expr) => {
+            projected = Projected { inner: sink, expr };
+            &mut projected
+        }
+        None => sink,
+    };
+    let mut progress = Progress::new(sink, args.quiet);
     let sink: &mut dyn RowSink = &mut progress;
     Ok(match run {
         Run::Single(p) => (p.run_rendered(query, sink).await?, None),
@@ -204,15 +267,15 @@ pub async fn run_to_output(run: Run<'_>, query: &RenderedQuery, args: &OutputArg
         }
     };
     let (summary, fanout) = match args.format {
-        Format::Jsonl => drive(run, query, &mut JsonLinesSink::new(writer(&args.out)?), args.quiet).await?,
-        Format::Json => drive(run, query, &mut JsonArraySink::new(writer(&args.out)?), args.quiet).await?,
-        Format::Yaml => drive(run, query, &mut YamlSink::new(writer(&args.out)?), args.quiet).await?,
+        Format::Jsonl => drive(run, query, &mut JsonLinesSink::new(writer(&args.out)?), args).await?,
+        Format::Json => drive(run, query, &mut JsonArraySink::new(writer(&args.out)?), args).await?,
+        Format::Yaml => drive(run, query, &mut YamlSink::new(writer(&args.out)?), args).await?,
         Format::Csv | Format::Tsv => {
             // Streams through a spill file: flat memory however many rows.
             let wanted: Vec<String> = args.columns.iter().filter(|c| *c != "all").cloned().collect();
             let delimiter = if args.format == Format::Tsv { b'\t' } else { b',' };
             let mut sink = CsvSink::new(writer(&args.out)?, wanted)?.with_delimiter(delimiter);
-            drive(run, query, &mut sink, args.quiet).await?
+            drive(run, query, &mut sink, args).await?
         }
         Format::Parquet | Format::Arrow => {
             let format = if args.format == Format::Parquet {
@@ -220,13 +283,23 @@ pub async fn run_to_output(run: Run<'_>, query: &RenderedQuery, args: &OutputArg
             } else {
                 FileFormat::ArrowStream
             };
-            let mut sink = ArrowFileSink::new(format, QueryProvider::batch_builder(query), destination(&args.out)?)?;
-            drive(run, query, &mut sink, args.quiet).await?
+            // Rows reshaped by --query no longer have the entity's shape: their schema is inferred.
+            let builder = match args.jmespath {
+                None => QueryProvider::batch_builder(query),
+                Some(_) => secgraph::batches::BatchBuilder::new(&[]),
+            };
+            let mut sink = ArrowFileSink::new(format, builder, destination(&args.out)?)?;
+            drive(run, query, &mut sink, args).await?
         }
         Format::Table => {
             let mut table = Table::new();
-            let done = drive(run, query, &mut table, args.quiet).await?;
-            let mut defaults = default_columns.to_vec();
+            let done = drive(run, query, &mut table, args).await?;
+            // Rows reshaped by --query have their own columns: all of them are shown.
+            let mut defaults = if args.jmespath.is_some() {
+                vec![]
+            } else {
+                default_columns.to_vec()
+            };
             if done.1.is_some() && !defaults.is_empty() {
                 defaults.insert(0, "Instance".into());
             }

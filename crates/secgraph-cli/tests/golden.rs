@@ -101,6 +101,19 @@ fn every_output_format_matches_its_golden_file_on_a_fixed_dataset() {
         &run(&cfg, &with(&alerts, &["--columns", "createdDateTime,severity,status,title"])),
     );
     golden("incidents.table.txt", &run(&cfg, &incidents));
+    // --query reshapes each row (JMESPath, as az has it) in every format; null leaves the row out.
+    let shape = "severity != 'informational' && {id: id, sev: severity, host: evidence[?hostName].hostName | [0]} || null";
+    golden("alerts.query.jsonl", &run(&cfg, &with(&alerts, &["-o", "jsonl", "--query", shape])));
+    golden("alerts.query.table.txt", &run(&cfg, &with(&alerts, &["--query", shape])));
+    golden("alerts.query.csv", &run(&cfg, &with(&alerts, &["-o", "csv", "--query", "title"])));
+    let bad = Command::new(BIN)
+        .args(with(&alerts, &["--query", "[[["]))
+        .env("MSTICPYCONFIG", &cfg)
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2), "a malformed expression is a usage error");
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("--query: Parse error") && err.contains("of '[[['"), "{err}");
     golden("incidents.csv", &run(&cfg, &with(&incidents, &["-o", "csv"])));
 
     // The typed formats carry the same rows: Parquet read back has the JSON lines' ids, in order.
