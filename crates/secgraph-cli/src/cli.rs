@@ -1,7 +1,8 @@
 //! The command line: clap's types for every subcommand and flag. Behaviour lives in `cmd/`.
 
 use crate::output;
-use clap::{Args, Parser, Subcommand};
+use clap::builder::PossibleValuesParser;
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -17,7 +18,7 @@ pub(crate) struct Cli {
     pub(crate) config: Option<PathBuf>,
     /// Named provider instance: uses DataProviders.MicrosoftGraph-<NAME>. Several, comma-separated, run a query
     /// against each (rows carry TenantId and Instance).
-    #[arg(long, global = true, value_name = "NAME")]
+    #[arg(long, global = true, value_name = "NAME", help_heading = "Tenants")]
     pub(crate) instance: Option<String>,
     /// Extra folder of query YAML files (repeatable); added after the settings' QueryDefinitions.
     #[arg(long = "queries", global = true, value_name = "DIR")]
@@ -35,6 +36,7 @@ pub(crate) struct Cli {
 }
 
 #[derive(Args, Debug, Default)]
+#[command(next_help_heading = "Sign-in")]
 pub(crate) struct ConnArgs {
     /// Tenant id or domain (overrides the settings file).
     #[arg(long, global = true)]
@@ -101,15 +103,160 @@ pub(crate) enum QueriesCmd {
     Show { name: String },
 }
 
+/// Examples shown at the end of each subcommand's help.
+const EXAMPLES: &[(&str, &str)] = &[
+    (
+        "query",
+        "secgraph query Alerts.list --start -7d -p severity=high,medium
+  secgraph query Incidents.list --start -30d -o csv --out incidents.csv
+  secgraph query Alerts.list --start -90d --split-by 1d --parallel 4 -o parquet --out alerts.parquet
+  secgraph query Alerts.list --all-instances --start -1d --query '{tenant: TenantId, id: id, title: title}'
+  secgraph query Hunting.run -p query='DeviceProcessEvents | take 10' --start -1d",
+    ),
+    (
+        "queries",
+        "secgraph queries
+  secgraph queries hunting
+  secgraph queries show Alerts.list
+  secgraph --queries ~/msticpy/data/queries/m365d queries M365D",
+    ),
+    ("exec", "secgraph exec '/security/alerts_v2?$top=5' -o json"),
+    (
+        "alert update",
+        "secgraph alert update ID --status resolved --classification truePositive --determination malware --comment 'contained'
+  secgraph alert update ID --assigned-to soc@contoso.com --dry-run",
+    ),
+    (
+        "incident update",
+        "secgraph incident update 1042 --status resolved --classification falsePositive --determination notMalicious
+  secgraph incident update 1042 --tag phishing --tag vip",
+    ),
+    (
+        "legacy-alert update",
+        "secgraph legacy-alert update ID --status resolved --classification truePositive",
+    ),
+    (
+        "export",
+        "secgraph export --root ./lake --all-instances
+  secgraph export --root ./lake --stream alerts_v2 --follow 5m
+  secgraph export --root ./lake --compact",
+    ),
+    (
+        "connect",
+        "secgraph connect\n  secgraph --instance Fabrikam connect\n  secgraph --emulator connect",
+    ),
+    (
+        "config",
+        "secgraph config check\n  secgraph config check --resolve\n  secgraph config instances",
+    ),
+    (
+        "emulator",
+        "secgraph emulator --write-config emulator.yaml
+  secgraph emulator --alerts 100000 --churn 'new=50/s,update=20/s' --write-config e.yaml
+  secgraph emulator --faults 'alerts_v2:429(2)@every=3' --as-of 2026-06-01T00:00:00Z --write-config e.yaml",
+    ),
+    (
+        "completions",
+        "secgraph completions bash > ~/.local/share/bash-completion/completions/secgraph",
+    ),
+];
+
+/// The command line as clap sees it: the derived definitions, plus what derive cannot say — each subcommand's
+/// examples, and the allowed values of `update`'s options, which differ between alerts, incidents and legacy
+/// alerts (shown in help, completed by the shell scripts, and checked, in any case).
+pub(crate) fn command() -> clap::Command {
+    use secgraph::graph::{AlertStatus, Classification, Determination, Feedback, IncidentStatus, LegacyAlertStatus};
+    let mut c = Cli::command();
+    for (path, text) in EXAMPLES {
+        let help = format!("Examples:\n  {text}");
+        c = match path.split_once(' ') {
+            None => c.mut_subcommand(*path, |s| s.after_help(help)),
+            Some((outer, inner)) => c.mut_subcommand(outer, |s| s.mut_subcommand(inner, |s| s.after_help(help))),
+        };
+    }
+    fn vocab(
+        statuses: &'static [&'static str],
+        classes: Vec<&'static str>,
+        determinations: Option<&'static [&'static str]>,
+    ) -> impl FnOnce(clap::Command) -> clap::Command {
+        move |u| {
+            let u = u
+                .mut_arg("status", |a| a.value_parser(PossibleValuesParser::new(statuses)).ignore_case(true))
+                .mut_arg("classification", |a| {
+                    a.value_parser(PossibleValuesParser::new(classes)).ignore_case(true)
+                });
+            match determinations {
+                Some(d) => u.mut_arg("determination", |a| a.value_parser(PossibleValuesParser::new(d)).ignore_case(true)),
+                None => u,
+            }
+        }
+    }
+    // A legacy alert's classification is its feedback; the alerts_v2 names are accepted too.
+    let mut feedback: Vec<&'static str> = Feedback::VALUES.to_vec();
+    feedback.extend(Classification::VALUES.iter().filter(|c| !Feedback::VALUES.contains(c)));
+    c.mut_subcommand("alert", |s| {
+        s.mut_subcommand(
+            "update",
+            vocab(AlertStatus::VALUES, Classification::VALUES.to_vec(), Some(Determination::VALUES)),
+        )
+    })
+    .mut_subcommand("incident", |s| {
+        s.mut_subcommand(
+            "update",
+            vocab(IncidentStatus::VALUES, Classification::VALUES.to_vec(), Some(Determination::VALUES)),
+        )
+    })
+    .mut_subcommand("legacy-alert", |s| {
+        s.mut_subcommand("update", vocab(LegacyAlertStatus::VALUES, feedback, None))
+    })
+}
+
+/// docs/CLI.md: every command's help (with its examples), generated from these definitions. A test keeps the file
+/// in step (`UPDATE_DOCS=1 cargo test -p secgraph-cli --test golden` rewrites it).
+pub(crate) fn markdown() -> String {
+    fn walk(c: &mut clap::Command, path: &str, out: &mut String) {
+        let help = c.render_long_help().to_string();
+        out.push_str(&format!("## `{path}`\n\n```text\n{}\n```\n\n", help.trim_end()));
+        let names: Vec<String> = c
+            .get_subcommands()
+            .filter(|s| !s.is_hide_set() && s.get_name() != "help")
+            .map(|s| s.get_name().to_string())
+            .collect();
+        for name in names {
+            if let Some(sub) = c.find_subcommand_mut(&name) {
+                walk(sub, &format!("{path} {name}"), out);
+            }
+        }
+    }
+    let mut c = command().term_width(110);
+    c.build();
+    let mut out = String::from(
+        "# The `secgraph` command line\n\nGenerated from the command's own definitions (`secgraph help-markdown`); a test \
+         fails when this file and the binary disagree.\n\n",
+    );
+    walk(&mut c, "secgraph", &mut out);
+    out
+}
+
+/// Parses the process's arguments with [`command`].
+pub(crate) fn parse() -> Result<Cli, clap::Error> {
+    let matches = command().try_get_matches()?;
+    Cli::from_arg_matches(&matches)
+}
+
 #[derive(Subcommand, Debug)]
 pub(crate) enum UpdateCmd {
     /// Change an item; values are checked against the documented enums before anything is sent.
     Update {
+        /// The item's id.
         id: String,
+        /// New status (the values differ between alerts, incidents and legacy alerts; any case).
         #[arg(long)]
         status: Option<String>,
+        /// New classification (a legacy alert's feedback).
         #[arg(long)]
         classification: Option<String>,
+        /// New determination (alerts and incidents).
         #[arg(long)]
         determination: Option<String>,
         /// Assignee (user principal name); an empty string unassigns.
@@ -174,10 +321,10 @@ pub(crate) enum Command {
         /// Query name: Family.name, or the bare name when unique.
         name: String,
         /// Start of the time range: ISO time, 'now', or an offset like -7d, -2h@h.
-        #[arg(long, allow_hyphen_values = true)]
+        #[arg(long, allow_hyphen_values = true, help_heading = "Time range")]
         start: Option<String>,
         /// End of the time range.
-        #[arg(long, allow_hyphen_values = true)]
+        #[arg(long, allow_hyphen_values = true, help_heading = "Time range")]
         end: Option<String>,
         /// Any parameter, as name=value (repeatable).
         #[arg(long = "param", short = 'p', value_name = "NAME=VALUE", allow_hyphen_values = true)]
@@ -190,14 +337,14 @@ pub(crate) enum Command {
         #[arg(long)]
         strict: bool,
         /// Run the time range as slices of this length (e.g. 1d, 6h, 30m), in time order, none lost or repeated.
-        #[arg(long, value_name = "DURATION")]
+        #[arg(long, value_name = "DURATION", help_heading = "Time range")]
         split_by: Option<String>,
         /// Slices run at once with --split-by (each tenant's request budget is respected whatever this is).
-        #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+        #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64), help_heading = "Time range")]
         parallel: u16,
         /// Run against every configured instance (MicrosoftGraph and MicrosoftGraph-*), concurrently; rows carry
         /// TenantId and Instance. Also: --instance A,B,C.
-        #[arg(long)]
+        #[arg(long, help_heading = "Tenants")]
         all_instances: bool,
         #[command(flatten)]
         out: output::OutputArgs,
@@ -211,6 +358,9 @@ pub(crate) enum Command {
     },
     /// Print the manual page (roff): `secgraph man > secgraph.1 && man ./secgraph.1`.
     Man,
+    /// Print docs/CLI.md (every command's help, as Markdown).
+    #[command(hide = true)]
+    HelpMarkdown,
     /// Run a raw OData path relative to the versioned Graph root, e.g. '/security/alerts_v2?$top=5'.
     Exec {
         path: String,

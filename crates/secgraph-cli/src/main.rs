@@ -7,7 +7,6 @@ mod output;
 mod prompt;
 mod table;
 
-use clap::Parser;
 use cli::{Cli, Command};
 use secgraph::ErrorKind;
 use std::process::ExitCode;
@@ -26,7 +25,7 @@ mod exit {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match cli::parse() {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
@@ -158,14 +157,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match &cli.command {
         Command::Emulator { .. } => return cmd::emulator::run(&cli.command).await,
         Command::Completions { shell } => {
-            let mut c = <Cli as clap::CommandFactory>::command();
+            let mut c = cli::command();
             // Into a buffer first: the generator panics on a write error (a closed pipe).
             let mut script = Vec::new();
             clap_complete::generate(*shell, &mut c, "secgraph", &mut script);
             return write_stdout(&script);
         }
+        Command::HelpMarkdown => return write_stdout(cli::markdown().as_bytes()),
         Command::Man => {
-            let c = <Cli as clap::CommandFactory>::command();
+            let c = cli::command();
             let mut page = Vec::new();
             clap_mangen::Man::new(c)
                 .render(&mut page)
@@ -186,6 +186,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Exec { .. } => cmd::query::exec(&env, &cli).await,
         Command::Export(args) => cmd::export::run(&env, &cli, args).await,
         Command::Alert { .. } | Command::Incident { .. } | Command::LegacyAlert { .. } => cmd::update::run(&env, &cli).await,
-        Command::Emulator { .. } | Command::Queries { .. } | Command::Completions { .. } | Command::Man => Ok(()),
+        Command::Emulator { .. } | Command::Queries { .. } | Command::Completions { .. } | Command::Man | Command::HelpMarkdown => Ok(()),
     }
 }

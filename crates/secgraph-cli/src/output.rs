@@ -33,6 +33,7 @@ pub enum Format {
 }
 
 #[derive(clap::Args, Debug, Clone)]
+#[command(next_help_heading = "Output")]
 pub struct OutputArgs {
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Table)]

@@ -276,7 +276,11 @@ fn updates_hunting_and_query_details() {
     assert!(plan.contains("/comments"), "{plan}");
     let out = secgraph(&cfg, &["alert", "update", id, "--status", "closed"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("not a valid status"));
+    assert!(
+        text(&out.stderr).contains("invalid value 'closed'") && text(&out.stderr).contains("new, inProgress, resolved"),
+        "{}",
+        text(&out.stderr)
+    );
 
     let out = secgraph(
         &cfg,

@@ -172,3 +172,62 @@ fn severity_is_coloured_only_on_a_terminal_and_never_with_no_color() {
     let piped = run(&cfg, &args.split(' ').collect::<Vec<_>>());
     assert!(!String::from_utf8_lossy(&piped).contains('\u{1b}'), "no escape codes into a pipe");
 }
+
+#[test]
+fn help_lists_headings_allowed_values_and_examples() {
+    let help = |args: &[&str]| -> Vec<u8> {
+        let out = Command::new(BIN)
+            .args(args)
+            .env("COLUMNS", "100")
+            .env_remove("MSTICPYCONFIG")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}");
+        out.stdout
+    };
+    golden("help.query.txt", &help(&["query", "--help"]));
+    golden("help.alert-update.txt", &help(&["alert", "update", "--help"]));
+    golden("help.incident-update.txt", &help(&["incident", "update", "--help"]));
+    let text = String::from_utf8(help(&["query", "--help"])).unwrap();
+    for heading in ["Time range:", "Tenants:", "Output:", "Sign-in:", "Examples:"] {
+        assert!(text.contains(heading), "query --help has a '{heading}' section");
+    }
+    // Enum-valued options are checked before anything is sent, in any case, with the allowed values listed.
+    let out = Command::new(BIN)
+        .args(["incident", "update", "1", "--status", "closed"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("active, inProgress, resolved"));
+    let out = Command::new(BIN)
+        .args(["alert", "update", "1", "--status", "RESOLVED", "--dry-run"])
+        .env_remove("MSTICPYCONFIG")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("resolved"));
+}
+
+#[test]
+fn docs_cli_md_is_generated_from_the_command_definitions() {
+    let out = Command::new(BIN).arg("help-markdown").env_remove("MSTICPYCONFIG").output().unwrap();
+    assert!(out.status.success());
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/CLI.md");
+    if std::env::var_os("UPDATE_DOCS").is_some() {
+        std::fs::write(&path, &out.stdout).unwrap();
+    }
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        std::fs::read_to_string(&path).unwrap_or_default() == text,
+        "docs/CLI.md is stale: run `UPDATE_DOCS=1 cargo test -p secgraph-cli --test golden`"
+    );
+    for command in [
+        "## `secgraph query`",
+        "## `secgraph alert update`",
+        "## `secgraph export`",
+        "## `secgraph emulator`",
+    ] {
+        assert!(text.contains(command), "{command}");
+    }
+    assert!(text.matches("Examples:").count() >= 10, "each main command has examples");
+}
