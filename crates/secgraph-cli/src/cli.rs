@@ -238,6 +238,21 @@ pub(crate) fn markdown() -> String {
     out
 }
 
+/// [`command`] with the names a shell should complete: query names (`query NAME`, `queries show NAME`) and
+/// instance names (`--instance`), as known when the completion script is generated.
+pub(crate) fn command_for_completions(queries: Vec<String>, instances: Vec<String>) -> clap::Command {
+    let mut c = command();
+    if !instances.is_empty() {
+        c = c.mut_arg("instance", |a| a.value_parser(PossibleValuesParser::new(instances)));
+    }
+    if queries.is_empty() {
+        return c;
+    }
+    let names = PossibleValuesParser::new(queries);
+    c.mut_subcommand("query", |q| q.mut_arg("name", |a| a.value_parser(names.clone())))
+        .mut_subcommand("queries", |q| q.mut_subcommand("show", |s| s.mut_arg("name", |a| a.value_parser(names))))
+}
+
 /// Parses the process's arguments with [`command`].
 pub(crate) fn parse() -> Result<Cli, clap::Error> {
     let matches = command().try_get_matches()?;

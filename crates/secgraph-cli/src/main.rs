@@ -157,7 +157,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match &cli.command {
         Command::Emulator { .. } => return cmd::emulator::run(&cli.command).await,
         Command::Completions { shell } => {
-            let mut c = cli::command();
+            // Query and instance names as the settings (if any) know them now.
+            let settings = cmd::Env::open(&cli).await.ok().and_then(|e| e.settings);
+            let queries = cmd::query_store(settings.as_ref(), &cli.query_dirs)
+                .map(|s| s.all().iter().map(|q| q.full_name()).collect())
+                .unwrap_or_default();
+            let mut instances: Vec<String> = settings.as_ref().map(|s| s.instances()).unwrap_or_default();
+            if settings.as_ref().is_some_and(|s| s.has_default_instance()) {
+                instances.insert(0, "Default".into());
+            }
+            let mut c = cli::command_for_completions(queries, instances);
             // Into a buffer first: the generator panics on a write error (a closed pipe).
             let mut script = Vec::new();
             clap_complete::generate(*shell, &mut c, "secgraph", &mut script);
