@@ -250,7 +250,9 @@ pub(crate) fn command_for_completions(queries: Vec<String>, instances: Vec<Strin
     }
     let names = PossibleValuesParser::new(queries);
     c.mut_subcommand("query", |q| q.mut_arg("name", |a| a.value_parser(names.clone())))
-        .mut_subcommand("queries", |q| q.mut_subcommand("show", |s| s.mut_arg("name", |a| a.value_parser(names))))
+        .mut_subcommand("queries", |q| {
+            q.mut_subcommand("show", |s| s.mut_arg("name", |a| a.value_parser(names)))
+        })
 }
 
 /// Parses the process's arguments with [`command`].

@@ -574,7 +574,10 @@ pub fn print_query(q: &QueryTemplate) -> anyhow::Result<()> {
             p.kind.name().to_string(),
             default,
             p.aliases.join(", "),
-            p.description.clone(),
+            match p.allowed.as_slice() {
+                [] => p.description.clone(),
+                values => format!("{} (one of: {})", p.description, values.join(", ")),
+            },
         ]);
         if p.required() {
             examples.push((p.name.clone(), example_value(p)));

@@ -611,7 +611,10 @@ fn tsv_completions_man_page_and_version() {
         assert!(text(&out.stdout).contains("export"), "{shell}: subcommands are completed");
         // clap_complete completes positional values in bash and zsh only.
         if matches!(shell, "bash" | "zsh") {
-            assert!(text(&out.stdout).contains("Alerts.list_for_host"), "{shell}: query names are completed");
+            assert!(
+                text(&out.stdout).contains("Alerts.list_for_host"),
+                "{shell}: query names are completed"
+            );
         }
     }
     // With settings, their instance names too.
@@ -619,7 +622,10 @@ fn tsv_completions_man_page_and_version() {
     let (_emu, cfg) = emulator(dir.path(), &["--alerts", "5"]);
     let out = secgraph(&cfg, &["completions", "bash"]);
     assert!(out.status.success());
-    assert!(text(&out.stdout).contains("Fabrikam") && text(&out.stdout).contains("Certificate"), "instances are completed");
+    assert!(
+        text(&out.stdout).contains("Fabrikam") && text(&out.stdout).contains("Certificate"),
+        "instances are completed"
+    );
     let man = Command::new(BIN).arg("man").output().unwrap();
     assert!(man.status.success() && text(&man.stdout).contains(".TH secgraph 1"));
     let v = Command::new(BIN).arg("--version").output().unwrap();

@@ -231,3 +231,26 @@ fn docs_cli_md_is_generated_from_the_command_definitions() {
     }
     assert!(text.matches("Examples:").count() >= 10, "each main command has examples");
 }
+
+#[test]
+fn times_are_checked_before_anything_is_sent() {
+    let print = |args: &[&str]| {
+        Command::new(BIN)
+            .args(["--emulator", "query", "Alerts.list", "--print"])
+            .args(args)
+            .env_remove("MSTICPYCONFIG")
+            .output()
+            .unwrap()
+    };
+    let out = print(&["--start", "7d", "--end", "14d"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("is in the future") && err.contains("-7d"),
+        "a start without its minus is pointed out: {err}"
+    );
+    let out = print(&["--start", "2026-13-01"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("month 13 is out of range"));
+    let out = print(&["--start", "-1d", "--end", "-2d"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is later than end"));
+}

@@ -23,6 +23,7 @@ pub(crate) async fn run(env: &Env, cli: &Cli) -> anyhow::Result<()> {
         return Ok(());
     };
     let values = query_params(start, end, params)?;
+    warn_future_start(&values);
     let render = |t: &secgraph::query::QueryTemplate| {
         if !*strict {
             for (unknown, suggestion) in t.unknown_parameters(&values) {
@@ -151,4 +152,23 @@ pub(crate) async fn exec(env: &Env, cli: &Cli) -> anyhow::Result<()> {
         match_evidence: None,
     };
     output::run_to_output(output::Run::Single(&provider), &q, out, &[]).await
+}
+
+/// A start in the future is almost always a missing minus sign (`7d` for `-7d`): say so, and how to write it.
+fn warn_future_start(values: &[(String, String)]) {
+    let now = chrono::Utc::now();
+    for (name, value) in values.iter().filter(|(k, _)| k == "start") {
+        let v = value.trim();
+        let offset = v.chars().next().is_some_and(|c| c.is_ascii_digit() || c == '+') && !v.contains('-') && !v.contains(':');
+        if let Ok(t) = secgraph::query::parse_time(v, now)
+            && t > now + chrono::Duration::minutes(1)
+            && offset
+        {
+            eprintln!(
+                "warning: {name} '{v}' is in the future ({}); a time in the past is written with a minus: -{}",
+                t.format("%Y-%m-%d %H:%M UTC"),
+                v.trim_start_matches('+')
+            );
+        }
+    }
 }

@@ -42,7 +42,10 @@ pub fn markdown(store: &QueryStore) -> String {
                         p.kind.name(),
                         default,
                         p.aliases.join(", "),
-                        p.description.replace('|', "\\|")
+                        match p.allowed.as_slice() {
+                            [] => p.description.replace('|', "\\|"),
+                            values => format!("{} — one of: {}", p.description.replace('|', "\\|"), values.join(", ")),
+                        }
                     );
                 }
                 out.push('\n');

@@ -71,6 +71,9 @@ pub struct Parameter {
     pub aliases: Vec<String>,
     /// `'...{}...'`: how a non-empty value is written into the query.
     pub format: Option<String>,
+    /// The values it may take (`allowed:` in the file; empty: any). Checked before sending, in any case, and
+    /// written as listed here (Graph compares enumerations case-sensitively).
+    pub allowed: Vec<String>,
 }
 
 impl Parameter {

@@ -120,8 +120,26 @@ fn render_value(p: &Parameter, raw: Raw, lang: Language, now: DateTime<Utc>) -> 
         Raw::Json(_) => None,
     };
     let empty = |t: &str| t.trim().is_empty();
+    // A value outside the declared ones: said before anything is sent, with the closest one.
+    let allowed = |v: &str| -> Result<String> {
+        if p.allowed.is_empty() || v.trim().is_empty() {
+            return Ok(v.to_string());
+        }
+        if let Some(a) = p.allowed.iter().find(|a| a.eq_ignore_ascii_case(v.trim())) {
+            return Ok(a.clone());
+        }
+        let names: Vec<&str> = p.allowed.iter().map(String::as_str).collect();
+        let hint = closest(v.trim(), &names)
+            .map(|c| format!(" Did you mean '{c}'?"))
+            .unwrap_or_default();
+        Err(bad(format!(
+            "'{}' is not one of its values: {}.{hint}",
+            crate::error::clean(v, 60),
+            names.join(", ")
+        )))
+    };
     Ok(match p.kind {
-        ParamType::Str => Rendered::Text(text.ok_or_else(|| bad("expected text".into()))?),
+        ParamType::Str => Rendered::Text(allowed(&text.ok_or_else(|| bad("expected text".into()))?)?),
         ParamType::Int => {
             let t = text.ok_or_else(|| bad("expected a whole number".into()))?;
             Rendered::Syntax(if empty(&t) {
@@ -180,6 +198,7 @@ fn render_value(p: &Parameter, raw: Raw, lang: Language, now: DateTime<Utc>) -> 
                     .filter(|s| !s.is_empty())
                     .collect(),
             };
+            let items = items.iter().map(|i| allowed(i)).collect::<Result<Vec<String>>>()?;
             Rendered::Syntax(
                 items
                     .iter()

@@ -104,6 +104,11 @@ fn parse_parameter(name: &str, v: &Value) -> std::result::Result<Parameter, Stri
         default: m.get("default").cloned(),
         aliases,
         format: m.get("format").and_then(Value::as_str).map(str::to_string),
+        allowed: match m.get("allowed") {
+            None | Some(Value::Null) => vec![],
+            Some(Value::Array(a)) => a.iter().map(crate::output::cell_text).filter(|v| !v.is_empty()).collect(),
+            Some(_) => return Err(format!("parameter '{name}': allowed must be a list of values")),
+        },
     })
 }
 

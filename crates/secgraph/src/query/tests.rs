@@ -150,3 +150,32 @@ fn files_are_routed_by_their_data_environments() {
     }
     assert!(s.get("LA.list_alerts").is_err());
 }
+
+#[test]
+fn declared_values_are_checked_and_written_as_graph_spells_them() {
+    let s = QueryStore::builtin().unwrap();
+    let q = s.get("Alerts.list").unwrap();
+    let e = q.render(&[("severity".into(), "hgih".into())], now()).unwrap_err().to_string();
+    assert!(
+        e.contains("'hgih' is not one of its values") && e.contains("Did you mean 'high'?"),
+        "{e}"
+    );
+    // Graph compares enumerations case-sensitively: the declared spelling is what is sent.
+    let r = q
+        .render(
+            &[("severity".into(), "HIGH,Medium".into()), ("status".into(), "inprogress".into())],
+            now(),
+        )
+        .unwrap();
+    assert!(
+        r.text.contains("severity in ('high', 'medium')") && r.text.contains("status in ('inProgress')"),
+        "{}",
+        r.text
+    );
+    let i = s.get("Incidents.list").unwrap();
+    let e = i.render(&[("status".into(), "new".into())], now()).unwrap_err().to_string();
+    assert!(
+        e.contains("active, inProgress, resolved"),
+        "an incident's statuses are its own: {e}"
+    );
+}
