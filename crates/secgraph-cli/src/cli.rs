@@ -296,6 +296,9 @@ pub(crate) enum UpdateCmd {
 pub(crate) enum Command {
     /// Sign in and report the tenant, app, account, cloud and granted roles or scopes (never the token).
     Connect,
+    /// Sign in the way the settings say and keep a user's sign-in for later commands (as Connect-MgGraph or az
+    /// login). On a machine without a browser, --auth-type device.
+    Login,
     /// Inspect the settings: which file is used and why, the instances, and where each secret comes from.
     Config {
         #[command(subcommand)]

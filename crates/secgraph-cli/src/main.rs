@@ -191,6 +191,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Config { action } => cmd::config::run(&env, action, &cli).await,
         Command::Secrets { action } => cmd::secrets::run(&env, action).await,
         Command::Connect => cmd::connect::run(&env, &cli).await,
+        Command::Login => cmd::connect::login(&env, &cli).await,
         Command::Query { .. } => cmd::query::run(&env, &cli).await,
         Command::Exec { .. } => cmd::query::exec(&env, &cli).await,
         Command::Export(args) => cmd::export::run(&env, &cli, args).await,

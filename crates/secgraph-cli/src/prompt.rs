@@ -10,14 +10,23 @@ impl SignInPrompt for TerminalPrompt {
         eprintln!("{message}");
     }
 
+    fn can_open_browser(&self) -> bool {
+        if cfg!(target_os = "macos") || cfg!(windows) {
+            return true;
+        }
+        let set = |v: &str| std::env::var_os(v).is_some_and(|x| !x.is_empty());
+        // $BROWSER names one; otherwise a desktop session and xdg-open are needed.
+        set("BROWSER") || ((set("DISPLAY") || set("WAYLAND_DISPLAY")) && on_path("xdg-open"))
+    }
+
     fn open_browser(&self, url: &str) {
         eprintln!("Sign in with your browser. If it does not open, visit:\n  {url}");
-        let opener = if cfg!(target_os = "macos") {
-            "open"
-        } else if cfg!(windows) {
-            "explorer"
-        } else {
-            "xdg-open"
+        let from_env = std::env::var("BROWSER").ok().filter(|b| !b.trim().is_empty());
+        let opener = match &from_env {
+            Some(b) => b.as_str(),
+            None if cfg!(target_os = "macos") => "open",
+            None if cfg!(windows) => "explorer",
+            None => "xdg-open",
         };
         let _ = std::process::Command::new(opener)
             .arg(url)
@@ -26,4 +35,9 @@ impl SignInPrompt for TerminalPrompt {
             .stderr(std::process::Stdio::null())
             .spawn();
     }
+}
+
+/// Whether `program` is an executable file in one of `$PATH`'s folders.
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(program).is_file()))
 }

@@ -635,3 +635,54 @@ fn tsv_completions_man_page_and_version() {
         "{v}"
     );
 }
+
+#[test]
+fn login_keeps_a_user_sign_in_and_a_machine_without_a_browser_is_told_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_emu, cfg) = emulator(
+        dir.path(),
+        &["--alerts", "5", "--auto-approve", "analyst@contoso-demo.onmicrosoft.com"],
+    );
+    let cache = dir.path().join("tokens.json");
+    let cache_s = cache.to_str().unwrap();
+    let login = |extra: &[&str], env: &[(&str, &str)]| {
+        Command::new(BIN)
+            .args(["--instance", "Delegated", "--token-cache", cache_s])
+            .args(extra)
+            .arg("login")
+            .env("MSTICPYCONFIG", &cfg)
+            .env_remove("DISPLAY")
+            .env_remove("WAYLAND_DISPLAY")
+            .env_remove("BROWSER")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap()
+    };
+    // No display and no $BROWSER: the browser flow fails at once and points at the device code.
+    let out = login(&["--auth-type", "browser"], &[]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("no browser") && err.contains("--auth-type device"), "{err}");
+    assert!(!cache.exists(), "nothing was kept");
+
+    let out = login(&["--auth-type", "device"], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("Signed in as analyst@contoso-demo.onmicrosoft.com") && err.contains(cache_s),
+        "{err}"
+    );
+    assert!(cache.exists());
+    // Later commands use the kept sign-in.
+    let out = secgraph(&cfg, &["--instance", "Delegated", "--token-cache", cache_s, "connect"]);
+    assert!(
+        out.status.success() && !text(&out.stderr).contains("enter the code"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // An app keeps nothing, and says so.
+    let out = secgraph(&cfg, &["login"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("nothing is kept"), "{}", text(&out.stderr));
+}

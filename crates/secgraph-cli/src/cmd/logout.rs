@@ -7,10 +7,7 @@ use crate::UsageError;
 pub(crate) fn run(env: &Env, all: bool) -> anyhow::Result<()> {
     let (settings, options) = (env.settings.as_ref(), &env.options);
     let args = secgraph::connect::EffectiveArgs::gather(settings, options).ok();
-    let path = match &args {
-        Some(a) => a.token_cache_path(options),
-        None => options.token_cache.clone().unwrap_or_else(secgraph::auth::TokenCache::default_path),
-    };
+    let path = super::token_cache_path(env);
     let cache = secgraph::auth::TokenCache::at(&path);
     let user = if all {
         None

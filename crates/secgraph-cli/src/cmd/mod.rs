@@ -122,6 +122,18 @@ pub(crate) fn query_store(settings: Option<&Settings>, extra: &[PathBuf]) -> any
     Ok(store)
 }
 
+/// Where user sign-ins are cached: the settings' (or --token-cache) location, else the default file.
+pub(crate) fn token_cache_path(env: &Env) -> PathBuf {
+    match secgraph::connect::EffectiveArgs::gather(env.settings.as_ref(), &env.options) {
+        Ok(a) => a.token_cache_path(&env.options),
+        Err(_) => env
+            .options
+            .token_cache
+            .clone()
+            .unwrap_or_else(secgraph::auth::TokenCache::default_path),
+    }
+}
+
 /// `--start`, `--end` and `-p NAME=VALUE` as parameter values.
 pub(crate) fn query_params(start: &Option<String>, end: &Option<String>, params: &[String]) -> anyhow::Result<Vec<(String, String)>> {
     let mut values = Vec::new();

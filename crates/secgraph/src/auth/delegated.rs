@@ -52,6 +52,11 @@ pub trait SignInPrompt: Send + Sync + std::fmt::Debug {
     fn can_interact(&self) -> bool {
         true
     }
+    /// Whether a browser can be opened here. When false, the browser flow fails at once, suggesting the device-code
+    /// flow, instead of waiting minutes for a redirect that cannot come (a server, an SSH session).
+    fn can_open_browser(&self) -> bool {
+        true
+    }
 }
 
 /// A prompt for programs without a user: every interactive sign-in fails with a clear error.
@@ -289,6 +294,14 @@ impl DelegatedCredential {
     }
 
     async fn browser_flow(&self, scopes: &str) -> Result<TokenReply> {
+        if !self.prompt.can_open_browser() {
+            return Err(auth_error(
+                "no_browser",
+                "there is no browser to sign in with on this machine; sign in with a device code instead (the \
+                 settings' AuthType: device, or --auth-type device), which works from any other device"
+                    .into(),
+            ));
+        }
         let listener_error = |e: std::io::Error| Error::Transport {
             url: "127.0.0.1".into(),
             message: "cannot open the loopback listener for the sign-in redirect".into(),
