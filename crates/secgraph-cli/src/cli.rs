@@ -87,6 +87,36 @@ pub(crate) enum ConfigCmd {
     },
     /// The named instances (DataProviders.MicrosoftGraph-<name>).
     Instances,
+    /// Write a provider section to a msticpyconfig.yaml, by asking (on a terminal) or from flags (--tenant-id,
+    /// --client-id, and how the secret is kept); never echoes a secret.
+    Init(InitArgs),
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct InitArgs {
+    /// The file to write (default: --config, else $MSTICPYCONFIG, else ./msticpyconfig.yaml).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) path: Option<PathBuf>,
+    /// Write DataProviders.MicrosoftGraph-<NAME> (default: the default instance, MicrosoftGraph).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) name: Option<String>,
+    /// Keep the client secret in this environment variable (written as {EnvironmentVar: VAR}).
+    #[arg(long, value_name = "VAR", help_heading = "Client secret")]
+    pub(crate) secret_env: Option<String>,
+    /// Keep the client secret in Key Vault: VAULT/NAME, NAME, or nothing for the default name (written as
+    /// {KeyVault: ...}; --vault-name sets the KeyVault section's vault).
+    #[arg(long, value_name = "VAULT/NAME", num_args = 0..=1, default_missing_value = "", help_heading = "Client secret")]
+    pub(crate) secret_keyvault: Option<String>,
+    /// The vault for the KeyVault section (with --secret-keyvault when the file has none).
+    #[arg(long, value_name = "VAULT", help_heading = "Client secret")]
+    pub(crate) vault_name: Option<String>,
+    /// Write the client secret into the file itself, read from standard input (never echoed; the file is made
+    /// readable by you only).
+    #[arg(long, help_heading = "Client secret")]
+    pub(crate) secret_stdin: bool,
+    /// Replace an existing file's section (the old file is kept as FILE.bak).
+    #[arg(long)]
+    pub(crate) force: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -147,7 +177,15 @@ const EXAMPLES: &[(&str, &str)] = &[
     ),
     (
         "config",
-        "secgraph config check\n  secgraph config check --resolve\n  secgraph config instances",
+        "secgraph config check\n  secgraph config check --resolve\n  secgraph config instances\n  secgraph config init",
+    ),
+    (
+        "config init",
+        "secgraph config init
+  secgraph config init --tenant-id contoso.onmicrosoft.com --client-id 5d2f1c3b-... --secret-env MSGRAPH_SECRET
+  secgraph config init --name Fabrikam --tenant-id ... --client-id ... --secret-keyvault my-vault/graph-secret
+  printf '%s' \"$SECRET\" | secgraph config init --tenant-id ... --client-id ... --secret-stdin
+  secgraph config init --tenant-id ... --client-id ... --username analyst@contoso.com",
     ),
     (
         "emulator",

@@ -173,6 +173,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             return write_stdout(&script);
         }
         Command::HelpMarkdown => return write_stdout(cli::markdown().as_bytes()),
+        Command::Config {
+            action: cli::ConfigCmd::Init(args),
+        } => return cmd::config_init::run(&cli, args),
         Command::Man => {
             let c = cli::command();
             let mut page = Vec::new();

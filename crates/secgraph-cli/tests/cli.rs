@@ -686,3 +686,111 @@ fn login_keeps_a_user_sign_in_and_a_machine_without_a_browser_is_told_at_once() 
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("nothing is kept"), "{}", text(&out.stderr));
 }
+
+#[test]
+fn config_init_writes_a_section_refuses_to_overwrite_and_never_echoes_a_secret() {
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("msticpyconfig.yaml");
+    let f = file.to_str().unwrap();
+    let init = |args: &[&str], stdin: &str| {
+        let mut child = Command::new(BIN)
+            .args(["config", "init", "--path", f])
+            .args(args)
+            .env_remove("MSTICPYCONFIG")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+
+    let out = init(
+        &[
+            "--tenant-id",
+            "contoso.onmicrosoft.com",
+            "--client-id",
+            "c1",
+            "--secret-env",
+            "MY_GRAPH_SECRET",
+        ],
+        "",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let body = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        body.contains("MicrosoftGraph:") && body.contains("EnvironmentVar: MY_GRAPH_SECRET"),
+        "{body}"
+    );
+    let check = Command::new(BIN)
+        .args(["--config", f, "config", "check"])
+        .env("MY_GRAPH_SECRET", "x")
+        .output()
+        .unwrap();
+    assert!(check.status.success() && text(&check.stdout).contains("environment variable MY_GRAPH_SECRET"));
+
+    // An existing file is not changed without --force.
+    let secret = "s3cr3t-value-never-shown";
+    let out = init(
+        &["--name", "Lab", "--tenant-id", "t2", "--client-id", "c2", "--secret-stdin"],
+        secret,
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), body);
+
+    let out = init(
+        &[
+            "--name",
+            "Lab",
+            "--tenant-id",
+            "t2",
+            "--client-id",
+            "c2",
+            "--secret-stdin",
+            "--force",
+        ],
+        secret,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        !text(&out.stdout).contains(secret) && !text(&out.stderr).contains(secret),
+        "the secret is never echoed"
+    );
+    let body = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        body.contains("MicrosoftGraph-Lab:") && body.contains(secret) && body.contains("MY_GRAPH_SECRET"),
+        "{body}"
+    );
+    assert_eq!(mode(&file), 0o600, "a file holding a secret is readable by its owner only");
+    let bak = dir.path().join("msticpyconfig.yaml.bak");
+    assert!(std::fs::read_to_string(&bak).unwrap().contains("MY_GRAPH_SECRET"));
+
+    // Rewriting that file keeps it owner-only (and its backup too), whatever the new section holds.
+    let out = init(
+        &[
+            "--name",
+            "Other",
+            "--tenant-id",
+            "t3",
+            "--client-id",
+            "c3",
+            "--username",
+            "a@b.c",
+            "--force",
+        ],
+        "",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(mode(&file), 0o600);
+    assert_eq!(mode(&bak), 0o600);
+    assert!(std::fs::read_to_string(&file).unwrap().contains("UserName: a@b.c"));
+
+    // Scripts get a usage error, not a prompt.
+    let out = init(&["--tenant-id", "t"], "");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("--client-id"), "{}", text(&out.stderr));
+}

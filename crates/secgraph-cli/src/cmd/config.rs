@@ -9,6 +9,8 @@ pub(crate) async fn run(env: &Env, action: &ConfigCmd, cli: &Cli) -> anyhow::Res
     let s = env.require_settings(cli)?;
     let options = &env.options;
     match action {
+        // Handled before settings are read (it writes them).
+        ConfigCmd::Init(_) => {}
         ConfigCmd::Instances => {
             if s.has_default_instance() {
                 println!("(default)  MicrosoftGraph");

@@ -2,6 +2,7 @@
 //! ([`Env`]), the query store, and query parameters.
 
 pub(crate) mod config;
+pub(crate) mod config_init;
 pub(crate) mod connect;
 pub(crate) mod emulator;
 pub(crate) mod export;
