@@ -269,6 +269,10 @@ pub async fn run_to_output(run: Run<'_>, query: &RenderedQuery, args: &OutputArg
     };
     let (summary, fanout) = match args.format {
         Format::Jsonl => drive(run, query, &mut JsonLinesSink::new(writer(&args.out)?), args).await?,
+        // Indented for a person at a terminal; into a file or a pipe, each item as the service sent it.
+        Format::Json if args.out.is_none() && std::io::stdout().is_terminal() => {
+            drive(run, query, &mut JsonArraySink::pretty(writer(&args.out)?), args).await?
+        }
         Format::Json => drive(run, query, &mut JsonArraySink::new(writer(&args.out)?), args).await?,
         Format::Yaml => drive(run, query, &mut YamlSink::new(writer(&args.out)?), args).await?,
         Format::Csv | Format::Tsv => {

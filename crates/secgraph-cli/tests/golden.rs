@@ -171,6 +171,11 @@ fn severity_is_coloured_only_on_a_terminal_and_never_with_no_color() {
     );
     let piped = run(&cfg, &args.split(' ').collect::<Vec<_>>());
     assert!(!String::from_utf8_lossy(&piped).contains('\u{1b}'), "no escape codes into a pipe");
+    // JSON is indented for a person, and passed through as sent into a pipe.
+    let json = on_a_terminal(&cfg, &format!("{args} -o json"), &[]);
+    assert!(json.contains("\n  {") && json.contains("\n    \"id\": "), "{json}");
+    let piped = String::from_utf8(run(&cfg, &args.split(' ').chain(["-o", "json"]).collect::<Vec<_>>())).unwrap();
+    assert!(piped.starts_with("[\n{\"@odata.type\""), "{piped}");
 }
 
 #[test]

@@ -12,11 +12,13 @@ pub(crate) async fn run(env: &Env, action: &ConfigCmd, cli: &Cli) -> anyhow::Res
         // Handled before settings are read (it writes them).
         ConfigCmd::Init(_) => {}
         ConfigCmd::Instances => {
+            let names = s.instances();
+            let width = names.iter().map(|n| n.chars().count()).max().unwrap_or(0).max("(default)".len());
             if s.has_default_instance() {
-                println!("(default)  MicrosoftGraph");
+                println!("{:<width$}  MicrosoftGraph", "(default)");
             }
-            for i in s.instances() {
-                println!("{i:<10} MicrosoftGraph-{i}");
+            for i in names {
+                println!("{i:<width$}  MicrosoftGraph-{i}");
             }
         }
         ConfigCmd::Check { resolve } => {

@@ -203,17 +203,32 @@ impl<W: Write + Send> RowSink for JsonLinesSink<W> {
     }
 }
 
-/// Writes one JSON array of all rows, streaming element by element.
+/// Writes one JSON array of all rows, streaming element by element: each item as the service sent it, or indented
+/// for people ([`JsonArraySink::pretty`]).
 #[derive(Debug)]
 pub struct JsonArraySink<W: Write> {
     out: W,
     first: bool,
+    pretty: bool,
 }
 
 impl<W: Write> JsonArraySink<W> {
-    /// Writes to `out`.
+    /// Writes to `out`, each item on one line as received.
     pub fn new(out: W) -> Self {
-        JsonArraySink { out, first: true }
+        JsonArraySink {
+            out,
+            first: true,
+            pretty: false,
+        }
+    }
+
+    /// Writes to `out` with every item indented (for a terminal).
+    pub fn pretty(out: W) -> Self {
+        JsonArraySink {
+            out,
+            first: true,
+            pretty: true,
+        }
     }
 }
 
@@ -223,7 +238,18 @@ impl<W: Write + Send> RowSink for JsonArraySink<W> {
         for r in rows {
             self.out.write_all(if self.first { b"[\n" } else { b",\n" }).map_err(io)?;
             self.first = false;
-            write_compact(&mut self.out, &r)?;
+            if self.pretty {
+                let text = serde_json::to_string_pretty(&r.to_value()).map_err(|e| Error::Output(e.to_string()))?;
+                for (i, line) in text.lines().enumerate() {
+                    if i > 0 {
+                        self.out.write_all(b"\n").map_err(io)?;
+                    }
+                    self.out.write_all(b"  ").map_err(io)?;
+                    self.out.write_all(line.as_bytes()).map_err(io)?;
+                }
+            } else {
+                write_compact(&mut self.out, &r)?;
+            }
         }
         Ok(std::ops::ControlFlow::Continue(()))
     }
