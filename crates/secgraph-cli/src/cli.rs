@@ -57,7 +57,8 @@ pub(crate) struct ConnArgs {
     /// The user to sign in as (overrides the settings' UserName; implies --delegated).
     #[arg(long, global = true)]
     pub(crate) username: Option<String>,
-    /// How a user signs in: in the system browser, or with a device code.
+    /// How to sign in: a user in the system browser or with a device code, or the Azure CLI's account (`cli`:
+    /// `az account get-access-token`, no app registration needed).
     #[arg(long, global = true, value_enum)]
     pub(crate) auth_type: Option<AuthTypeArg>,
     /// Token cache file for user sign-in (default: the settings' location, else ~/.cache/secgraph/token_cache.json).
@@ -73,8 +74,12 @@ pub(crate) struct ConnArgs {
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
 pub(crate) enum AuthTypeArg {
+    /// A user, in the system browser (authorization code + PKCE).
     Browser,
+    /// A user, with a code entered on another device.
     Device,
+    /// The Azure CLI's signed-in account.
+    Cli,
 }
 
 #[derive(Subcommand, Debug)]

@@ -794,3 +794,71 @@ fn config_init_writes_a_section_refuses_to_overwrite_and_never_echoes_a_secret()
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("--client-id"), "{}", text(&out.stderr));
 }
+
+#[test]
+fn azure_cli_sign_in_uses_the_cli_account_and_never_prints_its_token() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let emu = rt
+        .block_on(secgraph_emulator::Emulator::start(secgraph_emulator::EmulatorConfig {
+            alerts: 7,
+            state_dir: Some(dir.path().join("state")),
+            ..Default::default()
+        }))
+        .unwrap();
+    let cfg = dir.path().join("e.yaml");
+    std::fs::write(&cfg, emu.msticpy_config()).unwrap();
+    let token = emu
+        .mint_app_token(secgraph_emulator::DEMO_TENANT_ID, secgraph_emulator::DEMO_CLIENT_ID, 3600)
+        .unwrap();
+    // A stand-in `az` on PATH: answers `account get-access-token` as the real one does, and notes its arguments.
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let log = dir.path().join("az-args.txt");
+    let az = bin.join("az");
+    let expires = chrono::Utc::now().timestamp() + 3600;
+    std::fs::write(
+        &az,
+        format!(
+            "#!/bin/sh\necho \"$@\" >> '{}'\nprintf '{{\"accessToken\": \"{token}\", \"expires_on\": {expires}, \"tokenType\": \"Bearer\"}}'\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&az, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let run = |args: &[&str]| {
+        Command::new(BIN)
+            .args(["--auth-type", "cli"])
+            .args(args)
+            .env("MSTICPYCONFIG", &cfg)
+            .env("PATH", &path)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["connect"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    assert!(
+        s.contains("Azure CLI account") && s.contains(secgraph_emulator::DEMO_TENANT_ID),
+        "{s}"
+    );
+    let out = run(&["query", "Alerts.list", "--start", "-31d", "-o", "jsonl", "-vvv"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).lines().count(), 7);
+    assert!(
+        !text(&out.stdout).contains(&token) && !text(&out.stderr).contains(&token),
+        "the token is never printed"
+    );
+    let asked = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        asked.contains("account get-access-token") && asked.contains("--scope") && asked.contains("/.default"),
+        "{asked}"
+    );
+    assert!(
+        asked.contains(&format!("--tenant {}", secgraph_emulator::DEMO_TENANT_ID)),
+        "the configured tenant is asked for: {asked}"
+    );
+    drop(emu);
+}

@@ -91,6 +91,8 @@ pub enum AuthMethod {
     Certificate,
     /// As a signed-in user (browser or device code).
     Delegated,
+    /// As the Azure CLI's signed-in account (`az account get-access-token`).
+    AzureCli,
 }
 
 impl AuthMethod {
@@ -100,6 +102,7 @@ impl AuthMethod {
             AuthMethod::ClientSecret => "client secret (app-only)",
             AuthMethod::Certificate => "client certificate (app-only)",
             AuthMethod::Delegated => "delegated user",
+            AuthMethod::AzureCli => "Azure CLI account (az login)",
         }
     }
 }
@@ -156,6 +159,9 @@ pub struct EffectiveArgs {
     source: String,
     map: Vec<(String, String, SecretRef)>,
     delegated: bool,
+    /// The options' sign-in type said "Azure CLI" (Some(true)) or another type (Some(false)); `None`: the settings
+    /// decide.
+    azure_cli: Option<bool>,
 }
 
 impl EffectiveArgs {
@@ -190,6 +196,7 @@ impl EffectiveArgs {
             source,
             map,
             delegated: options.delegated_auth,
+            azure_cli: options.auth_type.map(|t| t == AuthType::AzureCli),
         };
         let opt = |v: &Option<String>| v.as_ref().map(|s| SecretRef::Literal(Secret::new(s.clone())));
         let overrides = [
@@ -228,7 +235,12 @@ impl EffectiveArgs {
     /// How the connection signs in, decided once: a user when a username is set (or delegated sign-in was asked
     /// for), else a certificate when one is set, else a client secret.
     pub fn sign_in_method(&self) -> AuthMethod {
-        if self.delegated || self.get("username").is_some() {
+        let cli = self
+            .azure_cli
+            .unwrap_or_else(|| self.literal("auth_type").and_then(|t| AuthType::parse(&t)) == Some(AuthType::AzureCli));
+        if cli {
+            AuthMethod::AzureCli
+        } else if self.delegated || self.get("username").is_some() {
             AuthMethod::Delegated
         } else if self.get("certificate").is_some() {
             AuthMethod::Certificate
@@ -240,6 +252,10 @@ impl EffectiveArgs {
     /// The settings a connection needs and these arguments lack (empty when complete).
     pub fn missing(&self) -> Vec<String> {
         let mut missing = Vec::new();
+        if self.sign_in_method() == AuthMethod::AzureCli {
+            // The CLI's own app and account: nothing else is needed.
+            return missing;
+        }
         if self.get("tenant_id").is_none() {
             missing.push("tenant_id (TenantId)".to_string());
         }
@@ -321,9 +337,15 @@ struct Target {
     api_version: String,
 }
 
+/// The Azure CLI's own application id (its tokens carry it as `appid`).
+const AZURE_CLI_CLIENT_ID: &str = "04b07795-8ddb-461a-bbee-02f9e1bf7b46";
+
 impl Target {
     fn resolve(args: &EffectiveArgs, cloud: &Cloud) -> Result<Target> {
-        let (Some(tenant_id), Some(client_id)) = (args.plain("tenant_id")?, args.plain("client_id")?) else {
+        let cli = args.sign_in_method() == AuthMethod::AzureCli;
+        let tenant = args.plain("tenant_id")?.or_else(|| cli.then(String::new));
+        let client = args.plain("client_id")?.or_else(|| cli.then(|| AZURE_CLI_CLIENT_ID.to_string()));
+        let (Some(tenant_id), Some(client_id)) = (tenant, client) else {
             let mut missing = Vec::new();
             if args.plain("tenant_id")?.is_none() {
                 missing.push("tenant_id (TenantId)".to_string());
@@ -403,7 +425,7 @@ fn credential(
             origin: args.source.clone(),
             setting: "auth_type".into(),
             message: format!(
-                "'{}' is not a sign-in type; use browser (or interactive) or device (or devicecode)",
+                "'{}' is not a sign-in type; use browser (or interactive), device (or devicecode), or cli (the Azure CLI)",
                 crate::error::clean(&t, 60)
             ),
         })?),
@@ -455,6 +477,10 @@ fn credential(
                 target.app_scope(),
             )
         }
+        AuthMethod::AzureCli => {
+            let tenant = Some(tenant_id.to_string()).filter(|t| !t.is_empty());
+            (Arc::new(crate::keyvault::AzureCliCredential::new(tenant)), target.app_scope())
+        }
         AuthMethod::Delegated => {
             let auth_type = options.auth_type.or(configured_auth_type).unwrap_or_default();
             let cache = TokenCache::at(args.token_cache_path(options));
@@ -501,8 +527,15 @@ impl ConnectionInfo {
         ConnectionInfo {
             settings: settings.map(|s| format!("{} ({})", s.origin(), s.source())),
             source: args.source.clone(),
-            tenant_id: target.tenant_id.clone(),
-            client_id: target.client_id.clone(),
+            // The Azure CLI's tokens say which tenant and app they are for.
+            tenant_id: match (auth, claims.get("tid").and_then(Value::as_str)) {
+                (AuthMethod::AzureCli, Some(t)) => t.to_string(),
+                _ => target.tenant_id.clone(),
+            },
+            client_id: match (auth, claims.get("appid").and_then(Value::as_str)) {
+                (AuthMethod::AzureCli, Some(a)) => a.to_string(),
+                _ => target.client_id.clone(),
+            },
             auth,
             cloud: cloud.name.clone(),
             authority: cloud.authority_host.to_string(),
@@ -626,6 +659,7 @@ pub async fn refresh_secrets(settings: &Settings, options: &ConnectOptions) -> R
         source: "options".into(),
         map: vec![],
         delegated: false,
+        azure_cli: None,
     });
     let client = vault_client(&values, Some(settings), &kv, &azure, &cloud, &http, options)?;
     let mut out = Vec::new();

@@ -53,6 +53,7 @@ impl Env {
             auth_type: conn.auth_type.map(|a| match a {
                 AuthTypeArg::Browser => AuthType::Browser,
                 AuthTypeArg::Device => AuthType::Device,
+                AuthTypeArg::Cli => AuthType::AzureCli,
             }),
             prompt: Some(Arc::new(crate::prompt::TerminalPrompt)),
             token_cache: conn.token_cache.clone(),

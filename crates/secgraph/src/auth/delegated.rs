@@ -28,14 +28,17 @@ pub enum AuthType {
     Browser,
     /// Device code: a code to enter on another device.
     Device,
+    /// The Azure CLI's signed-in account (`az account get-access-token`): no app registration of one's own.
+    AzureCli,
 }
 
 impl AuthType {
-    /// msticpy's names: `browser`/`interactive` and `device`/`devicecode`.
+    /// msticpy's names: `browser`/`interactive` and `device`/`devicecode`; `cli`/`azurecli` for the Azure CLI.
     pub fn parse(s: &str) -> Option<AuthType> {
         match s.trim().to_ascii_lowercase().as_str() {
             "browser" | "interactive" => Some(AuthType::Browser),
             "device" | "devicecode" | "device_code" => Some(AuthType::Device),
+            "cli" | "azurecli" | "azure_cli" | "az" => Some(AuthType::AzureCli),
             _ => None,
         }
     }
@@ -473,6 +476,12 @@ impl TokenCredential for DelegatedCredential {
         let reply = match self.auth_type {
             AuthType::Device => self.device_flow(&key).await?,
             AuthType::Browser => self.browser_flow(&key).await?,
+            AuthType::AzureCli => {
+                return Err(auth_error(
+                    "unsupported_auth_type",
+                    "the Azure CLI signs in on its own (`az login`); it is not a user sign-in flow of this app".into(),
+                ));
+            }
         };
         self.remember(&key, &reply, issued).await?;
         Ok(reply.token)

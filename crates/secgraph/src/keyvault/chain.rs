@@ -13,21 +13,31 @@ use async_trait::async_trait;
 use serde_json::Value;
 use std::sync::Arc;
 
-/// Azure CLI: `az account get-access-token` (the signed-in CLI user).
+/// Azure CLI: `az account get-access-token` (the signed-in CLI user), optionally for a given tenant.
 #[derive(Debug, Default)]
-pub struct AzureCliCredential;
+pub struct AzureCliCredential {
+    tenant: Option<String>,
+}
+
+impl AzureCliCredential {
+    /// Tokens for `tenant` (`az … --tenant`), or for the CLI's current account when `None`.
+    pub fn new(tenant: Option<String>) -> AzureCliCredential {
+        AzureCliCredential { tenant }
+    }
+}
 
 #[async_trait]
 impl TokenCredential for AzureCliCredential {
     async fn get_token(&self, scopes: &[&str], _options: TokenRequestOptions) -> Result<AccessToken> {
         let scope = scopes.first().copied().unwrap_or_default();
-        let out = tokio::process::Command::new("az")
-            .args(["account", "get-access-token", "--output", "json", "--scope", scope])
-            .output()
-            .await
-            .map_err(|e| Error::Unsupported {
-                what: format!("Azure CLI sign-in (cannot run az: {e})"),
-            })?;
+        let mut cmd = tokio::process::Command::new("az");
+        cmd.args(["account", "get-access-token", "--output", "json", "--scope", scope]);
+        if let Some(t) = &self.tenant {
+            cmd.args(["--tenant", t]);
+        }
+        let out = cmd.output().await.map_err(|e| Error::Unsupported {
+            what: format!("Azure CLI sign-in (cannot run az: {e})"),
+        })?;
         if !out.status.success() {
             let err = String::from_utf8_lossy(&out.stderr);
             return Err(Error::Auth(Box::new(crate::error::AuthError {
@@ -159,7 +169,7 @@ pub(crate) fn vault_client(
                     chain.push(("env".into(), secret_credential(&t, &c, sec.expose().to_string())?));
                 }
             }
-            "cli" | "azurecli" => chain.push(("cli".into(), Arc::new(AzureCliCredential))),
+            "cli" | "azurecli" => chain.push(("cli".into(), Arc::new(AzureCliCredential::default()))),
             "clientsecret" | "client_secret" => {
                 if let (Some(t), Some(c), Some(sec)) = (tenant.clone(), plain_only("client_id"), plain_only("client_secret")) {
                     chain.push(("clientsecret".into(), secret_credential(&t, &c, sec)?));
