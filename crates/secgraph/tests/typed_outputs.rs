@@ -253,53 +253,63 @@ async fn hunting_results_take_the_declared_column_types() {
     assert_eq!(batches.iter().map(RecordBatch::num_rows).sum::<usize>(), 5);
 }
 
-/// Every fault kind the emulator injects, during a multi-page Parquet export: the whole file once, or an error and
-/// nothing under the final name (and no temporary file left behind).
-#[tokio::test]
-async fn every_fault_kind_during_a_parquet_export_gives_the_whole_file_or_none() {
-    let kinds = [
-        "429(0.1)",
-        "500",
-        "503(0.1)",
-        "504(0.1)",
-        "reset",
-        "truncate",
-        "expire-token",
-        "repeat-next-link",
-        "duplicate-item",
-    ];
-    for kind in kinds {
-        for when in ["nth=2", "every=2"] {
-            let spec = format!("alerts_v2:{kind}@{when}");
-            let (_emu, p) = provider(120, Some(&spec)).await;
-            let q = odata("/security/alerts_v2");
-            let dir = tempfile::tempdir().unwrap();
-            let file = dir.path().join("out.parquet");
-            let mut sink = ArrowFileSink::new(
-                FileFormat::Parquet,
-                QueryProvider::batch_builder(&q),
-                Destination::Path(file.clone()),
-            )
-            .unwrap();
-            let result = p.run_rendered(&q, &mut sink).await;
-            let left = names(dir.path());
-            match result {
-                Ok(_) => {
-                    let got = ids(&read_parquet(&file));
-                    let mut unique = got.clone();
-                    unique.sort();
-                    unique.dedup();
-                    assert_eq!((got.len(), unique.len()), (120, 120), "{spec}: every row once");
-                    assert_eq!(left, ["out.parquet"], "{spec}");
-                }
-                Err(e) => {
-                    drop(sink);
-                    let left = names(dir.path());
-                    assert!(left.is_empty(), "{spec}: {e} but left {left:?}");
-                }
+/// A fault kind the emulator injects, during a multi-page Parquet export (once, and on every other page): the whole
+/// file once, or an error and nothing under the final name (and no temporary file left behind).
+async fn parquet_export_under_fault(kind: &str) {
+    for when in ["nth=2", "every=2"] {
+        let spec = format!("alerts_v2:{kind}@{when}");
+        let (_emu, p) = provider(120, Some(&spec)).await;
+        let q = odata("/security/alerts_v2");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("out.parquet");
+        let mut sink = ArrowFileSink::new(
+            FileFormat::Parquet,
+            QueryProvider::batch_builder(&q),
+            Destination::Path(file.clone()),
+        )
+        .unwrap();
+        let result = p.run_rendered(&q, &mut sink).await;
+        let left = names(dir.path());
+        match result {
+            Ok(_) => {
+                let got = ids(&read_parquet(&file));
+                let mut unique = got.clone();
+                unique.sort();
+                unique.dedup();
+                assert_eq!((got.len(), unique.len()), (120, 120), "{spec}: every row once");
+                assert_eq!(left, ["out.parquet"], "{spec}");
+            }
+            Err(e) => {
+                drop(sink);
+                let left = names(dir.path());
+                assert!(left.is_empty(), "{spec}: {e} but left {left:?}");
             }
         }
     }
+}
+
+/// One test per fault kind (each a few seconds; they run in parallel).
+macro_rules! parquet_export_fault_tests {
+    ($($name:ident => $kind:literal,)+) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                parquet_export_under_fault($kind).await;
+            }
+        )+
+    };
+}
+
+parquet_export_fault_tests! {
+    parquet_export_under_throttling_gives_the_whole_file_or_none => "429(0.1)",
+    parquet_export_under_500_gives_the_whole_file_or_none => "500",
+    parquet_export_under_503_gives_the_whole_file_or_none => "503(0.1)",
+    parquet_export_under_504_gives_the_whole_file_or_none => "504(0.1)",
+    parquet_export_under_reset_gives_the_whole_file_or_none => "reset",
+    parquet_export_under_truncation_gives_the_whole_file_or_none => "truncate",
+    parquet_export_under_token_expiry_gives_the_whole_file_or_none => "expire-token",
+    parquet_export_under_a_repeated_next_link_gives_the_whole_file_or_none => "repeat-next-link",
+    parquet_export_under_a_duplicated_item_gives_the_whole_file_or_none => "duplicate-item",
 }
 
 #[tokio::test]
