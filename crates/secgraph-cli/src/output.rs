@@ -490,7 +490,7 @@ pub fn print_query_list(store: &QueryStore, filter: Option<&str>) {
         let params: Vec<String> = q
             .parameters
             .iter()
-            .filter(|p| p.name != "path")
+            .filter(|p| p.name != "path" || q.language == secgraph::query::Language::Kql)
             .map(|p| if p.required() { format!("{}*", p.name) } else { p.name.clone() })
             .collect();
         t.add_row([full, params.join(" "), q.description.lines().next().unwrap_or("").to_string()]);

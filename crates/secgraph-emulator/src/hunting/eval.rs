@@ -78,6 +78,24 @@ fn apply(stage: &Stage, mut t: KTable, ctx: &Context) -> R<KTable> {
             t.rows = keep;
             t
         }
+        Stage::ProjectAway { patterns, keep } => {
+            // Names that match no column are let through, as msticpy's files list Log Analytics columns (TenantId,
+            // TimeGenerated…) that advanced hunting does not have.
+            let matches = |name: &str| patterns.iter().any(|p| glob(p, name));
+            let kept: Vec<usize> = (0..t.columns.len()).filter(|i| matches(&t.columns[*i].0) == *keep).collect();
+            KTable {
+                columns: kept.iter().map(|i| t.columns[*i].clone()).collect(),
+                rows: t.rows.iter().map(|r| kept.iter().map(|i| r[*i].clone()).collect()).collect(),
+            }
+        }
+        Stage::ProjectRename(pairs) => {
+            let mut out = t;
+            for (new, old) in pairs {
+                let i = out.index(old).ok_or_else(|| unknown_column(old))?;
+                out.columns[i].0 = new.clone();
+            }
+            out
+        }
         Stage::Project(items) | Stage::Extend(items) => {
             let extend = matches!(stage, Stage::Extend(_));
             let mut values: Vec<Vec<KV>> = Vec::with_capacity(items.len());
@@ -349,6 +367,20 @@ fn join(l: KTable, r: KTable, kind: JoinKind, on: &[(String, String)]) -> R<KTab
     Ok(KTable { columns, rows })
 }
 
+/// Whether `name` matches `pattern`, where `*` stands for any run of characters (case-sensitive, as column names
+/// are).
+fn glob(pattern: &str, name: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == name,
+        Some((head, rest)) => {
+            let Some(tail) = name.strip_prefix(head) else { return false };
+            (0..=tail.len())
+                .filter(|i| tail.is_char_boundary(*i))
+                .any(|i| glob(rest, &tail[i..]))
+        }
+    }
+}
+
 fn truthy(v: &KV) -> bool {
     matches!(v, KV::Bool(true))
 }
@@ -394,6 +426,21 @@ fn eval(e: &Expr, t: &KTable, row: &[KV], ctx: &Context) -> R<KV> {
             KV::Span(d) => KV::Span(-d),
             _ => return err("unary '-' needs a number or timespan"),
         },
+        Expr::HasAny { expr, list, all } => {
+            let v = eval(expr, t, row, ctx)?;
+            let hay = match &v {
+                KV::Null => String::new(),
+                other => other.text(),
+            };
+            let mut hits = 0;
+            for item in list {
+                let w = eval(item, t, row, ctx)?;
+                if has_term(&hay, &w.text()) {
+                    hits += 1;
+                }
+            }
+            KV::Bool(if *all { hits == list.len() } else { hits > 0 })
+        }
         Expr::In { expr, list, negated, ci } => {
             let v = eval(expr, t, row, ctx)?;
             let mut found = false;

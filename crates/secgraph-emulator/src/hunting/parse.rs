@@ -50,6 +50,12 @@ pub enum Expr {
         negated: bool,
         ci: bool,
     },
+    /// `has_any (…)` (`all`: `has_all`): whole-term matches against any (every) of the list.
+    HasAny {
+        expr: Box<Expr>,
+        list: Vec<Expr>,
+        all: bool,
+    },
     Call(String, Vec<Expr>),
 }
 
@@ -76,6 +82,13 @@ pub enum JoinKind {
 pub enum Stage {
     Where(Expr),
     Project(Vec<(String, Expr)>),
+    /// `project-away a, b*` (`keep`: `project-keep`): column names or `*` wildcards.
+    ProjectAway {
+        patterns: Vec<String>,
+        keep: bool,
+    },
+    /// `project-rename New = Old, …`.
+    ProjectRename(Vec<(String, String)>),
     Extend(Vec<(String, Expr)>),
     Take(usize),
     Top {
@@ -452,6 +465,31 @@ impl P<'_> {
         }
     }
 
+    /// Column names and `*` wildcards (`a`, `b*`, `*1`), comma-separated, as `project-away` takes them.
+    fn column_patterns(&mut self) -> R<Vec<String>> {
+        let mut out = Vec::new();
+        loop {
+            let mut pattern = String::new();
+            while let Some(t) = self.peek().cloned() {
+                match t {
+                    Tok::Ident(w) => pattern.push_str(&w),
+                    Tok::Op("*") => pattern.push('*'),
+                    Tok::Long(n) if n >= 0 => pattern.push_str(&n.to_string()),
+                    _ => break,
+                }
+                self.pos += 1;
+            }
+            if pattern.is_empty() {
+                return Err(self.err("expected a column name or a wildcard such as Name*".into()));
+            }
+            out.push(pattern);
+            if self.peek() != Some(&Tok::Comma) {
+                return Ok(out);
+            }
+            self.pos += 1;
+        }
+    }
+
     fn query(&mut self) -> R<Query> {
         self.depth += 1;
         if self.depth > 16 {
@@ -474,6 +512,36 @@ impl P<'_> {
         let op = self.ident("a tabular operator")?.to_ascii_lowercase();
         Ok(match op.as_str() {
             "where" | "filter" => Stage::Where(self.expr()?),
+            "project" if self.peek() == Some(&Tok::Op("-")) => {
+                self.pos += 1;
+                let variant = self.ident("away, keep or rename after 'project-'")?.to_ascii_lowercase();
+                match variant.as_str() {
+                    "away" | "keep" => Stage::ProjectAway {
+                        patterns: self.column_patterns()?,
+                        keep: variant == "keep",
+                    },
+                    "rename" => {
+                        let mut pairs = Vec::new();
+                        loop {
+                            let new = self.ident("a new column name")?;
+                            self.expect(Tok::Op("="))?;
+                            let old = self.ident("the column to rename")?;
+                            pairs.push((new, old));
+                            if self.peek() != Some(&Tok::Comma) {
+                                break;
+                            }
+                            self.pos += 1;
+                        }
+                        Stage::ProjectRename(pairs)
+                    }
+                    other => {
+                        self.pos -= 1;
+                        return Err(self.err(format!(
+                            "the operator 'project-{other}' is not supported by the emulator's KQL subset (supported: project-away, project-keep, project-rename)"
+                        )));
+                    }
+                }
+            }
             "project" => Stage::Project(self.assignments(false)?),
             "extend" => Stage::Extend(self.assignments(true)?),
             "take" | "limit" => Stage::Take(self.count(&op)?),
@@ -744,6 +812,20 @@ impl P<'_> {
                 };
                 if let Some(op) = sop {
                     BinOp::Str { op, negated }
+                } else if (base == "has_any" || base == "has_all") && !negated {
+                    self.pos += 1;
+                    self.expect(Tok::LParen)?;
+                    let mut list = vec![self.expr()?];
+                    while self.peek() == Some(&Tok::Comma) {
+                        self.pos += 1;
+                        list.push(self.expr()?);
+                    }
+                    self.expect(Tok::RParen)?;
+                    return Ok(Expr::HasAny {
+                        expr: Box::new(l),
+                        list,
+                        all: base == "has_all",
+                    });
                 } else if base == "in" || base == "in~" {
                     self.pos += 1;
                     self.expect(Tok::LParen)?;

@@ -56,6 +56,34 @@ const ALERT_EVIDENCE: &[(&str, KType)] = &[
     ("RegistryValueData", S),
     ("AdditionalFields", Y),
 ];
+/// DeviceFileEvents (Microsoft 365 Defender's columns).
+const DEVICE_FILE: &[(&str, KType)] = &[
+    ("Timestamp", D),
+    ("DeviceId", S),
+    ("DeviceName", S),
+    ("ActionType", S),
+    ("FileName", S),
+    ("FolderPath", S),
+    ("SHA1", S),
+    ("SHA256", S),
+    ("MD5", S),
+    ("FileSize", L),
+    ("FileOriginUrl", S),
+    ("FileOriginIP", S),
+    ("PreviousFileName", S),
+    ("PreviousFolderPath", S),
+    ("InitiatingProcessAccountDomain", S),
+    ("InitiatingProcessAccountName", S),
+    ("InitiatingProcessAccountSid", S),
+    ("InitiatingProcessAccountUpn", S),
+    ("InitiatingProcessFileName", S),
+    ("InitiatingProcessFolderPath", S),
+    ("InitiatingProcessId", L),
+    ("InitiatingProcessCommandLine", S),
+    ("InitiatingProcessSHA1", S),
+    ("ReportId", L),
+];
+
 const DEVICE_PROCESS: &[(&str, KType)] = &[
     ("Timestamp", D),
     ("DeviceId", S),
@@ -240,6 +268,7 @@ pub fn build_tables(ds: &Dataset, seed: u64) -> HashMap<String, KTable> {
     let mut info = Builder::new(ALERT_INFO);
     let mut evidence = Builder::new(ALERT_EVIDENCE);
     let mut proc_ = Builder::new(DEVICE_PROCESS);
+    let mut files = Builder::new(DEVICE_FILE);
     let mut net = Builder::new(DEVICE_NETWORK);
     let mut logon = Builder::new(DEVICE_LOGON);
     let mut ident = Builder::new(IDENTITY_LOGON);
@@ -417,6 +446,40 @@ pub fn build_tables(ds: &Dataset, seed: u64) -> HashMap<String, KTable> {
                 ("ReportId", KV::Long(report)),
             ]);
         }
+        // The alert's file arrives on the device shortly before the alert, written by the alert's process (if any).
+        if let Some(fe) = ev.iter().find(|x| x["@odata.type"] == "#microsoft.graph.security.fileEvidence") {
+            report += 1;
+            let f = &fe["fileDetails"];
+            let p = ev.iter().find(|x| x["@odata.type"] == "#microsoft.graph.security.processEvidence");
+            let url = ev.iter().find_map(|x| x["url"].as_str()).unwrap_or("");
+            files.push(&[
+                ("Timestamp", KV::Date(at - Duration::minutes(2 + rng.below(30) as i64))),
+                ("DeviceId", s(&dev_id)),
+                ("DeviceName", s(&dev_name)),
+                ("ActionType", s("FileCreated")),
+                ("FileName", js(&f["fileName"])),
+                ("FolderPath", js(&f["filePath"])),
+                ("SHA1", js(&f["sha1"])),
+                ("SHA256", js(&f["sha256"])),
+                ("FileSize", js(&f["fileSize"])),
+                ("FileOriginUrl", s(url)),
+                ("InitiatingProcessAccountDomain", acct("domainName")),
+                ("InitiatingProcessAccountName", acct("accountName")),
+                ("InitiatingProcessAccountSid", acct("userSid")),
+                ("InitiatingProcessAccountUpn", acct("userPrincipalName")),
+                (
+                    "InitiatingProcessFileName",
+                    s(if p.is_some() { "powershell.exe" } else { "explorer.exe" }),
+                ),
+                ("InitiatingProcessFolderPath", s("C:\\Windows\\System32")),
+                ("InitiatingProcessId", KV::Long(500 + rng.below(20000) as i64)),
+                (
+                    "InitiatingProcessCommandLine",
+                    p.map_or_else(|| s("explorer.exe"), |p| js(&p["processCommandLine"])),
+                ),
+                ("ReportId", KV::Long(report)),
+            ]);
+        }
         for (name, folder, cmd) in BENIGN.iter().take(1 + rng.below(3) as usize) {
             report += 1;
             proc_.push(&[
@@ -489,6 +552,7 @@ pub fn build_tables(ds: &Dataset, seed: u64) -> HashMap<String, KTable> {
         ("AlertInfo".to_string(), info.table),
         ("AlertEvidence".to_string(), evidence.table),
         ("DeviceProcessEvents".to_string(), proc_.table),
+        ("DeviceFileEvents".to_string(), files.table),
         ("DeviceNetworkEvents".to_string(), net.table),
         ("DeviceLogonEvents".to_string(), logon.table),
         ("IdentityLogonEvents".to_string(), ident.table),

@@ -295,3 +295,55 @@ fn timespan_forms() {
         assert!(parse_timespan(Some(bad), n).is_err(), "{bad}");
     }
 }
+
+/// The column names of a query's result.
+fn columns(text: &str) -> Vec<String> {
+    let tabs = tables();
+    let ctx = Context {
+        tables: &tabs,
+        now: now(),
+        from: now() - chrono::Duration::days(30),
+        to: now(),
+    };
+    let parsed = parse_query(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+    run(&parsed, &ctx)
+        .unwrap_or_else(|e| panic!("{text}: {}", e.0))
+        .columns
+        .into_iter()
+        .map(|c| c.0)
+        .collect()
+}
+
+#[test]
+fn project_away_keep_rename_and_has_any() {
+    // A join names the right side's duplicates with a 1; msticpy's files take them away with a wildcard.
+    assert_eq!(
+        columns("Logons | join kind=inner (Devices) on Device | project-away *1"),
+        ["Timestamp", "Account", "Device", "Ok", "Port", "Cmd", "Owner"]
+    );
+    assert_eq!(
+        columns("Logons | project-away Cmd, P*, TimeGenerated1, TenantId"),
+        ["Timestamp", "Account", "Device", "Ok"],
+        "names that match no column are let through"
+    );
+    assert_eq!(columns("Logons | project-keep Acc*, Device"), ["Account", "Device"]);
+    assert_eq!(
+        columns("Logons | project-rename Who = Account | project-away Timestamp, Cmd")[0],
+        "Who"
+    );
+    assert_eq!(
+        col("Logons | where Cmd has_any ('whoami', 'ssh', 'enc') | project Account"),
+        vec![json!("alice"), json!("bob")]
+    );
+    assert_eq!(
+        col("Logons | where Cmd has_all ('cmd.exe', 'whoami') | project Account"),
+        vec![json!("bob")]
+    );
+    assert_eq!(
+        col("Logons | where Cmd has_any ('who') | project Account"),
+        Vec::<Value>::new(),
+        "whole terms only"
+    );
+    let err = parse_query("Logons | project-reorder Account").unwrap_err();
+    assert!(err.message.contains("project-reorder"), "{}", err.message);
+}
