@@ -814,13 +814,7 @@ impl P<'_> {
                     BinOp::Str { op, negated }
                 } else if (base == "has_any" || base == "has_all") && !negated {
                     self.pos += 1;
-                    self.expect(Tok::LParen)?;
-                    let mut list = vec![self.expr()?];
-                    while self.peek() == Some(&Tok::Comma) {
-                        self.pos += 1;
-                        list.push(self.expr()?);
-                    }
-                    self.expect(Tok::RParen)?;
+                    let list = self.paren_list()?;
                     return Ok(Expr::HasAny {
                         expr: Box::new(l),
                         list,
@@ -828,13 +822,7 @@ impl P<'_> {
                     });
                 } else if base == "in" || base == "in~" {
                     self.pos += 1;
-                    self.expect(Tok::LParen)?;
-                    let mut list = vec![self.expr()?];
-                    while self.peek() == Some(&Tok::Comma) {
-                        self.pos += 1;
-                        list.push(self.expr()?);
-                    }
-                    self.expect(Tok::RParen)?;
+                    let list = self.paren_list()?;
                     return Ok(Expr::In {
                         expr: Box::new(l),
                         list,
@@ -852,6 +840,17 @@ impl P<'_> {
         self.pos += 1;
         let r = self.add()?;
         Ok(Expr::Bin(op, Box::new(l), Box::new(r)))
+    }
+    /// `(expr, expr, …)`: the list of `in`, `has_any` and `has_all`.
+    fn paren_list(&mut self) -> R<Vec<Expr>> {
+        self.expect(Tok::LParen)?;
+        let mut list = vec![self.expr()?];
+        while self.peek() == Some(&Tok::Comma) {
+            self.pos += 1;
+            list.push(self.expr()?);
+        }
+        self.expect(Tok::RParen)?;
+        Ok(list)
     }
     fn add(&mut self) -> R<Expr> {
         let mut l = self.mul()?;

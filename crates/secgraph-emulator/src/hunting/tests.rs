@@ -60,8 +60,8 @@ fn tables() -> HashMap<String, KTable> {
     HashMap::from([("Logons".to_string(), logons), ("Devices".to_string(), devices)])
 }
 
-/// Runs a query over the fixture (last 30 days) and returns the rows as JSON arrays.
-fn q(text: &str) -> Vec<Vec<Value>> {
+/// Runs a query over the fixture (last 30 days).
+fn result(text: &str) -> KTable {
     let tabs = tables();
     let ctx = Context {
         tables: &tabs,
@@ -70,8 +70,12 @@ fn q(text: &str) -> Vec<Vec<Value>> {
         to: now(),
     };
     let parsed = parse_query(text).unwrap_or_else(|e| panic!("{text}: {e}"));
-    let out = run(&parsed, &ctx).unwrap_or_else(|e| panic!("{text}: {}", e.0));
-    out.rows.iter().map(|r| r.iter().map(KV::to_json).collect()).collect()
+    run(&parsed, &ctx).unwrap_or_else(|e| panic!("{text}: {}", e.0))
+}
+
+/// Runs a query over the fixture and returns the rows as JSON arrays.
+fn q(text: &str) -> Vec<Vec<Value>> {
+    result(text).rows.iter().map(|r| r.iter().map(KV::to_json).collect()).collect()
 }
 
 fn col(text: &str) -> Vec<Value> {
