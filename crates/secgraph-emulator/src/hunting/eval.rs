@@ -1,6 +1,6 @@
 //! Evaluates a parsed query over the seeded tables.
 
-use super::parse::{Agg, BinOp, Expr, JoinKind, Query, Stage, StrOp};
+use super::parse::{Agg, BinOp, Expr, JoinKind, Let, Query, Stage, StrOp};
 use super::value::{KTable, KType, KV};
 use chrono::{DateTime, Utc};
 use std::cmp::Ordering;
@@ -26,10 +26,43 @@ pub struct Context<'a> {
     /// Rows outside [from, to] (by `Timestamp`) are invisible, as the request's Timespan says.
     pub from: DateTime<Utc>,
     pub to: DateTime<Utc>,
+    /// Tables named by `let` statements (already limited to the time window).
+    pub lets: HashMap<String, KTable>,
+    /// Values named by `let` statements.
+    pub scalars: HashMap<String, KV>,
 }
 
 pub fn run(q: &Query, ctx: &Context) -> R<KTable> {
-    let Some(src) = ctx.tables.iter().find(|(n, _)| n.eq_ignore_ascii_case(&q.table)).map(|(_, t)| t) else {
+    if !q.lets.is_empty() {
+        // Each `let` is evaluated once, in order, and may use the ones before it.
+        let mut inner = Context {
+            tables: ctx.tables,
+            now: ctx.now,
+            from: ctx.from,
+            to: ctx.to,
+            lets: ctx.lets.clone(),
+            scalars: ctx.scalars.clone(),
+        };
+        for (name, value) in &q.lets {
+            match value {
+                Let::Tabular(sub) => {
+                    let t = run(sub, &inner)?;
+                    inner.lets.insert(name.clone(), t);
+                }
+                Let::Scalar(e) => {
+                    let v = eval(e, &KTable::default(), &[], &inner)?;
+                    inner.scalars.insert(name.clone(), v);
+                }
+            }
+        }
+        let body = Query { lets: vec![], ..q.clone() };
+        return run(&body, &inner);
+    }
+    let source = ctx
+        .lets
+        .get(&q.table)
+        .or_else(|| ctx.tables.iter().find(|(n, _)| n.eq_ignore_ascii_case(&q.table)).map(|(_, t)| t));
+    let Some(src) = source else {
         return err(format!("Failed to resolve table or column expression named '{}'", q.table));
     };
     let ts = src.index("Timestamp");
@@ -411,9 +444,10 @@ fn has_term(hay: &str, needle: &str) -> bool {
 fn eval(e: &Expr, t: &KTable, row: &[KV], ctx: &Context) -> R<KV> {
     Ok(match e {
         Expr::Lit(v) => v.clone(),
-        Expr::Col(c) => match t.index(c) {
-            Some(i) => row[i].clone(),
-            None => return Err(unknown_column(c)),
+        Expr::Col(c) => match (t.index(c), ctx.scalars.get(c)) {
+            (Some(i), _) => row[i].clone(),
+            (None, Some(v)) => v.clone(),
+            (None, None) => return Err(unknown_column(c)),
         },
         Expr::Not(x) => match eval(x, t, row, ctx)? {
             KV::Bool(b) => KV::Bool(!b),
@@ -584,6 +618,25 @@ fn call(f: &str, args: &[Expr], t: &KTable, row: &[KV], ctx: &Context) -> R<KV> 
             (KV::Null, _) => KV::Null,
             _ => return err("bin() needs a value and a positive bin size of a matching type, e.g. bin(Timestamp, 1h)"),
         },
+        "iff" | "iif" => match &a[0] {
+            KV::Bool(true) => a[1].clone(),
+            _ => a[2].clone(),
+        },
+        "strcat" => KV::Str(a.iter().map(KV::text).collect()),
+        "coalesce" => a.iter().find(|v| !empty(v)).cloned().unwrap_or(KV::Null),
+        "substring" => {
+            let text: Vec<char> = a[0].text().chars().collect();
+            let start = match &a[1] {
+                KV::Long(n) => (*n).clamp(0, text.len() as i64) as usize,
+                _ => return err("substring() needs a whole-number start"),
+            };
+            let len = match a.get(2) {
+                None => text.len() - start,
+                Some(KV::Long(n)) => (*n).clamp(0, (text.len() - start) as i64) as usize,
+                Some(_) => return err("substring() needs a whole-number length"),
+            };
+            KV::Str(text[start..start + len].iter().collect())
+        }
         other => return err(format!("the function '{other}' is not supported")),
     })
 }

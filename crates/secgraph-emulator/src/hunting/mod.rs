@@ -101,6 +101,8 @@ pub fn run_query(st: &AppState, query: &str, timespan: Option<&str>) -> Result<V
         now,
         from,
         to,
+        lets: Default::default(),
+        scalars: Default::default(),
     };
     let t = eval::run(&q, &ctx).map_err(|e| badreq(format!("Semantic error: {}", e.0)))?;
     let schema: Vec<Value> = t

@@ -112,8 +112,17 @@ pub enum Stage {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Query {
+    /// `let` statements before the query, in order (only at the top level).
+    pub lets: Vec<(String, Let)>,
     pub table: String,
     pub stages: Vec<Stage>,
+}
+
+/// What a `let` statement names: a value (`let since = ago(7d);`) or a table (`let t = T | where …;`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Let {
+    Scalar(Expr),
+    Tabular(Box<Query>),
 }
 
 /// A syntax error with its 1-based line and column.
@@ -400,7 +409,34 @@ pub fn parse_query(input: &str) -> R<Query> {
         pos: 0,
         depth: 0,
     };
-    let q = p.query()?;
+    let mut lets = Vec::new();
+    while p.eat_word("let") {
+        let name = p.ident("a name after 'let'")?;
+        p.expect(Tok::Op("="))?;
+        // A table when the value is a pipeline (`T | …`, `(T | …)`) or a bare name followed by ';'; else a value.
+        let tabular = match (p.toks.get(p.pos).map(|t| &t.0), p.toks.get(p.pos + 1).map(|t| &t.0)) {
+            (Some(Tok::Ident(_)), Some(Tok::Pipe | Tok::Semi)) => true,
+            (Some(Tok::LParen), Some(Tok::Ident(_))) => matches!(p.toks.get(p.pos + 2).map(|t| &t.0), Some(Tok::Pipe | Tok::RParen)),
+            _ => false,
+        };
+        let value = if tabular {
+            let parens = p.peek() == Some(&Tok::LParen);
+            if parens {
+                p.pos += 1;
+            }
+            let q = p.query()?;
+            if parens {
+                p.expect(Tok::RParen)?;
+            }
+            Let::Tabular(Box::new(q))
+        } else {
+            Let::Scalar(p.expr()?)
+        };
+        p.expect(Tok::Semi)?;
+        lets.push((name, value));
+    }
+    let mut q = p.query()?;
+    q.lets = lets;
     if p.peek() == Some(&Tok::Semi) {
         p.pos += 1;
     }
@@ -505,7 +541,11 @@ impl P<'_> {
             stages.push(self.stage()?);
         }
         self.depth -= 1;
-        Ok(Query { table, stages })
+        Ok(Query {
+            lets: vec![],
+            table,
+            stages,
+        })
     }
 
     fn stage(&mut self) -> R<Stage> {
@@ -724,6 +764,7 @@ impl P<'_> {
             q
         } else {
             Query {
+                lets: vec![],
                 table: self.ident("a table or (query)")?,
                 stages: vec![],
             }
@@ -917,15 +958,24 @@ impl P<'_> {
                         }
                     }
                     self.expect(Tok::RParen)?;
-                    let arity = match lw.as_str() {
+                    // (fewest, most) arguments.
+                    let (least, most) = match lw.as_str() {
                         "ago" | "tolower" | "toupper" | "isempty" | "isnotempty" | "isnull" | "isnotnull" | "strlen" | "tostring"
-                        | "tolong" | "toint" => 1,
-                        "now" => 0,
-                        "bin" => 2,
+                        | "tolong" | "toint" => (1, 1),
+                        "now" => (0, 0),
+                        "bin" => (2, 2),
+                        "iff" | "iif" => (3, 3),
+                        "substring" => (2, 3),
+                        "strcat" | "coalesce" => (1, 64),
                         other => return Err(self.err(format!("the function '{other}' is not supported by the emulator's KQL subset"))),
                     };
-                    if args.len() != arity {
-                        return Err(self.err(format!("{lw}() takes {arity} argument(s), got {}", args.len())));
+                    if args.len() < least || args.len() > most {
+                        let takes = if least == most {
+                            least.to_string()
+                        } else {
+                            format!("{least} to {most}")
+                        };
+                        return Err(self.err(format!("{lw}() takes {takes} argument(s), got {}", args.len())));
                     }
                     return Ok(Expr::Call(lw, args));
                 }

@@ -68,6 +68,8 @@ fn result(text: &str) -> KTable {
         now: now(),
         from: now() - chrono::Duration::days(30),
         to: now(),
+        lets: Default::default(),
+        scalars: Default::default(),
     };
     let parsed = parse_query(text).unwrap_or_else(|e| panic!("{text}: {e}"));
     run(&parsed, &ctx).unwrap_or_else(|e| panic!("{text}: {}", e.0))
@@ -184,6 +186,8 @@ fn summarize_by_groups_and_names_columns() {
         now: now(),
         from: now() - chrono::Duration::days(30),
         to: now(),
+        lets: Default::default(),
+        scalars: Default::default(),
     };
     let out = run(
         &parse_query("Logons | summarize n = count(), dcount(Port), make_set(Account) by Device | sort by Device asc").unwrap(),
@@ -247,7 +251,7 @@ fn syntax_and_semantic_errors_say_where() {
         ("Logons | summarize percentile(Port, 50)", "aggregation 'percentile'"),
         ("Logons | join kind=fullouter Devices on Device", "join kind 'fullouter'"),
         ("Logons | where parse_json(Cmd) == 1", "function 'parse_json'"),
-        ("let x = 1; Logons", "'let' statements"),
+        ("Logons | join (let x = 1; Devices) on Device", "'let' statements"),
         ("Logons\n| where Port >", "line 2"),
         ("Logons | where Port between (1 .. 100)", "unexpected 'between'"),
     ];
@@ -262,6 +266,8 @@ fn syntax_and_semantic_errors_say_where() {
         now: now(),
         from: now() - chrono::Duration::days(30),
         to: now(),
+        lets: Default::default(),
+        scalars: Default::default(),
     };
     for (text, want) in [
         ("Nope | take 1", "Failed to resolve table"),
@@ -308,6 +314,8 @@ fn columns(text: &str) -> Vec<String> {
         now: now(),
         from: now() - chrono::Duration::days(30),
         to: now(),
+        lets: Default::default(),
+        scalars: Default::default(),
     };
     let parsed = parse_query(text).unwrap_or_else(|e| panic!("{text}: {e}"));
     run(&parsed, &ctx)
@@ -350,4 +358,57 @@ fn project_away_keep_rename_and_has_any() {
     );
     let err = parse_query("Logons | project-reorder Account").unwrap_err();
     assert!(err.message.contains("project-reorder"), "{}", err.message);
+}
+
+#[test]
+fn let_statements_name_values_and_tables() {
+    assert_eq!(
+        col("let since = ago(90m); Logons | where Timestamp > since | project Account"),
+        vec![json!("alice")],
+        "a value, computed once"
+    );
+    assert_eq!(
+        col("let ws = Logons | where Device startswith 'ws'; let bobs = ws | where Account == 'bob'; bobs | count"),
+        vec![json!(2)],
+        "a table, and one built on it"
+    );
+    assert_eq!(
+        q(
+            "let owners = (Devices | where Owner != 'bob2' | project Device, Owner);\nLogons | where Account == 'alice' | join kind=inner (owners) on Device | project Account, Owner"
+        ),
+        vec![vec![json!("alice"), json!("alice")]],
+        "a named table on the right of a join"
+    );
+    assert_eq!(
+        col("let n = 443; Logons | where Port == n | project Account"),
+        vec![json!("alice"), json!("bob")]
+    );
+    let err = super::parse::parse_query("let x = ; Logons").unwrap_err();
+    assert!(err.message.contains("expected"), "{}", err.message);
+}
+
+#[test]
+fn string_and_conditional_functions() {
+    assert_eq!(
+        col("Logons | where Account == 'bob' | project strcat(Account, '@', Device, ':', Port)"),
+        vec![json!("bob@ws-2:80"), json!("bob@ws-2:443")]
+    );
+    assert_eq!(
+        col("Logons | where Device == 'ws-1' | project iff(Ok, 'ok', 'failed')"),
+        vec![json!("ok"), json!("failed")]
+    );
+    assert_eq!(
+        col("Logons | where Account == 'carol' | project coalesce(Cmd, 'none')"),
+        vec![json!("none")]
+    );
+    assert_eq!(
+        col("Logons | where Account == 'alice' | project substring(Cmd, 0, 10)"),
+        vec![json!("powershell")]
+    );
+    assert_eq!(
+        col("Logons | where Account == 'alice' | project substring(Cmd, 15)"),
+        vec![json!("-enc AAA")]
+    );
+    let err = super::parse::parse_query("Logons | project iff(Ok, 1)").unwrap_err();
+    assert!(err.message.contains("iff() takes 3"), "{}", err.message);
 }
