@@ -356,8 +356,9 @@ fn secret_forms_config(emulator_config: &Path) -> String {
     y
 }
 
-#[test]
-fn no_secret_reaches_any_output_at_trace_level() {
+/// Runs each command at trace level against settings that hold secrets in every form, and checks that no secret,
+/// token or cached value reaches stdout or stderr.
+fn no_secret_in_the_output_of(runs: &[&[&str]]) {
     let dir = tempfile::tempdir().unwrap();
     let (_emu, cfg) = emulator(
         dir.path(),
@@ -368,34 +369,10 @@ fn no_secret_reaches_any_output_at_trace_level() {
     let cache_home = dir.path().join("cache-home");
     let log = dir.path().join("run.log");
     let mut all = String::new();
-    let runs: Vec<Vec<&str>> = vec![
-        vec!["connect"],
-        vec!["--instance", "Env", "connect"],
-        vec!["--instance", "KvDefault", "connect"],
-        vec!["--instance", "KvPath", "query", "Alerts.list", "-o", "json", "--start", "-31d"],
-        vec!["--instance", "KvDefault", "exec", "/security/incidents?$top=3", "-o", "csv"],
-        vec!["config", "check", "--resolve"],
-        vec!["config", "instances"],
-        vec!["--instance", "KvDefault", "secrets", "refresh"],
-        vec!["queries"],
-        vec!["alert", "update", "x", "--status", "resolved", "--dry-run"],
-        vec![
-            "--instance",
-            "Env",
-            "query",
-            "Hunting.run",
-            "-p",
-            "query=AlertInfo | take 1",
-            "-o",
-            "jsonl",
-        ],
-        vec!["secrets", "clear"],
-        vec!["logout", "--all"],
-    ];
     for args in runs {
         let out = Command::new(BIN)
             .arg("-vvv")
-            .args(&args)
+            .args(*args)
             .env("MSTICPYCONFIG", &settings)
             .env("SECGRAPH_TEST_GRAPH_SECRET", DEMO_SECRET)
             .env("XDG_CACHE_HOME", &cache_home)
@@ -406,7 +383,7 @@ fn no_secret_reaches_any_output_at_trace_level() {
         let both = format!("{}{}", text(&out.stdout), text(&out.stderr));
         std::fs::write(&log, &both).unwrap();
         all.push_str(&std::fs::read_to_string(&log).unwrap());
-        if args == ["config", "check", "--resolve"] {
+        if *args == ["config", "check", "--resolve"] {
             let s = text(&out.stdout);
             assert!(
                 s.contains("environment variable SECGRAPH_TEST_GRAPH_SECRET") && s.contains("demo-vault/graph-client-secret: resolves"),
@@ -424,6 +401,47 @@ fn no_secret_reaches_any_output_at_trace_level() {
             assert!(!all.contains(tok), "a cached value from {} was printed", f.display());
         }
     }
+}
+
+#[test]
+fn no_secret_reaches_any_output_at_trace_level_when_signing_in() {
+    no_secret_in_the_output_of(&[
+        &["connect"],
+        &["--instance", "Env", "connect"],
+        &["--instance", "KvDefault", "connect"],
+    ]);
+}
+
+#[test]
+fn no_secret_reaches_any_output_at_trace_level_when_querying() {
+    no_secret_in_the_output_of(&[
+        &["--instance", "KvPath", "query", "Alerts.list", "-o", "json", "--start", "-31d"],
+        &["--instance", "KvDefault", "exec", "/security/incidents?$top=3", "-o", "csv"],
+        &[
+            "--instance",
+            "Env",
+            "query",
+            "Hunting.run",
+            "-p",
+            "query=AlertInfo | take 1",
+            "-o",
+            "jsonl",
+        ],
+        &["queries"],
+        &["alert", "update", "x", "--status", "resolved", "--dry-run"],
+    ]);
+}
+
+#[test]
+fn no_secret_reaches_any_output_at_trace_level_in_settings_and_caches() {
+    no_secret_in_the_output_of(&[
+        &["config", "check", "--resolve"],
+        &["config", "instances"],
+        &["--instance", "KvDefault", "connect"],
+        &["--instance", "KvDefault", "secrets", "refresh"],
+        &["secrets", "clear"],
+        &["logout", "--all"],
+    ]);
 }
 
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
