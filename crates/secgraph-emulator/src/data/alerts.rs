@@ -62,7 +62,8 @@ pub struct AlertCore {
 }
 
 impl AlertCore {
-    /// Draws an alert's core from `rng` (one draw: the alert's own seed; the rest follows from it).
+    /// Draws an alert's core from `rng` (one draw: the alert's own seed; the rest follows from it). Its last update
+    /// falls after its creation and never after `now` (so a new alert, created `now`, was last updated `now`).
     pub(super) fn draw(rng: &mut Rng, facts: AlertFacts, incident: u64, now: DateTime<Utc>) -> AlertCore {
         let detection = rng.below(DETECTIONS.len() as u64) as u8;
         let seed = rng.next_u64();
@@ -100,13 +101,6 @@ impl AlertCore {
             tp_determination,
             assigned,
         }
-    }
-
-    /// A new alert created and last updated at `now` (churn).
-    pub(super) fn draw_new(rng: &mut Rng, facts: AlertFacts, incident: u64, now: DateTime<Utc>) -> AlertCore {
-        let mut core = AlertCore::draw(rng, facts, incident, now);
-        core.last_update = now;
-        core
     }
 
     pub fn id(&self) -> String {

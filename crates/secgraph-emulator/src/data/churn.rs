@@ -101,7 +101,7 @@ impl Dataset {
                 0 => 1000,
                 _ => self.incident_ids[k - 1 - rng.below(k.min(5) as u64) as usize],
             };
-            let core = AlertCore::draw_new(rng, facts, incident, now);
+            let core = AlertCore::draw(rng, facts, incident, now);
             report.created.push(core.id());
             self.push_alert(core);
             self.touch_incident(&incident.to_string(), &at);

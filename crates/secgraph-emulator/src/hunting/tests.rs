@@ -308,22 +308,7 @@ fn timespan_forms() {
 
 /// The column names of a query's result.
 fn columns(text: &str) -> Vec<String> {
-    let tabs = tables();
-    let ctx = Context {
-        tables: &tabs,
-        now: now(),
-        from: now() - chrono::Duration::days(30),
-        to: now(),
-        lets: Default::default(),
-        scalars: Default::default(),
-    };
-    let parsed = parse_query(text).unwrap_or_else(|e| panic!("{text}: {e}"));
-    run(&parsed, &ctx)
-        .unwrap_or_else(|e| panic!("{text}: {}", e.0))
-        .columns
-        .into_iter()
-        .map(|c| c.0)
-        .collect()
+    result(text).columns.into_iter().map(|c| c.0).collect()
 }
 
 #[test]
