@@ -2,7 +2,7 @@
 
 use super::parse::{Agg, BinOp, Expr, JoinKind, Let, Query, Stage, StrOp};
 use super::value::{KTable, KType, KV};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Timelike, Utc};
 use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
 
@@ -184,7 +184,10 @@ fn apply(stage: &Stage, mut t: KTable, ctx: &Context) -> R<KTable> {
             columns: vec![("Count".into(), KType::Long)],
             rows: vec![vec![KV::Long(t.rows.len() as i64)]],
         },
+        Stage::MvExpand { name, expr, limit } => mv_expand(t, name, expr, *limit, ctx)?,
         Stage::Distinct(cols) => {
+            let all: Vec<String> = t.columns.iter().map(|(c, _)| c.clone()).collect();
+            let cols = if cols.is_empty() { &all } else { cols };
             let idx: Vec<usize> = cols.iter().map(|c| t.index(c).ok_or_else(|| unknown_column(c))).collect::<R<_>>()?;
             let mut seen = HashSet::new();
             let mut out = KTable {
@@ -253,100 +256,161 @@ fn summarize(t: &KTable, aggs: &[(String, Agg)], by: &[(String, Expr)], ctx: &Co
         groups.insert(String::new(), (vec![], vec![]));
         order.push(String::new());
     }
-    let mut out = KTable::default();
     let mut rows = Vec::new();
     for k in &order {
         let (keys, members) = &groups[k];
         let mut row = keys.clone();
         for (_, agg) in aggs {
-            row.push(aggregate(agg, t, members, ctx)?);
+            row.extend(aggregate(agg, t, by, members, ctx)?);
         }
         rows.push(row);
     }
+    let mut out = KTable::default();
+    let column_of = |i: usize| rows.iter().map(|r: &Vec<KV>| r[i].clone()).collect::<Vec<KV>>();
     for (i, (name, e)) in by.iter().enumerate() {
-        let vals: Vec<KV> = rows.iter().map(|r| r[i].clone()).collect();
-        out.columns.push((name.clone(), col_type(t, e, &t.rows, &vals)));
+        out.columns.push((name.clone(), col_type(t, e, &t.rows, &column_of(i))));
     }
-    for (j, (name, agg)) in aggs.iter().enumerate() {
-        let vals: Vec<KV> = rows.iter().map(|r| r[by.len() + j].clone()).collect();
-        let ty = match agg {
-            Agg::Count | Agg::CountIf(_) | Agg::DCount(_) => KType::Long,
-            Agg::MakeSet(_) => KType::Dynamic,
-            Agg::Avg(_) => KType::Real,
-            Agg::Min(e) | Agg::Max(e) | Agg::Sum(e) => col_type(t, e, &t.rows, &vals),
-        };
-        out.columns.push((name.clone(), ty));
+    for (name, agg) in aggs {
+        let at = out.columns.len();
+        match agg {
+            Agg::ArgMax { by: e, cols, star, names, .. } => {
+                let mut produced = vec![(name.clone(), col_type(t, e, &t.rows, &column_of(at)))];
+                for c in arg_columns(t, by, name, cols, *star) {
+                    let ty = t.index(&c).map(|i| t.columns[i].1).unwrap_or(KType::String);
+                    produced.push((c, ty));
+                }
+                for (j, (n, ty)) in produced.into_iter().enumerate() {
+                    let n = names.get(j).cloned().unwrap_or(n);
+                    out.columns.push((unique_name(&out.columns, &n), ty));
+                }
+            }
+            _ => {
+                let vals = column_of(at);
+                let ty = match agg {
+                    Agg::Count | Agg::CountIf(_) | Agg::DCount(_) | Agg::DCountIf(..) => KType::Long,
+                    Agg::MakeSet(..) | Agg::MakeList(..) => KType::Dynamic,
+                    Agg::Avg(_) => KType::Real,
+                    Agg::Min(e) | Agg::Max(e) | Agg::Sum(e) | Agg::SumIf(e, _) | Agg::Any(e) => col_type(t, e, &t.rows, &vals),
+                    Agg::ArgMax { .. } => KType::Dynamic,
+                };
+                out.columns.push((name.clone(), ty));
+            }
+        }
     }
     out.rows = rows;
     Ok(out)
 }
 
-fn aggregate(agg: &Agg, t: &KTable, members: &[usize], ctx: &Context) -> R<KV> {
+/// The columns `arg_max(by, cols…)` returns besides `by` itself: the named ones, or with `*` every column that is
+/// not a group key nor the maximised column.
+fn arg_columns(t: &KTable, by: &[(String, Expr)], name: &str, cols: &[String], star: bool) -> Vec<String> {
+    if !star {
+        return cols.to_vec();
+    }
+    t.columns
+        .iter()
+        .map(|(c, _)| c.clone())
+        .filter(|c| c != name && !by.iter().any(|(b, _)| b == c))
+        .collect()
+}
+
+fn unique_name(columns: &[(String, KType)], name: &str) -> String {
+    let mut n = name.to_string();
+    let mut k = 1;
+    while columns.iter().any(|(c, _)| *c == n) {
+        n = format!("{name}{k}");
+        k += 1;
+    }
+    n
+}
+
+fn aggregate(agg: &Agg, t: &KTable, by: &[(String, Expr)], members: &[usize], ctx: &Context) -> R<Vec<KV>> {
     let vals = |e: &Expr| members.iter().map(|i| eval(e, t, &t.rows[*i], ctx)).collect::<R<Vec<KV>>>();
-    Ok(match agg {
+    let when = |e: &Expr, pred: &Expr| -> R<Vec<KV>> {
+        let mut out = Vec::new();
+        for i in members {
+            if truthy(&eval(pred, t, &t.rows[*i], ctx)?) {
+                out.push(eval(e, t, &t.rows[*i], ctx)?);
+            }
+        }
+        Ok(out)
+    };
+    let distinct = |vs: Vec<KV>| vs.iter().filter(|v| **v != KV::Null).map(KV::key).collect::<HashSet<_>>().len() as i64;
+    Ok(vec![match agg {
         Agg::Count => KV::Long(members.len() as i64),
         Agg::CountIf(e) => KV::Long(vals(e)?.iter().filter(|v| truthy(v)).count() as i64),
-        Agg::DCount(e) => KV::Long(
-            vals(e)?
-                .iter()
-                .filter(|v| **v != KV::Null)
-                .map(KV::key)
-                .collect::<HashSet<_>>()
-                .len() as i64,
-        ),
-        Agg::Min(e) | Agg::Max(e) => {
-            let want = if matches!(agg, Agg::Min(_)) {
-                Ordering::Less
-            } else {
-                Ordering::Greater
-            };
-            let mut best = KV::Null;
-            for v in vals(e)? {
-                if v == KV::Null {
-                    continue;
-                }
-                if best == KV::Null || v.compare(&best) == Some(want) {
-                    best = v;
-                }
-            }
-            best
-        }
-        Agg::Sum(e) | Agg::Avg(e) => {
-            let vs = vals(e)?;
-            let mut n = 0usize;
-            let (mut li, mut f, mut real) = (0i64, 0f64, false);
-            for v in &vs {
-                match v {
-                    KV::Long(x) => {
-                        li = li.saturating_add(*x);
-                        f += *x as f64;
-                    }
-                    KV::Real(x) => {
-                        f += x;
-                        real = true;
-                    }
-                    KV::Null => continue,
-                    other => return err(format!("sum()/avg() need numbers, found {}", other.text())),
-                }
-                n += 1;
-            }
-            match agg {
-                Agg::Avg(_) if n == 0 => KV::Null,
-                Agg::Avg(_) => KV::Real(f / n as f64),
-                _ if real => KV::Real(f),
-                _ => KV::Long(li),
-            }
-        }
-        Agg::MakeSet(e) => {
+        Agg::DCount(e) => KV::Long(distinct(vals(e)?)),
+        Agg::DCountIf(e, pred) => KV::Long(distinct(when(e, pred)?)),
+        Agg::Min(e) | Agg::Max(e) => extreme(vals(e)?, matches!(agg, Agg::Min(_))).map(|(_, v)| v).unwrap_or(KV::Null),
+        Agg::Sum(e) | Agg::Avg(e) => sum(&vals(e)?, matches!(agg, Agg::Avg(_)))?,
+        Agg::SumIf(e, pred) => sum(&when(e, pred)?, false)?,
+        Agg::Any(e) => vals(e)?.into_iter().find(|v| *v != KV::Null).unwrap_or(KV::Null),
+        Agg::MakeSet(e, cap) | Agg::MakeList(e, cap) => {
+            let set = matches!(agg, Agg::MakeSet(..));
             let mut seen = HashSet::new();
-            let mut set = Vec::new();
+            let mut out = Vec::new();
             for v in vals(e)? {
-                if v != KV::Null && seen.insert(v.key()) {
-                    set.push(v.to_json());
+                if out.len() < *cap && v != KV::Null && (!set || seen.insert(v.key())) {
+                    out.push(v.to_json());
                 }
             }
-            KV::Dyn(serde_json::Value::Array(set))
+            KV::Dyn(serde_json::Value::Array(out))
         }
+        Agg::ArgMax { by: e, cols, star, min, .. } => {
+            let name = match e {
+                Expr::Col(c) => c.as_str(),
+                _ => "",
+            };
+            let names = arg_columns(t, by, name, cols, *star);
+            let idx = names.iter().map(|c| t.index(c).ok_or_else(|| unknown_column(c))).collect::<R<Vec<_>>>()?;
+            let best = extreme(vals(e)?, *min);
+            let mut out = vec![best.as_ref().map(|(_, v)| v.clone()).unwrap_or(KV::Null)];
+            for i in idx {
+                out.push(best.as_ref().map(|(k, _)| t.rows[members[*k]][i].clone()).unwrap_or(KV::Null));
+            }
+            return Ok(out);
+        }
+    }])
+}
+
+/// The position and value of the smallest (`min`) or largest non-null value; the first one on ties.
+fn extreme(vs: Vec<KV>, min: bool) -> Option<(usize, KV)> {
+    let want = if min { Ordering::Less } else { Ordering::Greater };
+    let mut best: Option<(usize, KV)> = None;
+    for (i, v) in vs.into_iter().enumerate() {
+        if v == KV::Null {
+            continue;
+        }
+        if best.as_ref().is_none_or(|(_, b)| v.compare(b) == Some(want)) {
+            best = Some((i, v));
+        }
+    }
+    best
+}
+
+fn sum(vs: &[KV], avg: bool) -> R<KV> {
+    let mut n = 0usize;
+    let (mut li, mut f, mut real) = (0i64, 0f64, false);
+    for v in vs {
+        match v {
+            KV::Long(x) => {
+                li = li.saturating_add(*x);
+                f += *x as f64;
+            }
+            KV::Real(x) => {
+                f += x;
+                real = true;
+            }
+            KV::Null => continue,
+            other => return err(format!("sum()/avg() need numbers, found {}", other.text())),
+        }
+        n += 1;
+    }
+    Ok(match avg {
+        true if n == 0 => KV::Null,
+        true => KV::Real(f / n as f64),
+        false if real => KV::Real(f),
+        false => KV::Long(li),
     })
 }
 
@@ -364,18 +428,29 @@ fn join(l: KTable, r: KTable, kind: JoinKind, on: &[(String, String)]) -> R<KTab
     for (n, row) in r.rows.iter().enumerate() {
         index.entry(key(row, &ri)).or_default().push(n);
     }
+    // Semi and anti joins keep one side's columns and rows.
+    match kind {
+        JoinKind::LeftSemi | JoinKind::LeftAnti => {
+            let want = kind == JoinKind::LeftSemi;
+            let rows = l.rows.iter().filter(|row| index.contains_key(&key(row, &li)) == want).cloned().collect();
+            return Ok(KTable { columns: l.columns, rows });
+        }
+        JoinKind::RightSemi | JoinKind::RightAnti => {
+            let left: HashSet<String> = l.rows.iter().map(|row| key(row, &li)).collect();
+            let want = kind == JoinKind::RightSemi;
+            let rows = r.rows.iter().filter(|row| left.contains(&key(row, &ri)) == want).cloned().collect();
+            return Ok(KTable { columns: r.columns, rows });
+        }
+        _ => {}
+    }
     let mut columns = l.columns.clone();
     for (name, ty) in &r.columns {
-        let mut n = name.clone();
-        let mut k = 1;
-        while columns.iter().any(|(c, _)| *c == n) {
-            n = format!("{name}{k}");
-            k += 1;
-        }
-        columns.push((n, *ty));
+        columns.push((unique_name(&columns, name), *ty));
     }
     let mut rows = Vec::new();
     let mut seen_left = HashSet::new();
+    let mut matched_right = vec![false; r.rows.len()];
+    let keep_left = matches!(kind, JoinKind::LeftOuter | JoinKind::FullOuter);
     for lrow in &l.rows {
         let k = key(lrow, &li);
         if kind == JoinKind::InnerUnique && !seen_left.insert(k.clone()) {
@@ -384,12 +459,13 @@ fn join(l: KTable, r: KTable, kind: JoinKind, on: &[(String, String)]) -> R<KTab
         match index.get(&k) {
             Some(matches) => {
                 for m in matches {
+                    matched_right[*m] = true;
                     let mut row = lrow.clone();
                     row.extend(r.rows[*m].iter().cloned());
                     rows.push(row);
                 }
             }
-            None if kind == JoinKind::LeftOuter => {
+            None if keep_left => {
                 let mut row = lrow.clone();
                 row.extend(std::iter::repeat_n(KV::Null, r.columns.len()));
                 rows.push(row);
@@ -397,7 +473,68 @@ fn join(l: KTable, r: KTable, kind: JoinKind, on: &[(String, String)]) -> R<KTab
             None => {}
         }
     }
+    if matches!(kind, JoinKind::RightOuter | JoinKind::FullOuter) {
+        for (_, rrow) in r.rows.iter().enumerate().filter(|(m, _)| !matched_right[*m]) {
+            let mut row = vec![KV::Null; l.columns.len()];
+            row.extend(rrow.iter().cloned());
+            rows.push(row);
+        }
+    }
     Ok(KTable { columns, rows })
+}
+
+fn mv_expand(t: KTable, name: &str, e: &Expr, limit: Option<usize>, ctx: &Context) -> R<KTable> {
+    let mut out = KTable {
+        columns: t.columns.clone(),
+        rows: Vec::with_capacity(t.rows.len()),
+    };
+    let at = match out.index(name) {
+        Some(i) => i,
+        None => {
+            out.columns.push((name.to_string(), KType::Dynamic));
+            out.columns.len() - 1
+        }
+    };
+    let mut types = HashSet::new();
+    for r in &t.rows {
+        let v = eval(e, &t, r, ctx)?;
+        let items: Vec<KV> = match v {
+            KV::Dyn(serde_json::Value::Array(a)) => a.into_iter().map(from_json).collect(),
+            KV::Dyn(serde_json::Value::Object(o)) => o
+                .into_iter()
+                .map(|(k, v)| KV::Dyn(serde_json::Value::Object([(k, v)].into_iter().collect())))
+                .collect(),
+            other => vec![other],
+        };
+        for item in items.into_iter().take(limit.unwrap_or(usize::MAX)) {
+            types.insert(item.ktype());
+            let mut row = r.clone();
+            if at == row.len() {
+                row.push(item);
+            } else {
+                row[at] = item;
+            }
+            out.rows.push(row);
+        }
+    }
+    // The expanded column is typed after its elements when they agree (strings stay strings).
+    types.remove(&None);
+    out.columns[at].1 = match (types.len(), types.into_iter().next().flatten()) {
+        (1, Some(ty)) => ty,
+        _ => KType::Dynamic,
+    };
+    Ok(out)
+}
+
+/// A JSON value as a cell: scalars become typed values, arrays and objects stay dynamic.
+pub fn from_json(v: serde_json::Value) -> KV {
+    match v {
+        serde_json::Value::Null => KV::Null,
+        serde_json::Value::Bool(b) => KV::Bool(b),
+        serde_json::Value::Number(n) => n.as_i64().map(KV::Long).or_else(|| n.as_f64().map(KV::Real)).unwrap_or(KV::Null),
+        serde_json::Value::String(s) => KV::Str(s),
+        other => KV::Dyn(other),
+    }
 }
 
 /// Whether `name` matches `pattern`, where `*` stands for any run of characters (case-sensitive, as column names
@@ -419,13 +556,16 @@ fn truthy(v: &KV) -> bool {
 }
 
 fn has_term(hay: &str, needle: &str) -> bool {
-    let h = hay.to_lowercase();
-    let n = needle.to_lowercase();
+    has_term_cs(&hay.to_lowercase(), &needle.to_lowercase())
+}
+
+/// Whether `needle` occurs in `hay` as a whole term (bounded by non-alphanumerics), case as given.
+fn has_term_cs(h: &str, n: &str) -> bool {
     if n.is_empty() {
         return true;
     }
     let mut start = 0;
-    while let Some(p) = h[start..].find(&n) {
+    while let Some(p) = h[start..].find(n) {
         let a = start + p;
         let b = a + n.len();
         let before_ok = h[..a].chars().next_back().is_none_or(|c| !c.is_alphanumeric());
@@ -466,20 +606,14 @@ fn eval(e: &Expr, t: &KTable, row: &[KV], ctx: &Context) -> R<KV> {
                 KV::Null => String::new(),
                 other => other.text(),
             };
-            let mut hits = 0;
-            for item in list {
-                let w = eval(item, t, row, ctx)?;
-                if has_term(&hay, &w.text()) {
-                    hits += 1;
-                }
-            }
-            KV::Bool(if *all { hits == list.len() } else { hits > 0 })
+            let terms = flatten(list, t, row, ctx)?;
+            let hits = terms.iter().filter(|w| has_term(&hay, &w.text())).count();
+            KV::Bool(if *all { hits == terms.len() } else { hits > 0 })
         }
         Expr::In { expr, list, negated, ci } => {
             let v = eval(expr, t, row, ctx)?;
             let mut found = false;
-            for item in list {
-                let w = eval(item, t, row, ctx)?;
+            for w in flatten(list, t, row, ctx)? {
                 let eq = match (&v, &w, ci) {
                     (KV::Str(a), KV::Str(b), true) => a.eq_ignore_ascii_case(b),
                     (a, b, _) => a.compare(b) == Some(Ordering::Equal),
@@ -499,23 +633,99 @@ fn eval(e: &Expr, t: &KTable, row: &[KV], ctx: &Context) -> R<KV> {
             binary(op, l, r)?
         }
         Expr::Call(f, args) => call(f, args, t, row, ctx)?,
+        Expr::Index(base, key) => {
+            let b = eval(base, t, row, ctx)?;
+            let k = eval(key, t, row, ctx)?;
+            let v = match &b {
+                KV::Dyn(v) => Some(v),
+                _ => None,
+            };
+            match (v, &k) {
+                (Some(serde_json::Value::Object(o)), KV::Str(name)) => o.get(name).cloned().map(from_json).unwrap_or(KV::Null),
+                (Some(serde_json::Value::Array(a)), KV::Long(n)) => {
+                    let i = if *n < 0 { a.len() as i64 + n } else { *n };
+                    usize::try_from(i).ok().and_then(|i| a.get(i)).cloned().map(from_json).unwrap_or(KV::Null)
+                }
+                _ => KV::Null,
+            }
+        }
+        Expr::Between { expr, lo, hi, negated } => {
+            let v = eval(expr, t, row, ctx)?;
+            let lo = eval(lo, t, row, ctx)?;
+            let hi = match (&lo, eval(hi, t, row, ctx)?) {
+                (KV::Date(d), KV::Span(s)) => KV::Date(*d + s),
+                (_, hi) => hi,
+            };
+            if v == KV::Null {
+                return Ok(KV::Bool(false));
+            }
+            let (Some(a), Some(b)) = (v.compare(&lo), v.compare(&hi)) else {
+                return err(format!("between: cannot compare {} with {} and {}", type_of(&v), type_of(&lo), type_of(&hi)));
+            };
+            KV::Bool((a != Ordering::Less && b != Ordering::Greater) != *negated)
+        }
+    })
+}
+
+/// The values of an `in`/`has_any` list, with dynamic arrays (`dynamic([…])`, a `let` list) spread out.
+fn flatten(list: &[Expr], t: &KTable, row: &[KV], ctx: &Context) -> R<Vec<KV>> {
+    let mut out = Vec::new();
+    for item in list {
+        match eval(item, t, row, ctx)? {
+            KV::Dyn(serde_json::Value::Array(a)) => out.extend(a.into_iter().map(from_json)),
+            other => out.push(other),
+        }
+    }
+    Ok(out)
+}
+
+/// A compiled regular expression, kept per pattern for the query's lifetime (patterns are literals in practice).
+fn regex(pattern: &str) -> R<regex::Regex> {
+    thread_local! {
+        static CACHE: std::cell::RefCell<HashMap<String, regex::Regex>> = Default::default();
+    }
+    CACHE.with(|c| {
+        if let Some(r) = c.borrow().get(pattern) {
+            return Ok(r.clone());
+        }
+        let r = regex::RegexBuilder::new(pattern)
+            .size_limit(1 << 20)
+            .build()
+            .map_err(|e| SemanticError(format!("invalid regular expression '{pattern}': {e}")))?;
+        let mut m = c.borrow_mut();
+        if m.len() > 256 {
+            m.clear();
+        }
+        m.insert(pattern.to_string(), r.clone());
+        Ok(r)
     })
 }
 
 fn binary(op: &BinOp, l: KV, r: KV) -> R<KV> {
     Ok(match op {
-        BinOp::Str { op, negated } => {
+        BinOp::Str { op, negated, cs } => {
             if l == KV::Null {
                 return Ok(KV::Bool(*negated));
             }
-            let (h, n) = (l.text(), r.text());
+            let (mut h, mut n) = (l.text(), r.text());
+            if !cs {
+                h = h.to_lowercase();
+                n = n.to_lowercase();
+            }
             let hit = match op {
+                StrOp::Has if *cs => has_term_cs(&h, &n),
                 StrOp::Has => has_term(&h, &n),
-                StrOp::Contains => h.to_lowercase().contains(&n.to_lowercase()),
-                StrOp::StartsWith => h.to_lowercase().starts_with(&n.to_lowercase()),
-                StrOp::EndsWith => h.to_lowercase().ends_with(&n.to_lowercase()),
+                StrOp::Contains => h.contains(&n),
+                StrOp::StartsWith => h.starts_with(&n),
+                StrOp::EndsWith => h.ends_with(&n),
             };
             KV::Bool(hit != *negated)
+        }
+        BinOp::Regex => {
+            if l == KV::Null {
+                return Ok(KV::Bool(false));
+            }
+            KV::Bool(regex(&r.text())?.is_match(&l.text()))
         }
         BinOp::EqCi | BinOp::NeCi => {
             let eq = l.text().to_lowercase() == r.text().to_lowercase() && l != KV::Null;
@@ -606,7 +816,7 @@ fn call(f: &str, args: &[Expr], t: &KTable, row: &[KV], ctx: &Context) -> R<KV> 
         "strlen" => KV::Long(a[0].text().chars().count() as i64),
         "tostring" => KV::Str(a[0].text()),
         "tolong" | "toint" => a[0].text().trim().parse::<i64>().map(KV::Long).unwrap_or(KV::Null),
-        "bin" => match (&a[0], &a[1]) {
+        "bin" | "floor" => match (&a[0], &a[1]) {
             (KV::Date(d), KV::Span(s)) if s.num_milliseconds() > 0 => {
                 let ms = s.num_milliseconds();
                 let v = d.timestamp_millis().div_euclid(ms) * ms;
@@ -637,6 +847,169 @@ fn call(f: &str, args: &[Expr], t: &KTable, row: &[KV], ctx: &Context) -> R<KV> 
             };
             KV::Str(text[start..start + len].iter().collect())
         }
+        "parse_json" | "todynamic" => match &a[0] {
+            KV::Str(x) => serde_json::from_str(x).map(from_json).unwrap_or_else(|_| KV::Str(x.clone())),
+            other => other.clone(),
+        },
+        "extractjson" => {
+            let doc = match &a[1] {
+                KV::Dyn(v) => Some(v.clone()),
+                KV::Str(x) => serde_json::from_str(x).ok(),
+                _ => None,
+            };
+            let found = doc.and_then(|d| json_path(&d, &a[0].text()));
+            match (found, a.get(2).map(KV::text).as_deref()) {
+                (None, _) => KV::Null,
+                (Some(serde_json::Value::String(x)), _) => KV::Str(x),
+                (Some(v), Some("string")) => KV::Str(v.to_string()),
+                (Some(v), _) => from_json(v),
+            }
+        }
+        "extract" => {
+            let group = match &a[1] {
+                KV::Long(n) if *n >= 0 => *n as usize,
+                _ => return err("extract() needs a capture group number (0 for the whole match)"),
+            };
+            let text = a[2].text();
+            match regex(&a[0].text())?.captures(&text).and_then(|c| c.get(group)) {
+                Some(m) => KV::Str(m.as_str().to_string()),
+                None if a[2] == KV::Null => KV::Null,
+                None => KV::Str(String::new()),
+            }
+        }
+        "pack_array" => KV::Dyn(serde_json::Value::Array(a.iter().map(KV::to_json).collect())),
+        "pack" | "bag_pack" => {
+            if a.len() % 2 != 0 {
+                return err(format!("{f}() takes pairs of key and value"));
+            }
+            KV::Dyn(serde_json::Value::Object(a.chunks(2).map(|p| (p[0].text(), p[1].to_json())).collect()))
+        }
+        "array_length" => match &a[0] {
+            KV::Dyn(serde_json::Value::Array(x)) => KV::Long(x.len() as i64),
+            _ => KV::Null,
+        },
+        "set_has_element" => match &a[0] {
+            KV::Dyn(serde_json::Value::Array(x)) => KV::Bool(x.iter().any(|v| from_json(v.clone()).compare(&a[1]) == Some(Ordering::Equal))),
+            _ => KV::Null,
+        },
+        "split" => {
+            let parts: Vec<serde_json::Value> = if a[0] == KV::Null {
+                vec![]
+            } else {
+                a[0].text().split(a[1].text().as_str()).map(|p| serde_json::Value::String(p.to_string())).collect()
+            };
+            match a.get(2) {
+                Some(KV::Long(n)) => usize::try_from(*n)
+                    .ok()
+                    .and_then(|i| parts.get(i).cloned())
+                    .map(|v| KV::Dyn(serde_json::Value::Array(vec![v])))
+                    .unwrap_or(KV::Dyn(serde_json::Value::Array(vec![]))),
+                _ => KV::Dyn(serde_json::Value::Array(parts)),
+            }
+        }
+        "parse_url" => KV::Dyn(parse_url(&a[0].text())),
+        "url_decode" => KV::Str(percent_encoding::percent_decode_str(&a[0].text()).decode_utf8_lossy().into_owned()),
+        "base64_decode_tostring" => {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD
+                .decode(a[0].text().trim())
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .map(KV::Str)
+                .unwrap_or(KV::Str(String::new()))
+        }
+        "toreal" | "todouble" => a[0].text().trim().parse::<f64>().map(KV::Real).unwrap_or(KV::Null),
+        "tobool" => match a[0].text().trim().to_ascii_lowercase().as_str() {
+            "true" | "1" => KV::Bool(true),
+            "false" | "0" => KV::Bool(false),
+            _ => KV::Null,
+        },
+        "todatetime" => match &a[0] {
+            KV::Date(d) => KV::Date(*d),
+            other => DateTime::parse_from_rfc3339(other.text().trim()).map(|d| KV::Date(d.with_timezone(&Utc))).unwrap_or(KV::Null),
+        },
+        "startofday" => match &a[0] {
+            KV::Date(d) => KV::Date(d.date_naive().and_hms_opt(0, 0, 0).map(|n| n.and_utc()).unwrap_or(*d)),
+            _ => KV::Null,
+        },
+        "dayofweek" => match &a[0] {
+            KV::Date(d) => KV::Span(chrono::Duration::days(d.weekday().num_days_from_sunday() as i64)),
+            _ => KV::Null,
+        },
+        "hourofday" => match &a[0] {
+            KV::Date(d) => KV::Long(d.hour() as i64),
+            _ => KV::Null,
+        },
+        "datetime_diff" => match (&a[1], &a[2]) {
+            (KV::Date(x), KV::Date(y)) => {
+                let d = *x - *y;
+                KV::Long(match a[0].text().to_ascii_lowercase().as_str() {
+                    "day" => d.num_days(),
+                    "hour" => d.num_hours(),
+                    "minute" => d.num_minutes(),
+                    "second" => d.num_seconds(),
+                    "millisecond" => d.num_milliseconds(),
+                    "week" => d.num_weeks(),
+                    other => return err(format!("datetime_diff(): unsupported part '{other}' (week, day, hour, minute, second, millisecond)")),
+                })
+            }
+            _ => KV::Null,
+        },
+        "indexof" => match a[0].text().find(a[1].text().as_str()) {
+            Some(i) => KV::Long(a[0].text()[..i].chars().count() as i64),
+            None => KV::Long(-1),
+        },
+        "replace_string" => KV::Str(a[0].text().replace(a[1].text().as_str(), &a[2].text())),
+        "trim_start" | "trim_end" => KV::Str(if f == "trim_start" { a[0].text().trim_start().to_string() } else { a[0].text().trim_end().to_string() }),
+        "reverse" => KV::Str(a[0].text().chars().rev().collect()),
+        "ipv4_is_private" => match a[0].text().parse::<std::net::Ipv4Addr>() {
+            Ok(ip) => KV::Bool(ip.is_private()),
+            Err(_) => KV::Null,
+        },
+        "min_of" | "max_of" => extreme(a.clone(), f == "min_of").map(|(_, v)| v).unwrap_or(KV::Null),
         other => return err(format!("the function '{other}' is not supported")),
+    })
+}
+
+/// A JSONPath such as `$.a.b[0]` or `$['a']` into a document.
+fn json_path(doc: &serde_json::Value, path: &str) -> Option<serde_json::Value> {
+    let mut rest = path.trim().strip_prefix('$')?;
+    let mut cur = doc;
+    while !rest.is_empty() {
+        if let Some(r) = rest.strip_prefix('.') {
+            let end = r.find(['.', '[']).unwrap_or(r.len());
+            cur = cur.get(&r[..end])?;
+            rest = &r[end..];
+        } else if let Some(r) = rest.strip_prefix('[') {
+            let end = r.find(']')?;
+            let key = r[..end].trim();
+            cur = match key.trim_matches(['\'', '"']) {
+                k if k.len() != key.len() => cur.get(k)?,
+                k => cur.get(k.parse::<usize>().ok()?)?,
+            };
+            rest = &r[end + 1..];
+        } else {
+            return None;
+        }
+    }
+    Some(cur.clone())
+}
+
+/// parse_url(): the parts of a URL as Kusto names them.
+fn parse_url(text: &str) -> serde_json::Value {
+    let Ok(u) = url::Url::parse(text) else {
+        return serde_json::json!({});
+    };
+    let params: serde_json::Map<String, serde_json::Value> =
+        u.query_pairs().map(|(k, v)| (k.into_owned(), serde_json::Value::String(v.into_owned()))).collect();
+    serde_json::json!({
+        "Scheme": u.scheme(),
+        "Host": u.host_str().unwrap_or(""),
+        "Port": u.port().map(|p| p.to_string()).unwrap_or_default(),
+        "Path": u.path(),
+        "Username": u.username(),
+        "Password": u.password().unwrap_or(""),
+        "Query Parameters": params,
+        "Fragment": u.fragment().unwrap_or(""),
     })
 }

@@ -4,6 +4,7 @@
 
 mod eval;
 mod parse;
+mod stories;
 mod tables;
 pub mod value;
 

@@ -26,7 +26,11 @@ pub enum BinOp {
     Str {
         op: StrOp,
         negated: bool,
+        /// The `_cs` forms: case-sensitive.
+        cs: bool,
     },
+    /// `matches regex`: the right side is a regular expression.
+    Regex,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +61,15 @@ pub enum Expr {
         all: bool,
     },
     Call(String, Vec<Expr>),
+    /// `x[key]` / `x.key` on a dynamic value (a property name or an array position).
+    Index(Box<Expr>, Box<Expr>),
+    /// `x between (lo .. hi)`; `hi` may be a timespan added to a datetime `lo`.
+    Between {
+        expr: Box<Expr>,
+        lo: Box<Expr>,
+        hi: Box<Expr>,
+        negated: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -68,7 +81,22 @@ pub enum Agg {
     Max(Expr),
     Sum(Expr),
     Avg(Expr),
-    MakeSet(Expr),
+    /// `make_set(x, max)` / `make_list(x, max)`: at most `max` values (the default as Kusto's, 1,048,576).
+    MakeSet(Expr, usize),
+    MakeList(Expr, usize),
+    DCountIf(Expr, Expr),
+    SumIf(Expr, Expr),
+    /// `any()` / `take_any()`: a value from the group.
+    Any(Expr),
+    /// `arg_max(by, cols…)` (`min`: `arg_min`): the row where `by` is largest; `cols` empty means `*`. Produces
+    /// one column for `by` and one per column; `names` are the tuple names given with `(a, b) = arg_max(…)`.
+    ArgMax {
+        by: Expr,
+        cols: Vec<String>,
+        star: bool,
+        min: bool,
+        names: Vec<String>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +104,12 @@ pub enum JoinKind {
     Inner,
     InnerUnique,
     LeftOuter,
+    RightOuter,
+    FullOuter,
+    LeftSemi,
+    LeftAnti,
+    RightSemi,
+    RightAnti,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -101,8 +135,15 @@ pub enum Stage {
         aggs: Vec<(String, Agg)>,
         by: Vec<(String, Expr)>,
     },
+    /// `distinct a, b` (empty: `distinct *`).
     Distinct(Vec<String>),
     Count,
+    /// `mv-expand Name = expr` (or a column): one row per element of a dynamic array.
+    MvExpand {
+        name: String,
+        expr: Expr,
+        limit: Option<usize>,
+    },
     Join {
         kind: JoinKind,
         right: Box<Query>,
@@ -154,6 +195,10 @@ enum Tok {
     RParen,
     Dot,
     Semi,
+    LBracket,
+    RBracket,
+    /// `dynamic(…)` literal, already parsed.
+    Dyn(serde_json::Value),
 }
 
 fn describe(t: &Tok) -> String {
@@ -171,6 +216,9 @@ fn describe(t: &Tok) -> String {
         Tok::RParen => "')'".into(),
         Tok::Dot => "'.'".into(),
         Tok::Semi => "';'".into(),
+        Tok::LBracket => "'['".into(),
+        Tok::RBracket => "']'".into(),
+        Tok::Dyn(_) => "a dynamic literal".into(),
     }
 }
 
@@ -204,6 +252,8 @@ fn span(n: f64, unit: &str) -> Option<Duration> {
         "m" | "min" | "minute" | "minutes" => 60_000.0,
         "s" | "sec" | "second" | "seconds" => 1000.0,
         "ms" | "milli" | "millis" | "millisecond" | "milliseconds" => 1.0,
+        "micro" | "micros" | "microsecond" | "microseconds" => 0.001,
+        "tick" | "ticks" => 0.0001,
         _ => return None,
     };
     let v = n * ms;
@@ -228,7 +278,7 @@ fn lex(input: &str) -> Result<Vec<(Tok, usize)>, (String, usize)> {
             continue;
         }
         let two = input.get(i..i + 2).unwrap_or("");
-        let op2 = ["==", "!=", "=~", "!~", "<=", ">=", "<>"].iter().find(|o| **o == two).copied();
+        let op2 = ["==", "!=", "=~", "!~", "<=", ">=", "<>", ".."].iter().find(|o| **o == two).copied();
         if let Some(o) = op2 {
             out.push((Tok::Op(if o == "<>" { "!=" } else { o }), start));
             i += 2;
@@ -240,6 +290,8 @@ fn lex(input: &str) -> Result<Vec<(Tok, usize)>, (String, usize)> {
             b'(' => out.push((Tok::LParen, i)),
             b')' => out.push((Tok::RParen, i)),
             b';' => out.push((Tok::Semi, i)),
+            b'[' => out.push((Tok::LBracket, i)),
+            b']' => out.push((Tok::RBracket, i)),
             b'.' if !b.get(i + 1).is_some_and(u8::is_ascii_digit) => out.push((Tok::Dot, i)),
             b'<' => out.push((Tok::Op("<"), i)),
             b'>' => out.push((Tok::Op(">"), i)),
@@ -324,7 +376,8 @@ fn lex(input: &str) -> Result<Vec<(Tok, usize)>, (String, usize)> {
             }
             b'0'..=b'9' | b'.' => {
                 let mut j = i;
-                while j < b.len() && (b[j].is_ascii_digit() || b[j] == b'.') {
+                // Digits and one decimal point; `..` (a range, as in `between (1..5)`) ends the number.
+                while j < b.len() && (b[j].is_ascii_digit() || (b[j] == b'.' && b.get(j + 1) != Some(&b'.'))) {
                     j += 1;
                 }
                 let num = &input[i..j];
@@ -355,6 +408,21 @@ fn lex(input: &str) -> Result<Vec<(Tok, usize)>, (String, usize)> {
                     j += 1;
                 }
                 let word = &input[i..j];
+                if word == "dynamic" && input[j..].trim_start().starts_with('(') {
+                    let open = j + input[j..].find('(').unwrap_or(0);
+                    let close = balanced(input, open).ok_or_else(|| ("unclosed dynamic(".to_string(), i))?;
+                    let raw = input[open + 1..close].trim();
+                    let value = if raw.is_empty() || raw == "null" {
+                        serde_json::Value::Null
+                    } else {
+                        serde_json::from_str(raw)
+                            .or_else(|_| serde_json::from_str(&raw.replace('\'', "\"")))
+                            .map_err(|_| (format!("invalid dynamic literal '{raw}'"), open + 1))?
+                    };
+                    out.push((Tok::Dyn(value), start));
+                    i = close + 1;
+                    continue;
+                }
                 if (word == "datetime" || word == "timespan") && input[j..].trim_start().starts_with('(') {
                     let open = j + input[j..].find('(').unwrap_or(0);
                     let close = input[open..]
@@ -386,6 +454,33 @@ fn lex(input: &str) -> Result<Vec<(Tok, usize)>, (String, usize)> {
         i += 1;
     }
     Ok(out)
+}
+
+/// The position of the `)` closing the `(` at `open`, skipping quoted strings.
+fn balanced(input: &str, open: usize) -> Option<usize> {
+    let b = input.as_bytes();
+    let (mut depth, mut quote, mut i) = (0usize, None::<u8>, open);
+    while i < b.len() {
+        let c = b[i];
+        match quote {
+            Some(_) if c == b'\\' => i += 1,
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None => match c {
+                b'"' | b'\'' => quote = Some(c),
+                b'(' | b'[' | b'{' => depth += 1,
+                b')' | b']' | b'}' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return (c == b')').then_some(i);
+                    }
+                }
+                _ => {}
+            },
+        }
+        i += 1;
+    }
+    None
 }
 
 struct P<'a> {
@@ -613,6 +708,10 @@ impl P<'_> {
                 Stage::Sort(keys)
             }
             "summarize" => self.summarize()?,
+            "distinct" if self.peek() == Some(&Tok::Op("*")) => {
+                self.pos += 1;
+                Stage::Distinct(vec![])
+            }
             "distinct" => {
                 let mut cols = vec![self.ident("a column name")?];
                 while self.peek() == Some(&Tok::Comma) {
@@ -623,9 +722,35 @@ impl P<'_> {
             }
             "count" => Stage::Count,
             "join" => self.join()?,
+            "mv" | "mvexpand" if op == "mvexpand" || self.peek() == Some(&Tok::Op("-")) => {
+                if op == "mv" {
+                    self.pos += 1;
+                    if !self.eat_word("expand") {
+                        return Err(self.err("expected 'mv-expand'".into()));
+                    }
+                }
+                let named = matches!(self.toks.get(self.pos + 1), Some((Tok::Op("="), _)));
+                let (name, expr) = if named {
+                    let n = self.ident("a column name")?;
+                    self.pos += 1;
+                    (n, self.expr()?)
+                } else {
+                    let e = self.expr()?;
+                    match &e {
+                        Expr::Col(c) => (c.clone(), e),
+                        _ => return Err(self.err("mv-expand needs a column or 'Name = expression'".into())),
+                    }
+                };
+                if self.eat_word("to") {
+                    // `to typeof(T)`: the elements keep their own types here.
+                    self.expr()?;
+                }
+                let limit = if self.eat_word("limit") { Some(self.count("limit")?) } else { None };
+                Stage::MvExpand { name, expr, limit }
+            }
             other => {
                 self.pos -= 1;
-                return Err(self.err(format!("the operator '{other}' is not supported by the emulator's KQL subset (supported: where, project, extend, take, limit, top, order by, sort by, summarize, distinct, count, join)")));
+                return Err(self.err(format!("the operator '{other}' is not supported by the emulator's KQL subset (supported: where, project, project-away, project-keep, project-rename, extend, take, limit, top, order by, sort by, summarize, distinct, count, join, mv-expand)")));
             }
         })
     }
@@ -673,53 +798,134 @@ impl P<'_> {
     }
 
     fn summarize(&mut self) -> R<Stage> {
+        const SUPPORTED: &str = "count, countif, dcount, dcountif, min, max, sum, sumif, avg, make_set, make_list, any, take_any, arg_max, arg_min";
         let mut aggs = Vec::new();
         if !self.is_word("by") {
             loop {
-                let named = matches!(self.toks.get(self.pos + 1), Some((Tok::Op("="), _)));
-                let explicit = if named {
-                    let n = self.ident("a column name")?;
+                // `Name = agg(…)`, `(A, B) = arg_max(…)` or `agg(…)`.
+                let mut names = Vec::new();
+                if matches!(self.toks.get(self.pos + 1), Some((Tok::Op("="), _))) {
+                    names.push(self.ident("a column name")?);
                     self.pos += 1;
-                    Some(n)
-                } else {
-                    None
-                };
-                let fname = self.ident("an aggregation function")?.to_ascii_lowercase();
-                const AGGS: &[&str] = &["count", "countif", "dcount", "min", "max", "sum", "avg", "make_set", "makeset"];
-                if !AGGS.contains(&fname.as_str()) {
-                    self.pos -= 1;
-                    return Err(self.err(format!(
-                        "the aggregation '{fname}' is not supported (count, countif, dcount, min, max, sum, avg, make_set)"
-                    )));
+                } else if self.peek() == Some(&Tok::LParen) {
+                    self.pos += 1;
+                    names.push(self.ident("a column name")?);
+                    while self.peek() == Some(&Tok::Comma) {
+                        self.pos += 1;
+                        names.push(self.ident("a column name")?);
+                    }
+                    self.expect(Tok::RParen)?;
+                    self.expect(Tok::Op("="))?;
                 }
+                let fname = self.ident("an aggregation function")?.to_ascii_lowercase();
                 self.expect(Tok::LParen)?;
-                let arg = if self.peek() == Some(&Tok::RParen) {
-                    None
-                } else {
-                    Some(self.expr()?)
-                };
+                let mut args = Vec::new();
+                let mut star = false;
+                while self.peek() != Some(&Tok::RParen) {
+                    if self.peek() == Some(&Tok::Op("*")) {
+                        self.pos += 1;
+                        star = true;
+                    } else {
+                        args.push(self.expr()?);
+                    }
+                    if self.peek() != Some(&Tok::Comma) {
+                        break;
+                    }
+                    self.pos += 1;
+                }
                 self.expect(Tok::RParen)?;
-                let col_name = |prefix: &str| match &arg {
+                let arity = |n: usize, p: &P| {
+                    if args.len() == n && !star {
+                        Ok(())
+                    } else {
+                        Err(p.err(format!("{fname}() takes {n} argument(s), got {}", args.len() + star as usize)))
+                    }
+                };
+                let col_name = |prefix: &str| match args.first() {
                     Some(Expr::Col(c)) => format!("{prefix}_{c}"),
                     _ => prefix.to_string(),
                 };
-                let need = |a: Option<Expr>, p: &P| a.ok_or_else(|| p.err(format!("{fname}() needs an argument")));
+                let first = args.first().cloned();
+                let second = args.get(1).cloned();
                 let (default_name, agg) = match fname.as_str() {
-                    "count" => ("count_".to_string(), Agg::Count),
-                    "countif" => ("countif_".to_string(), Agg::CountIf(need(arg.clone(), self)?)),
-                    "dcount" => (col_name("dcount"), Agg::DCount(need(arg.clone(), self)?)),
-                    "min" => (col_name("min"), Agg::Min(need(arg.clone(), self)?)),
-                    "max" => (col_name("max"), Agg::Max(need(arg.clone(), self)?)),
-                    "sum" => (col_name("sum"), Agg::Sum(need(arg.clone(), self)?)),
-                    "avg" => (col_name("avg"), Agg::Avg(need(arg.clone(), self)?)),
-                    "make_set" | "makeset" => (col_name("set"), Agg::MakeSet(need(arg.clone(), self)?)),
+                    "count" => {
+                        arity(0, self)?;
+                        ("count_".to_string(), Agg::Count)
+                    }
+                    "countif" => (arity(1, self).map(|_| "countif_".to_string())?, Agg::CountIf(first.unwrap_or(Expr::Lit(KV::Null)))),
+                    "dcount" | "min" | "max" | "sum" | "avg" | "make_set" | "makeset" | "make_list" | "makelist" | "any" | "take_any" => {
+                        // dcount's optional accuracy argument is accepted and ignored; make_set/make_list take a size cap.
+                        let two = matches!(fname.as_str(), "dcount" | "make_set" | "makeset" | "make_list" | "makelist");
+                        if !(args.len() == 1 || (two && args.len() == 2)) || star {
+                            arity(1, self)?;
+                        }
+                        let cap = match args.get(1) {
+                            Some(Expr::Lit(KV::Long(n))) if *n > 0 => *n as usize,
+                            Some(_) if fname != "dcount" => return Err(self.err(format!("{fname}()'s size limit must be a positive number"))),
+                            _ => 1_048_576,
+                        };
+                        let e = first.unwrap_or(Expr::Lit(KV::Null));
+                        match fname.as_str() {
+                            "dcount" => (col_name("dcount"), Agg::DCount(e)),
+                            "min" => (col_name("min"), Agg::Min(e)),
+                            "max" => (col_name("max"), Agg::Max(e)),
+                            "sum" => (col_name("sum"), Agg::Sum(e)),
+                            "avg" => (col_name("avg"), Agg::Avg(e)),
+                            "make_set" | "makeset" => (col_name("set"), Agg::MakeSet(e, cap)),
+                            "make_list" | "makelist" => (col_name("list"), Agg::MakeList(e, cap)),
+                            _ => (col_name("any"), Agg::Any(e)),
+                        }
+                    }
+                    "dcountif" | "sumif" => {
+                        arity(2, self)?;
+                        let (e, pred) = (first.unwrap_or(Expr::Lit(KV::Null)), second.unwrap_or(Expr::Lit(KV::Null)));
+                        if fname == "dcountif" {
+                            (col_name("dcountif"), Agg::DCountIf(e, pred))
+                        } else {
+                            (col_name("sumif"), Agg::SumIf(e, pred))
+                        }
+                    }
+                    "arg_max" | "argmax" | "arg_min" | "argmin" => {
+                        let mut it = args.into_iter();
+                        let by = it.next().ok_or_else(|| self.err(format!("{fname}() needs the expression to maximise")))?;
+                        let mut cols = Vec::new();
+                        for e in it {
+                            match e {
+                                Expr::Col(c) => cols.push(c),
+                                _ => return Err(self.err(format!("{fname}() takes column names (or *) after its first argument"))),
+                            }
+                        }
+                        let min = fname.contains("min");
+                        let prefix = if min { "min" } else { "max" };
+                        let name = match &by {
+                            Expr::Col(c) => c.clone(),
+                            _ => format!("{prefix}_"),
+                        };
+                        aggs.push((
+                            name,
+                            Agg::ArgMax {
+                                by,
+                                cols,
+                                star,
+                                min,
+                                names: std::mem::take(&mut names),
+                            },
+                        ));
+                        if self.peek() != Some(&Tok::Comma) {
+                            break;
+                        }
+                        self.pos += 1;
+                        continue;
+                    }
                     other => {
-                        return Err(self.err(format!(
-                            "the aggregation '{other}' is not supported (count, countif, dcount, min, max, sum, avg, make_set)"
-                        )));
+                        self.pos -= 1;
+                        return Err(self.err(format!("the aggregation '{other}' is not supported ({SUPPORTED})")));
                     }
                 };
-                aggs.push((explicit.unwrap_or(default_name), agg));
+                if names.len() > 1 {
+                    return Err(self.err(format!("{fname}() gives one column; name it with 'Name = {fname}(…)'")));
+                }
+                aggs.push((names.pop().unwrap_or(default_name), agg));
                 if self.peek() != Some(&Tok::Comma) {
                     break;
                 }
@@ -754,7 +960,17 @@ impl P<'_> {
                 "inner" => JoinKind::Inner,
                 "innerunique" => JoinKind::InnerUnique,
                 "leftouter" => JoinKind::LeftOuter,
-                other => return Err(self.err(format!("join kind '{other}' is not supported (inner, innerunique, leftouter)"))),
+                "rightouter" => JoinKind::RightOuter,
+                "fullouter" => JoinKind::FullOuter,
+                "leftsemi" => JoinKind::LeftSemi,
+                "leftanti" | "anti" | "leftantisemi" => JoinKind::LeftAnti,
+                "rightsemi" => JoinKind::RightSemi,
+                "rightanti" | "rightantisemi" => JoinKind::RightAnti,
+                other => {
+                    return Err(self.err(format!(
+                        "join kind '{other}' is not supported (inner, innerunique, leftouter, rightouter, fullouter, leftsemi, leftanti, rightsemi, rightanti)"
+                    )));
+                }
             };
         }
         let right = if self.peek() == Some(&Tok::LParen) {
@@ -844,7 +1060,11 @@ impl P<'_> {
                     Some(b) => (true, b.to_string()),
                     None => (false, lw.clone()),
                 };
-                let sop = match base.as_str() {
+                let (word, cs) = match base.strip_suffix("_cs") {
+                    Some(w) => (w, true),
+                    None => (base.as_str(), false),
+                };
+                let sop = match word {
                     "has" => Some(StrOp::Has),
                     "contains" => Some(StrOp::Contains),
                     "startswith" => Some(StrOp::StartsWith),
@@ -852,7 +1072,27 @@ impl P<'_> {
                     _ => None,
                 };
                 if let Some(op) = sop {
-                    BinOp::Str { op, negated }
+                    BinOp::Str { op, negated, cs }
+                } else if base == "between" {
+                    self.pos += 1;
+                    self.expect(Tok::LParen)?;
+                    let lo = self.expr()?;
+                    self.expect(Tok::Op(".."))?;
+                    let hi = self.expr()?;
+                    self.expect(Tok::RParen)?;
+                    return Ok(Expr::Between {
+                        expr: Box::new(l),
+                        lo: Box::new(lo),
+                        hi: Box::new(hi),
+                        negated,
+                    });
+                } else if base == "matches" && !negated {
+                    self.pos += 1;
+                    if !self.eat_word("regex") {
+                        return Err(self.err("expected 'regex' after 'matches'".into()));
+                    }
+                    let r = self.add()?;
+                    return Ok(Expr::Bin(BinOp::Regex, Box::new(l), Box::new(r)));
                 } else if (base == "has_any" || base == "has_all") && !negated {
                     self.pos += 1;
                     let list = self.paren_list()?;
@@ -918,7 +1158,27 @@ impl P<'_> {
         }
         self.primary()
     }
+    /// A primary expression and any `[key]` / `.name` accessors after it.
     fn primary(&mut self) -> R<Expr> {
+        let mut e = self.atom()?;
+        loop {
+            match self.peek() {
+                Some(Tok::LBracket) => {
+                    self.pos += 1;
+                    let key = self.expr()?;
+                    self.expect(Tok::RBracket)?;
+                    e = Expr::Index(Box::new(e), Box::new(key));
+                }
+                Some(Tok::Dot) if matches!(self.toks.get(self.pos + 1), Some((Tok::Ident(_), _))) => {
+                    self.pos += 1;
+                    let name = self.ident("a property name")?;
+                    e = Expr::Index(Box::new(e), Box::new(Expr::Lit(KV::Str(name))));
+                }
+                _ => return Ok(e),
+            }
+        }
+    }
+    fn atom(&mut self) -> R<Expr> {
         match self.next() {
             None => {
                 self.pos -= 1;
@@ -929,6 +1189,7 @@ impl P<'_> {
             Some(Tok::Real(n)) => Ok(Expr::Lit(KV::Real(n))),
             Some(Tok::Span(d)) => Ok(Expr::Lit(KV::Span(d))),
             Some(Tok::Date(d)) => Ok(Expr::Lit(KV::Date(d))),
+            Some(Tok::Dyn(v)) => Ok(Expr::Lit(KV::Dyn(v))),
             Some(Tok::LParen) => {
                 let e = self.expr()?;
                 self.expect(Tok::RParen)?;
@@ -947,6 +1208,13 @@ impl P<'_> {
                     }
                     _ => {}
                 }
+                if lw == "typeof" && self.peek() == Some(&Tok::LParen) {
+                    // `typeof(string)`: a type name, as extractjson() and mv-expand take.
+                    self.pos += 1;
+                    let ty = self.ident("a type name")?.to_ascii_lowercase();
+                    self.expect(Tok::RParen)?;
+                    return Ok(Expr::Lit(KV::Str(ty)));
+                }
                 if self.peek() == Some(&Tok::LParen) {
                     self.pos += 1;
                     let mut args = Vec::new();
@@ -961,12 +1229,16 @@ impl P<'_> {
                     // (fewest, most) arguments.
                     let (least, most) = match lw.as_str() {
                         "ago" | "tolower" | "toupper" | "isempty" | "isnotempty" | "isnull" | "isnotnull" | "strlen" | "tostring"
-                        | "tolong" | "toint" => (1, 1),
+                        | "tolong" | "toint" | "parse_json" | "todynamic" | "array_length" | "parse_url" | "url_decode"
+                        | "toreal" | "todouble" | "tobool" | "todatetime" | "base64_decode_tostring" | "startofday"
+                        | "dayofweek" | "hourofday" | "ipv4_is_private" | "trim_start" | "trim_end" | "reverse" => (1, 1),
                         "now" => (0, 0),
-                        "bin" => (2, 2),
-                        "iff" | "iif" => (3, 3),
-                        "substring" => (2, 3),
-                        "strcat" | "coalesce" => (1, 64),
+                        "bin" | "floor" | "indexof" | "set_has_element" => (2, 2),
+                        "iff" | "iif" | "replace_string" | "datetime_diff" => (3, 3),
+                        "substring" | "extractjson" | "split" => (2, 3),
+                        "extract" => (3, 4),
+                        "strcat" | "coalesce" | "pack_array" | "min_of" | "max_of" => (1, 64),
+                        "pack" | "bag_pack" => (2, 64),
                         other => return Err(self.err(format!("the function '{other}' is not supported by the emulator's KQL subset"))),
                     };
                     if args.len() < least || args.len() > most {

@@ -1,5 +1,6 @@
 //! The seeded hunting tables, derived from the alerts so that every view agrees.
 
+use super::stories::{self, Tables};
 use super::value::{KTable, KType, KV};
 use crate::data::{Dataset, Rng};
 use chrono::{DateTime, Duration, Utc};
@@ -261,7 +262,7 @@ const BENIGN: &[(&str, &str, &str)] = &[
     ("cmd.exe", "C:\\Windows\\System32", "cmd.exe /c ipconfig /all"),
 ];
 
-/// All six tables, keyed by name.
+/// Every hunting table, keyed by name: the ones derived here and those in [`stories`].
 pub fn build_tables(ds: &Dataset, seed: u64) -> HashMap<String, KTable> {
     let mut rng = Rng::new(seed ^ 0x4855_4e54);
     let e = &ds.entities;
@@ -273,6 +274,8 @@ pub fn build_tables(ds: &Dataset, seed: u64) -> HashMap<String, KTable> {
     let mut logon = Builder::new(DEVICE_LOGON);
     let mut ident = Builder::new(IDENTITY_LOGON);
     let mut report = 1000i64;
+    let mut more = HashMap::new();
+    stories::add_schemas(&mut more);
 
     for item in &ds.alerts_v2 {
         // Parsed for this pass only: the stored alert stays compact.
@@ -296,6 +299,7 @@ pub fn build_tables(ds: &Dataset, seed: u64) -> HashMap<String, KTable> {
         row.extend([("Category", js(&a["category"])), ("Severity", s(&severity))]);
         info.push(&row);
 
+        stories::from_alert(&mut Tables(&mut more), &mut rng, a, at, &mut report);
         let ev = a["evidence"].as_array().cloned().unwrap_or_default();
         let device = ev.iter().find(|x| x["@odata.type"] == "#microsoft.graph.security.deviceEvidence");
         let user = ev.iter().find_map(|x| x.get("userAccount")).cloned().unwrap_or(Value::Null);
@@ -548,7 +552,7 @@ pub fn build_tables(ds: &Dataset, seed: u64) -> HashMap<String, KTable> {
             ]);
         }
     }
-    HashMap::from([
+    let mut tables = HashMap::from([
         ("AlertInfo".to_string(), info.table),
         ("AlertEvidence".to_string(), evidence.table),
         ("DeviceProcessEvents".to_string(), proc_.table),
@@ -556,5 +560,8 @@ pub fn build_tables(ds: &Dataset, seed: u64) -> HashMap<String, KTable> {
         ("DeviceNetworkEvents".to_string(), net.table),
         ("DeviceLogonEvents".to_string(), logon.table),
         ("IdentityLogonEvents".to_string(), ident.table),
-    ])
+    ]);
+    tables.extend(more);
+    stories::seed(&mut Tables(&mut tables), ds, &mut rng, &mut report);
+    tables
 }

@@ -249,11 +249,14 @@ fn syntax_and_semantic_errors_say_where() {
         ("Logons | project Account,", "end of the query"),
         ("Logons | where Account == 'x", "unterminated string"),
         ("Logons | summarize percentile(Port, 50)", "aggregation 'percentile'"),
-        ("Logons | join kind=fullouter Devices on Device", "join kind 'fullouter'"),
-        ("Logons | where parse_json(Cmd) == 1", "function 'parse_json'"),
+        ("Logons | join kind=sideways Devices on Device", "join kind 'sideways'"),
+        ("Logons | where hash_md5(Cmd) == 1", "function 'hash_md5'"),
         ("Logons | join (let x = 1; Devices) on Device", "'let' statements"),
         ("Logons\n| where Port >", "line 2"),
-        ("Logons | where Port between (1 .. 100)", "unexpected 'between'"),
+        ("Logons | parse Cmd with * \"-enc \" Payload", "operator 'parse'"),
+        ("Logons | where Port between (1, 100)", "expected '..'"),
+        ("Logons | summarize arg_max(Timestamp, tolower(Account))", "column names (or *)"),
+        ("Logons | where Cmd matches 'x'", "'regex' after 'matches'"),
     ];
     for (text, want) in bad {
         let e = parse_query(text).expect_err(text).to_string();
@@ -396,4 +399,116 @@ fn string_and_conditional_functions() {
     );
     let err = super::parse::parse_query("Logons | project iff(Ok, 1)").unwrap_err();
     assert!(err.message.contains("iff() takes 3"), "{}", err.message);
+}
+
+#[test]
+fn dynamic_values_and_json_functions() {
+    // Literals, indexing by name and position (negative from the end), dotted access, parse_json and extractjson.
+    assert_eq!(
+        col("Logons | take 1 | extend d = dynamic({\"a\": {\"b\": [10, 20, 30]}}) | project x = d.a.b[-1]"),
+        vec![json!(30)]
+    );
+    assert_eq!(
+        col("Logons | take 1 | project x = parse_json('{\"ThreatName\":\"EICAR\"}').ThreatName"),
+        vec![json!("EICAR")]
+    );
+    assert_eq!(
+        col("Logons | take 1 | project x = extractjson('$.a[1].k', '{\"a\":[{},{\"k\":\"v\"}]}', typeof(string))"),
+        vec![json!("v")]
+    );
+    assert_eq!(col("Logons | take 1 | project x = array_length(pack_array(1, 'two', 3))"), vec![json!(3)]);
+    assert_eq!(
+        col("Logons | take 1 | project x = split('a.b.c', '.')[1]"),
+        vec![json!("b")]
+    );
+    let url = col("Logons | take 1 | project u = parse_url('https://h.example:8443/p/q?url=https%3A%2F%2Fx.example&b=1#f')");
+    assert_eq!(url[0]["Host"], "h.example");
+    assert_eq!(url[0]["Port"], "8443");
+    assert_eq!(url[0]["Query Parameters"]["url"], "https://x.example");
+    assert_eq!(col("Logons | take 1 | project x = url_decode('a%20b')"), vec![json!("a b")]);
+    assert_eq!(
+        col("Logons | take 1 | project x = base64_decode_tostring('aGVsbG8=')"),
+        vec![json!("hello")]
+    );
+    // `in` and `has_any` spread a dynamic list (a `let` list, as msticpy's files write them).
+    assert_eq!(
+        col("let ports = dynamic([80, 3389]); Logons | where Port in (ports) | project Account"),
+        vec![json!("bob"), json!("carol")]
+    );
+    assert_eq!(
+        col("let words = pack_array('whoami', 'ssh'); Logons | where Cmd has_any (words) | project Account"),
+        vec![json!("bob")]
+    );
+}
+
+#[test]
+fn regex_between_and_case_sensitive_operators() {
+    assert_eq!(
+        col(r#"Logons | where Cmd matches regex @"-enc\s+[A-Z]+" | project Account"#),
+        vec![json!("alice")]
+    );
+    assert_eq!(
+        col(r#"Logons | take 1 | project x = extract(@"-enc\s+(\w+)", 1, Cmd)"#),
+        vec![json!("AAA")]
+    );
+    assert_eq!(col("Logons | where Port between (400 .. 445) | project Port"), vec![json!(443), json!(445), json!(443)]);
+    assert_eq!(col("Logons | where Port !between (23 .. 3388) | project Port"), vec![json!(3389)]);
+    // A datetime range given as start .. duration.
+    assert_eq!(
+        col("Logons | where Timestamp between (ago(3h) .. 150min) | project Account"),
+        vec![json!("alice"), json!("bob"), json!("Alice")]
+    );
+    assert_eq!(col("Logons | where Account contains_cs 'Ali' | project Account"), vec![json!("Alice")]);
+    assert_eq!(col("Logons | where Account startswith_cs 'ali' | project Account"), vec![json!("alice")]);
+    assert_eq!(
+        col("Logons | where Account !endswith_cs 'CE' and Account has_cs 'alice' | project Account"),
+        vec![json!("alice")]
+    );
+}
+
+#[test]
+fn more_aggregations_and_joins() {
+    // arg_max with named columns and with *, tuple names, dcountif, make_list with a cap, any.
+    assert_eq!(
+        q("Logons | summarize arg_max(Timestamp, Port) by Account | where Account == 'bob' | project Account, Timestamp, Port")
+            .len(),
+        1
+    );
+    assert_eq!(
+        q("Logons | where Account == 'bob' | summarize (Latest, P) = arg_max(Timestamp, Port) by Account | project P"),
+        vec![vec![json!(80)]]
+    );
+    assert_eq!(
+        columns("Logons | summarize arg_min(Port, *) by Device"),
+        ["Device", "Port", "Timestamp", "Account", "Ok", "Cmd"]
+    );
+    assert_eq!(
+        q("Logons | summarize arg_min(Port, *) by Device | where Device == 'ws-1' | project Account, Port"),
+        vec![vec![json!("alice"), json!(443)]]
+    );
+    assert_eq!(
+        q("Logons | summarize n = dcountif(Account, Ok == true), l = make_list(Port, 2), a = any(Device)"),
+        vec![vec![json!(3), json!([443, 80]), json!("ws-1")]]
+    );
+    // Semi and anti joins keep one side; outer joins keep the unmatched rows.
+    assert_eq!(
+        col("Logons | join kind=leftsemi (Devices | where Owner == 'bob') on Device | project Account"),
+        vec![json!("bob"), json!("bob")]
+    );
+    assert_eq!(
+        col("Logons | join kind=leftanti Devices on Device | project Account"),
+        vec![json!("carol")]
+    );
+    assert_eq!(col("Devices | join kind=rightanti Logons on Device | project Account"), vec![json!("carol")]);
+    assert_eq!(q("Logons | join kind=fullouter (Devices | where Owner == 'alice') on Device").len(), 5);
+    // mv-expand: one row per element, typed after the elements.
+    assert_eq!(
+        col("Logons | take 1 | extend p = pack_array('a', 'b', 'c') | mv-expand p | project p"),
+        vec![json!("a"), json!("b"), json!("c")]
+    );
+    assert_eq!(
+        columns("Logons | take 1 | mv-expand x = pack_array(1, 2) limit 1 | project x"),
+        ["x"]
+    );
+    assert_eq!(q("Logons | distinct *").len(), 5);
 }

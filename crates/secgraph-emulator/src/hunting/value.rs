@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use std::cmp::Ordering;
 
 /// A column type, named as runHuntingQuery's schema names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum KType {
     String,
     DateTime,
@@ -117,6 +117,9 @@ impl KV {
             (KV::Date(a), KV::Date(b)) => Some(a.cmp(b)),
             (KV::Span(a), KV::Span(b)) => Some(a.cmp(b)),
             (KV::Bool(a), KV::Bool(b)) => Some(a.cmp(b)),
+            // Booleans compare with numbers as 0 and 1, as Kusto stores them.
+            (KV::Bool(a), KV::Long(b)) => Some((*a as i64).cmp(b)),
+            (KV::Long(a), KV::Bool(b)) => Some(a.cmp(&(*b as i64))),
             (KV::Dyn(a), KV::Dyn(b)) => Some(a.to_string().cmp(&b.to_string())),
             _ => None,
         }
