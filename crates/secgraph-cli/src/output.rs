@@ -484,6 +484,7 @@ pub fn print_query_list(store: &QueryStore, filter: Option<&str>) {
         if let Some(f) = &f
             && !full.to_lowercase().contains(f)
             && !q.description.to_lowercase().contains(f)
+            && !q.tags.iter().any(|t| t.to_lowercase().contains(f))
         {
             continue;
         }
@@ -560,6 +561,9 @@ pub fn print_query(q: &QueryTemplate) -> anyhow::Result<()> {
     println!();
     for line in q.description.lines() {
         println!("  {line}");
+    }
+    if !q.tags.is_empty() {
+        println!("  tags: {}", q.tags.join(", "));
     }
     println!();
     let mut t = comfy_table::Table::new();

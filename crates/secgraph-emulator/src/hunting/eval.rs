@@ -559,17 +559,21 @@ fn has_term(hay: &str, needle: &str) -> bool {
     has_term_cs(&hay.to_lowercase(), &needle.to_lowercase())
 }
 
-/// Whether `needle` occurs in `hay` as a whole term (bounded by non-alphanumerics), case as given.
+/// Whether `needle` occurs in `hay` as whole terms, case as given: where the needle begins (ends) with a letter or
+/// digit, the text before (after) it must not continue the term; a needle bounded by punctuation (`@"\Temp\"`,
+/// `" cl "`) matches wherever it occurs, as Kusto's term index does.
 fn has_term_cs(h: &str, n: &str) -> bool {
     if n.is_empty() {
         return true;
     }
+    let open = n.chars().next().is_some_and(char::is_alphanumeric);
+    let close = n.chars().next_back().is_some_and(char::is_alphanumeric);
     let mut start = 0;
     while let Some(p) = h[start..].find(n) {
         let a = start + p;
         let b = a + n.len();
-        let before_ok = h[..a].chars().next_back().is_none_or(|c| !c.is_alphanumeric());
-        let after_ok = h[b..].chars().next().is_none_or(|c| !c.is_alphanumeric());
+        let before_ok = !open || h[..a].chars().next_back().is_none_or(|c| !c.is_alphanumeric());
+        let after_ok = !close || h[b..].chars().next().is_none_or(|c| !c.is_alphanumeric());
         if before_ok && after_ok {
             return true;
         }

@@ -459,6 +459,10 @@ fn regex_between_and_case_sensitive_operators() {
         vec![json!("alice"), json!("bob"), json!("Alice")]
     );
     assert_eq!(col("Logons | where Account contains_cs 'Ali' | project Account"), vec![json!("Alice")]);
+    // `has` with punctuation at the needle's ends matches inside longer terms; a word still needs whole terms.
+    assert_eq!(col(r#"Logons | where Cmd has @"\\srv" | project Account"#), vec![json!("Alice")]);
+    assert_eq!(col("Logons | where Cmd has ' /c ' | project Account"), vec![json!("bob")]);
+    assert_eq!(col("Logons | where Cmd has 'power' | project Account"), Vec::<Value>::new());
     assert_eq!(col("Logons | where Account startswith_cs 'ali' | project Account"), vec![json!("alice")]);
     assert_eq!(
         col("Logons | where Account !endswith_cs 'CE' and Account has_cs 'alice' | project Account"),

@@ -100,6 +100,9 @@ pub struct QueryTemplate {
     pub parameters: Vec<Parameter>,
     /// Columns shown first in a terminal table.
     pub table_columns: Vec<String>,
+    /// `metadata.tags`: free-form labels; the hunting library tags each query with the MITRE ATT&CK techniques it
+    /// helps find (`T1059.001`). `secgraph queries FILTER` matches them.
+    pub tags: Vec<String>,
     /// `metadata.max_rows`: a number, or the name of the parameter that gives it; paging stops there.
     pub max_rows: Option<String>,
     /// `metadata.match_evidence`: a parameter whose value must appear in a row's alerts' evidence (client-side filter).

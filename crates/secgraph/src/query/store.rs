@@ -138,6 +138,16 @@ pub const BUILTIN_FILES: &[(&str, &str)] = &[
     ("alerts.yaml", include_str!("builtin/alerts.yaml")),
     ("incidents.yaml", include_str!("builtin/incidents.yaml")),
     ("hunting.yaml", include_str!("builtin/hunting.yaml")),
+    // The hunting library: one file per family.
+    ("hunt_process.yaml", include_str!("builtin/hunt_process.yaml")),
+    ("hunt_network.yaml", include_str!("builtin/hunt_network.yaml")),
+    ("hunt_file.yaml", include_str!("builtin/hunt_file.yaml")),
+    ("hunt_persistence.yaml", include_str!("builtin/hunt_persistence.yaml")),
+    ("hunt_credential.yaml", include_str!("builtin/hunt_credential.yaml")),
+    ("hunt_logon.yaml", include_str!("builtin/hunt_logon.yaml")),
+    ("hunt_identity.yaml", include_str!("builtin/hunt_identity.yaml")),
+    ("hunt_email.yaml", include_str!("builtin/hunt_email.yaml")),
+    ("hunt_cloud.yaml", include_str!("builtin/hunt_cloud.yaml")),
     ("secure_score.yaml", include_str!("builtin/secure_score.yaml")),
 ];
 
@@ -220,6 +230,13 @@ impl QueryStore {
                 .and_then(Value::as_array)
                 .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
                 .unwrap_or_default();
+            let tags = src
+                .metadata
+                .as_ref()
+                .and_then(|m| m.get("tags"))
+                .and_then(Value::as_array)
+                .map(|a| a.iter().map(crate::output::cell_text).collect())
+                .unwrap_or_default();
             let max_rows = src.metadata.as_ref().and_then(|m| m.get("max_rows")).map(crate::output::cell_text);
             let match_evidence = src
                 .metadata
@@ -252,6 +269,7 @@ impl QueryStore {
                 language,
                 parameters: params,
                 table_columns,
+                tags,
                 max_rows,
                 match_evidence,
                 origin: origin.to_string(),
