@@ -5,7 +5,8 @@
 //! with a user and a URL has the phishing mail that carried it, the URL and the click). Rows from *stories* are the
 //! short attack sequences the built-in hunting queries (`crates/secgraph/src/query/builtin/hunt_*.yaml`) are
 //! written to find: each story names the queries that should return it, and a test runs every query against them.
-//! Stories happen in the two days before the dataset's `now`, on devices and accounts from the same entity pools.
+//! Stories happen from the day before yesterday (midnight, UTC) into yesterday, on devices and accounts from the same
+//! entity pools.
 
 use super::value::{KTable, KType, KV};
 use crate::data::{Dataset, Device, Rng, User};
@@ -502,7 +503,13 @@ impl On<'_> {
 pub(super) fn seed(t: &mut Tables, ds: &Dataset, rng: &mut Rng, report: &mut i64) {
     let e = &ds.entities;
     let now = ds.generated_at;
-    let base = now - Duration::hours(40);
+    // Midnight two days back: the stories' bursts then fall inside one bin (15 minutes, an hour, a day) whatever the
+    // time of day, so the queries that count per bin find them.
+    let base = (now - Duration::days(2))
+        .date_naive()
+        .and_hms_opt(0, 0, 0)
+        .map(|t| t.and_utc())
+        .unwrap_or(now - Duration::days(2));
     let at = |minutes: i64| KV::Date(base + Duration::minutes(minutes));
     let dev = |i: usize| &e.devices[i % e.devices.len()];
     let usr = |i: usize| &e.users[i % e.users.len()];
@@ -822,7 +829,7 @@ pub(super) fn seed(t: &mut Tables, ds: &Dataset, rng: &mut Rng, report: &mut i64
 
     // Identity: a password spray against Entra ID, one account signing in from three countries in a day.
     for (k, u) in e.users.iter().enumerate().take(12) {
-        let mut row = identity_logon(u, at(-500 + k as i64 * 2), "LogonFailed", "203.0.113.99", "RO");
+        let mut row = identity_logon(u, at(-540 + k as i64 * 2), "LogonFailed", "203.0.113.99", "RO");
         row.push(("FailureReason", s("InvalidUserNameOrPassword")));
         t.push("IdentityLogonEvents", &row);
     }
