@@ -466,6 +466,9 @@ pub(crate) enum Command {
         /// data on every run.
         #[arg(long, value_name = "TIME")]
         as_of: Option<String>,
+        /// Advanced hunting's calls a minute per tenant (default: the service's 45).
+        #[arg(long, value_name = "N", default_value_t = 45)]
+        hunting_per_minute: u32,
     },
 }
 

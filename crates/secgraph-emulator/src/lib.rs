@@ -87,6 +87,9 @@ pub struct EmulatorConfig {
     /// The instant the seeded data ends at (its 30 days lead up to it); default: the time the emulator starts.
     /// A fixed instant makes the whole dataset reproducible (golden files, documentation examples).
     pub as_of: Option<chrono::DateTime<chrono::Utc>>,
+    /// Advanced hunting's per-tenant limits (calls a minute, CPU per 15 minutes, result size); default the
+    /// service's. Test suites that send many hunting queries raise `calls_per_minute`.
+    pub hunting_quota: hunting::quota::HuntingQuota,
 }
 
 impl Default for EmulatorConfig {
@@ -104,6 +107,7 @@ impl Default for EmulatorConfig {
             auto_approve: None,
             churn: None,
             as_of: None,
+            hunting_quota: Default::default(),
             device_code_interval: Duration::from_secs(5),
             device_code_lifetime: Duration::from_secs(900),
             auth_code_lifetime: Duration::from_secs(600),
@@ -229,6 +233,7 @@ impl Emulator {
             auth: Default::default(),
             vaults: RwLock::new(vaults),
             hunting: std::sync::OnceLock::new(),
+            hunting_usage: Default::default(),
             vault_origins,
             churn_rng: std::sync::Mutex::new(data::Rng::new(config.seed ^ 0x00c4_a21e)),
             paths: Default::default(),

@@ -24,6 +24,8 @@ pub struct AppState {
     /// Advanced-hunting tables, built from the dataset on the first hunting query (most runs never ask, and they
     /// are as large as the alerts themselves).
     pub hunting: std::sync::OnceLock<std::collections::HashMap<String, crate::hunting::value::KTable>>,
+    /// Advanced-hunting calls and CPU used, per tenant (see [`crate::hunting::quota`]).
+    pub hunting_usage: crate::hunting::quota::Usage,
     /// Each vault's own origin (`https://127.0.0.1:PORT`, no path), by lower-case vault name: a vault is served at
     /// the root of its own listener, as a real vault URL has no path.
     pub vault_origins: std::collections::HashMap<String, String>,

@@ -106,7 +106,13 @@ async fn hunting_errors() {
     assert_eq!(v["error"]["code"], "BadRequest");
     let m = v["error"]["message"].as_str().unwrap();
     assert!(m.contains("line 2"), "{m}");
-    let (s, v) = hunt(&emu, &c, &tok, json!({"Query": "AlertInfo | mv-expand AttackTechniques"})).await;
+    let (s, v) = hunt(
+        &emu,
+        &c,
+        &tok,
+        json!({"Query": "AlertInfo | make-series n = count() on Timestamp step 1h"}),
+    )
+    .await;
     assert_eq!(s, 400);
     assert!(v["error"]["message"].as_str().unwrap().contains("not supported"), "{v}");
     let (s, _) = hunt(&emu, &c, &tok, json!({"Timespan": "P1D"})).await;
@@ -117,4 +123,61 @@ async fn hunting_errors() {
     let (s, v) = hunt(&emu, &c, &weak, json!({"Query": "AlertInfo | take 1"})).await;
     assert_eq!(s, 403);
     assert!(v["error"]["message"].as_str().unwrap().contains("ThreatHunting.Read.All"));
+}
+
+#[tokio::test]
+async fn hunting_quotas_answer_429_naming_the_quota() {
+    use secgraph_emulator::hunting::quota::HuntingQuota;
+    let (emu, c) = common::start(EmulatorConfig {
+        alerts: 150,
+        hunting_quota: HuntingQuota {
+            calls_per_minute: 3,
+            max_result_bytes: 20_000,
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .await;
+    let tok = token(&emu, &c, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET).await;
+    // A result over the size limit is refused whole.
+    let (s, v) = hunt(&emu, &c, &tok, json!({"Query": "AlertEvidence"})).await;
+    assert_eq!(s, 400, "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("over the limit of 20000 bytes"),
+        "{v}"
+    );
+    for _ in 0..2 {
+        let (s, v) = hunt(&emu, &c, &tok, json!({"Query": "AlertInfo | take 1"})).await;
+        assert_eq!(s, 200, "{v}");
+    }
+    // The fourth call within the minute: 429, how long to wait, and which quota.
+    let r = c
+        .post(format!("{}/v1.0/security/runHuntingQuery", emu.base_url()))
+        .bearer_auth(&tok)
+        .json(&json!({"Query": "AlertInfo | take 1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 429);
+    let wait: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "TooManyRequests");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("3 calls a minute per tenant"),
+        "{v}"
+    );
+    // The quota is per tenant: the second tenant's app is not throttled.
+    let other = common::client_credentials(
+        &emu,
+        &c,
+        directory::SECOND_TENANT_ID,
+        directory::SECOND_CLIENT_ID,
+        "fabrikam-demo-secret",
+        "https://graph.microsoft.com/.default",
+    )
+    .await
+    .expect("a token for the second tenant");
+    let (s, v) = hunt(&emu, &c, &other, json!({"Query": "AlertInfo | take 1"})).await;
+    assert_eq!(s, 200, "{v}");
 }

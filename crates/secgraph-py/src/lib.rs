@@ -554,7 +554,8 @@ impl Emulator {
     /// msticpyconfig.yaml that points at it.
     #[new]
     /// `auto_approve`: a user (UPN) that every device-code and browser sign-in completes as, without a page visit.
-    #[pyo3(signature = (alerts=500, seed=None, faults=None, page_size=None, auto_approve=None))]
+    /// `hunting_calls_per_minute`: advanced hunting's per-tenant call quota (default the service's, 45).
+    #[pyo3(signature = (alerts=500, seed=None, faults=None, page_size=None, auto_approve=None, hunting_calls_per_minute=None))]
     fn new(
         py: Python<'_>,
         alerts: usize,
@@ -562,6 +563,7 @@ impl Emulator {
         faults: Option<String>,
         page_size: Option<usize>,
         auto_approve: Option<String>,
+        hunting_calls_per_minute: Option<u32>,
     ) -> PyResult<Emulator> {
         let faults = faults
             .map(|f| secgraph_emulator::faults::FaultSpec::parse(&f))
@@ -577,6 +579,9 @@ impl Emulator {
         };
         if let Some(s) = seed {
             config.seed = s;
+        }
+        if let Some(n) = hunting_calls_per_minute {
+            config.hunting_quota.calls_per_minute = n;
         }
         if auto_approve.is_some() {
             config.device_code_interval = Duration::from_secs(1);

@@ -74,7 +74,8 @@ pub struct ApiError {
     pub date: Option<String>,
     /// The request's method and URL path (no query string, which may carry user data).
     pub request: String,
-    /// How long the service asked to wait (`Retry-After`, clamped), when it did.
+    /// How long the service asked to wait (`Retry-After`; clamped to a minute, except when the wait was too long to
+    /// retry and this error says so), when it did.
     pub retry_after: Option<std::time::Duration>,
 }
 
@@ -86,6 +87,9 @@ impl std::fmt::Display for ApiError {
             "Graph answered HTTP {} {code} to {}: {}",
             self.status, self.request, self.message
         )?;
+        if let (429, Some(w)) = (self.status, self.retry_after) {
+            write!(f, " (Graph asks to retry in {} s)", w.as_secs())?;
+        }
         if let Some(r) = &self.request_id {
             write!(f, " [request-id {r}")?;
             if let Some(d) = &self.date {

@@ -192,16 +192,23 @@ pub(crate) async fn read_error_body(mut resp: reqwest::Response) -> bytes::Bytes
 
 /// `Retry-After` as seconds (any non-negative number, clamped to [`MAX_RETRY_WAIT`]) or an HTTP date.
 pub(crate) fn retry_after(h: &reqwest::header::HeaderMap) -> Option<Duration> {
+    retry_after_unclamped(h).map(|d| d.min(MAX_RETRY_WAIT))
+}
+
+/// `Retry-After` as asked (seconds, at most a day, or an HTTP date), not clamped.
+pub(crate) fn retry_after_unclamped(h: &reqwest::header::HeaderMap) -> Option<Duration> {
     let v = h.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
     if let Ok(secs) = v.parse::<f64>() {
         if !(secs.is_finite() && secs >= 0.0) {
             return None;
         }
-        return Some(Duration::from_secs_f64(secs.min(MAX_RETRY_WAIT.as_secs_f64())));
+        return Some(Duration::from_secs_f64(secs.min(86_400.0)));
     }
     let when = chrono::DateTime::parse_from_rfc2822(v).ok()?;
-    let secs = (when.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_milliseconds().max(0) as u64;
-    Some(Duration::from_millis(secs).min(MAX_RETRY_WAIT))
+    let ms = (when.with_timezone(&chrono::Utc) - chrono::Utc::now())
+        .num_milliseconds()
+        .clamp(0, 86_400_000) as u64;
+    Some(Duration::from_millis(ms))
 }
 
 /// Exponential backoff with jitter for attempt `n` (1-based): 1 s, 2 s, 4 s … capped at 32 s.

@@ -6,6 +6,7 @@ use secgraph::config::{ConfigSource, Settings};
 use secgraph::query::Language;
 use secgraph::query::QueryStore;
 use secgraph::{ConnectOptions, QueryProvider};
+use secgraph_emulator::hunting::quota::HuntingQuota;
 use secgraph_emulator::{Dataset, Emulator, EmulatorConfig};
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -20,6 +21,12 @@ async fn fx() -> Fx {
     let emu = Emulator::start(EmulatorConfig {
         alerts: 400,
         page_size: Some(90),
+        // These tests send more hunting queries a minute than the service allows (45); the quota's own test
+        // keeps the real figure.
+        hunting_quota: HuntingQuota {
+            calls_per_minute: 10_000,
+            ..Default::default()
+        },
         ..Default::default()
     })
     .await
@@ -439,8 +446,7 @@ fn golden_renderings_and_valid_odata() {
             .unwrap_or_else(|e| panic!("{}: {e}", q.full_name()));
         out.push_str(&format!("{}\n  {}\n", q.full_name(), r.describe()));
         if r.language == Language::Kql {
-            secgraph_emulator::hunting::parse_query(&r.text)
-                .unwrap_or_else(|e| panic!("{}: invalid KQL: {e}\n{}", q.full_name(), r.text));
+            secgraph_emulator::hunting::parse_query(&r.text).unwrap_or_else(|e| panic!("{}: invalid KQL: {e}\n{}", q.full_name(), r.text));
         }
         if r.language == Language::OData
             && let Some((_, query)) = r.text.split_once('?')
@@ -614,14 +620,23 @@ async fn hunting_library_finds_what_the_stories_seed() {
         .cloned()
         .collect();
     let families: BTreeSet<&str> = library.iter().map(|q| q.family.as_str()).collect();
-    assert!(library.len() >= 40 && families.len() >= 7, "{} queries in {families:?}", library.len());
+    assert!(
+        library.len() >= 40 && families.len() >= 7,
+        "{} queries in {families:?}",
+        library.len()
+    );
     let technique = |t: &str| {
         let (id, sub) = t.split_once('.').unwrap_or((t, "000"));
         id.len() == 5 && id.starts_with('T') && id[1..].chars().all(|c| c.is_ascii_digit()) && sub.len() == 3
     };
     let mut found: std::collections::HashMap<String, Vec<Value>> = Default::default();
     for q in &library {
-        assert!(!q.tags.is_empty() && q.tags.iter().all(|t| technique(t)), "{}: tags {:?}", q.full_name(), q.tags);
+        assert!(
+            !q.tags.is_empty() && q.tags.iter().all(|t| technique(t)),
+            "{}: tags {:?}",
+            q.full_name(),
+            q.tags
+        );
         assert_eq!(q.language, Language::Kql, "{}", q.full_name());
         let mut rows: Vec<Value> = Vec::new();
         p.run(&q.full_name(), &[], &mut rows)
@@ -638,7 +653,11 @@ async fn hunting_library_finds_what_the_stories_seed() {
         );
     };
     let all = |name: &str, f: &dyn Fn(&Value) -> bool| assert!(found[name].iter().all(f), "{name}: {:?}", found[name]);
-    any("HuntProcess.encoded_powershell", "Decoded", "DownloadString('http://203.0.113.77/stage2.ps1')");
+    any(
+        "HuntProcess.encoded_powershell",
+        "Decoded",
+        "DownloadString('http://203.0.113.77/stage2.ps1')",
+    );
     any("HuntProcess.office_spawning_shell", "InitiatingProcessFileName", "WINWORD.EXE");
     all("HuntProcess.lolbin_download", &|r| {
         ["certutil.exe", "bitsadmin.exe", "curl.exe", "wget.exe"].contains(&r["FileName"].as_str().unwrap_or("").to_lowercase().as_str())
@@ -649,7 +668,11 @@ async fn hunting_library_finds_what_the_stories_seed() {
     all("HuntNetwork.smb_fan_out", &|r| r["Targets"].as_i64() >= Some(10));
     any("HuntFile.mass_file_rename", "Extension", "locked");
     any("HuntFile.downloaded_then_executed", "FileName", "AnyDesk.exe");
-    any("HuntFile.unsigned_dll_side_loading", "InitiatingProcessFileName", "OneDriveUpdater.exe");
+    any(
+        "HuntFile.unsigned_dll_side_loading",
+        "InitiatingProcessFileName",
+        "OneDriveUpdater.exe",
+    );
     all("HuntFile.unsigned_dll_side_loading", &|r| r["FileName"] != "mscoree.dll");
     any("HuntPersistence.accessibility_debugger", "Program", "sethc.exe");
     any("HuntPersistence.uncommon_powershell_commands", "Command", "Invoke-Mimikatz");
@@ -666,8 +689,56 @@ async fn hunting_library_finds_what_the_stories_seed() {
     any("HuntCloud.admin_role_assignments", "Role", "Global Administrator");
     // A threshold is a parameter: raised past what was seeded, the burst is no longer reported.
     let mut rows: Vec<Value> = Vec::new();
-    p.run("HuntNetwork.smb_fan_out", &[("min_targets".into(), "15".into())], &mut rows).await.unwrap();
+    p.run("HuntNetwork.smb_fan_out", &[("min_targets".into(), "15".into())], &mut rows)
+        .await
+        .unwrap();
     assert!(rows.is_empty(), "{rows:?}");
     // `secgraph queries T1003` finds queries by technique.
     assert!(library.iter().filter(|q| q.tags.iter().any(|t| t.starts_with("T1003"))).count() >= 3);
+}
+
+/// Advanced hunting's CPU quota: the emulator answers 429 with the rest of the 15-minute cycle to wait; the client
+/// does not sleep through that silently but fails at once, saying which quota and how long.
+#[tokio::test]
+async fn hunting_cpu_quota_is_reported_not_slept_through() {
+    let emu = Emulator::start(EmulatorConfig {
+        alerts: 100,
+        hunting_quota: HuntingQuota {
+            cpu_ms_per_cycle: 1,
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("c.yaml"), emu.msticpy_config()).unwrap();
+    let s = Settings::load(&dir.path().join("c.yaml"), ConfigSource::Explicit).unwrap();
+    let p = QueryProvider::connect(Some(&s), &ConnectOptions::default()).await.unwrap();
+    let run = |q: &str| {
+        let params = vec![("query".to_string(), q.to_string())];
+        let p = &p;
+        async move {
+            let mut rows: Vec<Value> = Vec::new();
+            p.run("Hunting.run", &params, &mut rows).await.map(|_| rows)
+        }
+    };
+    assert_eq!(run("AlertInfo | take 2").await.unwrap().len(), 2);
+    let started = std::time::Instant::now();
+    let e = run("AlertInfo | take 2").await.expect_err("the cycle's CPU is used up");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "waited {:?}",
+        started.elapsed()
+    );
+    let text = e.to_string();
+    assert!(
+        text.contains("429") && text.contains("CPU quota") && text.contains("Graph asks to retry in"),
+        "{text}"
+    );
+    let wait = e.retry_after().expect("the wait is kept");
+    assert!(
+        wait > std::time::Duration::from_secs(60) && wait <= std::time::Duration::from_secs(900),
+        "{wait:?}"
+    );
 }

@@ -19,6 +19,7 @@ pub(crate) async fn run(command: &Command) -> anyhow::Result<()> {
         faults,
         churn,
         as_of,
+        hunting_per_minute,
     } = command
     else {
         return Err(UsageError("not the emulator command".into()).into());
@@ -62,6 +63,10 @@ pub(crate) async fn run(command: &Command) -> anyhow::Result<()> {
                     .map_err(|e| UsageError(format!("--as-of '{t}': {e} (expected e.g. 2026-06-01T00:00:00Z)")))
             })
             .transpose()?,
+        hunting_quota: secgraph_emulator::hunting::quota::HuntingQuota {
+            calls_per_minute: *hunting_per_minute,
+            ..Default::default()
+        },
         ..Default::default()
     };
     run_emulator(config, write_config.as_deref()).await

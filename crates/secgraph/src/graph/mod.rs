@@ -403,6 +403,15 @@ impl GraphClient {
                 server_errors += 1;
             }
             let transient = matches!(status, 429 | 503 | 504) || (server_error && server_errors < MAX_ATTEMPTS_SERVER_ERROR);
+            // A wait longer than we would sleep (advanced hunting's CPU quota asks for the rest of a 15-minute
+            // cycle) is not slept through in silence: the error says how long, and the caller decides.
+            let asked = crate::http::retry_after_unclamped(&headers);
+            if status == 429 && asked.is_some_and(|w| w > crate::http::MAX_RETRY_WAIT) {
+                let mut err = err;
+                err.retry_after = asked;
+                tracing::warn!(request_id = ?err.request_id, wait_s = asked.map(|w| w.as_secs()), "Graph asked to wait longer than a retry would; giving up");
+                return Err(Error::Api(Box::new(err)));
+            }
             if transient && attempt < MAX_ATTEMPTS {
                 let wait = retry_after(&headers).unwrap_or_else(|| backoff(attempt));
                 tracing::info!(status, request_id = ?err.request_id, wait_ms = wait.as_millis() as u64, attempt, "Graph asked to retry later");

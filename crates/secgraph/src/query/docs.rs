@@ -27,7 +27,11 @@ pub fn markdown(store: &QueryStore) -> String {
                 q.description.replace('\n', " ")
             );
             if !q.tags.is_empty() {
-                let _ = write!(out, "Tags: {}\n\n", q.tags.iter().map(|t| format!("`{t}`")).collect::<Vec<_>>().join(", "));
+                let _ = write!(
+                    out,
+                    "Tags: {}\n\n",
+                    q.tags.iter().map(|t| format!("`{t}`")).collect::<Vec<_>>().join(", ")
+                );
             }
             let params: Vec<_> = q.parameters.iter().filter(|p| p.name != "path").collect();
             if !params.is_empty() {
