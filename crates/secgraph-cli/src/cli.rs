@@ -475,8 +475,14 @@ pub(crate) enum Command {
 #[derive(Args, Debug)]
 pub(crate) struct ExportArgs {
     /// The dataset root: ROOT/stream=<stream>/tenant=<id>/date=<day>/part-*.parquet, checkpoints in ROOT/_checkpoints.
-    #[arg(long, value_name = "DIR")]
-    pub(crate) root: PathBuf,
+    /// A folder, or object storage: az://container/path, s3://bucket/path, gs://bucket/path (credentials from the
+    /// AZURE_*, AWS_*, GOOGLE_* variables or --storage-option).
+    #[arg(long, value_name = "DIR|URL")]
+    pub(crate) root: String,
+    /// An object-storage setting, KEY=VALUE (object_store's keys, e.g. azure_storage_account_name,
+    /// azure_storage_endpoint, aws_region, allow_http=true); repeatable.
+    #[arg(long = "storage-option", value_name = "KEY=VALUE")]
+    pub(crate) storage_options: Vec<String>,
     /// Streams to export (comma-separated): alerts_v2, incidents.
     #[arg(long, value_delimiter = ',', default_values_t = vec!["alerts_v2".to_string(), "incidents".to_string()])]
     pub(crate) stream: Vec<String>,

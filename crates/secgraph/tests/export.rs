@@ -5,7 +5,7 @@
 use arrow_array::RecordBatch;
 use arrow_array::cast::AsArray;
 use arrow_array::types::TimestampMicrosecondType;
-use secgraph::export::{ExportOptions, Stream, compact, export_stream};
+use secgraph::export::{ExportOptions, Root, Stream, compact, export_stream};
 use secgraph::{ConnectOptions, QueryProvider, Row};
 use secgraph_emulator::faults::FaultSpec;
 use secgraph_emulator::{Emulator, EmulatorConfig};
@@ -163,7 +163,7 @@ async fn two_tenants_with_changes_keep_every_version_once_and_the_latest_equals_
     assert!(!incidents.is_empty() && incidents.values().all(|n| *n == 1));
 
     // compact: one row per id, the latest.
-    let counts = compact(root.path()).unwrap();
+    let counts = compact(&Root::local(root.path())).await.unwrap();
     let current_rows = versions(&root.path().join("current"), "alerts_v2");
     assert_eq!(counts["alerts_v2"], current_rows.len());
     for p in &tenants {
@@ -240,5 +240,206 @@ async fn heavy_pages_failing_with_500_make_the_export_shrink_and_finish() {
     assert_eq!(
         latest(&stored, &p.info().tenant_id),
         current(&p, "/security/incidents?$top=50").await
+    );
+}
+
+/// Azurite (the Azure Storage emulator, from npm; `scripts/test` installs it under `.tools/azurite`), on an ephemeral
+/// loopback port, in memory, telemetry off. Stopped when dropped.
+struct Azurite {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Drop for Azurite {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Azurite's documented development account (public, in Microsoft's docs; not a secret).
+const AZURITE_ACCOUNT: &str = "devstoreaccount1";
+const AZURITE_KEY: &str = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+fn azurite() -> Azurite {
+    use std::io::BufRead;
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let bin = std::env::var_os("AZURITE_BLOB")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo.join(".tools/azurite/node_modules/.bin/azurite-blob"));
+    assert!(
+        bin.exists(),
+        "Azurite is not installed at {}: scripts/test installs it (npm install --prefix .tools/azurite azurite@3), or set AZURITE_BLOB",
+        bin.display()
+    );
+    let mut child = std::process::Command::new(&bin)
+        .args([
+            "--blobHost",
+            "127.0.0.1",
+            "--blobPort",
+            "0",
+            "--inMemoryPersistence",
+            "--disableTelemetry",
+        ])
+        .arg("--skipApiVersionCheck")
+        // Azurite writes a debug log and settings into its working folder: a temporary one.
+        .current_dir(std::env::temp_dir())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if let Some(port) = line.split("listens on http://127.0.0.1:").nth(1) {
+                let _ = tx.send(port.trim().parse::<u16>().ok());
+            }
+        }
+    });
+    let port = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .ok()
+        .flatten()
+        .expect("Azurite did not say which port it listens on");
+    Azurite { child, port }
+}
+
+impl Azurite {
+    fn options(&self) -> Vec<(String, String)> {
+        [
+            ("azure_storage_account_name", AZURITE_ACCOUNT.to_string()),
+            ("azure_storage_account_key", AZURITE_KEY.to_string()),
+            (
+                "azure_storage_endpoint",
+                format!("http://127.0.0.1:{}/{AZURITE_ACCOUNT}", self.port),
+            ),
+            ("allow_http", "true".to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+
+    /// Creates a container (Shared Key signed, as Azure documents it for the emulator's path-style URLs).
+    async fn create_container(&self, name: &str) {
+        use base64::Engine as _;
+        let date = chrono::Utc::now().format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+        let version = "2021-08-06";
+        let to_sign = format!(
+            "PUT\n\n\n\n\n\n\n\n\n\n\n\nx-ms-date:{date}\nx-ms-version:{version}\n/{AZURITE_ACCOUNT}/{AZURITE_ACCOUNT}/{name}\nrestype:container"
+        );
+        let key = base64::engine::general_purpose::STANDARD.decode(AZURITE_KEY).unwrap();
+        let signature = base64::engine::general_purpose::STANDARD.encode(hmac_sha256(&key, to_sign.as_bytes()));
+        let r = reqwest::Client::new()
+            .put(format!("http://127.0.0.1:{}/{AZURITE_ACCOUNT}/{name}?restype=container", self.port))
+            .header("x-ms-date", date)
+            .header("x-ms-version", version)
+            .header("authorization", format!("SharedKey {AZURITE_ACCOUNT}:{signature}"))
+            .header("content-length", "0")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 201, "{}", r.text().await.unwrap_or_default());
+    }
+}
+
+/// HMAC-SHA256 (RFC 2104), for the one signed request the test makes itself.
+fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    let mut block = [0u8; 64];
+    block[..key.len().min(64)].copy_from_slice(&key[..key.len().min(64)]);
+    let pad = |byte: u8| block.iter().map(|b| b ^ byte).collect::<Vec<u8>>();
+    let inner = Sha256::new().chain_update(pad(0x36)).chain_update(message).finalize();
+    Sha256::new().chain_update(pad(0x5c)).chain_update(inner).finalize().to_vec()
+}
+
+/// Copies every object under an object-store root into a local folder, to read it as the local tests do.
+async fn download(root: &Root, into: &Path) {
+    for rel in secgraph_list(root).await {
+        let dest = rel.split('/').fold(into.to_path_buf(), |p, part| p.join(part));
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::write(&dest, secgraph_get(root, &rel).await).unwrap();
+    }
+}
+
+/// Every object under an object-store root (relative names), listed with `object_store` directly.
+async fn secgraph_list(root: &Root) -> Vec<String> {
+    use futures_util::TryStreamExt;
+    let Root::Object { store, prefix, .. } = root else {
+        panic!("an object root")
+    };
+    let skip = prefix.parts().count();
+    let metas: Vec<object_store::ObjectMeta> = store.list(Some(prefix)).try_collect().await.unwrap();
+    let mut out: Vec<String> = metas
+        .iter()
+        .map(|m| {
+            m.location
+                .parts()
+                .skip(skip)
+                .map(|p| p.as_ref().to_string())
+                .collect::<Vec<_>>()
+                .join("/")
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+async fn secgraph_get(root: &Root, rel: &str) -> Vec<u8> {
+    use object_store::ObjectStoreExt as _;
+    let Root::Object { store, prefix, .. } = root else {
+        panic!("an object root")
+    };
+    let path = object_store::path::Path::from(format!("{}/{rel}", prefix.as_ref()));
+    store.get(&path).await.unwrap().bytes().await.unwrap().to_vec()
+}
+
+/// The Azure Blob path: the same export into Azurite and into a local folder gives the same versions, files are
+/// committed (no `.pending` left), runs resume from the checkpoints kept in the container, and compact writes the
+/// current state there.
+#[tokio::test]
+async fn an_azure_blob_root_holds_the_same_dataset_as_a_local_one() {
+    let az = azurite();
+    az.create_container("lake").await;
+    let (emu, s, http) = setup(120, None).await;
+    let local = tempfile::tempdir().unwrap();
+    let remote = Root::parse("az://lake/security", &az.options()).unwrap();
+    let p = connect(&s, "Default").await;
+    for round in 0..2 {
+        for stream in Stream::ALL {
+            for opts in [ExportOptions::new(local.path()), ExportOptions::with_root(remote.clone())] {
+                let r = export_stream(&p, "Default", stream, &opts).await;
+                assert_eq!(r.error, None, "round {round} {} into {:?}", stream.name(), opts.root);
+                assert!(round == 1 || r.new_versions > 0);
+            }
+        }
+        churn(&emu, &http, 4, 10).await;
+    }
+    let (l, r) = (compact(&Root::local(local.path())).await.unwrap(), compact(&remote).await.unwrap());
+    assert_eq!(l, r);
+    let copy = tempfile::tempdir().unwrap();
+    download(&remote, copy.path()).await;
+    for stream in ["alerts_v2", "incidents"] {
+        let (a, b) = (versions(local.path(), stream), versions(copy.path(), stream));
+        assert!(!a.is_empty() && b.values().all(|n| *n == 1));
+        assert_eq!(
+            a.keys().collect::<BTreeSet<_>>(),
+            b.keys().collect::<BTreeSet<_>>(),
+            "{stream}: the same versions in both roots"
+        );
+        assert_eq!(
+            versions(&local.path().join("current"), stream),
+            versions(&copy.path().join("current"), stream)
+        );
+    }
+    let names = secgraph_list(&remote).await;
+    assert!(
+        names.iter().any(|n| n.starts_with("_checkpoints/stream=alerts_v2/tenant=")),
+        "{names:?}"
+    );
+    assert!(
+        !names.iter().any(|n| n.ends_with(".pending") || n.ends_with(".partial")),
+        "{names:?}"
     );
 }

@@ -5,7 +5,7 @@ use super::Env;
 use crate::cli::{Cli, ExportArgs};
 use crate::output::Partial;
 use futures_util::StreamExt;
-use secgraph::export::{ExportOptions, Stream, StreamReport, compact, export_stream, shard_of};
+use secgraph::export::{ExportOptions, Root, Stream, StreamReport, compact, export_stream, shard_of};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -13,13 +13,25 @@ use std::sync::atomic::{AtomicBool, Ordering};
 const TENANTS_AT_ONCE: usize = 4;
 
 pub(crate) async fn run(env: &Env, cli: &Cli, args: &ExportArgs) -> anyhow::Result<()> {
+    let options = args
+        .storage_options
+        .iter()
+        .map(|o| {
+            o.split_once('=')
+                .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+                .ok_or_else(|| {
+                    crate::UsageError(format!(
+                        "--storage-option '{}': expected KEY=VALUE",
+                        o.split('=').next().unwrap_or("")
+                    ))
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let root = Root::parse(&args.root, &options)?;
     if args.compact {
-        let counts = compact(&args.root)?;
+        let counts = compact(&root).await?;
         for (stream, rows) in counts {
-            eprintln!(
-                "{stream}: {rows} current item(s) written to {}",
-                args.root.join("current").display()
-            );
+            eprintln!("{stream}: {rows} current item(s) written to {}", root.show("current"));
         }
         return Ok(());
     }
@@ -38,11 +50,11 @@ pub(crate) async fn run(env: &Env, cli: &Cli, args: &ExportArgs) -> anyhow::Resu
             (k, n)
         }
     };
-    let mut opts = ExportOptions::new(&args.root);
+    let mut opts = ExportOptions::with_root(root);
     opts.page_size = args.page_size as usize;
     opts.overlap = super::query::parse_duration(&args.overlap)?;
     opts.shard = shard;
-    std::fs::create_dir_all(&args.root).map_err(|e| secgraph::Error::Output(format!("cannot create {}: {e}", args.root.display())))?;
+    opts.root.prepare().await?;
     let follow = args.follow.as_deref().map(super::query::parse_duration).transpose()?;
     let instances = super::query::fan_out_instances(env, cli, args.all_instances)?
         .unwrap_or_else(|| vec![cli.instance.clone().unwrap_or_else(|| "Default".into())]);

@@ -29,6 +29,12 @@
 //!
 //! **Sharding.** [`shard_of`] assigns a tenant to one of N shards by a stable hash of its id: N processes with
 //! `--shard K/N` split the tenants with no coordination; file names carry the shard.
+//!
+//! **Where.** The root is a local folder or an object store ([`Root`]: Azure Blob, S3, GCS); the same steps hold on
+//! both (see [`root`] for how each operation maps).
+
+pub mod root;
+pub use root::Root;
 
 use crate::batches::BatchBuilder;
 use crate::error::{Error, Result};
@@ -41,7 +47,7 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// What is exported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -83,8 +89,8 @@ impl Stream {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ExportOptions {
-    /// The dataset root (a local folder).
-    pub root: PathBuf,
+    /// The dataset root: a local folder or an object store.
+    pub root: Root,
     /// How far before the run's start the next watermark may be at most.
     pub overlap: chrono::Duration,
     /// Page size asked for (`$top`; incidents at most 50).
@@ -94,10 +100,15 @@ pub struct ExportOptions {
 }
 
 impl ExportOptions {
-    /// Defaults for a root: 5 minutes of overlap, pages of 1,000, one shard.
+    /// Defaults for a local folder: 5 minutes of overlap, pages of 1,000, one shard.
     pub fn new(root: impl Into<PathBuf>) -> ExportOptions {
+        ExportOptions::with_root(Root::local(root))
+    }
+
+    /// The same defaults for any root.
+    pub fn with_root(root: Root) -> ExportOptions {
         ExportOptions {
-            root: root.into(),
+            root,
             overlap: chrono::Duration::minutes(5),
             page_size: 1000,
             shard: (0, 1),
@@ -185,67 +196,46 @@ impl StreamReport {
     }
 }
 
-fn io_err(what: &str, path: &Path) -> impl Fn(std::io::Error) -> Error + use<> {
-    let (what, path) = (what.to_string(), path.display().to_string());
-    move |e| Error::Output(format!("{what} {path}: {e}"))
+fn checkpoint_path(stream: Stream, tenant: &str) -> String {
+    format!("_checkpoints/stream={}/tenant={tenant}.json", stream.name())
 }
 
-fn checkpoint_path(root: &Path, stream: Stream, tenant: &str) -> PathBuf {
-    root.join("_checkpoints")
-        .join(format!("stream={}", stream.name()))
-        .join(format!("tenant={tenant}.json"))
-}
-
-fn load_checkpoint(path: &Path) -> Result<Checkpoint> {
-    match std::fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+async fn load_checkpoint(root: &Root, rel: &str) -> Result<Checkpoint> {
+    match root.get(rel).await? {
+        Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
             Error::Output(format!(
                 "the checkpoint {} is not readable ({e}); move it away to start over",
-                path.display()
+                root.show(rel)
             ))
         }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Checkpoint::default()),
-        Err(e) => Err(io_err("cannot read the checkpoint", path)(e)),
+        None => Ok(Checkpoint::default()),
     }
 }
 
-/// Replaces the checkpoint atomically: written beside it, flushed to disk, renamed over it.
-fn save_checkpoint(path: &Path, cp: &Checkpoint) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(io_err("cannot create", dir))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".checkpoint-")
-        .tempfile_in(dir)
-        .map_err(io_err("cannot write in", dir))?;
+/// Replaces the checkpoint atomically (see [`Root`]).
+async fn save_checkpoint(root: &Root, rel: &str, cp: &Checkpoint) -> Result<()> {
     let text = serde_json::to_vec_pretty(cp).map_err(|e| Error::Output(format!("checkpoint: {e}")))?;
-    std::io::Write::write_all(&mut tmp, &text).map_err(io_err("cannot write", path))?;
-    tmp.as_file().sync_all().map_err(io_err("cannot flush", path))?;
-    tmp.persist(path).map_err(|e| io_err("cannot replace", path)(e.error))?;
-    Ok(())
+    root.put(rel, text).await
 }
 
 /// Puts the (tenant, stream) folder in the state its checkpoint describes: listed pending files renamed (their run
 /// had committed), other pending files and temporary files deleted (theirs had not).
-fn recover(root: &Path, stream: Stream, tenant: &str, cp_path: &Path, cp: &mut Checkpoint) -> Result<()> {
+async fn recover(root: &Root, stream: Stream, tenant: &str, cp_rel: &str, cp: &mut Checkpoint) -> Result<()> {
     if !cp.pending.is_empty() {
         for rel in std::mem::take(&mut cp.pending) {
-            let pending = root.join(format!("{rel}.pending"));
-            if pending.exists() {
-                std::fs::rename(&pending, root.join(&rel)).map_err(io_err("cannot rename", &pending))?;
+            let pending = format!("{rel}.pending");
+            if root.exists(&pending).await? {
+                root.rename(&pending, &rel).await?;
             }
         }
-        save_checkpoint(cp_path, cp)?;
+        save_checkpoint(root, cp_rel, cp).await?;
     }
-    let dir = root.join(format!("stream={}", stream.name())).join(format!("tenant={tenant}"));
-    let Ok(dates) = std::fs::read_dir(&dir) else { return Ok(()) };
-    for date in dates.flatten() {
-        let Ok(files) = std::fs::read_dir(date.path()) else { continue };
-        for f in files.flatten() {
-            let name = f.file_name().to_string_lossy().into_owned();
-            if name.ends_with(".parquet.pending") || (name.starts_with(".secgraph-") && name.ends_with(".partial")) {
-                tracing::info!(file = %f.path().display(), "removing a file an interrupted run left");
-                std::fs::remove_file(f.path()).map_err(io_err("cannot remove", &f.path()))?;
-            }
+    let dir = format!("stream={}/tenant={tenant}", stream.name());
+    for rel in root.list(&dir).await? {
+        let name = rel.rsplit('/').next().unwrap_or(&rel);
+        if name.ends_with(".parquet.pending") || (name.starts_with(".secgraph-") && name.ends_with(".partial")) {
+            tracing::info!(file = %root.show(&rel), "removing a file an interrupted run left");
+            root.delete(&rel).await?;
         }
     }
     Ok(())
@@ -295,9 +285,15 @@ pub async fn export_stream(provider: &QueryProvider, instance: &str, stream: Str
 
 async fn run_stream(provider: &QueryProvider, tenant: &str, stream: Stream, opts: &ExportOptions, report: &mut StreamReport) -> Result<()> {
     let root = &opts.root;
-    let cp_path = checkpoint_path(root, stream, tenant);
-    let mut cp = load_checkpoint(&cp_path)?;
-    recover(root, stream, tenant, &cp_path, &mut cp)?;
+    let cp_path = checkpoint_path(stream, tenant);
+    let mut cp = load_checkpoint(root, &cp_path).await?;
+    recover(root, stream, tenant, &cp_path, &mut cp).await?;
+    // Object stores: files are written here, then uploaded.
+    let staging = match root.is_local() {
+        Some(_) => None,
+        None => Some(tempfile::tempdir().map_err(|e| Error::Output(format!("cannot create a local staging folder: {e}")))?),
+    };
+    let mut staged: Vec<(PathBuf, String)> = Vec::new();
     report.watermark_before = cp.watermark.clone();
     let started = Utc::now();
     let run_id = format!(
@@ -364,9 +360,12 @@ async fn run_stream(provider: &QueryProvider, tenant: &str, stream: Stream, opts
                             stream.name(),
                             opts.shard.0
                         );
-                        let path = root.join(format!("{rel}.pending"));
-                        let dir = path.parent().unwrap_or(root);
-                        std::fs::create_dir_all(dir).map_err(io_err("cannot create", dir))?;
+                        let pending = format!("{rel}.pending");
+                        let path = root.write_path(&pending, staging.as_ref().map(|d| d.path()));
+                        if let Some(dir) = path.parent() {
+                            std::fs::create_dir_all(dir).map_err(|e| Error::Output(format!("cannot create {}: {e}", dir.display())))?;
+                        }
+                        staged.push((path.clone(), pending));
                         let sink = ArrowFileSink::new(
                             FileFormat::Parquet,
                             BatchBuilder::new(stream_schema(stream)),
@@ -383,6 +382,11 @@ async fn run_stream(provider: &QueryProvider, tenant: &str, stream: Stream, opts
     }
     for w in writers.values_mut() {
         w.finish()?;
+    }
+    if staging.is_some() {
+        for (path, pending) in &staged {
+            root.upload(path, pending).await?;
+        }
     }
     report.new_versions = this_run.len();
 
@@ -404,9 +408,9 @@ async fn run_stream(provider: &QueryProvider, tenant: &str, stream: Stream, opts
         pending: report.files.clone(),
         runs: cp.runs + 1,
     };
-    save_checkpoint(&cp_path, &committed)?;
+    save_checkpoint(root, &cp_path, &committed).await?;
     let mut cp = committed;
-    recover(root, stream, tenant, &cp_path, &mut cp)?;
+    recover(root, stream, tenant, &cp_path, &mut cp).await?;
     report.watermark_after = next_s;
     Ok(())
 }
@@ -419,24 +423,35 @@ fn stream_schema(stream: Stream) -> &'static [(&'static str, crate::batches::sch
 }
 
 /// Writes the latest version of every id, per (stream, tenant), to `ROOT/current/stream=…/tenant=…/part-0.parquet`
-/// (replaced atomically). Returns the rows written per stream.
-pub fn compact(root: &Path) -> Result<BTreeMap<String, usize>> {
+/// (replaced whole). Returns the rows written per stream.
+pub async fn compact(root: &Root) -> Result<BTreeMap<String, usize>> {
     use arrow_array::BooleanArray;
     let mut out = BTreeMap::new();
     for stream in Stream::ALL {
-        let sdir = root.join(format!("stream={}", stream.name()));
-        let Ok(tenants) = std::fs::read_dir(&sdir) else { continue };
+        let sdir = format!("stream={}", stream.name());
+        // The stream's data files by tenant (`stream=S/tenant=T/date=D/part-….parquet`).
+        let mut by_tenant: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for rel in root.list(&sdir).await? {
+            let parts: Vec<&str> = rel.split('/').collect();
+            if let [_, t, _, name] = parts.as_slice()
+                && let Some(tenant) = t.strip_prefix("tenant=")
+                && name.ends_with(".parquet")
+            {
+                by_tenant.entry(tenant.to_string()).or_default().push(rel.clone());
+            }
+        }
         let mut total = 0;
-        for t in tenants.flatten() {
-            let name = t.file_name().to_string_lossy().into_owned();
-            let Some(tenant) = name.strip_prefix("tenant=") else { continue };
-            let files = parquet_files(&t.path());
+        for (tenant, files) in by_tenant {
+            let mut batches_of = Vec::with_capacity(files.len());
+            for f in &files {
+                batches_of.push(read_batches(root, f).await?);
+            }
             // Pass 1: the newest version of each id, and where it is.
             let mut best: HashMap<String, (DateTime<Utc>, usize, usize)> = HashMap::new();
-            for (fi, f) in files.iter().enumerate() {
+            for (fi, batches) in batches_of.iter().enumerate() {
                 let mut offset = 0;
-                for batch in read_batches(f)? {
-                    let ids = string_column(&batch, "id");
+                for batch in batches {
+                    let ids = string_column(batch, "id");
                     let times = batch.column_by_name("lastUpdateDateTime").cloned();
                     for row in 0..batch.num_rows() {
                         let Some(id) = ids.get(row).cloned().flatten() else { continue };
@@ -458,14 +473,14 @@ pub fn compact(root: &Path) -> Result<BTreeMap<String, usize>> {
             }
             // Pass 2: those rows, under the widest schema.
             let mut chosen = Vec::new();
-            for (fi, f) in files.iter().enumerate() {
+            for (fi, batches) in batches_of.iter().enumerate() {
                 let Some(rows) = keep.get(&fi) else { continue };
                 let mut offset = 0;
-                for batch in read_batches(f)? {
+                for batch in batches {
                     let mask: BooleanArray = (0..batch.num_rows()).map(|r| Some(rows.contains(&(offset + r)))).collect();
                     offset += batch.num_rows();
-                    let picked = arrow_select::filter::filter_record_batch(&batch, &mask)
-                        .map_err(|e| Error::Output(format!("compacting {}: {e}", f.display())))?;
+                    let picked = arrow_select::filter::filter_record_batch(batch, &mask)
+                        .map_err(|e| Error::Output(format!("compacting {}: {e}", root.show(&files[fi]))))?;
                     if picked.num_rows() > 0 {
                         chosen.push(picked);
                     }
@@ -475,21 +490,23 @@ pub fn compact(root: &Path) -> Result<BTreeMap<String, usize>> {
             let Ok(merged) = arrow_schema::Schema::try_merge(schemas) else {
                 return Err(Error::Output(format!(
                     "the files of {} disagree on column types",
-                    t.path().display()
+                    root.show(&format!("{sdir}/tenant={tenant}"))
                 )));
             };
             let merged = std::sync::Arc::new(merged);
-            let dest = root
-                .join("current")
-                .join(format!("stream={}", stream.name()))
-                .join(format!("tenant={tenant}"));
-            std::fs::create_dir_all(&dest).map_err(io_err("cannot create", &dest))?;
-            let file = dest.join("part-0.parquet");
+            let rel = format!("current/{sdir}/tenant={tenant}/part-0.parquet");
+            let staging = match root.is_local() {
+                Some(_) => None,
+                None => Some(tempfile::tempdir().map_err(|e| Error::Output(format!("cannot create a local staging folder: {e}")))?),
+            };
+            let file = root.write_path(&rel, staging.as_ref().map(|d| d.path()));
+            let dest = file.parent().map(PathBuf::from).unwrap_or_default();
+            std::fs::create_dir_all(&dest).map_err(|e| Error::Output(format!("cannot create {}: {e}", dest.display())))?;
             let mut tmp = tempfile::Builder::new()
                 .prefix(".secgraph-")
                 .suffix(".partial")
                 .tempfile_in(&dest)
-                .map_err(io_err("cannot write in", &dest))?;
+                .map_err(|e| Error::Output(format!("cannot write in {}: {e}", dest.display())))?;
             {
                 let mut w = parquet::arrow::ArrowWriter::try_new(tmp.as_file_mut(), merged.clone(), None)
                     .map_err(|e| Error::Output(format!("compacting: {e}")))?;
@@ -499,7 +516,9 @@ pub fn compact(root: &Path) -> Result<BTreeMap<String, usize>> {
                 }
                 w.close().map_err(|e| Error::Output(format!("compacting: {e}")))?;
             }
-            tmp.persist(&file).map_err(|e| io_err("cannot replace", &file)(e.error))?;
+            tmp.persist(&file)
+                .map_err(|e| Error::Output(format!("cannot replace {}: {}", file.display(), e.error)))?;
+            root.upload(&file, &rel).await?;
             total += chosen.iter().map(|b| b.num_rows()).sum::<usize>();
         }
         out.insert(stream.name().to_string(), total);
@@ -507,29 +526,16 @@ pub fn compact(root: &Path) -> Result<BTreeMap<String, usize>> {
     Ok(out)
 }
 
-fn parquet_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    let Ok(dates) = std::fs::read_dir(dir) else { return files };
-    for d in dates.flatten() {
-        let Ok(fs) = std::fs::read_dir(d.path()) else { continue };
-        for f in fs.flatten() {
-            if f.file_name().to_string_lossy().ends_with(".parquet") {
-                files.push(f.path());
-            }
-        }
-    }
-    files.sort();
-    files
-}
-
-fn read_batches(path: &Path) -> Result<Vec<arrow_array::RecordBatch>> {
-    let f = std::fs::File::open(path).map_err(io_err("cannot open", path))?;
-    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
+async fn read_batches(root: &Root, rel: &str) -> Result<Vec<arrow_array::RecordBatch>> {
+    let bytes = root
+        .get(rel)
+        .await?
+        .ok_or_else(|| Error::Output(format!("{} disappeared while compacting", root.show(rel))))?;
+    let bad = |e: &dyn std::fmt::Display| Error::Output(format!("cannot read {}: {e}", root.show(rel)));
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
         .and_then(|b| b.build())
-        .map_err(|e| Error::Output(format!("cannot read {}: {e}", path.display())))?;
-    reader
-        .map(|b| b.map_err(|e| Error::Output(format!("cannot read {}: {e}", path.display()))))
-        .collect()
+        .map_err(|e| bad(&e))?;
+    reader.map(|b| b.map_err(|e| bad(&e))).collect()
 }
 
 fn string_column(batch: &arrow_array::RecordBatch, name: &str) -> Vec<Option<String>> {

@@ -1,0 +1,367 @@
+//! Where a dataset lives: a local folder, or an object store (Azure Blob Storage, Amazon S3, Google Cloud Storage)
+//! through the `object_store` crate. Paths below the root are relative, `/`-separated (`stream=…/tenant=…/…`).
+//!
+//! What the export needs from a root, and how each kind gives it:
+//!
+//! | operation | local folder | object store |
+//! |---|---|---|
+//! | replace a small file (checkpoint) atomically | temporary file, fsync, rename | one PUT (objects are replaced whole) |
+//! | publish a data file | written in place under a temporary name, renamed | written locally, uploaded (multipart) |
+//! | rename `….pending` → `….parquet` | rename | copy, then delete (repeatable: a crash between them is finished by the next run) |
+//! | list, read, delete | directory walk, read, remove | LIST, GET, DELETE |
+
+use crate::error::{Error, Result};
+use futures_util::{StreamExt, TryStreamExt};
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// A dataset root. [`Root::parse`] makes one from what a user types.
+#[derive(Clone)]
+pub enum Root {
+    /// A local (or mounted) folder.
+    Local(PathBuf),
+    /// A container or bucket, and a prefix inside it.
+    Object {
+        /// The URL as given (for messages; it carries no credentials — those are options).
+        url: String,
+        /// The store.
+        store: Arc<dyn ObjectStore>,
+        /// The prefix inside the container or bucket.
+        prefix: ObjectPath,
+    },
+}
+
+impl std::fmt::Debug for Root {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.display())
+    }
+}
+
+/// Option names that carry secrets: never echoed.
+fn secret_option(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    ["key", "secret", "token", "sas", "password", "credential"]
+        .iter()
+        .any(|s| k.contains(s))
+}
+
+impl Root {
+    /// A local folder.
+    pub fn local(path: impl Into<PathBuf>) -> Root {
+        Root::Local(path.into())
+    }
+
+    /// `az://container/path` (also `abfs://`, `abfss://`, `azure://`, `https://ACCOUNT.blob.core.windows.net/…`),
+    /// `s3://bucket/path`, `gs://bucket/path`, or a local path. An object store is configured by `object_store`'s
+    /// settings — the `AZURE_*`, `AWS_*` and `GOOGLE_*` environment variables, then `options` on top (keys such as
+    /// `azure_storage_account_name`, `azure_storage_endpoint`, `aws_region`, `allow_http`).
+    pub fn parse(root: &str, options: &[(String, String)]) -> Result<Root> {
+        let looks_remote = [
+            "az://", "abfs://", "abfss://", "azure://", "adl://", "s3://", "s3a://", "gs://", "https://", "http://",
+        ]
+        .iter()
+        .any(|s| root.to_ascii_lowercase().starts_with(s));
+        if !looks_remote {
+            return Ok(Root::local(root));
+        }
+        let bad = |message: String| Error::Setting {
+            origin: "the export root".into(),
+            setting: root.to_string(),
+            message,
+        };
+        let url = url::Url::parse(root).map_err(|e| bad(e.to_string()))?;
+        let scheme = url.scheme().to_ascii_lowercase();
+        let prefixes: &[&str] = match scheme.as_str() {
+            "s3" | "s3a" => &["AWS_"],
+            "gs" => &["GOOGLE_"],
+            _ => &["AZURE_"],
+        };
+        let mut opts: Vec<(String, String)> = std::env::vars()
+            .filter(|(k, _)| prefixes.iter().any(|p| k.starts_with(p)))
+            .map(|(k, v)| (k.to_ascii_lowercase(), v))
+            .collect();
+        opts.extend(options.iter().cloned());
+        let (store, prefix) = object_store::parse_url_opts(&url, opts).map_err(|e| {
+            bad(format!(
+                "{e} (settings given: {})",
+                options
+                    .iter()
+                    .map(|(k, v)| if secret_option(k) { format!("{k}=***") } else { format!("{k}={v}") })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })?;
+        Ok(Root::Object {
+            url: root.to_string(),
+            store: Arc::from(store),
+            prefix,
+        })
+    }
+
+    /// The root as shown to people.
+    pub fn display(&self) -> String {
+        match self {
+            Root::Local(p) => p.display().to_string(),
+            Root::Object { url, .. } => url.clone(),
+        }
+    }
+
+    /// A relative path under this root, as shown to people.
+    pub fn show(&self, rel: &str) -> String {
+        format!("{}/{rel}", self.display().trim_end_matches('/'))
+    }
+
+    pub(crate) fn is_local(&self) -> Option<&Path> {
+        match self {
+            Root::Local(p) => Some(p),
+            Root::Object { .. } => None,
+        }
+    }
+
+    fn local_path(base: &Path, rel: &str) -> PathBuf {
+        rel.split('/').fold(base.to_path_buf(), |p, part| p.join(part))
+    }
+
+    fn object_path(prefix: &ObjectPath, rel: &str) -> ObjectPath {
+        match prefix.as_ref() {
+            "" => ObjectPath::from(rel),
+            p => ObjectPath::from(format!("{p}/{rel}")),
+        }
+    }
+
+    fn os_err(&self, what: &str, rel: &str) -> impl Fn(object_store::Error) -> Error + use<> {
+        let at = self.show(rel);
+        let what = what.to_string();
+        move |e| Error::Output(format!("{what} {at}: {e}"))
+    }
+
+    /// Creates the root if it is a local folder; checks an object store answers (one LIST), so a missing container,
+    /// wrong credentials or a wrong endpoint are said once, before any tenant is read.
+    pub async fn prepare(&self) -> Result<()> {
+        match self {
+            Root::Local(p) => {
+                std::fs::create_dir_all(p).map_err(|e| Error::Output(format!("cannot create {}: {e}", p.display())))?;
+            }
+            Root::Object { store, prefix, url } => {
+                if let Some(Err(e)) = store.list(Some(prefix)).next().await {
+                    let hint = if e.to_string().contains("ContainerNotFound") || e.to_string().contains("NoSuchBucket") {
+                        " (the container or bucket does not exist: create it first)"
+                    } else {
+                        ""
+                    };
+                    return Err(Error::Output(format!("the export root {url} is not usable{hint}: {e}")));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A file's bytes, or `None` when it does not exist.
+    pub(crate) async fn get(&self, rel: &str) -> Result<Option<bytes::Bytes>> {
+        match self {
+            Root::Local(base) => {
+                let p = Self::local_path(base, rel);
+                match std::fs::read(&p) {
+                    Ok(b) => Ok(Some(b.into())),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                    Err(e) => Err(Error::Output(format!("cannot read {}: {e}", p.display()))),
+                }
+            }
+            Root::Object { store, prefix, .. } => match store.get(&Self::object_path(prefix, rel)).await {
+                Ok(r) => Ok(Some(r.bytes().await.map_err(self.os_err("cannot read", rel))?)),
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(self.os_err("cannot read", rel)(e)),
+            },
+        }
+    }
+
+    /// Replaces a small file whole and atomically (readers see the old or the new bytes, never a mix).
+    pub(crate) async fn put(&self, rel: &str, bytes: Vec<u8>) -> Result<()> {
+        match self {
+            Root::Local(base) => {
+                let path = Self::local_path(base, rel);
+                let dir = path.parent().unwrap_or(base);
+                let io = |what: &str, e: std::io::Error| Error::Output(format!("{what} {}: {e}", path.display()));
+                std::fs::create_dir_all(dir).map_err(|e| io("cannot create the folder of", e))?;
+                let mut tmp = tempfile::Builder::new()
+                    .prefix(".secgraph-")
+                    .suffix(".partial")
+                    .tempfile_in(dir)
+                    .map_err(|e| io("cannot write beside", e))?;
+                std::io::Write::write_all(&mut tmp, &bytes).map_err(|e| io("cannot write", e))?;
+                tmp.as_file().sync_all().map_err(|e| io("cannot flush", e))?;
+                tmp.persist(&path).map_err(|e| io("cannot replace", e.error))?;
+                Ok(())
+            }
+            Root::Object { store, prefix, .. } => {
+                store
+                    .put(&Self::object_path(prefix, rel), bytes.into())
+                    .await
+                    .map_err(self.os_err("cannot write", rel))?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Where a writer should write the file that will be `rel`: in place for a local root (the writer renames its
+    /// temporary file there when whole), else in `staging` (then [`Root::upload`]).
+    pub(crate) fn write_path(&self, rel: &str, staging: Option<&Path>) -> PathBuf {
+        match (self, staging) {
+            (Root::Local(base), _) => Self::local_path(base, rel),
+            (Root::Object { .. }, Some(dir)) => dir.join(rel.replace('/', "_")),
+            (Root::Object { .. }, None) => std::env::temp_dir().join(rel.replace('/', "_")),
+        }
+    }
+
+    /// Uploads a finished local file as `rel` (object stores; a local root already has it in place). Streams it in
+    /// parts, so memory stays flat whatever its size.
+    pub(crate) async fn upload(&self, local: &Path, rel: &str) -> Result<()> {
+        let Root::Object { store, prefix, .. } = self else { return Ok(()) };
+        let mut file = tokio::fs::File::open(local)
+            .await
+            .map_err(|e| Error::Output(format!("cannot read {}: {e}", local.display())))?;
+        let mut w = object_store::buffered::BufWriter::new(store.clone(), Self::object_path(prefix, rel));
+        let copied = tokio::io::copy(&mut file, &mut w).await;
+        let shut = tokio::io::AsyncWriteExt::shutdown(&mut w).await;
+        match copied.and(shut) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let _ = w.abort().await;
+                Err(Error::Output(format!(
+                    "cannot upload {} to {}: {e}",
+                    local.display(),
+                    self.show(rel)
+                )))
+            }
+        }
+    }
+
+    /// Renames `from` to `to`, replacing `to`. On an object store a copy then a delete: done again, it ends the same.
+    pub(crate) async fn rename(&self, from: &str, to: &str) -> Result<()> {
+        match self {
+            Root::Local(base) => {
+                let (a, b) = (Self::local_path(base, from), Self::local_path(base, to));
+                std::fs::rename(&a, &b).map_err(|e| Error::Output(format!("cannot rename {}: {e}", a.display())))
+            }
+            Root::Object { store, prefix, .. } => store
+                .rename(&Self::object_path(prefix, from), &Self::object_path(prefix, to))
+                .await
+                .map_err(self.os_err("cannot rename", from)),
+        }
+    }
+
+    /// Whether a file exists.
+    pub(crate) async fn exists(&self, rel: &str) -> Result<bool> {
+        match self {
+            Root::Local(base) => Ok(Self::local_path(base, rel).exists()),
+            Root::Object { store, prefix, .. } => match store.head(&Self::object_path(prefix, rel)).await {
+                Ok(_) => Ok(true),
+                Err(object_store::Error::NotFound { .. }) => Ok(false),
+                Err(e) => Err(self.os_err("cannot look up", rel)(e)),
+            },
+        }
+    }
+
+    /// Deletes a file (a missing one is not an error).
+    pub(crate) async fn delete(&self, rel: &str) -> Result<()> {
+        match self {
+            Root::Local(base) => {
+                let p = Self::local_path(base, rel);
+                match std::fs::remove_file(&p) {
+                    Ok(()) => Ok(()),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                    Err(e) => Err(Error::Output(format!("cannot remove {}: {e}", p.display()))),
+                }
+            }
+            Root::Object { store, prefix, .. } => match store.delete(&Self::object_path(prefix, rel)).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                Err(e) => Err(self.os_err("cannot delete", rel)(e)),
+            },
+        }
+    }
+
+    /// Every file under `dir` (relative paths, sorted), at any depth.
+    pub(crate) async fn list(&self, dir: &str) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        match self {
+            Root::Local(base) => {
+                let mut todo = vec![(Self::local_path(base, dir), dir.trim_end_matches('/').to_string())];
+                while let Some((path, rel)) = todo.pop() {
+                    let Ok(entries) = std::fs::read_dir(&path) else { continue };
+                    for e in entries.flatten() {
+                        let name = e.file_name().to_string_lossy().into_owned();
+                        let child = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
+                        match e.file_type() {
+                            Ok(t) if t.is_dir() => todo.push((e.path(), child)),
+                            Ok(_) => out.push(child),
+                            Err(_) => {}
+                        }
+                    }
+                }
+            }
+            Root::Object { store, prefix, .. } => {
+                let under = Self::object_path(prefix, dir);
+                let skip = prefix.parts().count();
+                let mut items = store.list(Some(&under));
+                while let Some(meta) = items.try_next().await.map_err(self.os_err("cannot list", dir))? {
+                    let rel: Vec<String> = meta.location.parts().skip(skip).map(|p| p.as_ref().to_string()).collect();
+                    out.push(rel.join("/"));
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_and_remote_roots_are_told_apart() {
+        assert!(matches!(Root::parse("/lake/security", &[]).unwrap(), Root::Local(_)));
+        assert!(matches!(Root::parse("relative/dir", &[]).unwrap(), Root::Local(_)));
+        let opts = vec![
+            ("azure_storage_account_name".to_string(), "acct".to_string()),
+            ("azure_storage_account_key".to_string(), "c2VjcmV0".to_string()),
+        ];
+        let r = Root::parse("az://container/lake", &opts).unwrap();
+        assert_eq!(r.display(), "az://container/lake");
+        let Root::Object { prefix, .. } = &r else {
+            panic!("an object root")
+        };
+        assert_eq!(prefix.as_ref(), "lake");
+        assert_eq!(
+            Root::object_path(prefix, "stream=a/tenant=b/x.parquet").as_ref(),
+            "lake/stream=a/tenant=b/x.parquet"
+        );
+        // A bad setting is an error that names the root and hides secret values.
+        let bad = vec![
+            ("azure_storage_account_key".to_string(), "not base64 !".to_string()),
+            ("nonsense_key".to_string(), "1".to_string()),
+        ];
+        let e = Root::parse("az://container/lake", &bad).unwrap_err().to_string();
+        assert!(e.contains("az://container/lake") && !e.contains("not base64"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn local_operations() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = Root::local(dir.path());
+        assert_eq!(r.get("a/b.json").await.unwrap(), None);
+        r.put("a/b.json", b"one".to_vec()).await.unwrap();
+        r.put("a/b.json", b"two".to_vec()).await.unwrap();
+        assert_eq!(r.get("a/b.json").await.unwrap().unwrap().as_ref(), b"two");
+        r.rename("a/b.json", "a/c/d.json").await.ok();
+        std::fs::create_dir_all(dir.path().join("a/c")).unwrap();
+        r.rename("a/b.json", "a/c/d.json").await.unwrap();
+        assert_eq!(r.list("a").await.unwrap(), vec!["a/c/d.json".to_string()]);
+        assert!(r.exists("a/c/d.json").await.unwrap());
+        r.delete("a/c/d.json").await.unwrap();
+        r.delete("a/c/d.json").await.unwrap();
+        assert!(r.list("").await.unwrap().is_empty());
+    }
+}
