@@ -5,7 +5,8 @@
 #   - peak RSS writing 10k vs 100k rows to Parquet;
 #   - cold start: connect + the first page of 10 alerts, secgraph CLI vs the baseline;
 #   - a time-split run (8 slices, 4 at once) vs serial, with 50 ms added to every page by the emulator.
-# Medians of RUNS runs (default 5); ONLY_SPLIT=1 runs the last part alone, ONLY_EXPORT=1 the export benchmark. Figures go to docs/PERFORMANCE.md.
+# Medians of RUNS runs (default 5); ONLY_SPLIT=1 runs the last part alone, ONLY_EXPORT=1 the export benchmark,
+# ONLY_EXPORT10=1 the ten-tenant export (ALERTS per tenant). Figures go to docs/PERFORMANCE.md.
 # Needs: cargo build --release -p secgraph-cli; a venv with httpx pandas pyarrow (PYTHON, default /tmp/pybase) and one
 # with the package installed by `pip install ./crates/secgraph-py` (PKG_PYTHON, default /tmp/cleanvenv).
 set -euo pipefail
@@ -63,6 +64,40 @@ curl_floor() { # emulator-name path: fetch every page with curl, nothing else.
 export -f curl_floor base_of ca_of
 export WORK TENANT CLIENT SECRET
 
+if [ -n "${ONLY_EXPORT10:-}" ]; then
+  # MSSP scale: ten tenants, each served ALERTS alerts (the emulator serves its one dataset under every tenant), the
+  # alerts_v2 stream exported in one run, then a run with nothing new. TENANTS (default 10) sets the count.
+  TENANTS=${TENANTS:-10}
+  {
+    echo "tenants:"
+    for k in $(seq 0 $((TENANTS - 1))); do
+      printf '  - id: 00000000-0000-4000-8000-%012d\n    domain: t%d.example.onmicrosoft.com\n    users: []\n' "$k" "$k"
+      printf '    apps:\n      - client_id: 10000000-0000-4000-8000-%012d\n        display_name: bench %d\n' "$k" "$k"
+      printf '        secret: bench-secret-%d\n        roles: [SecurityAlert.Read.All, SecurityIncident.Read.All]\n' "$k"
+    done
+  } > "$WORK/tenants.yaml"
+  start_emulator mssp --alerts "$ALERTS" --directory "$WORK/tenants.yaml"
+  {
+    sed -n '/^Azure:/,/^KeyVault:/p' "$WORK/mssp.yaml" | sed '$d'
+    echo "DataProviders:"
+    for k in $(seq 0 $((TENANTS - 1))); do
+      printf '  MicrosoftGraph-T%d:\n    Args:\n      TenantId: 00000000-0000-4000-8000-%012d\n' "$k" "$k"
+      printf '      ClientId: 10000000-0000-4000-8000-%012d\n      ClientSecret: bench-secret-%d\n' "$k" "$k"
+    done
+  } > "$WORK/mssp-client.yaml"
+  time_it "export $TENANTS tenants, first run" "$BIN" --config "$WORK/mssp-client.yaml" --all-instances export \
+    --root "$WORK/mssp" --stream alerts_v2 --summary "$WORK/mssp-1.json"
+  time_it "export $TENANTS tenants, no change" "$BIN" --config "$WORK/mssp-client.yaml" --all-instances export \
+    --root "$WORK/mssp" --stream alerts_v2 --summary "$WORK/mssp-2.json"
+  echo "== alerts_v2 of $TENANTS tenants x $ALERTS alerts; $(find "$WORK/mssp" -name '*.parquet' | wc -l) files, $(du -sh "$WORK/mssp" | cut -f1)"
+  report "export $TENANTS tenants, first run" $((ALERTS * TENANTS))
+  report "export $TENANTS tenants, no change" 0
+  for run in 1 2; do
+    echo "run $run: $(grep -o '"new_versions": [0-9]*' "$WORK/mssp-$run.json" | awk '{s+=$2} END {print s}') new versions," \
+      "$(grep -o '"pages": [0-9]*' "$WORK/mssp-$run.json" | awk '{s+=$2} END {print s}') pages"
+  done
+  exit 0
+fi
 if [ -n "${ONLY_EXPORT:-}" ]; then
   # Incremental export: every alert and incident version of two tenants, then a run with nothing new.
   start_emulator lake --alerts "$ALERTS"

@@ -498,6 +498,10 @@ pub(crate) struct ExportArgs {
     /// How far before a run's start the next watermark stays (changes during a run are read again next time).
     #[arg(long, value_name = "DURATION", default_value = "5m")]
     pub(crate) overlap: String,
+    /// Where a tenant's first run starts: versions updated since TIME (e.g. -90d, 2026-01-01); default everything.
+    /// Later runs continue from their checkpoint.
+    #[arg(long, value_name = "TIME")]
+    pub(crate) since: Option<String>,
     /// Keep running: export again every DURATION (e.g. 10m) until Ctrl-C or SIGTERM (the tenant in hand finishes).
     #[arg(long, value_name = "DURATION")]
     pub(crate) follow: Option<String>,

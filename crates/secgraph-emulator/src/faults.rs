@@ -11,7 +11,9 @@
 //!   mid-paging), `repeat-next-link` (the page's `@odata.nextLink` points back at the page itself),
 //!   `duplicate-item` (the page's first item appears again at its end), `slow-down` (a token request answered
 //!   `slow_down`, as Entra does to a device-code poll that comes too fast).
-//! - WHEN: `rate=0.2`, `nth=3` (only the 3rd matching request), `first=2`, `every=4`; default: every request.
+//! - WHEN: `rate=0.2`, `nth=3` (only the 3rd matching request), `first=2`, `every=4`, `wide=7d` (requests whose
+//!   `$filter` covers more than that much `lastUpdateDateTime`/`createdDateTime` — an open end counts up to now, no
+//!   lower bound as forever: a heavy query, as big tenants see 500s on); default: every request.
 //!
 //! Example: `alerts_v2:429(2)@every=3;token:503@first=1;incidents:reset@nth=2`.
 
@@ -54,6 +56,8 @@ pub enum When {
     Nth(u64),
     First(u64),
     Every(u64),
+    /// The request's `$filter` time range is open-ended or longer than this.
+    Wide(chrono::Duration),
 }
 
 #[derive(Debug)]
@@ -170,7 +174,7 @@ impl FaultSpec {
                 Some(w) => {
                     let (k, v) = w
                         .split_once('=')
-                        .ok_or_else(|| format!("fault rule '{raw}': expected @rate=R, @nth=N, @first=N or @every=N"))?;
+                        .ok_or_else(|| format!("fault rule '{raw}': expected @rate=R, @nth=N, @first=N, @every=N or @wide=DURATION"))?;
                     let n = || {
                         v.parse::<u64>()
                             .ok()
@@ -187,7 +191,14 @@ impl FaultSpec {
                         "nth" => When::Nth(n()?),
                         "first" => When::First(n()?),
                         "every" => When::Every(n()?),
-                        other => return Err(format!("fault rule '{raw}': unknown selector '{other}' (rate, nth, first, every)")),
+                        "wide" => When::Wide(
+                            span(v).ok_or_else(|| format!("fault rule '{raw}': wide '{v}' is not a duration such as 7d, 12h or 30m"))?,
+                        ),
+                        other => {
+                            return Err(format!(
+                                "fault rule '{raw}': unknown selector '{other}' (rate, nth, first, every, wide)"
+                            ));
+                        }
                     }
                 }
             };
@@ -199,6 +210,20 @@ impl FaultSpec {
             });
         }
         Ok(FaultSpec { rules })
+    }
+}
+
+/// `7d`, `12h`, `30m`, `45s`.
+fn span(v: &str) -> Option<chrono::Duration> {
+    let v = v.trim();
+    let (n, unit) = v.split_at(v.find(|c: char| !c.is_ascii_digit())?);
+    let n: i64 = n.parse().ok()?;
+    match unit {
+        "d" => Some(chrono::Duration::days(n)),
+        "h" => Some(chrono::Duration::hours(n)),
+        "m" => Some(chrono::Duration::minutes(n)),
+        "s" => Some(chrono::Duration::seconds(n)),
+        _ => None,
     }
 }
 
@@ -230,11 +255,22 @@ impl Faults {
         }
     }
 
-    /// The fault to inject for this request, if any rule fires.
-    fn pick(&self, path: &str) -> Option<FaultKind> {
+    /// The fault to inject for this request, if any rule fires (the query string is for `wide=`).
+    fn pick_for(&self, path: &str, query: Option<&str>) -> Option<FaultKind> {
         for r in &self.spec.rules {
             if !Self::route_matches(&r.route, path) {
                 continue;
+            }
+            if let When::Wide(limit) = r.when {
+                let filter = query.and_then(|q| {
+                    url::form_urlencoded::parse(q.as_bytes())
+                        .find(|(k, _)| k == "$filter")
+                        .map(|(_, v)| v.into_owned())
+                });
+                let narrow = filter.as_deref().and_then(crate::graph::filter_span).is_some_and(|w| w <= limit);
+                if narrow {
+                    continue;
+                }
             }
             let n = r.seen.fetch_add(1, Ordering::SeqCst) + 1;
             let fire = match r.when {
@@ -242,6 +278,7 @@ impl Faults {
                 When::Nth(k) => n == k,
                 When::First(k) => n <= k,
                 When::Every(k) => n % k == 0,
+                When::Wide(_) => true,
                 When::Rate(p) => self
                     .rng
                     .lock()
@@ -313,7 +350,7 @@ fn rewrite_page(bytes: &Bytes, uri: &str, kind: &FaultKind) -> Option<Bytes> {
 /// The middleware.
 pub async fn inject(State(faults): State<Arc<Faults>>, req: Request, next: Next) -> Response {
     let path = req.uri().path().to_string();
-    let Some(kind) = faults.pick(&path) else {
+    let Some(kind) = faults.pick_for(&path, req.uri().query()) else {
         return next.run(req).await;
     };
     let rid = req
@@ -448,7 +485,7 @@ mod tests {
             "/kv/x/secrets/y",
         ]
         .iter()
-        .map(|p| f.pick(p))
+        .map(|p| f.pick_for(p, None))
         .collect();
         assert_eq!(picks[0], None);
         assert_eq!(
@@ -468,11 +505,35 @@ mod tests {
             "alerts_v2 rule: 2nd alerts_v2 request"
         );
         assert_eq!(picks[3], None);
+        // `wide=`: only requests whose filter covers more than the span (or is open-ended) fail.
+        let w = Faults::new(FaultSpec::parse("alerts_v2:500@wide=2d").unwrap(), 1);
+        let p = "/v1.0/security/alerts_v2";
+        let q = |f: &str| {
+            format!(
+                "$filter={}&$top=10",
+                url::form_urlencoded::byte_serialize(f.as_bytes()).collect::<String>()
+            )
+        };
+        assert!(
+            w.pick_for(p, Some(&q("lastUpdateDateTime ge 2026-01-01T00:00:00Z"))).is_some(),
+            "from long ago to now"
+        );
+        let recent = format!(
+            "lastUpdateDateTime ge {}",
+            (chrono::Utc::now() - chrono::Duration::hours(5)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        );
+        assert!(w.pick_for(p, Some(&q(&recent))).is_none(), "the last five hours");
+        assert!(w.pick_for(p, None).is_some(), "no filter at all");
+        let narrow = "lastUpdateDateTime ge 2026-01-01T00:00:00Z and lastUpdateDateTime lt 2026-01-02T00:00:00Z";
+        assert!(w.pick_for(p, Some(&q(narrow))).is_none(), "one day");
+        let broad = "lastUpdateDateTime ge 2026-01-01T00:00:00Z and lastUpdateDateTime lt 2026-01-05T00:00:00Z";
+        assert!(w.pick_for(p, Some(&q(broad))).is_some(), "four days");
+        assert!(FaultSpec::parse("alerts_v2:500@wide=soon").is_err());
         // Rates are reproducible for a seed.
         let a = Faults::new(FaultSpec::parse("*:500@rate=0.5").unwrap(), 9);
         let b = Faults::new(FaultSpec::parse("*:500@rate=0.5").unwrap(), 9);
-        let sa: Vec<bool> = (0..64).map(|_| a.pick("/x").is_some()).collect();
-        let sb: Vec<bool> = (0..64).map(|_| b.pick("/x").is_some()).collect();
+        let sa: Vec<bool> = (0..64).map(|_| a.pick_for("/x", None).is_some()).collect();
+        let sb: Vec<bool> = (0..64).map(|_| b.pick_for("/x", None).is_some()).collect();
         assert_eq!(sa, sb);
         assert!(sa.iter().any(|x| *x) && sa.iter().any(|x| !*x));
     }

@@ -390,6 +390,21 @@ impl TimeBounds {
     }
 }
 
+/// How long a time range a query's `$filter` covers (on `lastUpdateDateTime`, else `createdDateTime`; an open end
+/// is now): `None` when it has no lower bound or names neither. The fault layer's `wide=` selector uses it to model
+/// heavy queries.
+pub(crate) fn filter_span(filter: &str) -> Option<chrono::Duration> {
+    let parsed = odata::parse_filter(filter).ok()?;
+    let b = TimeBounds::of(&parsed);
+    match b.updated.or(b.created)? {
+        (Some(lo), hi) => {
+            let hi = hi.unwrap_or_else(|| crate::data::ticks(chrono::Utc::now()));
+            Some(chrono::Duration::microseconds((hi - lo) / 10))
+        }
+        _ => None,
+    }
+}
+
 pub async fn list(
     State(st): State<Arc<AppState>>,
     Extension(rid): Extension<RequestId>,

@@ -443,3 +443,42 @@ async fn an_azure_blob_root_holds_the_same_dataset_as_a_local_one() {
         "{names:?}"
     );
 }
+
+/// When even the smallest pages keep failing (the emulator fails every incidents request covering more than 8 days,
+/// as a big tenant's heavy `$expand` pages do), the run splits its time window until the pieces pass, and stores
+/// every version once.
+#[tokio::test]
+async fn heavy_time_ranges_failing_with_500_make_the_export_split_its_window() {
+    let (_emu, s, _http) = setup(120, Some("incidents:500@wide=8d")).await;
+    let root = tempfile::tempdir().unwrap();
+    let p = connect(&s, "Default").await;
+    let mut opts = ExportOptions::new(root.path());
+    opts.page_size = 20;
+    opts.since = Some(chrono::Utc::now() - chrono::Duration::days(15));
+    let r = export_stream(&p, "Default", Stream::Incidents, &opts).await;
+    assert_eq!(r.error, None);
+    assert!(r.splits >= 1, "{r:?}");
+    assert!(r.shrinks >= 1, "{r:?}");
+    let stored = versions(root.path(), "incidents");
+    assert!(stored.values().all(|n| *n == 1), "a version stored twice");
+    // Every incident updated in the last 15 days is there (and nothing older: `since`).
+    // (Read back in 5-day windows: the fault fails wider reads.)
+    let since = opts.since.unwrap();
+    let mut want: BTreeMap<String, i64> = BTreeMap::new();
+    for k in 0..3 {
+        let from = (since + chrono::Duration::days(5 * k)).to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        let to = match k {
+            2 => String::new(),
+            _ => format!(
+                " and lastUpdateDateTime lt {}",
+                (since + chrono::Duration::days(5 * (k + 1))).to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+            ),
+        };
+        want.extend(current(&p, &format!("/security/incidents?$top=50&$filter=lastUpdateDateTime ge {from}{to}")).await);
+    }
+    assert!(!want.is_empty());
+    assert_eq!(latest(&stored, &p.info().tenant_id), want);
+    // The next run reads from its watermark: a narrow window, no split needed.
+    let again = export_stream(&p, "Default", Stream::Incidents, &opts).await;
+    assert_eq!((again.error, again.splits, again.new_versions), (None, 0, 0));
+}

@@ -54,6 +54,11 @@ pub(crate) async fn run(env: &Env, cli: &Cli, args: &ExportArgs) -> anyhow::Resu
     opts.page_size = args.page_size as usize;
     opts.overlap = super::query::parse_duration(&args.overlap)?;
     opts.shard = shard;
+    opts.since = args
+        .since
+        .as_deref()
+        .map(|t| secgraph::query::parse_time(t, chrono::Utc::now()))
+        .transpose()?;
     opts.root.prepare().await?;
     let follow = args.follow.as_deref().map(super::query::parse_duration).transpose()?;
     let instances = super::query::fan_out_instances(env, cli, args.all_instances)?
@@ -180,10 +185,13 @@ fn print_reports(reports: &[StreamReport]) {
                 r.new_versions,
                 r.already_stored,
                 r.pages,
-                if r.shrinks > 0 {
-                    format!(", page size shrunk to {} after HTTP 500/504", r.page_size)
-                } else {
-                    String::new()
+                match (r.shrinks, r.splits) {
+                    (0, 0) => String::new(),
+                    (_, 0) => format!(", page size shrunk to {} after HTTP 500/504", r.page_size),
+                    (_, n) => format!(
+                        ", time window split {n} time(s) (and pages shrunk {} time(s)) after HTTP 500/504",
+                        r.shrinks
+                    ),
                 },
                 r.watermark_before.as_deref().unwrap_or("(none)"),
                 r.watermark_after.as_deref().unwrap_or("(none)"),

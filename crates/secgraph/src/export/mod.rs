@@ -76,8 +76,18 @@ impl Stream {
         Stream::ALL.into_iter().find(|s| s.name().eq_ignore_ascii_case(name.trim()))
     }
 
-    fn path(self, watermark: Option<&str>, top: usize) -> String {
-        let filter = watermark.map(|w| format!("$filter=lastUpdateDateTime ge {w}&")).unwrap_or_default();
+    /// The request for versions updated in `[from, to)` (either end open).
+    fn path(self, from: Option<&str>, to: Option<&str>, top: usize) -> String {
+        let terms: Vec<String> = from
+            .map(|w| format!("lastUpdateDateTime ge {w}"))
+            .into_iter()
+            .chain(to.map(|t| format!("lastUpdateDateTime lt {t}")))
+            .collect();
+        let filter = if terms.is_empty() {
+            String::new()
+        } else {
+            format!("$filter={}&", terms.join(" and "))
+        };
         match self {
             Stream::AlertsV2 => format!("/security/alerts_v2?{filter}$top={top}"),
             Stream::Incidents => format!("/security/incidents?{filter}$expand=alerts&$top={}", top.min(50)),
@@ -97,6 +107,9 @@ pub struct ExportOptions {
     pub page_size: usize,
     /// This process's shard, `(k, n)`; file names carry `k`.
     pub shard: (u32, u32),
+    /// Where a (tenant, stream) with no checkpoint yet starts: versions updated at or after this time (default:
+    /// everything the tenant has).
+    pub since: Option<DateTime<Utc>>,
 }
 
 impl ExportOptions {
@@ -112,6 +125,7 @@ impl ExportOptions {
             overlap: chrono::Duration::minutes(5),
             page_size: 1000,
             shard: (0, 1),
+            since: None,
         }
     }
 }
@@ -163,6 +177,8 @@ pub struct StreamReport {
     pub pages: usize,
     /// Passes started again with a smaller page after HTTP 500/504.
     pub shrinks: usize,
+    /// Time windows split in two because even the smallest pages kept failing with HTTP 500/504.
+    pub splits: usize,
     /// The page size the run ended with.
     pub page_size: usize,
     /// The watermark before and after.
@@ -187,6 +203,7 @@ impl StreamReport {
             already_stored: 0,
             pages: 0,
             shrinks: 0,
+            splits: 0,
             page_size: 0,
             watermark_before: None,
             watermark_after: None,
@@ -268,6 +285,23 @@ fn graph_time(t: DateTime<Utc>) -> String {
     }
 }
 
+/// The smallest page asked for before a failing window is split.
+const MIN_PAGE: usize = 10;
+/// The most windows split in one run (each split halves a window, or peels 30 days off an open-ended one).
+const MAX_SPLITS: usize = 24;
+
+/// Where to split a window `[from, to)` (`to` open: the run's start): its middle; an open-ended start peels the last
+/// 30 days off. `None` when the window is under a minute (nothing lighter to ask for).
+fn split_point(from: Option<&str>, to: Option<&str>, started: DateTime<Utc>) -> Option<String> {
+    let upper = to.and_then(parse_time).unwrap_or(started);
+    let mid = match from.and_then(parse_time) {
+        Some(lower) if upper - lower < chrono::Duration::minutes(1) => return None,
+        Some(lower) => lower + (upper - lower) / 2,
+        None => upper - chrono::Duration::days(30),
+    };
+    Some(graph_time(mid))
+}
+
 /// Exports one stream of one tenant: recovers the last run's state, reads every version since the watermark, writes
 /// the new ones, commits. Errors leave nothing committed (the next run starts from the same checkpoint).
 pub async fn export_stream(provider: &QueryProvider, instance: &str, stream: Stream, opts: &ExportOptions) -> StreamReport {
@@ -306,11 +340,15 @@ async fn run_stream(provider: &QueryProvider, tenant: &str, stream: Stream, opts
     let mut this_run: BTreeSet<(String, String)> = BTreeSet::new();
     let mut newest: Option<DateTime<Utc>> = None;
     let mut top = opts.page_size.max(1);
-    'pass: loop {
+    // The `lastUpdateDateTime` windows still to read, the oldest last: at first one, [watermark, open). A window
+    // whose pages keep failing at the smallest page size is split in two (see `split_point`).
+    let first = cp.watermark.clone().or_else(|| opts.since.map(graph_time));
+    let mut windows: Vec<(Option<String>, Option<String>)> = vec![(first, None)];
+    'window: while let Some((from, to)) = windows.pop() {
         let q = RenderedQuery {
             name: format!("export {}", stream.name()),
             language: Language::OData,
-            text: stream.path(cp.watermark.as_deref(), top),
+            text: stream.path(from.as_deref(), to.as_deref(), top),
             timespan: None,
             max_rows: None,
             match_evidence: None,
@@ -319,13 +357,29 @@ async fn run_stream(provider: &QueryProvider, tenant: &str, stream: Stream, opts
         while let Some(page) = pages.next().await {
             let page = match page {
                 Ok(p) => p,
-                Err(e) if matches!(e.http_status(), Some(500 | 504)) && top > 10 => {
-                    top = (top / 2).max(10);
+                Err(e) if matches!(e.http_status(), Some(500 | 504)) && top > MIN_PAGE => {
+                    top = (top / 2).max(MIN_PAGE);
                     report.shrinks += 1;
                     report.page_size = top;
                     tracing::warn!(stream = stream.name(), tenant, page_size = top, error = %e,
                         "Graph keeps failing this page; reading again with smaller pages");
-                    continue 'pass;
+                    windows.push((from, to));
+                    continue 'window;
+                }
+                Err(e) if matches!(e.http_status(), Some(500 | 504)) && report.splits < MAX_SPLITS => {
+                    let Some(mid) = split_point(from.as_deref(), to.as_deref(), started) else {
+                        return Err(e);
+                    };
+                    report.splits += 1;
+                    tracing::warn!(stream = stream.name(), tenant, from = from.as_deref().unwrap_or("(start)"),
+                        to = to.as_deref().unwrap_or("(now)"), at = %mid, error = %e,
+                        "Graph keeps failing even small pages; splitting the time window in two");
+                    // Smaller windows are lighter: they start again at the full page size.
+                    top = opts.page_size.max(1);
+                    report.page_size = top;
+                    windows.push((Some(mid.clone()), to));
+                    windows.push((from, Some(mid)));
+                    continue 'window;
                 }
                 Err(e) => return Err(e),
             };
@@ -378,7 +432,6 @@ async fn run_stream(provider: &QueryProvider, tenant: &str, stream: Stream, opts
                 let _ = sink.page(rows)?;
             }
         }
-        break;
     }
     for w in writers.values_mut() {
         w.finish()?;
