@@ -85,9 +85,9 @@ if [ -n "${ONLY_EXPORT10:-}" ]; then
       printf '      ClientId: 10000000-0000-4000-8000-%012d\n      ClientSecret: bench-secret-%d\n' "$k" "$k"
     done
   } > "$WORK/mssp-client.yaml"
-  time_it "export $TENANTS tenants, first run" "$BIN" --config "$WORK/mssp-client.yaml" --all-instances export \
+  time_it "export $TENANTS tenants, first run" "$BIN" --config "$WORK/mssp-client.yaml" export --all-instances \
     --root "$WORK/mssp" --stream alerts_v2 --summary "$WORK/mssp-1.json"
-  time_it "export $TENANTS tenants, no change" "$BIN" --config "$WORK/mssp-client.yaml" --all-instances export \
+  time_it "export $TENANTS tenants, no change" "$BIN" --config "$WORK/mssp-client.yaml" export --all-instances \
     --root "$WORK/mssp" --stream alerts_v2 --summary "$WORK/mssp-2.json"
   echo "== alerts_v2 of $TENANTS tenants x $ALERTS alerts; $(find "$WORK/mssp" -name '*.parquet' | wc -l) files, $(du -sh "$WORK/mssp" | cut -f1)"
   report "export $TENANTS tenants, first run" $((ALERTS * TENANTS))

@@ -285,6 +285,9 @@ fn graph_time(t: DateTime<Utc>) -> String {
     }
 }
 
+/// The most bytes a (tenant, stream) run's open Parquet files may hold in memory before their row groups are written.
+const BUFFER_BUDGET: usize = 32 * 1024 * 1024;
+
 /// The smallest page asked for before a failing window is split.
 const MIN_PAGE: usize = 10;
 /// The most windows split in one run (each split halves a window, or peels 30 days off an open-ended one).
@@ -430,6 +433,14 @@ async fn run_stream(provider: &QueryProvider, tenant: &str, stream: Stream, opts
                     }
                 };
                 let _ = sink.page(rows)?;
+            }
+            // One open file per date partition: keep what their row groups hold in memory bounded, whatever the
+            // tenant's size (row groups are then smaller, never lost).
+            let buffered: usize = writers.values().map(ArrowFileSink::buffered_bytes).sum();
+            if buffered > BUFFER_BUDGET {
+                for w in writers.values_mut() {
+                    w.flush()?;
+                }
             }
         }
     }

@@ -129,6 +129,21 @@ impl Writer {
         Ok(())
     }
 
+    /// Bytes the Parquet row group being built holds in memory.
+    fn buffered(&self) -> usize {
+        match self {
+            Writer::Parquet(w) => w.in_progress_size(),
+            Writer::Stream(_) => 0,
+        }
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        match self {
+            Writer::Parquet(w) => w.flush().map_err(|e| out_err("writing Parquet")(&e)),
+            Writer::Stream(w) => w.flush().map_err(|e| out_err("writing the Arrow stream")(&e)),
+        }
+    }
+
     fn close(self) -> Result<()> {
         match self {
             Writer::Parquet(w) => w.close().map(|_| ()).map_err(|e| out_err("closing the Parquet file")(&e)),
@@ -202,6 +217,20 @@ impl ArrowFileSink {
     /// Rows written so far.
     pub fn rows(&self) -> usize {
         self.rows
+    }
+
+    /// Bytes held in memory for the Parquet row group being built (0 for an Arrow stream).
+    pub fn buffered_bytes(&self) -> usize {
+        self.parts.last().and_then(|p| p.writer.as_ref()).map_or(0, Writer::buffered)
+    }
+
+    /// Writes the row group being built out now, releasing its memory (a caller with many files open at once keeps
+    /// its total in check this way).
+    pub fn flush(&mut self) -> Result<()> {
+        match self.parts.last_mut().and_then(|p| p.writer.as_mut()) {
+            Some(w) => w.flush(),
+            None => Ok(()),
+        }
     }
 
     fn new_part(&self, schema: SchemaRef) -> Result<Part> {
