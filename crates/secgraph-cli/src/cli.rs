@@ -483,7 +483,8 @@ pub(crate) struct ExportArgs {
     /// azure_storage_endpoint, aws_region, allow_http=true); repeatable.
     #[arg(long = "storage-option", value_name = "KEY=VALUE")]
     pub(crate) storage_options: Vec<String>,
-    /// Streams to export (comma-separated): alerts_v2, incidents.
+    /// Streams to export (comma-separated): alerts_v2, incidents, and hunting:Family.name for an advanced-hunting
+    /// query whose rows have a Timestamp (e.g. hunting:HuntProcess.encoded_powershell), kept by Timestamp.
     #[arg(long, value_delimiter = ',', default_values_t = vec!["alerts_v2".to_string(), "incidents".to_string()])]
     pub(crate) stream: Vec<String>,
     /// Export every configured instance (also: --instance A,B,C).

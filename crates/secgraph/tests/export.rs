@@ -132,7 +132,7 @@ async fn two_tenants_with_changes_keep_every_version_once_and_the_latest_equals_
         }
         for (p, name) in tenants.iter().zip(["Default", "Fabrikam"]) {
             for stream in Stream::ALL {
-                let r = export_stream(p, name, stream, &opts).await;
+                let r = export_stream(p, name, stream.clone(), &opts).await;
                 assert_eq!(r.error, None, "round {round} {name} {}", stream.name());
                 if round == 3 && stream == Stream::AlertsV2 {
                     assert_eq!(r.new_versions, 0, "no change since the last run: nothing new");
@@ -409,7 +409,7 @@ async fn an_azure_blob_root_holds_the_same_dataset_as_a_local_one() {
     for round in 0..2 {
         for stream in Stream::ALL {
             for opts in [ExportOptions::new(local.path()), ExportOptions::with_root(remote.clone())] {
-                let r = export_stream(&p, "Default", stream, &opts).await;
+                let r = export_stream(&p, "Default", stream.clone(), &opts).await;
                 assert_eq!(r.error, None, "round {round} {} into {:?}", stream.name(), opts.root);
                 assert!(round == 1 || r.new_versions > 0);
             }
@@ -481,4 +481,40 @@ async fn heavy_time_ranges_failing_with_500_make_the_export_split_its_window() {
     // The next run reads from its watermark: a narrow window, no split needed.
     let again = export_stream(&p, "Default", Stream::Incidents, &opts).await;
     assert_eq!((again.error, again.splits, again.new_versions), (None, 0, 0));
+}
+
+/// A named advanced-hunting query as a stream: its rows stored once (keyed by content and Timestamp), typed by the
+/// reply's schema, the next run adding nothing; an aggregate query (no Timestamp) is refused, saying why.
+#[tokio::test]
+async fn a_hunting_query_exports_as_a_stream_of_rows_kept_once() {
+    let (_emu, s, _http) = setup(60, None).await;
+    let root = tempfile::tempdir().unwrap();
+    let p = connect(&s, "Default").await;
+    let name = "HuntProcess.lsass_dump_command";
+    let stream = Stream::parse(&format!("hunting:{name}")).unwrap();
+    let opts = ExportOptions::new(root.path());
+    let r = export_stream(&p, "Default", stream.clone(), &opts).await;
+    assert_eq!(r.error, None);
+    let mut direct: Vec<serde_json::Value> = Vec::new();
+    let range = [("start".to_string(), "-30d".to_string()), ("end".to_string(), "now".to_string())];
+    p.run(name, &range, &mut direct).await.unwrap();
+    assert!(!direct.is_empty());
+    assert_eq!(r.new_versions, direct.len());
+    // Typed as the reply declared: Timestamp is a UTC timestamp column.
+    let dir = root.path().join(format!("stream=hunting.{name}"));
+    let mut rows = 0;
+    for f in files(&dir) {
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&f).unwrap()).unwrap();
+        let field = reader.schema().field_with_name("Timestamp").unwrap().clone();
+        assert!(
+            matches!(field.data_type(), arrow_schema::DataType::Timestamp(_, Some(_))),
+            "{field:?}"
+        );
+        rows += reader.build().unwrap().map(|b| b.unwrap().num_rows()).sum::<usize>();
+    }
+    assert_eq!(rows, direct.len());
+    let again = export_stream(&p, "Default", stream, &opts).await;
+    assert_eq!((again.error, again.new_versions), (None, 0));
+    let agg = export_stream(&p, "Default", Stream::parse("hunting:HuntNetwork.beaconing").unwrap(), &opts).await;
+    assert!(agg.error.as_deref().is_some_and(|e| e.contains("no Timestamp column")), "{agg:?}");
 }

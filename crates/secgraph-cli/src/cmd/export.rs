@@ -38,7 +38,13 @@ pub(crate) async fn run(env: &Env, cli: &Cli, args: &ExportArgs) -> anyhow::Resu
     let streams: Vec<Stream> = args
         .stream
         .iter()
-        .map(|s| Stream::parse(s).ok_or_else(|| crate::UsageError(format!("--stream '{s}': one of alerts_v2, incidents"))))
+        .map(|s| {
+            Stream::parse(s).ok_or_else(|| {
+                crate::UsageError(format!(
+                    "--stream '{s}': one of alerts_v2, incidents, or hunting:Family.name (an advanced-hunting query whose rows have a Timestamp)"
+                ))
+            })
+        })
         .collect::<Result<_, _>>()?;
     let shard = match &args.shard {
         None => (0, 1),
@@ -149,7 +155,7 @@ async fn export_once(env: &Env, instances: &[String], streams: &[Stream], opts: 
             Ok(p) => tracing::debug!(instance, tenant = %p.info().tenant_id, "another shard's tenant"),
             Err(e) => {
                 for s in streams {
-                    reports.push(failed_report(&instance, *s, &e));
+                    reports.push(failed_report(&instance, s, &e));
                 }
             }
         }
@@ -157,7 +163,7 @@ async fn export_once(env: &Env, instances: &[String], streams: &[Stream], opts: 
     let done: Vec<Vec<StreamReport>> = futures_util::stream::iter(work.into_iter().map(|(instance, p)| async move {
         let mut out = Vec::new();
         for s in streams {
-            out.push(export_stream(&p, &instance, *s, opts).await);
+            out.push(export_stream(&p, &instance, s.clone(), opts).await);
         }
         out
     }))
@@ -168,7 +174,7 @@ async fn export_once(env: &Env, instances: &[String], streams: &[Stream], opts: 
     reports
 }
 
-fn failed_report(instance: &str, stream: Stream, e: &secgraph::Error) -> StreamReport {
+fn failed_report(instance: &str, stream: &Stream, e: &secgraph::Error) -> StreamReport {
     let mut r = secgraph::export::StreamReport::failed(instance, stream);
     r.error = Some(e.to_string());
     r

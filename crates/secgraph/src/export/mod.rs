@@ -50,34 +50,101 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 
 /// What is exported.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
 pub enum Stream {
     /// `/security/alerts_v2`.
     AlertsV2,
     /// `/security/incidents` with their alerts (`$expand=alerts`).
     Incidents,
+    /// A named advanced-hunting query (`Family.name`, run with its defaults) whose rows have a `Timestamp`: each row
+    /// is stored once, keyed by its content and time; the watermark follows `Timestamp`.
+    Hunting(String),
 }
 
+/// Advanced hunting's data reaches the tables minutes after its `Timestamp`: a hunting stream's watermark stays at
+/// least this far behind a run's start, whatever `--overlap` says.
+const HUNTING_OVERLAP_MINUTES: i64 = 30;
+
 impl Stream {
-    /// Every stream.
+    /// The alert and incident streams.
     pub const ALL: [Stream; 2] = [Stream::AlertsV2, Stream::Incidents];
 
-    /// The name used in paths (`alerts_v2`, `incidents`).
-    pub fn name(self) -> &'static str {
+    /// The name used in paths (`alerts_v2`, `incidents`, `hunting.Family.name`).
+    pub fn name(&self) -> String {
         match self {
-            Stream::AlertsV2 => "alerts_v2",
-            Stream::Incidents => "incidents",
+            Stream::AlertsV2 => "alerts_v2".into(),
+            Stream::Incidents => "incidents".into(),
+            Stream::Hunting(q) => format!("hunting.{q}"),
         }
     }
 
-    /// A stream by name.
+    /// A stream by name: `alerts_v2`, `incidents`, or `hunting:Family.name` / `hunting.Family.name`.
     pub fn parse(name: &str) -> Option<Stream> {
-        Stream::ALL.into_iter().find(|s| s.name().eq_ignore_ascii_case(name.trim()))
+        let name = name.trim();
+        if let Some(q) = name.strip_prefix("hunting:").or_else(|| name.strip_prefix("hunting.")) {
+            return (q.contains('.') && !q.contains('/')).then(|| Stream::Hunting(q.to_string()));
+        }
+        Stream::ALL.into_iter().find(|s| s.name().eq_ignore_ascii_case(name))
+    }
+
+    /// The request for a window `[from, to)` (either end open; `started` closes an open end for hunting).
+    fn request(
+        &self,
+        provider: &QueryProvider,
+        from: Option<&str>,
+        to: Option<&str>,
+        top: usize,
+        started: DateTime<Utc>,
+    ) -> Result<RenderedQuery> {
+        let Stream::Hunting(name) = self else {
+            return Ok(RenderedQuery {
+                name: format!("export {}", self.name()),
+                language: Language::OData,
+                text: self.path(from, to, top),
+                timespan: None,
+                max_rows: None,
+                match_evidence: None,
+            });
+        };
+        let mut q = provider.render(name, &[])?;
+        if q.language != Language::Kql {
+            return Err(Error::Query {
+                message: format!("{name} is not an advanced-hunting (KQL) query; only those can be exported as hunting streams"),
+            });
+        }
+        // Hunting keeps 30 days: a first run without `--since` starts there.
+        let from = from
+            .map(str::to_string)
+            .unwrap_or_else(|| graph_time(started - chrono::Duration::days(30)));
+        let to = to.map(str::to_string).unwrap_or_else(|| graph_time(started));
+        q.timespan = Some(format!("{from}/{to}"));
+        q.max_rows = None;
+        Ok(q)
+    }
+
+    /// A row's identity and time: an item's `id` and `lastUpdateDateTime`; a hunting row's content hash and
+    /// `Timestamp`.
+    fn version<'r>(&self, row: &'r Row) -> Option<(Cow<'r, str>, Cow<'r, str>)> {
+        match self {
+            Stream::Hunting(_) => {
+                #[derive(Deserialize)]
+                struct T<'a> {
+                    #[serde(borrow, rename = "Timestamp")]
+                    ts: Option<Cow<'a, str>>,
+                }
+                let t: T<'_> = serde_json::from_str(row.json()).ok()?;
+                use sha2::Digest;
+                let digest = sha2::Sha256::digest(row.json().as_bytes());
+                let id: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+                Some((Cow::Owned(id), t.ts?))
+            }
+            _ => version(row),
+        }
     }
 
     /// The request for versions updated in `[from, to)` (either end open).
-    fn path(self, from: Option<&str>, to: Option<&str>, top: usize) -> String {
+    fn path(&self, from: Option<&str>, to: Option<&str>, top: usize) -> String {
         let terms: Vec<String> = from
             .map(|w| format!("lastUpdateDateTime ge {w}"))
             .into_iter()
@@ -89,8 +156,8 @@ impl Stream {
             format!("$filter={}&", terms.join(" and "))
         };
         match self {
-            Stream::AlertsV2 => format!("/security/alerts_v2?{filter}$top={top}"),
             Stream::Incidents => format!("/security/incidents?{filter}$expand=alerts&$top={}", top.min(50)),
+            _ => format!("/security/alerts_v2?{filter}$top={top}"),
         }
     }
 }
@@ -167,8 +234,8 @@ pub struct StreamReport {
     pub instance: String,
     /// The tenant id.
     pub tenant_id: String,
-    /// The stream.
-    pub stream: &'static str,
+    /// The stream's name.
+    pub stream: String,
     /// Versions stored by this run.
     pub new_versions: usize,
     /// Items read that were already stored (re-reads at the overlap, ties, repeats).
@@ -194,7 +261,7 @@ pub struct StreamReport {
 impl StreamReport {
     /// An empty report for a stream of an instance (the caller sets `error` for one that could not run at all, as
     /// when its tenant did not connect).
-    pub fn failed(instance: &str, stream: Stream) -> StreamReport {
+    pub fn failed(instance: &str, stream: &Stream) -> StreamReport {
         StreamReport {
             instance: instance.to_string(),
             tenant_id: String::new(),
@@ -213,7 +280,7 @@ impl StreamReport {
     }
 }
 
-fn checkpoint_path(stream: Stream, tenant: &str) -> String {
+fn checkpoint_path(stream: &Stream, tenant: &str) -> String {
     format!("_checkpoints/stream={}/tenant={tenant}.json", stream.name())
 }
 
@@ -237,7 +304,7 @@ async fn save_checkpoint(root: &Root, rel: &str, cp: &Checkpoint) -> Result<()> 
 
 /// Puts the (tenant, stream) folder in the state its checkpoint describes: listed pending files renamed (their run
 /// had committed), other pending files and temporary files deleted (theirs had not).
-async fn recover(root: &Root, stream: Stream, tenant: &str, cp_rel: &str, cp: &mut Checkpoint) -> Result<()> {
+async fn recover(root: &Root, stream: &Stream, tenant: &str, cp_rel: &str, cp: &mut Checkpoint) -> Result<()> {
     if !cp.pending.is_empty() {
         for rel in std::mem::take(&mut cp.pending) {
             let pending = format!("{rel}.pending");
@@ -315,15 +382,22 @@ pub async fn export_stream(provider: &QueryProvider, instance: &str, stream: Str
     let mut report = StreamReport {
         tenant_id: tenant.clone(),
         page_size: opts.page_size,
-        ..StreamReport::failed(instance, stream)
+        ..StreamReport::failed(instance, &stream)
     };
-    if let Err(e) = run_stream(provider, &tenant, stream, opts, &mut report).await {
+    if let Err(e) = run_stream(provider, &tenant, &stream, opts, &mut report).await {
         report.error = Some(e.to_string());
     }
     report
 }
 
-async fn run_stream(provider: &QueryProvider, tenant: &str, stream: Stream, opts: &ExportOptions, report: &mut StreamReport) -> Result<()> {
+async fn run_stream(
+    provider: &QueryProvider,
+    tenant: &str,
+    stream: &Stream,
+    opts: &ExportOptions,
+    report: &mut StreamReport,
+) -> Result<()> {
+    let hunting = matches!(stream, Stream::Hunting(_));
     let root = &opts.root;
     let cp_path = checkpoint_path(stream, tenant);
     let mut cp = load_checkpoint(root, &cp_path).await?;
@@ -345,20 +419,15 @@ async fn run_stream(provider: &QueryProvider, tenant: &str, stream: Stream, opts
     let mut writers: BTreeMap<String, ArrowFileSink> = BTreeMap::new();
     let mut this_run: BTreeSet<(String, String)> = BTreeSet::new();
     let mut newest: Option<DateTime<Utc>> = None;
-    let mut top = opts.page_size.max(1);
+    // A hunting query answers in one page: there is no page size to shrink, only the window to split.
+    let mut top = if hunting { MIN_PAGE } else { opts.page_size.max(1) };
+    let mut schema: Vec<(String, String)> = Vec::new();
     // The `lastUpdateDateTime` windows still to read, the oldest last: at first one, [watermark, open). A window
     // whose pages keep failing at the smallest page size is split in two (see `split_point`).
     let first = cp.watermark.clone().or_else(|| opts.since.map(graph_time));
     let mut windows: Vec<(Option<String>, Option<String>)> = vec![(first, None)];
     'window: while let Some((from, to)) = windows.pop() {
-        let q = RenderedQuery {
-            name: format!("export {}", stream.name()),
-            language: Language::OData,
-            text: stream.path(from.as_deref(), to.as_deref(), top),
-            timespan: None,
-            max_rows: None,
-            match_evidence: None,
-        };
+        let q = stream.request(provider, from.as_deref(), to.as_deref(), top, started)?;
         let mut pages = provider.pages(&q)?;
         while let Some(page) = pages.next().await {
             let page = match page {
@@ -372,7 +441,9 @@ async fn run_stream(provider: &QueryProvider, tenant: &str, stream: Stream, opts
                     windows.push((from, to));
                     continue 'window;
                 }
-                Err(e) if matches!(e.http_status(), Some(500 | 504)) && report.splits < MAX_SPLITS => {
+                Err(e) if (matches!(e.http_status(), Some(500 | 504)) || too_many_rows(&e)) && report.splits < MAX_SPLITS => {
+                    // A hunting window with no start began 30 days back.
+                    let from = from.or_else(|| hunting.then(|| graph_time(started - chrono::Duration::days(30))));
                     let Some(mid) = split_point(from.as_deref(), to.as_deref(), started) else {
                         return Err(e);
                     };
@@ -381,7 +452,7 @@ async fn run_stream(provider: &QueryProvider, tenant: &str, stream: Stream, opts
                         to = to.as_deref().unwrap_or("(now)"), at = %mid, error = %e,
                         "Graph keeps failing even small pages; splitting the time window in two");
                     // Smaller windows are lighter: they start again at the full page size.
-                    top = opts.page_size.max(1);
+                    top = if hunting { MIN_PAGE } else { opts.page_size.max(1) };
                     report.page_size = top;
                     windows.push((Some(mid.clone()), to));
                     windows.push((from, Some(mid)));
@@ -390,12 +461,27 @@ async fn run_stream(provider: &QueryProvider, tenant: &str, stream: Stream, opts
                 Err(e) => return Err(e),
             };
             report.pages += 1;
+            if !page.schema.is_empty() {
+                schema = page.schema.clone();
+                if hunting && !schema.iter().any(|(c, _)| c == "Timestamp") {
+                    return Err(Error::Query {
+                        message: format!(
+                            "{}: the query's rows have no Timestamp column, so they cannot be exported as versions (aggregate queries cannot); export a row-level query",
+                            stream.name()
+                        ),
+                    });
+                }
+            }
             let mut by_date: HashMap<String, Vec<Row>> = HashMap::new();
             for row in page.rows {
-                let Some((id, last)) = version(&row) else {
+                let Some((id, last)) = stream.version(&row) else {
                     return Err(Error::Response {
-                        url: q.text.clone(),
-                        message: "an item has no id or lastUpdateDateTime; it cannot be exported as a version".into(),
+                        url: q.name.clone(),
+                        message: if hunting {
+                            "a row has no Timestamp; it cannot be exported".into()
+                        } else {
+                            "an item has no id or lastUpdateDateTime; it cannot be exported as a version".into()
+                        },
                     });
                 };
                 let key = (id.into_owned(), last.into_owned());
@@ -426,11 +512,13 @@ async fn run_stream(provider: &QueryProvider, tenant: &str, stream: Stream, opts
                             std::fs::create_dir_all(dir).map_err(|e| Error::Output(format!("cannot create {}: {e}", dir.display())))?;
                         }
                         staged.push((path.clone(), pending));
-                        let sink = ArrowFileSink::new(
+                        let mut sink = ArrowFileSink::new(
                             FileFormat::Parquet,
                             BatchBuilder::new(stream_schema(stream)),
                             Destination::Path(path),
                         )?;
+                        // Hunting rows are typed by the reply's declared schema.
+                        sink.columns(&schema);
                         report.files.push(rel);
                         writers.entry(date).or_insert(sink)
                     }
@@ -458,7 +546,12 @@ async fn run_stream(provider: &QueryProvider, tenant: &str, stream: Stream, opts
     report.new_versions = this_run.len();
 
     // The next watermark: the newest version seen, but no later than the run's start minus the overlap.
-    let cap = started - opts.overlap;
+    let overlap = if hunting {
+        opts.overlap.max(chrono::Duration::minutes(HUNTING_OVERLAP_MINUTES))
+    } else {
+        opts.overlap
+    };
+    let cap = started - overlap;
     let before = cp.watermark.as_deref().and_then(parse_time);
     let next = match (newest, before) {
         (Some(n), b) => Some(b.map_or(n.min(cap), |b| b.max(n.min(cap)))),
@@ -482,11 +575,17 @@ async fn run_stream(provider: &QueryProvider, tenant: &str, stream: Stream, opts
     Ok(())
 }
 
-fn stream_schema(stream: Stream) -> &'static [(&'static str, crate::batches::schema::Kind)] {
+fn stream_schema(stream: &Stream) -> &'static [(&'static str, crate::batches::schema::Kind)] {
     match stream {
         Stream::AlertsV2 => crate::batches::schema::ALERT_V2,
         Stream::Incidents => crate::batches::schema::INCIDENT,
+        Stream::Hunting(_) => &[],
     }
+}
+
+/// Advanced hunting's answer to a result over its row limit: a narrower window may pass.
+fn too_many_rows(e: &Error) -> bool {
+    e.http_status() == Some(400) && e.to_string().contains("exceeds the limit")
 }
 
 /// Writes the latest version of every id, per (stream, tenant), to `ROOT/current/stream=…/tenant=…/part-0.parquet`
