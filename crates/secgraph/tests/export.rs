@@ -347,8 +347,15 @@ impl Azurite {
 /// HMAC-SHA256 (RFC 2104), for the one signed request the test makes itself.
 fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
     use sha2::{Digest, Sha256};
+    let hashed;
+    let key = if key.len() > 64 {
+        hashed = Sha256::digest(key);
+        &hashed[..]
+    } else {
+        key
+    };
     let mut block = [0u8; 64];
-    block[..key.len().min(64)].copy_from_slice(&key[..key.len().min(64)]);
+    block[..key.len()].copy_from_slice(key);
     let pad = |byte: u8| block.iter().map(|b| b ^ byte).collect::<Vec<u8>>();
     let inner = Sha256::new().chain_update(pad(0x36)).chain_update(message).finalize();
     Sha256::new().chain_update(pad(0x5c)).chain_update(inner).finalize().to_vec()

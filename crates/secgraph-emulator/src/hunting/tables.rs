@@ -262,7 +262,7 @@ const BENIGN: &[(&str, &str, &str)] = &[
     ("cmd.exe", "C:\\Windows\\System32", "cmd.exe /c ipconfig /all"),
 ];
 
-/// Every hunting table, keyed by name: the ones derived here and those in [`stories`].
+/// Every hunting table, keyed by name: the ones derived here and those of the `stories` module.
 pub fn build_tables(ds: &Dataset, seed: u64) -> HashMap<String, KTable> {
     let mut rng = Rng::new(seed ^ 0x4855_4e54);
     let e = &ds.entities;
