@@ -31,11 +31,16 @@ async fn fx() -> Fx {
     })
     .await
     .unwrap();
+    let (p, dir) = connect(&emu, &ConnectOptions::default()).await;
+    Fx { emu, p, _dir: dir }
+}
+
+/// A provider connected to `emu` through the settings file it writes (kept in the returned folder).
+async fn connect(emu: &Emulator, opts: &ConnectOptions) -> (QueryProvider, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("c.yaml"), emu.msticpy_config()).unwrap();
     let s = Settings::load(&dir.path().join("c.yaml"), ConfigSource::Explicit).unwrap();
-    let p = QueryProvider::connect(Some(&s), &ConnectOptions::default()).await.unwrap();
-    Fx { emu, p, _dir: dir }
+    (QueryProvider::connect(Some(&s), opts).await.unwrap(), dir)
 }
 
 impl Fx {
@@ -603,15 +608,12 @@ sources:
 #[tokio::test]
 async fn hunting_library_finds_what_the_stories_seed() {
     let f = fx().await;
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("c.yaml"), f.emu.msticpy_config()).unwrap();
-    let s = Settings::load(&dir.path().join("c.yaml"), ConfigSource::Explicit).unwrap();
     // Sixty queries in a row: lift the client's hunting budget (45 a minute, Graph's) for this local run.
     let opts = ConnectOptions {
         requests_per_minute: Some((10_000, 10_000)),
         ..Default::default()
     };
-    let p = QueryProvider::connect(Some(&s), &opts).await.unwrap();
+    let (p, _dir) = connect(&f.emu, &opts).await;
     let library: Vec<_> = p
         .queries()
         .all()
@@ -711,10 +713,7 @@ async fn hunting_cpu_quota_is_reported_not_slept_through() {
     })
     .await
     .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("c.yaml"), emu.msticpy_config()).unwrap();
-    let s = Settings::load(&dir.path().join("c.yaml"), ConfigSource::Explicit).unwrap();
-    let p = QueryProvider::connect(Some(&s), &ConnectOptions::default()).await.unwrap();
+    let (p, _dir) = connect(&emu, &ConnectOptions::default()).await;
     let run = |q: &str| {
         let params = vec![("query".to_string(), q.to_string())];
         let p = &p;

@@ -8,6 +8,7 @@
 //! Stories happen from the day before yesterday (midnight, UTC) into yesterday, on devices and accounts from the same
 //! entity pools.
 
+use super::tables::s;
 use super::value::{KTable, KType, KV};
 use crate::data::{Dataset, Device, Rng, User};
 use base64::Engine as _;
@@ -328,10 +329,6 @@ pub(super) fn add_schemas(tables: &mut HashMap<String, KTable>) {
     }
 }
 
-fn s(v: &str) -> KV {
-    KV::Str(v.to_string())
-}
-
 fn hex(rng: &mut Rng, n: usize) -> KV {
     KV::Str(rng.hex(n))
 }
@@ -352,61 +349,60 @@ pub(super) fn from_alert(t: &mut Tables, rng: &mut Rng, alert: &Value, at: DateT
     let user = ev.iter().find_map(|x| x.get("userAccount")).filter(|u| !u.is_null());
     let text = |v: &Value| KV::Str(v.as_str().unwrap_or("").to_string());
     if let Some(d) = device {
+        let on_device = [("DeviceId", text(&d["mdeDeviceId"])), ("DeviceName", text(&d["deviceDnsName"]))];
         for fe in ev.iter().filter(|x| kind(x) == "fileEvidence") {
             let f = &fe["fileDetails"];
-            *report += 1;
             let name = f["fileName"].as_str().unwrap_or("");
-            t.push(
-                "DeviceEvents",
-                &[
-                    ("Timestamp", KV::Date(at - Duration::seconds(20))),
-                    ("DeviceId", text(&d["mdeDeviceId"])),
-                    ("DeviceName", text(&d["deviceDnsName"])),
-                    ("ActionType", s("AntivirusDetection")),
-                    ("FileName", s(name)),
-                    ("FolderPath", text(&f["filePath"])),
-                    ("SHA1", text(&f["sha1"])),
-                    ("SHA256", text(&f["sha256"])),
-                    (
-                        "AdditionalFields",
-                        KV::Dyn(json!({"ThreatName": format!("Trojan:Win32/{}", alert["title"].as_str().unwrap_or("Generic").split_whitespace().next().unwrap_or("Generic")), "WasRemediated": true})),
-                    ),
-                    ("ReportId", KV::Long(*report)),
-                ],
-            );
+            let sha1 = ("SHA1", text(&f["sha1"]));
+            let file = [
+                ("FileName", s(name)),
+                ("FolderPath", text(&f["filePath"])),
+                sha1.clone(),
+                ("SHA256", text(&f["sha256"])),
+            ];
+            let row = |when: i64, extra: Vec<(&'static str, KV)>| {
+                let mut r = vec![("Timestamp", KV::Date(at - Duration::seconds(when)))];
+                r.extend(on_device.iter().cloned());
+                r.extend(extra);
+                r
+            };
+            *report += 1;
+            let threat = alert["title"]
+                .as_str()
+                .and_then(|t| t.split_whitespace().next())
+                .unwrap_or("Generic");
+            let mut detection = vec![("ActionType", s("AntivirusDetection")), ("ReportId", KV::Long(*report))];
+            detection.extend(file.iter().cloned());
+            detection.push((
+                "AdditionalFields",
+                KV::Dyn(json!({"ThreatName": format!("Trojan:Win32/{threat}"), "WasRemediated": true})),
+            ));
+            t.push("DeviceEvents", &row(20, detection));
             // Every file seen on a device has a certificate row: the alert's files are unsigned.
             t.push(
                 "DeviceFileCertificateInfo",
-                &[
-                    ("Timestamp", KV::Date(at - Duration::seconds(25))),
-                    ("DeviceId", text(&d["mdeDeviceId"])),
-                    ("DeviceName", text(&d["deviceDnsName"])),
-                    ("SHA1", text(&f["sha1"])),
-                    ("IsSigned", KV::Bool(false)),
-                    ("IsTrusted", KV::Bool(false)),
-                    ("IsRootSignerMicrosoft", KV::Bool(false)),
-                    ("ReportId", KV::Long(*report)),
-                ],
+                &row(
+                    25,
+                    vec![
+                        sha1,
+                        ("IsSigned", KV::Bool(false)),
+                        ("IsTrusted", KV::Bool(false)),
+                        ("IsRootSignerMicrosoft", KV::Bool(false)),
+                        ("ReportId", KV::Long(*report)),
+                    ],
+                ),
             );
             if name.ends_with(".dll") {
                 *report += 1;
-                t.push(
-                    "DeviceImageLoadEvents",
-                    &[
-                        ("Timestamp", KV::Date(at - Duration::seconds(40))),
-                        ("DeviceId", text(&d["mdeDeviceId"])),
-                        ("DeviceName", text(&d["deviceDnsName"])),
-                        ("ActionType", s("ImageLoaded")),
-                        ("FileName", s(name)),
-                        ("FolderPath", text(&f["filePath"])),
-                        ("SHA1", text(&f["sha1"])),
-                        ("SHA256", text(&f["sha256"])),
-                        ("FileSize", f["fileSize"].as_i64().map(KV::Long).unwrap_or(KV::Null)),
-                        ("InitiatingProcessFileName", s("rundll32.exe")),
-                        ("InitiatingProcessFolderPath", s("C:\\Windows\\System32")),
-                        ("ReportId", KV::Long(*report)),
-                    ],
-                );
+                let mut load = vec![
+                    ("ActionType", s("ImageLoaded")),
+                    ("FileSize", f["fileSize"].as_i64().map(KV::Long).unwrap_or(KV::Null)),
+                    ("InitiatingProcessFileName", s("rundll32.exe")),
+                    ("InitiatingProcessFolderPath", s("C:\\Windows\\System32")),
+                    ("ReportId", KV::Long(*report)),
+                ];
+                load.extend(file.iter().cloned());
+                t.push("DeviceImageLoadEvents", &row(40, load));
             }
         }
     }

@@ -193,32 +193,8 @@ const IDENTITY_LOGON: &[(&str, KType)] = &[
     ("AdditionalFields", Y),
 ];
 
-/// Builds rows by column name; unset columns are null.
-struct Builder {
-    table: KTable,
-}
-
-impl Builder {
-    fn new(cols: &[(&str, KType)]) -> Builder {
-        Builder {
-            table: KTable {
-                columns: cols.iter().map(|(n, t)| (n.to_string(), *t)).collect(),
-                rows: vec![],
-            },
-        }
-    }
-    fn push(&mut self, values: &[(&str, KV)]) {
-        let mut row = vec![KV::Null; self.table.columns.len()];
-        for (k, v) in values {
-            if let Some(i) = self.table.index(k) {
-                row[i] = v.clone();
-            }
-        }
-        self.table.rows.push(row);
-    }
-}
-
-fn s(v: &str) -> KV {
+/// A string cell.
+pub(super) fn s(v: &str) -> KV {
     KV::Str(v.to_string())
 }
 
@@ -266,16 +242,24 @@ const BENIGN: &[(&str, &str, &str)] = &[
 pub fn build_tables(ds: &Dataset, seed: u64) -> HashMap<String, KTable> {
     let mut rng = Rng::new(seed ^ 0x4855_4e54);
     let e = &ds.entities;
-    let mut info = Builder::new(ALERT_INFO);
-    let mut evidence = Builder::new(ALERT_EVIDENCE);
-    let mut proc_ = Builder::new(DEVICE_PROCESS);
-    let mut files = Builder::new(DEVICE_FILE);
-    let mut net = Builder::new(DEVICE_NETWORK);
-    let mut logon = Builder::new(DEVICE_LOGON);
-    let mut ident = Builder::new(IDENTITY_LOGON);
+    let mut tables: HashMap<String, KTable> = [
+        ("AlertInfo", ALERT_INFO),
+        ("AlertEvidence", ALERT_EVIDENCE),
+        ("DeviceProcessEvents", DEVICE_PROCESS),
+        ("DeviceFileEvents", DEVICE_FILE),
+        ("DeviceNetworkEvents", DEVICE_NETWORK),
+        ("DeviceLogonEvents", DEVICE_LOGON),
+        ("IdentityLogonEvents", IDENTITY_LOGON),
+    ]
+    .into_iter()
+    .map(|(name, cols)| {
+        let columns = cols.iter().map(|(n, t)| (n.to_string(), *t)).collect();
+        (name.to_string(), KTable { columns, rows: vec![] })
+    })
+    .collect();
+    stories::add_schemas(&mut tables);
+    let mut t = Tables(&mut tables);
     let mut report = 1000i64;
-    let mut more = HashMap::new();
-    stories::add_schemas(&mut more);
 
     for item in &ds.alerts_v2 {
         // Parsed for this pass only: the stored alert stays compact.
@@ -297,9 +281,9 @@ pub fn build_tables(ds: &Dataset, seed: u64) -> HashMap<String, KTable> {
         ];
         let mut row = common.to_vec();
         row.extend([("Category", js(&a["category"])), ("Severity", s(&severity))]);
-        info.push(&row);
+        t.push("AlertInfo", &row);
 
-        stories::from_alert(&mut Tables(&mut more), &mut rng, a, at, &mut report);
+        stories::from_alert(&mut t, &mut rng, a, at, &mut report);
         let ev = a["evidence"].as_array().cloned().unwrap_or_default();
         let device = ev.iter().find(|x| x["@odata.type"] == "#microsoft.graph.security.deviceEvidence");
         let user = ev.iter().find_map(|x| x.get("userAccount")).cloned().unwrap_or(Value::Null);
@@ -384,7 +368,7 @@ pub fn build_tables(ds: &Dataset, seed: u64) -> HashMap<String, KTable> {
                 other => other,
             };
             r.push(("EntityType", s(entity)));
-            evidence.push(&r);
+            t.push("AlertEvidence", &r);
         }
 
         // Activity around the alert on the same device, by the same account, to the same addresses.
@@ -393,25 +377,28 @@ pub fn build_tables(ds: &Dataset, seed: u64) -> HashMap<String, KTable> {
                 for ip in ev.iter().filter_map(|x| x["ipAddress"].as_str()) {
                     report += 1;
                     let ok = rng.below(3) > 0;
-                    ident.push(&[
-                        ("Timestamp", KV::Date(at - Duration::minutes(rng.below(30) as i64 + 1))),
-                        ("ActionType", s(if ok { "LogonSuccess" } else { "LogonFailed" })),
-                        ("Application", s("Microsoft Online")),
-                        ("LogonType", s("Login:login")),
-                        ("Protocol", s("OAuth2")),
-                        ("FailureReason", s(if ok { "" } else { "InvalidUserNameOrPassword" })),
-                        ("AccountName", js(&user["accountName"])),
-                        ("AccountDomain", s("contoso-demo.onmicrosoft.com")),
-                        ("AccountUpn", js(&user["userPrincipalName"])),
-                        ("AccountSid", js(&user["userSid"])),
-                        ("AccountObjectId", js(&user["azureAdUserId"])),
-                        ("AccountDisplayName", js(&user["displayName"])),
-                        ("IPAddress", s(ip)),
-                        ("Port", KV::Long(0)),
-                        ("Location", s("")),
-                        ("ReportId", s(&format!("{report}"))),
-                        ("AdditionalFields", KV::Dyn(serde_json::json!({}))),
-                    ]);
+                    t.push(
+                        "IdentityLogonEvents",
+                        &[
+                            ("Timestamp", KV::Date(at - Duration::minutes(rng.below(30) as i64 + 1))),
+                            ("ActionType", s(if ok { "LogonSuccess" } else { "LogonFailed" })),
+                            ("Application", s("Microsoft Online")),
+                            ("LogonType", s("Login:login")),
+                            ("Protocol", s("OAuth2")),
+                            ("FailureReason", s(if ok { "" } else { "InvalidUserNameOrPassword" })),
+                            ("AccountName", js(&user["accountName"])),
+                            ("AccountDomain", s("contoso-demo.onmicrosoft.com")),
+                            ("AccountUpn", js(&user["userPrincipalName"])),
+                            ("AccountSid", js(&user["userSid"])),
+                            ("AccountObjectId", js(&user["azureAdUserId"])),
+                            ("AccountDisplayName", js(&user["displayName"])),
+                            ("IPAddress", s(ip)),
+                            ("Port", KV::Long(0)),
+                            ("Location", s("")),
+                            ("ReportId", s(&format!("{report}"))),
+                            ("AdditionalFields", KV::Dyn(serde_json::json!({}))),
+                        ],
+                    );
                 }
             }
             continue;
@@ -422,33 +409,36 @@ pub fn build_tables(ds: &Dataset, seed: u64) -> HashMap<String, KTable> {
         if let Some(p) = ev.iter().find(|x| x["@odata.type"] == "#microsoft.graph.security.processEvidence") {
             report += 1;
             let f = &p["imageFile"];
-            proc_.push(&[
-                ("Timestamp", KV::Date(at - Duration::seconds(30))),
-                ("DeviceId", s(&dev_id)),
-                ("DeviceName", s(&dev_name)),
-                ("ActionType", s("ProcessCreated")),
-                ("FileName", js(&f["fileName"])),
-                ("FolderPath", js(&f["filePath"])),
-                ("SHA1", js(&f["sha1"])),
-                ("SHA256", js(&f["sha256"])),
-                ("FileSize", js(&f["fileSize"])),
-                ("ProcessId", js(&p["processId"])),
-                ("ProcessCommandLine", js(&p["processCommandLine"])),
-                ("ProcessIntegrityLevel", s("High")),
-                ("ProcessTokenElevation", s("TokenElevationTypeFull")),
-                ("ProcessCreationTime", date(&p["processCreationDateTime"])),
-                ("AccountDomain", acct("domainName")),
-                ("AccountName", acct("accountName")),
-                ("AccountSid", acct("userSid")),
-                ("AccountUpn", acct("userPrincipalName")),
-                ("AccountObjectId", acct("azureAdUserId")),
-                ("InitiatingProcessFileName", s("explorer.exe")),
-                ("InitiatingProcessFolderPath", s("C:\\Windows")),
-                ("InitiatingProcessId", js(&p["parentProcessId"])),
-                ("InitiatingProcessAccountName", acct("accountName")),
-                ("InitiatingProcessAccountDomain", acct("domainName")),
-                ("ReportId", KV::Long(report)),
-            ]);
+            t.push(
+                "DeviceProcessEvents",
+                &[
+                    ("Timestamp", KV::Date(at - Duration::seconds(30))),
+                    ("DeviceId", s(&dev_id)),
+                    ("DeviceName", s(&dev_name)),
+                    ("ActionType", s("ProcessCreated")),
+                    ("FileName", js(&f["fileName"])),
+                    ("FolderPath", js(&f["filePath"])),
+                    ("SHA1", js(&f["sha1"])),
+                    ("SHA256", js(&f["sha256"])),
+                    ("FileSize", js(&f["fileSize"])),
+                    ("ProcessId", js(&p["processId"])),
+                    ("ProcessCommandLine", js(&p["processCommandLine"])),
+                    ("ProcessIntegrityLevel", s("High")),
+                    ("ProcessTokenElevation", s("TokenElevationTypeFull")),
+                    ("ProcessCreationTime", date(&p["processCreationDateTime"])),
+                    ("AccountDomain", acct("domainName")),
+                    ("AccountName", acct("accountName")),
+                    ("AccountSid", acct("userSid")),
+                    ("AccountUpn", acct("userPrincipalName")),
+                    ("AccountObjectId", acct("azureAdUserId")),
+                    ("InitiatingProcessFileName", s("explorer.exe")),
+                    ("InitiatingProcessFolderPath", s("C:\\Windows")),
+                    ("InitiatingProcessId", js(&p["parentProcessId"])),
+                    ("InitiatingProcessAccountName", acct("accountName")),
+                    ("InitiatingProcessAccountDomain", acct("domainName")),
+                    ("ReportId", KV::Long(report)),
+                ],
+            );
         }
         // The alert's file arrives on the device shortly before the alert, written by the alert's process (if any).
         if let Some(fe) = ev.iter().find(|x| x["@odata.type"] == "#microsoft.graph.security.fileEvidence") {
@@ -456,112 +446,114 @@ pub fn build_tables(ds: &Dataset, seed: u64) -> HashMap<String, KTable> {
             let f = &fe["fileDetails"];
             let p = ev.iter().find(|x| x["@odata.type"] == "#microsoft.graph.security.processEvidence");
             let url = ev.iter().find_map(|x| x["url"].as_str()).unwrap_or("");
-            files.push(&[
-                ("Timestamp", KV::Date(at - Duration::minutes(2 + rng.below(30) as i64))),
-                ("DeviceId", s(&dev_id)),
-                ("DeviceName", s(&dev_name)),
-                ("ActionType", s("FileCreated")),
-                ("FileName", js(&f["fileName"])),
-                ("FolderPath", js(&f["filePath"])),
-                ("SHA1", js(&f["sha1"])),
-                ("SHA256", js(&f["sha256"])),
-                ("FileSize", js(&f["fileSize"])),
-                ("FileOriginUrl", s(url)),
-                ("InitiatingProcessAccountDomain", acct("domainName")),
-                ("InitiatingProcessAccountName", acct("accountName")),
-                ("InitiatingProcessAccountSid", acct("userSid")),
-                ("InitiatingProcessAccountUpn", acct("userPrincipalName")),
-                (
-                    "InitiatingProcessFileName",
-                    s(if p.is_some() { "powershell.exe" } else { "explorer.exe" }),
-                ),
-                ("InitiatingProcessFolderPath", s("C:\\Windows\\System32")),
-                ("InitiatingProcessId", KV::Long(500 + rng.below(20000) as i64)),
-                (
-                    "InitiatingProcessCommandLine",
-                    p.map_or_else(|| s("explorer.exe"), |p| js(&p["processCommandLine"])),
-                ),
-                ("ReportId", KV::Long(report)),
-            ]);
+            t.push(
+                "DeviceFileEvents",
+                &[
+                    ("Timestamp", KV::Date(at - Duration::minutes(2 + rng.below(30) as i64))),
+                    ("DeviceId", s(&dev_id)),
+                    ("DeviceName", s(&dev_name)),
+                    ("ActionType", s("FileCreated")),
+                    ("FileName", js(&f["fileName"])),
+                    ("FolderPath", js(&f["filePath"])),
+                    ("SHA1", js(&f["sha1"])),
+                    ("SHA256", js(&f["sha256"])),
+                    ("FileSize", js(&f["fileSize"])),
+                    ("FileOriginUrl", s(url)),
+                    ("InitiatingProcessAccountDomain", acct("domainName")),
+                    ("InitiatingProcessAccountName", acct("accountName")),
+                    ("InitiatingProcessAccountSid", acct("userSid")),
+                    ("InitiatingProcessAccountUpn", acct("userPrincipalName")),
+                    (
+                        "InitiatingProcessFileName",
+                        s(if p.is_some() { "powershell.exe" } else { "explorer.exe" }),
+                    ),
+                    ("InitiatingProcessFolderPath", s("C:\\Windows\\System32")),
+                    ("InitiatingProcessId", KV::Long(500 + rng.below(20000) as i64)),
+                    (
+                        "InitiatingProcessCommandLine",
+                        p.map_or_else(|| s("explorer.exe"), |p| js(&p["processCommandLine"])),
+                    ),
+                    ("ReportId", KV::Long(report)),
+                ],
+            );
         }
         for (name, folder, cmd) in BENIGN.iter().take(1 + rng.below(3) as usize) {
             report += 1;
-            proc_.push(&[
-                ("Timestamp", KV::Date(at - Duration::minutes(rng.below(120) as i64 + 1))),
-                ("DeviceId", s(&dev_id)),
-                ("DeviceName", s(&dev_name)),
-                ("ActionType", s("ProcessCreated")),
-                ("FileName", s(name)),
-                ("FolderPath", s(folder)),
-                ("ProcessId", KV::Long(500 + rng.below(20000) as i64)),
-                ("ProcessCommandLine", s(cmd)),
-                ("AccountName", acct("accountName")),
-                ("AccountDomain", acct("domainName")),
-                ("InitiatingProcessFileName", s("services.exe")),
-                ("ReportId", KV::Long(report)),
-            ]);
+            t.push(
+                "DeviceProcessEvents",
+                &[
+                    ("Timestamp", KV::Date(at - Duration::minutes(rng.below(120) as i64 + 1))),
+                    ("DeviceId", s(&dev_id)),
+                    ("DeviceName", s(&dev_name)),
+                    ("ActionType", s("ProcessCreated")),
+                    ("FileName", s(name)),
+                    ("FolderPath", s(folder)),
+                    ("ProcessId", KV::Long(500 + rng.below(20000) as i64)),
+                    ("ProcessCommandLine", s(cmd)),
+                    ("AccountName", acct("accountName")),
+                    ("AccountDomain", acct("domainName")),
+                    ("InitiatingProcessFileName", s("services.exe")),
+                    ("ReportId", KV::Long(report)),
+                ],
+            );
         }
         for ip in ev.iter().filter_map(|x| x["ipAddress"].as_str()) {
             report += 1;
-            net.push(&[
-                ("Timestamp", KV::Date(at - Duration::seconds(10 + rng.below(600) as i64))),
-                ("DeviceId", s(&dev_id)),
-                ("DeviceName", s(&dev_name)),
-                (
-                    "ActionType",
-                    s(if rng.below(5) == 0 {
-                        "ConnectionFailed"
-                    } else {
-                        "ConnectionSuccess"
-                    }),
-                ),
-                ("RemoteIP", s(ip)),
-                ("RemotePort", KV::Long(*rng.pick(&[443, 80, 8443, 445, 3389]))),
-                ("LocalIP", s(d["ipInterfaces"][0].as_str().unwrap_or(""))),
-                ("LocalPort", KV::Long(49152 + rng.below(16000) as i64)),
-                ("Protocol", s("Tcp")),
-                ("RemoteIPType", s("Public")),
-                ("LocalIPType", s("Private")),
-                ("InitiatingProcessFileName", s("powershell.exe")),
-                ("InitiatingProcessAccountName", acct("accountName")),
-                ("ReportId", KV::Long(report)),
-            ]);
+            t.push(
+                "DeviceNetworkEvents",
+                &[
+                    ("Timestamp", KV::Date(at - Duration::seconds(10 + rng.below(600) as i64))),
+                    ("DeviceId", s(&dev_id)),
+                    ("DeviceName", s(&dev_name)),
+                    (
+                        "ActionType",
+                        s(if rng.below(5) == 0 {
+                            "ConnectionFailed"
+                        } else {
+                            "ConnectionSuccess"
+                        }),
+                    ),
+                    ("RemoteIP", s(ip)),
+                    ("RemotePort", KV::Long(*rng.pick(&[443, 80, 8443, 445, 3389]))),
+                    ("LocalIP", s(d["ipInterfaces"][0].as_str().unwrap_or(""))),
+                    ("LocalPort", KV::Long(49152 + rng.below(16000) as i64)),
+                    ("Protocol", s("Tcp")),
+                    ("RemoteIPType", s("Public")),
+                    ("LocalIPType", s("Private")),
+                    ("InitiatingProcessFileName", s("powershell.exe")),
+                    ("InitiatingProcessAccountName", acct("accountName")),
+                    ("ReportId", KV::Long(report)),
+                ],
+            );
         }
         if !user.is_null() {
             report += 1;
             let ok = rng.below(4) > 0;
-            logon.push(&[
-                ("Timestamp", KV::Date(at - Duration::minutes(rng.below(240) as i64 + 5))),
-                ("DeviceId", s(&dev_id)),
-                ("DeviceName", s(&dev_name)),
-                ("ActionType", s(if ok { "LogonSuccess" } else { "LogonFailed" })),
-                (
-                    "LogonType",
-                    s(rng.pick::<&str>(&["Interactive", "RemoteInteractive", "Network", "Unlock"])),
-                ),
-                ("AccountDomain", acct("domainName")),
-                ("AccountName", acct("accountName")),
-                ("AccountSid", acct("userSid")),
-                ("Protocol", s("Kerberos")),
-                ("FailureReason", s(if ok { "" } else { "InvalidUserNameOrPassword" })),
-                ("IsLocalAdmin", KV::Bool(rng.below(5) == 0)),
-                ("LogonId", KV::Long(rng.below(1_000_000) as i64)),
-                ("RemoteIP", s(e.ips[rng.below(e.ips.len() as u64) as usize].address.as_str())),
-                ("RemoteIPType", s("Public")),
-                ("ReportId", KV::Long(report)),
-            ]);
+            t.push(
+                "DeviceLogonEvents",
+                &[
+                    ("Timestamp", KV::Date(at - Duration::minutes(rng.below(240) as i64 + 5))),
+                    ("DeviceId", s(&dev_id)),
+                    ("DeviceName", s(&dev_name)),
+                    ("ActionType", s(if ok { "LogonSuccess" } else { "LogonFailed" })),
+                    (
+                        "LogonType",
+                        s(rng.pick::<&str>(&["Interactive", "RemoteInteractive", "Network", "Unlock"])),
+                    ),
+                    ("AccountDomain", acct("domainName")),
+                    ("AccountName", acct("accountName")),
+                    ("AccountSid", acct("userSid")),
+                    ("Protocol", s("Kerberos")),
+                    ("FailureReason", s(if ok { "" } else { "InvalidUserNameOrPassword" })),
+                    ("IsLocalAdmin", KV::Bool(rng.below(5) == 0)),
+                    ("LogonId", KV::Long(rng.below(1_000_000) as i64)),
+                    ("RemoteIP", s(e.ips[rng.below(e.ips.len() as u64) as usize].address.as_str())),
+                    ("RemoteIPType", s("Public")),
+                    ("ReportId", KV::Long(report)),
+                ],
+            );
         }
     }
-    let mut tables = HashMap::from([
-        ("AlertInfo".to_string(), info.table),
-        ("AlertEvidence".to_string(), evidence.table),
-        ("DeviceProcessEvents".to_string(), proc_.table),
-        ("DeviceFileEvents".to_string(), files.table),
-        ("DeviceNetworkEvents".to_string(), net.table),
-        ("DeviceLogonEvents".to_string(), logon.table),
-        ("IdentityLogonEvents".to_string(), ident.table),
-    ]);
-    tables.extend(more);
-    stories::seed(&mut Tables(&mut tables), ds, &mut rng, &mut report);
+    stories::seed(&mut t, ds, &mut rng, &mut report);
     tables
 }

@@ -403,10 +403,7 @@ async fn run_stream(
     let mut cp = load_checkpoint(root, &cp_path).await?;
     recover(root, stream, tenant, &cp_path, &mut cp).await?;
     // Object stores: files are written here, then uploaded.
-    let staging = match root.is_local() {
-        Some(_) => None,
-        None => Some(tempfile::tempdir().map_err(|e| Error::Output(format!("cannot create a local staging folder: {e}")))?),
-    };
+    let staging = root.staging()?;
     let mut staged: Vec<(PathBuf, String)> = Vec::new();
     report.watermark_before = cp.watermark.clone();
     let started = Utc::now();
@@ -661,10 +658,7 @@ pub async fn compact(root: &Root) -> Result<BTreeMap<String, usize>> {
             };
             let merged = std::sync::Arc::new(merged);
             let rel = format!("current/{sdir}/tenant={tenant}/part-0.parquet");
-            let staging = match root.is_local() {
-                Some(_) => None,
-                None => Some(tempfile::tempdir().map_err(|e| Error::Output(format!("cannot create a local staging folder: {e}")))?),
-            };
+            let staging = root.staging()?;
             let file = root.write_path(&rel, staging.as_ref().map(|d| d.path()));
             let dest = file.parent().map(PathBuf::from).unwrap_or_default();
             std::fs::create_dir_all(&dest).map_err(|e| Error::Output(format!("cannot create {}: {e}", dest.display())))?;

@@ -113,10 +113,14 @@ impl Root {
         format!("{}/{rel}", self.display().trim_end_matches('/'))
     }
 
-    pub(crate) fn is_local(&self) -> Option<&Path> {
+    /// Where files for an object store are written before their upload: a temporary folder (`None` for a local root,
+    /// whose files are written in place).
+    pub(crate) fn staging(&self) -> Result<Option<tempfile::TempDir>> {
         match self {
-            Root::Local(p) => Some(p),
-            Root::Object { .. } => None,
+            Root::Local(_) => Ok(None),
+            Root::Object { .. } => tempfile::tempdir()
+                .map(Some)
+                .map_err(|e| Error::Output(format!("cannot create a local staging folder: {e}"))),
         }
     }
 
