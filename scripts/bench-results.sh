@@ -1,19 +1,23 @@
 #!/usr/bin/env bash
 # Results benchmark (issues 11 and 12), one run side by side on the same emulator and data:
-#   - the fetch-only floor (curl following @odata.nextLink), secgraph → JSON lines, secgraph → Parquet,
+#   - the fetch-only floor (examples/fetch_floor.rs: one reqwest client following @odata.nextLink, items skipped
+#     unparsed, nothing written), secgraph → JSON lines, secgraph → Parquet,
 #     ../shared/bench/python_baseline.py (httpx + pandas + pyarrow → Parquet), the Python package → DataFrame;
 #   - peak RSS writing 10k vs 100k rows to Parquet;
 #   - cold start: connect + the first page of 10 alerts, secgraph CLI vs the baseline;
 #   - a time-split run (8 slices, 4 at once) vs serial, with 50 ms added to every page by the emulator.
 # Medians of RUNS runs (default 5); ONLY_SPLIT=1 runs the last part alone, ONLY_EXPORT=1 the export benchmark,
 # ONLY_EXPORT10=1 the ten-tenant export (ALERTS per tenant). Figures go to docs/PERFORMANCE.md.
-# Needs: cargo build --release -p secgraph-cli; a venv with httpx pandas pyarrow (PYTHON, default /tmp/pybase) and one
-# with the package installed by `pip install ./crates/secgraph-py` (PKG_PYTHON, default /tmp/cleanvenv).
+# Needs: cargo build --release -p secgraph-cli --example fetch_floor -p secgraph (the script builds both); a venv with httpx pandas pyarrow (PYTHON, default /tmp/pybase) and one
+# with the package installed by `pip install ./crates/secgraph-py` (PKG_PYTHON, default /tmp/cleanvenv; its rows are
+# skipped when that interpreter is missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ALERTS=${ALERTS:-100000}
 RUNS=${RUNS:-5}
 BIN=$PWD/target/release/secgraph
+FLOOR=$PWD/target/release/examples/fetch_floor
+cargo build -q --release -p secgraph-cli -p secgraph --example fetch_floor
 PY=${PYTHON:-/tmp/pybase/bin/python}
 PKG=${PKG_PYTHON:-/tmp/cleanvenv/bin/python}
 BASELINE=${BASELINE:-$PWD/../shared/bench/python_baseline.py}
@@ -49,20 +53,11 @@ report() { # label rows
     "$(echo "$rows / $secs" | bc -l)" "$((${kib%.*} / 1024))" "$(wc -l < "$WORK/$label")"
 }
 
-curl_floor() { # emulator-name path: fetch every page with curl, nothing else.
-  local base ca token url
-  base=$(base_of "$1"); ca=$(ca_of "$1")
-  token=$(curl -s --cacert "$ca" "$base/$TENANT/oauth2/v2.0/token" -d grant_type=client_credentials \
-    -d "client_id=$CLIENT" --data-urlencode "client_secret=$SECRET" -d scope=https://graph.microsoft.com/.default |
-    sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')
-  url="$base$2"
-  while [ -n "$url" ]; do
-    curl -s --fail --cacert "$ca" -H "Authorization: Bearer $token" "$url" -o "$WORK/page.json"
-    url=$(grep -o '"@odata.nextLink":"[^"]*"' "$WORK/page.json" | cut -d'"' -f4 || true)
-  done
+fetch_floor() { # emulator-name path: every page through one reqwest client, nothing else.
+  "$FLOOR" "$(base_of "$1")" "$(ca_of "$1")" "$TENANT" "$CLIENT" "$SECRET" "$2"
 }
-export -f curl_floor base_of ca_of
-export WORK TENANT CLIENT SECRET
+export -f fetch_floor base_of ca_of
+export WORK TENANT CLIENT SECRET FLOOR
 
 if [ -n "${ONLY_EXPORT10:-}" ]; then
   # MSSP scale: ten tenants, each served ALERTS alerts (the emulator serves its one dataset under every tenant), the
@@ -121,21 +116,23 @@ start_emulator big --alerts "$ALERTS"
 export MSTICPYCONFIG="$WORK/big.yaml"
 PATH_V2='/security/alerts_v2?$top=1000'
 for i in $(seq 1 "$RUNS"); do
-  time_it "fetch-only floor (curl)" bash -c "curl_floor big '/v1.0$PATH_V2'"
+  time_it "fetch-only floor (reqwest)" bash -c "fetch_floor big '$PATH_V2'"
   time_it "secgraph -> jsonl" "$BIN" exec "$PATH_V2" -o jsonl --out "$WORK/a.jsonl"
   time_it "secgraph -> parquet" "$BIN" exec "$PATH_V2" -o parquet --out "$WORK/a.parquet"
   time_it "python baseline -> parquet" "$PY" "$BASELINE" --token-url "$(base_of big)/{tenant}/oauth2/v2.0/token" \
     --graph-url "$(base_of big)" --tenant "$TENANT" --client-id "$CLIENT" --client-secret "$SECRET" --ca "$(ca_of big)" \
     --path "/v1.0$PATH_V2" --out "$WORK/b.parquet"
-  time_it "python package -> DataFrame" "$PKG" -c "
+  if [ -x "$PKG" ]; then
+    time_it "python package -> DataFrame" "$PKG" -c "
 from secgraph import QueryProvider
 qp = QueryProvider('SecurityGraph'); qp.connect()
 df = qp.exec_query('$PATH_V2'); assert len(df) == $ALERTS, len(df)"
+  fi
   time_it "secgraph -> parquet, 10k rows" "$BIN" exec "$PATH_V2" -o parquet --limit 10000 --out "$WORK/c.parquet"
 done
 echo "== $ALERTS alerts_v2, \$top=1000"
-for l in "fetch-only floor (curl)" "secgraph -> jsonl" "secgraph -> parquet" "python baseline -> parquet" "python package -> DataFrame"; do
-  report "$l" "$ALERTS"
+for l in "fetch-only floor (reqwest)" "secgraph -> jsonl" "secgraph -> parquet" "python baseline -> parquet" "python package -> DataFrame"; do
+  if [ -s "$WORK/$l" ]; then report "$l" "$ALERTS"; fi
 done
 report "secgraph -> parquet, 10k rows" 10000
 echo "rows: jsonl $(wc -l < "$WORK/a.jsonl"); parquet $("$PY" -c "import pyarrow.parquet as p,sys; print(p.read_metadata(sys.argv[1]).num_rows)" "$WORK/a.parquet")"
@@ -147,12 +144,16 @@ for i in $(seq 1 "$RUNS"); do
   time_it "cold: python baseline first 10" "$PY" "$BASELINE" --token-url "$(base_of small)/{tenant}/oauth2/v2.0/token" \
     --graph-url "$(base_of small)" --tenant "$TENANT" --client-id "$CLIENT" --client-secret "$SECRET" --ca "$(ca_of small)" \
     --path '/v1.0/security/alerts_v2?$top=10' --out "$WORK/d.parquet"
-  time_it "cold: python package first 10" env MSTICPYCONFIG="$WORK/small.yaml" "$PKG" -c "
+  if [ -x "$PKG" ]; then
+    time_it "cold: python package first 10" env MSTICPYCONFIG="$WORK/small.yaml" "$PKG" -c "
 from secgraph import QueryProvider
 qp = QueryProvider('SecurityGraph'); qp.connect(); qp.Alerts.list(start='-30d')"
+  fi
 done
 echo "== cold start (process start, import, connect, 10 alerts)"
-for l in "cold: secgraph first 10" "cold: python baseline first 10" "cold: python package first 10"; do report "$l" 10; done
+for l in "cold: secgraph first 10" "cold: python baseline first 10" "cold: python package first 10"; do
+  if [ -s "$WORK/$l" ]; then report "$l" 10; fi
+done
 
 fi
 

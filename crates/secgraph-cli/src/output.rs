@@ -19,9 +19,10 @@ pub enum Format {
     Json,
     /// One JSON object per line, written as pages arrive.
     Jsonl,
-    /// CSV with nested objects flattened to dotted columns and lists as JSON.
+    /// CSV from the same typed columns as parquet: the entity's documented columns first (nested objects as dotted
+    /// names), times in UTC RFC 3339, lists of strings and of objects as JSON. Flat memory however many rows.
     Csv,
-    /// Tab-separated values, flattened as CSV is.
+    /// Tab-separated values, the same columns and cells as CSV.
     Tsv,
     /// Parquet (zstd) with a typed schema: timestamps in UTC, enums as dictionaries, nested objects as dotted
     /// columns, lists of objects as JSON text. Written as pages arrive; to --out, or stdout when it is not a terminal.
@@ -60,18 +61,22 @@ pub struct OutputArgs {
     pub quiet: bool,
 }
 
-/// A progress line on stderr (pages, rows, rows/s) while rows flow into the real sink; hidden when stderr is not a
-/// terminal or with --quiet.
+/// A progress line on stderr (pages, rows, rows/s, retries; rows per tenant in a fan-out) while rows flow into the
+/// real sink; hidden when stderr is not a terminal or with --quiet.
 struct Progress<'a> {
     inner: &'a mut dyn RowSink,
     bar: Option<indicatif::ProgressBar>,
     rows: u64,
     pages: u64,
     started: std::time::Instant,
+    /// The connections whose retries are counted.
+    providers: Vec<QueryProvider>,
+    /// Rows per instance, in the order given (a fan-out's rows carry their `Instance`).
+    tenants: Vec<(String, u64)>,
 }
 
 impl<'a> Progress<'a> {
-    fn new(inner: &'a mut dyn RowSink, quiet: bool) -> Progress<'a> {
+    fn new(inner: &'a mut dyn RowSink, quiet: bool, providers: Vec<QueryProvider>, instances: Vec<String>) -> Progress<'a> {
         let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
             let b = indicatif::ProgressBar::new_spinner();
             b.enable_steady_tick(std::time::Duration::from_millis(200));
@@ -83,8 +88,39 @@ impl<'a> Progress<'a> {
             rows: 0,
             pages: 0,
             started: std::time::Instant::now(),
+            providers,
+            tenants: instances.into_iter().map(|i| (i, 0)).collect(),
         }
     }
+
+    /// The line as it stands.
+    fn message(&self) -> String {
+        let secs = self.started.elapsed().as_secs_f64().max(0.001);
+        let mut line = format!(
+            "{} page(s), {} row(s), {:.0} rows/s",
+            self.pages,
+            self.rows,
+            self.rows as f64 / secs
+        );
+        let retries: usize = self.providers.iter().map(QueryProvider::retries).sum();
+        if retries > 0 {
+            line.push_str(&format!(", {retries} retried request(s)"));
+        }
+        for (name, rows) in &self.tenants {
+            line.push_str(&format!(" · {name} {rows}"));
+        }
+        line
+    }
+}
+
+/// The `Instance` a fan-out put at the front of a row (`{"TenantId":"…","Instance":"…",…}`); `None` for any other
+/// row. Reads only the front of the row.
+fn row_instance(row: &secgraph::Row) -> Option<String> {
+    let rest = row.json().strip_prefix("{\"TenantId\":")?;
+    let mut values = serde_json::Deserializer::from_str(rest).into_iter::<serde_json::Value>();
+    values.next()?.ok()?;
+    let rest = rest[values.byte_offset()..].strip_prefix(",\"Instance\":")?;
+    serde_json::Deserializer::from_str(rest).into_iter::<String>().next()?.ok()
 }
 
 impl RowSink for Progress<'_> {
@@ -94,14 +130,18 @@ impl RowSink for Progress<'_> {
     fn page(&mut self, rows: Vec<secgraph::Row>) -> secgraph::Result<std::ops::ControlFlow<()>> {
         self.pages += 1;
         self.rows += rows.len() as u64;
-        if let Some(b) = &self.bar {
-            let secs = self.started.elapsed().as_secs_f64().max(0.001);
-            b.set_message(format!(
-                "{} page(s), {} row(s), {:.0} rows/s",
-                self.pages,
-                self.rows,
-                self.rows as f64 / secs
-            ));
+        if self.bar.is_some() {
+            if !self.tenants.is_empty()
+                && let Some(instance) = rows.first().and_then(row_instance)
+                && let Some(t) = self.tenants.iter_mut().find(|(n, _)| *n == instance)
+            {
+                // A fan-out delivers each page from one tenant.
+                t.1 += rows.len() as u64;
+            }
+            let line = self.message();
+            if let Some(b) = &self.bar {
+                b.set_message(line);
+            }
         }
         self.inner.page(rows)
     }
@@ -115,7 +155,9 @@ impl RowSink for Progress<'_> {
 
 fn writer(out: &Option<PathBuf>) -> anyhow::Result<Box<dyn Write + Send>> {
     Ok(match out {
-        Some(p) => Box::new(BufWriter::new(
+        // Large writes: a JSON lines export is hundreds of MB, and each write call costs a system call.
+        Some(p) => Box::new(BufWriter::with_capacity(
+            1 << 20,
             File::create(p).map_err(|e| secgraph::Error::Output(format!("cannot create {}: {e}", p.display())))?,
         )),
         None => Box::new(BufWriter::with_capacity(256 * 1024, std::io::stdout())),
@@ -226,7 +268,15 @@ async fn drive(
         }
         None => sink,
     };
-    let mut progress = Progress::new(sink, args.quiet);
+    let (providers, instances) = match &run {
+        Run::Single(p) => (vec![(*p).clone()], vec![]),
+        Run::Split { provider, .. } => (vec![(*provider).clone()], vec![]),
+        Run::FanOut(list) => (
+            list.iter().filter_map(|(_, p)| p.as_ref().ok().cloned()).collect(),
+            list.iter().map(|(name, _)| name.clone()).collect(),
+        ),
+    };
+    let mut progress = Progress::new(sink, args.quiet, providers, instances);
     let sink: &mut dyn RowSink = &mut progress;
     Ok(match run {
         Run::Single(p) => (p.run_rendered(query, sink).await?, None),
@@ -254,6 +304,15 @@ async fn drive(
     })
 }
 
+/// The typed columns every format but JSON is built from: the query's entity columns, or, for rows reshaped by
+/// --query (which no longer have the entity's shape), columns as the data brings them.
+fn builder(query: &RenderedQuery, args: &OutputArgs) -> secgraph::batches::BatchBuilder {
+    match args.jmespath {
+        None => QueryProvider::batch_builder(query),
+        Some(_) => secgraph::batches::BatchBuilder::new(&[]),
+    }
+}
+
 /// Runs the query into the sink the format needs, then writes what remains to write.
 pub async fn run_to_output(run: Run<'_>, query: &RenderedQuery, args: &OutputArgs, default_columns: &[String]) -> anyhow::Result<()> {
     let limited;
@@ -279,7 +338,7 @@ pub async fn run_to_output(run: Run<'_>, query: &RenderedQuery, args: &OutputArg
             // Streams through a spill file: flat memory however many rows.
             let wanted: Vec<String> = args.columns.iter().filter(|c| *c != "all").cloned().collect();
             let delimiter = if args.format == Format::Tsv { b'\t' } else { b',' };
-            let mut sink = CsvSink::new(writer(&args.out)?, wanted)?.with_delimiter(delimiter);
+            let mut sink = CsvSink::new(writer(&args.out)?, builder(query, args), wanted)?.with_delimiter(delimiter);
             drive(run, query, &mut sink, args).await?
         }
         Format::Parquet | Format::Arrow => {
@@ -288,16 +347,11 @@ pub async fn run_to_output(run: Run<'_>, query: &RenderedQuery, args: &OutputArg
             } else {
                 FileFormat::ArrowStream
             };
-            // Rows reshaped by --query no longer have the entity's shape: their schema is inferred.
-            let builder = match args.jmespath {
-                None => QueryProvider::batch_builder(query),
-                Some(_) => secgraph::batches::BatchBuilder::new(&[]),
-            };
-            let mut sink = ArrowFileSink::new(format, builder, destination(&args.out)?)?;
+            let mut sink = ArrowFileSink::new(format, builder(query, args), destination(&args.out)?)?;
             drive(run, query, &mut sink, args).await?
         }
         Format::Table => {
-            let mut table = Table::new();
+            let mut table = Table::with_builder(builder(query, args));
             let done = drive(run, query, &mut table, args).await?;
             // Rows reshaped by --query have their own columns: all of them are shown.
             let mut defaults = if args.jmespath.is_some() {
@@ -360,11 +414,15 @@ pub async fn run_to_output(run: Run<'_>, query: &RenderedQuery, args: &OutputArg
 
 fn choose_columns(table: &Table, asked: &[String], defaults: &[String]) -> anyhow::Result<Vec<usize>> {
     if asked.iter().any(|c| c == "all") || (asked.is_empty() && defaults.is_empty()) {
-        return Ok((0..table.columns.len()).collect());
+        return Ok((0..table.column_names().len()).collect());
     }
     if asked.is_empty() {
         let v: Vec<usize> = defaults.iter().filter_map(|c| table.column(c)).collect();
-        return Ok(if v.is_empty() { (0..table.columns.len()).collect() } else { v });
+        return Ok(if v.is_empty() {
+            (0..table.column_names().len()).collect()
+        } else {
+            v
+        });
     }
     let mut v = Vec::new();
     for c in asked {
@@ -372,22 +430,11 @@ fn choose_columns(table: &Table, asked: &[String], defaults: &[String]) -> anyho
             Some(i) => v.push(i),
             None if table.is_empty() => {}
             None => anyhow::bail!(secgraph::Error::Query {
-                message: format!("no column '{c}' in the results; columns: {}", table.columns.join(", "))
+                message: format!("no column '{c}' in the results; columns: {}", table.column_names().join(", "))
             }),
         }
     }
     Ok(v)
-}
-
-fn project(table: &Table, cols: &[usize]) -> Table {
-    let mut t = Table::new();
-    t.columns = cols.iter().map(|i| table.columns[*i].clone()).collect();
-    t.rows = table
-        .rows
-        .iter()
-        .map(|r| cols.iter().map(|i| r.get(*i).cloned().unwrap_or_default()).collect())
-        .collect();
-    t
 }
 
 /// The table's style: fitted and coloured for a terminal stdout, natural widths and no colour into a file.
@@ -500,15 +547,16 @@ pub fn print_query_list(store: &QueryStore, filter: Option<&str>) {
     println!("* required. Run: secgraph query NAME [--start T] [--end T] [-p name=value]...");
 }
 
-/// One item (an update's result) in the chosen format.
-pub fn print_item(item: &serde_json::Value, args: &OutputArgs) -> anyhow::Result<()> {
+/// One item (an update's result, from the collection at `path`) in the chosen format.
+pub fn print_item(item: &serde_json::Value, path: &str, args: &OutputArgs) -> anyhow::Result<()> {
+    let builder = || secgraph::batches::BatchBuilder::for_path(path);
     if matches!(args.format, Format::Parquet | Format::Arrow) {
         let format = if args.format == Format::Parquet {
             FileFormat::Parquet
         } else {
             FileFormat::ArrowStream
         };
-        let mut sink = ArrowFileSink::new(format, secgraph::batches::BatchBuilder::new(&[]), destination(&args.out)?)?;
+        let mut sink = ArrowFileSink::new(format, builder(), destination(&args.out)?)?;
         let _ = sink.page(vec![secgraph::Row::from_value(item)])?;
         sink.finish()?;
         return Ok(());
@@ -521,7 +569,7 @@ pub fn print_item(item: &serde_json::Value, args: &OutputArgs) -> anyhow::Result
             writeln!(w).map_err(io)?;
         }
         Format::Table | Format::Csv | Format::Tsv => {
-            let mut t = Table::new();
+            let mut t = Table::with_builder(builder());
             t.push(item);
             let cols = choose_columns(
                 &t,
@@ -535,14 +583,14 @@ pub fn print_item(item: &serde_json::Value, args: &OutputArgs) -> anyhow::Result
                     "lastUpdateDateTime".into(),
                 ],
             )?;
-            if args.format == Format::Tsv {
-                let mut sink = CsvSink::new(&mut w, cols.iter().map(|i| t.columns[*i].clone()).collect())?.with_delimiter(b'\t');
+            if args.format == Format::Table {
+                crate::table::write(&mut w, &t, &cols, table_style(args)).map_err(io)?;
+            } else {
+                let names = cols.iter().map(|i| t.column_names()[*i].clone()).collect();
+                let delimiter = if args.format == Format::Tsv { b'\t' } else { b',' };
+                let mut sink = CsvSink::new(&mut w, builder(), names)?.with_delimiter(delimiter);
                 let _ = sink.page(vec![secgraph::Row::from_value(item)])?;
                 sink.finish()?;
-            } else if args.format == Format::Csv {
-                project(&t, &cols).write_csv(&mut w)?;
-            } else {
-                crate::table::write(&mut w, &t, &cols, table_style(args)).map_err(io)?;
             }
         }
         Format::Yaml => {
@@ -619,5 +667,18 @@ fn example_value(p: &secgraph::query::Parameter) -> String {
             "query" => "AlertInfo | take 10".into(),
             _ => "example".into(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_progress_line_reads_the_instance_a_fan_out_put_on_a_row() {
+        let row = secgraph::Row::from_json(r#"{"id":"a","Instance":"not this one"}"#).unwrap();
+        let tagged = secgraph::fanout::tag_row(&row, "t-1", "Contoso \"EU\"");
+        assert_eq!(row_instance(&tagged).as_deref(), Some("Contoso \"EU\""));
+        assert_eq!(row_instance(&row), None, "an untagged row has no instance in front");
     }
 }

@@ -133,7 +133,7 @@ pub fn write(w: &mut dyn Write, table: &Table, cols: &[usize], style: Style) -> 
     if table.is_empty() {
         return writeln!(w, "(no rows)");
     }
-    let header: Vec<String> = cols.iter().map(|i| table.columns[*i].clone()).collect();
+    let header: Vec<String> = cols.iter().map(|i| table.column_names()[*i].clone()).collect();
     let cells: Vec<Vec<String>> = (0..table.len())
         .map(|r| {
             cols.iter()

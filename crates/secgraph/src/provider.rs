@@ -131,6 +131,12 @@ impl QueryProvider {
         sink.into_batches()
     }
 
+    /// How many Graph requests this provider (and its clones) has sent again so far: throttled or overloaded
+    /// replies, dropped connections, replies cut short. For progress displays.
+    pub fn retries(&self) -> usize {
+        self.connection.graph.retries()
+    }
+
     /// Runs KQL with an optional hunting Timespan (`P7D`, `start/end`, …).
     pub async fn hunt(&self, kql: &str, timespan: Option<&str>, sink: &mut dyn RowSink) -> Result<PageSummary> {
         self.connection.graph.hunt(kql, timespan, sink).await

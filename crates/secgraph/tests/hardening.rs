@@ -140,7 +140,7 @@ async fn graph_redirects_to_another_origin_are_errors_and_same_origin_ones_are_f
     assert_eq!(e.kind(), ErrorKind::Api);
     assert!(e.to_string().contains("redirect"), "{e}");
     assert!(other.seen().is_empty(), "followed a cross-origin redirect: {:?}", other.seen());
-    assert!(t.rows.is_empty());
+    assert!(t.is_empty());
 
     let mut t = Table::default();
     let s = g.page_through(g.url_for("/here").unwrap(), &mut t).await.unwrap();
@@ -429,7 +429,7 @@ async fn endless_distinct_next_links_stop_at_the_page_cap() {
         e.to_string().contains("25 pages") && e.to_string().contains("25 rows were delivered"),
         "{e}"
     );
-    assert_eq!(t.rows.len(), 25);
+    assert_eq!(t.len(), 25);
     assert_eq!(srv.seen().len(), 25);
 }
 

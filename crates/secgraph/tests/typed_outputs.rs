@@ -180,7 +180,7 @@ async fn json_lines_carry_the_services_bytes_and_every_format_agrees() {
 
     // CSV, Parquet and in-memory batches hold the same number of rows, with the same ids in order.
     let mut csv = Vec::new();
-    let mut sink = CsvSink::new(&mut csv, vec!["id".into()]).unwrap();
+    let mut sink = CsvSink::new(&mut csv, QueryProvider::batch_builder(&q), vec!["id".into()]).unwrap();
     p.run_rendered(&q, &mut sink).await.unwrap();
     let csv_ids: Vec<String> = String::from_utf8(csv).unwrap().lines().skip(1).map(str::to_string).collect();
     let dir = tempfile::tempdir().unwrap();

@@ -34,7 +34,7 @@ pub(crate) async fn run(env: &Env, cli: &Cli) -> anyhow::Result<()> {
     let (target, id, update, out) = update_args(&cli.command)?.ok_or_else(|| UsageError("not an update".into()))?;
     let provider = env.connect(cli).await?;
     let item = provider.update(target, id, &update).await?;
-    output::print_item(&item, out)
+    output::print_item(&item, &target.path(id), out)
 }
 
 /// The target, id, checked update and output options of an update command (`None` for other commands).

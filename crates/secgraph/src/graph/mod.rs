@@ -77,6 +77,8 @@ pub struct GraphClient {
     limits: PagingLimits,
     /// Request budgets (security collections, hunting), shared by the clones of this client.
     budgets: Arc<(budget::Bucket, budget::Bucket)>,
+    /// Requests sent again (throttled, overloaded, dropped or cut short), counted across the clones of this client.
+    retries: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// Splits an OData query string on `&`, except inside single-quoted literals (where `''` is an escaped quote).
@@ -169,7 +171,18 @@ impl GraphClient {
                 budget::Bucket::per_minute(SECURITY_PER_MINUTE),
                 budget::Bucket::per_minute(HUNTING_PER_MINUTE),
             )),
+            retries: Arc::default(),
         })
+    }
+
+    /// How many requests this client and its clones have sent again so far (after a 429/503/504 or a 500/502 on
+    /// a read, a dropped connection, a reply cut short or not whole JSON). A progress display reads it.
+    pub fn retries(&self) -> usize {
+        self.retries.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn count_retry(&self) {
+        self.retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The same client with other request budgets per minute (security collections, hunting); `None` keeps Graph's
@@ -330,6 +343,7 @@ impl GraphClient {
                 Err(e) if retry_read && !e.is_timeout() => {
                     let wait = backoff(attempt);
                     tracing::info!(url = %redact_url(&target), cause = %e, attempt, wait_ms = wait.as_millis() as u64, "connection failed; retrying");
+                    self.count_retry();
                     tokio::time::sleep(wait).await;
                     continue;
                 }
@@ -370,6 +384,7 @@ impl GraphClient {
                     }
                     Err(BodyError::Transport(e)) if retry_read && !e.is_timeout() => {
                         tracing::info!(url = %redact_url(&target), cause = %e, attempt, "reply cut short; retrying");
+                        self.count_retry();
                         tokio::time::sleep(backoff(attempt)).await;
                         continue;
                     }
@@ -379,6 +394,7 @@ impl GraphClient {
                     Ok(v) => return Ok(v),
                     Err(e) if retry_read => {
                         tracing::info!(url = %redact_url(&target), bytes = bytes.len(), cause = %e, attempt, "reply was not whole JSON; retrying");
+                        self.count_retry();
                         tokio::time::sleep(backoff(attempt)).await;
                         continue;
                     }
@@ -415,6 +431,7 @@ impl GraphClient {
             if transient && attempt < MAX_ATTEMPTS {
                 let wait = retry_after(&headers).unwrap_or_else(|| backoff(attempt));
                 tracing::info!(status, request_id = ?err.request_id, wait_ms = wait.as_millis() as u64, attempt, "Graph asked to retry later");
+                self.count_retry();
                 tokio::time::sleep(wait).await;
                 continue;
             }

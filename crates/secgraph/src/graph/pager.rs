@@ -94,8 +94,9 @@ impl Page {
     pub fn from_bytes(bytes: &[u8]) -> std::result::Result<Page, String> {
         #[derive(serde::Deserialize)]
         struct Envelope<'a> {
+            // The items are split in the same pass that reads the envelope: each one borrowed as its text.
             #[serde(borrow)]
-            value: Option<&'a RawValue>,
+            value: Option<Vec<&'a RawValue>>,
             #[serde(rename = "@odata.nextLink")]
             next_link: Option<String>,
             #[serde(rename = "@odata.count")]
@@ -104,19 +105,21 @@ impl Page {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Page::of_rows(vec![]));
         }
-        match serde_json::from_slice::<Envelope<'_>>(bytes) {
+        // Valid UTF-8 checked once for the whole page, so the parser need not check each string again.
+        let envelope = match std::str::from_utf8(bytes) {
+            Ok(text) => serde_json::from_str::<Envelope<'_>>(text),
+            Err(_) => serde_json::from_slice::<Envelope<'_>>(bytes),
+        };
+        match envelope {
             Ok(Envelope {
-                value: Some(value),
+                value: Some(items),
                 next_link,
                 count,
-            }) => {
-                let items: Vec<&RawValue> = serde_json::from_str(value.get()).map_err(|_| "'value' is not a list".to_string())?;
-                Ok(Page {
-                    next_link,
-                    count,
-                    ..Page::of_rows(items.into_iter().map(|r| Row::from_raw(r.to_owned())).collect())
-                })
-            }
+            }) => Ok(Page {
+                next_link,
+                count,
+                ..Page::of_rows(items.into_iter().map(|r| Row::from_raw(r.to_owned())).collect())
+            }),
             // A single entity, `null`, or another shape: rare and small; read as a tree.
             _ => Page::from_reply(serde_json::from_slice(bytes).map_err(|e| e.to_string())?),
         }

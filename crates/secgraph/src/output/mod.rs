@@ -2,13 +2,15 @@
 //! memory, JSON lines or CSV written as they arrive. One code path serves every output.
 
 mod arrow;
+mod text;
 
 pub use arrow::{ArrowFileSink, BatchCollector, Destination, FileFormat};
 
+use crate::batches::{BatchBuilder, widen};
 use crate::error::{Error, Result};
 use crate::row::Row;
-use serde_json::{Map, Value};
-use std::collections::HashMap;
+use arrow_array::RecordBatch;
+use serde_json::Value;
 use std::io::Write;
 
 /// Receives rows page by page (the shape of ripgrep's `Sink`: the pager drives, the sink decides).
@@ -41,100 +43,127 @@ pub trait RowSink: Send {
     }
 }
 
-/// Flattens a row the way pandas' `json_normalize` does: nested objects become dotted column names
-/// (`fileHash.hashValue`), lists stay whole as JSON values, an empty object stays as `{}`.
+/// Rows as typed Arrow batches in memory, for reading by people: the terminal table, a few rows as CSV.
 ///
-/// ```
-/// let row = serde_json::json!({"id": "1", "vendor": {"name": "x", "ver": {"major": 2}}, "tags": ["a"]});
-/// let flat = secgraph::output::flatten(&row);
-/// let names: Vec<_> = flat.iter().map(|(k, _)| k.as_str()).collect();
-/// assert_eq!(names, ["id", "vendor.name", "vendor.ver.major", "tags"]);
-/// ```
-pub fn flatten(row: &Value) -> Vec<(String, Value)> {
-    let mut out = Vec::new();
-    match row {
-        Value::Object(m) => flatten_into("", m, &mut out),
-        other => out.push(("value".to_string(), other.clone())),
-    }
-    out
-}
-
-fn flatten_into(prefix: &str, m: &Map<String, Value>, out: &mut Vec<(String, Value)>) {
-    for (k, v) in m {
-        let name = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
-        match v {
-            Value::Object(inner) if !inner.is_empty() => flatten_into(&name, inner, out),
-            other => out.push((name, other.clone())),
-        }
-    }
-}
-
-/// Rows flattened into named columns, in order of first appearance. Rows missing a column hold `null`.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// Built by a [`BatchBuilder`] (a query's entity columns from [`BatchBuilder::for_path`], or columns as the data
+/// brings them with [`Table::new`]), so a table has the same columns and types as the Parquet and Arrow outputs;
+/// cells read as text by one rule per type ([`Table::cell_text`]). Columns only ever widen: a page that brings a new
+/// column pads the earlier rows with nulls.
+#[derive(Debug)]
 pub struct Table {
-    /// Column names, in order of first appearance.
-    pub columns: Vec<String>,
-    /// Rows, one value per column (`Null` where a row has none).
-    pub rows: Vec<Vec<Value>>,
-    index: HashMap<String, usize>,
+    builder: BatchBuilder,
+    columns: Vec<String>,
+    batches: Vec<RecordBatch>,
+    /// The first row of each batch.
+    starts: Vec<usize>,
+    rows: usize,
+}
+
+impl Default for Table {
+    fn default() -> Self {
+        Table::new()
+    }
 }
 
 impl Table {
-    /// An empty table.
+    /// An empty table whose columns come from the rows (kinds inferred from the first values).
     pub fn new() -> Table {
-        Table::default()
+        Table::with_builder(BatchBuilder::new(&[]))
     }
 
-    /// Adds one row, flattening it and widening the column set as needed.
-    pub fn push(&mut self, row: &Value) {
-        let mut cells = vec![Value::Null; self.columns.len()];
-        for (k, v) in flatten(row) {
-            let i = match self.index.get(&k) {
-                Some(i) => *i,
-                None => {
-                    self.columns.push(k.clone());
-                    self.index.insert(k, self.columns.len() - 1);
-                    cells.push(Value::Null);
-                    self.columns.len() - 1
-                }
-            };
-            cells[i] = v;
+    /// An empty table with `builder`'s columns to begin with (a query's: `QueryProvider::batch_builder`).
+    pub fn with_builder(builder: BatchBuilder) -> Table {
+        let columns = builder.schema().fields().iter().map(|f| f.name().clone()).collect();
+        Table {
+            builder,
+            columns,
+            batches: Vec::new(),
+            starts: Vec::new(),
+            rows: 0,
         }
-        self.rows.push(cells);
+    }
+
+    /// Adds one row given as a JSON value.
+    pub fn push(&mut self, row: &Value) {
+        self.add(&[Row::from_value(row)]);
+    }
+
+    fn add(&mut self, rows: &[Row]) {
+        let Some(batch) = self.builder.push_page(rows) else { return };
+        let schema = batch.schema();
+        if schema.fields().len() != self.columns.len() {
+            // Columns are only added at the end: earlier batches get null columns.
+            self.batches = self.batches.iter().filter_map(|b| widen(b, &schema).ok()).collect();
+            self.columns = schema.fields().iter().map(|f| f.name().clone()).collect();
+        }
+        self.starts.push(self.rows);
+        self.rows += batch.num_rows();
+        self.batches.push(batch);
+    }
+
+    /// Column names: the builder's first, then new ones in order of first appearance.
+    pub fn column_names(&self) -> &[String] {
+        &self.columns
+    }
+
+    /// The rows as Arrow batches, every one under the table's whole schema.
+    pub fn batches(&self) -> &[RecordBatch] {
+        &self.batches
     }
 
     /// The number of rows.
     pub fn len(&self) -> usize {
-        self.rows.len()
+        self.rows
     }
 
     /// Whether there are no rows.
     pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
+        self.rows == 0
     }
 
     /// The column index by name.
     pub fn column(&self, name: &str) -> Option<usize> {
-        self.index.get(name).copied()
+        self.columns.iter().position(|c| c == name)
     }
 
-    /// The value of `column` in row `row`, as text: null is empty, strings as they are, other values as JSON.
+    /// The cell of `column` in row `row` as text; empty for null or out of range. Times are RFC 3339 in UTC with
+    /// `Z` and the fractional digits they need, numbers and booleans as JSON writes them, lists of strings as JSON
+    /// arrays, JSON-text columns (evidence, comments, hunting's `Dynamic`) as their text.
     pub fn cell_text(&self, row: usize, column: usize) -> String {
-        self.rows.get(row).and_then(|r| r.get(column)).map(cell_text).unwrap_or_default()
+        let b = self.starts.partition_point(|s| *s <= row).saturating_sub(1);
+        match self.batches.get(b) {
+            Some(batch) if column < batch.num_columns() => text::TextColumn::new(batch.column(column)).text(row - self.starts[b]),
+            _ => String::new(),
+        }
     }
 
-    /// Writes the table as CSV with a header row.
-    pub fn write_csv<W: Write>(&self, w: W) -> Result<()> {
+    /// Writes the columns `cols` (indexes) as CSV with a header row.
+    pub fn write_csv<W: Write>(&self, w: W, cols: &[usize]) -> Result<()> {
         let mut wr = csv::Writer::from_writer(w);
         let io = |e: csv::Error| Error::Output(e.to_string());
-        wr.write_record(&self.columns).map_err(io)?;
-        for r in &self.rows {
-            let mut rec: Vec<String> = r.iter().map(cell_text).collect();
-            rec.resize(self.columns.len(), String::new());
-            wr.write_record(&rec).map_err(io)?;
+        wr.write_record(cols.iter().filter_map(|c| self.columns.get(*c))).map_err(io)?;
+        let mut record = Vec::new();
+        for batch in &self.batches {
+            write_batch_records(&mut wr, batch, cols, &mut record)?;
         }
         wr.flush().map_err(|e| Error::Output(e.to_string()))
     }
+}
+
+/// Writes every row of `batch` as a record of the columns `cols` (indexes into the batch's columns).
+fn write_batch_records<W: Write>(wr: &mut csv::Writer<W>, batch: &RecordBatch, cols: &[usize], record: &mut Vec<String>) -> Result<()> {
+    let texts = text::TextColumn::all(batch);
+    record.resize(cols.len(), String::new());
+    for row in 0..batch.num_rows() {
+        for (slot, c) in record.iter_mut().zip(cols) {
+            slot.clear();
+            if let Some(t) = texts.get(*c) {
+                t.write(row, slot);
+            }
+        }
+        wr.write_record(record.iter()).map_err(|e| Error::Output(e.to_string()))?;
+    }
+    Ok(())
 }
 
 /// Text of one cell: null is empty, strings as they are, numbers and booleans as written, lists and objects as JSON.
@@ -147,10 +176,12 @@ pub fn cell_text(v: &Value) -> String {
 }
 
 impl RowSink for Table {
+    fn columns(&mut self, declared: &[(String, String)]) {
+        self.builder.declare_hunting(declared);
+        self.columns = self.builder.schema().fields().iter().map(|f| f.name().clone()).collect();
+    }
     fn page(&mut self, rows: Vec<Row>) -> Result<std::ops::ControlFlow<()>> {
-        for r in &rows {
-            self.push(&r.to_value());
-        }
+        self.add(&rows);
         Ok(std::ops::ControlFlow::Continue(()))
     }
 }
@@ -265,21 +296,22 @@ impl<W: Write + Send> RowSink for JsonArraySink<W> {
 /// re-serialised compactly.
 fn write_compact(out: &mut dyn Write, r: &Row) -> Result<()> {
     let text = r.json();
-    if text.contains('\n') || text.contains('\r') {
+    if memchr::memchr2(b'\n', b'\r', text.as_bytes()).is_some() {
         serde_json::to_writer(&mut *out, &r.to_value()).map_err(|e| Error::Output(e.to_string()))
     } else {
         out.write_all(text.as_bytes()).map_err(|e| Error::Output(e.to_string()))
     }
 }
 
-/// Writes CSV with flat memory however many rows: each row is flattened (dotted columns, lists as JSON) and spilled
-/// to a temporary file as it arrives, so the header can hold every column seen; `finish` writes the header and then
-/// the rows. `columns` restricts and orders the output (empty: every column, in order of first appearance).
+/// Writes CSV (or TSV) with flat memory however many rows, from the same typed batches as Parquet: each page
+/// becomes a batch ([`BatchBuilder`]) spilled to a temporary Arrow IPC file as it arrives, so that the header can
+/// hold every column seen; `finish` writes the header and then every row, cells as [`Table::cell_text`] reads them
+/// (times in UTC RFC 3339, lists of strings as JSON arrays, evidence and other lists of objects as JSON text).
+/// `columns` restricts and orders the output (empty: every column of the schema).
 pub struct CsvSink<W: Write> {
     out: Option<W>,
-    spill: std::io::BufWriter<tempfile::NamedTempFile>,
-    columns: Vec<String>,
-    index: HashMap<String, usize>,
+    builder: BatchBuilder,
+    spill: Spill,
     wanted: Vec<String>,
     rows: usize,
     delimiter: u8,
@@ -288,21 +320,21 @@ pub struct CsvSink<W: Write> {
 impl<W: Write> std::fmt::Debug for CsvSink<W> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CsvSink")
-            .field("columns", &self.columns.len())
+            .field("builder", &self.builder)
             .field("rows", &self.rows)
             .finish_non_exhaustive()
     }
 }
 
 impl<W: Write> CsvSink<W> {
-    /// Writes to `out`; `columns` chooses and orders the columns (empty: every column seen).
-    pub fn new(out: W, columns: Vec<String>) -> Result<Self> {
-        let spill = tempfile::NamedTempFile::new().map_err(|e| Error::Output(format!("cannot create a temporary file: {e}")))?;
+    /// Writes to `out` the columns of `builder`'s schema as it grows (a query's: `QueryProvider::batch_builder`;
+    /// `BatchBuilder::new(&[])` for columns as the data brings them); `columns` chooses and orders them (empty:
+    /// all).
+    pub fn new(out: W, builder: BatchBuilder, columns: Vec<String>) -> Result<Self> {
         Ok(CsvSink {
             out: Some(out),
-            spill: std::io::BufWriter::new(spill),
-            columns: vec![],
-            index: HashMap::new(),
+            builder,
+            spill: Spill::new()?,
             wanted: columns,
             rows: 0,
             delimiter: b',',
@@ -314,34 +346,17 @@ impl<W: Write> CsvSink<W> {
         self.delimiter = delimiter;
         self
     }
-
-    /// Every column seen so far, in order of first appearance.
-    pub fn columns(&self) -> &[String] {
-        &self.columns
-    }
 }
 
 impl<W: Write + Send> RowSink for CsvSink<W> {
+    fn columns(&mut self, declared: &[(String, String)]) {
+        self.builder.declare_hunting(declared);
+    }
+
     fn page(&mut self, rows: Vec<Row>) -> Result<std::ops::ControlFlow<()>> {
-        let io = |e: std::io::Error| Error::Output(e.to_string());
-        for r in rows {
-            let mut cells: Vec<(usize, String)> = Vec::new();
-            for (k, v) in flatten(&r.to_value()) {
-                let i = match self.index.get(&k) {
-                    Some(i) => *i,
-                    None => {
-                        self.columns.push(k.clone());
-                        self.index.insert(k, self.columns.len() - 1);
-                        self.columns.len() - 1
-                    }
-                };
-                if !v.is_null() {
-                    cells.push((i, cell_text(&v)));
-                }
-            }
-            serde_json::to_writer(&mut self.spill, &cells).map_err(|e| Error::Output(e.to_string()))?;
-            self.spill.write_all(b"\n").map_err(io)?;
-            self.rows += 1;
+        if let Some(batch) = self.builder.push_page(&rows) {
+            self.rows += batch.num_rows();
+            self.spill.write(&batch)?;
         }
         Ok(std::ops::ControlFlow::Continue(()))
     }
@@ -349,18 +364,19 @@ impl<W: Write + Send> RowSink for CsvSink<W> {
     fn finish(&mut self) -> Result<()> {
         let io = |e: std::io::Error| Error::Output(e.to_string());
         let Some(out) = self.out.take() else { return Ok(()) };
-        self.spill.flush().map_err(io)?;
+        let schema = self.builder.schema();
+        let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
         let order: Vec<usize> = if self.wanted.is_empty() {
-            (0..self.columns.len()).collect()
+            (0..names.len()).collect()
         } else {
             let mut v = Vec::new();
             for c in &self.wanted {
-                match self.index.get(c) {
-                    Some(i) => v.push(*i),
+                match names.iter().position(|n| n == c) {
+                    Some(i) => v.push(i),
                     None if self.rows == 0 => {}
                     None => {
                         return Err(Error::Query {
-                            message: format!("no column '{c}' in the results; columns: {}", self.columns.join(", ")),
+                            message: format!("no column '{c}' in the results; columns: {}", names.join(", ")),
                         });
                     }
                 }
@@ -368,27 +384,79 @@ impl<W: Write + Send> RowSink for CsvSink<W> {
             v
         };
         let mut wr = csv::WriterBuilder::new().delimiter(self.delimiter).from_writer(out);
-        let csv_err = |e: csv::Error| Error::Output(e.to_string());
-        wr.write_record(order.iter().map(|i| self.columns[*i].as_str())).map_err(csv_err)?;
-        let file = self.spill.get_ref().reopen().map_err(io)?;
-        let mut line = String::new();
-        let mut reader = std::io::BufReader::new(file);
-        let mut record = vec![String::new(); self.columns.len()];
-        loop {
-            line.clear();
-            if std::io::BufRead::read_line(&mut reader, &mut line).map_err(io)? == 0 {
-                break;
-            }
-            let cells: Vec<(usize, String)> = serde_json::from_str(&line).map_err(|e| Error::Output(format!("temporary file: {e}")))?;
-            record.iter_mut().for_each(String::clear);
-            for (i, t) in cells {
-                if let Some(slot) = record.get_mut(i) {
-                    *slot = t;
-                }
-            }
-            wr.write_record(order.iter().map(|i| record[*i].as_str())).map_err(csv_err)?;
+        wr.write_record(order.iter().map(|i| names[*i]))
+            .map_err(|e| Error::Output(e.to_string()))?;
+        let mut record = Vec::new();
+        for batch in self.spill.read()? {
+            write_batch_records(&mut wr, &widen(&batch?, &schema)?, &order, &mut record)?;
         }
         wr.flush().map_err(io)
+    }
+}
+
+/// Batches kept on disk until the end: Arrow IPC streams in a temporary folder, a new file whenever the schema
+/// widens (an IPC stream holds one schema).
+struct Spill {
+    dir: tempfile::TempDir,
+    files: Vec<std::path::PathBuf>,
+    writer: Option<arrow_ipc::writer::StreamWriter<std::io::BufWriter<std::fs::File>>>,
+    /// The open file's schema.
+    schema: Option<arrow_schema::SchemaRef>,
+}
+
+impl Spill {
+    fn new() -> Result<Spill> {
+        let dir = tempfile::tempdir().map_err(|e| Error::Output(format!("cannot create a temporary folder: {e}")))?;
+        Ok(Spill {
+            dir,
+            files: Vec::new(),
+            writer: None,
+            schema: None,
+        })
+    }
+
+    fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        let arrow = |e: arrow_schema::ArrowError| Error::Output(format!("temporary file: {e}"));
+        if self.schema.as_ref().is_some_and(|s| *s != batch.schema()) {
+            self.close()?;
+        }
+        let w = match &mut self.writer {
+            Some(w) => w,
+            None => {
+                let path = self.dir.path().join(format!("part-{}.arrows", self.files.len()));
+                let file = std::fs::File::create(&path).map_err(|e| Error::Output(format!("temporary file: {e}")))?;
+                self.files.push(path);
+                self.schema = Some(batch.schema());
+                self.writer
+                    .insert(arrow_ipc::writer::StreamWriter::try_new(std::io::BufWriter::new(file), &batch.schema()).map_err(arrow)?)
+            }
+        };
+        w.write(batch).map_err(arrow)
+    }
+
+    fn close(&mut self) -> Result<()> {
+        self.schema = None;
+        if let Some(mut w) = self.writer.take() {
+            w.finish().map_err(|e| Error::Output(format!("temporary file: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// Every batch written, in order.
+    fn read(&mut self) -> Result<impl Iterator<Item = Result<RecordBatch>> + '_> {
+        self.close()?;
+        let mut readers = Vec::new();
+        for path in &self.files {
+            let file = std::fs::File::open(path).map_err(|e| Error::Output(format!("temporary file: {e}")))?;
+            readers.push(
+                arrow_ipc::reader::StreamReader::try_new(std::io::BufReader::new(file), None)
+                    .map_err(|e| Error::Output(format!("temporary file: {e}")))?,
+            );
+        }
+        Ok(readers
+            .into_iter()
+            .flatten()
+            .map(|b| b.map_err(|e| Error::Output(format!("temporary file: {e}")))))
     }
 }
 
@@ -421,16 +489,29 @@ mod tests {
     #[test]
     fn table_widens_and_fills_nulls() {
         let mut t = Table::new();
-        let _ = t
-            .page(rows(vec![json!({"a": 1, "b": {"c": "x"}}), json!({"a": 2, "d": [1, 2], "e": {}})]))
-            .unwrap();
-        assert_eq!(t.columns, ["a", "b.c", "d", "e"]);
-        assert_eq!(t.cell_text(0, 3), "");
+        let _ = t.page(rows(vec![json!({"a": 1, "b": {"c": "x"}})])).unwrap();
+        let _ = t.page(rows(vec![json!({"a": 2, "d": [1, 2], "e": {}})])).unwrap();
+        assert_eq!(t.column_names(), ["a", "b.c", "d", "e"]);
+        assert_eq!(t.len(), 2);
+        assert_eq!(t.cell_text(0, 3), "", "an earlier row has null in a later column");
         assert_eq!(t.cell_text(1, 2), "[1,2]");
         assert_eq!(t.cell_text(1, 3), "{}");
+        assert_eq!(t.cell_text(1, 0), "2");
+        assert!(t.batches().iter().all(|b| b.num_columns() == 4));
         let mut csv = Vec::new();
-        t.write_csv(&mut csv).unwrap();
+        t.write_csv(&mut csv, &[0, 1, 2, 3]).unwrap();
         assert_eq!(String::from_utf8(csv).unwrap(), "a,b.c,d,e\n1,x,,\n2,,\"[1,2]\",{}\n");
+    }
+
+    #[test]
+    fn table_starts_with_the_entity_columns_and_types_them() {
+        let mut t = Table::with_builder(BatchBuilder::for_path("/security/alerts_v2"));
+        assert!(t.column_names().len() > 30, "every documented column before any row");
+        t.push(&json!({"id": "a", "createdDateTime": "2026-05-27T10:40:29.0590000Z", "mitreTechniques": ["T1"]}));
+        let cell = |name: &str| t.cell_text(0, t.column(name).unwrap());
+        assert_eq!(cell("createdDateTime"), "2026-05-27T10:40:29.059Z");
+        assert_eq!(cell("mitreTechniques"), r#"["T1"]"#);
+        assert_eq!(cell("severity"), "");
     }
 
     #[test]
@@ -441,21 +522,23 @@ mod tests {
             json!({"z": "q,\"r"}),
         ]);
         let mut t = Table::new();
-        let _ = t.page(rows.clone()).unwrap();
+        let _ = t.page(rows[..2].to_vec()).unwrap();
+        let _ = t.page(rows[2..].to_vec()).unwrap();
         let mut want = Vec::new();
-        t.write_csv(&mut want).unwrap();
+        t.write_csv(&mut want, &[0, 1, 2, 3, 4]).unwrap();
         let mut got = Vec::new();
-        let mut s = CsvSink::new(&mut got, vec![]).unwrap();
+        let mut s = CsvSink::new(&mut got, BatchBuilder::new(&[]), vec![]).unwrap();
         let _ = s.page(rows[..2].to_vec()).unwrap();
         let _ = s.page(rows[2..].to_vec()).unwrap();
         s.finish().unwrap();
         assert_eq!(String::from_utf8(got).unwrap(), String::from_utf8(want).unwrap());
         let mut got = Vec::new();
-        let mut s = CsvSink::new(&mut got, vec!["d".into(), "a".into()]).unwrap();
-        let _ = s.page(rows.clone()).unwrap();
+        let mut s = CsvSink::new(&mut got, BatchBuilder::new(&[]), vec!["d".into(), "a".into()]).unwrap();
+        let _ = s.page(rows[..1].to_vec()).unwrap();
+        let _ = s.page(rows[1..].to_vec()).unwrap();
         s.finish().unwrap();
         assert_eq!(String::from_utf8(got).unwrap(), "d,a\n,1\n\"[1,2]\",2\n,\n");
-        let mut s = CsvSink::new(Vec::new(), vec!["nope".into()]).unwrap();
+        let mut s = CsvSink::new(Vec::new(), BatchBuilder::new(&[]), vec!["nope".into()]).unwrap();
         let _ = s.page(rows).unwrap();
         assert!(s.finish().unwrap_err().to_string().contains("no column 'nope'"));
     }
