@@ -5,7 +5,7 @@
 //! Invariants: every row once (an item repeated under an id already delivered in the run is dropped and counted);
 //! a next link to another origin, a repeated next link, or one past the page cap ends the stream with an error after
 //! the page that carried it; nothing is fetched that the consumer did not ask for (the stream is lazy, and dropping
-//! it stops the run) — except the one page [`Pages::prefetch`] fetches ahead when asked to.
+//! it stops the run) — except the pages [`Pages::prefetch`] fetches ahead when asked to.
 
 use super::GraphClient;
 use crate::error::{Error, Result};
