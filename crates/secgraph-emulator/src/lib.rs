@@ -232,7 +232,7 @@ impl Emulator {
             dataset: RwLock::new(dataset),
             auth: Default::default(),
             vaults: RwLock::new(vaults),
-            hunting: std::sync::OnceLock::new(),
+            hunting: std::sync::Mutex::new(None),
             hunting_usage: Default::default(),
             vault_origins,
             churn_rng: std::sync::Mutex::new(data::Rng::new(config.seed ^ 0x00c4_a21e)),

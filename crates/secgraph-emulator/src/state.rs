@@ -5,8 +5,10 @@ use crate::data::Dataset;
 use crate::directory::Directory;
 use crate::entra::AuthStore;
 use crate::entra::GRAPH_APP_ID;
+use crate::hunting::value::KTable;
 use crate::tokens::TokenIssuer;
-use std::sync::{Mutex, RwLock};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
 
 /// The ids of one request: our `request-id` and the caller's `client-request-id`, if it sent one.
 #[derive(Debug, Clone)]
@@ -22,8 +24,9 @@ pub struct AppState {
     pub auth: Mutex<AuthStore>,
     pub vaults: RwLock<Vec<crate::keyvault::Vault>>,
     /// Advanced-hunting tables, built from the dataset on the first hunting query (most runs never ask, and they
-    /// are as large as the alerts themselves).
-    pub hunting: std::sync::OnceLock<std::collections::HashMap<String, crate::hunting::value::KTable>>,
+    /// are as large as the alerts themselves) and rebuilt when the data has changed since (see
+    /// [`AppState::hunting_tables`]).
+    pub hunting: Mutex<Option<HuntingTables>>,
     /// Advanced-hunting calls and CPU used, per tenant (see [`crate::hunting::quota`]).
     pub hunting_usage: crate::hunting::quota::Usage,
     /// Each vault's own origin (`https://127.0.0.1:PORT`, no path), by lower-case vault name: a vault is served at
@@ -35,13 +38,40 @@ pub struct AppState {
     pub paths: Mutex<std::collections::HashMap<String, usize>>,
 }
 
+/// How long advanced hunting's tables may lag data that `--churn` keeps changing.
+pub const HUNTING_INGESTION_DELAY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Advanced hunting's tables and the dataset change they reflect.
+#[derive(Debug)]
+pub struct HuntingTables {
+    changes: u64,
+    built: std::time::Instant,
+    tables: Arc<HashMap<String, KTable>>,
+}
+
 impl AppState {
-    /// The advanced-hunting tables, built on first use from the dataset as it is then.
-    pub fn hunting_tables(&self) -> &std::collections::HashMap<String, crate::hunting::value::KTable> {
-        self.hunting.get_or_init(|| match self.dataset.read() {
-            Ok(ds) => crate::hunting::build_tables(&ds, self.config.seed),
-            Err(_) => Default::default(),
-        })
+    /// The advanced-hunting tables as of the dataset's last change: built on first use, rebuilt by the first
+    /// hunting query after an update, a comment or churn — at once after changes applied through the API or
+    /// `POST /_emulator/churn`, and at most every [`HUNTING_INGESTION_DELAY`] while `--churn` changes the data
+    /// continuously (Defender's tables, too, lag the alerts by minutes of ingestion).
+    pub fn hunting_tables(&self) -> Arc<HashMap<String, KTable>> {
+        let mut cache = self.hunting.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Ok(ds) = self.dataset.read() else {
+            return Arc::default();
+        };
+        if let Some(c) = cache.as_ref() {
+            let fresh = c.changes == ds.changes || (self.config.churn.is_some() && c.built.elapsed() < HUNTING_INGESTION_DELAY);
+            if fresh {
+                return c.tables.clone();
+            }
+        }
+        let tables = Arc::new(crate::hunting::build_tables(&ds, self.config.seed));
+        *cache = Some(HuntingTables {
+            changes: ds.changes,
+            built: std::time::Instant::now(),
+            tables: tables.clone(),
+        });
+        tables
     }
 
     /// Audiences that identify Graph: its public URL, its app id, and the emulator's own root.

@@ -304,3 +304,40 @@ async fn time_range_filters_answer_what_a_full_scan_does_before_and_after_change
         assert_eq!(got, want.into_iter().map(|(_, id)| id).collect::<Vec<_>>(), "orderby {dir}");
     }
 }
+
+/// Advanced hunting sees changes: the tables are rebuilt by the first hunting query after a change.
+#[tokio::test]
+async fn hunting_tables_follow_the_changes() {
+    let (emu, c, token) = setup().await;
+    let hunt = |query: String| {
+        let c = c.clone();
+        let token = token.clone();
+        let url = format!("{}/v1.0/security/runHuntingQuery", emu.base_url());
+        async move {
+            let reply: Value = c
+                .post(url)
+                .bearer_auth(token)
+                .json(&json!({ "Query": query }))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            reply
+        }
+    };
+    let count = |reply: &Value| reply["results"][0]["Count"].as_i64().unwrap_or_else(|| panic!("{reply}"));
+    let before = count(&hunt("AlertInfo | count".into()).await);
+    assert_eq!(before, 120, "one AlertInfo row per alert");
+    let report = churn(&emu, &c, 3, 0).await;
+    let created: Vec<String> = report["created"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| format!("\"{}\"", v.as_str().unwrap()))
+        .collect();
+    assert_eq!(count(&hunt("AlertInfo | count".into()).await), before + 3);
+    let found = hunt(format!("AlertInfo | where AlertId in ({}) | count", created.join(", "))).await;
+    assert_eq!(count(&found), 3, "the new alerts are in AlertInfo");
+}

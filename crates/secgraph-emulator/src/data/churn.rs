@@ -106,6 +106,7 @@ impl Dataset {
             self.push_alert(core);
             self.touch_incident(&incident.to_string(), &at);
         }
+        self.changes += 1;
         report
     }
 

@@ -100,6 +100,9 @@ pub struct Dataset {
     incident_ids: Vec<u64>,
     /// Positions of each incident's alerts (`$expand=alerts`).
     incident_alerts: HashMap<u64, Vec<u32>>,
+    /// How many times the data changed since it was seeded (updates, comments, churn): views derived from it
+    /// (advanced hunting's tables) know when to rebuild.
+    pub changes: u64,
 }
 
 impl Dataset {
@@ -131,6 +134,7 @@ impl Dataset {
             incidents_index: TimeIndex::default(),
             incident_ids: Vec::with_capacity(alerts / 2),
             incident_alerts: HashMap::with_capacity(alerts / 2),
+            changes: 0,
         };
         let mut i = 0;
         let mut incident_no = 1000u64;
@@ -180,6 +184,7 @@ impl Dataset {
 
     /// Re-reads the times of the alert at `pos` into the index (after a write).
     pub fn alert_changed(&mut self, pos: usize) {
+        self.changes += 1;
         if let Some(item) = self.alerts_v2.get(pos) {
             self.alerts_index.reread(pos, item);
         }
@@ -187,6 +192,7 @@ impl Dataset {
 
     /// Re-reads the times of the incident at `pos` into the index (after a write).
     pub fn incident_changed(&mut self, pos: usize) {
+        self.changes += 1;
         if let Some(item) = self.incidents.get(pos) {
             self.incidents_index.reread(pos, item);
         }

@@ -99,8 +99,9 @@ pub fn run_query(st: &AppState, tenant: &str, query: &str, timespan: Option<&str
     let q = parse_query(query).map_err(|e| badreq(e.to_string()))?;
     let now = Utc::now();
     let (from, to) = parse_timespan(timespan, now).map_err(badreq)?;
+    let tables = st.hunting_tables();
     let ctx = Context {
-        tables: st.hunting_tables(),
+        tables: &tables,
         now,
         from,
         to,
