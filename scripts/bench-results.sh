@@ -17,7 +17,8 @@ ALERTS=${ALERTS:-100000}
 RUNS=${RUNS:-5}
 BIN=$PWD/target/release/secgraph
 FLOOR=$PWD/target/release/examples/fetch_floor
-cargo build -q --release -p secgraph-cli -p secgraph --example fetch_floor
+cargo build -q --release -p secgraph-cli
+cargo build -q --release -p secgraph --example fetch_floor
 PY=${PYTHON:-/tmp/pybase/bin/python}
 PKG=${PKG_PYTHON:-/tmp/cleanvenv/bin/python}
 BASELINE=${BASELINE:-$PWD/../shared/bench/python_baseline.py}
