@@ -310,20 +310,10 @@ async fn time_range_filters_answer_what_a_full_scan_does_before_and_after_change
 async fn hunting_tables_follow_the_changes() {
     let (emu, c, token) = setup().await;
     let hunt = |query: String| {
-        let c = c.clone();
-        let token = token.clone();
-        let url = format!("{}/v1.0/security/runHuntingQuery", emu.base_url());
+        let (emu, c, token) = (&emu, &c, &token);
         async move {
-            let reply: Value = c
-                .post(url)
-                .bearer_auth(token)
-                .json(&json!({ "Query": query }))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let (status, reply) = common::hunt(emu, c, token, json!({ "Query": query })).await;
+            assert_eq!(status, 200, "{reply}");
             reply
         }
     };

@@ -1,5 +1,6 @@
 //! runHuntingQuery over HTTPS: response shape, consistency with alerts_v2, errors.
 
+use common::hunt;
 use secgraph_emulator::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_TENANT_ID, Emulator, EmulatorConfig, directory};
 use serde_json::{Value, json};
 
@@ -19,17 +20,6 @@ async fn token(emu: &Emulator, c: &reqwest::Client, id: &str, secret: &str) -> S
     common::client_credentials(emu, c, DEMO_TENANT_ID, id, secret, "https://graph.microsoft.com/.default")
         .await
         .expect("a Graph token")
-}
-
-async fn hunt(emu: &Emulator, c: &reqwest::Client, tok: &str, body: Value) -> (u16, Value) {
-    let r = c
-        .post(format!("{}/v1.0/security/runHuntingQuery", emu.base_url()))
-        .bearer_auth(tok)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap())
 }
 
 #[tokio::test]

@@ -66,3 +66,15 @@ pub async fn start_with_graph_token(config: EmulatorConfig) -> (Emulator, reqwes
     .expect("the demo app's Graph token");
     (emu, c, token)
 }
+
+/// `POST /v1.0/security/runHuntingQuery` with `body`: the status and the JSON reply.
+pub async fn hunt(emu: &Emulator, c: &reqwest::Client, tok: &str, body: Value) -> (u16, Value) {
+    let r = c
+        .post(format!("{}/v1.0/security/runHuntingQuery", emu.base_url()))
+        .bearer_auth(tok)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}

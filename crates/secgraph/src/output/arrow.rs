@@ -165,72 +165,25 @@ struct Part {
     writer: Option<Writer>,
 }
 
-/// Writes a query's rows to Parquet or an Arrow IPC stream as pages arrive: typed by a `BatchBuilder`, written under a temporary
-/// name and renamed on success, a mid-run schema change merged once at the end.
-pub struct ArrowFileSink {
+/// Batches written to temporary files in `folder`, a new part whenever the schema changes (a file holds one schema),
+/// read back in order at the end. [`ArrowFileSink`] keeps its result this way, and the CSV sink its spill.
+pub(super) struct Parts {
     format: FileFormat,
-    builder: BatchBuilder,
-    destination: Option<Destination>,
     folder: PathBuf,
     parts: Vec<Part>,
-    rows: usize,
 }
 
-impl std::fmt::Debug for ArrowFileSink {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ArrowFileSink")
-            .field("format", &self.format)
-            .field("destination", &self.destination)
-            .field("parts", &self.parts.len())
-            .field("rows", &self.rows)
-            .finish_non_exhaustive()
-    }
-}
-
-impl ArrowFileSink {
-    /// Writes `format` to `destination`, typed by `builder`.
-    pub fn new(format: FileFormat, builder: BatchBuilder, destination: Destination) -> Result<ArrowFileSink> {
-        let folder = match &destination {
-            Destination::Path(p) => {
-                let parent = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-                if !parent.is_dir() {
-                    return Err(Error::Output(format!(
-                        "cannot write {}: no folder {}",
-                        p.display(),
-                        parent.display()
-                    )));
-                }
-                parent.to_path_buf()
-            }
-            Destination::Writer(_) => std::env::temp_dir(),
-        };
-        Ok(ArrowFileSink {
+impl Parts {
+    pub(super) fn new(format: FileFormat, folder: PathBuf) -> Parts {
+        Parts {
             format,
-            builder,
-            destination: Some(destination),
             folder,
             parts: Vec::new(),
-            rows: 0,
-        })
-    }
-
-    /// Rows written so far.
-    pub fn rows(&self) -> usize {
-        self.rows
-    }
-
-    /// Bytes held in memory for the Parquet row group being built (0 for an Arrow stream).
-    pub fn buffered_bytes(&self) -> usize {
-        self.parts.last().and_then(|p| p.writer.as_ref()).map_or(0, Writer::buffered)
-    }
-
-    /// Writes the row group being built out now, releasing its memory (a caller with many files open at once keeps
-    /// its total in check this way).
-    pub fn flush(&mut self) -> Result<()> {
-        match self.parts.last_mut().and_then(|p| p.writer.as_mut()) {
-            Some(w) => w.flush(),
-            None => Ok(()),
         }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.parts.is_empty()
     }
 
     fn new_part(&self, schema: SchemaRef) -> Result<Part> {
@@ -248,19 +201,37 @@ impl ArrowFileSink {
         })
     }
 
-    fn write_batch(&mut self, batch: RecordBatch) -> Result<()> {
+    /// Writes a batch to the part of its schema, starting a new part when the schema changed.
+    pub(super) fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         let schema = batch.schema();
         if self.parts.last().is_none_or(|p| p.schema != schema) {
-            if let Some(w) = self.parts.last_mut().and_then(|p| p.writer.take()) {
-                w.close()?;
-            }
+            self.close_last()?;
             let part = self.new_part(schema)?;
             self.parts.push(part);
         }
-        if let Some(w) = self.parts.last_mut().and_then(|p| p.writer.as_mut()) {
-            w.write(&batch)?;
+        match self.parts.last_mut().and_then(|p| p.writer.as_mut()) {
+            Some(w) => w.write(batch),
+            None => Ok(()),
         }
-        self.rows += batch.num_rows();
+    }
+
+    fn last_writer(&mut self) -> Option<&mut Writer> {
+        self.parts.last_mut().and_then(|p| p.writer.as_mut())
+    }
+
+    fn close_last(&mut self) -> Result<()> {
+        match self.parts.last_mut().and_then(|p| p.writer.take()) {
+            Some(w) => w.close(),
+            None => Ok(()),
+        }
+    }
+
+    /// Closes the part being written and reads every part back, batch by batch, in the order written.
+    pub(super) fn read_all(&mut self, each: &mut dyn FnMut(RecordBatch) -> Result<()>) -> Result<()> {
+        self.close_last()?;
+        for part in &self.parts {
+            self.read_part(part, each)?;
+        }
         Ok(())
     }
 
@@ -288,6 +259,79 @@ impl ArrowFileSink {
     }
 }
 
+/// Writes a query's rows to Parquet or an Arrow IPC stream as pages arrive: typed by a `BatchBuilder`, written under a temporary
+/// name and renamed on success, a mid-run schema change merged once at the end.
+pub struct ArrowFileSink {
+    format: FileFormat,
+    builder: BatchBuilder,
+    destination: Option<Destination>,
+    parts: Parts,
+    rows: usize,
+}
+
+impl std::fmt::Debug for ArrowFileSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ArrowFileSink")
+            .field("format", &self.format)
+            .field("destination", &self.destination)
+            .field("parts", &self.parts.parts.len())
+            .field("rows", &self.rows)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ArrowFileSink {
+    /// Writes `format` to `destination`, typed by `builder`.
+    pub fn new(format: FileFormat, builder: BatchBuilder, destination: Destination) -> Result<ArrowFileSink> {
+        let folder = match &destination {
+            Destination::Path(p) => {
+                let parent = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+                if !parent.is_dir() {
+                    return Err(Error::Output(format!(
+                        "cannot write {}: no folder {}",
+                        p.display(),
+                        parent.display()
+                    )));
+                }
+                parent.to_path_buf()
+            }
+            Destination::Writer(_) => std::env::temp_dir(),
+        };
+        Ok(ArrowFileSink {
+            format,
+            builder,
+            destination: Some(destination),
+            parts: Parts::new(format, folder),
+            rows: 0,
+        })
+    }
+
+    /// Rows written so far.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Bytes held in memory for the Parquet row group being built (0 for an Arrow stream).
+    pub fn buffered_bytes(&self) -> usize {
+        self.parts.parts.last().and_then(|p| p.writer.as_ref()).map_or(0, Writer::buffered)
+    }
+
+    /// Writes the row group being built out now, releasing its memory (a caller with many files open at once keeps
+    /// its total in check this way).
+    pub fn flush(&mut self) -> Result<()> {
+        match self.parts.last_writer() {
+            Some(w) => w.flush(),
+            None => Ok(()),
+        }
+    }
+
+    fn write_batch(&mut self, batch: RecordBatch) -> Result<()> {
+        self.parts.write(&batch)?;
+        self.rows += batch.num_rows();
+        Ok(())
+    }
+}
+
 impl RowSink for ArrowFileSink {
     fn columns(&mut self, declared: &[(String, String)]) {
         self.builder.declare_hunting(declared);
@@ -309,26 +353,22 @@ impl RowSink for ArrowFileSink {
             let empty = self.builder.finish_batch();
             self.write_batch(empty)?;
         }
-        if let Some(w) = self.parts.last_mut().and_then(|p| p.writer.take()) {
-            w.close()?;
-        }
-        let parts = std::mem::take(&mut self.parts);
-        let whole = if parts.len() == 1 {
-            parts.into_iter().next().map(|p| p.file)
+        self.parts.close_last()?;
+        let whole = if self.parts.parts.len() == 1 {
+            self.parts.parts.pop().map(|p| p.file)
         } else {
             // Columns appeared mid-run: one pass rewrites every part under the final schema.
             let schema = self.builder.schema();
-            let mut merged = self.new_part(schema.clone())?;
+            let mut merged = self.parts.new_part(schema.clone())?;
             let mut writer = merged.writer.take();
-            for p in &parts {
-                self.read_part(p, &mut |b| match writer.as_mut() {
-                    Some(w) => w.write(&widen(&b, &schema)?),
-                    None => Ok(()),
-                })?;
-            }
+            self.parts.read_all(&mut |b| match writer.as_mut() {
+                Some(w) => w.write(&widen(&b, &schema)?),
+                None => Ok(()),
+            })?;
             if let Some(w) = writer {
                 w.close()?;
             }
+            self.parts.parts.clear();
             Some(merged.file)
         };
         let Some(whole) = whole else { return Ok(()) };

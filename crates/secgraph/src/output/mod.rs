@@ -304,14 +304,15 @@ fn write_compact(out: &mut dyn Write, r: &Row) -> Result<()> {
 }
 
 /// Writes CSV (or TSV) with flat memory however many rows, from the same typed batches as Parquet: each page
-/// becomes a batch ([`BatchBuilder`]) spilled to a temporary Arrow IPC file as it arrives, so that the header can
-/// hold every column seen; `finish` writes the header and then every row, cells as [`Table::cell_text`] reads them
-/// (times in UTC RFC 3339, lists of strings as JSON arrays, evidence and other lists of objects as JSON text).
-/// `columns` restricts and orders the output (empty: every column of the schema).
+/// becomes a batch ([`BatchBuilder`]) spilled to temporary Arrow IPC files as it arrives (the parts
+/// [`ArrowFileSink`] keeps too), so that the header can hold every column seen; `finish` writes the header and then
+/// every row, cells as [`Table::cell_text`] reads them (times in UTC RFC 3339, lists of strings as JSON arrays,
+/// evidence and other lists of objects as JSON text). `columns` restricts and orders the output (empty: every column
+/// of the schema).
 pub struct CsvSink<W: Write> {
     out: Option<W>,
     builder: BatchBuilder,
-    spill: Spill,
+    spill: arrow::Parts,
     wanted: Vec<String>,
     rows: usize,
     delimiter: u8,
@@ -334,7 +335,7 @@ impl<W: Write> CsvSink<W> {
         Ok(CsvSink {
             out: Some(out),
             builder,
-            spill: Spill::new()?,
+            spill: arrow::Parts::new(FileFormat::ArrowStream, std::env::temp_dir()),
             wanted: columns,
             rows: 0,
             delimiter: b',',
@@ -387,76 +388,9 @@ impl<W: Write + Send> RowSink for CsvSink<W> {
         wr.write_record(order.iter().map(|i| names[*i]))
             .map_err(|e| Error::Output(e.to_string()))?;
         let mut record = Vec::new();
-        for batch in self.spill.read()? {
-            write_batch_records(&mut wr, &widen(&batch?, &schema)?, &order, &mut record)?;
-        }
+        self.spill
+            .read_all(&mut |batch| write_batch_records(&mut wr, &widen(&batch, &schema)?, &order, &mut record))?;
         wr.flush().map_err(io)
-    }
-}
-
-/// Batches kept on disk until the end: Arrow IPC streams in a temporary folder, a new file whenever the schema
-/// widens (an IPC stream holds one schema).
-struct Spill {
-    dir: tempfile::TempDir,
-    files: Vec<std::path::PathBuf>,
-    writer: Option<arrow_ipc::writer::StreamWriter<std::io::BufWriter<std::fs::File>>>,
-    /// The open file's schema.
-    schema: Option<arrow_schema::SchemaRef>,
-}
-
-impl Spill {
-    fn new() -> Result<Spill> {
-        let dir = tempfile::tempdir().map_err(|e| Error::Output(format!("cannot create a temporary folder: {e}")))?;
-        Ok(Spill {
-            dir,
-            files: Vec::new(),
-            writer: None,
-            schema: None,
-        })
-    }
-
-    fn write(&mut self, batch: &RecordBatch) -> Result<()> {
-        let arrow = |e: arrow_schema::ArrowError| Error::Output(format!("temporary file: {e}"));
-        if self.schema.as_ref().is_some_and(|s| *s != batch.schema()) {
-            self.close()?;
-        }
-        let w = match &mut self.writer {
-            Some(w) => w,
-            None => {
-                let path = self.dir.path().join(format!("part-{}.arrows", self.files.len()));
-                let file = std::fs::File::create(&path).map_err(|e| Error::Output(format!("temporary file: {e}")))?;
-                self.files.push(path);
-                self.schema = Some(batch.schema());
-                self.writer
-                    .insert(arrow_ipc::writer::StreamWriter::try_new(std::io::BufWriter::new(file), &batch.schema()).map_err(arrow)?)
-            }
-        };
-        w.write(batch).map_err(arrow)
-    }
-
-    fn close(&mut self) -> Result<()> {
-        self.schema = None;
-        if let Some(mut w) = self.writer.take() {
-            w.finish().map_err(|e| Error::Output(format!("temporary file: {e}")))?;
-        }
-        Ok(())
-    }
-
-    /// Every batch written, in order.
-    fn read(&mut self) -> Result<impl Iterator<Item = Result<RecordBatch>> + '_> {
-        self.close()?;
-        let mut readers = Vec::new();
-        for path in &self.files {
-            let file = std::fs::File::open(path).map_err(|e| Error::Output(format!("temporary file: {e}")))?;
-            readers.push(
-                arrow_ipc::reader::StreamReader::try_new(std::io::BufReader::new(file), None)
-                    .map_err(|e| Error::Output(format!("temporary file: {e}")))?,
-            );
-        }
-        Ok(readers
-            .into_iter()
-            .flatten()
-            .map(|b| b.map_err(|e| Error::Output(format!("temporary file: {e}")))))
     }
 }
 
