@@ -20,6 +20,10 @@ pub(crate) struct Cli {
     /// against each (rows carry TenantId and Instance).
     #[arg(long, global = true, value_name = "NAME", help_heading = "Tenants")]
     pub(crate) instance: Option<String>,
+    /// Every configured instance (MicrosoftGraph and MicrosoftGraph-*): a query runs against each concurrently (rows
+    /// carry TenantId and Instance), an export exports each. Accepted before or after the subcommand.
+    #[arg(long, global = true, help_heading = "Tenants", conflicts_with = "instance")]
+    pub(crate) all_instances: bool,
     /// Extra folder of query YAML files (repeatable); added after the settings' QueryDefinitions.
     #[arg(long = "queries", global = true, value_name = "DIR")]
     pub(crate) query_dirs: Vec<PathBuf>,
@@ -405,10 +409,6 @@ pub(crate) enum Command {
         /// Slices run at once with --split-by (each tenant's request budget is respected whatever this is).
         #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64), help_heading = "Time range")]
         parallel: u16,
-        /// Run against every configured instance (MicrosoftGraph and MicrosoftGraph-*), concurrently; rows carry
-        /// TenantId and Instance. Also: --instance A,B,C.
-        #[arg(long, help_heading = "Tenants")]
-        all_instances: bool,
         #[command(flatten)]
         out: output::OutputArgs,
     },
@@ -487,9 +487,6 @@ pub(crate) struct ExportArgs {
     /// query whose rows have a Timestamp (e.g. hunting:HuntProcess.encoded_powershell), kept by Timestamp.
     #[arg(long, value_delimiter = ',', default_values_t = vec!["alerts_v2".to_string(), "incidents".to_string()])]
     pub(crate) stream: Vec<String>,
-    /// Export every configured instance (also: --instance A,B,C).
-    #[arg(long)]
-    pub(crate) all_instances: bool,
     /// This process's shard, K/N: only tenants whose id hashes to K (of N) are exported.
     #[arg(long, value_name = "K/N")]
     pub(crate) shard: Option<String>,
@@ -509,6 +506,14 @@ pub(crate) struct ExportArgs {
     /// Also write the run summary as JSON to FILE.
     #[arg(long, value_name = "FILE")]
     pub(crate) summary: Option<PathBuf>,
+    /// When a tenant's checkpoint is missing but its data is there: rebuild the checkpoint from the data files
+    /// (the newest stored version, minus the overlap, becomes the watermark) and go on.
+    #[arg(long, conflicts_with = "force")]
+    pub(crate) rebuild_checkpoint: bool,
+    /// When a tenant's checkpoint is missing but its data is there: export from the start anyway (versions already
+    /// stored are stored again).
+    #[arg(long)]
+    pub(crate) force: bool,
     /// Instead of exporting, write the latest version of each id to ROOT/current/stream=…/tenant=…/part-0.parquet.
     #[arg(long)]
     pub(crate) compact: bool,

@@ -1,4 +1,4 @@
-//! `secgraph export` as a process: killed with SIGKILL at 20 seeded points and run again, the dataset equals an
+//! `secgraph export` as a process: stopped at 20 seeded points of its progress (as SIGKILL would) and run again, the dataset equals an
 //! uninterrupted run's; shards 0/2 and 1/2 together equal an unsharded run; the summary file.
 
 mod common;
@@ -22,12 +22,17 @@ fn export(cfg: &Path, root: &Path, extra: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// Every file of the dataset proper: folders named `_…` (checkpoints, locks, quarantine) are skipped, as Hive,
+/// Spark and DuckDB skip them.
 fn parquet_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let p = e.path();
+        if e.file_name().to_string_lossy().starts_with('_') {
+            continue;
+        }
         if p.is_dir() {
             parquet_files(&p, out);
-        } else if !p.to_string_lossy().contains("_checkpoints") {
+        } else {
             out.push(p);
         }
     }
@@ -84,41 +89,61 @@ fn uninterrupted(dir: &Path, cfg: &Path) -> BTreeMap<(String, String, String, i6
     want
 }
 
-/// Five seeded SIGKILLs at different moments into one root, then a run to the end: the dataset equals an
-/// uninterrupted run's (no version lost or stored twice).
+/// An export into `root` stopped (aborted, as `kill -9` would: no destructor, no flush) the `nth` time it reaches a
+/// named point of its progress (see `secgraph::export`'s crash points). Fails when the run ends before that point:
+/// a crash point that is never reached tests nothing.
+fn crash_at(cfg: &Path, root: &Path, point: &str, nth: usize) {
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(cfg)
+        .args(["--instance", "Default,Fabrikam", "export", "--page-size", "25", "--root"])
+        .arg(root)
+        .env("SECGRAPH_EXPORT_CRASH_AT", format!("{point}#{nth}"))
+        .stdout(Stdio::null())
+        .output()
+        .unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        out.status.signal(),
+        Some(6),
+        "the run was to abort at {point}#{nth}, but ended with {:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Five seeded crashes at named points of the export's progress into one root, then a run to the end: the dataset
+/// equals an uninterrupted run's (no version lost or stored twice). The points are chosen so each is reached
+/// whatever came before: every run takes each (tenant, stream) lock, reads at least one page of each and commits
+/// each; a fresh root's first run also stages and renames files.
 fn killed_five_times_then_rerun(seed: u64) {
     let dir = tempfile::tempdir().unwrap();
     let (_emu, cfg) = emulator(dir.path(), &["--alerts", "250"]);
     let want = uninterrupted(dir.path(), &cfg);
     let root = dir.path().join("killed");
     let mut seed = seed;
-    let mut killed_mid_run = 0;
-    for _ in 0..5 {
+    let mut next = |n: u64| {
         seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        let delay = Duration::from_millis(40 + (seed >> 33) % 700);
-        let mut child = Command::new(BIN)
-            .arg("--config")
-            .arg(&cfg)
-            .args(["--instance", "Default,Fabrikam", "export", "--root"])
-            .arg(&root)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(delay);
-        if child.try_wait().unwrap().is_none() {
-            killed_mid_run += 1;
-        }
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
+        ((seed >> 33) % n) as usize
+    };
+    // Reached by the first run of a fresh root (two tenants × two streams, 250 alerts in pages of 25).
+    let first: [(&str, usize); 5] = [
+        ("page", 1 + next(12)),
+        ("staged", 1 + next(6)),
+        ("committed", 1 + next(4)),
+        ("renamed", 1 + next(4)),
+        ("locked", 1 + next(4)),
+    ];
+    let (point, nth) = first[next(5)];
+    crash_at(&cfg, &root, point, nth);
+    // Reached by any run: four locks, at least four pages, four commits.
+    for _ in 0..4 {
+        let point = ["locked", "page", "committed"][next(3)];
+        crash_at(&cfg, &root, point, 1 + next(4));
     }
     let out = export(&cfg, &root, &[]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(dataset(&root), want, "the dataset after kills differs from an uninterrupted run");
-    assert!(
-        killed_mid_run >= 2,
-        "only {killed_mid_run} of 5 kills landed mid-run: the delays no longer cover a run"
-    );
+    assert_eq!(dataset(&root), want, "the dataset after crashes differs from an uninterrupted run");
 }
 
 // 20 seeded kill points in all, as four tests of five (they run in parallel).

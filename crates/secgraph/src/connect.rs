@@ -117,6 +117,9 @@ pub struct ConnectionInfo {
     pub source: String,
     /// The tenant signed in to.
     pub tenant_id: String,
+    /// The tenant's directory id (a GUID, lower case) from the token's `tid` claim: the same whether the settings
+    /// name the tenant by GUID (any case) or by domain. `None` when the token carries none.
+    pub directory_id: Option<String>,
     /// The app (client) id.
     pub client_id: String,
     /// How the connection signs in.
@@ -532,6 +535,11 @@ impl ConnectionInfo {
                 (AuthMethod::AzureCli, Some(t)) => t.to_string(),
                 _ => target.tenant_id.clone(),
             },
+            directory_id: claims
+                .get("tid")
+                .and_then(Value::as_str)
+                .filter(|t| uuid::Uuid::parse_str(t).is_ok())
+                .map(str::to_ascii_lowercase),
             client_id: match (auth, claims.get("appid").and_then(Value::as_str)) {
                 (AuthMethod::AzureCli, Some(a)) => a.to_string(),
                 _ => target.client_id.clone(),

@@ -259,6 +259,30 @@ pub enum Error {
     #[error("cannot write results: {0}")]
     Output(String),
 
+    /// Another export is writing the same stream of the same tenant into the same root (one writer at a time).
+    #[error(
+        "another export is writing stream {stream} of tenant {tenant} into this root: its lock {lock} is held by {holder}. This run changed nothing; run it again when that one ends, or give each process its own tenants (shards)"
+    )]
+    Locked {
+        /// The stream's name.
+        stream: String,
+        /// The tenant id.
+        tenant: String,
+        /// The lock file or object, as shown to people.
+        lock: String,
+        /// Who holds it (host, process id, since when), as far as known.
+        holder: String,
+    },
+
+    /// An export checkpoint is unusable or does not match the dataset.
+    #[error("export checkpoint {path}: {message}")]
+    Checkpoint {
+        /// The checkpoint, as shown to people.
+        path: String,
+        /// What is wrong, and what to do.
+        message: String,
+    },
+
     /// A local cache file or folder could not be used.
     #[error("{}: cannot {what}{}", .path.display(), .source.as_ref().map(|e| format!(": {e}")).unwrap_or_default())]
     Cache {
@@ -288,7 +312,7 @@ impl Error {
             Error::Auth(_) => ErrorKind::Auth,
             Error::Api(_) | Error::Vault { .. } | Error::Transport { .. } | Error::Response { .. } | Error::Paging { .. } => ErrorKind::Api,
             Error::Query { .. } | Error::TimeExpr { .. } => ErrorKind::Usage,
-            Error::Output(_) => ErrorKind::Output,
+            Error::Output(_) | Error::Locked { .. } | Error::Checkpoint { .. } => ErrorKind::Output,
             Error::Cache { .. } => ErrorKind::Local,
         }
     }

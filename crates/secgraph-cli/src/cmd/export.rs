@@ -5,7 +5,7 @@ use super::Env;
 use crate::cli::{Cli, ExportArgs};
 use crate::output::Partial;
 use futures_util::StreamExt;
-use secgraph::export::{ExportOptions, Root, Stream, StreamReport, compact, export_stream, shard_of};
+use secgraph::export::{ExportOptions, MissingCheckpoint, Root, Stream, StreamReport, compact, export_stream, shard_of, tenant_key};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -65,9 +65,16 @@ pub(crate) async fn run(env: &Env, cli: &Cli, args: &ExportArgs) -> anyhow::Resu
         .as_deref()
         .map(|t| secgraph::query::parse_time(t, chrono::Utc::now()))
         .transpose()?;
+    opts.missing_checkpoint = if args.rebuild_checkpoint {
+        MissingCheckpoint::Rebuild
+    } else if args.force {
+        MissingCheckpoint::Force
+    } else {
+        MissingCheckpoint::Refuse
+    };
     opts.root.prepare().await?;
     let follow = args.follow.as_deref().map(super::query::parse_duration).transpose()?;
-    let instances = super::query::fan_out_instances(env, cli, args.all_instances)?
+    let instances = super::query::fan_out_instances(env, cli, cli.all_instances)?
         .unwrap_or_else(|| vec![cli.instance.clone().unwrap_or_else(|| "Default".into())]);
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -148,10 +155,10 @@ async fn export_once(env: &Env, instances: &[String], streams: &[Stream], opts: 
     for (instance, p) in providers {
         match p {
             // Two instances of one tenant (another sign-in method, say) export it once: one checkpoint per tenant.
-            Ok(p) if !tenants.insert(p.info().tenant_id.to_ascii_lowercase()) => {
-                tracing::info!(instance, tenant = %p.info().tenant_id, "tenant already exported by an earlier instance");
+            Ok(p) if !tenants.insert(tenant_key(p.info())) => {
+                tracing::info!(instance, tenant = %tenant_key(p.info()), "tenant already exported by an earlier instance");
             }
-            Ok(p) if shard_of(&p.info().tenant_id, opts.shard.1) == opts.shard.0 => work.push((instance, p)),
+            Ok(p) if shard_of(&tenant_key(p.info()), opts.shard.1) == opts.shard.0 => work.push((instance, p)),
             Ok(p) => tracing::debug!(instance, tenant = %p.info().tenant_id, "another shard's tenant"),
             Err(e) => {
                 for s in streams {
@@ -184,12 +191,17 @@ fn print_reports(reports: &[StreamReport]) {
     for r in reports {
         match &r.error {
             None => eprintln!(
-                "{} {} ({}): {} new version(s), {} already stored, {} page(s){}; watermark {} -> {}",
+                "{} {} ({}): {} new version(s), {} already stored{}, {} page(s){}; watermark {} -> {}",
                 r.instance,
                 r.stream,
                 r.tenant_id,
                 r.new_versions,
                 r.already_stored,
+                match &r.rejected_file {
+                    Some(f) => format!(", {} rejected (see {f})", r.rejected),
+                    None if r.rejected > 0 => format!(", {} rejected", r.rejected),
+                    None => String::new(),
+                },
                 r.pages,
                 match (r.shrinks, r.splits) {
                     (0, 0) => String::new(),

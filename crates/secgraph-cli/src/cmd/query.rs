@@ -16,7 +16,6 @@ pub(crate) async fn run(env: &Env, cli: &Cli) -> anyhow::Result<()> {
         strict,
         split_by,
         parallel,
-        all_instances,
         out,
     } = &cli.command
     else {
@@ -46,7 +45,7 @@ pub(crate) async fn run(env: &Env, cli: &Cli) -> anyhow::Result<()> {
         println!("{}", q.describe());
         return Ok(());
     }
-    if let Some(instances) = fan_out_instances(env, cli, *all_instances)? {
+    if let Some(instances) = fan_out_instances(env, cli, cli.all_instances)? {
         let store = query_store(env.settings.as_ref(), &cli.query_dirs)?;
         let template = store.get(name)?.clone();
         let rendered = render(&template)?;

@@ -27,13 +27,31 @@
 //! **When Graph struggles.** A page that still fails with HTTP 500 or 504 after the client's retries makes the run
 //! start the pass again with half the page size (down to 10), keeping what it had read; the report says so.
 //!
+//! **One writer.** A run takes the (root, stream, tenant) lock before it recovers or writes anything and holds it
+//! to the end of its commit ([`lease`]); a second writer of the same (root, stream, tenant) fails at once with
+//! [`Error::Locked`], having changed nothing. Tenants are named by their directory id ([`tenant_key`]), so two
+//! spellings of one tenant share one lock, one checkpoint and one partition.
+//!
+//! **Checkpoints are input.** Pending paths must be this (stream, tenant)'s data files, the watermark a time not in
+//! the future; a missing checkpoint over existing data stops the run ([`MissingCheckpoint`]).
+//!
+//! **Odd items.** An item that cannot be a version (no id, no time, a repeated key) is written with the reason to
+//! `ROOT/_rejected/stream=…/tenant=…/<run>.jsonl`, counted in the report, and the run goes on.
+//!
 //! **Sharding.** [`shard_of`] assigns a tenant to one of N shards by a stable hash of its id: N processes with
 //! `--shard K/N` split the tenants with no coordination; file names carry the shard.
 //!
 //! **Where.** The root is a local folder or an object store ([`Root`]: Azure Blob, S3, GCS); the same steps hold on
 //! both (see [`root`] for how each operation maps).
 
+pub mod checkpoint;
+pub mod compact;
+mod crash;
+pub mod lease;
 pub mod root;
+pub use checkpoint::{MissingCheckpoint, next_watermark};
+pub use compact::compact;
+pub use lease::Lease;
 pub use root::Root;
 
 use crate::batches::BatchBuilder;
@@ -42,6 +60,7 @@ use crate::output::{ArrowFileSink, Destination, FileFormat, RowSink};
 use crate::provider::QueryProvider;
 use crate::query::{Language, RenderedQuery};
 use crate::row::Row;
+use checkpoint::Checkpoint;
 use chrono::{DateTime, SecondsFormat, Utc};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -125,7 +144,7 @@ impl Stream {
 
     /// A row's identity and time: an item's `id` and `lastUpdateDateTime`; a hunting row's content hash and
     /// `Timestamp`.
-    fn version<'r>(&self, row: &'r Row) -> Option<(Cow<'r, str>, Cow<'r, str>)> {
+    fn version<'r>(&self, row: &'r Row) -> std::result::Result<(Cow<'r, str>, Cow<'r, str>), String> {
         match self {
             Stream::Hunting(_) => {
                 #[derive(Deserialize)]
@@ -133,11 +152,11 @@ impl Stream {
                     #[serde(borrow, rename = "Timestamp")]
                     ts: Option<Cow<'a, str>>,
                 }
-                let t: T<'_> = serde_json::from_str(row.json()).ok()?;
+                let t: T<'_> = serde_json::from_str(row.json()).map_err(|e| format!("the row is unreadable ({e})"))?;
                 use sha2::Digest;
                 let digest = sha2::Sha256::digest(row.json().as_bytes());
                 let id: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-                Some((Cow::Owned(id), t.ts?))
+                Ok((Cow::Owned(id), t.ts.ok_or("the row has no Timestamp")?))
             }
             _ => version(row),
         }
@@ -177,6 +196,8 @@ pub struct ExportOptions {
     /// Where a (tenant, stream) with no checkpoint yet starts: versions updated at or after this time (default:
     /// everything the tenant has).
     pub since: Option<DateTime<Utc>>,
+    /// What to do when a (tenant, stream) has data but its checkpoint is missing (default: refuse, with the choices).
+    pub missing_checkpoint: MissingCheckpoint,
 }
 
 impl ExportOptions {
@@ -193,6 +214,7 @@ impl ExportOptions {
             page_size: 1000,
             shard: (0, 1),
             since: None,
+            missing_checkpoint: MissingCheckpoint::Refuse,
         }
     }
 }
@@ -213,26 +235,13 @@ pub fn shard_of(tenant_id: &str, n: u32) -> u32 {
     (h % u64::from(n.max(1))) as u32
 }
 
-/// The checkpoint of one (tenant, stream).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-struct Checkpoint {
-    /// The next run reads `lastUpdateDateTime ge watermark`.
-    watermark: Option<String>,
-    /// Versions stored whose time is at or after the watermark: `[id, lastUpdateDateTime]`.
-    stored: BTreeSet<(String, String)>,
-    /// Files of a committed run not yet renamed from `.pending` (relative to the root).
-    pending: Vec<String>,
-    /// Runs committed so far.
-    runs: u64,
-}
-
 /// What one (tenant, stream) run did.
 #[derive(Debug, Clone, Serialize)]
 #[non_exhaustive]
 pub struct StreamReport {
     /// The instance name.
     pub instance: String,
-    /// The tenant id.
+    /// The tenant id: the directory's GUID in lower case when the sign-in told it (the partition's name).
     pub tenant_id: String,
     /// The stream's name.
     pub stream: String,
@@ -240,6 +249,8 @@ pub struct StreamReport {
     pub new_versions: usize,
     /// Items read that were already stored (re-reads at the overlap, ties, repeats).
     pub already_stored: usize,
+    /// Items that could not be stored as versions (no id, no time…): written to the quarantine with the reason.
+    pub rejected: usize,
     /// Pages read.
     pub pages: usize,
     /// Passes started again with a smaller page after HTTP 500/504.
@@ -254,6 +265,8 @@ pub struct StreamReport {
     pub watermark_after: Option<String>,
     /// Files written (relative to the root).
     pub files: Vec<String>,
+    /// The quarantine file of this run's rejected items (relative to the root), if any.
+    pub rejected_file: Option<String>,
     /// Why the run failed, if it did (nothing of it was committed then).
     pub error: Option<String>,
 }
@@ -268,6 +281,7 @@ impl StreamReport {
             stream: stream.name(),
             new_versions: 0,
             already_stored: 0,
+            rejected: 0,
             pages: 0,
             shrinks: 0,
             splits: 0,
@@ -275,58 +289,23 @@ impl StreamReport {
             watermark_before: None,
             watermark_after: None,
             files: Vec::new(),
+            rejected_file: None,
             error: None,
         }
     }
 }
 
-fn checkpoint_path(stream: &Stream, tenant: &str) -> String {
-    format!("_checkpoints/stream={}/tenant={tenant}.json", stream.name())
+/// The name a tenant's data, checkpoint, lock and shard go by: its directory id (GUID, lower case) as the sign-in
+/// reported it, whatever the settings call it (an upper-case GUID, a domain); the settings' spelling, lower case,
+/// when the token told none.
+pub fn tenant_key(info: &crate::connect::ConnectionInfo) -> String {
+    info.directory_id
+        .clone()
+        .unwrap_or_else(|| info.tenant_id.trim().to_ascii_lowercase())
 }
 
-async fn load_checkpoint(root: &Root, rel: &str) -> Result<Checkpoint> {
-    match root.get(rel).await? {
-        Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-            Error::Output(format!(
-                "the checkpoint {} is not readable ({e}); move it away to start over",
-                root.show(rel)
-            ))
-        }),
-        None => Ok(Checkpoint::default()),
-    }
-}
-
-/// Replaces the checkpoint atomically (see [`Root`]).
-async fn save_checkpoint(root: &Root, rel: &str, cp: &Checkpoint) -> Result<()> {
-    let text = serde_json::to_vec_pretty(cp).map_err(|e| Error::Output(format!("checkpoint: {e}")))?;
-    root.put(rel, text).await
-}
-
-/// Puts the (tenant, stream) folder in the state its checkpoint describes: listed pending files renamed (their run
-/// had committed), other pending files and temporary files deleted (theirs had not).
-async fn recover(root: &Root, stream: &Stream, tenant: &str, cp_rel: &str, cp: &mut Checkpoint) -> Result<()> {
-    if !cp.pending.is_empty() {
-        for rel in std::mem::take(&mut cp.pending) {
-            let pending = format!("{rel}.pending");
-            if root.exists(&pending).await? {
-                root.rename(&pending, &rel).await?;
-            }
-        }
-        save_checkpoint(root, cp_rel, cp).await?;
-    }
-    let dir = format!("stream={}/tenant={tenant}", stream.name());
-    for rel in root.list(&dir).await? {
-        let name = rel.rsplit('/').next().unwrap_or(&rel);
-        if name.ends_with(".parquet.pending") || (name.starts_with(".secgraph-") && name.ends_with(".partial")) {
-            tracing::info!(file = %root.show(&rel), "removing a file an interrupted run left");
-            root.delete(&rel).await?;
-        }
-    }
-    Ok(())
-}
-
-/// The id and version time of a row, read without a tree.
-fn version(row: &Row) -> Option<(Cow<'_, str>, Cow<'_, str>)> {
+/// A row's identity and time, or why it has none.
+fn version(row: &Row) -> std::result::Result<(Cow<'_, str>, Cow<'_, str>), String> {
     #[derive(Deserialize)]
     struct V<'a> {
         #[serde(borrow)]
@@ -334,16 +313,42 @@ fn version(row: &Row) -> Option<(Cow<'_, str>, Cow<'_, str>)> {
         #[serde(borrow, rename = "lastUpdateDateTime")]
         last: Option<Cow<'a, str>>,
     }
-    let v: V<'_> = serde_json::from_str(row.json()).ok()?;
-    Some((v.id?, v.last?))
+    let v: V<'_> = match serde_json::from_str(row.json()) {
+        Ok(v) => v,
+        Err(e) => {
+            let msg = e.to_string();
+            return Err(if msg.contains("duplicate field") {
+                format!("the item repeats a key ({msg}); which value is meant cannot be told")
+            } else if msg.contains("invalid type") {
+                format!("its id or lastUpdateDateTime is not text ({msg})")
+            } else {
+                format!("not a JSON object ({msg})")
+            });
+        }
+    };
+    match (v.id, v.last) {
+        (None, _) => Err("it has no id".into()),
+        (_, None) => Err("it has no lastUpdateDateTime (missing or null)".into()),
+        (Some(id), Some(last)) if parse_time(&last).is_none() => Err(format!(
+            "item {}: lastUpdateDateTime '{}' is not a time",
+            crate::error::clean(&id, 80),
+            crate::error::clean(&last, 60)
+        )),
+        (Some(id), Some(last)) => Ok((id, last)),
+    }
 }
 
-fn parse_time(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc))
+/// An RFC 3339 time; one without an offset is UTC (Graph's documented zone).
+pub(crate) fn parse_time(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc)).or_else(|| {
+        chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
+            .ok()
+            .map(|t| t.and_utc())
+    })
 }
 
 /// Graph's own format for a time in a filter: seven fractional digits, `Z`.
-fn graph_time(t: DateTime<Utc>) -> String {
+pub(crate) fn graph_time(t: DateTime<Utc>) -> String {
     let s = t.to_rfc3339_opts(SecondsFormat::Nanos, true);
     // 2026-12-03T10:00:00.123456789Z → keep 7 digits.
     match s.rfind('.') {
@@ -362,6 +367,8 @@ const BUFFER_BUDGET: usize = 8 * 1024 * 1024;
 const MIN_PAGE: usize = 10;
 /// The most windows split in one run (each split halves a window, or peels 30 days off an open-ended one).
 const MAX_SPLITS: usize = 24;
+/// Rejected items kept whole for the quarantine file per run (more are counted only).
+const MAX_QUARANTINED: usize = 10_000;
 
 /// Where to split a window `[from, to)` (`to` open: the run's start): its middle; an open-ended start peels the last
 /// 30 days off. `None` when the window is under a minute (nothing lighter to ask for).
@@ -375,10 +382,35 @@ fn split_point(from: Option<&str>, to: Option<&str>, started: DateTime<Utc>) -> 
     Some(graph_time(mid))
 }
 
-/// Exports one stream of one tenant: recovers the last run's state, reads every version since the watermark, writes
-/// the new ones, commits. Errors leave nothing committed (the next run starts from the same checkpoint).
+/// What a run does when a page fails after the client's own retries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OnFailure {
+    /// Read the window again with this (smaller) page size.
+    Shrink(usize),
+    /// Split the window in two.
+    Split,
+    /// Give up: the run fails, nothing committed.
+    Fail,
+}
+
+/// The window-planning decision: HTTP 500/504 shrink the page down to [`MIN_PAGE`], then split the window (also
+/// for advanced hunting's row limit), at most [`MAX_SPLITS`] times.
+fn on_failure(status: Option<u16>, too_many_rows: bool, top: usize, splits: usize) -> OnFailure {
+    let heavy = matches!(status, Some(500 | 504));
+    if heavy && top > MIN_PAGE {
+        OnFailure::Shrink((top / 2).max(MIN_PAGE))
+    } else if (heavy || too_many_rows) && splits < MAX_SPLITS {
+        OnFailure::Split
+    } else {
+        OnFailure::Fail
+    }
+}
+
+/// Exports one stream of one tenant: takes the (stream, tenant) lock, recovers the last run's state, reads every
+/// version since the watermark, writes the new ones, commits. Errors leave nothing committed (the next run starts
+/// from the same checkpoint); a second writer of the same (root, stream, tenant) fails with [`Error::Locked`].
 pub async fn export_stream(provider: &QueryProvider, instance: &str, stream: Stream, opts: &ExportOptions) -> StreamReport {
-    let tenant = provider.info().tenant_id.clone();
+    let tenant = tenant_key(provider.info());
     let mut report = StreamReport {
         tenant_id: tenant.clone(),
         page_size: opts.page_size,
@@ -390,6 +422,181 @@ pub async fn export_stream(provider: &QueryProvider, instance: &str, stream: Str
     report
 }
 
+/// The checkpoint a run starts from: the stored one, checked; none for a new (stream, tenant); and when it is
+/// missing over existing data, what [`ExportOptions::missing_checkpoint`] says.
+async fn starting_checkpoint(root: &Root, stream: &Stream, tenant: &str, spelled: &str, opts: &ExportOptions) -> Result<Checkpoint> {
+    if let Some(cp) = checkpoint::load(root, stream, tenant).await? {
+        return Ok(cp);
+    }
+    if let Some(other) = checkpoint::other_spelling(root, stream, tenant, spelled).await? {
+        return Err(Error::Checkpoint {
+            path: root.show(&checkpoint::checkpoint_path(stream, &other)),
+            message: format!(
+                "this dataset holds tenant {tenant} as 'tenant={other}' (the settings' spelling, from before partitions were named by directory id). Rename its data folder and checkpoint to 'tenant={tenant}' once (docs/EXPORT.md, \"One tenant, one folder\"), then run again"
+            ),
+        });
+    }
+    if !checkpoint::has_data(root, stream, tenant).await? {
+        return Ok(Checkpoint::default());
+    }
+    match opts.missing_checkpoint {
+        MissingCheckpoint::Force => {
+            tracing::warn!(
+                stream = stream.name(),
+                tenant,
+                "no checkpoint over existing data: exporting again from the start, as asked"
+            );
+            Ok(Checkpoint::default())
+        }
+        MissingCheckpoint::Rebuild => {
+            let cp = checkpoint::rebuild(root, stream, tenant, opts.overlap).await?;
+            tracing::warn!(
+                stream = stream.name(),
+                tenant,
+                watermark = cp.watermark.as_deref().unwrap_or("(none)"),
+                "checkpoint rebuilt from the data files"
+            );
+            Ok(cp)
+        }
+        MissingCheckpoint::Refuse => Err(Error::Checkpoint {
+            path: root.show(&checkpoint::checkpoint_path(stream, tenant)),
+            message: format!(
+                "it is missing, but {} holds data: exporting from the start would store every version again. Rebuild the checkpoint from the data (the CLI's --rebuild-checkpoint), or export again anyway (--force)",
+                root.show(&checkpoint::data_dir(stream, tenant))
+            ),
+        }),
+    }
+}
+
+/// One run's state between reading and commit: the open partition writers, the versions it stores, its rejects.
+struct Run<'a> {
+    root: &'a Root,
+    stream: &'a Stream,
+    tenant: &'a str,
+    shard: u32,
+    id: String,
+    staging: Option<tempfile::TempDir>,
+    /// (local file, pending path) of each data file.
+    staged: Vec<(PathBuf, String)>,
+    writers: BTreeMap<String, ArrowFileSink>,
+    stored: BTreeSet<(String, String)>,
+    newest: Option<DateTime<Utc>>,
+    schema: Vec<(String, String)>,
+    quarantine: Vec<serde_json::Value>,
+}
+
+impl Run<'_> {
+    /// Sorts a page's rows: already stored, rejected (to the quarantine), or new (to its date's writer).
+    fn take_page(&mut self, rows: Vec<Row>, known: &BTreeSet<(String, String)>, report: &mut StreamReport) -> Result<()> {
+        let mut by_date: HashMap<String, Vec<Row>> = HashMap::new();
+        for row in rows {
+            let key = match self.stream.version(&row) {
+                Ok((id, last)) => (id.into_owned(), last.into_owned()),
+                Err(reason) => {
+                    self.reject(&row, reason, report);
+                    continue;
+                }
+            };
+            if known.contains(&key) || self.stored.contains(&key) {
+                report.already_stored += 1;
+                continue;
+            }
+            let Some(t) = parse_time(&key.1) else {
+                self.reject(
+                    &row,
+                    format!("its time '{}' is not a time", crate::error::clean(&key.1, 60)),
+                    report,
+                );
+                continue;
+            };
+            self.newest = Some(self.newest.map_or(t, |n| n.max(t)));
+            self.stored.insert(key);
+            by_date.entry(t.format("%Y-%m-%d").to_string()).or_default().push(row);
+        }
+        for (date, rows) in by_date {
+            let _ = self.writer(&date, report)?.page(rows)?;
+        }
+        // One open file per date partition: keep what their row groups hold in memory bounded, whatever the
+        // tenant's size (row groups are then smaller, never lost).
+        let buffered: usize = self.writers.values().map(ArrowFileSink::buffered_bytes).sum();
+        if buffered > BUFFER_BUDGET {
+            for w in self.writers.values_mut() {
+                w.flush()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn reject(&mut self, row: &Row, reason: String, report: &mut StreamReport) {
+        report.rejected += 1;
+        tracing::warn!(stream = self.stream.name(), tenant = self.tenant, %reason, "an item cannot be stored as a version; quarantined");
+        if self.quarantine.len() < MAX_QUARANTINED {
+            let item =
+                serde_json::from_str::<serde_json::Value>(row.json()).unwrap_or_else(|_| serde_json::Value::String(row.json().to_string()));
+            self.quarantine.push(serde_json::json!({ "reason": reason, "item": item }));
+        }
+    }
+
+    /// The open writer of a date partition, made on first use.
+    fn writer(&mut self, date: &str, report: &mut StreamReport) -> Result<&mut ArrowFileSink> {
+        if !self.writers.contains_key(date) {
+            let rel = format!(
+                "{}/date={date}/part-{}-{}.parquet",
+                checkpoint::data_dir(self.stream, self.tenant),
+                self.shard,
+                self.id
+            );
+            let pending = format!("{rel}.pending");
+            let path = self.root.write_path(&pending, self.staging.as_ref().map(|d| d.path()));
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| Error::Output(format!("cannot create {}: {e}", dir.display())))?;
+            }
+            self.staged.push((path.clone(), pending));
+            let mut sink = ArrowFileSink::new(
+                FileFormat::Parquet,
+                BatchBuilder::new(stream_schema(self.stream)),
+                Destination::Path(path),
+            )?;
+            // Hunting rows are typed by the reply's declared schema.
+            sink.columns(&self.schema);
+            report.files.push(rel);
+            self.writers.insert(date.to_string(), sink);
+        }
+        self.writers
+            .get_mut(date)
+            .ok_or_else(|| Error::Output(format!("no writer for date {date}")))
+    }
+
+    /// Finishes every data file as `….parquet.pending` (uploaded, for an object store).
+    async fn stage(&mut self) -> Result<()> {
+        for w in self.writers.values_mut() {
+            w.finish()?;
+        }
+        for (path, pending) in &self.staged {
+            if self.staging.is_some() {
+                self.root.upload(path, pending).await?;
+            }
+            crash::reached(crash::Point::Staged);
+        }
+        Ok(())
+    }
+
+    /// Writes this run's rejected items beside the dataset; returns the file's path under the root.
+    async fn write_quarantine(&self) -> Result<Option<String>> {
+        if self.quarantine.is_empty() {
+            return Ok(None);
+        }
+        let rel = format!("_rejected/stream={}/tenant={}/{}.jsonl", self.stream.name(), self.tenant, self.id);
+        let mut text = Vec::new();
+        for line in &self.quarantine {
+            serde_json::to_writer(&mut text, line).map_err(|e| Error::Output(format!("quarantine: {e}")))?;
+            text.push(b'\n');
+        }
+        self.root.put(&rel, text).await?;
+        Ok(Some(rel))
+    }
+}
+
 async fn run_stream(
     provider: &QueryProvider,
     tenant: &str,
@@ -397,31 +604,58 @@ async fn run_stream(
     opts: &ExportOptions,
     report: &mut StreamReport,
 ) -> Result<()> {
-    let hunting = matches!(stream, Stream::Hunting(_));
     let root = &opts.root;
-    let cp_path = checkpoint_path(stream, tenant);
-    let mut cp = load_checkpoint(root, &cp_path).await?;
-    recover(root, stream, tenant, &cp_path, &mut cp).await?;
-    // Object stores: files are written here, then uploaded.
-    let staging = root.staging()?;
-    let mut staged: Vec<(PathBuf, String)> = Vec::new();
+    let lease = Lease::acquire(root, &stream.name(), tenant).await?;
+    crash::reached(crash::Point::Locked);
+    let spelled = provider.info().tenant_id.trim().to_string();
+    let mut cp = starting_checkpoint(root, stream, tenant, &spelled, opts).await?;
+    checkpoint::recover(root, stream, tenant, &mut cp).await?;
     report.watermark_before = cp.watermark.clone();
     let started = Utc::now();
-    let run_id = format!(
-        "{}-{}",
-        started.format("%Y%m%dT%H%M%S%.3fZ"),
-        &uuid::Uuid::new_v4().simple().to_string()[..8]
-    );
+    let mut run = Run {
+        root,
+        stream,
+        tenant,
+        shard: opts.shard.0,
+        id: format!(
+            "{}-{}",
+            started.format("%Y%m%dT%H%M%S%.3fZ"),
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        ),
+        // Object stores: files are written here, then uploaded.
+        staging: root.staging()?,
+        staged: Vec::new(),
+        writers: BTreeMap::new(),
+        stored: BTreeSet::new(),
+        newest: None,
+        schema: Vec::new(),
+        quarantine: Vec::new(),
+    };
+    read(provider, &cp, opts, started, &mut run, report).await?;
+    run.stage().await?;
+    report.new_versions = run.stored.len();
+    commit(cp, opts, started, run, report, &lease).await?;
+    lease.release().await;
+    Ok(())
+}
 
-    let mut writers: BTreeMap<String, ArrowFileSink> = BTreeMap::new();
-    let mut this_run: BTreeSet<(String, String)> = BTreeSet::new();
-    let mut newest: Option<DateTime<Utc>> = None;
+/// Reads every version since the checkpoint's watermark (or `since`), window by window, into the run.
+async fn read(
+    provider: &QueryProvider,
+    cp: &Checkpoint,
+    opts: &ExportOptions,
+    started: DateTime<Utc>,
+    run: &mut Run<'_>,
+    report: &mut StreamReport,
+) -> Result<()> {
+    let stream = run.stream;
+    let hunting = matches!(stream, Stream::Hunting(_));
     // A hunting query answers in one page: there is no page size to shrink, only the window to split.
-    let mut top = if hunting { MIN_PAGE } else { opts.page_size.max(1) };
-    let mut schema: Vec<(String, String)> = Vec::new();
-    // The `lastUpdateDateTime` windows still to read, the oldest last: at first one, [watermark, open). A window
-    // whose pages keep failing at the smallest page size is split in two (see `split_point`).
-    let first = cp.watermark.clone().or_else(|| opts.since.map(graph_time));
+    let full = if hunting { MIN_PAGE } else { opts.page_size.max(1) };
+    let mut top = full;
+    // The windows still to read, the oldest last: at first one, [watermark, open). The watermark was checked as a
+    // time when loaded and is written back in Graph's format, never as the checkpoint's text.
+    let first = cp.watermark_time().or(opts.since).map(graph_time);
     let mut windows: Vec<(Option<String>, Option<String>)> = vec![(first, None)];
     'window: while let Some((from, to)) = windows.pop() {
         let q = stream.request(provider, from.as_deref(), to.as_deref(), top, started)?;
@@ -429,38 +663,40 @@ async fn run_stream(
         while let Some(page) = pages.next().await {
             let page = match page {
                 Ok(p) => p,
-                Err(e) if matches!(e.http_status(), Some(500 | 504)) && top > MIN_PAGE => {
-                    top = (top / 2).max(MIN_PAGE);
-                    report.shrinks += 1;
-                    report.page_size = top;
-                    tracing::warn!(stream = stream.name(), tenant, page_size = top, error = %e,
-                        "Graph keeps failing this page; reading again with smaller pages");
-                    windows.push((from, to));
-                    continue 'window;
-                }
-                Err(e) if (matches!(e.http_status(), Some(500 | 504)) || too_many_rows(&e)) && report.splits < MAX_SPLITS => {
-                    // A hunting window with no start began 30 days back.
-                    let from = from.or_else(|| hunting.then(|| graph_time(started - chrono::Duration::days(30))));
-                    let Some(mid) = split_point(from.as_deref(), to.as_deref(), started) else {
-                        return Err(e);
-                    };
-                    report.splits += 1;
-                    tracing::warn!(stream = stream.name(), tenant, from = from.as_deref().unwrap_or("(start)"),
-                        to = to.as_deref().unwrap_or("(now)"), at = %mid, error = %e,
-                        "Graph keeps failing even small pages; splitting the time window in two");
-                    // Smaller windows are lighter: they start again at the full page size.
-                    top = if hunting { MIN_PAGE } else { opts.page_size.max(1) };
-                    report.page_size = top;
-                    windows.push((Some(mid.clone()), to));
-                    windows.push((from, Some(mid)));
-                    continue 'window;
-                }
-                Err(e) => return Err(e),
+                Err(e) => match on_failure(e.http_status(), too_many_rows(&e), top, report.splits) {
+                    OnFailure::Shrink(smaller) => {
+                        top = smaller;
+                        report.shrinks += 1;
+                        report.page_size = top;
+                        tracing::warn!(stream = stream.name(), tenant = run.tenant, page_size = top, error = %e,
+                            "Graph keeps failing this page; reading again with smaller pages");
+                        windows.push((from, to));
+                        continue 'window;
+                    }
+                    OnFailure::Split => {
+                        // A hunting window with no start began 30 days back.
+                        let from = from.or_else(|| hunting.then(|| graph_time(started - chrono::Duration::days(30))));
+                        let Some(mid) = split_point(from.as_deref(), to.as_deref(), started) else {
+                            return Err(e);
+                        };
+                        report.splits += 1;
+                        tracing::warn!(stream = stream.name(), tenant = run.tenant, from = from.as_deref().unwrap_or("(start)"),
+                            to = to.as_deref().unwrap_or("(now)"), at = %mid, error = %e,
+                            "Graph keeps failing even small pages; splitting the time window in two");
+                        // Smaller windows are lighter: they start again at the full page size.
+                        top = full;
+                        report.page_size = top;
+                        windows.push((Some(mid.clone()), to));
+                        windows.push((from, Some(mid)));
+                        continue 'window;
+                    }
+                    OnFailure::Fail => return Err(e),
+                },
             };
             report.pages += 1;
             if !page.schema.is_empty() {
-                schema = page.schema.clone();
-                if hunting && !schema.iter().any(|(c, _)| c == "Timestamp") {
+                run.schema = page.schema.clone();
+                if hunting && !run.schema.iter().any(|(c, _)| c == "Timestamp") {
                     return Err(Error::Query {
                         message: format!(
                             "{}: the query's rows have no Timestamp column, so they cannot be exported as versions (aggregate queries cannot); export a row-level query",
@@ -469,106 +705,46 @@ async fn run_stream(
                     });
                 }
             }
-            let mut by_date: HashMap<String, Vec<Row>> = HashMap::new();
-            for row in page.rows {
-                let Some((id, last)) = stream.version(&row) else {
-                    return Err(Error::Response {
-                        url: q.name.clone(),
-                        message: if hunting {
-                            "a row has no Timestamp; it cannot be exported".into()
-                        } else {
-                            "an item has no id or lastUpdateDateTime; it cannot be exported as a version".into()
-                        },
-                    });
-                };
-                let key = (id.into_owned(), last.into_owned());
-                if cp.stored.contains(&key) || this_run.contains(&key) {
-                    report.already_stored += 1;
-                    continue;
-                }
-                let t = parse_time(&key.1);
-                if let Some(t) = t {
-                    newest = Some(newest.map_or(t, |n| n.max(t)));
-                }
-                let date = t.map_or_else(|| "unknown".to_string(), |t| t.format("%Y-%m-%d").to_string());
-                this_run.insert(key);
-                by_date.entry(date).or_default().push(row);
-            }
-            for (date, rows) in by_date {
-                let sink = match writers.get_mut(&date) {
-                    Some(w) => w,
-                    None => {
-                        let rel = format!(
-                            "stream={}/tenant={tenant}/date={date}/part-{}-{run_id}.parquet",
-                            stream.name(),
-                            opts.shard.0
-                        );
-                        let pending = format!("{rel}.pending");
-                        let path = root.write_path(&pending, staging.as_ref().map(|d| d.path()));
-                        if let Some(dir) = path.parent() {
-                            std::fs::create_dir_all(dir).map_err(|e| Error::Output(format!("cannot create {}: {e}", dir.display())))?;
-                        }
-                        staged.push((path.clone(), pending));
-                        let mut sink = ArrowFileSink::new(
-                            FileFormat::Parquet,
-                            BatchBuilder::new(stream_schema(stream)),
-                            Destination::Path(path),
-                        )?;
-                        // Hunting rows are typed by the reply's declared schema.
-                        sink.columns(&schema);
-                        report.files.push(rel);
-                        writers.entry(date).or_insert(sink)
-                    }
-                };
-                let _ = sink.page(rows)?;
-            }
-            // One open file per date partition: keep what their row groups hold in memory bounded, whatever the
-            // tenant's size (row groups are then smaller, never lost).
-            let buffered: usize = writers.values().map(ArrowFileSink::buffered_bytes).sum();
-            if buffered > BUFFER_BUDGET {
-                for w in writers.values_mut() {
-                    w.flush()?;
-                }
-            }
+            run.take_page(page.rows, &cp.stored, report)?;
+            crash::reached(crash::Point::Page);
         }
     }
-    for w in writers.values_mut() {
-        w.finish()?;
-    }
-    if staging.is_some() {
-        for (path, pending) in &staged {
-            root.upload(path, pending).await?;
-        }
-    }
-    report.new_versions = this_run.len();
+    Ok(())
+}
 
-    // The next watermark: the newest version seen, but no later than the run's start minus the overlap.
-    let overlap = if hunting {
+/// Commits a run: the quarantine file, then the checkpoint (new watermark, versions, the pending files) replaced
+/// atomically — the commit point — then the pending files renamed.
+async fn commit(
+    cp: Checkpoint,
+    opts: &ExportOptions,
+    started: DateTime<Utc>,
+    run: Run<'_>,
+    report: &mut StreamReport,
+    lease: &Lease,
+) -> Result<()> {
+    let (root, stream, tenant) = (run.root, run.stream, run.tenant);
+    report.rejected_file = run.write_quarantine().await?;
+    let overlap = if matches!(stream, Stream::Hunting(_)) {
         opts.overlap.max(chrono::Duration::minutes(HUNTING_OVERLAP_MINUTES))
     } else {
         opts.overlap
     };
-    let cap = started - overlap;
-    let before = cp.watermark.as_deref().and_then(parse_time);
-    let next = match (newest, before) {
-        (Some(n), b) => Some(b.map_or(n.min(cap), |b| b.max(n.min(cap)))),
-        (None, b) => b,
-    };
-    let next_s = next.map(graph_time);
-    let mut stored: BTreeSet<(String, String)> = cp.stored.iter().cloned().chain(this_run).collect();
-    if let Some(w) = next {
-        stored.retain(|(_, t)| parse_time(t).is_none_or(|t| t >= w));
-    }
-    let committed = Checkpoint {
-        watermark: next_s.clone(),
+    let next = checkpoint::next_watermark(cp.watermark_time(), run.newest, started - overlap);
+    let mut stored = cp.stored;
+    stored.extend(run.stored);
+    checkpoint::retain_from(&mut stored, next);
+    let mut committed = Checkpoint {
+        watermark: next.map(graph_time),
         stored,
         pending: report.files.clone(),
         runs: cp.runs + 1,
     };
-    save_checkpoint(root, &cp_path, &committed).await?;
-    let mut cp = committed;
-    recover(root, stream, tenant, &cp_path, &mut cp).await?;
-    report.watermark_after = next_s;
+    // A writer that lost its lease must not commit: another may own the folder now.
+    lease.check()?;
+    checkpoint::save(root, stream, tenant, &committed).await?;
+    crash::reached(crash::Point::Committed);
+    checkpoint::recover(root, stream, tenant, &mut committed).await?;
+    report.watermark_after = committed.watermark;
     Ok(())
 }
 
@@ -583,145 +759,6 @@ fn stream_schema(stream: &Stream) -> &'static [(&'static str, crate::batches::sc
 /// Advanced hunting's answer to a result over its row limit: a narrower window may pass.
 fn too_many_rows(e: &Error) -> bool {
     e.http_status() == Some(400) && e.to_string().contains("exceeds the limit")
-}
-
-/// Writes the latest version of every id, per (stream, tenant), to `ROOT/current/stream=…/tenant=…/part-0.parquet`
-/// (replaced whole). Returns the rows written per stream.
-pub async fn compact(root: &Root) -> Result<BTreeMap<String, usize>> {
-    use arrow_array::BooleanArray;
-    let mut out = BTreeMap::new();
-    for stream in Stream::ALL {
-        let sdir = format!("stream={}", stream.name());
-        // The stream's data files by tenant (`stream=S/tenant=T/date=D/part-….parquet`).
-        let mut by_tenant: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for rel in root.list(&sdir).await? {
-            let parts: Vec<&str> = rel.split('/').collect();
-            if let [_, t, _, name] = parts.as_slice()
-                && let Some(tenant) = t.strip_prefix("tenant=")
-                && name.ends_with(".parquet")
-            {
-                by_tenant.entry(tenant.to_string()).or_default().push(rel.clone());
-            }
-        }
-        let mut total = 0;
-        for (tenant, files) in by_tenant {
-            let mut batches_of = Vec::with_capacity(files.len());
-            for f in &files {
-                batches_of.push(read_batches(root, f).await?);
-            }
-            // Pass 1: the newest version of each id, and where it is.
-            let mut best: HashMap<String, (DateTime<Utc>, usize, usize)> = HashMap::new();
-            for (fi, batches) in batches_of.iter().enumerate() {
-                let mut offset = 0;
-                for batch in batches {
-                    let ids = string_column(batch, "id");
-                    let times = batch.column_by_name("lastUpdateDateTime").cloned();
-                    for row in 0..batch.num_rows() {
-                        let Some(id) = ids.get(row).cloned().flatten() else { continue };
-                        let t = times
-                            .as_ref()
-                            .and_then(|c| time_value(c.as_ref(), row))
-                            .unwrap_or(DateTime::<Utc>::MIN_UTC);
-                        let entry = best.entry(id).or_insert((t, fi, offset + row));
-                        if t > entry.0 {
-                            *entry = (t, fi, offset + row);
-                        }
-                    }
-                    offset += batch.num_rows();
-                }
-            }
-            let mut keep: HashMap<usize, BTreeSet<usize>> = HashMap::new();
-            for (_, (_, fi, row)) in best.iter() {
-                keep.entry(*fi).or_default().insert(*row);
-            }
-            // Pass 2: those rows, under the widest schema.
-            let mut chosen = Vec::new();
-            for (fi, batches) in batches_of.iter().enumerate() {
-                let Some(rows) = keep.get(&fi) else { continue };
-                let mut offset = 0;
-                for batch in batches {
-                    let mask: BooleanArray = (0..batch.num_rows()).map(|r| Some(rows.contains(&(offset + r)))).collect();
-                    offset += batch.num_rows();
-                    let picked = arrow_select::filter::filter_record_batch(batch, &mask)
-                        .map_err(|e| Error::Output(format!("compacting {}: {e}", root.show(&files[fi]))))?;
-                    if picked.num_rows() > 0 {
-                        chosen.push(picked);
-                    }
-                }
-            }
-            let schemas: Vec<arrow_schema::Schema> = chosen.iter().map(|b| b.schema().as_ref().clone()).collect();
-            let Ok(merged) = arrow_schema::Schema::try_merge(schemas) else {
-                return Err(Error::Output(format!(
-                    "the files of {} disagree on column types",
-                    root.show(&format!("{sdir}/tenant={tenant}"))
-                )));
-            };
-            let merged = std::sync::Arc::new(merged);
-            let rel = format!("current/{sdir}/tenant={tenant}/part-0.parquet");
-            let staging = root.staging()?;
-            let file = root.write_path(&rel, staging.as_ref().map(|d| d.path()));
-            let dest = file.parent().map(PathBuf::from).unwrap_or_default();
-            std::fs::create_dir_all(&dest).map_err(|e| Error::Output(format!("cannot create {}: {e}", dest.display())))?;
-            let mut tmp = tempfile::Builder::new()
-                .prefix(".secgraph-")
-                .suffix(".partial")
-                .tempfile_in(&dest)
-                .map_err(|e| Error::Output(format!("cannot write in {}: {e}", dest.display())))?;
-            {
-                let mut w = parquet::arrow::ArrowWriter::try_new(tmp.as_file_mut(), merged.clone(), None)
-                    .map_err(|e| Error::Output(format!("compacting: {e}")))?;
-                for b in &chosen {
-                    w.write(&crate::batches::widen(b, &merged)?)
-                        .map_err(|e| Error::Output(format!("compacting: {e}")))?;
-                }
-                w.close().map_err(|e| Error::Output(format!("compacting: {e}")))?;
-            }
-            tmp.persist(&file)
-                .map_err(|e| Error::Output(format!("cannot replace {}: {}", file.display(), e.error)))?;
-            root.upload(&file, &rel).await?;
-            total += chosen.iter().map(|b| b.num_rows()).sum::<usize>();
-        }
-        out.insert(stream.name().to_string(), total);
-    }
-    Ok(out)
-}
-
-async fn read_batches(root: &Root, rel: &str) -> Result<Vec<arrow_array::RecordBatch>> {
-    let bytes = root
-        .get(rel)
-        .await?
-        .ok_or_else(|| Error::Output(format!("{} disappeared while compacting", root.show(rel))))?;
-    let bad = |e: &dyn std::fmt::Display| Error::Output(format!("cannot read {}: {e}", root.show(rel)));
-    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
-        .and_then(|b| b.build())
-        .map_err(|e| bad(&e))?;
-    reader.map(|b| b.map_err(|e| bad(&e))).collect()
-}
-
-fn string_column(batch: &arrow_array::RecordBatch, name: &str) -> Vec<Option<String>> {
-    use arrow_array::Array;
-    use arrow_array::cast::AsArray;
-    match batch.column_by_name(name) {
-        Some(c) if c.data_type() == &arrow_schema::DataType::Utf8 => {
-            let s = c.as_string::<i32>();
-            (0..s.len()).map(|i| (!s.is_null(i)).then(|| s.value(i).to_string())).collect()
-        }
-        _ => vec![None; batch.num_rows()],
-    }
-}
-
-fn time_value(c: &dyn arrow_array::Array, row: usize) -> Option<DateTime<Utc>> {
-    use arrow_array::cast::AsArray;
-    use arrow_array::types::TimestampMicrosecondType;
-    if c.is_null(row) {
-        return None;
-    }
-    match c.data_type() {
-        arrow_schema::DataType::Timestamp(arrow_schema::TimeUnit::Microsecond, _) => {
-            DateTime::from_timestamp_micros(c.as_primitive::<TimestampMicrosecondType>().value(row))
-        }
-        _ => None,
-    }
 }
 
 #[cfg(test)]

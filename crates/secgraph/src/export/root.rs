@@ -128,7 +128,7 @@ impl Root {
         rel.split('/').fold(base.to_path_buf(), |p, part| p.join(part))
     }
 
-    fn object_path(prefix: &ObjectPath, rel: &str) -> ObjectPath {
+    pub(crate) fn object_path(prefix: &ObjectPath, rel: &str) -> ObjectPath {
         match prefix.as_ref() {
             "" => ObjectPath::from(rel),
             p => ObjectPath::from(format!("{p}/{rel}")),
@@ -189,8 +189,10 @@ impl Root {
                 let dir = path.parent().unwrap_or(base);
                 let io = |what: &str, e: std::io::Error| Error::Output(format!("{what} {}: {e}", path.display()));
                 std::fs::create_dir_all(dir).map_err(|e| io("cannot create the folder of", e))?;
+                // Named after the file it replaces, so a recovery can remove its own leftovers and no one else's.
+                let name = rel.rsplit('/').next().unwrap_or(rel);
                 let mut tmp = tempfile::Builder::new()
-                    .prefix(".secgraph-")
+                    .prefix(&format!(".secgraph-{name}."))
                     .suffix(".partial")
                     .tempfile_in(dir)
                     .map_err(|e| io("cannot write beside", e))?;
@@ -291,16 +293,23 @@ impl Root {
         let mut out = Vec::new();
         match self {
             Root::Local(base) => {
+                // Every folder that exists must be read whole: a folder skipped for a permission or I/O error would
+                // make recovery or compaction silently incomplete.
+                let unreadable = |p: &Path, e: std::io::Error| Error::Output(format!("cannot list {}: {e}", p.display()));
                 let mut todo = vec![(Self::local_path(base, dir), dir.trim_end_matches('/').to_string())];
                 while let Some((path, rel)) = todo.pop() {
-                    let Ok(entries) = std::fs::read_dir(&path) else { continue };
-                    for e in entries.flatten() {
+                    let entries = match std::fs::read_dir(&path) {
+                        Ok(e) => e,
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                        Err(e) => return Err(unreadable(&path, e)),
+                    };
+                    for e in entries {
+                        let e = e.map_err(|e| unreadable(&path, e))?;
                         let name = e.file_name().to_string_lossy().into_owned();
                         let child = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
-                        match e.file_type() {
-                            Ok(t) if t.is_dir() => todo.push((e.path(), child)),
-                            Ok(_) => out.push(child),
-                            Err(_) => {}
+                        match e.file_type().map_err(|err| unreadable(&e.path(), err))? {
+                            t if t.is_dir() => todo.push((e.path(), child)),
+                            _ => out.push(child),
                         }
                     }
                 }
