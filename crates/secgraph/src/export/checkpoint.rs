@@ -1,7 +1,7 @@
 //! The checkpoint of one (stream, tenant): read and checked like any input, recovered to, rebuilt from the data when
 //! lost, and the pure watermark arithmetic ([`next_watermark`]).
 
-use super::{Root, Stream, graph_time, parse_time};
+use super::{Root, Stream, graph_time, key_time, parse_time};
 use crate::error::{Error, Result};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -49,7 +49,7 @@ pub(crate) async fn load(root: &Root, stream: &Stream, tenant: &str) -> Result<O
         message,
     };
     let Some(bytes) = root.get(&rel).await? else { return Ok(None) };
-    let cp: Checkpoint = serde_json::from_slice(&bytes).map_err(|e| {
+    let mut cp: Checkpoint = serde_json::from_slice(&bytes).map_err(|e| {
         bad(format!(
             "not readable ({e}); restore it from a backup, or move it away and run again with the option to rebuild it from the data"
         ))
@@ -77,6 +77,14 @@ pub(crate) async fn load(root: &Root, stream: &Stream, tenant: &str) -> Result<O
             )));
         }
     }
+    // Versions are compared by instant: older checkpoints kept the service's spelling of the time.
+    cp.stored = std::mem::take(&mut cp.stored)
+        .into_iter()
+        .map(|(id, t)| match parse_time(&t) {
+            Some(t) => (id, key_time(t)),
+            None => (id, t),
+        })
+        .collect();
     Ok(Some(cp))
 }
 
@@ -204,7 +212,7 @@ pub(crate) async fn rebuild(root: &Root, stream: &Stream, tenant: &str, overlap:
     let mut stored = BTreeSet::new();
     for (id, t) in versions {
         if watermark.is_some_and(|w| t >= w) {
-            stored.insert((id, graph_time(t)));
+            stored.insert((id, key_time(t)));
         }
     }
     Ok(Checkpoint {

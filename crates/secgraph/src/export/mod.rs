@@ -347,6 +347,12 @@ pub(crate) fn parse_time(s: &str) -> Option<DateTime<Utc>> {
     })
 }
 
+/// A version's time as the checkpoint keeps it: to the microsecond (what the Parquet files hold), in Graph's format,
+/// so the service's spellings of one instant (`Z` or `+00:00`, 3 or 7 digits) are one key.
+pub(crate) fn key_time(t: DateTime<Utc>) -> String {
+    graph_time(DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t))
+}
+
 /// Graph's own format for a time in a filter: seven fractional digits, `Z`.
 pub(crate) fn graph_time(t: DateTime<Utc>) -> String {
     let s = t.to_rfc3339_opts(SecondsFormat::Nanos, true);
@@ -485,30 +491,50 @@ struct Run<'a> {
     quarantine: Vec<serde_json::Value>,
 }
 
-impl Run<'_> {
+impl<'a> Run<'a> {
+    fn new(root: &'a Root, stream: &'a Stream, tenant: &'a str, shard: u32, started: DateTime<Utc>) -> Result<Run<'a>> {
+        Ok(Run {
+            root,
+            stream,
+            tenant,
+            shard,
+            id: format!(
+                "{}-{}",
+                started.format("%Y%m%dT%H%M%S%.3fZ"),
+                &uuid::Uuid::new_v4().simple().to_string()[..8]
+            ),
+            // Object stores: files are written here, then uploaded.
+            staging: root.staging()?,
+            staged: Vec::new(),
+            writers: BTreeMap::new(),
+            stored: BTreeSet::new(),
+            newest: None,
+            schema: Vec::new(),
+            quarantine: Vec::new(),
+        })
+    }
+
     /// Sorts a page's rows: already stored, rejected (to the quarantine), or new (to its date's writer).
     fn take_page(&mut self, rows: Vec<Row>, known: &BTreeSet<(String, String)>, report: &mut StreamReport) -> Result<()> {
         let mut by_date: HashMap<String, Vec<Row>> = HashMap::new();
         for row in rows {
-            let key = match self.stream.version(&row) {
-                Ok((id, last)) => (id.into_owned(), last.into_owned()),
+            let (id, last) = match self.stream.version(&row) {
+                Ok(v) => v,
                 Err(reason) => {
                     self.reject(&row, reason, report);
                     continue;
                 }
             };
+            let Some(t) = parse_time(&last) else {
+                let reason = format!("its time '{}' is not a time", crate::error::clean(&last, 60));
+                self.reject(&row, reason, report);
+                continue;
+            };
+            let key = (id.into_owned(), key_time(t));
             if known.contains(&key) || self.stored.contains(&key) {
                 report.already_stored += 1;
                 continue;
             }
-            let Some(t) = parse_time(&key.1) else {
-                self.reject(
-                    &row,
-                    format!("its time '{}' is not a time", crate::error::clean(&key.1, 60)),
-                    report,
-                );
-                continue;
-            };
             self.newest = Some(self.newest.map_or(t, |n| n.max(t)));
             self.stored.insert(key);
             by_date.entry(t.format("%Y-%m-%d").to_string()).or_default().push(row);
@@ -612,25 +638,7 @@ async fn run_stream(
     checkpoint::recover(root, stream, tenant, &mut cp).await?;
     report.watermark_before = cp.watermark.clone();
     let started = Utc::now();
-    let mut run = Run {
-        root,
-        stream,
-        tenant,
-        shard: opts.shard.0,
-        id: format!(
-            "{}-{}",
-            started.format("%Y%m%dT%H%M%S%.3fZ"),
-            &uuid::Uuid::new_v4().simple().to_string()[..8]
-        ),
-        // Object stores: files are written here, then uploaded.
-        staging: root.staging()?,
-        staged: Vec::new(),
-        writers: BTreeMap::new(),
-        stored: BTreeSet::new(),
-        newest: None,
-        schema: Vec::new(),
-        quarantine: Vec::new(),
-    };
+    let mut run = Run::new(root, stream, tenant, opts.shard.0, started)?;
     read(provider, &cp, opts, started, &mut run, report).await?;
     run.stage().await?;
     report.new_versions = run.stored.len();
@@ -774,6 +782,56 @@ mod tests {
         }
         assert!(counts.iter().all(|c| (60..=140).contains(c)), "{counts:?}");
         assert_eq!(shard_of("x", 1), 0);
+    }
+
+    #[tokio::test]
+    async fn items_that_cannot_be_versions_are_quarantined_and_the_rest_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::local(dir.path());
+        let mut run = Run::new(&root, &Stream::AlertsV2, "t1", 0, Utc::now()).unwrap();
+        let mut report = StreamReport::failed("Default", &Stream::AlertsV2);
+        let rows: Vec<Row> = [
+            r#"{"id":"a","lastUpdateDateTime":"2026-12-01T10:00:00Z"}"#,
+            r#"{"id":"b","lastUpdateDateTime":null}"#,
+            r#"{"id":7,"lastUpdateDateTime":"2026-12-01T10:00:00Z"}"#,
+            r#"{"id":"c","id":"d","lastUpdateDateTime":"2026-12-01T10:00:00Z"}"#,
+            r#"{"id":"e","lastUpdateDateTime":"2026-12-01T23:30:00"}"#,
+            r#"{"lastUpdateDateTime":"2026-12-01T10:00:00Z"}"#,
+            r#"{"id":"f","lastUpdateDateTime":"yesterday"}"#,
+        ]
+        .iter()
+        .map(|t| Row::from_json(t).unwrap())
+        .collect();
+        run.take_page(rows, &BTreeSet::new(), &mut report).unwrap();
+        assert_eq!(report.rejected, 5);
+        let ids: Vec<&str> = run.stored.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(ids, ["a", "e"]);
+        // A time without an offset is UTC: 23:30 stays on the 1st.
+        assert!(run.writers.keys().eq(["2026-12-01"]), "{:?}", run.writers.keys());
+        run.stage().await.unwrap();
+        let rel = run.write_quarantine().await.unwrap().unwrap();
+        assert!(rel.starts_with("_rejected/stream=alerts_v2/tenant=t1/"), "{rel}");
+        let text = std::fs::read_to_string(dir.path().join(&rel)).unwrap();
+        let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(lines.len(), 5);
+        let reasons: Vec<&str> = lines.iter().map(|l| l["reason"].as_str().unwrap()).collect();
+        assert!(reasons[0].contains("no lastUpdateDateTime"), "{reasons:?}");
+        assert!(reasons[1].contains("not text"), "{reasons:?}");
+        assert!(reasons[2].contains("repeats a key"), "{reasons:?}");
+        assert!(reasons[3].contains("no id"), "{reasons:?}");
+        assert!(reasons[4].contains("item f") && reasons[4].contains("'yesterday'"), "{reasons:?}");
+        assert_eq!(lines[3]["item"]["lastUpdateDateTime"], "2026-12-01T10:00:00Z");
+    }
+
+    #[test]
+    fn failures_shrink_the_page_then_split_the_window() {
+        assert_eq!(on_failure(Some(500), false, 1000, 0), OnFailure::Shrink(500));
+        assert_eq!(on_failure(Some(504), false, 15, 0), OnFailure::Shrink(MIN_PAGE));
+        assert_eq!(on_failure(Some(500), false, MIN_PAGE, 0), OnFailure::Split);
+        assert_eq!(on_failure(Some(400), true, MIN_PAGE, 3), OnFailure::Split);
+        assert_eq!(on_failure(Some(500), false, MIN_PAGE, MAX_SPLITS), OnFailure::Fail);
+        assert_eq!(on_failure(Some(403), false, 1000, 0), OnFailure::Fail);
+        assert_eq!(on_failure(None, false, 1000, 0), OnFailure::Fail);
     }
 
     #[test]

@@ -24,7 +24,7 @@ pub enum Root {
     Local(PathBuf),
     /// A container or bucket, and a prefix inside it.
     Object {
-        /// The URL as given (for messages; it carries no credentials — those are options).
+        /// The URL as shown to people: no user info, no query (a SAS is taken out and used as a setting).
         url: String,
         /// The store.
         store: Arc<dyn ObjectStore>,
@@ -45,6 +45,28 @@ fn secret_option(key: &str) -> bool {
     ["key", "secret", "token", "sas", "password", "credential"]
         .iter()
         .any(|s| k.contains(s))
+}
+
+/// Text that failed to parse as a URL, without what could be user info (`…://USER:PASS@`) or a query (`?…`).
+fn scrub(root: &str) -> String {
+    let no_query = root.split(['?', '#']).next().unwrap_or("");
+    match no_query.split_once("://") {
+        Some((scheme, rest)) => match rest.rsplit_once('@') {
+            Some((_, host)) => format!("{scheme}://{host}"),
+            None => no_query.to_string(),
+        },
+        None => no_query.to_string(),
+    }
+}
+
+/// A URL without its user info, query or fragment.
+fn shown_url(url: &url::Url) -> String {
+    let mut u = url.clone();
+    let _ = u.set_username("");
+    let _ = u.set_password(None);
+    u.set_query(None);
+    u.set_fragment(None);
+    u.to_string()
 }
 
 impl Root {
@@ -68,11 +90,82 @@ impl Root {
         }
         let bad = |message: String| Error::Setting {
             origin: "the export root".into(),
-            setting: root.to_string(),
+            setting: scrub(root),
             message,
         };
-        let url = url::Url::parse(root).map_err(|e| bad(e.to_string()))?;
+        let mut url = url::Url::parse(root).map_err(|e| bad(e.to_string()))?;
+        // What the URL shows people: never its user info or query (a password, a SAS signature).
+        let shown = shown_url(&url);
+        let bad = |message: String| Error::Setting {
+            origin: "the export root".into(),
+            setting: shown.clone(),
+            message,
+        };
         let scheme = url.scheme().to_ascii_lowercase();
+        let azure = !matches!(scheme.as_str(), "s3" | "s3a" | "gs");
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(bad(
+                "the URL carries a user name or password, which object storage does not take there; remove it and pass credentials as storage options or the AZURE_*/AWS_*/GOOGLE_* variables".into(),
+            ));
+        }
+        let mut from_url: Vec<(String, String)> = Vec::new();
+        if let Some(query) = url.query().filter(|q| !q.is_empty()).map(str::to_string) {
+            let is_sas = url::form_urlencoded::parse(query.as_bytes()).any(|(k, _)| k == "sig");
+            if !(azure && is_sas) {
+                return Err(bad(
+                    "the URL has a query string, which is not part of a root; pass settings as storage options (an Azure SAS — a query with sig= — is the one query taken from the URL)".into(),
+                ));
+            }
+            // A portal "Blob SAS URL": the SAS signs the requests, as object_store's SAS setting.
+            from_url.push(("azure_storage_sas_key".into(), query));
+            url.set_query(None);
+        }
+        let parse_key = |k: &str| -> bool {
+            let k = k.to_ascii_lowercase();
+            match scheme.as_str() {
+                "s3" | "s3a" => k.parse::<object_store::aws::AmazonS3ConfigKey>().is_ok(),
+                "gs" => k.parse::<object_store::gcp::GoogleConfigKey>().is_ok(),
+                _ => k.parse::<object_store::azure::AzureConfigKey>().is_ok(),
+            }
+        };
+        if let Some((k, _)) = options.iter().find(|(k, _)| !parse_key(k)) {
+            let known: &[&str] = match scheme.as_str() {
+                "s3" | "s3a" => &[
+                    "aws_access_key_id",
+                    "aws_secret_access_key",
+                    "aws_session_token",
+                    "aws_region",
+                    "aws_endpoint",
+                    "aws_default_region",
+                    "aws_conditional_put",
+                ],
+                "gs" => &[
+                    "google_service_account",
+                    "google_service_account_key",
+                    "google_application_credentials",
+                    "google_bucket",
+                ],
+                _ => &[
+                    "azure_storage_account_name",
+                    "azure_storage_account_key",
+                    "azure_storage_sas_key",
+                    "azure_storage_client_id",
+                    "azure_storage_client_secret",
+                    "azure_storage_tenant_id",
+                    "azure_storage_endpoint",
+                    "azure_storage_use_emulator",
+                    "azure_use_azure_cli",
+                ],
+            };
+            return Err(bad(format!(
+                "unknown storage option '{}'; known keys include {}, and the client's (allow_http, timeout, connect_timeout, proxy_url)",
+                crate::error::clean(k, 60),
+                known.join(", ")
+            )));
+        }
+        if !from_url.is_empty() && options.iter().any(|(k, _)| k.to_ascii_lowercase().contains("sas")) {
+            return Err(bad("a SAS is given both in the URL and as a storage option; give it once".into()));
+        }
         let prefixes: &[&str] = match scheme.as_str() {
             "s3" | "s3a" => &["AWS_"],
             "gs" => &["GOOGLE_"],
@@ -83,9 +176,11 @@ impl Root {
             .map(|(k, v)| (k.to_ascii_lowercase(), v))
             .collect();
         opts.extend(options.iter().cloned());
+        opts.extend(from_url);
         let (store, prefix) = object_store::parse_url_opts(&url, opts).map_err(|e| {
             bad(format!(
-                "{e} (settings given: {})",
+                "{} (settings given: {})",
+                crate::error::clean(&e.to_string(), 300),
                 options
                     .iter()
                     .map(|(k, v)| if secret_option(k) { format!("{k}=***") } else { format!("{k}={v}") })
@@ -94,7 +189,7 @@ impl Root {
             ))
         })?;
         Ok(Root::Object {
-            url: root.to_string(),
+            url: shown,
             store: Arc::from(store),
             prefix,
         })
@@ -358,6 +453,29 @@ mod tests {
         ];
         let e = Root::parse("az://container/lake", &bad).unwrap_err().to_string();
         assert!(e.contains("az://container/lake") && !e.contains("not base64"), "{e}");
+    }
+
+    #[test]
+    fn root_urls_never_show_credentials() {
+        let sas = "https://acct.blob.core.windows.net/lake/x?sv=2024-01-01&sp=rw&sig=SECRETSIG%3D";
+        let r = Root::parse(sas, &[]).unwrap();
+        assert_eq!(r.display(), "https://acct.blob.core.windows.net/lake/x");
+        assert!(!format!("{r:?}").contains("SECRETSIG"));
+        for bad in [
+            "https://user:PASSWORD1@acct.blob.core.windows.net/lake",
+            "s3://bucket/x?X-Amz-Signature=SECRETSIG",
+            "https://user:PASSWORD1@[bad",
+        ] {
+            let e = Root::parse(bad, &[]).unwrap_err().to_string();
+            assert!(!e.contains("PASSWORD1") && !e.contains("SECRETSIG"), "{e}");
+        }
+        let e = Root::parse("az://c/x", &[("azure_storage_acount_name".into(), "a".into())])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("unknown storage option 'azure_storage_acount_name'") && e.contains("azure_storage_account_name"),
+            "{e}"
+        );
     }
 
     #[tokio::test]
