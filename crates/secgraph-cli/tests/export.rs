@@ -229,3 +229,89 @@ fn follow_runs_again_and_stops_cleanly_on_sigterm() {
     );
     assert_eq!(dataset(&root).len(), 60);
 }
+
+/// Two processes exporting the same tenant and stream into one root: the second fails at once (exit 6) with a
+/// message naming the tenant and the lock, and leaves the first's files alone; after the first dies (SIGKILL,
+/// while holding the lock), the next run completes the dataset exactly.
+#[test]
+fn a_second_process_on_the_same_tenant_fails_fast_naming_the_lock() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let (_emu, cfg) = emulator(dir.path(), &["--alerts", "120"]);
+    let root = dir.path().join("lake");
+    let run = |extra_env: Option<(&str, &str)>| {
+        let mut c = Command::new(BIN);
+        c.arg("--config")
+            .arg(&cfg)
+            .args(["export", "--stream", "alerts_v2", "--page-size", "20", "--root"])
+            .arg(&root);
+        if let Some((k, v)) = extra_env {
+            c.env(k, v);
+        }
+        c
+    };
+    // The first stops after its third page, holding the lock, with staged files on disk.
+    let mut first = run(Some(("SECGRAPH_EXPORT_PAUSE_AT", "page#3")))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(first.stderr.take().unwrap()).lines();
+    loop {
+        let line = lines.next().expect("the first export ended before pausing").unwrap();
+        if line.contains("paused at page#3") {
+            break;
+        }
+    }
+    let before: Vec<PathBuf> = {
+        let mut v = Vec::new();
+        parquet_files(&root, &mut v);
+        v
+    };
+    let second = run(None).output().unwrap();
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(6), "{stderr}");
+    assert!(
+        stderr.contains("another export is writing stream alerts_v2 of tenant")
+            && stderr.contains("_locks/stream=alerts_v2/tenant=")
+            && stderr.contains(&format!("process {}", first.id())),
+        "{stderr}"
+    );
+    let after: Vec<PathBuf> = {
+        let mut v = Vec::new();
+        parquet_files(&root, &mut v);
+        v
+    };
+    assert_eq!(before, after, "the refused process changed the dataset");
+
+    first.kill().unwrap(); // SIGKILL: the OS releases its lock
+    first.wait().unwrap();
+    let third = run(None).output().unwrap();
+    assert!(third.status.success(), "{}", String::from_utf8_lossy(&third.stderr));
+    let stored = dataset(&root);
+    assert_eq!(stored.len(), 120);
+    assert!(stored.values().all(|n| *n == 1));
+}
+
+/// Credentials in an object-store root URL (user info, a SAS query) never reach stderr, at any verbosity.
+#[test]
+fn credentials_in_a_root_url_are_never_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_emu, cfg) = emulator(dir.path(), &["--alerts", "5"]);
+    for root in [
+        "https://user:PASSWORD1@acct.blob.core.windows.net/lake",
+        "https://127.0.0.1:9/devstoreaccount1/lake?sv=2024-01-01&sp=rw&sig=SECRETSIG1",
+        "s3://bucket/lake?X-Amz-Signature=SECRETSIG1",
+    ] {
+        let out = Command::new(BIN)
+            .arg("--config")
+            .arg(&cfg)
+            .args(["-vvv", "export", "--stream", "alerts_v2", "--root", root])
+            .env("AZURE_STORAGE_ACCOUNT_NAME", "devstoreaccount1")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{root}: {stderr}");
+        assert!(!stderr.contains("PASSWORD1") && !stderr.contains("SECRETSIG1"), "{root}: {stderr}");
+    }
+}

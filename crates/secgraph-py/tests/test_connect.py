@@ -78,3 +78,19 @@ def test_queries_need_a_connection():
     p = QueryProvider("SecurityGraph")
     with pytest.raises(AttributeError, match="not connected"):
         p.Alerts
+
+
+def test_non_text_secrets_are_a_type_error_that_does_not_show_them(emu):
+    p = QueryProvider("SecurityGraph")
+    with pytest.raises(TypeError) as e:
+        p.connect(tenant_id=DEMO_TENANT_ID, client_id=DEMO_CLIENT_ID, client_secret=b"\xffSECRETBYTES")
+    assert "client_secret must be text" in str(e.value) and "SECRETBYTES" not in str(e.value)
+    assert not p.connected
+
+
+def test_an_unknown_output_is_a_value_error_before_any_request(emu):
+    p = QueryProvider("SecurityGraph")
+    p.connect(config=emu.config_path)
+    with pytest.raises(ValueError, match="output='nope'"):
+        # Not a path the emulator serves: had the request been sent, the error would be Graph's, not ValueError.
+        p.exec_query("/security/nothing-here", output="nope")

@@ -11,7 +11,9 @@ import asyncio
 import datetime as _dt
 import functools
 import json
+import os
 import sys
+import uuid
 import warnings
 from typing import Any, Callable, Iterator
 
@@ -77,6 +79,13 @@ def _default_prompt(kind: str, text: str) -> None:
         display(Markdown(text))
     else:
         print(text, flush=True)
+
+
+def _check_output(output: Any) -> str:
+    """``output=`` checked before any request is sent."""
+    if output not in _OUTPUTS:
+        raise ValueError(f"output={output!r}: expected one of {', '.join(_OUTPUTS)}")
+    return output
 
 
 def _convert(result: Any, output: str) -> Any:
@@ -301,6 +310,12 @@ class QueryProvider:
         if unknown:
             warnings.warn(f"connect() ignores {', '.join(unknown)}", stacklevel=2)
         options = {k: v for k, v in options.items() if k in known}
+        for k in ("tenant_id", "client_id", "client_secret", "username", "certificate", "private_key",
+                  "api_root", "api_version", "auth_type", "token_cache", "instance"):
+            v = options.get(k)
+            if v is not None and not isinstance(v, (str, os.PathLike, uuid.UUID)):
+                # Never the value: it may be a secret.
+                raise TypeError(f"connect(): {k} must be text (str), not {type(v).__name__}")
         if connection_str is not None:
             options["connection_str"] = connection_str
         config = str(config) if config is not None else None
@@ -368,9 +383,11 @@ class QueryProvider:
         """Runs a raw Graph path under the versioned root (``/security/alerts_v2?$top=5``), every page."""
         if kwargs:
             warnings.warn(f"exec_query() ignores {', '.join(sorted(kwargs))}", stacklevel=2)
+        _check_output(output)
         return _convert(self._native().run_path(query), output)
 
     async def exec_query_aio(self, query: str, output: str = "pandas") -> Any:
+        _check_output(output)
         """The asyncio variant of exec_query."""
         token = _native.CancelToken()
         result = await _run_cancellable(functools.partial(self._native().run_path, query, token), token)
