@@ -180,15 +180,9 @@ struct Provider {
     inner: QueryProvider,
 }
 
-/// The built-in queries plus the settings' query folders.
+/// The built-in queries plus the settings' query folders (the library's own store).
 fn query_store(settings: Option<&Settings>) -> secgraph::Result<QueryStore> {
-    let mut store = QueryStore::builtin()?;
-    if let Some(s) = settings {
-        for d in s.query_folders()? {
-            store.add_dir(&d)?;
-        }
-    }
-    Ok(store)
+    QueryStore::with_settings(settings).map(|(store, _)| store)
 }
 
 /// msticpy's connect keywords as options.
@@ -251,8 +245,7 @@ impl Provider {
         let o = connect_options(options, prompt)?;
         let inner = wait(py, cancel.as_deref(), async move {
             let settings = settings_for(config)?;
-            let store = query_store(settings.as_ref())?;
-            Ok::<_, secgraph::Error>(QueryProvider::connect(settings.as_ref(), &o).await?.with_queries(store))
+            QueryProvider::connect(settings.as_ref(), &o).await
         })?
         .map_err(py_err)?;
         Ok(Provider { inner })
@@ -628,9 +621,93 @@ impl Emulator {
     }
 }
 
+/// The library's multi-tenant export (`secgraph::export::export_instances`), as the CLI runs it: returns the run's
+/// reports as JSON text (one object per tenant and stream).
+#[pyfunction]
+#[pyo3(signature = (config, root, instances, all_instances, streams, since=None, shard=None, storage_options=Vec::new(), page_size=1000, overlap_minutes=5, missing_checkpoint="refuse".to_string(), options=None, cancel=None))]
+#[allow(clippy::too_many_arguments)]
+fn export(
+    py: Python<'_>,
+    config: Option<String>,
+    root: String,
+    instances: Vec<String>,
+    all_instances: bool,
+    streams: Vec<String>,
+    since: Option<String>,
+    shard: Option<(u32, u32)>,
+    storage_options: Vec<(String, String)>,
+    page_size: usize,
+    overlap_minutes: i64,
+    missing_checkpoint: String,
+    options: Option<&Bound<'_, PyDict>>,
+    cancel: Option<PyRef<'_, CancelToken>>,
+) -> PyResult<String> {
+    use secgraph::export::{ExportOptions, MissingCheckpoint, Root, Stream};
+    let streams: Vec<Stream> = streams
+        .iter()
+        .map(|s| {
+            Stream::parse(s).ok_or_else(|| {
+                pyo3::exceptions::PyValueError::new_err(format!(
+                    "streams: {s:?} is not one of alerts_v2, incidents, or hunting:Family.name"
+                ))
+            })
+        })
+        .collect::<PyResult<_>>()?;
+    if let Some((k, n)) = shard
+        && (n == 0 || k >= n)
+    {
+        return Err(pyo3::exceptions::PyValueError::new_err(format!(
+            "shard=({k}, {n}): expected (K, N) with 0 <= K < N"
+        )));
+    }
+    let missing = match missing_checkpoint.as_str() {
+        "refuse" => MissingCheckpoint::Refuse,
+        "rebuild" => MissingCheckpoint::Rebuild,
+        "force" => MissingCheckpoint::Force,
+        other => {
+            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "missing_checkpoint={other:?}: expected 'refuse', 'rebuild' or 'force'"
+            )));
+        }
+    };
+    let connect = match options {
+        Some(o) => connect_options(o, None)?,
+        None => ConnectOptions::default(),
+    };
+    let root = Root::parse(&root, &storage_options).map_err(py_err)?;
+    let mut opts = ExportOptions::with_root(root);
+    opts.page_size = page_size.max(1);
+    opts.overlap = chrono::Duration::minutes(overlap_minutes.max(0));
+    opts.shard = shard.unwrap_or((0, 1));
+    opts.missing_checkpoint = missing;
+    opts.since = since
+        .as_deref()
+        .map(|t| secgraph::query::parse_time(t, chrono::Utc::now()))
+        .transpose()
+        .map_err(py_err)?;
+    let reports = wait(py, cancel.as_deref(), async move {
+        let settings = settings_for(config)?;
+        let instances = if all_instances {
+            let s = settings.as_ref().ok_or_else(|| secgraph::Error::Instance {
+                message: "all_instances=True needs a settings file (msticpyconfig.yaml) that configures instances".into(),
+            })?;
+            secgraph::export::all_instances(s)
+        } else if instances.is_empty() {
+            vec!["Default".to_string()]
+        } else {
+            instances
+        };
+        opts.root.prepare().await?;
+        Ok::<_, secgraph::Error>(secgraph::export::export_instances(settings.as_ref(), &instances, &streams, &opts, &connect).await)
+    })?
+    .map_err(py_err)?;
+    serde_json::to_string(&reports).map_err(|e| SecGraphError::new_err(e.to_string()))
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
+    m.add_function(wrap_pyfunction!(export, m)?)?;
     m.add_class::<Provider>()?;
     m.add_class::<ArrowResult>()?;
     m.add_class::<BatchStream>()?;

@@ -29,15 +29,26 @@ use serde_json::Value;
 pub struct QueryProvider {
     connection: Connection,
     queries: QueryStore,
+    query_files: Vec<(String, crate::query::FileOutcome)>,
 }
 
 impl QueryProvider {
     /// Connects with msticpy's rules (see [`ConnectOptions`]) and loads the built-in queries plus the folders the
-    /// settings name.
+    /// settings name (`QueryDefinitions.Custom`); [`QueryProvider::query_files`] says what became of each file.
     pub async fn connect(settings: Option<&Settings>, options: &ConnectOptions) -> Result<QueryProvider> {
-        let queries = QueryStore::builtin()?;
+        let (queries, query_files) = QueryStore::with_settings(settings)?;
         let connection = Connection::open(settings, options).await?;
-        Ok(QueryProvider { connection, queries })
+        Ok(QueryProvider {
+            connection,
+            queries,
+            query_files,
+        })
+    }
+
+    /// The settings' query files loaded by [`QueryProvider::connect`], each with what became of it (queries it
+    /// overrode, or why it was skipped).
+    pub fn query_files(&self) -> &[(String, crate::query::FileOutcome)] {
+        &self.query_files
     }
 
     /// Replaces the query store (for example one with extra folders added).

@@ -534,3 +534,32 @@ async fn an_unknown_auth_type_is_an_error_even_for_an_app_sign_in() {
     assert_eq!(e.kind(), secgraph::ErrorKind::Settings, "{e}");
     assert!(e.to_string().contains("telepathy") && e.to_string().contains("device"), "{e}");
 }
+
+/// An embedder calling only `QueryProvider::connect` gets the settings' `QueryDefinitions.Custom` queries, as the CLI
+/// and the Python package do, and can see what became of each file.
+#[tokio::test]
+async fn connect_loads_the_settings_query_folders() {
+    let f = Fixture::new(EmulatorConfig::default()).await;
+    let custom = f.dir.path().join("custom");
+    std::fs::create_dir_all(&custom).unwrap();
+    std::fs::write(
+        custom.join("mine.yaml"),
+        "metadata: {version: 1, data_environments: [SecurityGraph], data_families: [Mine]}\nsources:\n  high_alerts:\n    description: my high alerts\n    args: {query: \"/security/alerts_v2?$filter=severity eq 'high'\"}\n",
+    )
+    .unwrap();
+    let path = f.dir.path().join("msticpyconfig.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, format!("{text}\nQueryDefinitions:\n  Custom:\n    - custom\n")).unwrap();
+    let p = QueryProvider::connect(Some(&f.settings()), &ConnectOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(p.queries().get("Mine.high_alerts").unwrap().description, "my high alerts");
+    assert!(
+        p.query_files().iter().any(|(file, _)| file.contains("mine.yaml")),
+        "{:?}",
+        p.query_files()
+    );
+    let mut rows = Ids::default();
+    p.run("Mine.high_alerts", &[], &mut rows).await.unwrap();
+    assert!(!rows.0.is_empty());
+}

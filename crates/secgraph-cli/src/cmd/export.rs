@@ -4,13 +4,9 @@
 use super::Env;
 use crate::cli::{Cli, ExportArgs};
 use crate::output::Partial;
-use futures_util::StreamExt;
-use secgraph::export::{ExportOptions, MissingCheckpoint, Root, Stream, StreamReport, compact, export_stream, shard_of, tenant_key};
+use secgraph::export::{ExportOptions, MissingCheckpoint, Root, Stream, StreamReport, compact};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-
-/// Tenants exported at once.
-const TENANTS_AT_ONCE: usize = 4;
 
 pub(crate) async fn run(env: &Env, cli: &Cli, args: &ExportArgs) -> anyhow::Result<()> {
     let options = args
@@ -81,7 +77,7 @@ pub(crate) async fn run(env: &Env, cli: &Cli, args: &ExportArgs) -> anyhow::Resu
     watch_signals(stop.clone());
     let mut all: Vec<StreamReport> = Vec::new();
     loop {
-        let reports = export_once(env, &instances, &streams, &opts).await;
+        let reports = secgraph::export::export_instances(env.settings.as_ref(), &instances, &streams, &opts, &env.options).await;
         print_reports(&reports);
         all.extend(reports);
         if let Some(path) = &args.summary {
@@ -145,46 +141,6 @@ fn watch_signals(stop: Arc<AtomicBool>) {
             }
         }
     });
-}
-
-async fn export_once(env: &Env, instances: &[String], streams: &[Stream], opts: &ExportOptions) -> Vec<StreamReport> {
-    let providers = secgraph::fanout::connect_instances(env.settings.as_ref(), instances, &env.options).await;
-    let mut reports = Vec::new();
-    let mut work = Vec::new();
-    let mut tenants = std::collections::HashSet::new();
-    for (instance, p) in providers {
-        match p {
-            // Two instances of one tenant (another sign-in method, say) export it once: one checkpoint per tenant.
-            Ok(p) if !tenants.insert(tenant_key(p.info())) => {
-                tracing::info!(instance, tenant = %tenant_key(p.info()), "tenant already exported by an earlier instance");
-            }
-            Ok(p) if shard_of(&tenant_key(p.info()), opts.shard.1) == opts.shard.0 => work.push((instance, p)),
-            Ok(p) => tracing::debug!(instance, tenant = %p.info().tenant_id, "another shard's tenant"),
-            Err(e) => {
-                for s in streams {
-                    reports.push(failed_report(&instance, s, &e));
-                }
-            }
-        }
-    }
-    let done: Vec<Vec<StreamReport>> = futures_util::stream::iter(work.into_iter().map(|(instance, p)| async move {
-        let mut out = Vec::new();
-        for s in streams {
-            out.push(export_stream(&p, &instance, s.clone(), opts).await);
-        }
-        out
-    }))
-    .buffer_unordered(TENANTS_AT_ONCE)
-    .collect()
-    .await;
-    reports.extend(done.into_iter().flatten());
-    reports
-}
-
-fn failed_report(instance: &str, stream: &Stream, e: &secgraph::Error) -> StreamReport {
-    let mut r = secgraph::export::StreamReport::failed(instance, stream);
-    r.error = Some(e.to_string());
-    r
 }
 
 fn print_reports(reports: &[StreamReport]) {

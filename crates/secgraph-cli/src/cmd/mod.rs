@@ -100,17 +100,15 @@ impl Env {
     }
 }
 
-/// The built-in queries plus the settings' QueryDefinitions folders and --queries folders; overrides are reported.
-/// The built-in queries plus the settings' QueryDefinitions folders and --queries folders; overrides are reported.
+/// The built-in queries plus the settings' QueryDefinitions folders (the library's own store) and --queries
+/// folders; overrides and skipped files are reported.
 pub(crate) fn query_store(settings: Option<&Settings>, extra: &[PathBuf]) -> anyhow::Result<secgraph::query::QueryStore> {
-    let mut store = secgraph::query::QueryStore::builtin()?;
-    let mut dirs = match settings {
-        Some(s) => s.query_folders()?,
-        None => vec![],
-    };
-    dirs.extend(extra.iter().cloned());
-    for d in dirs {
-        for (file, outcome) in store.add_dir(&d)? {
+    let (mut store, mut files) = secgraph::query::QueryStore::with_settings(settings)?;
+    for d in extra {
+        files.extend(store.add_dir(d)?);
+    }
+    {
+        for (file, outcome) in files {
             match outcome {
                 secgraph::query::FileOutcome::Loaded { overridden } => {
                     for name in overridden {

@@ -9,7 +9,8 @@ msticpy's SecurityGraph provider calls, unchanged::
 
 Results are pandas DataFrames (pyarrow Tables or polars DataFrames with ``output=``); big pulls stream with
 ``qry_prov.Alerts.list.batches(...)``. ``secgraph.emulator.Emulator`` runs a local Entra ID + Graph + Key Vault for
-tests and demos; ``secgraph.msticpy.PLUGIN_FOLDER`` is a msticpy plugin folder that adds the ``SecGraph`` environment.
+tests and demos; ``secgraph.export(root, all_instances=True)`` keeps a Parquet dataset of every alert and incident
+version up to date; ``secgraph.msticpy.PLUGIN_FOLDER`` is a msticpy plugin folder that adds the ``SecGraph`` environment.
 """
 
 from ._native import (
@@ -23,6 +24,7 @@ from ._native import (
     ServiceError,
     __version__,
 )
+from ._export import export
 from ._provider import DATA_ENVIRONMENTS, AsyncQueryProvider, QueryFamily, QueryFunction, QueryProvider
 
 __all__ = [
@@ -40,4 +42,5 @@ __all__ = [
     "SecGraphError",
     "ServiceError",
     "__version__",
+    "export",
 ]

@@ -49,10 +49,12 @@ pub mod compact;
 mod crash;
 pub mod lease;
 pub mod root;
+pub mod tenants;
 pub use checkpoint::{MissingCheckpoint, next_watermark};
 pub use compact::compact;
 pub use lease::Lease;
 pub use root::Root;
+pub use tenants::{all_instances, export_instances};
 
 use crate::batches::BatchBuilder;
 use crate::error::{Error, Result};
@@ -607,19 +609,23 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
-    /// Writes this run's rejected items beside the dataset; returns the file's path under the root.
-    async fn write_quarantine(&self) -> Result<Option<String>> {
+    /// This run's rejected items as a quarantine file: its path under the root and its bytes (JSON lines).
+    fn quarantine_file(&self) -> Result<Option<(String, Vec<u8>)>> {
         if self.quarantine.is_empty() {
             return Ok(None);
         }
-        let rel = format!("_rejected/stream={}/tenant={}/{}.jsonl", self.stream.name(), self.tenant, self.id);
+        let rel = format!(
+            "_rejected/stream={}/tenant={}/{}.jsonl",
+            self.stream.name(),
+            self.tenant,
+            self.id
+        );
         let mut text = Vec::new();
         for line in &self.quarantine {
             serde_json::to_writer(&mut text, line).map_err(|e| Error::Output(format!("quarantine: {e}")))?;
             text.push(b'\n');
         }
-        self.root.put(&rel, text).await?;
-        Ok(Some(rel))
+        Ok(Some((rel, text)))
     }
 }
 
@@ -731,7 +737,11 @@ async fn commit(
     lease: &Lease,
 ) -> Result<()> {
     let (root, stream, tenant) = (run.root, run.stream, run.tenant);
-    report.rejected_file = run.write_quarantine().await?;
+    // Written before the commit point: a crash in between leaves a quarantine file the rerun writes again.
+    if let Some((rel, text)) = run.quarantine_file()? {
+        root.put(&rel, text).await?;
+        report.rejected_file = Some(rel);
+    }
     let overlap = if matches!(stream, Stream::Hunting(_)) {
         opts.overlap.max(chrono::Duration::minutes(HUNTING_OVERLAP_MINUTES))
     } else {
@@ -809,7 +819,8 @@ mod tests {
         // A time without an offset is UTC: 23:30 stays on the 1st.
         assert!(run.writers.keys().eq(["2026-12-01"]), "{:?}", run.writers.keys());
         run.stage().await.unwrap();
-        let rel = run.write_quarantine().await.unwrap().unwrap();
+        let (rel, text) = run.quarantine_file().unwrap().unwrap();
+        root.put(&rel, text).await.unwrap();
         assert!(rel.starts_with("_rejected/stream=alerts_v2/tenant=t1/"), "{rel}");
         let text = std::fs::read_to_string(dir.path().join(&rel)).unwrap();
         let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();

@@ -152,6 +152,19 @@ pub const BUILTIN_FILES: &[(&str, &str)] = &[
 ];
 
 impl QueryStore {
+    /// The built-in queries plus the folders the settings name (`QueryDefinitions.Custom`, msticpy's key), with what
+    /// became of each file (queries it overrode, or why it was skipped) for the caller to report.
+    pub fn with_settings(settings: Option<&crate::config::Settings>) -> Result<(QueryStore, Vec<(String, FileOutcome)>)> {
+        let mut store = QueryStore::builtin()?;
+        let mut files = Vec::new();
+        if let Some(s) = settings {
+            for dir in s.query_folders()? {
+                files.extend(store.add_dir(&dir)?);
+            }
+        }
+        Ok((store, files))
+    }
+
     /// A store holding the built-in queries.
     pub fn builtin() -> Result<QueryStore> {
         let mut s = QueryStore::default();
