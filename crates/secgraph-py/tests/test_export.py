@@ -80,7 +80,7 @@ def test_python_export_writes_the_same_dataset_as_the_cli(emu, cli_bin, tmp_path
     checkpoints = lambda root: sorted(p.relative_to(root).as_posix() for p in (root / "_checkpoints").rglob("*.json"))
     assert checkpoints(by_py) == checkpoints(by_cli) and len(checkpoints(by_py)) == 4
     for rel in checkpoints(by_py):
-        a, b = (json.loads((r / "_checkpoints" / rel).read_text()) for r in (by_py, by_cli))
+        a, b = (json.loads((r / rel).read_text()) for r in (by_py, by_cli))
         assert a["runs"] == b["runs"] == 1
         assert a["pending"] == b["pending"] == []
     # A second run finds nothing new.
