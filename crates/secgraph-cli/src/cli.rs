@@ -71,6 +71,10 @@ pub(crate) struct ConnArgs {
     /// Largest page body read, in MiB (default 64; Graph's pages are a few MiB at most).
     #[arg(long, global = true, value_name = "MIB", value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub(crate) max_page_mib: Option<u32>,
+    /// Most times a failed request (throttled, unavailable, dropped) is sent again (default: the settings'
+    /// SecGraph.Retries, else 4 for reads and writes, 3 for sign-ins); 0 sends each request once.
+    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=20))]
+    pub(crate) retries: Option<u32>,
     /// Most pages followed in one run (default 100000); paging stops with an error past it.
     #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) max_pages: Option<u64>,

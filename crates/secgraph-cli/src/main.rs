@@ -114,7 +114,11 @@ fn format_error(e: &anyhow::Error) -> String {
             parts.push(s);
         }
     }
-    parts.join(": ")
+    // The library names its own settings; on the command line they are flags.
+    parts
+        .join(": ")
+        .replace("PagingLimits::max_pages", "--max-pages N")
+        .replace("PagingLimits::max_page_bytes", "--max-page-mib N")
 }
 
 /// Ctrl-C during a command.

@@ -201,6 +201,15 @@ fn connect_options(options: &Bound<'_, PyDict>, prompt: Option<Py<PyAny>>) -> Py
         token_cache: opt_str(options, "token_cache")?.map(PathBuf::from),
         ..Default::default()
     };
+    if let Some(v) = options.get_item("retries")?
+        && !v.is_none()
+    {
+        let n: u32 = v.extract()?;
+        if n > 20 {
+            return Err(pyo3::exceptions::PyValueError::new_err(format!("retries={n}: expected 0 to 20")));
+        }
+        o.retry = Some(secgraph::retry::RetryOptions::with_retries(n));
+    }
     if let Some(v) = options.get_item("requests_per_minute")?
         && !v.is_none()
     {

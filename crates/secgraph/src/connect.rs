@@ -64,6 +64,9 @@ pub struct ConnectOptions {
     /// The process environment to use (CA bundle, Key Vault `env` sign-in, cache folder); default
     /// [`crate::Environment::from_env`] at connect time.
     pub environment: Option<crate::Environment>,
+    /// When failed requests (Graph, token, Key Vault) are sent again; `None`: the settings' `Retries`, else
+    /// [`crate::retry::RetryOptions::default`].
+    pub retry: Option<crate::retry::RetryOptions>,
 }
 
 impl ConnectOptions {
@@ -324,6 +327,7 @@ impl Connection {
         let (credential, scope) = credential(&args, auth, &target, settings, options, &http, &cloud)?;
         let token = credential.get_token(&[scope.as_str()], TokenRequestOptions::default()).await?;
         let graph = GraphClient::new(http, &target.graph_root, &target.api_version, credential, scope.clone())?
+            .with_retry(retry_options(settings, options)?)
             .with_limits(options.paging_limits.unwrap_or_default())
             .with_budgets(options.requests_per_minute);
         let info = ConnectionInfo::new(settings, &args, auth, &target, &cloud, &graph, scope, &token);
@@ -443,13 +447,10 @@ fn credential(
             })?;
             let secret = secret_ref.resolve(secret_path)?;
             (
-                Arc::new(ClientSecretCredential::new(
-                    http.clone(),
-                    &cloud.authority_host,
-                    tenant_id,
-                    client_id,
-                    secret,
-                )?),
+                Arc::new(
+                    ClientSecretCredential::new(http.clone(), &cloud.authority_host, tenant_id, client_id, secret)?
+                        .with_retry(retry_options(settings, options)?),
+                ),
                 target.app_scope(),
             )
         }
@@ -470,13 +471,10 @@ fn credential(
                 .unwrap_or_default();
             let certificate = ClientCertificate::load(&base.join(cert), key.map(|k| base.join(k)).as_deref(), pass.as_ref())?;
             (
-                Arc::new(ClientCertificateCredential::new(
-                    http.clone(),
-                    &cloud.authority_host,
-                    tenant_id,
-                    client_id,
-                    certificate,
-                )?),
+                Arc::new(
+                    ClientCertificateCredential::new(http.clone(), &cloud.authority_host, tenant_id, client_id, certificate)?
+                        .with_retry(retry_options(settings, options)?),
+                ),
                 target.app_scope(),
             )
         }
@@ -498,12 +496,24 @@ fn credential(
                 auth_type,
                 Some(cache),
                 prompt,
-            )?;
+            )?
+            .with_retry(retry_options(settings, options)?);
             if let Some(t) = options.browser_timeout {
                 cred = cred.with_browser_timeout(t);
             }
             (Arc::new(cred), target.user_scopes(args.plain("scopes")?))
         }
+    })
+}
+
+/// The retry policy: the options', else the settings' `Retries` (resends at most), else the default.
+pub(crate) fn retry_options(settings: Option<&Settings>, options: &ConnectOptions) -> Result<crate::retry::RetryOptions> {
+    if let Some(r) = &options.retry {
+        return Ok(r.clone());
+    }
+    Ok(match settings.map(Settings::retries).transpose()?.flatten() {
+        Some(n) => crate::retry::RetryOptions::with_retries(n),
+        None => crate::retry::RetryOptions::default(),
     })
 }
 

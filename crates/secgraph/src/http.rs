@@ -213,13 +213,6 @@ pub(crate) fn retry_after_unclamped(h: &reqwest::header::HeaderMap) -> Option<Du
     Some(Duration::from_millis(ms))
 }
 
-/// Exponential backoff with jitter for attempt `n` (1-based): 1 s, 2 s, 4 s … capped at 32 s.
-pub(crate) fn backoff(attempt: u32) -> Duration {
-    let base = 500u64 << attempt.clamp(1, 6);
-    let jitter = (uuid::Uuid::new_v4().as_u128() % 250) as u64;
-    Duration::from_millis(base + jitter)
-}
-
 /// The redirect target of a 3xx reply, resolved against the request URL, for messages and same-origin checks.
 pub(crate) fn redirect_target(url: &Url, headers: &reqwest::header::HeaderMap) -> Option<Url> {
     let loc = headers.get(reqwest::header::LOCATION)?.to_str().ok()?;

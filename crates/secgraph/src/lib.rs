@@ -203,6 +203,7 @@ pub mod output;
 mod private_file;
 mod provider;
 pub mod query;
+pub mod retry;
 mod row;
 mod secret;
 

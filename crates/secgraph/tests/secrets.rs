@@ -172,3 +172,53 @@ impl secgraph::auth::SignInPrompt for Quiet {
     fn device_code(&self, _message: &str) {}
     fn open_browser(&self, _url: &str) {}
 }
+
+/// Key Vault reads follow the one retry policy: a throttled (429) or unavailable (503) vault is asked again, as Graph
+/// is (here: 429 to the first request, the 401 challenge, 503 to the authenticated read, then the secret); with no
+/// retries allowed, the first refusal is the error.
+#[tokio::test]
+async fn a_throttled_or_unavailable_vault_is_asked_again() {
+    let emu = Emulator::start(EmulatorConfig {
+        alerts: 5,
+        auto_approve: Some(DEMO_ANALYST.into()),
+        device_code_interval: std::time::Duration::from_secs(1),
+        faults: Some(secgraph_emulator::faults::FaultSpec::parse("kv:429(0.1)@first=1;kv:503(0.1)@nth=2").unwrap()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let f = Fx {
+        emu,
+        dir: tempfile::tempdir().unwrap(),
+    };
+    let s = f.settings("{KeyVault: graph-client-secret}", KV);
+    let p = QueryProvider::connect(Some(&s), &f.options()).await.unwrap();
+    assert_eq!(p.info().tenant_id, DEMO_TENANT_ID);
+    let sent = f.emu.requests_to("/secrets/graph-client-secret");
+    assert!(sent >= 4, "the refused requests were sent again: {sent} requests");
+
+    let f2 = Fx {
+        emu: Emulator::start(EmulatorConfig {
+            alerts: 5,
+            auto_approve: Some(DEMO_ANALYST.into()),
+            device_code_interval: std::time::Duration::from_secs(1),
+            faults: Some(secgraph_emulator::faults::FaultSpec::parse("kv:503(0.1)").unwrap()),
+            ..Default::default()
+        })
+        .await
+        .unwrap(),
+        dir: tempfile::tempdir().unwrap(),
+    };
+    let s = f2.settings("{KeyVault: graph-client-secret}", KV);
+    let e = QueryProvider::connect(
+        Some(&s),
+        &ConnectOptions {
+            retry: Some(secgraph::retry::RetryOptions::with_retries(0)),
+            ..f2.options()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.http_status(), Some(503), "{e}");
+    assert_eq!(f2.emu.requests_to("/secrets/graph-client-secret"), 1, "sent once with no retries");
+}

@@ -64,6 +64,7 @@ impl Env {
                     max_pages: conn.max_pages.map_or(d.max_pages, |n| n.min(usize::MAX as u64) as usize),
                 }
             }),
+            retry: conn.retries.map(secgraph::retry::RetryOptions::with_retries),
             ..Default::default()
         };
         Ok(Env {

@@ -297,14 +297,15 @@ class QueryProvider:
         ``client_id``, ``client_secret``, ``certificate``, ``private_key``, ``username``), a connection string, or
         delegated sign-in (``delegated_auth=True``; ``auth_type="device"`` for a device code). Sign-in messages go
         to ``prompt(kind, text)`` (default: printed, or displayed in IPython). ``requests_per_minute`` overrides
-        Graph's budgets (150 a minute for alerts and incidents, 45 for hunting), which are kept by default."""
+        Graph's budgets (150 a minute for alerts and incidents, 45 for hunting), which are kept by default; ``retries``
+        is how many times at most a throttled, unavailable or dropped request is sent again (0 to 20)."""
         options = dict(self._kwargs)
         options.update(kwargs)
         config = options.pop("config", None)
         prompt = options.pop("prompt", None) or _default_prompt
         known = {
             "instance", "tenant_id", "client_id", "client_secret", "username", "certificate", "private_key",
-            "api_root", "api_version", "delegated_auth", "auth_type", "token_cache", "requests_per_minute",
+            "api_root", "api_version", "delegated_auth", "auth_type", "token_cache", "requests_per_minute", "retries",
         }
         unknown = sorted(k for k in options if k not in known)
         if unknown:

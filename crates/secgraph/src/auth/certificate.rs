@@ -3,7 +3,7 @@
 //! life), exchanged at the token endpoint. No OpenSSL: the key is read with the `pkcs8` crate (including
 //! passphrase-encrypted PKCS#8) and signed with `jsonwebtoken` on aws-lc-rs.
 
-use crate::auth::{AccessToken, TokenCredential, TokenRequestOptions, request_token, validate_tenant};
+use crate::auth::{AccessToken, TokenCredential, TokenRequestOptions, request_token_with, validate_tenant};
 use crate::error::{Error, Result};
 use crate::secret::Secret;
 use async_trait::async_trait;
@@ -158,6 +158,7 @@ pub struct ClientCertificateCredential {
     client_id: String,
     certificate: ClientCertificate,
     cache: Mutex<HashMap<String, (AccessToken, chrono::DateTime<chrono::Utc>)>>,
+    retry: crate::retry::RetryOptions,
 }
 
 impl ClientCertificateCredential {
@@ -173,7 +174,14 @@ impl ClientCertificateCredential {
             client_id: client_id.into(),
             certificate,
             cache: Mutex::new(HashMap::new()),
+            retry: crate::retry::RetryOptions::default(),
         })
+    }
+
+    /// The same credential with another retry policy for its token requests (see [`crate::retry`]).
+    pub fn with_retry(mut self, retry: crate::retry::RetryOptions) -> Self {
+        self.retry = retry;
+        self
     }
 }
 
@@ -197,7 +205,7 @@ impl TokenCredential for ClientCertificateCredential {
             ("client_assertion", assertion.expose()),
         ];
         let issued = chrono::Utc::now();
-        let t = request_token(&self.http, &self.token_url, &form).await?.token;
+        let t = request_token_with(&self.http, &self.token_url, &form, &self.retry).await?.token;
         if let Ok(mut c) = self.cache.lock() {
             c.insert(key, (t.clone(), issued));
         }

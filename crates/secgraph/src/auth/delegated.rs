@@ -4,7 +4,7 @@
 //! The library never talks to the terminal: what the user must see (the device-code message, the URL to open) goes
 //! through a [`SignInPrompt`] the caller provides.
 
-use crate::auth::{AccessToken, TokenCredential, TokenReply, TokenRequestOptions, request_token, validate_tenant};
+use crate::auth::{AccessToken, TokenCredential, TokenReply, TokenRequestOptions, request_token_with, validate_tenant};
 use crate::auth::{CacheKey, TokenCache};
 use crate::error::{AuthError, Error, Result};
 use crate::secret::Secret;
@@ -88,6 +88,7 @@ pub struct DelegatedCredential {
     browser_timeout: Duration,
     memory: Mutex<HashMap<String, (AccessToken, chrono::DateTime<Utc>)>>,
     refresh: Mutex<Option<Secret>>,
+    retry: crate::retry::RetryOptions,
 }
 
 fn sorted_scopes(scopes: &[&str]) -> String {
@@ -138,7 +139,14 @@ impl DelegatedCredential {
             browser_timeout: Duration::from_secs(300),
             memory: Mutex::new(HashMap::new()),
             refresh: Mutex::new(None),
+            retry: crate::retry::RetryOptions::default(),
         })
+    }
+
+    /// The same credential with another retry policy for its token requests (see [`crate::retry`]).
+    pub fn with_retry(mut self, retry: crate::retry::RetryOptions) -> Self {
+        self.retry = retry;
+        self
     }
 
     /// How long the browser flow waits for the redirect (default five minutes).
@@ -202,7 +210,7 @@ impl DelegatedCredential {
             ("scope", scope.as_str()),
             ("client_info", "1"),
         ];
-        match request_token(&self.http, &self.endpoint("token")?, &form).await {
+        match request_token_with(&self.http, &self.endpoint("token")?, &form, &self.retry).await {
             Ok(r) => Ok(Some(r)),
             Err(Error::Auth(a)) if a.error == "invalid_grant" => {
                 tracing::info!(codes = ?a.codes, "refresh token refused; signing in again");
@@ -277,7 +285,7 @@ impl DelegatedCredential {
                 ("device_code", device_code.expose()),
                 ("client_info", "1"),
             ];
-            match request_token(&self.http, &token_url, &form).await {
+            match request_token_with(&self.http, &token_url, &form, &self.retry).await {
                 Ok(r) => return Ok(r),
                 Err(Error::Auth(a)) => match a.error.as_str() {
                     "authorization_pending" if Instant::now() < deadline => continue,
@@ -350,7 +358,7 @@ impl DelegatedCredential {
             ("code_verifier", verifier.expose()),
             ("client_info", "1"),
         ];
-        request_token(&self.http, &self.endpoint("token")?, &form).await
+        request_token_with(&self.http, &self.endpoint("token")?, &form, &self.retry).await
     }
 }
 

@@ -14,6 +14,7 @@ pub use delegated::{AuthType, DelegatedCredential, NoPrompt, SignInPrompt};
 pub use token_cache::{CacheKey, TokenCache};
 
 use crate::error::{AuthError, Error, Result};
+use crate::retry::RetryOptions;
 use crate::secret::Secret;
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
@@ -90,6 +91,7 @@ pub struct ClientSecretCredential {
     client_id: String,
     secret: Secret,
     cache: Mutex<HashMap<String, (AccessToken, DateTime<Utc>)>>,
+    retry: RetryOptions,
 }
 
 /// Checks a tenant id or domain is safe to place in the token URL path.
@@ -129,7 +131,14 @@ impl ClientSecretCredential {
             client_id: client_id.to_string(),
             secret,
             cache: Mutex::new(HashMap::new()),
+            retry: RetryOptions::default(),
         })
+    }
+
+    /// The same credential with another retry policy for its token requests (see [`crate::retry`]).
+    pub fn with_retry(mut self, retry: RetryOptions) -> ClientSecretCredential {
+        self.retry = retry;
+        self
     }
 }
 
@@ -152,7 +161,7 @@ impl TokenCredential for ClientSecretCredential {
             ("scope", key.as_str()),
         ];
         let issued = Utc::now();
-        let tok = request_token(&self.http, &self.token_url, &form).await?.token;
+        let tok = request_token_with(&self.http, &self.token_url, &form, &self.retry).await?.token;
         if let Ok(mut cache) = self.cache.lock() {
             cache.insert(key, (tok.clone(), issued));
         }
@@ -167,17 +176,21 @@ pub(crate) struct TokenReply {
     pub refresh_token: Option<Secret>,
 }
 
-/// How many times a token request is sent when the endpoint is throttled, failing or unreachable.
-const TOKEN_ATTEMPTS: u32 = 4;
 /// Longest token lifetime believed (Entra's are at most a day); a larger `expires_in` is clamped to it.
 const MAX_TOKEN_LIFETIME_SECS: i64 = 7 * 24 * 3600;
 
 /// Posts a token request and reads the reply: tokens, or Entra's error. The token endpoint's redirects are never
 /// followed (the form carries the client secret, a refresh token or a code); throttling (429), server errors
 /// (500/502/503/504) and dropped connections are retried a bounded number of times, honouring `Retry-After`.
-pub(crate) async fn request_token(http: &reqwest::Client, url: &Url, form: &[(&str, &str)]) -> Result<TokenReply> {
+pub(crate) async fn request_token_with(
+    http: &reqwest::Client,
+    url: &Url,
+    form: &[(&str, &str)],
+    retry: &RetryOptions,
+) -> Result<TokenReply> {
     use crate::error::redact_url;
-    use crate::http::{BodyError, MAX_TOKEN_REPLY_BYTES, backoff, read_body, retry_after};
+    use crate::http::{BodyError, MAX_TOKEN_REPLY_BYTES, read_body, retry_after_unclamped};
+    use crate::retry::{Decision, Outcome, Request};
     let grant = form.iter().find(|(k, _)| *k == "grant_type").map(|(_, v)| *v).unwrap_or("");
     let mut attempt = 0;
     let (status, body) = loop {
@@ -185,13 +198,15 @@ pub(crate) async fn request_token(http: &reqwest::Client, url: &Url, form: &[(&s
         tracing::debug!(url = %redact_url(url), grant, attempt, "requesting token");
         let resp = match http.post(url.clone()).form(form).send().await {
             Ok(r) => r,
-            Err(e) if attempt < TOKEN_ATTEMPTS && !e.is_timeout() => {
-                let wait = backoff(attempt);
-                tracing::info!(url = %redact_url(url), cause = %e, attempt, wait_ms = wait.as_millis() as u64, "token endpoint unreachable; retrying");
-                tokio::time::sleep(wait).await;
-                continue;
+            Err(e) => {
+                let outcome = if e.is_timeout() { Outcome::Timeout } else { Outcome::Connection };
+                if let Decision::Retry(wait) = retry.decide(Request::Token, attempt, 0, outcome) {
+                    tracing::info!(url = %redact_url(url), cause = %e, attempt, wait_ms = wait.as_millis() as u64, "token endpoint unreachable; retrying");
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
+                return Err(Error::transport(url, e));
             }
-            Err(e) => return Err(Error::transport(url, e)),
         };
         let status = resp.status();
         if status.is_redirection() {
@@ -203,16 +218,18 @@ pub(crate) async fn request_token(http: &reqwest::Client, url: &Url, form: &[(&s
                 "sign-in requests carry credentials and never follow redirects",
             ));
         }
-        if matches!(status.as_u16(), 429 | 500 | 502 | 503 | 504) && attempt < TOKEN_ATTEMPTS {
-            let wait = retry_after(resp.headers()).unwrap_or_else(|| backoff(attempt));
-            tracing::info!(
-                status = status.as_u16(),
-                attempt,
-                wait_ms = wait.as_millis() as u64,
-                "token endpoint asked to retry later"
-            );
-            tokio::time::sleep(wait).await;
-            continue;
+        if !status.is_success() {
+            let outcome = Outcome::Status(status.as_u16(), retry_after_unclamped(resp.headers()));
+            if let Decision::Retry(wait) = retry.decide(Request::Token, attempt, 0, outcome) {
+                tracing::info!(
+                    status = status.as_u16(),
+                    attempt,
+                    wait_ms = wait.as_millis() as u64,
+                    "token endpoint asked to retry later"
+                );
+                tokio::time::sleep(wait).await;
+                continue;
+            }
         }
         match read_body(resp, MAX_TOKEN_REPLY_BYTES).await {
             Ok(b) => break (status, b),
@@ -222,11 +239,14 @@ pub(crate) async fn request_token(http: &reqwest::Client, url: &Url, form: &[(&s
                     message: format!("the token reply is larger than {limit} bytes; refused"),
                 });
             }
-            Err(BodyError::Transport(e)) if attempt < TOKEN_ATTEMPTS && !e.is_timeout() => {
-                tokio::time::sleep(backoff(attempt)).await;
-                continue;
+            Err(BodyError::Transport(e)) => {
+                let outcome = if e.is_timeout() { Outcome::Timeout } else { Outcome::BodyCutShort };
+                if let Decision::Retry(wait) = retry.decide(Request::Token, attempt, 0, outcome) {
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
+                return Err(Error::transport(url, e));
             }
-            Err(BodyError::Transport(e)) => return Err(Error::transport(url, e)),
         }
     };
     let json: Value = serde_json::from_slice(&body).map_err(|_| Error::Response {

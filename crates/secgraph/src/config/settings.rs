@@ -652,6 +652,26 @@ impl Settings {
         Ok(out)
     }
 
+    /// `SecGraph.Retries`: how many times at most a failed request is sent again (0 to 20; see
+    /// [`crate::retry::RetryOptions::with_retries`]). msticpy has no such key and ignores the `SecGraph` section.
+    pub fn retries(&self) -> Result<Option<u32>> {
+        let Some(section) = self.section(&["SecGraph"])? else {
+            return Ok(None);
+        };
+        match section.get("Retries") {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) if n.as_u64().is_some_and(|n| n <= 20) => Ok(n.as_u64().map(|n| n as u32)),
+            Some(other) => Err(Error::Setting {
+                origin: self.origin(),
+                setting: "SecGraph.Retries".into(),
+                message: format!(
+                    "expected a whole number from 0 to 20, found {}",
+                    crate::error::clean(&other.to_string(), 40)
+                ),
+            }),
+        }
+    }
+
     /// `msticpy.http_timeout` in seconds (at most [`MAX_HTTP_TIMEOUT_SECS`]) (a number; the per-phase form's largest value).
     pub fn http_timeout(&self) -> Result<Option<f64>> {
         let Some(m) = self.section(&["msticpy"])? else { return Ok(None) };

@@ -614,12 +614,7 @@ impl<'a> Run<'a> {
         if self.quarantine.is_empty() {
             return Ok(None);
         }
-        let rel = format!(
-            "_rejected/stream={}/tenant={}/{}.jsonl",
-            self.stream.name(),
-            self.tenant,
-            self.id
-        );
+        let rel = format!("_rejected/stream={}/tenant={}/{}.jsonl", self.stream.name(), self.tenant, self.id);
         let mut text = Vec::new();
         for line in &self.quarantine {
             serde_json::to_writer(&mut text, line).map_err(|e| Error::Output(format!("quarantine: {e}")))?;

@@ -13,8 +13,9 @@ pub use updates::{AlertStatus, Classification, Determination, Feedback, Incident
 
 use crate::auth::{TokenCredential, TokenRequestOptions};
 use crate::error::{ApiError, Error, Result, redact_url};
-use crate::http::{BodyError, backoff, retry_after};
+use crate::http::{BodyError, retry_after};
 use crate::output::RowSink;
+use crate::retry::{Decision, Outcome, Request, RetryOptions};
 use crate::row::Row;
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 use serde_json::Value;
@@ -41,11 +42,6 @@ const QUERY: &AsciiSet = &CONTROLS
     .add(b'|')
     .add(b'}');
 
-/// How many times a throttled (429) or unavailable (503/504) request is sent before giving up.
-const MAX_ATTEMPTS: u32 = 5;
-/// How many times a read that failed with HTTP 500/502 is sent (Graph documents transient 500s; a persistent one
-/// is a real error the user should see soon).
-const MAX_ATTEMPTS_SERVER_ERROR: u32 = 3;
 /// Same-origin redirects followed for one read.
 const MAX_REDIRECTS: u32 = 5;
 
@@ -79,6 +75,8 @@ pub struct GraphClient {
     budgets: Arc<(budget::Bucket, budget::Bucket)>,
     /// Requests sent again (throttled, overloaded, dropped or cut short), counted across the clones of this client.
     retries: Arc<std::sync::atomic::AtomicUsize>,
+    /// When failed requests are sent again.
+    retry: RetryOptions,
 }
 
 /// Splits an OData query string on `&`, except inside single-quoted literals (where `''` is an escaped quote).
@@ -172,7 +170,14 @@ impl GraphClient {
                 budget::Bucket::per_minute(HUNTING_PER_MINUTE),
             )),
             retries: Arc::default(),
+            retry: RetryOptions::default(),
         })
+    }
+
+    /// The same client with another retry policy (see [`crate::retry`]).
+    pub fn with_retry(mut self, retry: RetryOptions) -> GraphClient {
+        self.retry = retry;
+        self
     }
 
     /// How many requests this client and its clones have sent again so far (after a 429/503/504 or a 500/502 on
@@ -309,6 +314,7 @@ impl GraphClient {
     ) -> Result<T> {
         self.check_target(url)?;
         let is_read = method == reqwest::Method::GET;
+        let kind = if is_read { Request::Read } else { Request::Write };
         let mut target = url.clone();
         let mut redirects = 0;
         let mut renewed = false;
@@ -335,19 +341,19 @@ impl GraphClient {
                 req = req.json(b);
             }
             tracing::debug!(%method, url = %redact_url(&target), %client_request_id, attempt, "graph request");
-            // Reads are idempotent: a connection that dies, or a body cut short, is tried again (bounded). A request
-            // that timed out is not: a server that slow will not be faster next time, and the user waits once.
-            let retry_read = is_read && attempt < MAX_ATTEMPTS;
+            // Whether a failed attempt is sent again is the retry policy's decision alone (crate::retry).
             let resp = match req.send().await {
                 Ok(r) => r,
-                Err(e) if retry_read && !e.is_timeout() => {
-                    let wait = backoff(attempt);
-                    tracing::info!(url = %redact_url(&target), cause = %e, attempt, wait_ms = wait.as_millis() as u64, "connection failed; retrying");
-                    self.count_retry();
-                    tokio::time::sleep(wait).await;
-                    continue;
+                Err(e) => {
+                    let outcome = if e.is_timeout() { Outcome::Timeout } else { Outcome::Connection };
+                    if let Decision::Retry(wait) = self.retry.decide(kind, attempt, server_errors, outcome) {
+                        tracing::info!(url = %redact_url(&target), cause = %e, attempt, wait_ms = wait.as_millis() as u64, "connection failed; retrying");
+                        self.count_retry();
+                        tokio::time::sleep(wait).await;
+                        continue;
+                    }
+                    return Err(Error::transport(&target, e));
                 }
-                Err(e) => return Err(Error::transport(&target, e)),
             };
             let status = resp.status().as_u16();
             let headers = resp.headers().clone();
@@ -377,28 +383,29 @@ impl GraphClient {
                     Err(BodyError::TooLarge { limit }) => {
                         return Err(Error::Response {
                             url: redact_url(&target),
-                            message: format!(
-                                "the reply is larger than {limit} bytes, the page size cap (raise it with --max-page-mib, or PagingLimits::max_page_bytes)"
-                            ),
+                            message: format!("the reply is larger than {limit} bytes, the page size cap (PagingLimits::max_page_bytes)"),
                         });
                     }
-                    Err(BodyError::Transport(e)) if retry_read && !e.is_timeout() => {
-                        tracing::info!(url = %redact_url(&target), cause = %e, attempt, "reply cut short; retrying");
-                        self.count_retry();
-                        tokio::time::sleep(backoff(attempt)).await;
-                        continue;
+                    Err(BodyError::Transport(e)) => {
+                        let outcome = if e.is_timeout() { Outcome::Timeout } else { Outcome::BodyCutShort };
+                        if let Decision::Retry(wait) = self.retry.decide(kind, attempt, server_errors, outcome) {
+                            tracing::info!(url = %redact_url(&target), cause = %e, attempt, "reply cut short; retrying");
+                            self.count_retry();
+                            tokio::time::sleep(wait).await;
+                            continue;
+                        }
+                        return Err(Error::transport(&target, e));
                     }
-                    Err(BodyError::Transport(e)) => return Err(Error::transport(&target, e)),
                 };
                 match parse(&bytes) {
                     Ok(v) => return Ok(v),
-                    Err(e) if retry_read => {
-                        tracing::info!(url = %redact_url(&target), bytes = bytes.len(), cause = %e, attempt, "reply was not whole JSON; retrying");
-                        self.count_retry();
-                        tokio::time::sleep(backoff(attempt)).await;
-                        continue;
-                    }
                     Err(e) => {
+                        if let Decision::Retry(wait) = self.retry.decide(kind, attempt, server_errors, Outcome::BodyUnreadable) {
+                            tracing::info!(url = %redact_url(&target), bytes = bytes.len(), cause = %e, attempt, "reply was not whole JSON; retrying");
+                            self.count_retry();
+                            tokio::time::sleep(wait).await;
+                            continue;
+                        }
                         return Err(Error::Response {
                             url: redact_url(&target),
                             message: format!("HTTP {status} body is not valid JSON ({} bytes): {e}", bytes.len()),
@@ -407,33 +414,31 @@ impl GraphClient {
                 }
             }
             let bytes = crate::http::read_error_body(resp).await;
-            let err = api_error(status, &headers, &bytes, &method, &target);
+            let mut err = api_error(status, &headers, &bytes, &method, &target);
             if status == 401 && !renewed {
                 tracing::debug!(request_id = ?err.request_id, "401 from Graph; renewing the token once");
                 renewed = true;
                 attempt = 0;
                 continue;
             }
-            let server_error = is_read && matches!(status, 500 | 502);
-            if server_error {
+            if matches!(status, 500 | 502) {
                 server_errors += 1;
             }
-            let transient = matches!(status, 429 | 503 | 504) || (server_error && server_errors < MAX_ATTEMPTS_SERVER_ERROR);
-            // A wait longer than we would sleep (advanced hunting's CPU quota asks for the rest of a 15-minute
-            // cycle) is not slept through in silence: the error says how long, and the caller decides.
             let asked = crate::http::retry_after_unclamped(&headers);
-            if status == 429 && asked.is_some_and(|w| w > crate::http::MAX_RETRY_WAIT) {
-                let mut err = err;
-                err.retry_after = asked;
-                tracing::warn!(request_id = ?err.request_id, wait_s = asked.map(|w| w.as_secs()), "Graph asked to wait longer than a retry would; giving up");
-                return Err(Error::Api(Box::new(err)));
-            }
-            if transient && attempt < MAX_ATTEMPTS {
-                let wait = retry_after(&headers).unwrap_or_else(|| backoff(attempt));
-                tracing::info!(status, request_id = ?err.request_id, wait_ms = wait.as_millis() as u64, attempt, "Graph asked to retry later");
-                self.count_retry();
-                tokio::time::sleep(wait).await;
-                continue;
+            match self.retry.decide(kind, attempt, server_errors, Outcome::Status(status, asked)) {
+                Decision::Retry(wait) => {
+                    tracing::info!(status, request_id = ?err.request_id, wait_ms = wait.as_millis() as u64, attempt, "Graph asked to retry later");
+                    self.count_retry();
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
+                // A wait longer than we would sleep (advanced hunting's CPU quota asks for the rest of a 15-minute
+                // cycle) is not slept through in silence: the error says how long, and the caller decides.
+                Decision::WaitTooLong(w) => {
+                    err.retry_after = Some(w);
+                    tracing::warn!(request_id = ?err.request_id, wait_s = w.as_secs(), "Graph asked to wait longer than a retry would; giving up");
+                }
+                Decision::Stop => {}
             }
             return Err(Error::Api(Box::new(err)));
         }

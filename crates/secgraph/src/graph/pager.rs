@@ -335,7 +335,7 @@ impl Run {
         if self.pages >= cap {
             return Err(Error::Paging {
                 message: format!(
-                    "stopped at the page cap of {cap} pages with more to come; {} rows were delivered (raise the cap with --max-pages, or PagingLimits::max_pages; or narrow the query)",
+                    "stopped at the page cap of {cap} pages with more to come; {} rows were delivered (raise the cap: PagingLimits::max_pages; or narrow the query)",
                     self.rows
                 ),
             });

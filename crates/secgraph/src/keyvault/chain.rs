@@ -151,14 +151,11 @@ pub(crate) fn vault_client(
     if methods.is_empty() {
         methods = vec!["env".into(), "cli".into(), "clientsecret".into(), "devicecode".into()];
     }
+    let retry = crate::connect::retry_options(settings, options)?;
     let secret_credential = |t: &str, c: &str, sec: String| -> Result<Arc<dyn TokenCredential>> {
-        Ok(Arc::new(ClientSecretCredential::new(
-            http.clone(),
-            &cloud.authority_host,
-            t,
-            c,
-            Secret::new(sec),
-        )?))
+        Ok(Arc::new(
+            ClientSecretCredential::new(http.clone(), &cloud.authority_host, t, c, Secret::new(sec))?.with_retry(retry.clone()),
+        ))
     };
     let mut chain: Vec<(String, Arc<dyn TokenCredential>)> = Vec::new();
     for m in &methods {
@@ -199,7 +196,8 @@ pub(crate) fn vault_client(
                         auth_type,
                         Some(cache),
                         prompt,
-                    )?;
+                    )?
+                    .with_retry(retry.clone());
                     chain.push((m.to_ascii_lowercase(), Arc::new(cred)));
                 }
             }
@@ -241,6 +239,7 @@ pub(crate) fn vault_client(
     });
     Ok(
         SecretClient::new(http.clone(), &template, Arc::new(ChainedCredential::new(chain)), cache)
-            .with_vault_urls(azure.keyvault_urls.clone()),
+            .with_vault_urls(azure.keyvault_urls.clone())
+            .with_retry(retry),
     )
 }

@@ -18,6 +18,7 @@ pub struct SecretClient {
     vault_urls: std::collections::BTreeMap<String, String>,
     credential: Arc<dyn TokenCredential>,
     cache: Option<SecretCache>,
+    retry: crate::retry::RetryOptions,
 }
 
 fn challenge_resource(h: &reqwest::header::HeaderMap) -> Option<String> {
@@ -43,6 +44,57 @@ impl SecretClient {
             vault_urls: Default::default(),
             credential,
             cache,
+            retry: crate::retry::RetryOptions::default(),
+        }
+    }
+
+    /// The same client with another retry policy (see [`crate::retry`]): a vault read throttled (429), unavailable
+    /// (503, 504), failing (500, 502) or cut off is sent again as the policy says.
+    pub fn with_retry(mut self, retry: crate::retry::RetryOptions) -> SecretClient {
+        self.retry = retry;
+        self
+    }
+
+    /// Sends a vault GET (with `token`, if any), again while the retry policy says so; returns the last reply.
+    async fn send(&self, url: &Url, token: Option<&str>) -> Result<reqwest::Response> {
+        use crate::retry::{Decision, Outcome, Request};
+        let mut attempt = 0;
+        let mut server_errors = 0;
+        loop {
+            attempt += 1;
+            let mut req = self.http.get(url.clone());
+            if let Some(t) = token {
+                req = req.bearer_auth(t);
+            }
+            match req.send().await {
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    if matches!(status, 500 | 502) {
+                        server_errors += 1;
+                    }
+                    let outcome = Outcome::Status(status, crate::http::retry_after_unclamped(resp.headers()));
+                    if resp.status().is_success() || status == 401 {
+                        return Ok(resp);
+                    }
+                    match self.retry.decide(Request::Read, attempt, server_errors, outcome) {
+                        Decision::Retry(wait) => {
+                            tracing::info!(status, attempt, wait_ms = wait.as_millis() as u64, "Key Vault asked to retry later");
+                            tokio::time::sleep(wait).await;
+                            continue;
+                        }
+                        _ => return Ok(resp),
+                    }
+                }
+                Err(e) if e.is_timeout() => return Err(Error::transport(url, e)),
+                Err(e) => match self.retry.decide(Request::Read, attempt, server_errors, Outcome::Connection) {
+                    Decision::Retry(wait) => {
+                        tracing::info!(cause = %e, attempt, "Key Vault unreachable; retrying");
+                        tokio::time::sleep(wait).await;
+                        continue;
+                    }
+                    _ => return Err(Error::transport(url, e)),
+                },
+            }
         }
     }
 
@@ -102,7 +154,7 @@ impl SecretClient {
             }
         };
         // First without a token: the 401 challenge names the resource to ask a token for.
-        let first = self.http.get(url.clone()).send().await.map_err(|e| Error::transport(&url, e))?;
+        let first = self.send(&url, None).await?;
         refuse_redirect(&url, &first)?;
         let resource = match first.status().as_u16() {
             401 => challenge_resource(first.headers()).unwrap_or_else(|| "https://vault.azure.net".into()),
@@ -119,13 +171,7 @@ impl SecretClient {
         };
         let scope = format!("{}/.default", resource.trim_end_matches('/'));
         let token = self.credential.get_token(&[scope.as_str()], TokenRequestOptions::default()).await?;
-        let resp = self
-            .http
-            .get(url.clone())
-            .bearer_auth(token.token.expose())
-            .send()
-            .await
-            .map_err(|e| Error::transport(&url, e))?;
+        let resp = self.send(&url, Some(token.token.expose())).await?;
         refuse_redirect(&url, &resp)?;
         let status = resp.status().as_u16();
         let body: Value = serde_json::from_slice(&crate::http::read_error_body(resp).await).unwrap_or(Value::Null);
