@@ -150,7 +150,7 @@ fn write_stdout(bytes: &[u8]) -> anyhow::Result<()> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     match out.write_all(bytes).and_then(|()| out.flush()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(secgraph::Error::Output(format!("cannot write to stdout: {e}")).into()),
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(secgraph::Error::output_from("cannot write to stdout", e).into()),
         _ => Ok(()),
     }
 }
@@ -185,7 +185,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let mut page = Vec::new();
             clap_mangen::Man::new(c)
                 .render(&mut page)
-                .map_err(|e| secgraph::Error::Output(format!("cannot render the manual page: {e}")))?;
+                .map_err(|e| secgraph::Error::output_from("cannot render the manual page", e))?;
             return write_stdout(&page);
         }
         Command::Queries { show, filter } => return cmd::queries::run(&cli, show.as_ref(), filter.as_deref()),

@@ -158,7 +158,7 @@ fn writer(out: &Option<PathBuf>) -> anyhow::Result<Box<dyn Write + Send>> {
         // Large writes: a JSON lines export is hundreds of MB, and each write call costs a system call.
         Some(p) => Box::new(BufWriter::with_capacity(
             1 << 20,
-            File::create(p).map_err(|e| secgraph::Error::Output(format!("cannot create {}: {e}", p.display())))?,
+            File::create(p).map_err(|e| secgraph::Error::output_from(format!("cannot create {}", p.display()), e))?,
         )),
         None => Box::new(BufWriter::with_capacity(256 * 1024, std::io::stdout())),
     })
@@ -168,8 +168,8 @@ fn writer(out: &Option<PathBuf>) -> anyhow::Result<Box<dyn Write + Send>> {
 fn destination(out: &Option<PathBuf>) -> anyhow::Result<Destination> {
     Ok(match out {
         Some(p) => Destination::Path(p.clone()),
-        None if std::io::stdout().is_terminal() => anyhow::bail!(secgraph::Error::Output(
-            "binary output is not written to a terminal: give --out FILE, or redirect stdout".into()
+        None if std::io::stdout().is_terminal() => anyhow::bail!(secgraph::Error::output(
+            "binary output is not written to a terminal: give --out FILE, or redirect stdout"
         )),
         None => Destination::Writer(Box::new(BufWriter::with_capacity(256 * 1024, std::io::stdout()))),
     })
@@ -217,8 +217,8 @@ impl RowSink for Projected<'_> {
             let found = self
                 .expr
                 .search(row.to_value())
-                .map_err(|e| secgraph::Error::Output(jmespath_error(&e)))?;
-            let value = serde_json::to_value(&*found).map_err(|e| secgraph::Error::Output(format!("--query: {e}")))?;
+                .map_err(|e| secgraph::Error::output(jmespath_error(&e)))?;
+            let value = serde_json::to_value(&*found).map_err(|e| secgraph::Error::output_from("--query", e))?;
             match value {
                 serde_json::Value::Null => {}
                 serde_json::Value::Object(_) => out.push(secgraph::Row::from_value(&value)),
@@ -369,8 +369,8 @@ pub async fn run_to_output(run: Run<'_>, query: &RenderedQuery, args: &OutputArg
             };
             let cols = choose_columns(&table, &asked, &defaults)?;
             let mut w = writer(&args.out)?;
-            crate::table::write(&mut w, &table, &cols, table_style(args)).map_err(|e| secgraph::Error::Output(e.to_string()))?;
-            w.flush().map_err(|e| secgraph::Error::Output(e.to_string()))?;
+            crate::table::write(&mut w, &table, &cols, table_style(args)).map_err(|e| secgraph::Error::output_from("", e))?;
+            w.flush().map_err(|e| secgraph::Error::output_from("", e))?;
             done
         }
     };
@@ -467,19 +467,19 @@ impl RowSink for YamlSink {
             return Ok(std::ops::ControlFlow::Continue(()));
         }
         let values: Vec<serde_json::Value> = rows.iter().map(secgraph::Row::to_value).collect();
-        let text = serde_saphyr::to_string(&values).map_err(|e| secgraph::Error::Output(format!("YAML: {e}")))?;
+        let text = serde_saphyr::to_string(&values).map_err(|e| secgraph::Error::output_from("YAML", e))?;
         self.out
             .write_all(text.as_bytes())
-            .map_err(|e| secgraph::Error::Output(e.to_string()))?;
+            .map_err(|e| secgraph::Error::output_from("", e))?;
         self.rows += values.len() as u64;
         Ok(std::ops::ControlFlow::Continue(()))
     }
 
     fn finish(&mut self) -> secgraph::Result<()> {
         if self.rows == 0 {
-            self.out.write_all(b"[]\n").map_err(|e| secgraph::Error::Output(e.to_string()))?;
+            self.out.write_all(b"[]\n").map_err(|e| secgraph::Error::output_from("", e))?;
         }
-        self.out.flush().map_err(|e| secgraph::Error::Output(e.to_string()))
+        self.out.flush().map_err(|e| secgraph::Error::output_from("", e))
     }
 }
 
@@ -562,10 +562,10 @@ pub fn print_item(item: &serde_json::Value, path: &str, args: &OutputArgs) -> an
         return Ok(());
     }
     let mut w = writer(&args.out)?;
-    let io = |e: std::io::Error| secgraph::Error::Output(e.to_string());
+    let io = |e: std::io::Error| secgraph::Error::output_from("", e);
     match args.format {
         Format::Json | Format::Jsonl => {
-            serde_json::to_writer_pretty(&mut w, item).map_err(|e| secgraph::Error::Output(e.to_string()))?;
+            serde_json::to_writer_pretty(&mut w, item).map_err(|e| secgraph::Error::output_from("", e))?;
             writeln!(w).map_err(io)?;
         }
         Format::Table | Format::Csv | Format::Tsv => {
@@ -594,7 +594,7 @@ pub fn print_item(item: &serde_json::Value, path: &str, args: &OutputArgs) -> an
             }
         }
         Format::Yaml => {
-            let text = serde_saphyr::to_string(item).map_err(|e| secgraph::Error::Output(format!("YAML: {e}")))?;
+            let text = serde_saphyr::to_string(item).map_err(|e| secgraph::Error::output_from("YAML", e))?;
             w.write_all(text.as_bytes()).map_err(io)?;
         }
         Format::Parquet | Format::Arrow => unreachable!("written above"),

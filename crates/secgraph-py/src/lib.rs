@@ -59,7 +59,7 @@ pyo3::create_exception!(_native, CancelledError, SecGraphError, "The call was ca
 /// secgraph's error as the matching Python exception; the message is the library's (secrets never appear in it).
 fn py_err(e: secgraph::Error) -> PyErr {
     let msg = e.to_string();
-    match e.kind() {
+    let err = match e.kind() {
         ErrorKind::Settings => ConfigurationError::new_err(msg),
         ErrorKind::Auth => AuthenticationError::new_err(msg),
         ErrorKind::Api => ServiceError::new_err(msg),
@@ -67,7 +67,17 @@ fn py_err(e: secgraph::Error) -> PyErr {
         ErrorKind::Output => OutputError::new_err(msg),
         ErrorKind::Local => LocalError::new_err(msg),
         _ => SecGraphError::new_err(msg),
-    }
+    };
+    // The facts a program acts on, as attributes (None when the error has none): HTTP status, the id a support
+    // request needs, how long the service asked to wait, the AADSTS codes of a refused sign-in.
+    Python::attach(|py| {
+        let value = err.value(py);
+        let _ = value.setattr("status", e.http_status());
+        let _ = value.setattr("request_id", e.request_id());
+        let _ = value.setattr("retry_after", e.retry_after().map(|d| d.as_secs_f64()));
+        let _ = value.setattr("aadsts_codes", e.aadsts_codes().to_vec());
+    });
+    err
 }
 
 fn runtime() -> &'static tokio::runtime::Runtime {
@@ -732,6 +742,11 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
         ("LocalError", py.get_type::<LocalError>()),
         ("CancelledError", py.get_type::<CancelledError>()),
     ] {
+        // Every secgraph exception has these attributes (None or empty unless the service said them).
+        for attr in ["status", "request_id", "retry_after"] {
+            e.setattr(attr, py.None())?;
+        }
+        e.setattr("aadsts_codes", Vec::<u64>::new())?;
         m.add(name, e)?;
     }
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

@@ -94,3 +94,18 @@ def test_an_unknown_output_is_a_value_error_before_any_request(emu):
     with pytest.raises(ValueError, match="output='nope'"):
         # Not a path the emulator serves: had the request been sent, the error would be Graph's, not ValueError.
         p.exec_query("/security/nothing-here", output="nope")
+
+
+def test_exceptions_carry_status_request_id_and_aadsts_codes(emu):
+    p = QueryProvider("SecurityGraph")
+    with pytest.raises(secgraph.AuthenticationError) as e:
+        p.connect(config=emu.config_path, tenant_id=DEMO_TENANT_ID, client_id=DEMO_CLIENT_ID, client_secret="wrong-secret-value")
+    assert e.value.status == 401 and 7000215 in e.value.aadsts_codes, (e.value.status, e.value.aadsts_codes)
+    p.connect(config=emu.config_path)
+    with pytest.raises(secgraph.ServiceError) as e:
+        p.exec_query("/security/alerts_v2?$filter=nosuchfield eq 1")
+    assert e.value.status == 400 and e.value.request_id, (e.value.status, e.value.request_id)
+    assert e.value.retry_after is None and e.value.aadsts_codes == []
+    with pytest.raises(secgraph.QueryError) as e:
+        p.Alerts.list(start="not a time")
+    assert e.value.status is None and e.value.request_id is None

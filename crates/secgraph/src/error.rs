@@ -255,9 +255,15 @@ pub enum Error {
         message: String,
     },
 
-    /// Writing results failed.
-    #[error("cannot write results: {0}")]
-    Output(String),
+    /// Writing results (a file, a dataset, a checkpoint) failed.
+    #[error("cannot write results: {message}{}", .source.as_ref().map(|s| if message.is_empty() { s.to_string() } else { format!(": {s}") }).unwrap_or_default())]
+    Output {
+        /// What could not be done, and where (a path, a root URL without credentials).
+        message: String,
+        /// The cause (an I/O, Parquet, Arrow or object-store error), kept for `source()`.
+        #[source]
+        source: Option<BoxError>,
+    },
 
     /// Another export is writing the same stream of the same tenant into the same root (one writer at a time).
     #[error(
@@ -312,7 +318,7 @@ impl Error {
             Error::Auth(_) => ErrorKind::Auth,
             Error::Api(_) | Error::Vault { .. } | Error::Transport { .. } | Error::Response { .. } | Error::Paging { .. } => ErrorKind::Api,
             Error::Query { .. } | Error::TimeExpr { .. } => ErrorKind::Usage,
-            Error::Output(_) | Error::Locked { .. } | Error::Checkpoint { .. } => ErrorKind::Output,
+            Error::Output { .. } | Error::Locked { .. } | Error::Checkpoint { .. } => ErrorKind::Output,
             Error::Cache { .. } => ErrorKind::Local,
         }
     }
@@ -349,6 +355,30 @@ impl Error {
         match self {
             Error::Api(a) => a.retry_after,
             _ => None,
+        }
+    }
+
+    /// An output error with a message only.
+    pub fn output(message: impl Into<String>) -> Error {
+        Error::Output {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// An output error that keeps its cause: `message` says what could not be done (and where), `source` why.
+    pub fn output_from(message: impl Into<String>, source: impl std::error::Error + Send + Sync + 'static) -> Error {
+        Error::Output {
+            message: message.into(),
+            source: Some(Box::new(source)),
+        }
+    }
+
+    /// [`Error::output_from`] with a cause already boxed.
+    pub fn output_boxed(message: impl Into<String>, source: BoxError) -> Error {
+        Error::Output {
+            message: message.into(),
+            source: Some(source),
         }
     }
 

@@ -209,7 +209,7 @@ mod secret;
 
 pub use connect::{ConnectOptions, Connection, ConnectionInfo};
 pub use environment::Environment;
-pub use error::{ApiError, AuthError, Error, ErrorKind, Result};
+pub use error::{ApiError, AuthError, BoxError, Error, ErrorKind, Result};
 pub use http::HttpOptions;
 pub use provider::{QueryProvider, describe_plan};
 pub use row::Row;

@@ -232,7 +232,7 @@ pub(crate) fn update<T: Serialize + DeserializeOwned + Default, R>(path: &Path, 
     let result = (|| {
         let mut value: T = read(path);
         let out = f(&mut value);
-        let bytes = serde_json::to_vec_pretty(&value).map_err(|e| Error::Output(e.to_string()))?;
+        let bytes = serde_json::to_vec_pretty(&value).map_err(|e| Error::output_from("", e))?;
         let tmp = dir.join(format!(
             ".{}.{}.tmp",
             path.file_name().and_then(|n| n.to_str()).unwrap_or("cache"),

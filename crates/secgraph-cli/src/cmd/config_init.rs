@@ -146,7 +146,7 @@ fn write_section(path: &Path, a: &InitArgs, tenant: &str, client: &str, credenti
     let existing = match std::fs::read_to_string(path) {
         Ok(text) => Some(text),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(secgraph::Error::Output(format!("cannot read {}: {e}", path.display())).into()),
+        Err(e) => return Err(secgraph::Error::output_from(format!("cannot read {}", path.display()), e).into()),
     };
     let mut doc: Value = match &existing {
         None => json!({}),
@@ -208,14 +208,14 @@ fn write_section(path: &Path, a: &InitArgs, tenant: &str, client: &str, credenti
             })?;
         root.insert("KeyVault".into(), json!({ "VaultName": vault, "TenantId": tenant }));
     }
-    let text = serde_saphyr::to_string(&doc).map_err(|e| secgraph::Error::Output(format!("YAML: {e}")))?;
+    let text = serde_saphyr::to_string(&doc).map_err(|e| secgraph::Error::output_from("YAML", e))?;
     // The old file's permissions carry over (to its backup too: it may hold other secrets); a new secret makes the
     // file owner-only whatever it was.
     let old_mode = existing.as_ref().and_then(|_| file_mode(path));
     let backup = match &existing {
         Some(_) => {
             let bak = PathBuf::from(format!("{}.bak", path.display()));
-            std::fs::copy(path, &bak).map_err(|e| secgraph::Error::Output(format!("cannot write {}: {e}", bak.display())))?;
+            std::fs::copy(path, &bak).map_err(|e| secgraph::Error::output_from(format!("cannot write {}", bak.display()), e))?;
             Some(bak)
         }
         None => None,
@@ -261,7 +261,7 @@ fn write_file(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
     }
     let mut f = o
         .open(&tmp)
-        .map_err(|e| secgraph::Error::Output(format!("cannot write {}: {e}", tmp.display())))?;
+        .map_err(|e| secgraph::Error::output_from(format!("cannot write {}", tmp.display()), e))?;
     f.write_all(bytes)?;
     f.sync_all()?;
     drop(f);
@@ -272,6 +272,6 @@ fn write_file(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
     }
     #[cfg(not(unix))]
     let _ = mode;
-    std::fs::rename(&tmp, path).map_err(|e| secgraph::Error::Output(format!("cannot write {}: {e}", path.display())))?;
+    std::fs::rename(&tmp, path).map_err(|e| secgraph::Error::output_from(format!("cannot write {}", path.display()), e))?;
     Ok(())
 }

@@ -81,8 +81,8 @@ pub(crate) async fn run(env: &Env, cli: &Cli, args: &ExportArgs) -> anyhow::Resu
         print_reports(&reports);
         all.extend(reports);
         if let Some(path) = &args.summary {
-            let text = serde_json::to_vec_pretty(&all).map_err(|e| secgraph::Error::Output(e.to_string()))?;
-            std::fs::write(path, text).map_err(|e| secgraph::Error::Output(format!("cannot write {}: {e}", path.display())))?;
+            let text = serde_json::to_vec_pretty(&all).map_err(|e| secgraph::Error::output_from("", e))?;
+            std::fs::write(path, text).map_err(|e| secgraph::Error::output_from(format!("cannot write {}", path.display()), e))?;
         }
         let Some(every) = follow else { break };
         if stop.load(Ordering::SeqCst) {
@@ -110,7 +110,7 @@ pub(crate) async fn run(env: &Env, cli: &Cli, args: &ExportArgs) -> anyhow::Resu
                 all.len()
             )));
         }
-        anyhow::bail!(secgraph::Error::Output(format!("every export run failed: {}", failed.join("; "))));
+        anyhow::bail!(secgraph::Error::output(format!("every export run failed: {}", failed.join("; "))));
     }
     Ok(())
 }

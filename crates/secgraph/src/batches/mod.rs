@@ -428,7 +428,7 @@ pub fn widen(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
         columns,
         &RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
     )
-    .map_err(|e| Error::Output(format!("cannot widen a batch to the final schema: {e}")))
+    .map_err(|e| Error::output_from("cannot widen a batch to the final schema", e))
 }
 
 #[cfg(test)]

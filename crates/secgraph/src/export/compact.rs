@@ -10,7 +10,7 @@
 
 use super::checkpoint::{self, data_dir};
 use super::{Root, Stream};
-use crate::error::{Error, Result};
+use crate::error::{BoxError, Error, Result};
 use arrow_array::cast::AsArray;
 use arrow_array::types::TimestampMicrosecondType;
 use arrow_array::{Array, BooleanArray, RecordBatch};
@@ -84,15 +84,15 @@ async fn tenants_files(root: &Root, stream: &Stream, sdir: &str) -> Result<BTree
     Ok(by_tenant)
 }
 
-fn parquet_error(root: &Root, rel: &str) -> impl Fn(&dyn std::fmt::Display) -> Error {
+fn parquet_error(root: &Root, rel: &str) -> impl Fn(BoxError) -> Error {
     let at = root.show(rel);
-    move |e| Error::Output(format!("cannot read {at}: {e}"))
+    move |e| Error::output_boxed(format!("cannot read {at}"), e)
 }
 
 async fn file_bytes(root: &Root, rel: &str) -> Result<bytes::Bytes> {
     root.get(rel)
         .await?
-        .ok_or_else(|| Error::Output(format!("{} disappeared while compacting", root.show(rel))))
+        .ok_or_else(|| Error::output(format!("{} disappeared while compacting", root.show(rel))))
 }
 
 /// Every (id, lastUpdateDateTime) in a data file, reading only those two columns.
@@ -107,19 +107,19 @@ pub(crate) async fn read_versions(root: &Root, rel: &str) -> Result<Vec<(String,
 /// Calls `f(id, time)` for every row of a data file (rows without an id skipped; a missing time is the oldest).
 fn for_each_key(
     bytes: bytes::Bytes,
-    bad: &dyn Fn(&dyn std::fmt::Display) -> Error,
+    bad: &dyn Fn(BoxError) -> Error,
     mut f: impl FnMut(&str, DateTime<Utc>),
 ) -> Result<arrow_schema::Schema> {
-    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| bad(&e))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| bad(e.into()))?;
     let schema = builder.schema().as_ref().clone();
     let wanted: Vec<usize> = ["id", "lastUpdateDateTime"]
         .iter()
         .filter_map(|c| builder.parquet_schema().columns().iter().position(|d| d.name() == *c))
         .collect();
     let mask = ProjectionMask::leaves(builder.parquet_schema(), wanted);
-    let reader = builder.with_projection(mask).build().map_err(|e| bad(&e))?;
+    let reader = builder.with_projection(mask).build().map_err(|e| bad(e.into()))?;
     for batch in reader {
-        let batch = batch.map_err(|e| bad(&e))?;
+        let batch = batch.map_err(|e| bad(e.into()))?;
         let Some(ids) = batch.column_by_name("id").and_then(|c| c.as_string_opt::<i32>()) else {
             continue;
         };
@@ -160,7 +160,7 @@ async fn compact_tenant(root: &Root, sdir: &str, tenant: &str, files: &[String])
         keep.entry(fi).or_default().push(row);
     }
     let merged = arrow_schema::Schema::try_merge(schemas).map_err(|_| {
-        Error::Output(format!(
+        Error::output(format!(
             "the files of {} disagree on column types",
             root.show(&format!("{sdir}/tenant={tenant}"))
         ))
@@ -172,45 +172,45 @@ async fn compact_tenant(root: &Root, sdir: &str, tenant: &str, files: &[String])
     let staging = root.staging()?;
     let file = root.write_path(&rel, staging.as_ref().map(|d| d.path()));
     let dest = file.parent().map(PathBuf::from).unwrap_or_default();
-    let io = |what: &str, e: &dyn std::fmt::Display| Error::Output(format!("{what} {}: {e}", dest.display()));
-    std::fs::create_dir_all(&dest).map_err(|e| io("cannot create", &e))?;
+    let io = |what: &str, e: BoxError| Error::output_boxed(format!("{what} {}", dest.display()), e);
+    std::fs::create_dir_all(&dest).map_err(|e| io("cannot create", e.into()))?;
     let mut tmp = tempfile::Builder::new()
         .prefix(".secgraph-")
         .suffix(".partial")
         .tempfile_in(&dest)
-        .map_err(|e| io("cannot write in", &e))?;
+        .map_err(|e| io("cannot write in", e.into()))?;
     let mut written = 0;
     {
-        let mut w = parquet::arrow::ArrowWriter::try_new(tmp.as_file_mut(), merged.clone(), None).map_err(|e| io("compacting into", &e))?;
+        let mut w = parquet::arrow::ArrowWriter::try_new(tmp.as_file_mut(), merged.clone(), None).map_err(|e| io("compacting into", e.into()))?;
         for (fi, f) in files.iter().enumerate() {
             let Some(rows) = keep.get_mut(&(fi as u32)) else { continue };
             rows.sort_unstable();
             let bad = parquet_error(root, f);
             let reader = ParquetRecordBatchReaderBuilder::try_new(file_bytes(root, f).await?)
                 .and_then(|b| b.build())
-                .map_err(|e| bad(&e))?;
+                .map_err(|e| bad(e.into()))?;
             let mut offset = 0u32;
             for batch in reader {
-                let batch: RecordBatch = batch.map_err(|e| bad(&e))?;
+                let batch: RecordBatch = batch.map_err(|e| bad(e.into()))?;
                 let n = batch.num_rows() as u32;
                 let mask: BooleanArray = (0..n).map(|r| Some(rows.binary_search(&(offset + r)).is_ok())).collect();
                 offset += n;
-                let picked = arrow_select::filter::filter_record_batch(&batch, &mask).map_err(|e| bad(&e))?;
+                let picked = arrow_select::filter::filter_record_batch(&batch, &mask).map_err(|e| bad(e.into()))?;
                 if picked.num_rows() > 0 {
                     written += picked.num_rows();
                     w.write(&crate::batches::widen(&picked, &merged)?)
-                        .map_err(|e| io("compacting into", &e))?;
+                        .map_err(|e| io("compacting into", e.into()))?;
                     // Row groups are written at 32 MiB, so the output's size never shows in memory.
                     if w.in_progress_size() > ROW_GROUP_BYTES {
-                        w.flush().map_err(|e| io("compacting into", &e))?;
+                        w.flush().map_err(|e| io("compacting into", e.into()))?;
                     }
                 }
             }
         }
-        w.close().map_err(|e| io("compacting into", &e))?;
+        w.close().map_err(|e| io("compacting into", e.into()))?;
     }
     tmp.persist(&file)
-        .map_err(|e| Error::Output(format!("cannot replace {}: {}", file.display(), e.error)))?;
+        .map_err(|e| Error::output(format!("cannot replace {}: {}", file.display(), e.error)))?;
     root.upload(&file, &rel).await?;
     Ok(written)
 }

@@ -101,7 +101,7 @@ impl Lease {
         match root {
             Root::Local(base) => {
                 let path = rel.split('/').fold(base.clone(), |p, part| p.join(part));
-                let io = |what: &str, e: std::io::Error| Error::Output(format!("cannot {what} the lock {}: {e}", path.display()));
+                let io = |what: &str, e: std::io::Error| Error::output_from(format!("cannot {what} the lock {}", path.display()), e);
                 if let Some(dir) = path.parent() {
                     std::fs::create_dir_all(dir).map_err(|e| io("create the folder of", e))?;
                 }
@@ -136,7 +136,7 @@ impl Lease {
                 let path = Root::object_path(prefix, &rel);
                 let token = uuid::Uuid::new_v4().simple().to_string();
                 let me = holder();
-                let os = |e: object_store::Error| Error::Output(format!("cannot take the lock {shown}: {e}"));
+                let os = |e: object_store::Error| Error::output_from(format!("cannot take the lock {shown}"), e);
                 let create = PutOptions::from(PutMode::Create);
                 let version = match store.put_opts(&path, LeaseBody::new(&token, &me).bytes().into(), create).await {
                     Ok(r) => UpdateVersion {
@@ -194,7 +194,7 @@ impl Lease {
     /// Fails when the lease was lost (an object-store lease that could not be renewed): the holder must not commit.
     pub fn check(&self) -> Result<()> {
         match &self.held {
-            Held::Object { lost, .. } if lost.load(Ordering::SeqCst) => Err(Error::Output(format!(
+            Held::Object { lost, .. } if lost.load(Ordering::SeqCst) => Err(Error::output(format!(
                 "the lock {} could not be renewed (the store did not answer, or another writer took it over after {} s); this run commits nothing",
                 self.shown,
                 LEASE_TTL.as_secs()

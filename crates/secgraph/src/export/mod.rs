@@ -577,7 +577,7 @@ impl<'a> Run<'a> {
             let pending = format!("{rel}.pending");
             let path = self.root.write_path(&pending, self.staging.as_ref().map(|d| d.path()));
             if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir).map_err(|e| Error::Output(format!("cannot create {}: {e}", dir.display())))?;
+                std::fs::create_dir_all(dir).map_err(|e| Error::output_from(format!("cannot create {}", dir.display()), e))?;
             }
             self.staged.push((path.clone(), pending));
             let mut sink = ArrowFileSink::new(
@@ -592,7 +592,7 @@ impl<'a> Run<'a> {
         }
         self.writers
             .get_mut(date)
-            .ok_or_else(|| Error::Output(format!("no writer for date {date}")))
+            .ok_or_else(|| Error::output(format!("no writer for date {date}")))
     }
 
     /// Finishes every data file as `….parquet.pending` (uploaded, for an object store).
@@ -617,7 +617,7 @@ impl<'a> Run<'a> {
         let rel = format!("_rejected/stream={}/tenant={}/{}.jsonl", self.stream.name(), self.tenant, self.id);
         let mut text = Vec::new();
         for line in &self.quarantine {
-            serde_json::to_writer(&mut text, line).map_err(|e| Error::Output(format!("quarantine: {e}")))?;
+            serde_json::to_writer(&mut text, line).map_err(|e| Error::output_from("quarantine", e))?;
             text.push(b'\n');
         }
         Ok(Some((rel, text)))

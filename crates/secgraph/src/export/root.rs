@@ -215,7 +215,7 @@ impl Root {
             Root::Local(_) => Ok(None),
             Root::Object { .. } => tempfile::tempdir()
                 .map(Some)
-                .map_err(|e| Error::Output(format!("cannot create a local staging folder: {e}"))),
+                .map_err(|e| Error::output_from("cannot create a local staging folder", e)),
         }
     }
 
@@ -233,7 +233,7 @@ impl Root {
     fn os_err(&self, what: &str, rel: &str) -> impl Fn(object_store::Error) -> Error + use<> {
         let at = self.show(rel);
         let what = what.to_string();
-        move |e| Error::Output(format!("{what} {at}: {e}"))
+        move |e| Error::output_from(format!("{what} {at}"), e)
     }
 
     /// Creates the root if it is a local folder; checks an object store answers (one LIST), so a missing container,
@@ -241,7 +241,7 @@ impl Root {
     pub async fn prepare(&self) -> Result<()> {
         match self {
             Root::Local(p) => {
-                std::fs::create_dir_all(p).map_err(|e| Error::Output(format!("cannot create {}: {e}", p.display())))?;
+                std::fs::create_dir_all(p).map_err(|e| Error::output_from(format!("cannot create {}", p.display()), e))?;
             }
             Root::Object { store, prefix, url } => {
                 if let Some(Err(e)) = store.list(Some(prefix)).next().await {
@@ -250,7 +250,7 @@ impl Root {
                     } else {
                         ""
                     };
-                    return Err(Error::Output(format!("the export root {url} is not usable{hint}: {e}")));
+                    return Err(Error::output_from(format!("the export root {url} is not usable{hint}"), e));
                 }
             }
         }
@@ -265,7 +265,7 @@ impl Root {
                 match std::fs::read(&p) {
                     Ok(b) => Ok(Some(b.into())),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                    Err(e) => Err(Error::Output(format!("cannot read {}: {e}", p.display()))),
+                    Err(e) => Err(Error::output_from(format!("cannot read {}", p.display()), e)),
                 }
             }
             Root::Object { store, prefix, .. } => match store.get(&Self::object_path(prefix, rel)).await {
@@ -282,7 +282,7 @@ impl Root {
             Root::Local(base) => {
                 let path = Self::local_path(base, rel);
                 let dir = path.parent().unwrap_or(base);
-                let io = |what: &str, e: std::io::Error| Error::Output(format!("{what} {}: {e}", path.display()));
+                let io = |what: &str, e: std::io::Error| Error::output_from(format!("{what} {}", path.display()), e);
                 std::fs::create_dir_all(dir).map_err(|e| io("cannot create the folder of", e))?;
                 // Named after the file it replaces, so a recovery can remove its own leftovers and no one else's.
                 let name = rel.rsplit('/').next().unwrap_or(rel);
@@ -322,7 +322,7 @@ impl Root {
         let Root::Object { store, prefix, .. } = self else { return Ok(()) };
         let mut file = tokio::fs::File::open(local)
             .await
-            .map_err(|e| Error::Output(format!("cannot read {}: {e}", local.display())))?;
+            .map_err(|e| Error::output_from(format!("cannot read {}", local.display()), e))?;
         let mut w = object_store::buffered::BufWriter::new(store.clone(), Self::object_path(prefix, rel));
         let copied = tokio::io::copy(&mut file, &mut w).await;
         let shut = tokio::io::AsyncWriteExt::shutdown(&mut w).await;
@@ -330,7 +330,7 @@ impl Root {
             Ok(()) => Ok(()),
             Err(e) => {
                 let _ = w.abort().await;
-                Err(Error::Output(format!(
+                Err(Error::output(format!(
                     "cannot upload {} to {}: {e}",
                     local.display(),
                     self.show(rel)
@@ -344,7 +344,7 @@ impl Root {
         match self {
             Root::Local(base) => {
                 let (a, b) = (Self::local_path(base, from), Self::local_path(base, to));
-                std::fs::rename(&a, &b).map_err(|e| Error::Output(format!("cannot rename {}: {e}", a.display())))
+                std::fs::rename(&a, &b).map_err(|e| Error::output_from(format!("cannot rename {}", a.display()), e))
             }
             Root::Object { store, prefix, .. } => store
                 .rename(&Self::object_path(prefix, from), &Self::object_path(prefix, to))
@@ -373,7 +373,7 @@ impl Root {
                 match std::fs::remove_file(&p) {
                     Ok(()) => Ok(()),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                    Err(e) => Err(Error::Output(format!("cannot remove {}: {e}", p.display()))),
+                    Err(e) => Err(Error::output_from(format!("cannot remove {}", p.display()), e)),
                 }
             }
             Root::Object { store, prefix, .. } => match store.delete(&Self::object_path(prefix, rel)).await {
@@ -390,7 +390,7 @@ impl Root {
             Root::Local(base) => {
                 // Every folder that exists must be read whole: a folder skipped for a permission or I/O error would
                 // make recovery or compaction silently incomplete.
-                let unreadable = |p: &Path, e: std::io::Error| Error::Output(format!("cannot list {}: {e}", p.display()));
+                let unreadable = |p: &Path, e: std::io::Error| Error::output_from(format!("cannot list {}", p.display()), e);
                 let mut todo = vec![(Self::local_path(base, dir), dir.trim_end_matches('/').to_string())];
                 while let Some((path, rel)) = todo.pop() {
                     let entries = match std::fs::read_dir(&path) {

@@ -92,8 +92,8 @@ enum Writer {
 const ROW_GROUP_ROWS: usize = 16 * 1024;
 const ROW_GROUP_BYTES: usize = 32 * 1024 * 1024;
 
-fn out_err(what: &str) -> impl Fn(&dyn std::fmt::Display) -> Error + '_ {
-    move |e| Error::Output(format!("{what}: {e}"))
+fn out_err(what: &str) -> impl Fn(crate::error::BoxError) -> Error + '_ {
+    move |e| Error::output_boxed(what, e)
 }
 
 impl Writer {
@@ -106,12 +106,12 @@ impl Writer {
                     .build();
                 Writer::Parquet(
                     parquet::arrow::ArrowWriter::try_new(file, schema.clone(), Some(props))
-                        .map_err(|e| out_err("cannot start the Parquet file")(&e))?,
+                        .map_err(|e| out_err("cannot start the Parquet file")(e.into()))?,
                 )
             }
             FileFormat::ArrowStream => Writer::Stream(
                 arrow_ipc::writer::StreamWriter::try_new(BufWriter::new(file), schema)
-                    .map_err(|e| out_err("cannot start the Arrow stream")(&e))?,
+                    .map_err(|e| out_err("cannot start the Arrow stream")(e.into()))?,
             ),
         })
     }
@@ -119,12 +119,12 @@ impl Writer {
     fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         match self {
             Writer::Parquet(w) => {
-                w.write(batch).map_err(|e| out_err("writing Parquet")(&e))?;
+                w.write(batch).map_err(|e| out_err("writing Parquet")(e.into()))?;
                 if w.in_progress_size() > ROW_GROUP_BYTES {
-                    w.flush().map_err(|e| out_err("writing Parquet")(&e))?;
+                    w.flush().map_err(|e| out_err("writing Parquet")(e.into()))?;
                 }
             }
-            Writer::Stream(w) => w.write(batch).map_err(|e| out_err("writing the Arrow stream")(&e))?,
+            Writer::Stream(w) => w.write(batch).map_err(|e| out_err("writing the Arrow stream")(e.into()))?,
         }
         Ok(())
     }
@@ -139,20 +139,20 @@ impl Writer {
 
     fn flush(&mut self) -> Result<()> {
         match self {
-            Writer::Parquet(w) => w.flush().map_err(|e| out_err("writing Parquet")(&e)),
-            Writer::Stream(w) => w.flush().map_err(|e| out_err("writing the Arrow stream")(&e)),
+            Writer::Parquet(w) => w.flush().map_err(|e| out_err("writing Parquet")(e.into())),
+            Writer::Stream(w) => w.flush().map_err(|e| out_err("writing the Arrow stream")(e.into())),
         }
     }
 
     fn close(self) -> Result<()> {
         match self {
-            Writer::Parquet(w) => w.close().map(|_| ()).map_err(|e| out_err("closing the Parquet file")(&e)),
+            Writer::Parquet(w) => w.close().map(|_| ()).map_err(|e| out_err("closing the Parquet file")(e.into())),
             Writer::Stream(mut w) => {
-                w.finish().map_err(|e| out_err("closing the Arrow stream")(&e))?;
+                w.finish().map_err(|e| out_err("closing the Arrow stream")(e.into()))?;
                 w.into_inner()
-                    .map_err(|e| out_err("closing the Arrow stream")(&e))?
+                    .map_err(|e| out_err("closing the Arrow stream")(e.into()))?
                     .flush()
-                    .map_err(|e| out_err("closing the Arrow stream")(&e))
+                    .map_err(|e| out_err("closing the Arrow stream")(e.into()))
             }
         }
     }
@@ -191,8 +191,8 @@ impl Parts {
             .prefix(".secgraph-")
             .suffix(".partial")
             .tempfile_in(&self.folder)
-            .map_err(|e| Error::Output(format!("cannot create a file in {}: {e}", self.folder.display())))?;
-        let handle = file.reopen().map_err(|e| out_err("cannot open the temporary file")(&e))?;
+            .map_err(|e| Error::output_from(format!("cannot create a file in {}", self.folder.display()), e))?;
+        let handle = file.reopen().map_err(|e| out_err("cannot open the temporary file")(e.into()))?;
         let writer = Writer::open(self.format, handle, &schema)?;
         Ok(Part {
             file,
@@ -237,21 +237,21 @@ impl Parts {
 
     /// Reads a closed part back, batch by batch.
     fn read_part(&self, part: &Part, each: &mut dyn FnMut(RecordBatch) -> Result<()>) -> Result<()> {
-        let file = part.file.reopen().map_err(|e| out_err("cannot reopen a part")(&e))?;
+        let file = part.file.reopen().map_err(|e| out_err("cannot reopen a part")(e.into()))?;
         let read_err = out_err("reading a part back");
         match self.format {
             FileFormat::Parquet => {
                 let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
                     .and_then(|b| b.build())
-                    .map_err(|e| read_err(&e))?;
+                    .map_err(|e| read_err(e.into()))?;
                 for b in reader {
-                    each(b.map_err(|e| read_err(&e))?)?;
+                    each(b.map_err(|e| read_err(e.into()))?)?;
                 }
             }
             FileFormat::ArrowStream => {
-                let reader = arrow_ipc::reader::StreamReader::try_new(std::io::BufReader::new(file), None).map_err(|e| read_err(&e))?;
+                let reader = arrow_ipc::reader::StreamReader::try_new(std::io::BufReader::new(file), None).map_err(|e| read_err(e.into()))?;
                 for b in reader {
-                    each(b.map_err(|e| read_err(&e))?)?;
+                    each(b.map_err(|e| read_err(e.into()))?)?;
                 }
             }
         }
@@ -287,7 +287,7 @@ impl ArrowFileSink {
             Destination::Path(p) => {
                 let parent = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
                 if !parent.is_dir() {
-                    return Err(Error::Output(format!(
+                    return Err(Error::output(format!(
                         "cannot write {}: no folder {}",
                         p.display(),
                         parent.display()
@@ -376,11 +376,11 @@ impl RowSink for ArrowFileSink {
             Destination::Path(p) => whole
                 .persist(&p)
                 .map(|_| ())
-                .map_err(|e| Error::Output(format!("cannot move the finished file to {}: {}", p.display(), e.error))),
+                .map_err(|e| Error::output(format!("cannot move the finished file to {}: {}", p.display(), e.error))),
             Destination::Writer(mut w) => {
-                let mut f = whole.reopen().map_err(|e| out_err("cannot reopen the result")(&e))?;
-                std::io::copy(&mut f, &mut w).map_err(|e| out_err("writing the result")(&e))?;
-                w.flush().map_err(|e| out_err("writing the result")(&e))
+                let mut f = whole.reopen().map_err(|e| out_err("cannot reopen the result")(e.into()))?;
+                std::io::copy(&mut f, &mut w).map_err(|e| out_err("writing the result")(e.into()))?;
+                w.flush().map_err(|e| out_err("writing the result")(e.into()))
             }
         }
     }

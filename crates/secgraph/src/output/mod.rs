@@ -140,13 +140,13 @@ impl Table {
     /// Writes the columns `cols` (indexes) as CSV with a header row.
     pub fn write_csv<W: Write>(&self, w: W, cols: &[usize]) -> Result<()> {
         let mut wr = csv::Writer::from_writer(w);
-        let io = |e: csv::Error| Error::Output(e.to_string());
+        let io = |e: csv::Error| Error::output_from("", e);
         wr.write_record(cols.iter().filter_map(|c| self.columns.get(*c))).map_err(io)?;
         let mut record = Vec::new();
         for batch in &self.batches {
             write_batch_records(&mut wr, batch, cols, &mut record)?;
         }
-        wr.flush().map_err(|e| Error::Output(e.to_string()))
+        wr.flush().map_err(|e| Error::output_from("", e))
     }
 }
 
@@ -161,7 +161,7 @@ fn write_batch_records<W: Write>(wr: &mut csv::Writer<W>, batch: &RecordBatch, c
                 t.write(row, slot);
             }
         }
-        wr.write_record(record.iter()).map_err(|e| Error::Output(e.to_string()))?;
+        wr.write_record(record.iter()).map_err(|e| Error::output_from("", e))?;
     }
     Ok(())
 }
@@ -225,12 +225,12 @@ impl<W: Write + Send> RowSink for JsonLinesSink<W> {
             // The row's text as received: one line, because JSON text from serde_json's reader never holds a raw
             // newline outside strings once compacted — and Graph sends compact items. Pretty items are compacted.
             write_compact(&mut self.out, &r)?;
-            self.out.write_all(b"\n").map_err(|e| Error::Output(e.to_string()))?;
+            self.out.write_all(b"\n").map_err(|e| Error::output_from("", e))?;
         }
         Ok(std::ops::ControlFlow::Continue(()))
     }
     fn finish(&mut self) -> Result<()> {
-        self.out.flush().map_err(|e| Error::Output(e.to_string()))
+        self.out.flush().map_err(|e| Error::output_from("", e))
     }
 }
 
@@ -265,12 +265,12 @@ impl<W: Write> JsonArraySink<W> {
 
 impl<W: Write + Send> RowSink for JsonArraySink<W> {
     fn page(&mut self, rows: Vec<Row>) -> Result<std::ops::ControlFlow<()>> {
-        let io = |e: std::io::Error| Error::Output(e.to_string());
+        let io = |e: std::io::Error| Error::output_from("", e);
         for r in rows {
             self.out.write_all(if self.first { b"[\n" } else { b",\n" }).map_err(io)?;
             self.first = false;
             if self.pretty {
-                let text = serde_json::to_string_pretty(&r.to_value()).map_err(|e| Error::Output(e.to_string()))?;
+                let text = serde_json::to_string_pretty(&r.to_value()).map_err(|e| Error::output_from("", e))?;
                 for (i, line) in text.lines().enumerate() {
                     if i > 0 {
                         self.out.write_all(b"\n").map_err(io)?;
@@ -285,7 +285,7 @@ impl<W: Write + Send> RowSink for JsonArraySink<W> {
         Ok(std::ops::ControlFlow::Continue(()))
     }
     fn finish(&mut self) -> Result<()> {
-        let io = |e: std::io::Error| Error::Output(e.to_string());
+        let io = |e: std::io::Error| Error::output_from("", e);
         self.out.write_all(if self.first { b"[]\n" } else { b"\n]\n" }).map_err(io)?;
         self.first = false;
         self.out.flush().map_err(io)
@@ -297,9 +297,9 @@ impl<W: Write + Send> RowSink for JsonArraySink<W> {
 fn write_compact(out: &mut dyn Write, r: &Row) -> Result<()> {
     let text = r.json();
     if memchr::memchr2(b'\n', b'\r', text.as_bytes()).is_some() {
-        serde_json::to_writer(&mut *out, &r.to_value()).map_err(|e| Error::Output(e.to_string()))
+        serde_json::to_writer(&mut *out, &r.to_value()).map_err(|e| Error::output_from("", e))
     } else {
-        out.write_all(text.as_bytes()).map_err(|e| Error::Output(e.to_string()))
+        out.write_all(text.as_bytes()).map_err(|e| Error::output_from("", e))
     }
 }
 
@@ -363,7 +363,7 @@ impl<W: Write + Send> RowSink for CsvSink<W> {
     }
 
     fn finish(&mut self) -> Result<()> {
-        let io = |e: std::io::Error| Error::Output(e.to_string());
+        let io = |e: std::io::Error| Error::output_from("", e);
         let Some(out) = self.out.take() else { return Ok(()) };
         let schema = self.builder.schema();
         let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
@@ -386,7 +386,7 @@ impl<W: Write + Send> RowSink for CsvSink<W> {
         };
         let mut wr = csv::WriterBuilder::new().delimiter(self.delimiter).from_writer(out);
         wr.write_record(order.iter().map(|i| names[*i]))
-            .map_err(|e| Error::Output(e.to_string()))?;
+            .map_err(|e| Error::output_from("", e))?;
         let mut record = Vec::new();
         self.spill
             .read_all(&mut |batch| write_batch_records(&mut wr, &widen(&batch, &schema)?, &order, &mut record))?;
