@@ -24,7 +24,30 @@ mod exit {
     pub const CANCELLED: u8 = 130;
 }
 
+/// Whether an error (or a panic's message) is a write to a stdout whose reader has gone (`secgraph … | head`).
+fn is_broken_pipe(text: &str) -> bool {
+    text.contains("Broken pipe") || text.contains("os error 32")
+}
+
+/// A closed stdout ends the program quietly with exit 0, whatever was printing: the reader has what it wanted.
+fn quiet_on_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.contains("failed printing to stdout") && is_broken_pipe(message) {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
+}
+
 fn main() -> ExitCode {
+    quiet_on_broken_pipe();
     let cli = match cli::parse() {
         Ok(c) => c,
         Err(e) => {
@@ -53,6 +76,15 @@ fn main() -> ExitCode {
     });
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e)
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+                    || is_broken_pipe(&c.to_string())
+            }) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             let code = exit_code(&e);
             // Whatever a cause says, it is printed on one line without control characters.

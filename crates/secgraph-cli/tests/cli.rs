@@ -883,3 +883,49 @@ fn azure_cli_sign_in_uses_the_cli_account_and_never_prints_its_token() {
     );
     drop(emu);
 }
+
+/// A misspelled parameter is an error naming the intended one (never an unfiltered result); a parameter unlike any
+/// declared one keeps msticpy's convention (a warning, ignored).
+#[test]
+fn a_misspelled_parameter_is_an_error_naming_the_intended_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_emu, cfg) = emulator(dir.path(), &["--alerts", "20"]);
+    let out = secgraph(&cfg, &["query", "Alerts.list", "-p", "sevrity=high", "-o", "jsonl"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("Did you mean 'severity'"), "{}", text(&out.stderr));
+    assert!(out.stdout.is_empty(), "rows were printed");
+    let out = secgraph(&cfg, &["query", "Alerts.list", "-p", "bogus=x", "-o", "jsonl"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
+
+/// A reader that stops early (`| head -1`) ends every command quietly with exit 0: no panic, no error.
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_emu, cfg) = emulator(dir.path(), &["--alerts", "300"]);
+    for args in [
+        &["connect"][..],
+        &["queries"][..],
+        &["queries", "show", "Alerts.list"][..],
+        &["query", "Alerts.list", "--start", "-30d", "-o", "jsonl"][..],
+        &["query", "Alerts.list", "--start", "-30d"][..],
+    ] {
+        let mut child = Command::new(BIN)
+            .arg("--config")
+            .arg(&cfg)
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Read one byte, then close the pipe, as `head -c1` would.
+        let mut stdout = child.stdout.take().unwrap();
+        let mut one = [0u8; 1];
+        let _ = std::io::Read::read(&mut stdout, &mut one);
+        drop(stdout);
+        let out = child.wait_with_output().unwrap();
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked") && !stderr.contains("error"), "{args:?}: {stderr}");
+    }
+}

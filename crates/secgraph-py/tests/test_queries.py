@@ -236,3 +236,8 @@ def test_instances_tag_rows_and_report_failures(qp):
     assert set(partial["Instance"]) == {"Default"} and "NoRoles" in partial.attrs["failed_instances"]
     with pytest.raises(secgraph.SecGraphError, match="every instance failed"):
         qp.Alerts.list(start="-30d", instances=["NoRoles"])
+
+
+def test_a_misspelled_parameter_is_an_error_naming_the_intended_one(qp):
+    with pytest.raises(ValueError, match="did you mean 'severity'"):
+        qp.Alerts.list(start="-1d", sevrity="high")

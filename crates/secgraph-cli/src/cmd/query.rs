@@ -25,6 +25,8 @@ pub(crate) async fn run(env: &Env, cli: &Cli) -> anyhow::Result<()> {
     warn_future_start(&values);
     let render = |t: &secgraph::query::QueryTemplate| {
         if !*strict {
+            // A near-miss of a declared name fails here; other undeclared names are ignored, as msticpy does.
+            let q = t.render(&values, chrono::Utc::now())?;
             for (unknown, suggestion) in t.unknown_parameters(&values) {
                 let hint = suggestion.map(|s| format!(" (did you mean '{s}'?)")).unwrap_or_default();
                 eprintln!(
@@ -32,8 +34,7 @@ pub(crate) async fn run(env: &Env, cli: &Cli) -> anyhow::Result<()> {
                     t.full_name()
                 );
             }
-            let known: Vec<(String, String)> = values.iter().filter(|(k, _)| t.parameter(k).is_some()).cloned().collect();
-            t.render(&known, chrono::Utc::now())
+            Ok(q)
         } else {
             t.render_strict(&values, chrono::Utc::now())
         }

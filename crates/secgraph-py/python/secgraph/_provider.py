@@ -81,6 +81,31 @@ def _default_prompt(kind: str, text: str) -> None:
         print(text, flush=True)
 
 
+def _edits(a: str, b: str) -> int:
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a):
+        cur = [i + 1]
+        for j, cb in enumerate(b):
+            cur.append(min(prev[j] + (ca != cb), prev[j + 1] + 1, cur[j] + 1))
+        prev = cur
+    return prev[len(b)]
+
+
+def _typo_of(name: str, declared: list) -> str | None:
+    """The declared name ``name`` surely mistypes (the library's rule: one edit in a name of four to seven letters,
+    two in a longer one), or None."""
+    a = name.lower()
+    best = None
+    for d in declared:
+        b = d.lower()
+        if a == b or len(a) < 4 or len(b) < 4:
+            continue
+        n = _edits(a, b)
+        if n <= (2 if len(b) >= 8 else 1) and (best is None or n < best[0]):
+            best = (n, d)
+    return best[1] if best else None
+
+
 def _check_output(output: Any) -> str:
     """``output=`` checked before any request is sent."""
     if output not in _OUTPUTS:
@@ -134,6 +159,12 @@ class QueryFunction:
             known.add(p["name"])
             known.update(p["aliases"])
         unknown = sorted(k for k in kwargs if k not in known)
+        declared = [p["name"] for p in self._spec["parameters"]]
+        for k in unknown:
+            typo = _typo_of(k, declared)
+            if typo is not None:
+                # A near-miss of a declared name is a mistake, never an unfiltered result.
+                raise ValueError(f"{self.full_name} has no parameter {k!r}; did you mean {typo!r}?")
         if unknown:
             names = ", ".join(p["name"] for p in self._spec["parameters"]) or "none"
             message = f"{self.full_name} has no parameter {', '.join(unknown)} (its parameters: {names})"

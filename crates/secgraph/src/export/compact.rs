@@ -181,7 +181,8 @@ async fn compact_tenant(root: &Root, sdir: &str, tenant: &str, files: &[String])
         .map_err(|e| io("cannot write in", e.into()))?;
     let mut written = 0;
     {
-        let mut w = parquet::arrow::ArrowWriter::try_new(tmp.as_file_mut(), merged.clone(), None).map_err(|e| io("compacting into", e.into()))?;
+        let mut w =
+            parquet::arrow::ArrowWriter::try_new(tmp.as_file_mut(), merged.clone(), None).map_err(|e| io("compacting into", e.into()))?;
         for (fi, f) in files.iter().enumerate() {
             let Some(rows) = keep.get_mut(&(fi as u32)) else { continue };
             rows.sort_unstable();

@@ -249,7 +249,8 @@ impl Parts {
                 }
             }
             FileFormat::ArrowStream => {
-                let reader = arrow_ipc::reader::StreamReader::try_new(std::io::BufReader::new(file), None).map_err(|e| read_err(e.into()))?;
+                let reader =
+                    arrow_ipc::reader::StreamReader::try_new(std::io::BufReader::new(file), None).map_err(|e| read_err(e.into()))?;
                 for b in reader {
                     each(b.map_err(|e| read_err(e.into()))?)?;
                 }

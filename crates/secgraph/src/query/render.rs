@@ -3,7 +3,7 @@
 //! Timespan, `max_rows` and the evidence match.
 
 use super::model::{Language, ParamType, Parameter, QueryTemplate, RenderedQuery};
-use super::suggest::closest;
+use super::suggest::{closest, typo_of};
 use super::time_expr::{odata_time, parse_time};
 use crate::error::{Error, Result};
 use chrono::{DateTime, Utc};
@@ -352,8 +352,9 @@ impl QueryTemplate {
     }
 
     /// Renders the query with `values` (parameter name or alias → value as text); defaults fill the rest. Names the
-    /// query does not declare are ignored with a warning, as msticpy ignores them (its pivot functions pass many);
-    /// [`QueryTemplate::render_strict`] refuses them.
+    /// query does not declare are ignored with a warning, as msticpy ignores them (its pivot functions pass many) —
+    /// except a near-miss of a declared name (`sevrity`), which is an error naming it; [`QueryTemplate::render_strict`]
+    /// refuses every undeclared name.
     pub fn render(&self, values: &[(String, String)], now: DateTime<Utc>) -> Result<RenderedQuery> {
         self.render_with(values, now, false)
     }
@@ -369,7 +370,9 @@ impl QueryTemplate {
             let Some(p) = self.parameter(k) else {
                 let names: Vec<&str> = self.parameters.iter().map(|p| p.name.as_str()).collect();
                 let suggestion = closest(k, &names);
-                if !strict {
+                // A near-miss of a declared name is a mistake, never an unfiltered result.
+                let typo = typo_of(k, &names);
+                if !strict && typo.is_none() {
                     tracing::warn!(query = %self.full_name(), parameter = %crate::error::clean(k, 100), suggestion = ?suggestion, "parameter not declared by the query: ignored");
                     continue;
                 }
