@@ -30,6 +30,11 @@ pub(crate) struct Cli {
     /// Run against an in-process emulator with demo data (no tenant, no settings file needed).
     #[arg(long, global = true, conflicts_with = "config")]
     pub(crate) emulator: bool,
+    /// Never wait for a person: a sign-in that needs one fails at once (exit 4). Also SECGRAPH_NO_PROMPT=1; the
+    /// default when stdin is not a terminal, unless --auth-type asks for a user sign-in or SECGRAPH_PROMPT=always
+    /// says someone watches the output (a device code in a CI log, say).
+    #[arg(long, global = true)]
+    pub(crate) no_prompt: bool,
     /// More log output on stderr (-v info, -vv debug, -vvv trace). Secrets are never logged.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub(crate) verbose: u8,

@@ -63,7 +63,7 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::OTHER);
         }
     };
-    // An export handles its own signals: the first finishes the tenant in hand, a second stops at once.
+    // An export handles its own signals: it abandons the run in hand at once (the next run rolls it back).
     let own_signals = matches!(cli.command, Command::Export(_));
     let outcome = rt.block_on(async {
         if own_signals {

@@ -2,12 +2,22 @@
 
 use secgraph::auth::SignInPrompt;
 
+/// Signs in a user on this terminal — when one is there to be asked.
 #[derive(Debug)]
-pub struct TerminalPrompt;
+pub struct TerminalPrompt {
+    /// Whether a person can be asked: stdin is a terminal (or the command line asked for a user sign-in with
+    /// `--auth-type`), and neither `--no-prompt` nor `SECGRAPH_NO_PROMPT` says otherwise. A cron job, a container or
+    /// `< /dev/null` cannot answer: a sign-in that needs a person then fails at once (exit 4) instead of waiting.
+    pub interactive: bool,
+}
 
 impl SignInPrompt for TerminalPrompt {
     fn device_code(&self, message: &str) {
         eprintln!("{message}");
+    }
+
+    fn can_interact(&self) -> bool {
+        self.interactive
     }
 
     fn can_open_browser(&self) -> bool {

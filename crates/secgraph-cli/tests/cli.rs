@@ -376,6 +376,8 @@ fn no_secret_in_the_output_of(runs: &[&[&str]]) {
             .env("MSTICPYCONFIG", &settings)
             .env("SECGRAPH_TEST_GRAPH_SECRET", DEMO_SECRET)
             .env("XDG_CACHE_HOME", &cache_home)
+            // No terminal here: the emulator's --auto-approve is the person who signs in.
+            .env("SECGRAPH_PROMPT", "always")
             .env_remove("SECGRAPH_CLIENT_SECRET")
             .output()
             .unwrap();
@@ -494,6 +496,7 @@ fn emulator_directory_file_seeds_tenants_apps_users_and_vaults() {
         .args(["connect"])
         .env("MSTICPYCONFIG", &settings)
         .env("XDG_CACHE_HOME", dir.path().join("cache"))
+        .env("SECGRAPH_PROMPT", "always")
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));

@@ -89,12 +89,22 @@ pub async fn connect_instances(
     instances: &[String],
     options: &crate::ConnectOptions,
 ) -> Vec<(String, Result<QueryProvider>)> {
-    let connects = instances.iter().map(|name| {
-        let mut o = options.clone();
-        o.instance = (!name.is_empty() && !name.eq_ignore_ascii_case("default")).then(|| name.clone());
-        async move { (name.clone(), QueryProvider::connect(settings, &o).await) }
-    });
+    let connects = instances
+        .iter()
+        .map(|name| async move { (name.clone(), connect_instance(settings, name, options).await) });
     futures_util::future::join_all(connects).await
+}
+
+/// Connects to one named instance (`Default` or an empty name: the unnamed `MicrosoftGraph` instance) with `options`
+/// but its own instance.
+pub async fn connect_instance(
+    settings: Option<&crate::config::Settings>,
+    name: &str,
+    options: &crate::ConnectOptions,
+) -> Result<QueryProvider> {
+    let mut o = options.clone();
+    o.instance = (!name.is_empty() && !name.eq_ignore_ascii_case("default")).then(|| name.to_string());
+    QueryProvider::connect(settings, &o).await
 }
 
 /// Runs `query` against every provider concurrently (connections made by the caller; a failed connection is passed

@@ -6,7 +6,6 @@ use crate::cli::{Cli, ExportArgs};
 use crate::output::Partial;
 use secgraph::export::{ExportOptions, MissingCheckpoint, Root, Stream, StreamReport, compact};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 pub(crate) async fn run(env: &Env, cli: &Cli, args: &ExportArgs) -> anyhow::Result<()> {
     let options = args
@@ -73,29 +72,43 @@ pub(crate) async fn run(env: &Env, cli: &Cli, args: &ExportArgs) -> anyhow::Resu
     let instances = super::query::fan_out_instances(env, cli, cli.all_instances)?
         .unwrap_or_else(|| vec![cli.instance.clone().unwrap_or_else(|| "Default".into())]);
 
-    let stop = Arc::new(AtomicBool::new(false));
-    watch_signals(stop.clone());
+    let stop = stop_signal();
     let mut all: Vec<StreamReport> = Vec::new();
+    let mut rounds = 0usize;
     loop {
-        let reports = secgraph::export::export_instances(env.settings.as_ref(), &instances, &streams, &opts, &env.options).await;
-        print_reports(&reports);
+        let run = secgraph::export::export_instances(env.settings.as_ref(), &instances, &streams, &opts, &env.options);
+        // A signal abandons the run in hand at once (its lock is released with the process; what it had not
+        // committed is rolled back by the next run), so nothing needs a second signal.
+        let reports = tokio::select! {
+            r = run => r,
+            _ = stop.notified() => {
+                eprintln!("stopped: the run in hand is abandoned; the next run rolls back what it had not committed");
+                // A --follow daemon told to stop has done its job (exit 0); a one-off run was cancelled (130).
+                if follow.is_some() {
+                    break;
+                }
+                anyhow::bail!(crate::Cancelled);
+            }
+        };
+        rounds += 1;
+        if follow.is_some() {
+            print_round(rounds, &reports);
+        } else {
+            print_reports(&reports);
+        }
         all.extend(reports);
         if let Some(path) = &args.summary {
             let text = serde_json::to_vec_pretty(&all).map_err(|e| secgraph::Error::output_from("", e))?;
             std::fs::write(path, text).map_err(|e| secgraph::Error::output_from(format!("cannot write {}", path.display()), e))?;
         }
         let Some(every) = follow else { break };
-        if stop.load(Ordering::SeqCst) {
-            break;
-        }
         let wait = every.to_std().unwrap_or_default();
-        let stopped = stop.clone();
-        let deadline = tokio::time::Instant::now() + wait;
-        while tokio::time::Instant::now() < deadline && !stopped.load(Ordering::SeqCst) {
-            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        }
-        if stop.load(Ordering::SeqCst) {
-            break;
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.notified() => {
+                eprintln!("stopped between rounds");
+                break;
+            }
         }
     }
     let failed: Vec<String> = all
@@ -115,32 +128,38 @@ pub(crate) async fn run(env: &Env, cli: &Cli, args: &ExportArgs) -> anyhow::Resu
     Ok(())
 }
 
-/// The first Ctrl-C or SIGTERM asks the export to stop after the tenant in hand; a second one stops at once (the
-/// dataset stays consistent either way: an interrupted run is rolled back by the next).
-fn watch_signals(stop: Arc<AtomicBool>) {
+/// Ctrl-C or SIGTERM, as a notification the run selects on.
+fn stop_signal() -> Arc<tokio::sync::Notify> {
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let notify = stop.clone();
     tokio::spawn(async move {
         #[cfg(unix)]
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        for n in 0.. {
-            #[cfg(unix)]
-            let got = match term.as_mut() {
-                Some(t) => tokio::select! { _ = tokio::signal::ctrl_c() => true, _ = t.recv() => true },
-                None => tokio::signal::ctrl_c().await.is_ok(),
-            };
-            #[cfg(not(unix))]
-            let got = tokio::signal::ctrl_c().await.is_ok();
-            if !got {
-                return;
-            }
-            if n == 0 {
-                eprintln!("stopping after the tenant in hand (again to stop at once)");
-                stop.store(true, Ordering::SeqCst);
-            } else {
-                eprintln!("stopping now; the next run rolls back what this one had not committed");
-                std::process::exit(130);
-            }
+        #[cfg(unix)]
+        let got = match term.as_mut() {
+            Some(t) => tokio::select! { _ = tokio::signal::ctrl_c() => true, _ = t.recv() => true },
+            None => tokio::signal::ctrl_c().await.is_ok(),
+        };
+        #[cfg(not(unix))]
+        let got = tokio::signal::ctrl_c().await.is_ok();
+        if got {
+            // notify_one keeps the permit if nobody waits at this instant.
+            notify.notify_one();
         }
     });
+    stop
+}
+
+/// A `--follow` round: one line, with a time, when nothing happened; each (tenant, stream) otherwise.
+fn print_round(round: usize, reports: &[StreamReport]) {
+    let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ");
+    let quiet = reports.iter().all(|r| r.error.is_none() && r.new_versions == 0 && r.rejected == 0);
+    if quiet {
+        eprintln!("{now} round {round}: nothing new in {} (tenant, stream) run(s)", reports.len());
+        return;
+    }
+    eprintln!("{now} round {round}:");
+    print_reports(reports);
 }
 
 fn print_reports(reports: &[StreamReport]) {

@@ -55,7 +55,13 @@ impl Env {
                 AuthTypeArg::Device => AuthType::Device,
                 AuthTypeArg::Cli => AuthType::AzureCli,
             }),
-            prompt: Some(Arc::new(crate::prompt::TerminalPrompt)),
+            prompt: Some(Arc::new(crate::prompt::TerminalPrompt {
+                interactive: !cli.no_prompt
+                    && std::env::var_os("SECGRAPH_NO_PROMPT").is_none_or(|v| v.is_empty())
+                    && (conn.auth_type.is_some()
+                        || std::env::var("SECGRAPH_PROMPT").is_ok_and(|v| v == "always")
+                        || std::io::IsTerminal::is_terminal(&std::io::stdin())),
+            })),
             token_cache: conn.token_cache.clone(),
             paging_limits: Some({
                 let d = secgraph::graph::PagingLimits::default();

@@ -19,10 +19,12 @@ pub fn all_instances(settings: &Settings) -> Vec<String> {
     v
 }
 
-/// Exports `streams` of each instance into `opts.root`: a connection that fails is that instance's reports (one
-/// per stream, with the error); two instances of one tenant export it once (the first); tenants of other shards
-/// are left out; [`TENANTS_AT_ONCE`] tenants run at once, each stream of a tenant in turn. A (tenant, stream)
-/// another process is writing fails with [`crate::Error::Locked`] in its report; the others go on.
+/// Exports `streams` of each instance into `opts.root`, [`TENANTS_AT_ONCE`] tenants at once. Instances sign in in
+/// the order given, a few ahead of the exports (not all before the first): a sign-in that fails — one that needs a
+/// person nobody can ask, say — is that instance's reports, one per stream, and the others go on. Two instances of
+/// one tenant export it once (the first in the order given); tenants of other shards are left out; a tenant's
+/// streams run in turn. A (tenant, stream) another process is writing fails with [`crate::Error::Locked`] in its
+/// report.
 pub async fn export_instances(
     settings: Option<&Settings>,
     instances: &[String],
@@ -30,36 +32,62 @@ pub async fn export_instances(
     opts: &ExportOptions,
     connect: &crate::ConnectOptions,
 ) -> Vec<StreamReport> {
-    let providers = crate::fanout::connect_instances(settings, instances, connect).await;
-    let mut reports = Vec::new();
-    let mut work = Vec::new();
-    let mut tenants = std::collections::HashSet::new();
-    for (instance, p) in providers {
-        match p {
-            Ok(p) if !tenants.insert(tenant_key(p.info())) => {
-                tracing::info!(instance, tenant = %tenant_key(p.info()), "tenant already exported by an earlier instance");
-            }
-            Ok(p) if shard_of(&tenant_key(p.info()), opts.shard.1) == opts.shard.0 => work.push((instance, p)),
-            Ok(p) => tracing::debug!(instance, tenant = %tenant_key(p.info()), "another shard's tenant"),
-            Err(e) => {
-                for s in streams {
-                    let mut r = StreamReport::failed(&instance, s);
-                    r.error = Some(e.to_string());
-                    reports.push(r);
-                }
-            }
-        }
+    enum Job {
+        Failed(Vec<StreamReport>),
+        Export(String, Box<crate::QueryProvider>),
+        Skip,
     }
-    let done: Vec<Vec<StreamReport>> = futures_util::stream::iter(work.into_iter().map(|(instance, p)| async move {
-        let mut out = Vec::new();
-        for s in streams {
-            out.push(export_stream(&p, &instance, s.clone(), opts).await);
+    let seen = std::sync::Mutex::new(std::collections::HashSet::new());
+    let seen = &seen;
+    let done: Vec<Vec<StreamReport>> = futures_util::stream::iter(
+        instances
+            .iter()
+            .map(|instance| async move { (instance, crate::fanout::connect_instance(settings, instance, connect).await) }),
+    )
+    // In order, so "the first instance of a tenant" is the first in the list, whatever signs in faster.
+    .buffered(TENANTS_AT_ONCE)
+    .map(|(instance, p)| match p {
+        Err(e) => {
+            tracing::warn!(instance, error = %e, "cannot sign in; this instance is not exported");
+            Job::Failed(
+                streams
+                    .iter()
+                    .map(|s| {
+                        let mut r = StreamReport::failed(instance, s);
+                        r.error = Some(e.to_string());
+                        r
+                    })
+                    .collect(),
+            )
         }
-        out
-    }))
+        Ok(p) => {
+            let tenant = tenant_key(p.info());
+            if shard_of(&tenant, opts.shard.1) != opts.shard.0 {
+                tracing::debug!(instance, tenant, "another shard's tenant");
+                Job::Skip
+            } else if !seen.lock().map(|mut t| t.insert(tenant.clone())).unwrap_or(true) {
+                tracing::info!(instance, tenant, "tenant already exported by an earlier instance");
+                Job::Skip
+            } else {
+                Job::Export(instance.clone(), Box::new(p))
+            }
+        }
+    })
+    .map(|job| async move {
+        match job {
+            Job::Failed(reports) => reports,
+            Job::Skip => Vec::new(),
+            Job::Export(instance, p) => {
+                let mut out = Vec::new();
+                for s in streams {
+                    out.push(export_stream(&p, &instance, s.clone(), opts).await);
+                }
+                out
+            }
+        }
+    })
     .buffer_unordered(TENANTS_AT_ONCE)
     .collect()
     .await;
-    reports.extend(done.into_iter().flatten());
-    reports
+    done.into_iter().flatten().collect()
 }
