@@ -357,7 +357,7 @@ fn sigterm_during_a_run_ends_it_promptly_and_the_next_run_recovers() {
         &["--alerts", "60", "--faults", "alerts_v2:slow-first-byte(60000)@first=1"],
     );
     let root = dir.path().join("lake");
-    let mut child = Command::new(BIN)
+    let child = Command::new(BIN)
         .arg("--config")
         .arg(&cfg)
         .args(["export", "--stream", "incidents,alerts_v2", "--root"])

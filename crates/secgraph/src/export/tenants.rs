@@ -39,11 +39,12 @@ pub async fn export_instances(
     }
     let seen = std::sync::Mutex::new(std::collections::HashSet::new());
     let seen = &seen;
-    let done: Vec<Vec<StreamReport>> = futures_util::stream::iter(
-        instances
-            .iter()
-            .map(|instance| async move { (instance, crate::fanout::connect_instance(settings, instance, connect).await) }),
-    )
+    // Owned names throughout: closures over borrowed arguments make the future not `Send` for every lifetime,
+    // which a spawned task (the Python binding's) needs.
+    let done: Vec<Vec<StreamReport>> = futures_util::stream::iter(instances.iter().cloned().map(|instance| async move {
+        let p = crate::fanout::connect_instance(settings, &instance, connect).await;
+        (instance, p)
+    }))
     // In order, so "the first instance of a tenant" is the first in the list, whatever signs in faster.
     .buffered(TENANTS_AT_ONCE)
     .map(|(instance, p)| match p {
@@ -53,7 +54,7 @@ pub async fn export_instances(
                 streams
                     .iter()
                     .map(|s| {
-                        let mut r = StreamReport::failed(instance, s);
+                        let mut r = StreamReport::failed(&instance, s);
                         r.error = Some(e.to_string());
                         r
                     })
@@ -69,7 +70,7 @@ pub async fn export_instances(
                 tracing::info!(instance, tenant, "tenant already exported by an earlier instance");
                 Job::Skip
             } else {
-                Job::Export(instance.clone(), Box::new(p))
+                Job::Export(instance, Box::new(p))
             }
         }
     })
