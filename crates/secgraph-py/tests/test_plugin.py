@@ -33,3 +33,29 @@ def test_msticpy_loads_the_plugin_and_runs_a_query(emu, tmp_path):
     assert int(rows) > 0 and kind == "DataFrame" and dtype == "datetime64[us, UTC]"
     assert int(lines["raw"]) > 0
     assert lines["has"] == "True True"
+
+
+def test_plugin_folders_in_the_settings_and_one_load_call_register_secgraph(emu, tmp_path):
+    """msticpy 2.x reads PluginFolders only when asked (msticpy.load_plugins([]): its start-up never does); with that
+    one documented call, QueryProvider("SecGraph") works, including Hunting.run(query=...)."""
+    import secgraph.msticpy
+
+    config = tmp_path / "msticpyconfig.yaml"
+    config.write_text(
+        open(emu.config_path).read() + f"\nPluginFolders:\n  - '{secgraph.msticpy.PLUGIN_FOLDER}'\n"
+    )
+    script = tmp_path / "plugin_folders.py"
+    script.write_text(textwrap.dedent("""
+        import warnings
+        warnings.simplefilter("ignore")
+        import msticpy
+        msticpy.load_plugins([])          # reads PluginFolders from msticpyconfig.yaml
+        qp = msticpy.QueryProvider("SecGraph")
+        qp.connect()
+        df = qp.Hunting.run(query="AlertInfo | take 3")
+        print("hunting", len(df))
+    """))
+    env = dict(os.environ, MSTICPYCONFIG=str(config))
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "hunting 3" in out.stdout, out.stdout + out.stderr[-2000:]

@@ -14,6 +14,10 @@ from msticpy.data.drivers import DriverBase
 from secgraph._provider import QueryProvider as _SecGraphProvider
 
 _MARK = "secgraph:"
+# msticpy runs a query as ``exec_query(query_text, query_source=…, **options)``, so a parameter named ``query`` (the
+# KQL of Hunting.run) collides with its positional argument. Queries of this provider pass it under this name instead;
+# ``query()`` below maps it back.
+_QUERY_PARAM = "secgraph_query"
 _CONNECT_KEYS = {
     "instance", "tenant_id", "client_id", "client_secret", "username", "certificate", "private_key", "api_root",
     "api_version", "delegated_auth", "auth_type", "token_cache", "config", "prompt",
@@ -59,6 +63,8 @@ class SecGraphDriver(DriverBase):
         """Runs a secgraph query (as attached by ``driver_queries``) or a raw Graph path."""
         time_span = kwargs.get("time_span") or {}
         params = {k: v for k, v in kwargs.items() if k not in _MSTICPY_OPTIONS}
+        if _QUERY_PARAM in params:
+            params["query"] = params.pop(_QUERY_PARAM)
         for bound in ("start", "end"):
             if bound not in params and time_span.get(bound) is not None:
                 params[bound] = time_span[bound]
@@ -70,3 +76,25 @@ class SecGraphDriver(DriverBase):
     def query_with_results(self, query: str, **kwargs: Any) -> tuple[pd.DataFrame, Any]:
         """Runs a query; returns the DataFrame and a status."""
         return self.query(query, **kwargs), "Success"
+
+
+def _rename_query_parameter() -> None:
+    """Makes ``qp.Hunting.run(query="…")`` work through msticpy: for this provider only, a ``query=`` keyword of a
+    query call is renamed before msticpy would pass it to ``exec_query`` beside its own ``query`` argument."""
+    from msticpy.data.core import data_providers
+
+    original = data_providers.QueryProvider._execute_query
+    if getattr(original, "_secgraph", False):
+        return
+
+    def _execute_query(self, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(getattr(self, "_query_provider", None), SecGraphDriver) and "query" in kwargs:
+            kwargs[_QUERY_PARAM] = kwargs.pop("query")
+        return original(self, *args, **kwargs)
+
+    _execute_query._secgraph = True  # type: ignore[attr-defined]
+    data_providers.QueryProvider._execute_query = _execute_query
+
+
+_rename_query_parameter()
+
