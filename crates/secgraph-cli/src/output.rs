@@ -519,6 +519,10 @@ pub fn print_query_list(store: &QueryStore, filter: Option<&str>) {
     t.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
     t.set_content_arrangement(comfy_table::ContentArrangement::Dynamic);
     t.set_header(["query", "parameters", "description"]);
+    // A name is what the next command needs: never broken; the description wraps instead.
+    if let Some(c) = t.column_mut(0) {
+        c.set_constraint(comfy_table::ColumnConstraint::ContentWidth);
+    }
     // Current families first; msticpy's legacy-alert queries (their API was retired in 2026) last, marked.
     let retired = |q: &&secgraph::query::QueryTemplate| q.family == "SecurityGraphAlert";
     let (old, current): (Vec<_>, Vec<_>) = store.all().iter().partition(retired);
@@ -644,10 +648,54 @@ pub fn print_query(q: &QueryTemplate) -> anyhow::Result<()> {
     println!();
     println!("Example: secgraph query {} {}", q.full_name(), shown.join(" "));
     match q.render(&examples, chrono::Utc::now()) {
+        Ok(rendered) if rendered.language == secgraph::query::Language::Kql => {
+            // KQL as a person reads it, one operator a line, not as an escaped JSON string.
+            match &rendered.timespan {
+                Some(t) => println!("  POST /security/runHuntingQuery (Timespan {t})"),
+                None => println!("  POST /security/runHuntingQuery"),
+            }
+            for line in kql_lines(&rendered.text) {
+                println!("    {line}");
+            }
+        }
         Ok(rendered) => println!("  {}", rendered.describe()),
         Err(e) => println!("  ({e})"),
     }
     Ok(())
+}
+
+/// KQL split before each top-level `|` (not inside a string literal), unless it already has its own lines.
+fn kql_lines(text: &str) -> Vec<String> {
+    if text.contains('\n') {
+        return text.lines().map(|l| l.trim_end().to_string()).filter(|l| !l.is_empty()).collect();
+    }
+    let mut lines = Vec::new();
+    let mut cur = String::new();
+    let mut quote: Option<char> = None;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), '\\') => {
+                cur.push(c);
+                if let Some(n) = chars.next() {
+                    cur.push(n);
+                }
+                continue;
+            }
+            (None, '"' | '\'') => quote = Some(c),
+            (None, '|') => {
+                lines.push(cur.trim().to_string());
+                cur = String::from("|");
+                continue;
+            }
+            _ => {}
+        }
+        cur.push(c);
+    }
+    lines.push(cur.trim().to_string());
+    lines.retain(|l| !l.is_empty());
+    lines
 }
 
 fn example_value(p: &secgraph::query::Parameter) -> String {
@@ -673,6 +721,15 @@ fn example_value(p: &secgraph::query::Parameter) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kql_reads_one_operator_a_line() {
+        assert_eq!(
+            kql_lines(r#"T | where A == "x | y" | take 5"#),
+            ["T", r#"| where A == "x | y""#, "| take 5"]
+        );
+        assert_eq!(kql_lines("T\n| take 5\n"), ["T", "| take 5"]);
+    }
 
     #[test]
     fn the_progress_line_reads_the_instance_a_fan_out_put_on_a_row() {

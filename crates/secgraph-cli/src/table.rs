@@ -159,7 +159,8 @@ pub fn write(w: &mut dyn Write, table: &Table, cols: &[usize], style: Style) -> 
         .map(|c| {
             let times = !style.wide && cells.iter().all(|r| r[c].is_empty() || short_time_shape(&r[c]));
             let h = header[c].to_ascii_lowercase();
-            if times {
+            // A time cut in the middle reads as another time; an id cut is no id at all.
+            if times || h == "id" {
                 natural[c]
             } else if h.contains("title") || h.ends_with("name") || h.contains("description") || h.contains("commandline") {
                 // What a row is about: kept readable, other columns make way first.
@@ -174,6 +175,15 @@ pub fn write(w: &mut dyn Write, table: &Table, cols: &[usize], style: Style) -> 
         None => natural,
     };
     let shown = widths.len();
+    // The key column is what the next command needs (`alert update ID`): when it would be dropped, it goes first
+    // and another column makes way.
+    if let Some(id) = header.iter().position(|h| h == "id")
+        && id >= shown
+    {
+        let mut reordered = vec![cols[id]];
+        reordered.extend(cols.iter().enumerate().filter(|(i, _)| *i != id).map(|(_, c)| *c));
+        return write(w, table, &reordered, style);
+    }
     let mut grid = Grid::new();
     grid.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
     grid.set_content_arrangement(ContentArrangement::Disabled);
@@ -220,6 +230,31 @@ mod tests {
         assert_eq!(cut("abcdef", 4), "abc…");
         assert_eq!(cut("abc", 4), "abc");
         assert_eq!(one_line("a\nb"), "a ⏎ b");
+    }
+
+    #[test]
+    fn a_narrow_table_keeps_the_id() {
+        let mut t = Table::default();
+        for i in 0..3 {
+            t.push(&serde_json::json!({
+                "title": format!("a long alert title number {i} that takes room"),
+                "severity": "high",
+                "serviceSource": "microsoftDefenderForEndpoint",
+                "category": "CredentialAccess",
+                "id": format!("da0123456789abcdef{i}"),
+            }));
+        }
+        let cols: Vec<usize> = (0..t.column_names().len()).collect();
+        let mut out = Vec::new();
+        let style = Style {
+            width: Some(60),
+            color: false,
+            wide: false,
+        };
+        write(&mut out, &t, &cols, style).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("da0123456789abcdef0"), "{text}");
+        assert!(text.contains("not shown"), "{text}");
     }
 
     #[test]

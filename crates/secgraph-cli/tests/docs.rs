@@ -70,7 +70,7 @@ fn doc_commands(root: &Path) -> Vec<DocCommand> {
         let mut i = 0;
         while i < lines.len() {
             let fence = lines[i].trim_start();
-            let shell = ["```sh", "```bash", "```shell"].iter().any(|f| fence == *f);
+            let shell = ["```sh", "```bash", "```shell"].contains(&fence);
             if !shell {
                 i += 1;
                 continue;
@@ -173,11 +173,22 @@ fn every_documented_command_runs_as_written() {
                 c.text,
                 out.status.code(),
                 if parse_only { " (arguments only)" } else { "" },
-                String::from_utf8_lossy(&out.stderr).lines().rev().take(5).collect::<Vec<_>>().join("\n")
+                String::from_utf8_lossy(&out.stderr)
+                    .lines()
+                    .rev()
+                    .take(5)
+                    .collect::<Vec<_>>()
+                    .join("\n")
             ));
         }
     }
-    assert!(failures.is_empty(), "{} of {} documented commands failed:\n\n{}", failures.len(), commands.len(), failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} documented commands failed:\n\n{}",
+        failures.len(),
+        commands.len(),
+        failures.join("\n\n")
+    );
 }
 
 #[test]

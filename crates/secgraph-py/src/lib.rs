@@ -32,29 +32,29 @@ use std::sync::mpsc::{RecvTimeoutError, sync_channel};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-pyo3::create_exception!(_native, SecGraphError, PyException, "Any secgraph failure.");
+pyo3::create_exception!(secgraph, SecGraphError, PyException, "Any secgraph failure.");
 pyo3::create_exception!(
-    _native,
+    secgraph,
     ConfigurationError,
     SecGraphError,
     "Settings or connection inputs are missing or wrong."
 );
-pyo3::create_exception!(_native, AuthenticationError, SecGraphError, "Entra ID refused to sign in.");
+pyo3::create_exception!(secgraph, AuthenticationError, SecGraphError, "Entra ID refused to sign in.");
 pyo3::create_exception!(
-    _native,
+    secgraph,
     ServiceError,
     SecGraphError,
     "Graph (or the network to it) failed a request."
 );
 pyo3::create_exception!(
-    _native,
+    secgraph,
     QueryError,
     SecGraphError,
     "A query, parameter or time expression is not valid."
 );
-pyo3::create_exception!(_native, OutputError, SecGraphError, "Results could not be written.");
-pyo3::create_exception!(_native, LocalError, SecGraphError, "A local file or folder (a cache) failed.");
-pyo3::create_exception!(_native, CancelledError, SecGraphError, "The call was cancelled.");
+pyo3::create_exception!(secgraph, OutputError, SecGraphError, "Results could not be written.");
+pyo3::create_exception!(secgraph, LocalError, SecGraphError, "A local file or folder (a cache) failed.");
+pyo3::create_exception!(secgraph, CancelledError, SecGraphError, "The call was cancelled.");
 
 /// secgraph's error as the matching Python exception; the message is the library's (secrets never appear in it).
 fn py_err(e: secgraph::Error) -> PyErr {
@@ -264,6 +264,12 @@ impl Provider {
         let o = connect_options(options, prompt)?;
         let inner = wait(py, cancel.as_deref(), async move {
             let settings = settings_for(config)?;
+            // No settings file and not enough keywords to connect without one: say where the file was looked for.
+            if settings.is_none() && o.connection_string.is_none() && (o.tenant_id.is_none() || o.client_id.is_none()) {
+                return Err(secgraph::Error::ConfigNotFound {
+                    searched: Settings::searched(&SearchPaths::from_env(None)),
+                });
+            }
             QueryProvider::connect(settings.as_ref(), &o).await
         })?
         .map_err(py_err)?;

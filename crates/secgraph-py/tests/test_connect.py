@@ -109,3 +109,19 @@ def test_exceptions_carry_status_request_id_and_aadsts_codes(emu):
     with pytest.raises(secgraph.QueryError) as e:
         p.Alerts.list(start="not a time")
     assert e.value.status is None and e.value.request_id is None
+
+
+def test_names_and_messages_a_user_meets(emu, tmp_path, monkeypatch):
+    # Exceptions print under the package's public names.
+    assert secgraph.QueryError.__module__ == "secgraph" and secgraph.QueryError.__name__ == "QueryError"
+    # No settings file anywhere, no keywords: the error says where msticpy's places were looked at.
+    monkeypatch.delenv("MSTICPYCONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with pytest.raises(secgraph.ConfigurationError, match="no msticpyconfig.yaml found; looked in"):
+        QueryProvider("SecurityGraph").connect()
+    # The unnamed instance answers to Default, default and MicrosoftGraph.
+    for name in ("Default", "default", "MicrosoftGraph"):
+        p = QueryProvider("SecurityGraph")
+        p.connect(config=emu.config_path, instance=name)
+        assert p.connection_info["source"] == "DataProviders.MicrosoftGraph", name

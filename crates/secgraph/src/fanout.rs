@@ -103,7 +103,7 @@ pub async fn connect_instance(
     options: &crate::ConnectOptions,
 ) -> Result<QueryProvider> {
     let mut o = options.clone();
-    o.instance = (!name.is_empty() && !name.eq_ignore_ascii_case("default")).then(|| name.to_string());
+    o.instance = Some(name.to_string()).filter(|n| !n.is_empty());
     QueryProvider::connect(settings, &o).await
 }
 

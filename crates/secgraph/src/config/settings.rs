@@ -360,7 +360,9 @@ impl Settings {
     /// the legacy top-level `SecurityGraphApp[-<name>]`. With no instance named, no default section and named
     /// instances present, the error lists them.
     pub fn provider_args(&self, instance: Option<&str>) -> Result<ProviderArgs> {
-        let instance = instance.filter(|i| !i.is_empty() && !i.eq_ignore_ascii_case("default"));
+        // The unnamed section answers to `Default` (any case) and to its own name, `MicrosoftGraph`.
+        let instance =
+            instance.filter(|i| !i.is_empty() && !i.eq_ignore_ascii_case("default") && !i.eq_ignore_ascii_case("microsoftgraph"));
         let key = match instance {
             None => "MicrosoftGraph".to_string(),
             Some(i) => format!("MicrosoftGraph-{i}"),
@@ -386,7 +388,14 @@ impl Settings {
                     "{} has no DataProviders.MicrosoftGraph-{i} section and no named instances",
                     self.origin()
                 ),
-                (Some(i), false) => format!("{} has no instance '{i}'; instances: {}", self.origin(), names.join(", ")),
+                (Some(i), false) => {
+                    let default = if self.has_default_instance() {
+                        "Default (the MicrosoftGraph section), "
+                    } else {
+                        ""
+                    };
+                    format!("{} has no instance '{i}'; instances: {default}{}", self.origin(), names.join(", "))
+                }
             };
             return Err(Error::Instance { message });
         };
