@@ -24,6 +24,30 @@ mod exit {
     pub const CANCELLED: u8 = 130;
 }
 
+/// `secgraph query Alerts.list --severity high`: a query's parameters are `-p name=value`, not options.
+fn parameter_tip(e: &clap::Error) -> Option<String> {
+    if e.kind() != clap::error::ErrorKind::UnknownArgument {
+        return None;
+    }
+    let args: Vec<String> = std::env::args().collect();
+    if !args.iter().any(|a| a == "query") {
+        return None;
+    }
+    let clap::error::ContextValue::String(arg) = e.get(clap::error::ContextKind::InvalidArg)? else {
+        return None;
+    };
+    let name = arg.strip_prefix("--")?.split('=').next()?.replace('-', "_");
+    let value = args
+        .iter()
+        .position(|a| a == arg)
+        .and_then(|i| args.get(i + 1))
+        .filter(|v| !v.starts_with('-'))
+        .map_or("VALUE", String::as_str);
+    Some(format!(
+        "tip: a query's parameters are given with -p: -p {name}={value} (secgraph queries show NAME lists them)"
+    ))
+}
+
 /// Whether an error (or a panic's message) is a write to a stdout whose reader has gone (`secgraph … | head`).
 fn is_broken_pipe(text: &str) -> bool {
     text.contains("Broken pipe") || text.contains("os error 32")
@@ -52,6 +76,9 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
+            if let Some(tip) = parameter_tip(&e) {
+                eprintln!("\n{tip}");
+            }
             return ExitCode::from(if e.use_stderr() { exit::USAGE } else { 0 });
         }
     };

@@ -899,6 +899,10 @@ fn a_misspelled_parameter_is_an_error_naming_the_intended_one() {
     assert!(out.stdout.is_empty(), "rows were printed");
     let out = secgraph(&cfg, &["query", "Alerts.list", "-p", "bogus=x", "-o", "jsonl"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // A parameter written as an option gets the way to write it.
+    let out = secgraph(&cfg, &["query", "Alerts.list", "--severity", "high"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("-p severity=high"), "{}", text(&out.stderr));
 }
 
 /// A reader that stops early (`| head -1`) ends every command quietly with exit 0: no panic, no error.
