@@ -433,9 +433,13 @@ pub(crate) enum Command {
     /// Print docs/CLI.md (every command's help, as Markdown).
     #[command(hide = true)]
     HelpMarkdown,
-    /// Run a raw OData path relative to the versioned Graph root, e.g. '/security/alerts_v2?$top=5'.
+    /// Run a raw OData path relative to the versioned Graph root, e.g. '/security/alerts_v2?$top=5' (five alerts:
+    /// a $top you write caps the rows, in one request; --all reads every page, $top then being the page size).
     Exec {
         path: String,
+        /// Every page: a $top in the path is the page size, not a row cap.
+        #[arg(long)]
+        all: bool,
         #[command(flatten)]
         out: output::OutputArgs,
     },
@@ -478,6 +482,16 @@ pub(crate) enum Command {
         /// Advanced hunting's calls a minute per tenant (default: the service's 45).
         #[arg(long, value_name = "N", default_value_t = 45)]
         hunting_per_minute: u32,
+        /// When a page carries @odata.nextLink: always, never (full pages and no next link, as alerts_v2 has been
+        /// seen to answer), or when-filtered.
+        #[arg(long, value_name = "WHEN", default_value = "always")]
+        next_links: secgraph_emulator::NextLinks,
+        /// The largest $skip accepted (HTTP 400 with the service's message past it).
+        #[arg(long, value_name = "N")]
+        max_skip: Option<usize>,
+        /// The largest $top accepted, below each endpoint's own.
+        #[arg(long, value_name = "N")]
+        max_top: Option<usize>,
     },
 }
 

@@ -330,9 +330,18 @@ fn updates_hunting_and_query_details() {
         s.contains("severity") && s.contains("list") && s.contains("Example: secgraph query Alerts.list"),
         "{s}"
     );
-    let out = secgraph(&cfg, &["exec", "/security/alerts_v2?$top=2", "--limit", "5", "-o", "jsonl"]);
+    let out = secgraph(
+        &cfg,
+        &["exec", "/security/alerts_v2?$top=2", "--all", "--limit", "5", "-o", "jsonl"],
+    );
     assert_eq!(text(&out.stdout).lines().count(), 5, "--limit stops paging");
     assert!(text(&out.stderr).contains("5 row(s) in 3 page(s)"), "{}", text(&out.stderr));
+    // A $top written by a person is that many rows, in one request; --all reads every page.
+    let out = secgraph(&cfg, &["exec", "/security/alerts_v2?$top=5", "-o", "jsonl"]);
+    assert_eq!(text(&out.stdout).lines().count(), 5, "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("5 row(s) in 1 page(s)"), "{}", text(&out.stderr));
+    let out = secgraph(&cfg, &["exec", "/security/alerts_v2?$top=5", "--all", "-o", "jsonl"]);
+    assert!(text(&out.stdout).lines().count() > 5, "{}", text(&out.stderr));
     let out = secgraph(&cfg, &["queries", "hunting"]);
     assert!(text(&out.stdout).contains("Hunting.process_by_name"));
 }

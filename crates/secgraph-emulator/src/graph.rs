@@ -138,6 +138,13 @@ impl Collection {
     }
     /// The largest `$top` accepted, and the page size when none is given.
     fn top_limit(self, st: &AppState) -> (usize, usize) {
+        let (max, default) = self.own_top_limit(st);
+        match st.config.max_top {
+            Some(m) => (max.min(m.max(1)), default.min(m.max(1))),
+            None => (max, default),
+        }
+    }
+    fn own_top_limit(self, st: &AppState) -> (usize, usize) {
         match self {
             Collection::AlertsV2 => (2000, st.config.page_size.unwrap_or(2000).min(2000)),
             Collection::Incidents => (50, st.config.page_size.unwrap_or(50).min(50)),
@@ -457,9 +464,15 @@ fn list_inner(st: &AppState, version: &str, coll: &str, headers: &HeaderMap, uri
         None => 0,
         Some(s) => parse_usize("$skip", s)?,
     };
-    if coll == Collection::Legacy && skip > 500 {
+    let max_skip = match (coll, st.config.max_skip) {
+        (Collection::Legacy, m) => Some(m.unwrap_or(500).min(500)),
+        (_, m) => m,
+    };
+    if let Some(max) = max_skip
+        && skip > max
+    {
         return Err(Fault::bad(format!(
-            "The query specified in the URI is not valid. The limit of '500' for Skip query has been exceeded. The value from the incoming request is '{skip}'."
+            "The query specified in the URI is not valid. The limit of '{max}' for Skip query has been exceeded. The value from the incoming request is '{skip}'."
         )));
     }
     let position = match &o.skiptoken {
@@ -620,7 +633,12 @@ fn list_inner(st: &AppState, version: &str, coll: &str, headers: &HeaderMap, uri
     if let (true, Some(total)) = (count, total) {
         out.extend_from_slice(format!(",\"@odata.count\":{total}").as_bytes());
     }
-    if let Some(next) = next {
+    let link = match st.config.next_links {
+        crate::NextLinks::Always => true,
+        crate::NextLinks::Never => false,
+        crate::NextLinks::WhenFiltered => filter.is_some(),
+    };
+    if let Some(next) = next.filter(|_| link) {
         out.extend_from_slice(b",\"@odata.nextLink\":");
         ser(&mut out, &json!(next_link(st, version, coll, uri, page, next)))?;
     }

@@ -90,6 +90,38 @@ pub struct EmulatorConfig {
     /// Advanced hunting's per-tenant limits (calls a minute, CPU per 15 minutes, result size); default the
     /// service's. Test suites that send many hunting queries raise `calls_per_minute`.
     pub hunting_quota: hunting::quota::HuntingQuota,
+    /// When a page carries `@odata.nextLink`: always (default), never (full pages with no next link, as alerts_v2
+    /// has been seen to answer), or only when the request has a `$filter`.
+    pub next_links: NextLinks,
+    /// The largest `$skip` accepted (a larger one is refused with HTTP 400 and the service's message); `None`: only
+    /// the legacy API's 500.
+    pub max_skip: Option<usize>,
+    /// The largest `$top` accepted, below each endpoint's own (2,000 alerts, 50 incidents, 1,000 legacy alerts).
+    pub max_top: Option<usize>,
+}
+
+/// When a collection page carries `@odata.nextLink` (see [`EmulatorConfig::next_links`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum NextLinks {
+    /// Whenever there is more, as Graph documents.
+    #[default]
+    Always,
+    /// Never: a full page and no next link, as elastic/integrations#20234 met on alerts_v2.
+    Never,
+    /// Only for requests with a `$filter`.
+    WhenFiltered,
+}
+
+impl std::str::FromStr for NextLinks {
+    type Err = String;
+    fn from_str(s: &str) -> Result<NextLinks, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "always" => Ok(NextLinks::Always),
+            "never" => Ok(NextLinks::Never),
+            "when-filtered" | "when_filtered" => Ok(NextLinks::WhenFiltered),
+            other => Err(format!("'{other}': expected always, never or when-filtered")),
+        }
+    }
 }
 
 impl Default for EmulatorConfig {
@@ -108,6 +140,9 @@ impl Default for EmulatorConfig {
             churn: None,
             as_of: None,
             hunting_quota: Default::default(),
+            next_links: NextLinks::Always,
+            max_skip: None,
+            max_top: None,
             device_code_interval: Duration::from_secs(5),
             device_code_lifetime: Duration::from_secs(900),
             auth_code_lifetime: Duration::from_secs(600),

@@ -396,10 +396,10 @@ impl Provider {
         Ok((ArrowResult { schema, batches }, failed))
     }
 
-    /// Runs a raw Graph path (`/security/alerts_v2?$top=5`) to the end.
-    #[pyo3(signature = (path, cancel=None))]
-    fn run_path(&self, py: Python<'_>, path: &str, cancel: Option<PyRef<'_, CancelToken>>) -> PyResult<ArrowResult> {
-        let q = raw_query(path);
+    /// Runs a raw Graph path: a `$top` in it caps the rows (one request) unless `all` asks for every page.
+    #[pyo3(signature = (path, cancel=None, all=false))]
+    fn run_path(&self, py: Python<'_>, path: &str, cancel: Option<PyRef<'_, CancelToken>>, all: bool) -> PyResult<ArrowResult> {
+        let q = secgraph::query::RenderedQuery::raw(path, all);
         let p = self.inner.clone();
         let (schema, batches) = wait(py, cancel.as_deref(), async move { p.record_batches(&q).await })?.map_err(py_err)?;
         Ok(ArrowResult { schema, batches })
@@ -411,9 +411,9 @@ impl Provider {
         self.stream_of(&q)
     }
 
-    /// A raw Graph path's pages.
+    /// A raw Graph path's pages (every page: a stream is asked for to read them all).
     fn stream_path(&self, path: &str) -> PyResult<BatchStream> {
-        self.stream_of(&raw_query(path))
+        self.stream_of(&secgraph::query::RenderedQuery::raw(path, true))
     }
 
     /// Updates an alert (`target="alert"`), incident or legacy alert; returns the item after the update, as JSON.
@@ -466,17 +466,6 @@ impl Provider {
                 first: true,
             })),
         })
-    }
-}
-
-fn raw_query(path: &str) -> secgraph::query::RenderedQuery {
-    secgraph::query::RenderedQuery {
-        name: "exec".into(),
-        language: secgraph::query::Language::OData,
-        text: path.to_string(),
-        timespan: None,
-        max_rows: None,
-        match_evidence: None,
     }
 }
 
@@ -573,7 +562,10 @@ impl Emulator {
     #[new]
     /// `auto_approve`: a user (UPN) that every device-code and browser sign-in completes as, without a page visit.
     /// `hunting_calls_per_minute`: advanced hunting's per-tenant call quota (default the service's, 45).
-    #[pyo3(signature = (alerts=500, seed=None, faults=None, page_size=None, auto_approve=None, hunting_calls_per_minute=None))]
+    /// `next_links` (`always`, `never`, `when-filtered`), `max_skip`, `max_top`: how the service pages (see
+    /// docs/EMULATOR.md).
+    #[pyo3(signature = (alerts=500, seed=None, faults=None, page_size=None, auto_approve=None, hunting_calls_per_minute=None, next_links=None, max_skip=None, max_top=None))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         alerts: usize,
@@ -582,6 +574,9 @@ impl Emulator {
         page_size: Option<usize>,
         auto_approve: Option<String>,
         hunting_calls_per_minute: Option<u32>,
+        next_links: Option<String>,
+        max_skip: Option<usize>,
+        max_top: Option<usize>,
     ) -> PyResult<Emulator> {
         let faults = faults
             .map(|f| secgraph_emulator::faults::FaultSpec::parse(&f))
@@ -601,6 +596,13 @@ impl Emulator {
         if let Some(n) = hunting_calls_per_minute {
             config.hunting_quota.calls_per_minute = n;
         }
+        if let Some(n) = next_links {
+            config.next_links = n
+                .parse()
+                .map_err(|e: String| pyo3::exceptions::PyValueError::new_err(format!("next_links={e}")))?;
+        }
+        config.max_skip = max_skip;
+        config.max_top = max_top;
         if auto_approve.is_some() {
             config.device_code_interval = Duration::from_secs(1);
             config.auto_approve = auto_approve;

@@ -10,7 +10,7 @@ from secgraph.emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_TENANT_ID
 
 
 def _alerts(p: QueryProvider) -> int:
-    return len(p.exec_query("/security/alerts_v2?$top=100"))
+    return len(p.exec_query("/security/alerts_v2?$top=100", all=True))
 
 
 def test_data_environment_names(emu):

@@ -176,8 +176,16 @@ def test_arrow_output_and_streaming_batches(qp):
 
 
 def test_exec_query_pages_through_everything(qp):
-    df = qp.exec_query("/security/alerts_v2?$top=50")
+    df = qp.exec_query("/security/alerts_v2?$top=50", all=True)
     assert len(df) == 300 and df["id"].is_unique
+    assert len(qp.exec_query("/security/alerts_v2")) == 300
+
+
+def test_a_top_written_by_a_person_is_that_many_rows_in_one_request(emu, qp):
+    before = emu.requests_to("/security/alerts_v2")
+    df = qp.exec_query("/security/alerts_v2?$top=5")
+    assert len(df) == 5
+    assert emu.requests_to("/security/alerts_v2") - before == 1
 
 
 def test_async_variants(emu, qp):

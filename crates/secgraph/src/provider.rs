@@ -184,7 +184,8 @@ impl QueryProvider {
         describe_plan(target, id, update)
     }
 
-    /// Runs a raw OData path relative to the versioned Graph root (e.g. `/security/alerts_v2?$top=5`).
+    /// Runs a raw OData path relative to the versioned Graph root, every page (`$top`, if any, is the page size);
+    /// see [`RenderedQuery::raw`] for a path whose `$top` caps the rows, as a person means it.
     pub async fn exec(&self, path: &str, sink: &mut dyn RowSink) -> Result<PageSummary> {
         let url = self.connection.graph.url_for(path)?;
         self.connection.graph.page_through(url, sink).await

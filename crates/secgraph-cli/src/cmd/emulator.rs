@@ -20,6 +20,9 @@ pub(crate) async fn run(command: &Command) -> anyhow::Result<()> {
         churn,
         as_of,
         hunting_per_minute,
+        next_links,
+        max_skip,
+        max_top,
     } = command
     else {
         return Err(UsageError("not the emulator command".into()).into());
@@ -67,6 +70,9 @@ pub(crate) async fn run(command: &Command) -> anyhow::Result<()> {
             calls_per_minute: *hunting_per_minute,
             ..Default::default()
         },
+        next_links: *next_links,
+        max_skip: *max_skip,
+        max_top: *max_top,
         ..Default::default()
     };
     run_emulator(config, write_config.as_deref()).await

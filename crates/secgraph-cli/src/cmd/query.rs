@@ -139,18 +139,11 @@ pub(crate) fn parse_duration(text: &str) -> anyhow::Result<chrono::Duration> {
 
 /// Runs a raw OData path under the Graph root.
 pub(crate) async fn exec(env: &Env, cli: &Cli) -> anyhow::Result<()> {
-    let Command::Exec { path, out } = &cli.command else {
+    let Command::Exec { path, all, out } = &cli.command else {
         return Ok(());
     };
     let provider = env.connect(cli).await?;
-    let q = secgraph::query::RenderedQuery {
-        name: "exec".into(),
-        language: secgraph::query::Language::OData,
-        text: path.clone(),
-        timespan: None,
-        max_rows: None,
-        match_evidence: None,
-    };
+    let q = secgraph::query::RenderedQuery::raw(path, *all);
     output::run_to_output(output::Run::Single(&provider), &q, out, &[]).await
 }
 

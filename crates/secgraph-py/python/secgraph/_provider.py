@@ -411,18 +411,20 @@ class QueryProvider:
             raise ValueError(f"no query {query_name!r}; see list_queries()")
         print(f"{query_name}\n\n{fam._queries[name].__doc__}")
 
-    def exec_query(self, query: str, output: str = "pandas", **kwargs: Any) -> Any:
-        """Runs a raw Graph path under the versioned root (``/security/alerts_v2?$top=5``), every page."""
+    def exec_query(self, query: str, output: str = "pandas", all: bool = False, **kwargs: Any) -> Any:
+        """Runs a raw Graph path under the versioned root. A ``$top`` you write means that many rows, in one request
+        (``/security/alerts_v2?$top=5`` gives five alerts, as Graph PowerShell's ``-Top 5`` does); ``all=True`` reads
+        every page, ``$top`` then being the page size. Without ``$top``, every page."""
         if kwargs:
             warnings.warn(f"exec_query() ignores {', '.join(sorted(kwargs))}", stacklevel=2)
         _check_output(output)
-        return _convert(self._native().run_path(query), output)
+        return _convert(self._native().run_path(query, None, bool(all)), output)
 
-    async def exec_query_aio(self, query: str, output: str = "pandas") -> Any:
-        _check_output(output)
+    async def exec_query_aio(self, query: str, output: str = "pandas", all: bool = False) -> Any:
         """The asyncio variant of exec_query."""
+        _check_output(output)
         token = _native.CancelToken()
-        result = await _run_cancellable(functools.partial(self._native().run_path, query, token), token)
+        result = await _run_cancellable(functools.partial(self._native().run_path, query, token, bool(all)), token)
         return _convert(result, output)
 
     # -- updates ------------------------------------------------------------------------------------------------

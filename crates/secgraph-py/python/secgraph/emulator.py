@@ -28,13 +28,17 @@ class Emulator:
     ``alerts``: how many alerts to seed (deterministic for ``seed``); ``faults``: a fault spec such as
     ``"alerts_v2:429@every=3"`` (see docs/EMULATOR.md); ``page_size``: items per page when a request has no $top;
     ``auto_approve``: a user every device-code or browser sign-in completes as (e.g. ``DEMO_ANALYST``);
-    ``hunting_calls_per_minute``: advanced hunting's per-tenant call quota (default the service's, 45).
+    ``hunting_calls_per_minute``: advanced hunting's per-tenant call quota (default the service's, 45);
+    ``next_links`` (``"always"``, ``"never"``, ``"when-filtered"``), ``max_skip``, ``max_top``: how the service
+    pages, as the CLI's ``secgraph emulator`` flags of the same names.
     """
 
     def __init__(self, alerts: int = 500, seed: Optional[int] = None, faults: Optional[str] = None,
                  page_size: Optional[int] = None, auto_approve: Optional[str] = None,
-                 hunting_calls_per_minute: Optional[int] = None):
-        self._inner = _native.Emulator(alerts, seed, faults, page_size, auto_approve, hunting_calls_per_minute)
+                 hunting_calls_per_minute: Optional[int] = None, next_links: Optional[str] = None,
+                 max_skip: Optional[int] = None, max_top: Optional[int] = None):
+        self._inner = _native.Emulator(alerts, seed, faults, page_size, auto_approve, hunting_calls_per_minute,
+                                       next_links, max_skip, max_top)
 
     @property
     def config_path(self) -> str:

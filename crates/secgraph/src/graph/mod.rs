@@ -23,7 +23,7 @@ use std::sync::Arc;
 use url::Url;
 
 /// Characters encoded in a query key or value: everything that is not unreserved or a harmless sub-delimiter.
-const QUERY: &AsciiSet = &CONTROLS
+pub(crate) const QUERY: &AsciiSet = &CONTROLS
     .add(b' ')
     .add(b'"')
     .add(b'#')
@@ -80,7 +80,7 @@ pub struct GraphClient {
 }
 
 /// Splits an OData query string on `&`, except inside single-quoted literals (where `''` is an escaped quote).
-fn split_query(q: &str) -> Vec<&str> {
+pub(crate) fn split_query(q: &str) -> Vec<&str> {
     let mut parts = Vec::new();
     let mut in_str = false;
     let mut start = 0;
@@ -99,7 +99,7 @@ fn split_query(q: &str) -> Vec<&str> {
 }
 
 /// The largest `$top` each security collection accepts (incidents refuse more than 50).
-fn page_maximum(path: &str) -> usize {
+pub(crate) fn page_maximum(path: &str) -> usize {
     match crate::batches::schema::collection(path) {
         Some("alerts_v2") => 2000,
         Some("alerts") => 1000,

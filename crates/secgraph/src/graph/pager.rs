@@ -282,13 +282,177 @@ struct Run {
     id_keys: (std::collections::hash_map::RandomState, std::collections::hash_map::RandomState),
     pages: usize,
     rows: usize,
+    /// The page size the requests ask for (`$top`), so that a full page without a next link can be told from the
+    /// last one; `None` when unknown (the service's default page size).
+    top: Option<usize>,
+    /// The request as first sent, which a continuation rewrites.
+    first: Url,
+    /// How the run reads on: next links, or (after a full page without one) a continuation of its own.
+    mode: Mode,
+}
+
+/// How a paging run continues.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Mode {
+    /// `@odata.nextLink`, as Graph documents.
+    Links,
+    /// By time boundary: ordered by `property` ascending, each request from the last value delivered, skipping the
+    /// `at_last` items already delivered at that exact instant (ties neither lost nor repeated).
+    Time {
+        property: &'static str,
+        last: Option<String>,
+        at_last: usize,
+    },
+    /// By `$skip`, for a query with an order of its own: the next request skips this many.
+    Skip(usize),
+}
+
+/// The time property a collection can be paged by (immutable, so the order cannot shift while paging).
+fn time_property(url: &Url) -> Option<&'static str> {
+    match crate::batches::schema::collection(url.path()) {
+        Some("alerts_v2" | "incidents" | "alerts") => Some("createdDateTime"),
+        _ => None,
+    }
+}
+
+/// The query options of `url`, decoded: `[("$filter", "severity eq 'high'"), …]`.
+fn options(url: &Url) -> Vec<(String, String)> {
+    let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
+    url.query()
+        .map(super::split_query)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+/// `url` with options replaced (`None` removes one), encoded as the client encodes every request.
+fn with_options(url: &Url, set: &[(&str, Option<String>)]) -> Url {
+    let mut opts: Vec<(String, String)> = options(url)
+        .into_iter()
+        .filter(|(k, _)| !set.iter().any(|(s, _)| k.eq_ignore_ascii_case(s)))
+        .collect();
+    opts.extend(set.iter().filter_map(|(k, v)| v.clone().map(|v| (k.to_string(), v))));
+    let mut out = url.clone();
+    let q: Vec<String> = opts
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                "{}={}",
+                percent_encoding::utf8_percent_encode(k, super::QUERY),
+                percent_encoding::utf8_percent_encode(v, super::QUERY)
+            )
+        })
+        .collect();
+    out.set_query((!q.is_empty()).then(|| q.join("&")).as_deref());
+    out
+}
+
+fn option(url: &Url, name: &str) -> Option<String> {
+    options(url).into_iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v)
 }
 
 impl Run {
+    /// After a page with no next link: the request that reads on, when the page was full (the service stopped
+    /// giving next links, as alerts_v2 has been seen to), or `None` at the true end.
+    fn continuation(&mut self, page: &Page, received: usize) -> Option<Url> {
+        let top = self.top?;
+        if received < top {
+            return None;
+        }
+        if self.mode == Mode::Links {
+            self.mode = match (option(&self.first, "$orderby"), time_property(&self.first)) {
+                (None, Some(property)) => Mode::Time {
+                    property,
+                    last: None,
+                    at_last: 0,
+                },
+                _ => Mode::Skip(0),
+            };
+            tracing::info!(
+                page = page.number,
+                rows = received,
+                mode = ?self.mode,
+                "a full page came without @odata.nextLink; reading on by the run's own continuation"
+            );
+        }
+        let filter = option(&self.first, "$filter");
+        match &mut self.mode {
+            Mode::Links => None,
+            Mode::Skip(skip) => {
+                *skip += received;
+                Some(with_options(
+                    &self.first,
+                    &[
+                        ("$skip", Some(skip.to_string())),
+                        ("$skiptoken", None),
+                        ("$top", Some(top.to_string())),
+                    ],
+                ))
+            }
+            Mode::Time { property, last, at_last } => {
+                // The first time round the page was not in order: the run starts over in order, from the beginning
+                // (rows already delivered are dropped by id); after that, from the last instant delivered.
+                let bound = last.clone();
+                let mut q: Vec<(&str, Option<String>)> = vec![
+                    ("$orderby", Some(format!("{property} asc"))),
+                    ("$skiptoken", None),
+                    ("$top", Some(top.to_string())),
+                    (
+                        "$filter",
+                        match (&filter, &bound) {
+                            (Some(f), Some(b)) => Some(format!("({f}) and {property} ge {b}")),
+                            (None, Some(b)) => Some(format!("{property} ge {b}")),
+                            (f, None) => f.clone(),
+                        },
+                    ),
+                ];
+                q.push(("$skip", (*at_last > 0).then(|| at_last.to_string())));
+                Some(with_options(&self.first, &q))
+            }
+        }
+    }
+
+    /// In time-boundary mode, remembers where a page (in order) ended: its last time, and how many of the rows
+    /// received (delivered or not) share that instant, counting on from the page before when the instant is the same.
+    fn note_boundary(&mut self, raw_times: &[Option<String>]) {
+        let Mode::Time { last, at_last, .. } = &mut self.mode else { return };
+        let Some(Some(end)) = raw_times.last() else { return };
+        let same = raw_times.iter().rev().take_while(|t| t.as_deref() == Some(end.as_str())).count();
+        if last.as_deref() == Some(end.as_str()) {
+            // Still at the same instant: the skip within it grows by the page.
+            *at_last += same;
+        } else {
+            *last = Some(end.clone());
+            *at_last = same;
+        }
+    }
     async fn fetch(&mut self, url: Url) -> Result<Page> {
         let mut page = self.client.send_parsed(reqwest::Method::GET, &url, None, Page::from_bytes).await?;
         self.pages += 1;
         page.number = self.pages;
+        let received = page.rows.len();
+        // A page asked for in time order: where it ended, before duplicates are dropped (positions count).
+        let ordered = matches!(self.mode, Mode::Time { .. }) && option(&url, "$orderby").is_some();
+        let times: Vec<Option<String>> = match &self.mode {
+            Mode::Time { property, .. } if ordered => page
+                .rows
+                .iter()
+                .map(|r| {
+                    serde_json::from_str::<Value>(r.json())
+                        .ok()
+                        .and_then(|v| v.get(*property).and_then(Value::as_str).map(str::to_string))
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        if page.next_link.is_some() && self.top.is_none() {
+            // The service's own page size, learnt from a page it says is not the last.
+            self.top = Some(received);
+        }
         // A collection item repeated under the same id (an offset page that drifted, a server fault) is dropped and
         // counted: every row once. Rows without an `id` (hunting results, custom shapes) are never deduplicated.
         let before = page.rows.len();
@@ -312,6 +476,16 @@ impl Run {
             match self.follow(link) {
                 Ok(u) => self.next = Some(u),
                 Err(e) => self.pending = Some(e),
+            }
+        } else {
+            if ordered {
+                self.note_boundary(&times);
+            }
+            if let Some(u) = self.continuation(&page, received) {
+                match self.follow(u.as_str()) {
+                    Ok(u) => self.next = Some(u),
+                    Err(e) => self.pending = Some(e),
+                }
             }
         }
         Ok(page)
@@ -356,15 +530,24 @@ impl GraphClient {
     /// The pages of a collection, from `url` through every `@odata.nextLink`. Lazy: each page is fetched when the
     /// stream is polled.
     pub fn pages(&self, url: Url) -> Pages {
+        // The page size asked: a full page without a next link is then known not to be the last. Without `$top`,
+        // a security collection's pages are at most its documented maximum; the first page with a next link
+        // tells the service's own size.
+        let top = option(&url, "$top")
+            .and_then(|t| t.trim().parse::<usize>().ok())
+            .or_else(|| time_property(&url).map(|_| super::page_maximum(url.path())));
         let run = Run {
             client: self.clone(),
             links: HashSet::from([url.to_string()]),
+            first: url.clone(),
             next: Some(url),
             pending: None,
             ids: HashSet::new(),
             id_keys: Default::default(),
             pages: 0,
             rows: 0,
+            top,
+            mode: Mode::Links,
         };
         Pages::new(stream::unfold(Some(run), |run| async move {
             let mut run = run?;

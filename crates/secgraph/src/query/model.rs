@@ -128,6 +128,38 @@ pub struct RenderedQuery {
     pub match_evidence: Option<String>,
 }
 
+impl RenderedQuery {
+    /// A raw Graph path (`/security/alerts_v2?$top=5`) as a query. A `$top` a person writes means "this many rows",
+    /// as Graph PowerShell's `-Top` does: it caps the rows (one request) unless `all` asks for every page, `$top`
+    /// then being the page size.
+    ///
+    /// ```
+    /// use secgraph::query::RenderedQuery;
+    /// assert_eq!(RenderedQuery::raw("/security/alerts_v2?$top=5", false).max_rows, Some(5));
+    /// assert_eq!(RenderedQuery::raw("/security/alerts_v2?$top=5", true).max_rows, None);
+    /// assert_eq!(RenderedQuery::raw("/security/alerts_v2", false).max_rows, None);
+    /// ```
+    pub fn raw(path: &str, all: bool) -> RenderedQuery {
+        let top = path.split_once('?').and_then(|(_, q)| {
+            crate::graph::split_query(q).into_iter().find_map(|pair| {
+                let (k, v) = pair.split_once('=')?;
+                k.trim()
+                    .eq_ignore_ascii_case("$top")
+                    .then(|| v.trim().parse::<usize>().ok())
+                    .flatten()
+            })
+        });
+        RenderedQuery {
+            name: "exec".into(),
+            language: Language::OData,
+            text: path.to_string(),
+            timespan: None,
+            max_rows: if all { None } else { top },
+            match_evidence: None,
+        }
+    }
+}
+
 /// Whether any evidence of any alert in `row["alerts"]` names `value`: a string field equal to it (ignoring case),
 /// or a host name whose FQDN starts with `value.`.
 pub fn evidence_names(row: &Value, value: &str) -> bool {
