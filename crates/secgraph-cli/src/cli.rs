@@ -76,6 +76,10 @@ pub(crate) struct ConnArgs {
     /// Largest page body read, in MiB (default 64; Graph's pages are a few MiB at most).
     #[arg(long, global = true, value_name = "MIB", value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub(crate) max_page_mib: Option<u32>,
+    /// Requests a minute this run may send to a tenant (default Graph's budget: 150 for alerts and incidents; advanced
+    /// hunting keeps 45 unless this is lower). Waits for the budget longer than a second are logged (-v).
+    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub(crate) requests_per_minute: Option<u32>,
     /// Most times a failed request (throttled, unavailable, dropped) is sent again (default: the settings'
     /// SecGraph.Retries, else 4 for reads and writes, 3 for sign-ins); 0 sends each request once.
     #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=20))]

@@ -106,6 +106,7 @@ impl<'a> Progress<'a> {
         if retries > 0 {
             line.push_str(&format!(", {retries} retried request(s)"));
         }
+        line.push_str(&budget_note(&self.providers));
         for (name, rows) in &self.tenants {
             line.push_str(&format!(" · {name} {rows}"));
         }
@@ -190,6 +191,26 @@ pub enum Run<'a> {
     },
     /// One query on several connections (`--instance A,B`, `--all-instances`).
     FanOut(Vec<(String, secgraph::Result<QueryProvider>)>),
+}
+
+impl Run<'_> {
+    /// The connections the run uses (handles: clones share their budgets and counters).
+    fn providers(&self) -> Vec<QueryProvider> {
+        match self {
+            Run::Single(p) | Run::Split { provider: p, .. } => vec![(*p).clone()],
+            Run::FanOut(v) => v.iter().filter_map(|(_, p)| p.as_ref().ok().cloned()).collect(),
+        }
+    }
+}
+
+/// ", waited 12 s for the request budget" when requests were held back long enough to notice, else nothing.
+fn budget_note(providers: &[QueryProvider]) -> String {
+    let waited: std::time::Duration = providers.iter().map(QueryProvider::budget_waited).sum();
+    if waited >= std::time::Duration::from_secs(1) {
+        format!(", waited {:.0} s for the request budget", waited.as_secs_f64())
+    } else {
+        String::new()
+    }
 }
 
 /// Some tenants failed while the others' rows were delivered (exit code 8).
@@ -326,6 +347,7 @@ pub async fn run_to_output(run: Run<'_>, query: &RenderedQuery, args: &OutputArg
             &limited
         }
     };
+    let providers = run.providers();
     let (summary, fanout) = match args.format {
         Format::Jsonl => drive(run, query, &mut JsonLinesSink::new(writer(&args.out)?), args).await?,
         // Indented for a person at a terminal; into a file or a pipe, each item as the service sent it.
@@ -376,13 +398,14 @@ pub async fn run_to_output(run: Run<'_>, query: &RenderedQuery, args: &OutputArg
     };
     if !args.quiet {
         eprintln!(
-            "{} row(s) in {} page(s){}{}",
+            "{} row(s) in {} page(s){}{}{}",
             summary.rows,
             summary.pages,
             match summary.duplicates {
                 0 => String::new(),
                 n => format!(" ({n} item(s) the service sent twice were dropped)"),
             },
+            budget_note(&providers),
             args.out
                 .as_ref()
                 .map(|p| format!(", written to {}", p.display()))

@@ -945,3 +945,29 @@ fn a_closed_stdout_ends_quietly() {
         assert!(!stderr.contains("panicked") && !stderr.contains("error"), "{args:?}: {stderr}");
     }
 }
+
+/// A request held back by the client's request budget is never silent: the wait is logged at -v and the summary
+/// says how long the run waited.
+#[test]
+fn a_budget_wait_is_visible() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_emu, cfg) = emulator(dir.path(), &["--alerts", "210"]);
+    // 40 a minute: a burst of 40 requests, then one every 1.5 s; 43 pages of 5 need three waits.
+    let out = secgraph(
+        &cfg,
+        &[
+            "-v",
+            "--requests-per-minute",
+            "40",
+            "exec",
+            "/security/alerts_v2?$top=5",
+            "--all",
+            "-o",
+            "jsonl",
+        ],
+    );
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("for the request budget (40/min for alerts and incidents)"), "{err}");
+    assert!(err.contains("s for the request budget") && err.contains("waited"), "{err}");
+}

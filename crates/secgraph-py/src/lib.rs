@@ -734,6 +734,12 @@ fn export(
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
+    // Log records go to Python's logging (`secgraph.…` loggers, `secgraph_emulator.…` for the emulator); like the
+    // CLI's, they never carry a secret.
+    // Loggers are cached, levels are not: `logging.getLogger("secgraph").setLevel(...)` takes effect at once.
+    if let Ok(logger) = pyo3_log::Logger::new(py, pyo3_log::Caching::Loggers) {
+        let _ = logger.install();
+    }
     m.add_function(wrap_pyfunction!(export, m)?)?;
     m.add_class::<Provider>()?;
     m.add_class::<ArrowResult>()?;

@@ -125,3 +125,24 @@ def test_names_and_messages_a_user_meets(emu, tmp_path, monkeypatch):
         p = QueryProvider("SecurityGraph")
         p.connect(config=emu.config_path, instance=name)
         assert p.connection_info["source"] == "DataProviders.MicrosoftGraph", name
+
+
+def test_no_secret_or_token_reaches_pythons_log_at_any_level(emu, caplog):
+    import logging
+
+    loggers = [logging.getLogger(n) for n in ("secgraph", "secgraph_emulator")]
+    try:
+        with caplog.at_level(1):  # everything, down to TRACE
+            for logger in loggers:
+                logger.setLevel(1)
+            p = QueryProvider("SecurityGraph")
+            p.connect(config=emu.config_path, tenant_id=DEMO_TENANT_ID, client_id=DEMO_CLIENT_ID,
+                      client_secret=DEMO_CLIENT_SECRET)
+            p.exec_query("/security/alerts_v2?$top=3")
+    finally:
+        for logger in loggers:
+            logger.setLevel(logging.NOTSET)
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert any(r.name.startswith("secgraph") for r in caplog.records), "the engine logs into Python"
+    assert DEMO_CLIENT_SECRET not in text
+    assert "eyJ" not in text, "a token reached the log"

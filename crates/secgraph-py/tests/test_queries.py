@@ -249,3 +249,16 @@ def test_instances_tag_rows_and_report_failures(qp):
 def test_a_misspelled_parameter_is_an_error_naming_the_intended_one(qp):
     with pytest.raises(ValueError, match="did you mean 'severity'"):
         qp.Alerts.list(start="-1d", sevrity="high")
+
+
+def test_a_budget_wait_is_in_pythons_log(emu, caplog):
+    import logging
+
+    p = secgraph.QueryProvider("SecurityGraph")
+    # 40 a minute: a burst of 40 requests, then one every 1.5 s; 300 alerts in pages of 7 need 43 pages.
+    p.connect(config=emu.config_path, requests_per_minute=40)
+    with caplog.at_level(logging.INFO, logger="secgraph"):
+        df = p.exec_query("/security/alerts_v2?$top=7", all=True)
+    assert len(df) == 300
+    waits = [r for r in caplog.records if r.name.startswith("secgraph") and "request budget" in r.getMessage()]
+    assert waits, [r.getMessage() for r in caplog.records][-5:]

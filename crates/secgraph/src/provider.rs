@@ -150,6 +150,12 @@ impl QueryProvider {
         self.connection.graph.retries()
     }
 
+    /// How long this connection's requests have waited for Graph's request budgets so far (see
+    /// [`crate::graph::GraphClient::budget_waited`]).
+    pub fn budget_waited(&self) -> std::time::Duration {
+        self.connection.graph.budget_waited()
+    }
+
     /// Runs KQL with an optional hunting Timespan (`P7D`, `start/end`, …).
     pub async fn hunt(&self, kql: &str, timespan: Option<&str>, sink: &mut dyn RowSink) -> Result<PageSummary> {
         self.connection.graph.hunt(kql, timespan, sink).await

@@ -191,3 +191,18 @@ async fn ties_at_one_instant_lose_and_repeat_nothing() {
     assert_eq!(paged.0.len(), 5450, "every alert, the burst included");
     assert_eq!(paged.0.keys().collect::<Vec<_>>(), all.0.keys().collect::<Vec<_>>());
 }
+
+/// A total that is a multiple of the page size: the last page is full and has no next link, as any last page. The
+/// run checks with one request past it (here refused: `$skip` over the service's cap) and ends — nothing read twice.
+#[tokio::test]
+async fn a_full_last_page_after_next_links_ends_the_run_without_reading_again() {
+    let (emu, s) = emulator(NextLinks::Always, chrono::Utc::now()).await;
+    let p = connect(&s, "Default").await;
+    let before = emu.requests_to("/security/alerts_v2");
+    let mut ids = Ids::default();
+    let summary = p.exec("/security/alerts_v2?$top=500", &mut ids).await.unwrap();
+    assert_eq!((summary.rows, summary.pages, summary.duplicates), (5000, 10, 0));
+    assert!(ids.once());
+    // Ten pages and the one check past the last.
+    assert_eq!(emu.requests_to("/security/alerts_v2") - before, 11);
+}

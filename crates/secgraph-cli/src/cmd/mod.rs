@@ -71,6 +71,7 @@ impl Env {
                 }
             }),
             retry: conn.retries.map(secgraph::retry::RetryOptions::with_retries),
+            requests_per_minute: conn.requests_per_minute.map(|n| (n, n.min(secgraph::graph::HUNTING_PER_MINUTE))),
             ..Default::default()
         };
         Ok(Env {

@@ -7,6 +7,7 @@
 //! continuously.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// Requests a minute for security collections (alerts_v2, incidents, legacy alerts, secure scores) and updates.
@@ -19,15 +20,26 @@ pub const HUNTING_PER_MINUTE: u32 = 45;
 pub(crate) struct Bucket {
     capacity: f64,
     state: Mutex<(f64, Instant)>,
+    /// Time requests spent waiting for a token, in milliseconds, across the clones of the client.
+    waited_ms: AtomicU64,
+    /// What the bucket is for, in messages ("alerts and incidents", "advanced hunting").
+    what: &'static str,
 }
 
 impl Bucket {
-    pub(crate) fn per_minute(n: u32) -> Bucket {
+    pub(crate) fn per_minute(n: u32, what: &'static str) -> Bucket {
         let capacity = f64::from(n.max(1));
         Bucket {
             capacity,
             state: Mutex::new((capacity, Instant::now())),
+            waited_ms: AtomicU64::new(0),
+            what,
         }
+    }
+
+    /// Time requests have waited for this budget so far.
+    pub(crate) fn waited(&self) -> Duration {
+        Duration::from_millis(self.waited_ms.load(Ordering::Relaxed))
     }
 
     /// How long to wait before a request may go; takes its token when the answer is zero.
@@ -53,7 +65,20 @@ impl Bucket {
             if wait.is_zero() {
                 return;
             }
-            tracing::debug!(wait_ms = wait.as_millis() as u64, "request budget spent; waiting");
+            // A call that seems to hang says why: a wait over a second is logged at info (the CLI's -v; Python's
+            // `secgraph` logger), and every wait is counted for the summary and the progress line.
+            if wait >= Duration::from_secs(1) {
+                tracing::info!(
+                    wait_s = wait.as_secs_f64().round() as u64,
+                    "waiting {:.0} s for the request budget ({}/min for {})",
+                    wait.as_secs_f64(),
+                    self.capacity,
+                    self.what
+                );
+            } else {
+                tracing::debug!(wait_ms = wait.as_millis() as u64, "request budget spent; waiting");
+            }
+            self.waited_ms.fetch_add(wait.as_millis() as u64, Ordering::Relaxed);
             tokio::time::sleep(wait).await;
         }
     }
@@ -65,7 +90,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_burst_of_the_minute_then_the_refill_rate() {
-        let b = Bucket::per_minute(60);
+        let b = Bucket::per_minute(60, "test");
         let t = std::time::Instant::now();
         for _ in 0..60 {
             b.take().await;

@@ -166,8 +166,8 @@ impl GraphClient {
             scope,
             limits: PagingLimits::default(),
             budgets: Arc::new((
-                budget::Bucket::per_minute(SECURITY_PER_MINUTE),
-                budget::Bucket::per_minute(HUNTING_PER_MINUTE),
+                budget::Bucket::per_minute(SECURITY_PER_MINUTE, "alerts and incidents"),
+                budget::Bucket::per_minute(HUNTING_PER_MINUTE, "advanced hunting"),
             )),
             retries: Arc::default(),
             retry: RetryOptions::default(),
@@ -186,6 +186,11 @@ impl GraphClient {
         self.retries.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// How long this client's requests (and its clones') have waited for the request budgets so far.
+    pub fn budget_waited(&self) -> std::time::Duration {
+        self.budgets.0.waited() + self.budgets.1.waited()
+    }
+
     fn count_retry(&self) {
         self.retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
@@ -194,7 +199,10 @@ impl GraphClient {
     /// documented ones. A new budget is not shared with clones made before.
     pub fn with_budgets(mut self, per_minute: Option<(u32, u32)>) -> GraphClient {
         if let Some((security, hunting)) = per_minute {
-            self.budgets = Arc::new((budget::Bucket::per_minute(security), budget::Bucket::per_minute(hunting)));
+            self.budgets = Arc::new((
+                budget::Bucket::per_minute(security, "alerts and incidents"),
+                budget::Bucket::per_minute(hunting, "advanced hunting"),
+            ));
         }
         self
     }

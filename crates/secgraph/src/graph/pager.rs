@@ -289,6 +289,12 @@ struct Run {
     first: Url,
     /// How the run reads on: next links, or (after a full page without one) a continuation of its own.
     mode: Mode,
+    /// Whether any page of the run carried a next link.
+    seen_links: bool,
+    /// Items received so far, repeats included (positions in the service's order).
+    received: usize,
+    /// The next request only checks that a full last page was the end: a refusal ends the run quietly.
+    probing: bool,
 }
 
 /// How a paging run continues.
@@ -365,6 +371,13 @@ impl Run {
         }
         if self.mode == Mode::Links {
             self.mode = match (option(&self.first, "$orderby"), time_property(&self.first)) {
+                // The service gave next links until now: a full last page is most likely the end (the total was a
+                // multiple of the page size). One request past it, by `$skip`, makes sure; if the service refuses
+                // that request, the run ends as the service said.
+                _ if self.seen_links => {
+                    self.probing = true;
+                    Mode::Skip(self.received - received)
+                }
                 (None, Some(property)) => Mode::Time {
                     property,
                     last: None,
@@ -435,6 +448,8 @@ impl Run {
         self.pages += 1;
         page.number = self.pages;
         let received = page.rows.len();
+        self.received += received;
+        self.seen_links |= page.next_link.is_some();
         // A page asked for in time order: where it ended, before duplicates are dropped (positions count).
         let ordered = matches!(self.mode, Mode::Time { .. }) && option(&url, "$orderby").is_some();
         let times: Vec<Option<String>> = match &self.mode {
@@ -548,6 +563,9 @@ impl GraphClient {
             rows: 0,
             top,
             mode: Mode::Links,
+            seen_links: false,
+            received: 0,
+            probing: false,
         };
         Pages::new(stream::unfold(Some(run), |run| async move {
             let mut run = run?;
@@ -555,8 +573,15 @@ impl GraphClient {
                 return Some((Err(e), None));
             }
             let url = run.next.take()?;
+            // This request only checks that the page before was the last (set by the page before).
+            let probe = std::mem::take(&mut run.probing);
             match run.fetch(url).await {
+                Ok(page) if probe && page.rows.is_empty() => None,
                 Ok(page) => Some((Ok(page), Some(run))),
+                Err(e) if probe && e.http_status() == Some(400) => {
+                    tracing::warn!(error = %e, "could not check that the last full page was the end (the service refused the request past it); ending there");
+                    None
+                }
                 Err(e) => Some((Err(e), None)),
             }
         }))
