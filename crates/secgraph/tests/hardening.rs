@@ -493,3 +493,48 @@ async fn a_connection_reset_by_the_token_endpoint_is_retried() {
     // The reset and the 503 were faults in front of the handler; the handler answered at least once.
     assert!(emu.requests_to("/oauth2/v2.0/token") >= 1);
 }
+
+/// Writes log output into a shared buffer, for tests that check what a user is told.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A hunting result of exactly the service's row limit is almost surely cut short, and nothing in the rows says so:
+/// the user is warned, with the way out.
+#[tokio::test]
+async fn a_hunting_result_at_the_row_limit_is_reported() {
+    let pki = Pki::new();
+    let rows: Vec<serde_json::Value> = (0..secgraph::graph::HUNTING_ROW_LIMIT).map(|i| j!({"n": i})).collect();
+    let reply = j!({"schema": [{"name": "n", "type": "Int64"}], "results": rows});
+    let srv = pki
+        .serve(Router::new().route(
+            "/v1.0/security/runHuntingQuery",
+            post(move || {
+                let reply = reply.clone();
+                async move { json(200, &reply, &[]) }
+            }),
+        ))
+        .await;
+    let g = graph(&pki, &srv, None);
+    let log = Captured::default();
+    let writer = log.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::WARN)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let page = g.hunt_page("T", None).await.unwrap();
+    assert_eq!(page.rows.len(), secgraph::graph::HUNTING_ROW_LIMIT);
+    let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    assert!(text.contains("row limit") && text.contains("narrow the time range"), "{text}");
+}

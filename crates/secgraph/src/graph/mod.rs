@@ -42,6 +42,8 @@ pub(crate) const QUERY: &AsciiSet = &CONTROLS
     .add(b'|')
     .add(b'}');
 
+/// The most rows one advanced-hunting call returns (the service's documented limit).
+pub const HUNTING_ROW_LIMIT: usize = 100_000;
 /// Same-origin redirects followed for one read.
 const MAX_REDIRECTS: u32 = 5;
 
@@ -485,6 +487,18 @@ impl GraphClient {
                 message: "the hunting reply has no 'results' list".into(),
             });
         };
+        // Advanced hunting returns at most its row limit; a result of exactly that size (or one the service marks as
+        // cut) is almost surely short, and nothing in the rows says so.
+        let truncated = ["truncated", "Truncated", "isTruncated"]
+            .iter()
+            .any(|k| reply.get(*k).and_then(Value::as_bool) == Some(true));
+        if results.len() >= HUNTING_ROW_LIMIT || truncated {
+            tracing::warn!(
+                rows = results.len(),
+                limit = HUNTING_ROW_LIMIT,
+                "the hunting result is at advanced hunting's row limit ({HUNTING_ROW_LIMIT}) and is probably cut short: narrow the time range (or split it) or summarize"
+            );
+        }
         let rows: Vec<Row> = results
             .into_iter()
             .map(|r| match r {
