@@ -496,6 +496,10 @@ pub(crate) enum Command {
         /// The largest $top accepted, below each endpoint's own.
         #[arg(long, value_name = "N")]
         max_top: Option<usize>,
+        /// A changed alert or incident becomes visible only this long after its lastUpdateDateTime (e.g. 15m), as
+        /// items reach Graph after they change. POST /_emulator/clock {"advance": "20m"} moves the emulator's clock.
+        #[arg(long, value_name = "DURATION")]
+        ingestion_lag: Option<String>,
     },
 }
 
@@ -521,7 +525,7 @@ pub(crate) struct ExportArgs {
     #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=2000))]
     pub(crate) page_size: u32,
     /// How far before a run's start the next watermark stays (changes during a run are read again next time).
-    #[arg(long, value_name = "DURATION", default_value = "5m")]
+    #[arg(long, value_name = "DURATION", default_value = "15m")]
     pub(crate) overlap: String,
     /// Where a tenant's first run starts: versions updated since TIME (e.g. -90d, 2026-01-01); default everything.
     /// Later runs continue from their checkpoint.

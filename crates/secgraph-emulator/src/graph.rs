@@ -184,7 +184,7 @@ pub fn authorize(st: &AppState, headers: &HeaderMap, needed: &[&str]) -> Result<
     if token.is_empty() {
         return Err(unauth("Access token is empty."));
     }
-    let now = chrono::Utc::now().timestamp();
+    let now = st.clock.unix();
     let claims = st.issuer.verify(token, &st.graph_audiences(), now).map_err(|r| match r {
         TokenRejection::Malformed => unauth("IDX14100: JWT is not well formed, there are no dots (.) or the token is not a signed JWT."),
         TokenRejection::BadSignature => unauth("Access token validation failure. Invalid signature."),
@@ -512,7 +512,19 @@ fn list_inner(st: &AppState, version: &str, coll: &str, headers: &HeaderMap, uri
     .filter(|ix| ix.len() == items.len());
     let page = top.unwrap_or(default_page).max(1);
     let filterable = coll.filterable();
-    let keep = |item: &crate::data::Item| -> Result<bool, Fault> {
+    // Ingestion lag: an item changed less than the lag ago (by the emulator's clock) is not visible yet.
+    let visible_until = st
+        .config
+        .ingestion_lag
+        .filter(|_| index.is_some())
+        .map(|lag| crate::data::ticks(st.clock.now() - chrono::Duration::from_std(lag).unwrap_or_default()));
+    let keep = |p: usize| -> Result<bool, Fault> {
+        let item = &items[p];
+        if let (Some(limit), Some(ix)) = (visible_until, index)
+            && ix.updated(p) > limit
+        {
+            return Ok(false);
+        }
         let bad = |e| Fault::bad(format!("Invalid filter clause: {e}."));
         match (&filter, filterable) {
             (None, _) => Ok(true),
@@ -549,7 +561,7 @@ fn list_inner(st: &AppState, version: &str, coll: &str, headers: &HeaderMap, uri
         Some((path, desc)) => {
             let mut hits: Vec<usize> = Vec::new();
             for p in candidates(0) {
-                if keep(&items[p])? {
+                if keep(p)? {
                     hits.push(p);
                 }
             }
@@ -593,7 +605,7 @@ fn list_inner(st: &AppState, version: &str, coll: &str, headers: &HeaderMap, uri
             let mut next = None;
             for i in candidates(from) {
                 let item = &items[i];
-                if keep(item)? {
+                if keep(i)? {
                     if to_skip > 0 {
                         to_skip -= 1;
                     } else if window.len() == page {
@@ -607,7 +619,7 @@ fn list_inner(st: &AppState, version: &str, coll: &str, headers: &HeaderMap, uri
             let total = if count {
                 let mut n = 0;
                 for p in candidates(0) {
-                    n += usize::from(keep(&items[p])?);
+                    n += usize::from(keep(p)?);
                 }
                 Some(n)
             } else {

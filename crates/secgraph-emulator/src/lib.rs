@@ -98,6 +98,9 @@ pub struct EmulatorConfig {
     pub max_skip: Option<usize>,
     /// The largest `$top` accepted, below each endpoint's own (2,000 alerts, 50 incidents, 1,000 legacy alerts).
     pub max_top: Option<usize>,
+    /// A new or updated alert or incident becomes visible to reads only this long after its `lastUpdateDateTime`
+    /// (by the emulator's clock), as items reach Graph minutes after they change.
+    pub ingestion_lag: Option<Duration>,
 }
 
 /// When a collection page carries `@odata.nextLink` (see [`EmulatorConfig::next_links`]).
@@ -143,6 +146,7 @@ impl Default for EmulatorConfig {
             next_links: NextLinks::Always,
             max_skip: None,
             max_top: None,
+            ingestion_lag: None,
             device_code_interval: Duration::from_secs(5),
             device_code_lifetime: Duration::from_secs(900),
             auth_code_lifetime: Duration::from_secs(600),
@@ -260,6 +264,7 @@ impl Emulator {
             vault_listeners.push((v.name.clone(), l, a));
         }
         let state = Arc::new(AppState {
+            clock: Default::default(),
             base_url: base_url.clone(),
             config: config.clone(),
             directory,
@@ -356,6 +361,11 @@ impl Emulator {
             Some(o) => o.clone(),
             None => format!("{}/kv/{name}", self.base_url),
         }
+    }
+
+    /// Moves the emulator's clock forward (see `POST /_emulator/clock`); returns its new time.
+    pub fn advance_clock(&self, by: Duration) -> chrono::DateTime<chrono::Utc> {
+        self.state.clock.advance(by)
     }
 
     /// How many requests arrived at paths ending with `suffix` (e.g. `/oauth2/v2.0/devicecode`), for tests that
@@ -521,6 +531,7 @@ fn router(state: Arc<AppState>, faults: Arc<faults::Faults>) -> Router {
         .route("/_emulator/devicecode", post(entra::admin_device))
         .route("/_emulator/revoke", post(entra::admin_revoke))
         .route("/_emulator/churn", post(admin_churn))
+        .route("/_emulator/clock", post(admin_clock))
         .route("/kv/{vault}/secrets", get(keyvault::list_secrets))
         .route("/kv/{vault}/secrets/", get(keyvault::list_secrets))
         .route("/kv/{vault}/secrets/{name}", get(keyvault::get_secret))
@@ -554,6 +565,36 @@ async fn admin_churn(State(st): State<Arc<AppState>>, axum::Json(req): axum::Jso
     }
 }
 
+/// `POST /_emulator/clock` `{"advance": "20m"}` (units s, m, h, d): moves the emulator's clock forward; answers
+/// `{"now": "…"}`.
+async fn admin_clock(State(st): State<Arc<AppState>>, axum::Json(req): axum::Json<ClockRequest>) -> Response {
+    match parse_duration(&req.advance) {
+        Some(by) => axum::Json(serde_json::json!({"now": st.clock.advance(by).to_rfc3339()})).into_response(),
+        None => (StatusCode::BAD_REQUEST, "advance: expected a duration such as 30s, 20m, 2h or 1d").into_response(),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct ClockRequest {
+    advance: String,
+}
+
+/// `30s`, `20m`, `2h`, `1d` (a whole number and a unit).
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit())?;
+    let (n, unit) = t.split_at(split);
+    let n: u64 = n.parse().ok()?;
+    let secs = match unit.trim() {
+        "s" => n,
+        "m" => n.checked_mul(60)?,
+        "h" => n.checked_mul(3600)?,
+        "d" => n.checked_mul(86_400)?,
+        _ => return None,
+    };
+    Some(Duration::from_secs(secs))
+}
+
 #[derive(serde::Deserialize)]
 struct ChurnRequest {
     #[serde(default)]
@@ -565,7 +606,7 @@ struct ChurnRequest {
 fn apply_churn(st: &AppState, new: usize, update: usize) -> Option<data::ChurnReport> {
     let mut rng = st.churn_rng.lock().ok()?;
     let mut ds = st.dataset.write().ok()?;
-    Some(ds.churn(&mut rng, new, update, chrono::Utc::now()))
+    Some(ds.churn(&mut rng, new, update, st.clock.now()))
 }
 
 /// `--churn`: applies changes ten times a second at the configured rates, until the emulator is dropped.

@@ -36,6 +36,35 @@ pub struct AppState {
     pub churn_rng: std::sync::Mutex<crate::data::Rng>,
     /// Requests seen per path (for tests that check what a client did not call).
     pub paths: Mutex<std::collections::HashMap<String, usize>>,
+    /// The emulator's clock: real time moved by what `POST /_emulator/clock` advanced it by.
+    pub clock: Clock,
+}
+
+/// The emulator's clock: the real time plus an offset tests move forward (`POST /_emulator/clock`,
+/// [`crate::Emulator::advance_clock`]), so that ingestion lag, token expiry and `--follow` intervals are tested in
+/// seconds. Changes, writes and tokens are stamped by it.
+#[derive(Debug, Default)]
+pub struct Clock {
+    offset_ms: std::sync::atomic::AtomicI64,
+}
+
+impl Clock {
+    /// The emulator's time now.
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::Utc::now() + chrono::Duration::milliseconds(self.offset_ms.load(std::sync::atomic::Ordering::SeqCst))
+    }
+
+    /// The emulator's time now, in Unix seconds (token lifetimes).
+    pub fn unix(&self) -> i64 {
+        self.now().timestamp()
+    }
+
+    /// Moves the clock forward by `by`; returns the new time.
+    pub fn advance(&self, by: std::time::Duration) -> chrono::DateTime<chrono::Utc> {
+        let ms = i64::try_from(by.as_millis()).unwrap_or(i64::MAX / 4);
+        self.offset_ms.fetch_add(ms, std::sync::atomic::Ordering::SeqCst);
+        self.now()
+    }
 }
 
 /// How long advanced hunting's tables may lag data that `--churn` keeps changing.

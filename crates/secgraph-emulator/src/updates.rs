@@ -222,7 +222,7 @@ pub async fn patch(
         let pos = position(&ds, c, &id)?;
         let item = &mut items_mut(&mut ds, c)[pos];
         let ch = changes(c, &body, item)?;
-        let now = graph_time(chrono::Utc::now());
+        let now = graph_time(st.clock.now());
         let Value::Object(obj) = &mut **item else {
             return Err(Fault::new(StatusCode::INTERNAL_SERVER_ERROR, "UnknownError", "corrupt item"));
         };
@@ -293,7 +293,7 @@ pub async fn post_comment(
             .map_err(|_| Fault::new(StatusCode::INTERNAL_SERVER_ERROR, "UnknownError", "dataset lock poisoned"))?;
         let pos = position(&ds, c, &id)?;
         let item = &mut items_mut(&mut ds, c)[pos];
-        let now = graph_time(chrono::Utc::now());
+        let now = graph_time(st.clock.now());
         let comment = json!({"comment": text, "createdByDisplayName": author, "createdDateTime": now});
         let comments = match item.get_mut("comments") {
             Some(Value::Array(a)) => {

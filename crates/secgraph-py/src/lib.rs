@@ -564,7 +564,7 @@ impl Emulator {
     /// `hunting_calls_per_minute`: advanced hunting's per-tenant call quota (default the service's, 45).
     /// `next_links` (`always`, `never`, `when-filtered`), `max_skip`, `max_top`: how the service pages (see
     /// docs/EMULATOR.md).
-    #[pyo3(signature = (alerts=500, seed=None, faults=None, page_size=None, auto_approve=None, hunting_calls_per_minute=None, next_links=None, max_skip=None, max_top=None))]
+    #[pyo3(signature = (alerts=500, seed=None, faults=None, page_size=None, auto_approve=None, hunting_calls_per_minute=None, next_links=None, max_skip=None, max_top=None, ingestion_lag=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -577,6 +577,7 @@ impl Emulator {
         next_links: Option<String>,
         max_skip: Option<usize>,
         max_top: Option<usize>,
+        ingestion_lag: Option<String>,
     ) -> PyResult<Emulator> {
         let faults = faults
             .map(|f| secgraph_emulator::faults::FaultSpec::parse(&f))
@@ -603,6 +604,11 @@ impl Emulator {
         }
         config.max_skip = max_skip;
         config.max_top = max_top;
+        if let Some(t) = ingestion_lag {
+            config.ingestion_lag = Some(secgraph_emulator::parse_duration(&t).ok_or_else(|| {
+                pyo3::exceptions::PyValueError::new_err(format!("ingestion_lag={t:?}: expected a duration such as 30s, 15m or 1h"))
+            })?);
+        }
         if auto_approve.is_some() {
             config.device_code_interval = Duration::from_secs(1);
             config.auto_approve = auto_approve;
@@ -640,6 +646,13 @@ impl Emulator {
     /// Requests served so far whose path ends with `suffix`.
     fn requests_to(&self, suffix: &str) -> usize {
         self.inner.requests_to(suffix)
+    }
+
+    /// Moves the emulator's clock forward (`"20m"`, `"2h"`, …); returns its new time (ISO 8601).
+    fn advance_clock(&self, by: &str) -> PyResult<String> {
+        let d = secgraph_emulator::parse_duration(by)
+            .ok_or_else(|| pyo3::exceptions::PyValueError::new_err(format!("{by:?}: expected a duration such as 30s, 20m or 2h")))?;
+        Ok(self.inner.advance_clock(d).to_rfc3339())
     }
 
     /// Stops serving.

@@ -563,3 +563,48 @@ async fn connect_loads_the_settings_query_folders() {
     p.run("Mine.high_alerts", &[], &mut rows).await.unwrap();
     assert!(!rows.0.is_empty());
 }
+
+/// The emulator's clock moves when a test says so: a token the client holds expires by it (Graph answers 401 and the
+/// client renews once), and changes are stamped by it.
+#[tokio::test]
+async fn the_emulator_clock_moves_token_expiry_and_change_stamps() {
+    let f = Fixture::new(EmulatorConfig::default()).await;
+    let p = QueryProvider::connect(Some(&f.settings()), &ConnectOptions::default())
+        .await
+        .unwrap();
+    let mut before = Ids::default();
+    p.exec("/security/alerts_v2?$top=1000", &mut before).await.unwrap();
+    let moved = f.emu.advance_clock(std::time::Duration::from_secs(3 * 3600));
+    assert!(moved > chrono::Utc::now() + chrono::Duration::minutes(179));
+    let mut after = Ids::default();
+    p.exec("/security/alerts_v2?$top=1000", &mut after).await.unwrap();
+    assert_eq!(
+        after.0.len(),
+        before.0.len(),
+        "the client renewed the token the emulator's clock expired"
+    );
+    assert!(f.emu.requests_to("/oauth2/v2.0/token") >= 2, "a second token was asked for");
+    let ca = reqwest::Certificate::from_pem(f.emu.ca_pem().unwrap().as_bytes()).unwrap();
+    let http = reqwest::Client::builder().tls_certs_only([ca]).build().unwrap();
+    let r: Value = http
+        .post(format!("{}/_emulator/churn", f.emu.base_url()))
+        .json(&serde_json::json!({"new": 1}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let at = chrono::DateTime::parse_from_rfc3339(r["at"].as_str().unwrap()).unwrap();
+    assert!(
+        at > chrono::Utc::now() + chrono::Duration::minutes(179),
+        "stamped by the emulator's clock: {at}"
+    );
+    let r = http
+        .post(format!("{}/_emulator/clock", f.emu.base_url()))
+        .json(&serde_json::json!({"advance": "20m"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+}

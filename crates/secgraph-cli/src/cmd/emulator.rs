@@ -23,6 +23,7 @@ pub(crate) async fn run(command: &Command) -> anyhow::Result<()> {
         next_links,
         max_skip,
         max_top,
+        ingestion_lag,
     } = command
     else {
         return Err(UsageError("not the emulator command".into()).into());
@@ -73,6 +74,13 @@ pub(crate) async fn run(command: &Command) -> anyhow::Result<()> {
         next_links: *next_links,
         max_skip: *max_skip,
         max_top: *max_top,
+        ingestion_lag: ingestion_lag
+            .as_deref()
+            .map(|t| {
+                secgraph_emulator::parse_duration(t)
+                    .ok_or_else(|| UsageError(format!("--ingestion-lag '{t}': expected a duration such as 30s, 15m or 1h")))
+            })
+            .transpose()?,
         ..Default::default()
     };
     run_emulator(config, write_config.as_deref()).await

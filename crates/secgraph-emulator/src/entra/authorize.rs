@@ -92,7 +92,7 @@ pub(super) fn issue_code(st: &AppState, tenant_id: &str, q: &HashMap<String, Str
         challenge: q.get("code_challenge").cloned(),
         user_oid: user.object_id.clone(),
         scope: q.get("scope").cloned().unwrap_or_default(),
-        expires_at: now() + st.config.auth_code_lifetime.as_secs() as i64,
+        expires_at: now(st) + st.config.auth_code_lifetime.as_secs() as i64,
         used: false,
     };
     if let Ok(mut store) = st.auth.lock() {

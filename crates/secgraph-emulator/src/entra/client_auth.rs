@@ -88,7 +88,7 @@ pub(super) fn verify_assertion(st: &AppState, t: &Tenant, app: &App, assertion: 
             "Client assertion 'iss' and 'sub' must both be the application (client) id.",
         ));
     }
-    let t_now = now();
+    let t_now = now(st);
     let (Some(exp), nbf) = (n("exp"), n("nbf")) else {
         return Err(invalid(700024, "Client assertion has no 'exp' claim."));
     };

@@ -30,7 +30,7 @@ pub async fn devicecode(
             tenant_id: t.id.clone(),
             client_id: app.client_id.clone(),
             scope: scope.clone(),
-            expires_at: now() + lifetime,
+            expires_at: now(&st) + lifetime,
             interval,
             last_poll: None,
             status: auto.map(DeviceStatus::Approved).unwrap_or(DeviceStatus::Pending),
@@ -57,7 +57,7 @@ pub fn decide_device(st: &AppState, user_code: &str, user: &str, approve: bool) 
     let g = store
         .device
         .values_mut()
-        .find(|g| g.user_code == code && g.status == DeviceStatus::Pending && g.expires_at > now())
+        .find(|g| g.user_code == code && g.status == DeviceStatus::Pending && g.expires_at > now(st))
         .ok_or_else(|| format!("No pending sign-in has the code '{user_code}' (or it expired)."))?;
     let t = st.directory.tenant(&g.tenant_id).ok_or("tenant vanished")?;
     let u = t.user(user).ok_or_else(|| format!("No user '{user}' in tenant {}.", t.domain))?;

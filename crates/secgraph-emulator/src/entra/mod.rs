@@ -114,8 +114,9 @@ fn html_escape(s: &str) -> String {
         .replace('\'', "&#39;")
 }
 
-fn now() -> i64 {
-    chrono::Utc::now().timestamp()
+/// The emulator clock's time, in Unix seconds: tokens and codes are stamped and expire by it.
+fn now(st: &AppState) -> i64 {
+    st.clock.unix()
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -328,7 +329,7 @@ fn access_token(
     user: Option<(&User, &[String])>,
     rid: &RequestId,
 ) -> Result<(String, i64), Fail> {
-    let issued = now();
+    let issued = now(st);
     let lifetime = st.token_lifetime_secs();
     let uti: String = rid.0.replace('-', "").chars().take(22).collect();
     let claims = match user {
@@ -418,7 +419,7 @@ fn user_tokens(
         body.insert("refresh_token".into(), json!(rt));
     }
     if scopes.openid {
-        let issued = now();
+        let issued = now(st);
         let id = json!({
             "aud": app.client_id, "iss": format!("{}/{}/v2.0", st.base_url, t.id), "iat": issued, "nbf": issued,
             "exp": issued + 3600, "name": user.display_name, "oid": user.object_id, "preferred_username": user.upn,

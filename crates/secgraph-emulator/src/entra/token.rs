@@ -114,7 +114,7 @@ pub(super) fn device_poll(st: &AppState, t: &Tenant, app: &App, form: &HashMap<S
         if g.status == DeviceStatus::Redeemed {
             return Err(bad("bad_verification_code", 70000, "The device code has already been redeemed."));
         }
-        if now() >= g.expires_at {
+        if now(st) >= g.expires_at {
             return Err(bad(
                 "expired_token",
                 70020,
@@ -181,7 +181,7 @@ pub(super) fn redeem_code(st: &AppState, t: &Tenant, app: &App, form: &HashMap<S
             "Provided Authorization Code is intended to use against other tenant or application.",
         ));
     }
-    if now() >= rec.expires_at {
+    if now(st) >= rec.expires_at {
         return Err(bad(
             "invalid_grant",
             70008,

@@ -30,15 +30,22 @@ class Emulator:
     ``auto_approve``: a user every device-code or browser sign-in completes as (e.g. ``DEMO_ANALYST``);
     ``hunting_calls_per_minute``: advanced hunting's per-tenant call quota (default the service's, 45);
     ``next_links`` (``"always"``, ``"never"``, ``"when-filtered"``), ``max_skip``, ``max_top``: how the service
-    pages, as the CLI's ``secgraph emulator`` flags of the same names.
+    pages, as the CLI's ``secgraph emulator`` flags of the same names; ``ingestion_lag`` (``"15m"``): a changed
+    alert or incident becomes visible only that long after its ``lastUpdateDateTime``, by the emulator's clock.
     """
 
     def __init__(self, alerts: int = 500, seed: Optional[int] = None, faults: Optional[str] = None,
                  page_size: Optional[int] = None, auto_approve: Optional[str] = None,
                  hunting_calls_per_minute: Optional[int] = None, next_links: Optional[str] = None,
-                 max_skip: Optional[int] = None, max_top: Optional[int] = None):
+                 max_skip: Optional[int] = None, max_top: Optional[int] = None,
+                 ingestion_lag: Optional[str] = None):
         self._inner = _native.Emulator(alerts, seed, faults, page_size, auto_approve, hunting_calls_per_minute,
-                                       next_links, max_skip, max_top)
+                                       next_links, max_skip, max_top, ingestion_lag)
+
+    def advance_clock(self, by: str) -> str:
+        """Moves the emulator's clock forward (``"20m"``, ``"2h"``): changes, writes and tokens are stamped by it, and
+        ``ingestion_lag`` counts on it. Returns the emulator's new time."""
+        return self._inner.advance_clock(by)
 
     @property
     def config_path(self) -> str:

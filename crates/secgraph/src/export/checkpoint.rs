@@ -22,6 +22,27 @@ pub(crate) struct Checkpoint {
     pub pending: Vec<String>,
     /// Runs committed so far.
     pub runs: u64,
+    /// When the last committed run started (`None` in checkpoints written before lateness was tracked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<String>,
+    /// The largest lateness seen for this (tenant, stream), in seconds: how long after its time a version was first
+    /// read (it was not there when an earlier run read that time). The overlap grows to cover twice it.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub lateness_secs: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// The longest a learnt overlap grows to.
+pub const MAX_OVERLAP: chrono::Duration = chrono::Duration::hours(24);
+
+/// The overlap a run uses: the configured one, or twice the largest lateness seen when that is longer (at most
+/// [`MAX_OVERLAP`]), so a version that reaches Graph late is still behind no watermark when it arrives.
+pub fn overlap_in_force(configured: chrono::Duration, lateness_secs: u64) -> chrono::Duration {
+    let learnt = chrono::Duration::seconds(i64::try_from(lateness_secs.saturating_mul(2)).unwrap_or(i64::MAX / 4));
+    configured.max(learnt.min(MAX_OVERLAP))
 }
 
 impl Checkpoint {
@@ -175,6 +196,8 @@ pub fn next_watermark(before: Option<DateTime<Utc>>, newest: Option<DateTime<Utc
 /// Versions to remember: those at or after the next watermark (re-reads and ties there are recognised).
 pub(crate) fn retain_from(stored: &mut BTreeSet<(String, String)>, watermark: Option<DateTime<Utc>>) {
     if let Some(w) = watermark {
+        // Keys are kept to the microsecond: a version at the watermark's own instant (7 digits) is kept too.
+        let w = DateTime::from_timestamp_micros(w.timestamp_micros()).unwrap_or(w);
         stored.retain(|(_, t)| parse_time(t).is_none_or(|t| t >= w));
     }
 }
@@ -220,6 +243,8 @@ pub(crate) async fn rebuild(root: &Root, stream: &Stream, tenant: &str, overlap:
         stored,
         pending: Vec::new(),
         runs: 0,
+        started: None,
+        lateness_secs: 0,
     })
 }
 
@@ -276,6 +301,15 @@ mod tests {
     }
 
     #[test]
+    fn the_overlap_grows_to_twice_the_lateness_seen_and_no_further_than_a_day() {
+        let five = chrono::Duration::minutes(5);
+        assert_eq!(overlap_in_force(five, 0), five);
+        assert_eq!(overlap_in_force(five, 60), five);
+        assert_eq!(overlap_in_force(five, 900), chrono::Duration::minutes(30));
+        assert_eq!(overlap_in_force(five, 10 * 86_400), MAX_OVERLAP);
+    }
+
+    #[test]
     fn pending_paths_are_confined() {
         let dir = "stream=alerts_v2/tenant=abc/";
         assert!(confined_data_file(
@@ -292,6 +326,14 @@ mod tests {
         ] {
             assert!(!confined_data_file(bad, dir), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_version_at_the_watermarks_own_instant_is_remembered() {
+        // The watermark has Graph's 7 digits; the key is kept to the microsecond.
+        let mut s: BTreeSet<(String, String)> = [("a".to_string(), key_time(t("2026-12-07T02:23:57.4254227Z")))].into();
+        retain_from(&mut s, Some(t("2026-12-07T02:23:57.4254227Z")));
+        assert_eq!(s.len(), 1);
     }
 
     #[test]

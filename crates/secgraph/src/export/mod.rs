@@ -13,8 +13,9 @@
 //!
 //! **Reading correctly.** Each run asks for `lastUpdateDateTime ge W` (no `$orderby`: Graph's skip token is then a
 //! cursor, so an item updated mid-run is read once, at its old place, or again by the next run) and pages to the end.
-//! The next watermark is the newest time seen, but never later than the run's start minus an overlap (default 5
-//! minutes): whatever changed while the run was reading is read again next time. The checkpoint keeps every version
+//! The next watermark is the newest time seen, but never later than the run's start minus an overlap (default 15
+//! minutes, grown when versions are seen to arrive later): whatever changed while the run was reading is read again
+//! next time. The checkpoint keeps every version
 //! stored at or after the watermark, so those re-reads — and ties at the watermark's instant — are recognised and not
 //! stored twice.
 //!
@@ -203,7 +204,8 @@ pub struct ExportOptions {
 }
 
 impl ExportOptions {
-    /// Defaults for a local folder: 5 minutes of overlap, pages of 1,000, one shard.
+    /// Defaults for a local folder: 15 minutes of overlap (items reach Graph minutes after they change; the overlap
+    /// grows by itself when versions arrive later still), pages of 1,000, one shard.
     pub fn new(root: impl Into<PathBuf>) -> ExportOptions {
         ExportOptions::with_root(Root::local(root))
     }
@@ -212,7 +214,7 @@ impl ExportOptions {
     pub fn with_root(root: Root) -> ExportOptions {
         ExportOptions {
             root,
-            overlap: chrono::Duration::minutes(5),
+            overlap: chrono::Duration::minutes(15),
             page_size: 1000,
             shard: (0, 1),
             since: None,
@@ -253,6 +255,10 @@ pub struct StreamReport {
     pub already_stored: usize,
     /// Items that could not be stored as versions (no id, no time…): written to the quarantine with the reason.
     pub rejected: usize,
+    /// Versions that arrived late: their time was before the previous run's start, yet that run did not see them.
+    pub late_versions: usize,
+    /// The overlap the next run's watermark keeps, in seconds (the configured one, or more after late arrivals).
+    pub overlap_secs: u64,
     /// Pages read.
     pub pages: usize,
     /// Passes started again with a smaller page after HTTP 500/504.
@@ -284,6 +290,8 @@ impl StreamReport {
             new_versions: 0,
             already_stored: 0,
             rejected: 0,
+            late_versions: 0,
+            overlap_secs: 0,
             pages: 0,
             shrinks: 0,
             splits: 0,
@@ -491,6 +499,10 @@ struct Run<'a> {
     newest: Option<DateTime<Utc>>,
     schema: Vec<(String, String)>,
     quarantine: Vec<serde_json::Value>,
+    /// When the previous committed run started: a new version older than that arrived late.
+    previous_start: Option<DateTime<Utc>>,
+    /// The largest lateness seen in this run.
+    lateness: chrono::Duration,
 }
 
 impl<'a> Run<'a> {
@@ -513,6 +525,8 @@ impl<'a> Run<'a> {
             newest: None,
             schema: Vec::new(),
             quarantine: Vec::new(),
+            previous_start: None,
+            lateness: chrono::Duration::zero(),
         })
     }
 
@@ -538,6 +552,13 @@ impl<'a> Run<'a> {
                 continue;
             }
             self.newest = Some(self.newest.map_or(t, |n| n.max(t)));
+            if let Some(prev) = self.previous_start
+                && t < prev
+            {
+                // It was there, by its time, when the previous run read; that run did not see it.
+                report.late_versions += 1;
+                self.lateness = self.lateness.max(prev - t);
+            }
             self.stored.insert(key);
             by_date.entry(t.format("%Y-%m-%d").to_string()).or_default().push(row);
         }
@@ -640,6 +661,7 @@ async fn run_stream(
     report.watermark_before = cp.watermark.clone();
     let started = Utc::now();
     let mut run = Run::new(root, stream, tenant, opts.shard.0, started)?;
+    run.previous_start = cp.started.as_deref().and_then(parse_time);
     read(provider, &cp, opts, started, &mut run, report).await?;
     run.stage().await?;
     report.new_versions = run.stored.len();
@@ -737,11 +759,24 @@ async fn commit(
         root.put(&rel, text).await?;
         report.rejected_file = Some(rel);
     }
-    let overlap = if matches!(stream, Stream::Hunting(_)) {
+    let configured = if matches!(stream, Stream::Hunting(_)) {
         opts.overlap.max(chrono::Duration::minutes(HUNTING_OVERLAP_MINUTES))
     } else {
         opts.overlap
     };
+    let lateness_secs = cp.lateness_secs.max(u64::try_from(run.lateness.num_seconds()).unwrap_or(0));
+    let overlap = checkpoint::overlap_in_force(configured, lateness_secs);
+    if overlap > checkpoint::overlap_in_force(configured, cp.lateness_secs) {
+        tracing::info!(
+            stream = stream.name(),
+            tenant,
+            late = report.late_versions,
+            lateness_s = lateness_secs,
+            overlap_s = overlap.num_seconds(),
+            "versions arrived late; the overlap grows to cover them"
+        );
+    }
+    report.overlap_secs = u64::try_from(overlap.num_seconds()).unwrap_or(0);
     let next = checkpoint::next_watermark(cp.watermark_time(), run.newest, started - overlap);
     let mut stored = cp.stored;
     stored.extend(run.stored);
@@ -751,6 +786,8 @@ async fn commit(
         stored,
         pending: report.files.clone(),
         runs: cp.runs + 1,
+        started: Some(graph_time(started)),
+        lateness_secs,
     };
     // A writer that lost its lease must not commit: another may own the folder now.
     lease.check()?;
