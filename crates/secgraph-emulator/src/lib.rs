@@ -672,6 +672,10 @@ async fn request_ids(State(st): State<Arc<AppState>>, mut req: Request, next: Ne
     if let Some(v) = client.as_deref().and_then(|c| HeaderValue::from_str(c).ok()) {
         h.insert("client-request-id", v);
     }
+    // The service's time, by the emulator's clock (clients that follow the service's clock see it move).
+    if let Ok(v) = HeaderValue::from_str(&st.clock.now().format("%a, %d %b %Y %H:%M:%S GMT").to_string()) {
+        h.insert(axum::http::header::DATE, v);
+    }
     tracing::info!(%method, %path, status = resp.status().as_u16(), request_id = %rid, "request");
     resp
 }

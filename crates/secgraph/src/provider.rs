@@ -150,6 +150,11 @@ impl QueryProvider {
         self.connection.graph.retries()
     }
 
+    /// The service's time now, from its replies' `Date` headers (`None` before the first reply).
+    pub fn server_now(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.connection.graph.server_now()
+    }
+
     /// How long this connection's requests have waited for Graph's request budgets so far (see
     /// [`crate::graph::GraphClient::budget_waited`]).
     pub fn budget_waited(&self) -> std::time::Duration {

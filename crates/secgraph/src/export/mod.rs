@@ -503,6 +503,8 @@ struct Run<'a> {
     previous_start: Option<DateTime<Utc>>,
     /// The largest lateness seen in this run.
     lateness: chrono::Duration,
+    /// The service's time at the run's first reply.
+    first_reply: Option<DateTime<Utc>>,
 }
 
 impl<'a> Run<'a> {
@@ -527,6 +529,7 @@ impl<'a> Run<'a> {
             quarantine: Vec::new(),
             previous_start: None,
             lateness: chrono::Duration::zero(),
+            first_reply: None,
         })
     }
 
@@ -659,10 +662,14 @@ async fn run_stream(
     let mut cp = starting_checkpoint(root, stream, tenant, &spelled, opts).await?;
     checkpoint::recover(root, stream, tenant, &mut cp).await?;
     report.watermark_before = cp.watermark.clone();
-    let started = Utc::now();
+    // The service's clock when it is known (an earlier reply's Date), so a local clock that is off cannot move the
+    // watermark past versions the service has not shown yet.
+    let started = provider.server_now().unwrap_or_else(Utc::now);
     let mut run = Run::new(root, stream, tenant, opts.shard.0, started)?;
     run.previous_start = cp.started.as_deref().and_then(parse_time);
     read(provider, &cp, opts, started, &mut run, report).await?;
+    // The run's time is the service's when its first reply came (its `Date`), when the service said it.
+    let started = run.first_reply.unwrap_or(started);
     run.stage().await?;
     report.new_versions = run.stored.len();
     commit(cp, opts, started, run, report, &lease).await?;
@@ -725,6 +732,9 @@ async fn read(
                 },
             };
             report.pages += 1;
+            if run.first_reply.is_none() {
+                run.first_reply = provider.server_now();
+            }
             if !page.schema.is_empty() {
                 run.schema = page.schema.clone();
                 if hunting && !run.schema.iter().any(|(c, _)| c == "Timestamp") {

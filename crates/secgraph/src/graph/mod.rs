@@ -79,7 +79,12 @@ pub struct GraphClient {
     retries: Arc<std::sync::atomic::AtomicUsize>,
     /// When failed requests are sent again.
     retry: RetryOptions,
+    /// The service's clock as its last reply's `Date` said, and when (locally) that reply came.
+    server_clock: Arc<std::sync::Mutex<Option<ServerTime>>>,
 }
+
+/// The service's time as a reply's `Date` said, and the local instant that reply came.
+type ServerTime = (chrono::DateTime<chrono::Utc>, std::time::Instant);
 
 /// Splits an OData query string on `&`, except inside single-quoted literals (where `''` is an escaped quote).
 pub(crate) fn split_query(q: &str) -> Vec<&str> {
@@ -173,7 +178,27 @@ impl GraphClient {
             )),
             retries: Arc::default(),
             retry: RetryOptions::default(),
+            server_clock: Arc::default(),
         })
+    }
+
+    /// The service's time now, as its replies' `Date` headers tell it (their last one, moved on by the time since);
+    /// `None` before the first reply. Exports keep their watermarks by it, so a local clock that is off does not
+    /// move them.
+    pub fn server_now(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        let (at, seen) = (*self.server_clock.lock().ok()?)?;
+        Some(at + chrono::Duration::from_std(seen.elapsed()).unwrap_or_default())
+    }
+
+    fn note_server_time(&self, headers: &reqwest::header::HeaderMap) {
+        let Some(date) = headers.get(reqwest::header::DATE).and_then(|v| v.to_str().ok()) else {
+            return;
+        };
+        if let Ok(t) = chrono::DateTime::parse_from_rfc2822(date)
+            && let Ok(mut c) = self.server_clock.lock()
+        {
+            *c = Some((t.with_timezone(&chrono::Utc), std::time::Instant::now()));
+        }
     }
 
     /// The same client with another retry policy (see [`crate::retry`]).
@@ -367,6 +392,7 @@ impl GraphClient {
             };
             let status = resp.status().as_u16();
             let headers = resp.headers().clone();
+            self.note_server_time(&headers);
             if (300..400).contains(&status) && status != 304 {
                 let to = crate::http::redirect_target(&target, &headers);
                 match to {
