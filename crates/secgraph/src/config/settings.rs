@@ -106,7 +106,9 @@ impl SecretRef {
         }
     }
 
-    /// Resolves a literal or environment variable. Key Vault references are refused until Key Vault support lands.
+    /// Resolves a literal or environment variable here, with no I/O beyond the environment. A Key Vault reference is
+    /// an error at this level: connecting resolves those first, through the vault (`keyvault/`), so a reference that
+    /// reaches here was not meant to be fetched (e.g. a proxy password).
     pub fn resolve(&self, setting: &str) -> Result<Secret> {
         match self {
             SecretRef::Literal(s) => Ok(s.clone()),
