@@ -26,6 +26,21 @@ async fn setup(alerts: usize, faults: Option<&str>) -> (Emulator, secgraph::conf
     (emu, s, http)
 }
 
+/// An emulator of 60 alerts whose changes reach reads `lag` after their time.
+async fn lagged(lag: std::time::Duration) -> (Emulator, secgraph::config::Settings, reqwest::Client) {
+    let emu = Emulator::start(EmulatorConfig {
+        alerts: 60,
+        ingestion_lag: Some(lag),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let s = secgraph::config::Settings::from_yaml(&emu.msticpy_config(), "emulator.yaml").unwrap();
+    let ca = reqwest::Certificate::from_pem(emu.ca_pem().unwrap().as_bytes()).unwrap();
+    let http = reqwest::Client::builder().tls_certs_only([ca]).build().unwrap();
+    (emu, s, http)
+}
+
 async fn churn(emu: &Emulator, http: &reqwest::Client, new: usize, update: usize) {
     let r = http
         .post(format!("{}/_emulator/churn", emu.base_url()))
@@ -784,16 +799,7 @@ async fn compact_is_complete_or_fails() {
 /// overlap grows to cover them.
 #[tokio::test]
 async fn late_versions_are_stored_once_and_the_overlap_grows_to_cover_them() {
-    let emu = Emulator::start(EmulatorConfig {
-        alerts: 60,
-        ingestion_lag: Some(std::time::Duration::from_secs(3)),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let s = secgraph::config::Settings::from_yaml(&emu.msticpy_config(), "emulator.yaml").unwrap();
-    let ca = reqwest::Certificate::from_pem(emu.ca_pem().unwrap().as_bytes()).unwrap();
-    let http = reqwest::Client::builder().tls_certs_only([ca]).build().unwrap();
+    let (emu, s, http) = lagged(std::time::Duration::from_secs(3)).await;
     let root = tempfile::tempdir().unwrap();
     let mut opts = ExportOptions::new(root.path());
     opts.overlap = chrono::Duration::seconds(1);
@@ -825,16 +831,7 @@ async fn late_versions_are_stored_once_and_the_overlap_grows_to_cover_them() {
 /// export keeps time by the service's clock, from its replies' `Date`).
 #[tokio::test]
 async fn a_fifteen_minute_ingestion_lag_with_the_clock_moved_between_runs() {
-    let emu = Emulator::start(EmulatorConfig {
-        alerts: 60,
-        ingestion_lag: Some(std::time::Duration::from_secs(15 * 60)),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let s = secgraph::config::Settings::from_yaml(&emu.msticpy_config(), "emulator.yaml").unwrap();
-    let ca = reqwest::Certificate::from_pem(emu.ca_pem().unwrap().as_bytes()).unwrap();
-    let http = reqwest::Client::builder().tls_certs_only([ca]).build().unwrap();
+    let (emu, s, http) = lagged(std::time::Duration::from_secs(15 * 60)).await;
     let root = tempfile::tempdir().unwrap();
     let opts = ExportOptions::new(root.path());
     let p = connect(&s, "Default").await;

@@ -2,22 +2,10 @@
 
 /// The closest of `names` to `s` by edit distance, when it is close enough to be a likely typo.
 pub(super) fn closest<'a>(s: &str, names: &[&'a str]) -> Option<&'a str> {
-    fn dist(a: &str, b: &str) -> usize {
-        let b: Vec<char> = b.chars().collect();
-        let mut prev: Vec<usize> = (0..=b.len()).collect();
-        for (i, ca) in a.chars().enumerate() {
-            let mut cur = vec![i + 1];
-            for (j, cb) in b.iter().enumerate() {
-                cur.push((prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1));
-            }
-            prev = cur;
-        }
-        prev[b.len()]
-    }
     let s = s.to_ascii_lowercase();
     names
         .iter()
-        .map(|n| (dist(&s, &n.to_ascii_lowercase()), *n))
+        .map(|n| (edits(&s, &n.to_ascii_lowercase()), *n))
         .filter(|(d, n)| *d <= (n.len() / 3).max(2))
         .min_by_key(|(d, _)| *d)
         .map(|(_, n)| n)
@@ -35,6 +23,7 @@ pub(super) fn typo_of<'a>(s: &str, names: &[&'a str]) -> Option<&'a str> {
     (edits(&a, &b) <= limit).then_some(c)
 }
 
+/// The edit (Levenshtein) distance between two names.
 fn edits(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut prev: Vec<usize> = (0..=b.len()).collect();
