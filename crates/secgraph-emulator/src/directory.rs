@@ -44,19 +44,27 @@ pub const DELEGATED_PERMISSIONS: &[&str] = &[
     "User.Read",
 ];
 
+/// A tenant: its apps and users.
 #[derive(Debug, Clone)]
 pub struct Tenant {
+    /// Directory id (GUID).
     pub id: String,
+    /// Its `*.onmicrosoft.com` domain; requests may name the tenant by it.
     pub domain: String,
+    /// Registered apps.
     pub apps: Vec<App>,
+    /// Users who can sign in.
     pub users: Vec<User>,
 }
 
 /// A user who can sign in (no password: the emulator's sign-in page just picks a user).
 #[derive(Debug, Clone)]
 pub struct User {
+    /// User principal name.
     pub upn: String,
+    /// Display name.
     pub display_name: String,
+    /// Object id.
     pub object_id: String,
     /// What the user's directory roles allow, as permission names; a delegated token can do no more than this.
     pub permissions: Vec<String>,
@@ -65,6 +73,7 @@ pub struct User {
 /// A certificate registered on an app, with the thumbprints clients put in `x5t` / `x5t#S256`.
 #[derive(Debug, Clone)]
 pub struct AppCertificate {
+    /// The certificate's public key (PEM), to verify client assertions.
     pub public_key_pem: String,
     /// base64url SHA-1 of the DER certificate.
     pub x5t: String,
@@ -135,12 +144,18 @@ fn spki_from_der(der: &[u8]) -> Option<&[u8]> {
     fields.get(skip).map(|(_, b)| *b)
 }
 
+/// An app registration.
 #[derive(Clone)]
 pub struct App {
+    /// Application (client) id.
     pub client_id: String,
+    /// Display name.
     pub display_name: String,
+    /// Object id of its service principal.
     pub object_id: String,
+    /// Its client secret, if it has one.
     pub secret: Option<String>,
+    /// Certificates registered for client assertions.
     pub certificates: Vec<AppCertificate>,
     /// Application permissions granted with admin consent (go into app tokens' `roles`).
     pub roles: Vec<String>,
@@ -163,6 +178,7 @@ impl std::fmt::Debug for App {
 /// All tenants the emulator knows.
 #[derive(Debug, Clone)]
 pub struct Directory {
+    /// The tenants.
     pub tenants: Vec<Tenant>,
 }
 
@@ -306,9 +322,11 @@ impl Directory {
 }
 
 impl Tenant {
+    /// An app by client id (any case).
     pub fn app(&self, client_id: &str) -> Option<&App> {
         self.apps.iter().find(|a| a.client_id.eq_ignore_ascii_case(client_id))
     }
+    /// A user by UPN or object id (any case).
     pub fn user(&self, upn_or_oid: &str) -> Option<&User> {
         self.users
             .iter()

@@ -32,38 +32,59 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+/// What a fault does to a request (see the module's spec).
 #[derive(Debug, Clone, PartialEq)]
 pub enum FaultKind {
+    /// An error status instead of the honest answer.
     Status {
+        /// 429, 500, 503 or 504.
         code: u16,
+        /// The `Retry-After` to send, in seconds, if any.
         retry_after: Option<f64>,
     },
+    /// The connection is reset in the middle of the body.
     Reset,
+    /// Half the JSON body is sent.
     Truncate,
+    /// The reply starts this late.
     SlowFirstByte(Duration),
+    /// The body comes in chunks this far apart.
     SlowBody(Duration),
+    /// 401 as if the token had expired mid-paging.
     ExpireToken,
+    /// The page's `@odata.nextLink` points back at the page itself.
     RepeatNextLink,
+    /// The page's first item appears again at its end.
     DuplicateItem,
     /// A token request answered `slow_down`, as a device-code poll that came too fast.
     SlowDown,
 }
 
+/// Which matching requests a rule fires on.
 #[derive(Debug, Clone, PartialEq)]
 pub enum When {
+    /// Every one.
     Always,
+    /// At random, with this probability (seeded).
     Rate(f64),
+    /// Only the nth (from 1).
     Nth(u64),
+    /// The first n.
     First(u64),
+    /// Every nth.
     Every(u64),
     /// The request's `$filter` time range is open-ended or longer than this.
     Wide(chrono::Duration),
 }
 
+/// One rule: `ROUTE:KIND[(ARG)][@WHEN]`.
 #[derive(Debug)]
 pub struct Rule {
+    /// The route it applies to (`*`, `graph`, a collection, `hunting`, `token`, `devicecode`, `kv`).
     pub route: String,
+    /// What it does.
     pub kind: FaultKind,
+    /// When it fires.
     pub when: When,
     seen: AtomicU64,
 }
@@ -71,6 +92,7 @@ pub struct Rule {
 /// A parsed fault specification.
 #[derive(Debug, Default)]
 pub struct FaultSpec {
+    /// The rules, in the order given; the first that fires wins.
     pub rules: Vec<Rule>,
 }
 
@@ -235,6 +257,7 @@ pub struct Faults {
 }
 
 impl Faults {
+    /// The layer's state for `spec`, its rates drawn from a generator seeded with `seed`.
     pub fn new(spec: FaultSpec, seed: u64) -> Faults {
         Faults {
             spec,
@@ -347,7 +370,7 @@ fn rewrite_page(bytes: &Bytes, uri: &str, kind: &FaultKind) -> Option<Bytes> {
     serde_json::to_vec(&v).ok().map(Bytes::from)
 }
 
-/// The middleware.
+/// The middleware: asks the rules about each request and fails it as the first that fires says.
 pub async fn inject(State(faults): State<Arc<Faults>>, req: Request, next: Next) -> Response {
     let path = req.uri().path().to_string();
     let Some(kind) = faults.pick_for(&path, req.uri().query()) else {

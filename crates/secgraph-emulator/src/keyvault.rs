@@ -19,20 +19,28 @@ use std::sync::Arc;
 /// One version of a secret.
 #[derive(Debug, Clone)]
 pub struct SecretVersion {
+    /// The version id (32 hex digits).
     pub version: String,
+    /// The value.
     pub value: String,
+    /// Whether it may be read (a disabled version answers 403 `Forbidden`/`SecretDisabled`).
     pub enabled: bool,
+    /// When it was set, in Unix seconds.
     pub created: i64,
+    /// Its content type, if set.
     pub content_type: Option<String>,
 }
 
 /// A vault: its tenant, who may do what, and its secrets (versions oldest first).
 #[derive(Debug, Clone)]
 pub struct Vault {
+    /// The vault's name (its host label).
     pub name: String,
+    /// The tenant whose tokens it accepts.
     pub tenant_id: String,
     /// Object id (of an app's service principal or a user) → permissions (`get`, `list`).
     pub access: HashMap<String, Vec<String>>,
+    /// Secrets by name, versions oldest first.
     pub secrets: HashMap<String, Vec<SecretVersion>>,
 }
 
@@ -43,6 +51,7 @@ fn version_id(name: &str, n: usize) -> String {
 }
 
 impl Vault {
+    /// An empty vault of `tenant_id`.
     pub fn new(name: &str, tenant_id: &str) -> Vault {
         Vault {
             name: name.into(),
@@ -66,6 +75,7 @@ impl Vault {
         self
     }
 
+    /// Grants `perms` (`get`, `list`) to an object id.
     pub fn allow(&mut self, object_id: &str, perms: &[&str]) -> &mut Vault {
         self.access
             .insert(object_id.to_string(), perms.iter().map(|p| p.to_string()).collect());
@@ -112,6 +122,7 @@ fn kv_error(status: StatusCode, code: &str, message: &str, inner: Option<&str>) 
     (status, Json(json!({"error": err}))).into_response()
 }
 
+/// A vault request's query string (`api-version` is required, as Key Vault requires it).
 #[derive(Deserialize)]
 pub struct KvQuery {
     #[serde(rename = "api-version")]
@@ -132,7 +143,10 @@ fn vault_url(st: &AppState, vault: &str) -> String {
 
 /// The vault a per-vault listener serves.
 #[derive(Clone, Debug)]
-pub struct VaultName(pub Arc<String>);
+pub struct VaultName(
+    /// The vault's name.
+    pub Arc<String>,
+);
 
 /// `GET /secrets/{name}` on a vault's own origin.
 pub async fn own_get_secret(
@@ -305,6 +319,7 @@ fn get_version(st: &AppState, vault: &Vault, name: &str, version: Option<&str>) 
     Json(secret_body(st, &vault.name, name, s)).into_response()
 }
 
+/// `GET /kv/{vault}/secrets/{name}`: a secret's current version.
 pub async fn get_secret(
     State(st): State<Arc<AppState>>,
     Path((vault, name)): Path<(String, String)>,
@@ -317,6 +332,7 @@ pub async fn get_secret(
     }
 }
 
+/// `GET /kv/{vault}/secrets/{name}/{version}` (or `/versions`).
 pub async fn get_secret_version(
     State(st): State<Arc<AppState>>,
     Path((vault, name, version)): Path<(String, String, String)>,
@@ -347,6 +363,7 @@ pub async fn get_secret_version(
     get_version(&st, &v, &name, Some(&version))
 }
 
+/// `GET /kv/{vault}/secrets`.
 pub async fn list_secrets(
     State(st): State<Arc<AppState>>,
     Path(vault): Path<String>,

@@ -19,6 +19,7 @@
 
 // Request helpers return ready-made error replies (`Response`); the size only matters on error paths.
 #![allow(clippy::result_large_err)]
+#![deny(missing_docs)]
 
 pub mod data;
 pub mod directory;
@@ -157,12 +158,26 @@ impl Default for EmulatorConfig {
 /// Why the emulator could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    /// The address is not a loopback one.
     #[error("refusing to listen on {0}: the emulator serves loopback addresses only (127.0.0.0/8 or ::1)")]
     NotLoopback(SocketAddr),
+    /// The address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The CA certificate or the demo app's key could not be written.
     #[error("cannot write emulator state to {path}: {source}")]
-    State { path: PathBuf, source: std::io::Error },
+    State {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Keys or certificates could not be generated.
     #[error("cannot generate emulator keys: {0}")]
     Crypto(String),
 }
@@ -330,6 +345,7 @@ impl Emulator {
         &self.base_url
     }
 
+    /// The address it listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }

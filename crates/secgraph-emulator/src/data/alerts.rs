@@ -103,6 +103,7 @@ impl AlertCore {
         }
     }
 
+    /// The alert's id, as Graph spells alerts_v2 ids (`da…`).
     pub fn id(&self) -> String {
         format!("da{:018}_{}", self.id_a, -(self.id_b as i64) - 1)
     }

@@ -2,49 +2,78 @@
 
 use super::*;
 
+/// A managed device (Defender for Endpoint and Entra ID).
 #[derive(Debug, Clone)]
 pub struct Device {
+    /// Host name, e.g. `ws-fin-100`.
     pub name: String,
+    /// Fully qualified name.
     pub fqdn: String,
+    /// Defender for Endpoint device id.
     pub mde_id: String,
+    /// Entra ID device id.
     pub aad_id: String,
+    /// Address on the corporate network.
     pub private_ip: String,
+    /// Address seen from the internet.
     pub public_ip: String,
+    /// Operating system.
     pub os: &'static str,
 }
 
+/// A person's account.
 #[derive(Debug, Clone)]
 pub struct User {
+    /// SAM account name.
     pub account: String,
+    /// NetBIOS domain.
     pub domain: &'static str,
+    /// User principal name.
     pub upn: String,
+    /// Display name.
     pub display: String,
+    /// Windows security identifier.
     pub sid: String,
+    /// Entra ID object id.
     pub aad_id: String,
 }
 
+/// A remote address an attack used.
 #[derive(Debug, Clone)]
 pub struct RemoteIp {
+    /// The address.
     pub address: String,
+    /// Its country code.
     pub country: &'static str,
 }
 
+/// A file an alert names.
 #[derive(Debug, Clone)]
 pub struct FileInfo {
+    /// File name.
     pub name: &'static str,
+    /// Folder path.
     pub path: String,
+    /// SHA-1, hex.
     pub sha1: String,
+    /// SHA-256, hex.
     pub sha256: String,
+    /// Size in bytes.
     pub size: u64,
 }
 
 /// The entities alerts refer to; the same pools feed the hunting tables.
 #[derive(Debug, Clone)]
 pub struct Entities {
+    /// Devices.
     pub devices: Vec<Device>,
+    /// Users.
     pub users: Vec<User>,
+    /// Remote addresses.
     pub ips: Vec<RemoteIp>,
+    /// Files.
     pub files: Vec<FileInfo>,
+    /// URLs.
     pub urls: Vec<String>,
 }
 

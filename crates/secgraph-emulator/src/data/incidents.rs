@@ -44,6 +44,7 @@ impl IncidentCore {
         }
     }
 
+    /// The incident's id (a number, as text).
     pub fn id(&self) -> String {
         self.id.to_string()
     }

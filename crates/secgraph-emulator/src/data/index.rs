@@ -85,18 +85,22 @@ impl TimeIndex {
         }
     }
 
+    /// How many items the index holds.
     pub fn len(&self) -> usize {
         self.created.len()
     }
 
+    /// Whether it holds none.
     pub fn is_empty(&self) -> bool {
         self.created.is_empty()
     }
 
+    /// The creation time (ticks) of the item at `pos`.
     pub fn created(&self, pos: usize) -> i64 {
         self.created.get(pos).copied().unwrap_or(i64::MIN)
     }
 
+    /// The last-update time (ticks) of the item at `pos`.
     pub fn updated(&self, pos: usize) -> i64 {
         self.updated.get(pos).copied().unwrap_or(i64::MIN)
     }

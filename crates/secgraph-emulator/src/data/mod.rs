@@ -35,9 +35,11 @@ use std::sync::Arc;
 pub struct Rng(u64);
 
 impl Rng {
+    /// A generator for `seed`.
     pub fn new(seed: u64) -> Rng {
         Rng(seed ^ 0x9E37_79B9_7F4A_7C15)
     }
+    /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
@@ -49,9 +51,11 @@ impl Rng {
     pub fn below(&mut self, n: u64) -> u64 {
         self.next_u64() % n.max(1)
     }
+    /// One of `items` (not empty), uniformly.
     pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
         &items[self.below(items.len() as u64) as usize]
     }
+    /// `len` random hex digits.
     pub fn hex(&mut self, len: usize) -> String {
         let mut s = String::with_capacity(len);
         while s.len() < len {
@@ -60,6 +64,7 @@ impl Rng {
         s.truncate(len);
         s
     }
+    /// A random version-4 GUID.
     pub fn guid(&mut self) -> String {
         let h = self.hex(32);
         format!("{}-{}-4{}-a{}-{}", &h[0..8], &h[8..12], &h[13..16], &h[17..20], &h[20..32])
@@ -84,13 +89,19 @@ pub fn graph_time(t: DateTime<Utc>) -> String {
 /// Everything the Graph endpoints serve.
 #[derive(Debug, Clone)]
 pub struct Dataset {
+    /// The alerts (alerts_v2), oldest first.
     pub alerts_v2: Vec<Item>,
+    /// The incidents, by id.
     pub incidents: Vec<Item>,
+    /// The legacy alerts, one per alert (the same event in the retired API's shape).
     pub legacy_alerts: Vec<Item>,
     /// One secure score a day for the last 30 days, newest first.
     pub secure_scores: Vec<Item>,
+    /// Secure score control profiles.
     pub control_profiles: Vec<Item>,
+    /// The people, machines, files, addresses and URLs the alerts are about.
     pub entities: Arc<Entities>,
+    /// The instant the seeded 30 days end at.
     pub generated_at: DateTime<Utc>,
     /// Creation and update times of the alerts, by position, for time-range filters.
     pub alerts_index: TimeIndex,

@@ -21,10 +21,13 @@ fn err<T>(m: impl Into<String>) -> R<T> {
 
 /// Where queries read from, and the clock and time window they run with.
 pub struct Context<'a> {
+    /// The tenant's tables by name.
     pub tables: &'a HashMap<String, KTable>,
+    /// The time `now()` and `ago()` count from.
     pub now: DateTime<Utc>,
     /// Rows outside [from, to] (by `Timestamp`) are invisible, as the request's Timespan says.
     pub from: DateTime<Utc>,
+    /// The window's end.
     pub to: DateTime<Utc>,
     /// Tables named by `let` statements (already limited to the time window).
     pub lets: HashMap<String, KTable>,

@@ -134,6 +134,7 @@ pub fn run_query(st: &AppState, tenant: &str, query: &str, timespan: Option<&str
     )
 }
 
+/// `POST /security/runHuntingQuery`: runs the KQL over the tenant's tables, within its quota.
 pub async fn run_hunting_query(
     State(st): State<Arc<AppState>>,
     Extension(rid): Extension<RequestId>,

@@ -169,8 +169,11 @@ pub enum Let {
 /// A syntax error with its 1-based line and column.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyntaxError {
+    /// What was wrong.
     pub message: String,
+    /// The line (from 1).
     pub line: usize,
+    /// The column (from 1).
     pub column: usize,
 }
 

@@ -49,7 +49,9 @@ pub struct Usage(Mutex<HashMap<String, Tenant>>);
 
 /// Why a call was refused: the wait and the message.
 pub struct Refusal {
+    /// How long to wait (`Retry-After`).
     pub retry_after: Duration,
+    /// The service's message, naming the quota.
     pub message: String,
 }
 

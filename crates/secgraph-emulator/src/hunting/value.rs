@@ -7,17 +7,26 @@ use std::cmp::Ordering;
 /// A column type, named as runHuntingQuery's schema names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum KType {
+    /// `String`.
     String,
+    /// `DateTime`.
     DateTime,
+    /// `Int64`.
     Long,
+    /// `Int32`.
     Int,
+    /// `Double`.
     Real,
+    /// `Boolean`.
     Bool,
+    /// `Dynamic` (JSON).
     Dynamic,
+    /// `TimeSpan`.
     Timespan,
 }
 
 impl KType {
+    /// The name runHuntingQuery's `schema` gives the type.
     pub fn schema_name(self) -> &'static str {
         match self {
             KType::String => "String",
@@ -35,17 +44,26 @@ impl KType {
 /// One cell.
 #[derive(Debug, Clone, PartialEq)]
 pub enum KV {
+    /// No value.
     Null,
+    /// A boolean.
     Bool(bool),
+    /// A whole number.
     Long(i64),
+    /// A real number.
     Real(f64),
+    /// Text.
     Str(String),
+    /// A time.
     Date(DateTime<Utc>),
+    /// A duration.
     Span(Duration),
+    /// A dynamic (JSON) value.
     Dyn(Value),
 }
 
 impl KV {
+    /// The value's type; `None` for null.
     pub fn ktype(&self) -> Option<KType> {
         Some(match self {
             KV::Null => return None,
@@ -59,6 +77,7 @@ impl KV {
         })
     }
 
+    /// The text of a string value.
     pub fn as_str(&self) -> Option<&str> {
         match self {
             KV::Str(s) => Some(s),
@@ -138,11 +157,14 @@ impl KV {
 /// A table: named, typed columns and rows.
 #[derive(Debug, Clone, Default)]
 pub struct KTable {
+    /// Column names and types, in order.
     pub columns: Vec<(String, KType)>,
+    /// Rows, each a cell per column.
     pub rows: Vec<Vec<KV>>,
 }
 
 impl KTable {
+    /// The position of a column.
     pub fn index(&self, name: &str) -> Option<usize> {
         self.columns.iter().position(|(n, _)| n == name)
     }

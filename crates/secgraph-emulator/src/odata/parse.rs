@@ -9,18 +9,27 @@ use std::fmt;
 /// A parsed `$filter` expression.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Expr {
+    /// A constant.
     Literal(Literal),
     /// A property path such as `severity` or `fileHash/hashValue`; inside a lambda the first segment may be its variable.
     Path(Vec<String>),
+    /// `not e`.
     Not(Box<Expr>),
+    /// `a op b` (comparisons and `and`/`or`).
     Binary(BinOp, Box<Expr>, Box<Expr>),
+    /// `e in (a, b, …)`.
     In(Box<Expr>, Vec<Expr>),
+    /// A built-in function call, e.g. `startswith(title, 'x')`.
     Call(Func, Vec<Expr>),
     /// `path/any(v: body)`, `path/all(v: body)` or `path/any()`.
     Lambda {
+        /// The collection property the lambda ranges over.
         path: Vec<String>,
+        /// `any` or `all`.
         kind: LambdaKind,
+        /// The range variable (`v` in `any(v: …)`); `None` for `any()`.
         var: Option<String>,
+        /// The condition; `None` for `any()` (is the collection non-empty).
         body: Option<Box<Expr>>,
     },
 }
@@ -28,39 +37,62 @@ pub enum Expr {
 /// A literal value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Literal {
+    /// `null`.
     Null,
+    /// `true` or `false`.
     Bool(bool),
+    /// A whole number.
     Int(i64),
+    /// A number with a fraction or an exponent.
     Float(f64),
+    /// A quoted string (`''` unescaped).
     String(String),
+    /// An unquoted date-time with an offset (`2026-12-01T00:00:00Z`).
     DateTime(DateTime<FixedOffset>),
 }
 
+/// A binary operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BinOp {
+    /// `and`.
     And,
+    /// `or`.
     Or,
+    /// `eq`.
     Eq,
+    /// `ne`.
     Ne,
+    /// `gt`.
     Gt,
+    /// `ge`.
     Ge,
+    /// `lt`.
     Lt,
+    /// `le`.
     Le,
 }
 
+/// Which lambda operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LambdaKind {
+    /// `any`: some element matches.
     Any,
+    /// `all`: every element matches.
     All,
 }
 
 /// The built-in functions the evaluator knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Func {
+    /// `tolower(s)`.
     ToLower,
+    /// `toupper(s)`.
     ToUpper,
+    /// `startswith(s, prefix)`.
     StartsWith,
+    /// `endswith(s, suffix)`.
     EndsWith,
+    /// `contains(s, part)`.
     Contains,
 }
 
@@ -80,7 +112,9 @@ impl Func {
 /// A syntax error: what was wrong and the character offset where it was found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseError {
+    /// What was wrong.
     pub message: String,
+    /// The character offset where it was found.
     pub position: usize,
 }
 
