@@ -432,85 +432,137 @@ fn list_inner(st: &AppState, version: &str, coll: &str, headers: &HeaderMap, uri
         ));
     };
     authorize(st, headers, coll.read_roles())?;
-    let o = parse_options(uri, version)?;
-
-    let filter: Option<Expr> = match &o.filter {
-        None => None,
-        Some(f) => {
-            let expr = odata::parse_filter(f).map_err(|e| Fault::bad(format!("Invalid filter clause: {e}.")))?;
-            check_properties(&expr, coll, st)?;
-            Some(expr)
-        }
-    };
-    let (max_top, default_page) = coll.top_limit(st);
-    let top = match &o.top {
-        None => None,
-        Some(t) => {
-            let n = parse_usize("$top", t)?;
-            if n > max_top {
-                let code = if coll == Collection::Incidents { "" } else { "BadRequest" };
-                return Err(Fault::new(
-                    StatusCode::BAD_REQUEST,
-                    code,
-                    format!(
-                        "The query specified in the URI is not valid. The limit of '{max_top}' for Top query has been exceeded. The value from the incoming request is '{n}'."
-                    ),
-                ));
-            }
-            Some(n)
-        }
-    };
-    let skip = match &o.skip {
-        None => 0,
-        Some(s) => parse_usize("$skip", s)?,
-    };
-    let max_skip = match (coll, st.config.max_skip) {
-        (Collection::Legacy, m) => Some(m.unwrap_or(500).min(500)),
-        (_, m) => m,
-    };
-    if let Some(max) = max_skip
-        && skip > max
-    {
-        return Err(Fault::bad(format!(
-            "The query specified in the URI is not valid. The limit of '{max}' for Skip query has been exceeded. The value from the incoming request is '{skip}'."
-        )));
-    }
-    let position = match &o.skiptoken {
-        None => None,
-        Some(t) => Some(decode_token(t).ok_or_else(|| Fault::bad("The $skiptoken is not valid."))?),
-    };
-    let count = match o.count.as_deref() {
-        None | Some("false") => false,
-        Some("true") => true,
-        Some(v) => {
-            return Err(Fault::bad(format!("Invalid value '{v}' for $count: expected true or false.")));
-        }
-    };
-    let expand_alerts = match o.expand.as_deref() {
-        None => false,
-        Some("alerts") if coll == Collection::Incidents => true,
-        Some(e) => {
-            return Err(Fault::bad(format!(
-                "Parsing OData Select and Expand failed: Could not find a navigation property named '{e}' on type '{}'.",
-                coll.type_name()
-            )));
-        }
-    };
-    let select = parse_select(o.select.as_deref(), coll, st)?;
-    let order = parse_orderby(o.orderby.as_deref(), coll)?;
-
+    let req = ListRequest::parse(st, coll, uri, version)?;
     let ds = st
         .dataset
         .read()
         .map_err(|_| Fault::new(StatusCode::INTERNAL_SERVER_ERROR, "UnknownError", "dataset lock poisoned"))?;
-    let items = coll.items(&ds);
+    let selection = select_page(st, coll, &req, &ds)?;
+    write_page(st, version, coll, uri, &req, &ds, selection)
+}
+
+/// A list request's options, checked as the service checks them.
+struct ListRequest {
+    filter: Option<Expr>,
+    top: Option<usize>,
+    skip: usize,
+    position: Option<Position>,
+    count: bool,
+    expand_alerts: bool,
+    select: Option<Vec<String>>,
+    order: Option<(String, bool)>,
+}
+
+impl ListRequest {
+    fn parse(st: &AppState, coll: Collection, uri: &Uri, version: &str) -> Result<ListRequest, Fault> {
+        let o = parse_options(uri, version)?;
+
+        let filter: Option<Expr> = match &o.filter {
+            None => None,
+            Some(f) => {
+                let expr = odata::parse_filter(f).map_err(|e| Fault::bad(format!("Invalid filter clause: {e}.")))?;
+                check_properties(&expr, coll, st)?;
+                Some(expr)
+            }
+        };
+        let (max_top, _) = coll.top_limit(st);
+        let top = match &o.top {
+            None => None,
+            Some(t) => {
+                let n = parse_usize("$top", t)?;
+                if n > max_top {
+                    let code = if coll == Collection::Incidents { "" } else { "BadRequest" };
+                    return Err(Fault::new(
+                        StatusCode::BAD_REQUEST,
+                        code,
+                        format!(
+                            "The query specified in the URI is not valid. The limit of '{max_top}' for Top query has been exceeded. The value from the incoming request is '{n}'."
+                        ),
+                    ));
+                }
+                Some(n)
+            }
+        };
+        let skip = match &o.skip {
+            None => 0,
+            Some(s) => parse_usize("$skip", s)?,
+        };
+        let max_skip = match (coll, st.config.max_skip) {
+            (Collection::Legacy, m) => Some(m.unwrap_or(500).min(500)),
+            (_, m) => m,
+        };
+        if let Some(max) = max_skip
+            && skip > max
+        {
+            return Err(Fault::bad(format!(
+                "The query specified in the URI is not valid. The limit of '{max}' for Skip query has been exceeded. The value from the incoming request is '{skip}'."
+            )));
+        }
+        let position = match &o.skiptoken {
+            None => None,
+            Some(t) => Some(decode_token(t).ok_or_else(|| Fault::bad("The $skiptoken is not valid."))?),
+        };
+        let count = match o.count.as_deref() {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(v) => {
+                return Err(Fault::bad(format!("Invalid value '{v}' for $count: expected true or false.")));
+            }
+        };
+        let expand_alerts = match o.expand.as_deref() {
+            None => false,
+            Some("alerts") if coll == Collection::Incidents => true,
+            Some(e) => {
+                return Err(Fault::bad(format!(
+                    "Parsing OData Select and Expand failed: Could not find a navigation property named '{e}' on type '{}'.",
+                    coll.type_name()
+                )));
+            }
+        };
+        let select = parse_select(o.select.as_deref(), coll, st)?;
+        let order = parse_orderby(o.orderby.as_deref(), coll)?;
+        Ok(ListRequest {
+            filter,
+            top,
+            skip,
+            position,
+            count,
+            expand_alerts,
+            select,
+            order,
+        })
+    }
+}
+
+/// The items of one page, the total when `$count` asked for it, and where the next page starts.
+struct Selection<'d> {
+    window: Vec<&'d crate::data::Item>,
+    total: Option<usize>,
+    next: Option<Position>,
+    page: usize,
+}
+
+/// Which items a request's page holds: the filter (and the ingestion lag) decide, the time index narrows where to
+/// look, `$orderby` sorts every hit, collection order scans from the cursor.
+fn select_page<'d>(st: &AppState, coll: Collection, req: &ListRequest, ds: &'d crate::data::Dataset) -> Result<Selection<'d>, Fault> {
+    let ListRequest {
+        filter,
+        top,
+        skip,
+        position,
+        count,
+        order,
+        ..
+    } = req;
+    let (filter, top, skip, position, count, order) = (filter, *top, *skip, *position, *count, order);
+    let items = coll.items(ds);
     let index = match coll {
         Collection::AlertsV2 => Some(&ds.alerts_index),
         Collection::Incidents => Some(&ds.incidents_index),
         _ => None,
     }
     .filter(|ix| ix.len() == items.len());
-    let page = top.unwrap_or(default_page).max(1);
+    let page = top.unwrap_or(coll.top_limit(st).1).max(1);
     let filterable = coll.filterable();
     // Ingestion lag: an item changed less than the lag ago (by the emulator's clock) is not visible yet.
     let visible_until = st
@@ -629,6 +681,22 @@ fn list_inner(st: &AppState, version: &str, coll: &str, headers: &HeaderMap, uri
         }
     };
 
+    Ok(Selection { window, total, next, page })
+}
+
+/// Writes the page: Graph's envelope (context, count, next link as the service's mode says, then the items).
+#[allow(clippy::too_many_arguments)]
+fn write_page(
+    st: &AppState,
+    version: &str,
+    coll: Collection,
+    uri: &Uri,
+    req: &ListRequest,
+    ds: &crate::data::Dataset,
+    selection: Selection<'_>,
+) -> Result<Response, Fault> {
+    let Selection { window, total, next, page } = selection;
+    let (count, expand_alerts, select, filter) = (req.count, req.expand_alerts, &req.select, &req.filter);
     // Written by hand so that plain pages serialise the stored items in place, without cloning them; the
     // envelope keeps Graph's order (context, count, next link, then value).
     let base = &st.base_url;
