@@ -202,3 +202,73 @@ fn comments_are_the_docs_and_quotes_are_the_shells() {
     assert!(!is_secgraph_command("export MSTICPYCONFIG=emulator.yaml"));
     assert!(!is_secgraph_command("cargo build -p secgraph-cli"));
 }
+
+/// Every path ARCHITECTURE.md names exists: repository paths (`crates/…`, `scripts/…`, `docs/…`) as written, and a
+/// crate section's folders and files (`auth/`, `connect.rs`, `tests/churn.rs`) under that crate (or its `src/`).
+#[test]
+fn every_path_the_architecture_names_exists() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let text = std::fs::read_to_string(root.join("ARCHITECTURE.md")).unwrap();
+    let mut krate: Option<PathBuf> = None;
+    // A code-map bullet opens with its folder (`config/`); the files it then names are in that folder.
+    let mut folder: Option<String> = None;
+    let mut missing = Vec::new();
+    let mut checked = 0;
+    for line in text.lines() {
+        if let Some(h) = line.strip_prefix("### `crates/") {
+            krate = h.split('`').next().map(|c| root.join("crates").join(c));
+        } else if line.starts_with("## ") || line.starts_with("### ") {
+            krate = None;
+        }
+        if let Some(rest) = line.strip_prefix("- `") {
+            folder = rest.split('`').next().filter(|f| f.ends_with('/')).map(str::to_string);
+        } else if !line.starts_with("  ") {
+            folder = None;
+        }
+        for (i, tok) in line.split('`').enumerate() {
+            let plain = tok.chars().all(|c| c.is_ascii_alphanumeric() || "._-/*".contains(c));
+            if i % 2 == 0 || tok.is_empty() || !plain || tok.starts_with('/') || tok.starts_with("..") {
+                continue;
+            }
+            // `mod.rs` outside a folder's bullet is the general convention, not a file.
+            if tok == "mod.rs" && folder.is_none() {
+                continue;
+            }
+            let repo_path = ["crates/", "scripts/", "docs/", "fuzz/", ".cargo/"]
+                .iter()
+                .any(|p| tok.starts_with(p));
+            let local = tok.ends_with('/') || tok.ends_with(".rs") || tok.ends_with(".yaml");
+            let candidates: Vec<PathBuf> = if repo_path {
+                vec![root.join(tok)]
+            } else if let (Some(k), true) = (&krate, local) {
+                let mut c = vec![k.join(tok), k.join("src").join(tok), k.join("python/secgraph").join(tok)];
+                if let Some(f) = &folder {
+                    c.push(k.join("src").join(f).join(tok));
+                }
+                c
+            } else {
+                continue;
+            };
+            checked += 1;
+            let exists = |p: &PathBuf| {
+                let s = p.to_string_lossy().to_string();
+                if s.contains('*') {
+                    // A glob: its folder holds at least one file of that shape.
+                    let (dir, pattern) = s.rsplit_once('/').unwrap();
+                    let (pre, post) = pattern.split_once('*').unwrap();
+                    std::fs::read_dir(dir).into_iter().flatten().flatten().any(|e| {
+                        let n = e.file_name().to_string_lossy().to_string();
+                        n.starts_with(pre) && n.ends_with(post)
+                    })
+                } else {
+                    p.exists()
+                }
+            };
+            if !candidates.iter().any(exists) {
+                missing.push(tok.to_string());
+            }
+        }
+    }
+    assert!(checked > 30, "only {checked} paths checked: the parser no longer finds them");
+    assert!(missing.is_empty(), "ARCHITECTURE.md names paths that do not exist: {missing:?}");
+}
