@@ -531,7 +531,8 @@ pub(crate) struct ExportArgs {
     /// Later runs continue from their checkpoint.
     #[arg(long, value_name = "TIME")]
     pub(crate) since: Option<String>,
-    /// Keep running: export again every DURATION (e.g. 10m) until Ctrl-C or SIGTERM (the tenant in hand finishes).
+    /// Keep running: export again every DURATION (e.g. 10m) until Ctrl-C or SIGTERM, which stop at once (the run in
+    /// hand is abandoned; the next run rolls back what it had not committed) with exit 0.
     #[arg(long, value_name = "DURATION")]
     pub(crate) follow: Option<String>,
     /// Also write the run summary as JSON to FILE.
