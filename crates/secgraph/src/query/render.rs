@@ -364,7 +364,9 @@ impl QueryTemplate {
         self.render_with(values, now, true)
     }
 
-    fn render_with(&self, values: &[(String, String)], now: DateTime<Utc>, strict: bool) -> Result<RenderedQuery> {
+    /// The values given, by declared name: aliases resolved, a name given twice refused, an undeclared one
+    /// ignored with a warning (msticpy's convention) unless `strict` or it is a near-miss of a declared name.
+    fn given<'v>(&'v self, values: &'v [(String, String)], strict: bool) -> Result<BTreeMap<&'v str, &'v str>> {
         let mut given: BTreeMap<&str, &str> = BTreeMap::new();
         for (k, v) in values {
             let Some(p) = self.parameter(k) else {
@@ -391,6 +393,11 @@ impl QueryTemplate {
                 });
             }
         }
+        Ok(given)
+    }
+
+    fn render_with(&self, values: &[(String, String)], now: DateTime<Utc>, strict: bool) -> Result<RenderedQuery> {
+        let given = self.given(values, strict)?;
         let missing: Vec<&str> = self
             .parameters
             .iter()
