@@ -803,143 +803,143 @@ impl P<'_> {
         }
     }
 
-    fn summarize(&mut self) -> R<Stage> {
+    /// One aggregation of a `summarize`: `Name = agg(…)`, `(A, B) = arg_max(…)` or `agg(…)`, with its column name.
+    fn aggregation(&mut self) -> R<(String, Agg)> {
         const SUPPORTED: &str =
             "count, countif, dcount, dcountif, min, max, sum, sumif, avg, make_set, make_list, any, take_any, arg_max, arg_min";
+        // `Name = agg(…)`, `(A, B) = arg_max(…)` or `agg(…)`.
+        let mut names = Vec::new();
+        if matches!(self.toks.get(self.pos + 1), Some((Tok::Op("="), _))) {
+            names.push(self.ident("a column name")?);
+            self.pos += 1;
+        } else if self.peek() == Some(&Tok::LParen) {
+            self.pos += 1;
+            names.push(self.ident("a column name")?);
+            while self.peek() == Some(&Tok::Comma) {
+                self.pos += 1;
+                names.push(self.ident("a column name")?);
+            }
+            self.expect(Tok::RParen)?;
+            self.expect(Tok::Op("="))?;
+        }
+        let fname = self.ident("an aggregation function")?.to_ascii_lowercase();
+        self.expect(Tok::LParen)?;
+        let mut args = Vec::new();
+        let mut star = false;
+        while self.peek() != Some(&Tok::RParen) {
+            if self.peek() == Some(&Tok::Op("*")) {
+                self.pos += 1;
+                star = true;
+            } else {
+                args.push(self.expr()?);
+            }
+            if self.peek() != Some(&Tok::Comma) {
+                break;
+            }
+            self.pos += 1;
+        }
+        self.expect(Tok::RParen)?;
+        let arity = |n: usize, p: &P| {
+            if args.len() == n && !star {
+                Ok(())
+            } else {
+                Err(p.err(format!("{fname}() takes {n} argument(s), got {}", args.len() + star as usize)))
+            }
+        };
+        let col_name = |prefix: &str| match args.first() {
+            Some(Expr::Col(c)) => format!("{prefix}_{c}"),
+            _ => prefix.to_string(),
+        };
+        let first = args.first().cloned();
+        let second = args.get(1).cloned();
+        let (default_name, agg) = match fname.as_str() {
+            "count" => {
+                arity(0, self)?;
+                ("count_".to_string(), Agg::Count)
+            }
+            "countif" => (
+                arity(1, self).map(|_| "countif_".to_string())?,
+                Agg::CountIf(first.unwrap_or(Expr::Lit(KV::Null))),
+            ),
+            "dcount" | "min" | "max" | "sum" | "avg" | "make_set" | "makeset" | "make_list" | "makelist" | "any" | "take_any" => {
+                // dcount's optional accuracy argument is accepted and ignored; make_set/make_list take a size cap.
+                let two = matches!(fname.as_str(), "dcount" | "make_set" | "makeset" | "make_list" | "makelist");
+                if !(args.len() == 1 || (two && args.len() == 2)) || star {
+                    arity(1, self)?;
+                }
+                let cap = match args.get(1) {
+                    Some(Expr::Lit(KV::Long(n))) if *n > 0 => *n as usize,
+                    Some(_) if fname != "dcount" => {
+                        return Err(self.err(format!("{fname}()'s size limit must be a positive number")));
+                    }
+                    _ => 1_048_576,
+                };
+                let e = first.unwrap_or(Expr::Lit(KV::Null));
+                match fname.as_str() {
+                    "dcount" => (col_name("dcount"), Agg::DCount(e)),
+                    "min" => (col_name("min"), Agg::Min(e)),
+                    "max" => (col_name("max"), Agg::Max(e)),
+                    "sum" => (col_name("sum"), Agg::Sum(e)),
+                    "avg" => (col_name("avg"), Agg::Avg(e)),
+                    "make_set" | "makeset" => (col_name("set"), Agg::MakeSet(e, cap)),
+                    "make_list" | "makelist" => (col_name("list"), Agg::MakeList(e, cap)),
+                    _ => (col_name("any"), Agg::Any(e)),
+                }
+            }
+            "dcountif" | "sumif" => {
+                arity(2, self)?;
+                let (e, pred) = (first.unwrap_or(Expr::Lit(KV::Null)), second.unwrap_or(Expr::Lit(KV::Null)));
+                if fname == "dcountif" {
+                    (col_name("dcountif"), Agg::DCountIf(e, pred))
+                } else {
+                    (col_name("sumif"), Agg::SumIf(e, pred))
+                }
+            }
+            "arg_max" | "argmax" | "arg_min" | "argmin" => {
+                let mut it = args.into_iter();
+                let by = it
+                    .next()
+                    .ok_or_else(|| self.err(format!("{fname}() needs the expression to maximise")))?;
+                let mut cols = Vec::new();
+                for e in it {
+                    match e {
+                        Expr::Col(c) => cols.push(c),
+                        _ => return Err(self.err(format!("{fname}() takes column names (or *) after its first argument"))),
+                    }
+                }
+                let min = fname.contains("min");
+                let prefix = if min { "min" } else { "max" };
+                let name = match &by {
+                    Expr::Col(c) => c.clone(),
+                    _ => format!("{prefix}_"),
+                };
+                return Ok((
+                    name,
+                    Agg::ArgMax {
+                        by,
+                        cols,
+                        star,
+                        min,
+                        names: std::mem::take(&mut names),
+                    },
+                ));
+            }
+            other => {
+                self.pos -= 1;
+                return Err(self.err(format!("the aggregation '{other}' is not supported ({SUPPORTED})")));
+            }
+        };
+        if names.len() > 1 {
+            return Err(self.err(format!("{fname}() gives one column; name it with 'Name = {fname}(…)'")));
+        }
+        Ok((names.pop().unwrap_or(default_name), agg))
+    }
+
+    fn summarize(&mut self) -> R<Stage> {
         let mut aggs = Vec::new();
         if !self.is_word("by") {
             loop {
-                // `Name = agg(…)`, `(A, B) = arg_max(…)` or `agg(…)`.
-                let mut names = Vec::new();
-                if matches!(self.toks.get(self.pos + 1), Some((Tok::Op("="), _))) {
-                    names.push(self.ident("a column name")?);
-                    self.pos += 1;
-                } else if self.peek() == Some(&Tok::LParen) {
-                    self.pos += 1;
-                    names.push(self.ident("a column name")?);
-                    while self.peek() == Some(&Tok::Comma) {
-                        self.pos += 1;
-                        names.push(self.ident("a column name")?);
-                    }
-                    self.expect(Tok::RParen)?;
-                    self.expect(Tok::Op("="))?;
-                }
-                let fname = self.ident("an aggregation function")?.to_ascii_lowercase();
-                self.expect(Tok::LParen)?;
-                let mut args = Vec::new();
-                let mut star = false;
-                while self.peek() != Some(&Tok::RParen) {
-                    if self.peek() == Some(&Tok::Op("*")) {
-                        self.pos += 1;
-                        star = true;
-                    } else {
-                        args.push(self.expr()?);
-                    }
-                    if self.peek() != Some(&Tok::Comma) {
-                        break;
-                    }
-                    self.pos += 1;
-                }
-                self.expect(Tok::RParen)?;
-                let arity = |n: usize, p: &P| {
-                    if args.len() == n && !star {
-                        Ok(())
-                    } else {
-                        Err(p.err(format!("{fname}() takes {n} argument(s), got {}", args.len() + star as usize)))
-                    }
-                };
-                let col_name = |prefix: &str| match args.first() {
-                    Some(Expr::Col(c)) => format!("{prefix}_{c}"),
-                    _ => prefix.to_string(),
-                };
-                let first = args.first().cloned();
-                let second = args.get(1).cloned();
-                let (default_name, agg) = match fname.as_str() {
-                    "count" => {
-                        arity(0, self)?;
-                        ("count_".to_string(), Agg::Count)
-                    }
-                    "countif" => (
-                        arity(1, self).map(|_| "countif_".to_string())?,
-                        Agg::CountIf(first.unwrap_or(Expr::Lit(KV::Null))),
-                    ),
-                    "dcount" | "min" | "max" | "sum" | "avg" | "make_set" | "makeset" | "make_list" | "makelist" | "any" | "take_any" => {
-                        // dcount's optional accuracy argument is accepted and ignored; make_set/make_list take a size cap.
-                        let two = matches!(fname.as_str(), "dcount" | "make_set" | "makeset" | "make_list" | "makelist");
-                        if !(args.len() == 1 || (two && args.len() == 2)) || star {
-                            arity(1, self)?;
-                        }
-                        let cap = match args.get(1) {
-                            Some(Expr::Lit(KV::Long(n))) if *n > 0 => *n as usize,
-                            Some(_) if fname != "dcount" => {
-                                return Err(self.err(format!("{fname}()'s size limit must be a positive number")));
-                            }
-                            _ => 1_048_576,
-                        };
-                        let e = first.unwrap_or(Expr::Lit(KV::Null));
-                        match fname.as_str() {
-                            "dcount" => (col_name("dcount"), Agg::DCount(e)),
-                            "min" => (col_name("min"), Agg::Min(e)),
-                            "max" => (col_name("max"), Agg::Max(e)),
-                            "sum" => (col_name("sum"), Agg::Sum(e)),
-                            "avg" => (col_name("avg"), Agg::Avg(e)),
-                            "make_set" | "makeset" => (col_name("set"), Agg::MakeSet(e, cap)),
-                            "make_list" | "makelist" => (col_name("list"), Agg::MakeList(e, cap)),
-                            _ => (col_name("any"), Agg::Any(e)),
-                        }
-                    }
-                    "dcountif" | "sumif" => {
-                        arity(2, self)?;
-                        let (e, pred) = (first.unwrap_or(Expr::Lit(KV::Null)), second.unwrap_or(Expr::Lit(KV::Null)));
-                        if fname == "dcountif" {
-                            (col_name("dcountif"), Agg::DCountIf(e, pred))
-                        } else {
-                            (col_name("sumif"), Agg::SumIf(e, pred))
-                        }
-                    }
-                    "arg_max" | "argmax" | "arg_min" | "argmin" => {
-                        let mut it = args.into_iter();
-                        let by = it
-                            .next()
-                            .ok_or_else(|| self.err(format!("{fname}() needs the expression to maximise")))?;
-                        let mut cols = Vec::new();
-                        for e in it {
-                            match e {
-                                Expr::Col(c) => cols.push(c),
-                                _ => return Err(self.err(format!("{fname}() takes column names (or *) after its first argument"))),
-                            }
-                        }
-                        let min = fname.contains("min");
-                        let prefix = if min { "min" } else { "max" };
-                        let name = match &by {
-                            Expr::Col(c) => c.clone(),
-                            _ => format!("{prefix}_"),
-                        };
-                        aggs.push((
-                            name,
-                            Agg::ArgMax {
-                                by,
-                                cols,
-                                star,
-                                min,
-                                names: std::mem::take(&mut names),
-                            },
-                        ));
-                        if self.peek() != Some(&Tok::Comma) {
-                            break;
-                        }
-                        self.pos += 1;
-                        continue;
-                    }
-                    other => {
-                        self.pos -= 1;
-                        return Err(self.err(format!("the aggregation '{other}' is not supported ({SUPPORTED})")));
-                    }
-                };
-                if names.len() > 1 {
-                    return Err(self.err(format!("{fname}() gives one column; name it with 'Name = {fname}(…)'")));
-                }
-                aggs.push((names.pop().unwrap_or(default_name), agg));
+                aggs.push(self.aggregation()?);
                 if self.peek() != Some(&Tok::Comma) {
                     break;
                 }
