@@ -834,12 +834,13 @@ fn num(v: &KV) -> Option<f64> {
 fn call(f: &str, args: &[Expr], t: &KTable, row: &[KV], ctx: &Context) -> R<KV> {
     let a = args.iter().map(|e| eval(e, t, row, ctx)).collect::<R<Vec<_>>>()?;
     let empty = |v: &KV| matches!(v, KV::Null) || matches!(v, KV::Str(s) if s.is_empty());
+    if let Some(v) = call_time(f, &a, ctx)? {
+        return Ok(v);
+    }
+    if let Some(v) = call_dynamic(f, &a)? {
+        return Ok(v);
+    }
     Ok(match f {
-        "now" => KV::Date(ctx.now),
-        "ago" => match &a[0] {
-            KV::Span(d) => KV::Date(ctx.now - *d),
-            _ => return err("ago() needs a timespan, such as ago(7d)"),
-        },
         "tolower" => a[0].as_str().map(|s| KV::Str(s.to_lowercase())).unwrap_or(KV::Null),
         "toupper" => a[0].as_str().map(|s| KV::Str(s.to_uppercase())).unwrap_or(KV::Null),
         "isempty" => KV::Bool(empty(&a[0])),
@@ -849,18 +850,6 @@ fn call(f: &str, args: &[Expr], t: &KTable, row: &[KV], ctx: &Context) -> R<KV> 
         "strlen" => KV::Long(a[0].text().chars().count() as i64),
         "tostring" => KV::Str(a[0].text()),
         "tolong" | "toint" => a[0].text().trim().parse::<i64>().map(KV::Long).unwrap_or(KV::Null),
-        "bin" | "floor" => match (&a[0], &a[1]) {
-            (KV::Date(d), KV::Span(s)) if s.num_milliseconds() > 0 => {
-                let ms = s.num_milliseconds();
-                let v = d.timestamp_millis().div_euclid(ms) * ms;
-                KV::Date(DateTime::<Utc>::from_timestamp_millis(v).unwrap_or(*d))
-            }
-            (KV::Long(n), KV::Long(b)) if *b > 0 => KV::Long(n.div_euclid(*b) * b),
-            (KV::Real(x), KV::Real(b)) if *b > 0.0 => KV::Real((x / b).floor() * b),
-            (KV::Real(x), KV::Long(b)) if *b > 0 => KV::Real((x / *b as f64).floor() * *b as f64),
-            (KV::Null, _) => KV::Null,
-            _ => return err("bin() needs a value and a positive bin size of a matching type, e.g. bin(Timestamp, 1h)"),
-        },
         "iff" | "iif" => match &a[0] {
             KV::Bool(true) => a[1].clone(),
             _ => a[2].clone(),
@@ -880,125 +869,10 @@ fn call(f: &str, args: &[Expr], t: &KTable, row: &[KV], ctx: &Context) -> R<KV> 
             };
             KV::Str(text[start..start + len].iter().collect())
         }
-        "parse_json" | "todynamic" => match &a[0] {
-            KV::Str(x) => serde_json::from_str(x).map(from_json).unwrap_or_else(|_| KV::Str(x.clone())),
-            other => other.clone(),
-        },
-        "extractjson" => {
-            let doc = match &a[1] {
-                KV::Dyn(v) => Some(v.clone()),
-                KV::Str(x) => serde_json::from_str(x).ok(),
-                _ => None,
-            };
-            let found = doc.and_then(|d| json_path(&d, &a[0].text()));
-            match (found, a.get(2).map(KV::text).as_deref()) {
-                (None, _) => KV::Null,
-                (Some(serde_json::Value::String(x)), _) => KV::Str(x),
-                (Some(v), Some("string")) => KV::Str(v.to_string()),
-                (Some(v), _) => from_json(v),
-            }
-        }
-        "extract" => {
-            let group = match &a[1] {
-                KV::Long(n) if *n >= 0 => *n as usize,
-                _ => return err("extract() needs a capture group number (0 for the whole match)"),
-            };
-            let text = a[2].text();
-            match regex(&a[0].text())?.captures(&text).and_then(|c| c.get(group)) {
-                Some(m) => KV::Str(m.as_str().to_string()),
-                None if a[2] == KV::Null => KV::Null,
-                None => KV::Str(String::new()),
-            }
-        }
-        "pack_array" => KV::Dyn(serde_json::Value::Array(a.iter().map(KV::to_json).collect())),
-        "pack" | "bag_pack" => {
-            if a.len() % 2 != 0 {
-                return err(format!("{f}() takes pairs of key and value"));
-            }
-            KV::Dyn(serde_json::Value::Object(
-                a.chunks(2).map(|p| (p[0].text(), p[1].to_json())).collect(),
-            ))
-        }
-        "array_length" => match &a[0] {
-            KV::Dyn(serde_json::Value::Array(x)) => KV::Long(x.len() as i64),
-            _ => KV::Null,
-        },
-        "set_has_element" => match &a[0] {
-            KV::Dyn(serde_json::Value::Array(x)) => {
-                KV::Bool(x.iter().any(|v| from_json(v.clone()).compare(&a[1]) == Some(Ordering::Equal)))
-            }
-            _ => KV::Null,
-        },
-        "split" => {
-            let parts: Vec<serde_json::Value> = if a[0] == KV::Null {
-                vec![]
-            } else {
-                a[0].text()
-                    .split(a[1].text().as_str())
-                    .map(|p| serde_json::Value::String(p.to_string()))
-                    .collect()
-            };
-            match a.get(2) {
-                Some(KV::Long(n)) => usize::try_from(*n)
-                    .ok()
-                    .and_then(|i| parts.get(i).cloned())
-                    .map(|v| KV::Dyn(serde_json::Value::Array(vec![v])))
-                    .unwrap_or(KV::Dyn(serde_json::Value::Array(vec![]))),
-                _ => KV::Dyn(serde_json::Value::Array(parts)),
-            }
-        }
-        "parse_url" => KV::Dyn(parse_url(&a[0].text())),
-        "url_decode" => KV::Str(percent_encoding::percent_decode_str(&a[0].text()).decode_utf8_lossy().into_owned()),
-        "base64_decode_tostring" => {
-            use base64::Engine as _;
-            base64::engine::general_purpose::STANDARD
-                .decode(a[0].text().trim())
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-                .map(KV::Str)
-                .unwrap_or(KV::Str(String::new()))
-        }
         "toreal" | "todouble" => a[0].text().trim().parse::<f64>().map(KV::Real).unwrap_or(KV::Null),
         "tobool" => match a[0].text().trim().to_ascii_lowercase().as_str() {
             "true" | "1" => KV::Bool(true),
             "false" | "0" => KV::Bool(false),
-            _ => KV::Null,
-        },
-        "todatetime" => match &a[0] {
-            KV::Date(d) => KV::Date(*d),
-            other => DateTime::parse_from_rfc3339(other.text().trim())
-                .map(|d| KV::Date(d.with_timezone(&Utc)))
-                .unwrap_or(KV::Null),
-        },
-        "startofday" => match &a[0] {
-            KV::Date(d) => KV::Date(d.date_naive().and_hms_opt(0, 0, 0).map(|n| n.and_utc()).unwrap_or(*d)),
-            _ => KV::Null,
-        },
-        "dayofweek" => match &a[0] {
-            KV::Date(d) => KV::Span(chrono::Duration::days(d.weekday().num_days_from_sunday() as i64)),
-            _ => KV::Null,
-        },
-        "hourofday" => match &a[0] {
-            KV::Date(d) => KV::Long(d.hour() as i64),
-            _ => KV::Null,
-        },
-        "datetime_diff" => match (&a[1], &a[2]) {
-            (KV::Date(x), KV::Date(y)) => {
-                let d = *x - *y;
-                KV::Long(match a[0].text().to_ascii_lowercase().as_str() {
-                    "day" => d.num_days(),
-                    "hour" => d.num_hours(),
-                    "minute" => d.num_minutes(),
-                    "second" => d.num_seconds(),
-                    "millisecond" => d.num_milliseconds(),
-                    "week" => d.num_weeks(),
-                    other => {
-                        return err(format!(
-                            "datetime_diff(): unsupported part '{other}' (week, day, hour, minute, second, millisecond)"
-                        ));
-                    }
-                })
-            }
             _ => KV::Null,
         },
         "indexof" => match a[0].text().find(a[1].text().as_str()) {
@@ -1018,6 +892,155 @@ fn call(f: &str, args: &[Expr], t: &KTable, row: &[KV], ctx: &Context) -> R<KV> 
         },
         "min_of" | "max_of" => extreme(a.clone(), f == "min_of").map(|(_, v)| v).unwrap_or(KV::Null),
         other => return err(format!("the function '{other}' is not supported")),
+    })
+}
+
+/// Time functions (`now`, `ago`, `bin`, `startofday`, …); `None` for another name.
+fn call_time(f: &str, a: &[KV], ctx: &Context) -> R<Option<KV>> {
+    Ok(match f {
+        "now" => Some(KV::Date(ctx.now)),
+        "ago" => Some(match &a[0] {
+            KV::Span(d) => KV::Date(ctx.now - *d),
+            _ => return err("ago() needs a timespan, such as ago(7d)"),
+        }),
+        "bin" | "floor" => Some(match (&a[0], &a[1]) {
+            (KV::Date(d), KV::Span(s)) if s.num_milliseconds() > 0 => {
+                let ms = s.num_milliseconds();
+                let v = d.timestamp_millis().div_euclid(ms) * ms;
+                KV::Date(DateTime::<Utc>::from_timestamp_millis(v).unwrap_or(*d))
+            }
+            (KV::Long(n), KV::Long(b)) if *b > 0 => KV::Long(n.div_euclid(*b) * b),
+            (KV::Real(x), KV::Real(b)) if *b > 0.0 => KV::Real((x / b).floor() * b),
+            (KV::Real(x), KV::Long(b)) if *b > 0 => KV::Real((x / *b as f64).floor() * *b as f64),
+            (KV::Null, _) => KV::Null,
+            _ => return err("bin() needs a value and a positive bin size of a matching type, e.g. bin(Timestamp, 1h)"),
+        }),
+        "todatetime" => Some(match &a[0] {
+            KV::Date(d) => KV::Date(*d),
+            other => DateTime::parse_from_rfc3339(other.text().trim())
+                .map(|d| KV::Date(d.with_timezone(&Utc)))
+                .unwrap_or(KV::Null),
+        }),
+        "startofday" => Some(match &a[0] {
+            KV::Date(d) => KV::Date(d.date_naive().and_hms_opt(0, 0, 0).map(|n| n.and_utc()).unwrap_or(*d)),
+            _ => KV::Null,
+        }),
+        "dayofweek" => Some(match &a[0] {
+            KV::Date(d) => KV::Span(chrono::Duration::days(d.weekday().num_days_from_sunday() as i64)),
+            _ => KV::Null,
+        }),
+        "hourofday" => Some(match &a[0] {
+            KV::Date(d) => KV::Long(d.hour() as i64),
+            _ => KV::Null,
+        }),
+        "datetime_diff" => Some(match (&a[1], &a[2]) {
+            (KV::Date(x), KV::Date(y)) => {
+                let d = *x - *y;
+                KV::Long(match a[0].text().to_ascii_lowercase().as_str() {
+                    "day" => d.num_days(),
+                    "hour" => d.num_hours(),
+                    "minute" => d.num_minutes(),
+                    "second" => d.num_seconds(),
+                    "millisecond" => d.num_milliseconds(),
+                    "week" => d.num_weeks(),
+                    other => {
+                        return err(format!(
+                            "datetime_diff(): unsupported part '{other}' (week, day, hour, minute, second, millisecond)"
+                        ));
+                    }
+                })
+            }
+            _ => KV::Null,
+        }),
+        _ => None,
+    })
+}
+
+/// Dynamic, JSON and URL functions (`parse_json`, `extractjson`, `pack`, `split`, `parse_url`, …); `None` for
+/// another name.
+fn call_dynamic(f: &str, a: &[KV]) -> R<Option<KV>> {
+    Ok(match f {
+        "parse_json" | "todynamic" => Some(match &a[0] {
+            KV::Str(x) => serde_json::from_str(x).map(from_json).unwrap_or_else(|_| KV::Str(x.clone())),
+            other => other.clone(),
+        }),
+        "extractjson" => Some({
+            let doc = match &a[1] {
+                KV::Dyn(v) => Some(v.clone()),
+                KV::Str(x) => serde_json::from_str(x).ok(),
+                _ => None,
+            };
+            let found = doc.and_then(|d| json_path(&d, &a[0].text()));
+            match (found, a.get(2).map(KV::text).as_deref()) {
+                (None, _) => KV::Null,
+                (Some(serde_json::Value::String(x)), _) => KV::Str(x),
+                (Some(v), Some("string")) => KV::Str(v.to_string()),
+                (Some(v), _) => from_json(v),
+            }
+        }),
+        "extract" => Some({
+            let group = match &a[1] {
+                KV::Long(n) if *n >= 0 => *n as usize,
+                _ => return err("extract() needs a capture group number (0 for the whole match)"),
+            };
+            let text = a[2].text();
+            match regex(&a[0].text())?.captures(&text).and_then(|c| c.get(group)) {
+                Some(m) => KV::Str(m.as_str().to_string()),
+                None if a[2] == KV::Null => KV::Null,
+                None => KV::Str(String::new()),
+            }
+        }),
+        "pack_array" => Some(KV::Dyn(serde_json::Value::Array(a.iter().map(KV::to_json).collect()))),
+        "pack" | "bag_pack" => Some({
+            if !a.len().is_multiple_of(2) {
+                return err(format!("{f}() takes pairs of key and value"));
+            }
+            KV::Dyn(serde_json::Value::Object(
+                a.chunks(2).map(|p| (p[0].text(), p[1].to_json())).collect(),
+            ))
+        }),
+        "array_length" => Some(match &a[0] {
+            KV::Dyn(serde_json::Value::Array(x)) => KV::Long(x.len() as i64),
+            _ => KV::Null,
+        }),
+        "set_has_element" => Some(match &a[0] {
+            KV::Dyn(serde_json::Value::Array(x)) => {
+                KV::Bool(x.iter().any(|v| from_json(v.clone()).compare(&a[1]) == Some(Ordering::Equal)))
+            }
+            _ => KV::Null,
+        }),
+        "split" => Some({
+            let parts: Vec<serde_json::Value> = if a[0] == KV::Null {
+                vec![]
+            } else {
+                a[0].text()
+                    .split(a[1].text().as_str())
+                    .map(|p| serde_json::Value::String(p.to_string()))
+                    .collect()
+            };
+            match a.get(2) {
+                Some(KV::Long(n)) => usize::try_from(*n)
+                    .ok()
+                    .and_then(|i| parts.get(i).cloned())
+                    .map(|v| KV::Dyn(serde_json::Value::Array(vec![v])))
+                    .unwrap_or(KV::Dyn(serde_json::Value::Array(vec![]))),
+                _ => KV::Dyn(serde_json::Value::Array(parts)),
+            }
+        }),
+        "parse_url" => Some(KV::Dyn(parse_url(&a[0].text()))),
+        "url_decode" => Some(KV::Str(
+            percent_encoding::percent_decode_str(&a[0].text()).decode_utf8_lossy().into_owned(),
+        )),
+        "base64_decode_tostring" => Some({
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD
+                .decode(a[0].text().trim())
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .map(KV::Str)
+                .unwrap_or(KV::Str(String::new()))
+        }),
+        _ => None,
     })
 }
 
