@@ -799,7 +799,8 @@ async fn compact_is_complete_or_fails() {
 /// overlap grows to cover them.
 #[tokio::test]
 async fn late_versions_are_stored_once_and_the_overlap_grows_to_cover_them() {
-    let (emu, s, http) = lagged(std::time::Duration::from_secs(3)).await;
+    // The service's clock (its Date header) has whole seconds: the times here leave a margin over that.
+    let (emu, s, http) = lagged(std::time::Duration::from_secs(5)).await;
     let root = tempfile::tempdir().unwrap();
     let mut opts = ExportOptions::new(root.path());
     opts.overlap = chrono::Duration::seconds(1);
@@ -808,10 +809,10 @@ async fn late_versions_are_stored_once_and_the_overlap_grows_to_cover_them() {
     assert_eq!(first.error, None);
     churn(&emu, &http, 3, 5).await;
     // The changes are not visible yet: this run reads on past them.
-    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(3000)).await;
     let second = export_stream(&p, "Default", Stream::AlertsV2, &opts).await;
     assert_eq!(second.error, None);
-    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(3000)).await;
     let third = export_stream(&p, "Default", Stream::AlertsV2, &opts).await;
     assert_eq!(third.error, None);
     assert!(third.new_versions >= 8 && third.late_versions >= 8, "{third:?}");
