@@ -494,20 +494,6 @@ async fn a_connection_reset_by_the_token_endpoint_is_retried() {
     assert!(emu.requests_to("/oauth2/v2.0/token") >= 1);
 }
 
-/// Writes log output into a shared buffer, for tests that check what a user is told.
-#[derive(Clone, Default)]
-struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// A hunting result of exactly the service's row limit is almost surely cut short, and nothing in the rows says so:
 /// the user is warned, with the way out.
 #[tokio::test]
@@ -525,7 +511,7 @@ async fn a_hunting_result_at_the_row_limit_is_reported() {
         ))
         .await;
     let g = graph(&pki, &srv, None);
-    let log = Captured::default();
+    let log = common::SharedBuf::default();
     let writer = log.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_writer(move || writer.clone())

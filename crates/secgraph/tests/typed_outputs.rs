@@ -2,6 +2,8 @@
 //! JSON outputs carry the service's bytes; every output format agrees on the rows; a fault during a multi-page export
 //! leaves either the whole file or no file under the final name.
 
+mod common;
+
 use arrow_array::cast::AsArray;
 use arrow_array::types::TimestampMicrosecondType;
 use arrow_array::{Array, RecordBatch};
@@ -134,7 +136,7 @@ async fn parquet_and_arrow_read_back_with_the_entity_schema_and_every_row() {
     assert_eq!(names(dir.path()), ["alerts.parquet"]);
 
     // The Arrow stream, to a writer, holds the same rows under the same schema.
-    let buf = SharedBuf::default();
+    let buf = common::SharedBuf::default();
     let mut sink = ArrowFileSink::new(
         FileFormat::ArrowStream,
         QueryProvider::batch_builder(&q),
@@ -152,25 +154,13 @@ async fn parquet_and_arrow_read_back_with_the_entity_schema_and_every_row() {
     assert_eq!(mem_schema, schema);
 }
 
-#[derive(Clone, Default)]
-struct SharedBuf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-impl std::io::Write for SharedBuf {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn json_lines_carry_the_services_bytes_and_every_format_agrees() {
     let (emu, p) = provider(90, None).await;
     let q = odata("/security/incidents?$expand=alerts");
 
     // JSON lines: each line is an item exactly as the service wrote it.
-    let buf = SharedBuf::default();
+    let buf = common::SharedBuf::default();
     let mut sink = JsonLinesSink::new(buf.clone());
     p.run_rendered(&q, &mut sink).await.unwrap();
     let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();

@@ -120,3 +120,17 @@ pub fn json(status: u16, body: &serde_json::Value, headers: &[(&str, &str)]) -> 
     }
     b.body(Body::from(body.to_string())).unwrap()
 }
+
+/// Output written into a shared buffer, for tests that read what was logged or written.
+#[derive(Clone, Default)]
+pub struct SharedBuf(pub std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for SharedBuf {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
