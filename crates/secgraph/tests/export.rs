@@ -795,38 +795,6 @@ async fn compact_is_complete_or_fails() {
     }
 }
 
-/// Versions that reach Graph late (the emulator's ingestion lag) are stored exactly once, counted as late, and the
-/// overlap grows to cover them.
-#[tokio::test]
-async fn late_versions_are_stored_once_and_the_overlap_grows_to_cover_them() {
-    // The service's clock (its Date header) has whole seconds: the times here leave a margin over that.
-    let (emu, s, http) = lagged(std::time::Duration::from_secs(5)).await;
-    let root = tempfile::tempdir().unwrap();
-    let mut opts = ExportOptions::new(root.path());
-    opts.overlap = chrono::Duration::seconds(1);
-    let p = connect(&s, "Default").await;
-    let first = export_stream(&p, "Default", Stream::AlertsV2, &opts).await;
-    assert_eq!(first.error, None);
-    churn(&emu, &http, 3, 5).await;
-    // The changes are not visible yet: this run reads on past them.
-    tokio::time::sleep(std::time::Duration::from_millis(3000)).await;
-    let second = export_stream(&p, "Default", Stream::AlertsV2, &opts).await;
-    assert_eq!(second.error, None);
-    tokio::time::sleep(std::time::Duration::from_millis(3000)).await;
-    let third = export_stream(&p, "Default", Stream::AlertsV2, &opts).await;
-    assert_eq!(third.error, None);
-    assert!(third.new_versions >= 8 && third.late_versions >= 8, "{third:?}");
-    assert!(third.overlap_secs > 1, "the overlap grew to cover the lateness: {third:?}");
-    let stored = versions(root.path(), "alerts_v2");
-    assert!(
-        stored.values().all(|n| *n == 1),
-        "a version stored twice: {:?}\n{first:?}\n{second:?}\n{third:?}",
-        stored.iter().filter(|(_, n)| **n > 1).collect::<Vec<_>>()
-    );
-    let tenant = secgraph::export::tenant_key(p.info());
-    assert_eq!(latest(&stored, &tenant), current(&p, "/security/alerts_v2").await);
-}
-
 /// Graph's ingestion lag at its real size (15 minutes), with the emulator's clock moved between runs: a change is not
 /// there at 14 minutes, is there at 16; it is stored once, counted late, and the overlap grows past the lag (the
 /// export keeps time by the service's clock, from its replies' `Date`).
