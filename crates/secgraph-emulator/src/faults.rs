@@ -1,4 +1,4 @@
-//! Fault injection: a layer in front of the honest handlers that makes chosen requests fail the way real services
+//! ErrorReply injection: a layer in front of the honest handlers that makes chosen requests fail the way real services
 //! and networks do. Rules are configured per route, fire by rate, by count or for the first N requests, and are
 //! reproducible: rates draw from a generator seeded with the emulator's seed.
 //!
@@ -336,7 +336,7 @@ fn status_reply(code: u16, retry_after: Option<f64>, path: &str, rid: &RequestId
             504 => ("GatewayTimeout", "The gateway did not receive a timely response from the service."),
             _ => ("UnknownError", "An internal server error occurred."),
         };
-        crate::graph::graph_error(status, c, m, rid)
+        crate::reply::graph_error(status, c, m, rid)
     };
     if let Some(ra) = retry_after
         && let Ok(v) = HeaderValue::from_str(&ra.to_string())
@@ -404,7 +404,7 @@ pub async fn inject(State(faults): State<Arc<Faults>>, req: Request, next: Next)
             "Polling too fast: wait longer between requests.",
             &rid,
         ),
-        FaultKind::ExpireToken => crate::graph::graph_error(
+        FaultKind::ExpireToken => crate::reply::graph_error(
             StatusCode::UNAUTHORIZED,
             "InvalidAuthenticationToken",
             "Lifetime validation failed, the token is expired.",

@@ -25,14 +25,17 @@ pub mod data;
 pub mod directory;
 mod entra;
 pub mod faults;
+mod grants;
 mod graph;
 pub mod hunting;
 pub mod keyvault;
 pub mod odata;
+mod reply;
 mod state;
 mod tls;
 mod tokens;
 mod updates;
+mod vaults;
 
 use axum::{
     Router,
@@ -555,7 +558,7 @@ fn router(state: Arc<AppState>, faults: Arc<faults::Faults>) -> Router {
         .route("/kv/{vault}/secrets/{name}/{version}", get(keyvault::get_secret_version))
         .route("/{tenant}/v2.0/.well-known/openid-configuration", get(entra::openid_configuration))
         .route("/{tenant}/discovery/v2.0/keys", get(entra::keys))
-        .route("/{version}/security/runHuntingQuery", post(hunting::run_hunting_query))
+        .route("/{version}/security/runHuntingQuery", post(graph::run_hunting_query))
         .route("/{version}/security/{collection}", get(graph::list))
         .route("/{version}/security/{collection}/{id}", get(graph::get_one).patch(updates::patch))
         .route("/{version}/security/{collection}/{id}/comments", post(updates::post_comment))
@@ -644,7 +647,7 @@ async fn churn_loop(state: std::sync::Weak<AppState>, spec: data::ChurnSpec) {
 }
 
 async fn not_found(axum::Extension(rid): axum::Extension<RequestId>, uri: axum::http::Uri) -> Response {
-    graph::graph_error(
+    reply::graph_error(
         StatusCode::NOT_FOUND,
         "NotFound",
         &format!("Resource not found for the segment '{}'.", uri.path()),
@@ -710,7 +713,7 @@ async fn arm_metadata(
     Query(q): Query<ArmQuery>,
 ) -> Response {
     let Some(v) = q.api_version else {
-        return graph::graph_error(
+        return reply::graph_error(
             StatusCode::BAD_REQUEST,
             "MissingApiVersionParameter",
             "The api-version query parameter (?api-version=) is required for all requests.",
@@ -747,7 +750,7 @@ async fn arm_metadata(
     } else if dated {
         axum::Json(json!([cloud])).into_response()
     } else {
-        graph::graph_error(
+        reply::graph_error(
             StatusCode::BAD_REQUEST,
             "InvalidApiVersionParameter",
             &format!("The api-version '{v}' is invalid. The supported versions are 'latest' and dates such as '2022-09-01'."),

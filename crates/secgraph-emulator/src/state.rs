@@ -3,10 +3,9 @@
 use crate::EmulatorConfig;
 use crate::data::Dataset;
 use crate::directory::Directory;
-use crate::entra::AuthStore;
-use crate::entra::GRAPH_APP_ID;
+use crate::grants::AuthStore;
 use crate::hunting::value::KTable;
-use crate::tokens::TokenIssuer;
+use crate::tokens::{GRAPH_APP_ID, TokenIssuer};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -22,7 +21,7 @@ pub struct AppState {
     pub issuer: TokenIssuer,
     pub dataset: RwLock<Dataset>,
     pub auth: Mutex<AuthStore>,
-    pub vaults: RwLock<Vec<crate::keyvault::Vault>>,
+    pub vaults: RwLock<Vec<crate::vaults::Vault>>,
     /// Advanced-hunting tables, built from the dataset on the first hunting query (most runs never ask, and they
     /// are as large as the alerts themselves) and rebuilt when the data has changed since (see
     /// [`AppState::hunting_tables`]).

@@ -6,6 +6,11 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, jwk:
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
 
+/// Graph's first-party application id: tokens may name Graph by it instead of its URL.
+pub const GRAPH_APP_ID: &str = "00000003-0000-0000-c000-000000000000";
+/// Key Vault's resource id in the public cloud; the emulator's vaults accept tokens for it.
+pub const KEYVAULT_RESOURCE: &str = "https://vault.azure.net";
+
 /// Claims of an app-only access token (the subset Graph clients and the emulator look at).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AccessClaims {

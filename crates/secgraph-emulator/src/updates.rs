@@ -3,7 +3,8 @@
 //! PascalCase spellings its older docs show) and stored in their canonical spelling.
 
 use crate::data::graph_time;
-use crate::graph::{Collection, Fault, authorize, json_response};
+use crate::graph::Collection;
+use crate::reply::{ErrorReply, authorize, json_response};
 use crate::state::{AppState, RequestId};
 use axum::{
     Extension,
@@ -38,16 +39,16 @@ const DETERMINATION: &[&str] = &[
 ];
 const FEEDBACK: &[&str] = &["unknown", "truePositive", "falsePositive", "benignPositive"];
 
-fn enum_value(prop: &str, v: &Value, allowed: &[&str]) -> Result<Value, Fault> {
+fn enum_value(prop: &str, v: &Value, allowed: &[&str]) -> Result<Value, ErrorReply> {
     let Some(s) = v.as_str() else {
-        return Err(Fault::new(
+        return Err(ErrorReply::new(
             StatusCode::BAD_REQUEST,
             "BadRequest",
             format!("Property '{prop}' must be a string."),
         ));
     };
     allowed.iter().find(|a| a.eq_ignore_ascii_case(s)).map(|a| json!(a)).ok_or_else(|| {
-        Fault::new(
+        ErrorReply::new(
             StatusCode::BAD_REQUEST,
             "BadRequest",
             format!(
@@ -58,10 +59,10 @@ fn enum_value(prop: &str, v: &Value, allowed: &[&str]) -> Result<Value, Fault> {
     })
 }
 
-fn string_or_null(prop: &str, v: &Value) -> Result<Value, Fault> {
+fn string_or_null(prop: &str, v: &Value) -> Result<Value, ErrorReply> {
     match v {
         Value::String(_) | Value::Null => Ok(v.clone()),
-        _ => Err(Fault::new(
+        _ => Err(ErrorReply::new(
             StatusCode::BAD_REQUEST,
             "BadRequest",
             format!("Property '{prop}' must be a string or null."),
@@ -69,10 +70,10 @@ fn string_or_null(prop: &str, v: &Value) -> Result<Value, Fault> {
     }
 }
 
-fn string_list(prop: &str, v: &Value) -> Result<Value, Fault> {
+fn string_list(prop: &str, v: &Value) -> Result<Value, ErrorReply> {
     match v {
         Value::Array(a) if a.iter().all(Value::is_string) => Ok(v.clone()),
-        _ => Err(Fault::new(
+        _ => Err(ErrorReply::new(
             StatusCode::BAD_REQUEST,
             "BadRequest",
             format!("Property '{prop}' must be a list of strings."),
@@ -81,11 +82,11 @@ fn string_list(prop: &str, v: &Value) -> Result<Value, Fault> {
 }
 
 /// Validates a PATCH body for a collection into the changes to apply.
-fn changes(coll: Collection, body: &Map<String, Value>, current: &Value) -> Result<Map<String, Value>, Fault> {
+fn changes(coll: Collection, body: &Map<String, Value>, current: &Value) -> Result<Map<String, Value>, ErrorReply> {
     let mut out = Map::new();
     if coll == Collection::Legacy {
         let Some(vi) = body.get("vendorInformation") else {
-            return Err(Fault::new(
+            return Err(ErrorReply::new(
                 StatusCode::BAD_REQUEST,
                 "BadRequest",
                 "The vendorInformation property is required when updating an alert.",
@@ -93,7 +94,7 @@ fn changes(coll: Collection, body: &Map<String, Value>, current: &Value) -> Resu
         };
         let same = |k: &str| vi.get(k).and_then(Value::as_str) == current["vendorInformation"][k].as_str();
         if !same("provider") || !same("vendor") {
-            return Err(Fault::new(
+            return Err(ErrorReply::new(
                 StatusCode::BAD_REQUEST,
                 "BadRequest",
                 "vendorInformation.provider and vendorInformation.vendor must match the alert's.",
@@ -115,7 +116,7 @@ fn changes(coll: Collection, body: &Map<String, Value>, current: &Value) -> Resu
             (Collection::Incidents, "customTags") | (Collection::Legacy, "tags" | "comments") => string_list(k, v)?,
             (Collection::Incidents, "resolvingComment" | "summary") | (Collection::Legacy, "closedDateTime") => string_or_null(k, v)?,
             _ => {
-                return Err(Fault::new(
+                return Err(ErrorReply::new(
                     StatusCode::BAD_REQUEST,
                     "BadRequest",
                     format!("Property '{k}' does not exist on type '{}' or cannot be updated.", coll_type(coll)),
@@ -125,7 +126,7 @@ fn changes(coll: Collection, body: &Map<String, Value>, current: &Value) -> Resu
         out.insert(k.clone(), val);
     }
     if out.is_empty() {
-        return Err(Fault::new(
+        return Err(ErrorReply::new(
             StatusCode::BAD_REQUEST,
             "BadRequest",
             "The request body has no property to update.",
@@ -142,10 +143,10 @@ fn coll_type(c: Collection) -> &'static str {
     }
 }
 
-fn parse_body(body: &[u8]) -> Result<Map<String, Value>, Fault> {
+fn parse_body(body: &[u8]) -> Result<Map<String, Value>, ErrorReply> {
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(m)) => Ok(m),
-        _ => Err(Fault::new(
+        _ => Err(ErrorReply::new(
             StatusCode::BAD_REQUEST,
             "BadRequest",
             "The request body must be a JSON object.",
@@ -153,9 +154,9 @@ fn parse_body(body: &[u8]) -> Result<Map<String, Value>, Fault> {
     }
 }
 
-fn writable(version: &str, coll: &str) -> Result<Collection, Fault> {
+fn writable(version: &str, coll: &str) -> Result<Collection, ErrorReply> {
     if version != "v1.0" && version != "beta" {
-        return Err(Fault::new(
+        return Err(ErrorReply::new(
             StatusCode::BAD_REQUEST,
             "BadRequest",
             format!("Invalid version: {version}"),
@@ -165,7 +166,7 @@ fn writable(version: &str, coll: &str) -> Result<Collection, Fault> {
         "alerts_v2" => Ok(Collection::AlertsV2),
         "incidents" => Ok(Collection::Incidents),
         "alerts" => Ok(Collection::Legacy),
-        _ => Err(Fault::new(
+        _ => Err(ErrorReply::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "BadRequest",
             format!("'{coll}' cannot be updated."),
@@ -174,7 +175,7 @@ fn writable(version: &str, coll: &str) -> Result<Collection, Fault> {
 }
 
 /// The position of the item with this id (`NotFound` when there is none).
-fn position(ds: &crate::data::Dataset, c: Collection, id: &str) -> Result<usize, Fault> {
+fn position(ds: &crate::data::Dataset, c: Collection, id: &str) -> Result<usize, ErrorReply> {
     let items = match c {
         Collection::AlertsV2 => &ds.alerts_v2,
         Collection::Incidents => &ds.incidents,
@@ -184,7 +185,7 @@ fn position(ds: &crate::data::Dataset, c: Collection, id: &str) -> Result<usize,
         Collection::Incidents => ds.incident_position(id),
         _ => items.iter().position(|v| v.id().as_deref() == Some(id)),
     };
-    found.ok_or_else(|| Fault::new(StatusCode::NOT_FOUND, "NotFound", format!("{} '{id}' was not found.", coll_type(c))))
+    found.ok_or_else(|| ErrorReply::new(StatusCode::NOT_FOUND, "NotFound", format!("{} '{id}' was not found.", coll_type(c))))
 }
 
 /// Keeps the time index in step after a write to the item at `pos`.
@@ -211,20 +212,20 @@ pub async fn patch(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let r = (|| -> Result<Response, Fault> {
+    let r = (|| -> Result<Response, ErrorReply> {
         let c = writable(&version, &coll)?;
         authorize(&st, &headers, c.write_roles())?;
         let body = parse_body(&body)?;
         let mut ds = st
             .dataset
             .write()
-            .map_err(|_| Fault::new(StatusCode::INTERNAL_SERVER_ERROR, "UnknownError", "dataset lock poisoned"))?;
+            .map_err(|_| ErrorReply::new(StatusCode::INTERNAL_SERVER_ERROR, "UnknownError", "dataset lock poisoned"))?;
         let pos = position(&ds, c, &id)?;
         let item = &mut items_mut(&mut ds, c)[pos];
         let ch = changes(c, &body, item)?;
         let now = graph_time(st.clock.now());
         let Value::Object(obj) = &mut **item else {
-            return Err(Fault::new(StatusCode::INTERNAL_SERVER_ERROR, "UnknownError", "corrupt item"));
+            return Err(ErrorReply::new(StatusCode::INTERNAL_SERVER_ERROR, "UnknownError", "corrupt item"));
         };
         let resolved = ch.get("status").and_then(Value::as_str) == Some("resolved");
         obj.extend(ch);
@@ -264,10 +265,10 @@ pub async fn post_comment(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let r = (|| -> Result<Response, Fault> {
+    let r = (|| -> Result<Response, ErrorReply> {
         let c = writable(&version, &coll)?;
         if c == Collection::Legacy {
-            return Err(Fault::new(
+            return Err(ErrorReply::new(
                 StatusCode::BAD_REQUEST,
                 "BadRequest",
                 "Legacy alerts take comments in a PATCH of the 'comments' property.",
@@ -280,7 +281,7 @@ pub async fn post_comment(
             .and_then(Value::as_str)
             .filter(|s| !s.trim().is_empty())
             .ok_or_else(|| {
-                Fault::new(
+                ErrorReply::new(
                     StatusCode::BAD_REQUEST,
                     "BadRequest",
                     "The request body must have a non-empty 'comment' string.",
@@ -290,7 +291,7 @@ pub async fn post_comment(
         let mut ds = st
             .dataset
             .write()
-            .map_err(|_| Fault::new(StatusCode::INTERNAL_SERVER_ERROR, "UnknownError", "dataset lock poisoned"))?;
+            .map_err(|_| ErrorReply::new(StatusCode::INTERNAL_SERVER_ERROR, "UnknownError", "dataset lock poisoned"))?;
         let pos = position(&ds, c, &id)?;
         let item = &mut items_mut(&mut ds, c)[pos];
         let now = graph_time(st.clock.now());

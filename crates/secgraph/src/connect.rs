@@ -2,79 +2,21 @@
 //!
 //! Precedence: a connection string replaces the file's provider section; explicit options override either.
 
-use crate::HttpOptions;
 use crate::auth::TokenCache;
 use crate::auth::{AuthType, DelegatedCredential, NoPrompt, SignInPrompt};
 use crate::auth::{ClientCertificate, ClientCertificateCredential};
 use crate::auth::{ClientSecretCredential, TokenCredential, TokenRequestOptions};
 use crate::config::Cloud;
-use crate::config::{ProviderArgs, SecretRef, Settings, parse_connection_string};
+use crate::config::Settings;
+use crate::context::Context;
+pub use crate::context::{AuthMethod, ConnectOptions, EffectiveArgs};
 use crate::error::{Error, Result};
 use crate::graph::GraphClient;
-use crate::keyvault::vault_client;
-use crate::secret::Secret;
+pub use crate::keyvault::{refresh_secrets, resolve_one, vault_references};
 use base64::Engine;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
-
-/// Connection inputs given by the caller (msticpy's `connect()` keyword arguments). Each set field overrides the
-/// settings file.
-#[derive(Debug, Clone, Default)]
-pub struct ConnectOptions {
-    /// Named instance: `MicrosoftGraph-<instance>` in the settings.
-    pub instance: Option<String>,
-    /// Tenant id or domain (msticpy's `tenant_id`).
-    pub tenant_id: Option<String>,
-    /// App (client) id.
-    pub client_id: Option<String>,
-    /// Client secret.
-    pub client_secret: Option<Secret>,
-    /// Signs in as this user (delegated); picks the cached account.
-    pub username: Option<String>,
-    /// Client certificate file (PEM or DER), for certificate sign-in.
-    pub certificate: Option<PathBuf>,
-    /// Private key file for the certificate (PEM PKCS#8, encrypted PKCS#8 or PKCS#1).
-    pub private_key: Option<PathBuf>,
-    /// Graph root, e.g. `https://graph.microsoft.com/` (default: the cloud's).
-    pub api_root: Option<String>,
-    /// Graph API version, `v1.0` (default) or `beta`.
-    pub api_version: Option<String>,
-    /// `tenant_id=...;client_id=...;client_secret=...` — replaces the file's provider section.
-    pub connection_string: Option<Secret>,
-    /// Sign in as a user even without a configured username (msticpy's `delegated_auth=True`).
-    pub delegated_auth: bool,
-    /// Browser (default) or device code, for delegated sign-in; overrides the settings' `auth_type`.
-    pub auth_type: Option<AuthType>,
-    /// Shows the device-code message or the browser URL; without one, interactive sign-in cannot proceed.
-    pub prompt: Option<Arc<dyn SignInPrompt>>,
-    /// Token cache file for delegated sign-in; default: the settings' `location`, else
-    /// [`TokenCache::default_path`].
-    pub token_cache: Option<PathBuf>,
-    /// How long the browser flow waits for the sign-in to come back.
-    pub browser_timeout: Option<Duration>,
-    /// Secret cache file used when `KeyVault.UseKeyring` is true; default [`crate::keyvault::SecretCache::default_path`].
-    pub secret_cache: Option<PathBuf>,
-    /// Caps on page size and page count; default [`crate::graph::PagingLimits::default`].
-    pub paging_limits: Option<crate::graph::PagingLimits>,
-    /// Requests a minute this connection may send: (security collections and updates, advanced hunting); default
-    /// Graph's documented budgets, ([`crate::graph::SECURITY_PER_MINUTE`], [`crate::graph::HUNTING_PER_MINUTE`]).
-    pub requests_per_minute: Option<(u32, u32)>,
-    /// The process environment to use (CA bundle, Key Vault `env` sign-in, cache folder); default
-    /// [`crate::Environment::from_env`] at connect time.
-    pub environment: Option<crate::Environment>,
-    /// When failed requests (Graph, token, Key Vault) are sent again; `None`: the settings' `Retries`, else
-    /// [`crate::retry::RetryOptions::default`].
-    pub retry: Option<crate::retry::RetryOptions>,
-}
-
-impl ConnectOptions {
-    /// The environment these options carry, or the process's.
-    pub fn environment(&self) -> crate::Environment {
-        self.environment.clone().unwrap_or_else(crate::Environment::from_env)
-    }
-}
 
 /// Delegated permissions asked for by default: read access to what the provider queries.
 pub const DELEGATED_PERMISSIONS: &[&str] = &[
@@ -83,32 +25,6 @@ pub const DELEGATED_PERMISSIONS: &[&str] = &[
     "ThreatHunting.Read.All",
     "SecurityEvents.Read.All",
 ];
-
-/// How the connection signs in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum AuthMethod {
-    /// App-only, with a client secret.
-    ClientSecret,
-    /// App-only, with a client certificate.
-    Certificate,
-    /// As a signed-in user (browser or device code).
-    Delegated,
-    /// As the Azure CLI's signed-in account (`az account get-access-token`).
-    AzureCli,
-}
-
-impl AuthMethod {
-    /// In words, for reports.
-    pub fn describe(self) -> &'static str {
-        match self {
-            AuthMethod::ClientSecret => "client secret (app-only)",
-            AuthMethod::Certificate => "client certificate (app-only)",
-            AuthMethod::Delegated => "delegated user",
-            AuthMethod::AzureCli => "Azure CLI account (az login)",
-        }
-    }
-}
 
 /// What `connect` found out, safe to print: no secret, no token.
 #[derive(Debug, Clone)]
@@ -156,156 +72,6 @@ pub struct Connection {
     pub info: ConnectionInfo,
 }
 
-/// The arguments a connection uses, after msticpy's precedence: a connection string replaces the settings' provider
-/// section; keyword options override single values. Values are still references (literal, environment variable,
-/// Key Vault) — nothing is resolved here. This is step one of [`Connection::open`]; `config check` and `logout` use
-/// it too, so they see exactly what a connection would.
-#[derive(Debug, Clone)]
-pub struct EffectiveArgs {
-    source: String,
-    map: Vec<(String, String, SecretRef)>,
-    delegated: bool,
-    /// The options' sign-in type said "Azure CLI" (Some(true)) or another type (Some(false)); `None`: the settings
-    /// decide.
-    azure_cli: Option<bool>,
-}
-
-impl EffectiveArgs {
-    /// Gathers the arguments for `options.instance` (or the connection string, or options alone).
-    pub fn gather(settings: Option<&Settings>, options: &ConnectOptions) -> Result<EffectiveArgs> {
-        let (source, map) = match (&options.connection_string, settings) {
-            (Some(cs), _) => (
-                "connection string".to_string(),
-                parse_connection_string(cs.expose())?
-                    .into_iter()
-                    .map(|(k, v)| (k.clone(), format!("connection string {k}"), SecretRef::Literal(v)))
-                    .collect(),
-            ),
-            (None, Some(s)) => match s.provider_args(options.instance.as_deref()) {
-                Ok(ProviderArgs { section, values }) => (section, values),
-                // Options alone can connect even when the file has no provider section.
-                Err(Error::Instance { .. }) if options.instance.is_none() && options.tenant_id.is_some() && options.client_id.is_some() => {
-                    ("options".to_string(), vec![])
-                }
-                Err(e) => return Err(e),
-            },
-            (None, None) => {
-                if let Some(i) = &options.instance {
-                    return Err(Error::Instance {
-                        message: format!("instance '{i}' was asked for, but no settings file was found"),
-                    });
-                }
-                ("options".to_string(), vec![])
-            }
-        };
-        let mut args = EffectiveArgs {
-            source,
-            map,
-            delegated: options.delegated_auth,
-            azure_cli: options.auth_type.map(|t| t == AuthType::AzureCli),
-        };
-        let opt = |v: &Option<String>| v.as_ref().map(|s| SecretRef::Literal(Secret::new(s.clone())));
-        let overrides = [
-            ("tenant_id", opt(&options.tenant_id)),
-            ("client_id", opt(&options.client_id)),
-            ("client_secret", options.client_secret.clone().map(SecretRef::Literal)),
-            ("username", opt(&options.username)),
-            ("certificate", opt(&options.certificate.as_ref().map(|p| p.display().to_string()))),
-            ("private_key", opt(&options.private_key.as_ref().map(|p| p.display().to_string()))),
-            ("api_root", opt(&options.api_root)),
-            ("api_version", opt(&options.api_version)),
-        ];
-        for (name, v) in overrides {
-            if let Some(v) = v {
-                args.map.push((name.to_string(), format!("option {name}"), v));
-            }
-        }
-        Ok(args)
-    }
-
-    /// Where the arguments came from: a settings section, `connection string` or `options`.
-    pub fn source(&self) -> &str {
-        &self.source
-    }
-
-    /// The setting path and reference of a normalised argument (`tenant_id`, `client_secret`, …); later sources win.
-    pub fn get(&self, name: &str) -> Option<(&str, &SecretRef)> {
-        self.map.iter().rev().find(|(n, _, _)| n == name).map(|(_, p, v)| (p.as_str(), v))
-    }
-
-    /// Every argument: (normalised name, setting path, reference), in precedence order (later wins).
-    pub fn entries(&self) -> impl Iterator<Item = (&str, &str, &SecretRef)> {
-        self.map.iter().map(|(n, p, r)| (n.as_str(), p.as_str(), r))
-    }
-
-    /// How the connection signs in, decided once: a user when a username is set (or delegated sign-in was asked
-    /// for), else a certificate when one is set, else a client secret.
-    pub fn sign_in_method(&self) -> AuthMethod {
-        let cli = self
-            .azure_cli
-            .unwrap_or_else(|| self.literal("auth_type").and_then(|t| AuthType::parse(&t)) == Some(AuthType::AzureCli));
-        if cli {
-            AuthMethod::AzureCli
-        } else if self.delegated || self.get("username").is_some() {
-            AuthMethod::Delegated
-        } else if self.get("certificate").is_some() {
-            AuthMethod::Certificate
-        } else {
-            AuthMethod::ClientSecret
-        }
-    }
-
-    /// The settings a connection needs and these arguments lack (empty when complete).
-    pub fn missing(&self) -> Vec<String> {
-        let mut missing = Vec::new();
-        if self.sign_in_method() == AuthMethod::AzureCli {
-            // The CLI's own app and account: nothing else is needed.
-            return missing;
-        }
-        if self.get("tenant_id").is_none() {
-            missing.push("tenant_id (TenantId)".to_string());
-        }
-        if self.get("client_id").is_none() {
-            missing.push("client_id (ClientId)".to_string());
-        }
-        if self.sign_in_method() == AuthMethod::ClientSecret && self.get("client_secret").is_none() {
-            missing.push("one of client_secret (ClientSecret), certificate (Certificate) or username (UserName)".to_string());
-        }
-        missing
-    }
-
-    /// A value that is written in the settings or options (not a secret reference), trimmed; `None` when absent,
-    /// empty or held elsewhere.
-    pub fn literal(&self, name: &str) -> Option<String> {
-        match self.get(name) {
-            Some((_, SecretRef::Literal(v))) => Some(v.expose().trim().to_string()).filter(|s| !s.is_empty()),
-            _ => None,
-        }
-    }
-
-    /// The delegated token cache this connection uses: `options.token_cache`, else the settings' `location`, else
-    /// [`TokenCache::default_path`].
-    pub fn token_cache_path(&self, options: &ConnectOptions) -> PathBuf {
-        options
-            .token_cache
-            .clone()
-            .or_else(|| self.literal("location").map(PathBuf::from))
-            .unwrap_or_else(|| options.environment().cache_dir().join("token_cache.json"))
-    }
-
-    fn set(&mut self, index: usize, v: SecretRef) {
-        self.map[index].2 = v;
-    }
-
-    /// A non-secret value (ids, names, paths) resolved now.
-    fn plain(&self, name: &str) -> Result<Option<String>> {
-        match self.get(name) {
-            None => Ok(None),
-            Some((path, r)) => Ok(Some(r.resolve(path)?.expose().trim().to_string()).filter(|s| !s.is_empty())),
-        }
-    }
-}
-
 impl Connection {
     /// Connects, in the steps of the pipeline: effective arguments ([`EffectiveArgs::gather`]) → sign-in method
     /// (decided once) → the cloud's endpoints → the Key Vault secrets this connection references → credential →
@@ -320,17 +86,17 @@ impl Connection {
                 missing,
             });
         }
-        let (azure, http, cloud) = environment(settings, options).await?;
+        let ctx = Context::load(settings, options).await?;
         // Secrets held in Key Vault are fetched now, and only those this connection references.
-        resolve_vault_references(&mut args, settings, &azure, &cloud, &http, options).await?;
-        let target = Target::resolve(&args, &cloud)?;
-        let (credential, scope) = credential(&args, auth, &target, settings, options, &http, &cloud)?;
+        crate::keyvault::resolve_vault_references(&mut args, &ctx).await?;
+        let target = Target::resolve(&args, &ctx.cloud)?;
+        let (credential, scope) = credential(&args, auth, &target, &ctx)?;
         let token = credential.get_token(&[scope.as_str()], TokenRequestOptions::default()).await?;
-        let graph = GraphClient::new(http, &target.graph_root, &target.api_version, credential, scope.clone())?
-            .with_retry(retry_options(settings, options)?)
+        let graph = GraphClient::new(ctx.http.clone(), &target.graph_root, &target.api_version, credential, scope.clone())?
+            .with_retry(ctx.retry()?)
             .with_limits(options.paging_limits.unwrap_or_default())
             .with_budgets(options.requests_per_minute);
-        let info = ConnectionInfo::new(settings, &args, auth, &target, &cloud, &graph, scope, &token);
+        let info = ConnectionInfo::new(settings, &args, auth, &target, &ctx.cloud, &graph, scope, &token);
         tracing::info!(tenant = %info.tenant_id, client = %info.client_id, root = %info.graph_root, "connected");
         Ok(Connection { graph, info })
     }
@@ -417,15 +183,14 @@ impl Target {
 }
 
 /// Builds the credential for the chosen sign-in method, and the scope its first token is asked for.
-fn credential(
-    args: &EffectiveArgs,
-    auth: AuthMethod,
-    target: &Target,
-    settings: Option<&Settings>,
-    options: &ConnectOptions,
-    http: &reqwest::Client,
-    cloud: &Cloud,
-) -> Result<(Arc<dyn TokenCredential>, String)> {
+fn credential(args: &EffectiveArgs, auth: AuthMethod, target: &Target, ctx: &Context<'_>) -> Result<(Arc<dyn TokenCredential>, String)> {
+    let Context {
+        settings,
+        options,
+        http,
+        cloud,
+        ..
+    } = ctx;
     // Checked whichever way the app signs in: a misspelt auth_type is a mistake even where it does not apply.
     let configured_auth_type = match args.plain("auth_type")? {
         Some(t) => Some(AuthType::parse(&t).ok_or_else(|| Error::Setting {
@@ -449,7 +214,7 @@ fn credential(
             (
                 Arc::new(
                     ClientSecretCredential::new(http.clone(), &cloud.authority_host, tenant_id, client_id, secret)?
-                        .with_retry(retry_options(settings, options)?),
+                        .with_retry(ctx.retry()?),
                 ),
                 target.app_scope(),
             )
@@ -473,7 +238,7 @@ fn credential(
             (
                 Arc::new(
                     ClientCertificateCredential::new(http.clone(), &cloud.authority_host, tenant_id, client_id, certificate)?
-                        .with_retry(retry_options(settings, options)?),
+                        .with_retry(ctx.retry()?),
                 ),
                 target.app_scope(),
             )
@@ -497,23 +262,12 @@ fn credential(
                 Some(cache),
                 prompt,
             )?
-            .with_retry(retry_options(settings, options)?);
+            .with_retry(ctx.retry()?);
             if let Some(t) = options.browser_timeout {
                 cred = cred.with_browser_timeout(t);
             }
             (Arc::new(cred), target.user_scopes(args.plain("scopes")?))
         }
-    })
-}
-
-/// The retry policy: the options', else the settings' `Retries` (resends at most), else the default.
-pub(crate) fn retry_options(settings: Option<&Settings>, options: &ConnectOptions) -> Result<crate::retry::RetryOptions> {
-    if let Some(r) = &options.retry {
-        return Ok(r.clone());
-    }
-    Ok(match settings.map(Settings::retries).transpose()?.flatten() {
-        Some(n) => crate::retry::RetryOptions::with_retries(n),
-        None => crate::retry::RetryOptions::default(),
     })
 }
 
@@ -572,178 +326,6 @@ impl ConnectionInfo {
     }
 }
 
-/// Replaces every `KeyVault` reference among `values` with the secret it names, fetched through a Key Vault client
-/// signed in as the settings say (`KeyVault.AuthnType` or `Azure.auth_methods`).
-async fn resolve_vault_references(
-    values: &mut EffectiveArgs,
-    settings: Option<&Settings>,
-    azure: &crate::config::AzureSettings,
-    cloud: &Cloud,
-    http: &reqwest::Client,
-    options: &ConnectOptions,
-) -> Result<()> {
-    let refs: Vec<(usize, String, String)> = values
-        .map
-        .iter()
-        .enumerate()
-        .filter_map(|(i, (_, path, r))| match r {
-            SecretRef::KeyVault(v) => Some((i, path.clone(), v.clone())),
-            _ => None,
-        })
-        .collect();
-    if refs.is_empty() {
-        return Ok(());
-    }
-    let kv = settings.map(|s| s.keyvault()).transpose()?.flatten().unwrap_or_default();
-    let client = vault_client(values, settings, &kv, azure, cloud, http, options)?;
-    for (i, path, reference) in refs {
-        let target = crate::keyvault::parse_reference(&reference, &msticpy_setting_path(&path), kv.vault_name.as_deref())?;
-        let secret = client.get(&target).await.map_err(|e| match e {
-            Error::Vault {
-                secret,
-                status,
-                code,
-                message,
-                ..
-            } => Error::Vault {
-                setting: Some(path.to_string()),
-                secret,
-                status,
-                code,
-                message,
-            },
-            other => other,
-        })?;
-        values.set(i, SecretRef::Literal(secret));
-    }
-    Ok(())
-}
-
-/// msticpy names secrets after the setting path with dots: `DataProviders.MicrosoftGraph.Args.ClientSecret`.
-fn msticpy_setting_path(path: &str) -> String {
-    path.to_string()
-}
-
-/// Every Key Vault secret the settings reference (all instances), with the setting that names it.
-pub fn vault_references(settings: &Settings) -> Result<Vec<(String, crate::keyvault::VaultSecret)>> {
-    let kv = settings.keyvault()?.unwrap_or_default();
-    let mut instances: Vec<Option<String>> = if settings.has_default_instance() { vec![None] } else { vec![] };
-    instances.extend(settings.instances().into_iter().map(Some));
-    let mut out = Vec::new();
-    for i in instances {
-        for (_, path, r) in settings.provider_args(i.as_deref())?.values {
-            if let SecretRef::KeyVault(v) = r {
-                let target = crate::keyvault::parse_reference(&v, &msticpy_setting_path(&path), kv.vault_name.as_deref())?;
-                if !out.iter().any(|(_, t)| *t == target) {
-                    out.push((path, target));
-                }
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// Fetches the one Key Vault secret named at `setting` (for `config check --resolve`); the value is dropped.
-pub async fn resolve_one(settings: &Settings, options: &ConnectOptions, setting: &str) -> Result<()> {
-    let refs = vault_references(settings)?;
-    let Some((_, target)) = refs.iter().find(|(p, _)| p == setting) else {
-        return Err(Error::Setting {
-            origin: settings.origin(),
-            setting: setting.into(),
-            message: "not a Key Vault reference".into(),
-        });
-    };
-    let kv = settings.keyvault()?.unwrap_or_default();
-    let (azure, http, cloud) = environment(Some(settings), options).await?;
-    let values = EffectiveArgs::gather(Some(settings), options)?;
-    let client = vault_client(&values, Some(settings), &kv, &azure, &cloud, &http, options)?;
-    client.fetch(target).await.map(drop)
-}
-
-/// Re-reads every referenced Key Vault secret into the secret cache (`UseKeyring: true`) and drops cached secrets
-/// the settings no longer reference. Signs in to Key Vault as the instance in `options` would. Returns each
-/// secret's outcome (never its value).
-pub async fn refresh_secrets(settings: &Settings, options: &ConnectOptions) -> Result<Vec<(String, std::result::Result<(), String>)>> {
-    let refs = vault_references(settings)?;
-    let kv = settings.keyvault()?.unwrap_or_default();
-    let cache = crate::keyvault::SecretCache::at(
-        options
-            .secret_cache
-            .clone()
-            .unwrap_or_else(crate::keyvault::SecretCache::default_path),
-    );
-    let (azure, http, cloud) = environment(Some(settings), options).await?;
-    let values = EffectiveArgs::gather(Some(settings), options).unwrap_or_else(|_| EffectiveArgs {
-        source: "options".into(),
-        map: vec![],
-        delegated: false,
-        azure_cli: None,
-    });
-    let client = vault_client(&values, Some(settings), &kv, &azure, &cloud, &http, options)?;
-    let mut out = Vec::new();
-    for (_, target) in &refs {
-        let r = match client.fetch(target).await {
-            Ok(v) => cache.put(target, &v).map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        out.push((target.to_string(), r));
-    }
-    let kept: Vec<_> = refs.into_iter().map(|(_, t)| t).collect();
-    cache.retain(&kept)?;
-    Ok(out)
-}
-
-/// What every connection needs from the settings before signing in: the `Azure` section, the HTTP client (CAs,
-/// timeout, proxy) and the cloud's endpoints (fetched for a custom cloud).
-async fn environment(
-    settings: Option<&Settings>,
-    options: &ConnectOptions,
-) -> Result<(crate::config::AzureSettings, reqwest::Client, Cloud)> {
-    let (azure, timeout, proxy) = match settings {
-        Some(s) => (s.azure()?, s.http_timeout()?.map(Duration::from_secs_f64), s.proxy()?),
-        None => Default::default(),
-    };
-    let http = HttpOptions {
-        ca_certificates: azure.ca_certificates.clone(),
-        timeout,
-        proxy,
-        ssl_cert_file: options.environment().ssl_cert_file,
-    }
-    .build()?;
-    let cloud = match &azure.resource_manager_url {
-        Some(rm) => fetch_cloud(&http, rm).await?,
-        None => Cloud::named(azure.cloud.as_deref().unwrap_or("global"))?,
-    };
-    Ok((azure, http, cloud))
-}
-
-/// Reads a custom cloud's endpoints from its Resource Manager metadata document.
-async fn fetch_cloud(http: &reqwest::Client, resource_manager_url: &str) -> Result<Cloud> {
-    let base = if resource_manager_url.ends_with('/') {
-        resource_manager_url.to_string()
-    } else {
-        format!("{resource_manager_url}/")
-    };
-    let url = url::Url::parse(&base)
-        .and_then(|u| u.join("metadata/endpoints?api-version=2022-09-01"))
-        .map_err(|e| Error::Setting {
-            origin: "settings".into(),
-            setting: "Azure.resource_manager_url".into(),
-            message: format!("'{resource_manager_url}' is not a URL: {e}"),
-        })?;
-    tracing::debug!(url = %url, "reading cloud metadata");
-    let resp = http.get(url.clone()).send().await.map_err(|e| Error::transport(&url, e))?;
-    let status = resp.status();
-    if !status.is_success() {
-        return Err(Error::Response {
-            url: crate::error::redact_url(&url),
-            message: format!("cloud metadata request answered HTTP {status}"),
-        });
-    }
-    let doc = crate::http::read_small_json(resp, &url, "cloud metadata").await?;
-    Cloud::from_arm_metadata(&doc, &base)
-}
-
 /// The claims of a JWT access token, read without verification (only to report roles and names; the token itself
 /// stays opaque to every decision).
 fn token_claims(token: &str) -> serde_json::Map<String, Value> {
@@ -765,7 +347,8 @@ fn token_claims(token: &str) -> serde_json::Map<String, Value> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+
+    use crate::config::parse_connection_string;
 
     #[test]
     fn connection_string_forms() {

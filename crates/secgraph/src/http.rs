@@ -34,7 +34,8 @@ impl HttpOptions {
                 setting: "Azure.ca_certificates".into(),
                 message,
             };
-            let pem = read_local_file(f, MAX_PEM_FILE_BYTES).map_err(|e| bad(format!("cannot read CA file {}: {e}", f.display())))?;
+            let pem = crate::local_file::read(f, crate::local_file::MAX_PEM_FILE_BYTES)
+                .map_err(|e| bad(format!("cannot read CA file {}: {e}", f.display())))?;
             use rustls::pki_types::pem::PemObject;
             let found = rustls::pki_types::CertificateDer::pem_slice_iter(&pem)
                 .collect::<std::result::Result<Vec<_>, _>>()
@@ -229,38 +230,6 @@ pub(crate) fn redirect_refused(url: &Url, status: u16, target: Option<&Url>, wha
         message: format!("answered HTTP {status}, a redirect to {to}; {what}"),
     }
 }
-
-/// Reads a local file the user named (settings, CA bundle, certificate, key, query file): it must be a regular
-/// file (not a device, FIFO or folder, even through a symlink) no larger than `limit` bytes.
-pub(crate) fn read_local_file(path: &std::path::Path, limit: u64) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    let file = std::fs::File::open(path)?;
-    let meta = file.metadata()?;
-    if !meta.is_file() {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "not a regular file (devices, pipes and folders are refused)",
-        ));
-    }
-    if meta.len() > limit {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("the file is {} bytes; files larger than {limit} bytes are refused", meta.len()),
-        ));
-    }
-    let mut buf = Vec::with_capacity(meta.len() as usize);
-    file.take(limit + 1).read_to_end(&mut buf)?;
-    if buf.len() as u64 > limit {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("the file grew past {limit} bytes while being read; refused"),
-        ));
-    }
-    Ok(buf)
-}
-
-/// Largest local file read as a CA bundle, certificate or key.
-pub(crate) const MAX_PEM_FILE_BYTES: u64 = 4 * 1024 * 1024;
 
 /// The first string value of `"key": "…"` in a JSON text that could not be parsed whole (cut at the read cap);
 /// only for error messages. Reads at most the first 64 KiB.

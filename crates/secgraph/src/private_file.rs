@@ -22,7 +22,7 @@ const MAX_CACHE_BYTES: u64 = 16 * 1024 * 1024;
 /// A file that others can read is made owner-only again, with a warning.
 pub(crate) fn read<T: DeserializeOwned + Default>(path: &Path) -> T {
     repair_mode(path);
-    match crate::http::read_local_file(path, MAX_CACHE_BYTES) {
+    match crate::local_file::read(path, MAX_CACHE_BYTES) {
         Ok(b) => serde_json::from_slice(&b).unwrap_or_else(|_| {
             tracing::warn!(path = %path.display(), "cache file unreadable; starting afresh");
             T::default()

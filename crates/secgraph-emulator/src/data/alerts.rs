@@ -168,9 +168,6 @@ impl AlertCore {
         let classification = self.classification();
         let first_activity = self.first_activity();
         let detector = rng.guid();
-        let dev = &e.devices[f.device as usize % e.devices.len()];
-        let user = &e.users[f.user as usize % e.users.len()];
-        let file = &e.files[f.file as usize % e.files.len()];
         let verdict = if status == "resolved" && classification == "falsePositive" {
             "noThreatsFound"
         } else {
@@ -220,7 +217,18 @@ impl AlertCore {
             .raw("systemTags", "[]")
             .raw("customDetails", "{}")
             .raw("additionalData", "{}");
-        let out = o.key("evidence");
+        self.write_evidence(e, o.key("evidence"), &mut rng, verdict);
+        o.end();
+    }
+
+    /// Writes the alert's evidence array; `rng` continues the alert's own stream (process ids).
+    fn write_evidence(&self, e: &Entities, out: &mut Vec<u8>, rng: &mut Rng, verdict: &str) {
+        let d = self.detection();
+        let f = &self.facts;
+        let first_activity = self.first_activity();
+        let dev = &e.devices[f.device as usize % e.devices.len()];
+        let user = &e.users[f.user as usize % e.users.len()];
+        let file = &e.files[f.file as usize % e.files.len()];
         out.push(b'[');
         let mut ip_n = 0;
         for (n, kind) in d.evidence.iter().enumerate() {
@@ -246,32 +254,7 @@ impl AlertCore {
                 .raw("detailedRoles", "[]")
                 .raw("tags", "[]");
             match kind {
-                Ev::Device => {
-                    ev.time("firstSeenDateTime", f.created - Duration::days(200))
-                        .str("mdeDeviceId", &dev.mde_id)
-                        .str("azureAdDeviceId", &dev.aad_id)
-                        .str("deviceDnsName", &dev.fqdn)
-                        .str("hostName", &dev.name)
-                        .str("ntDomain", "CONTOSO")
-                        .str("dnsDomain", "contoso.local")
-                        .str("osPlatform", dev.os)
-                        .num("osBuild", 22631)
-                        .str("version", "23H2")
-                        .str("healthStatus", "active")
-                        .str("riskScore", "medium")
-                        .num("rbacGroupId", 75)
-                        .str("rbacGroupName", "Workstations")
-                        .str("onboardingStatus", "onboarded")
-                        .str("defenderAvStatus", "updated")
-                        .strs("ipInterfaces", &[&dev.private_ip]);
-                    let out = ev.key("loggedOnUsers");
-                    out.push(b'[');
-                    let mut u = Obj::new(out);
-                    u.str("accountName", &user.account).str("domainName", user.domain);
-                    u.end();
-                    out.push(b']');
-                    ev.null("vmMetadata");
-                }
+                Ev::Device => device_evidence(&mut ev, dev, user, f.created),
                 Ev::User => {
                     ev.obj("userAccount", |o| user_account(o, user));
                 }
@@ -318,8 +301,35 @@ impl AlertCore {
             ev.end();
         }
         out.push(b']');
-        o.end();
     }
+}
+
+/// A device evidence's own properties (the device the alert is on, `user` signed in to it).
+fn device_evidence(ev: &mut Obj<'_>, dev: &Device, user: &User, created: DateTime<Utc>) {
+    ev.time("firstSeenDateTime", created - Duration::days(200))
+        .str("mdeDeviceId", &dev.mde_id)
+        .str("azureAdDeviceId", &dev.aad_id)
+        .str("deviceDnsName", &dev.fqdn)
+        .str("hostName", &dev.name)
+        .str("ntDomain", "CONTOSO")
+        .str("dnsDomain", "contoso.local")
+        .str("osPlatform", dev.os)
+        .num("osBuild", 22631)
+        .str("version", "23H2")
+        .str("healthStatus", "active")
+        .str("riskScore", "medium")
+        .num("rbacGroupId", 75)
+        .str("rbacGroupName", "Workstations")
+        .str("onboardingStatus", "onboarded")
+        .str("defenderAvStatus", "updated")
+        .strs("ipInterfaces", &[&dev.private_ip]);
+    let out = ev.key("loggedOnUsers");
+    out.push(b'[');
+    let mut u = Obj::new(out);
+    u.str("accountName", &user.account).str("domainName", user.domain);
+    u.end();
+    out.push(b']');
+    ev.null("vmMetadata");
 }
 
 fn user_account(o: &mut Obj<'_>, u: &User) {

@@ -15,8 +15,9 @@ pub use discovery::*;
 pub use token::*;
 
 use crate::directory::{App, Tenant, User};
+use crate::grants::{AuthCode, AuthStore, DeviceGrant, DeviceStatus, RefreshRecord, RefreshState};
 use crate::state::{AppState, RequestId};
-use crate::tokens::AccessClaims;
+use crate::tokens::{AccessClaims, KEYVAULT_RESOURCE};
 use axum::{
     Extension, Json,
     body::Bytes,
@@ -31,10 +32,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// Graph's first-party application id: tokens may name Graph by it instead of its URL.
-pub const GRAPH_APP_ID: &str = "00000003-0000-0000-c000-000000000000";
-/// Key Vault's resource id in the public cloud; the emulator's vaults accept tokens for it.
-pub const KEYVAULT_RESOURCE: &str = "https://vault.azure.net";
 const KEYVAULT_APP_ID: &str = "cfa8b339-82a2-471a-a3c9-0fc0be7a4093";
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 const OIDC_SCOPES: &[&str] = &["openid", "profile", "email", "offline_access"];
@@ -216,63 +213,6 @@ pub fn parse_scopes(st: &AppState, raw: &str) -> Result<Scopes, Fail> {
 
 // ---------------------------------------------------------------------------------------------------------------
 // Stored grants
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum DeviceStatus {
-    Pending,
-    Approved(String),
-    Declined,
-    Redeemed,
-}
-
-#[derive(Debug, Clone)]
-pub struct DeviceGrant {
-    user_code: String,
-    tenant_id: String,
-    client_id: String,
-    scope: String,
-    expires_at: i64,
-    interval: u64,
-    last_poll: Option<Instant>,
-    status: DeviceStatus,
-}
-
-#[derive(Debug, Clone)]
-pub struct AuthCode {
-    tenant_id: String,
-    client_id: String,
-    redirect_uri: String,
-    challenge: Option<String>,
-    user_oid: String,
-    scope: String,
-    expires_at: i64,
-    used: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum RefreshState {
-    Active,
-    Rotated,
-    Revoked,
-}
-
-#[derive(Debug, Clone)]
-pub struct RefreshRecord {
-    tenant_id: String,
-    client_id: String,
-    user_oid: String,
-    scope: String,
-    state: RefreshState,
-}
-
-/// Pending device codes, issued authorization codes, refresh tokens and seen assertion ids.
-#[derive(Debug, Default)]
-pub struct AuthStore {
-    device: HashMap<String, DeviceGrant>,
-    codes: HashMap<String, AuthCode>,
-    refresh: HashMap<String, RefreshRecord>,
-    jtis: HashMap<String, i64>,
-}
 
 /// The grant store, or a server error if a panic poisoned it.
 fn lock_store(st: &AppState) -> Result<std::sync::MutexGuard<'_, AuthStore>, Fail> {

@@ -1,4 +1,4 @@
-//! Advanced hunting: `POST /security/runHuntingQuery` with a documented KQL subset over seeded tables that are
+//! Advanced hunting's engine: a documented KQL subset over seeded tables (served by `graph::hunting`) that are
 //! consistent with the alerts (every alert has an AlertInfo row and one AlertEvidence row per evidence item; the
 //! devices, accounts and addresses in alerts appear in the Device* and IdentityLogonEvents tables around the alert).
 
@@ -13,18 +13,9 @@ pub use eval::{Context, SemanticError};
 pub use parse::{SyntaxError, parse_query};
 pub use tables::build_tables;
 
-use crate::graph::{Fault, authorize, bytes_response};
-use crate::state::{AppState, RequestId};
-use axum::{
-    Extension,
-    body::Bytes,
-    extract::{Path, State},
-    http::{HeaderMap, StatusCode},
-    response::Response,
-};
 use chrono::{DateTime, Duration, Utc};
-use serde_json::{Map, Value, json};
-use std::sync::Arc;
+use std::collections::HashMap;
+use value::KTable;
 
 /// Parses an ISO 8601 duration such as `P30D`, `PT12H`, `P1DT2H30M`, `P2W`.
 fn iso_duration(s: &str) -> Option<Duration> {
@@ -92,16 +83,21 @@ pub fn parse_timespan(s: Option<&str>, now: DateTime<Utc>) -> Result<(DateTime<U
     Ok(r)
 }
 
-/// Runs a query text with a Timespan and renders the documented response (`schema` + `results`), charging its
-/// modelled CPU to `tenant`.
-pub fn run_query(st: &AppState, tenant: &str, query: &str, timespan: Option<&str>) -> Result<Value, Fault> {
-    let badreq = |m: String| Fault::new(StatusCode::BAD_REQUEST, "BadRequest", m);
-    let q = parse_query(query).map_err(|e| badreq(e.to_string()))?;
-    let now = Utc::now();
-    let (from, to) = parse_timespan(timespan, now).map_err(badreq)?;
-    let tables = st.hunting_tables();
+/// What running a query gave: its table, or the semantic error, and the rows it scanned (its modelled CPU).
+pub struct Outcome {
+    /// The result table, or the semantic error's message.
+    pub result: Result<KTable, String>,
+    /// Rows scanned (see [`quota::cost_ms`]).
+    pub scanned: u64,
+}
+
+/// Parses `query` and runs it over `tables` for `timespan` (default: the last 30 days) as of `now`. A syntax or
+/// timespan error is `Err`; a semantic error is in the [`Outcome`].
+pub fn execute(tables: &HashMap<String, KTable>, query: &str, timespan: Option<&str>, now: DateTime<Utc>) -> Result<Outcome, String> {
+    let q = parse_query(query).map_err(|e| e.to_string())?;
+    let (from, to) = parse_timespan(timespan, now)?;
     let ctx = Context {
-        tables: &tables,
+        tables,
         now,
         from,
         to,
@@ -109,89 +105,11 @@ pub fn run_query(st: &AppState, tenant: &str, query: &str, timespan: Option<&str
         scalars: Default::default(),
         scanned: &std::cell::Cell::new(0),
     };
-    let result = eval::run(&q, &ctx);
-    st.hunting_usage
-        .charge(tenant, quota::cost_ms(ctx.scanned.get()), std::time::Instant::now());
-    let t = result.map_err(|e| badreq(format!("Semantic error: {}", e.0)))?;
-    let schema: Vec<Value> = t
-        .columns
-        .iter()
-        .map(|(n, ty)| json!({"name": n, "type": ty.schema_name()}))
-        .collect();
-    let results: Vec<Value> = t
-        .rows
-        .iter()
-        .map(|r| {
-            let mut m = Map::new();
-            for ((n, _), v) in t.columns.iter().zip(r) {
-                m.insert(n.clone(), v.to_json());
-            }
-            Value::Object(m)
-        })
-        .collect();
-    Ok(
-        json!({"@odata.context": format!("{}/v1.0/$metadata#microsoft.graph.security.huntingQueryResults", st.base_url), "schema": schema, "results": results}),
-    )
-}
-
-/// `POST /security/runHuntingQuery`: runs the KQL over the tenant's tables, within its quota.
-pub async fn run_hunting_query(
-    State(st): State<Arc<AppState>>,
-    Extension(rid): Extension<RequestId>,
-    Path(version): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let r = (|| -> Result<Response, Fault> {
-        if version != "v1.0" && version != "beta" {
-            return Err(Fault::new(
-                StatusCode::BAD_REQUEST,
-                "BadRequest",
-                format!("Invalid version: {version}"),
-            ));
-        }
-        let claims = authorize(&st, &headers, &["ThreatHunting.Read.All"])?;
-        if let Err(r) = st
-            .hunting_usage
-            .admit(&claims.tid, &st.config.hunting_quota, std::time::Instant::now())
-        {
-            let mut resp = Fault::new(StatusCode::TOO_MANY_REQUESTS, "TooManyRequests", r.message).respond(&rid);
-            if let Ok(v) = axum::http::HeaderValue::from_str(&r.retry_after.as_secs().to_string()) {
-                resp.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
-            }
-            return Ok(resp);
-        }
-        let body: Value = serde_json::from_slice(&body).map_err(|_| {
-            Fault::new(
-                StatusCode::BAD_REQUEST,
-                "BadRequest",
-                "The request body must be JSON: {\"Query\": \"...\", \"Timespan\": \"P30D\"}.",
-            )
-        })?;
-        let get = |k: &str| body.get(k).or_else(|| body.get(k.to_lowercase())).and_then(Value::as_str);
-        let query = get("Query").filter(|q| !q.trim().is_empty()).ok_or_else(|| {
-            Fault::new(
-                StatusCode::BAD_REQUEST,
-                "BadRequest",
-                "The request body must have a non-empty 'Query'.",
-            )
-        })?;
-        let reply = run_query(&st, &claims.tid, query, get("Timespan"))?;
-        let body = serde_json::to_vec(&reply).unwrap_or_default();
-        let limit = st.config.hunting_quota.max_result_bytes;
-        if body.len() > limit {
-            return Err(Fault::new(
-                StatusCode::BAD_REQUEST,
-                "BadRequest",
-                format!(
-                    "Query result is {} bytes, over the limit of {limit} bytes per result; narrow it with where, project, summarize or take",
-                    body.len()
-                ),
-            ));
-        }
-        Ok(bytes_response(StatusCode::OK, body))
-    })();
-    r.unwrap_or_else(|f| f.respond(&rid))
+    let result = eval::run(&q, &ctx).map_err(|e| e.0);
+    Ok(Outcome {
+        result,
+        scanned: ctx.scanned.get(),
+    })
 }
 
 #[cfg(test)]

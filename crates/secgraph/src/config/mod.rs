@@ -13,5 +13,6 @@ pub use cloud::Cloud;
 pub use connection_string::parse_connection_string;
 pub(crate) use settings::parse_yaml;
 pub use settings::{
-    AzureSettings, ConfigSource, MAX_HTTP_TIMEOUT_SECS, ProviderArgs, ProxySettings, SearchPaths, SecretRef, Settings, normalise_arg_name,
+    AzureSettings, ConfigSource, KeyVaultSettings, MAX_HTTP_TIMEOUT_SECS, ProviderArgs, ProxySettings, SearchPaths, SecretRef, Settings,
+    normalise_arg_name,
 };

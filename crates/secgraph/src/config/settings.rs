@@ -174,6 +174,19 @@ pub fn normalise_arg_name(key: &str) -> String {
     .to_string()
 }
 
+/// The `KeyVault` section.
+#[derive(Debug, Clone, Default)]
+pub struct KeyVaultSettings {
+    /// `KeyVault.VaultName`: the default vault.
+    pub vault_name: Option<String>,
+    /// `KeyVault.TenantId`: the vault's tenant.
+    pub tenant_id: Option<String>,
+    /// `AuthnType` (or `Azure.auth_methods`): env, cli, msi, clientsecret, devicecode, interactive.
+    pub auth_methods: Vec<String>,
+    /// `KeyVault.UseKeyring`: keep fetched secrets in the owner-only secret cache.
+    pub use_keyring: bool,
+}
+
 /// The `Azure` section: which cloud, or a custom one described by its Resource Manager metadata.
 #[derive(Debug, Clone, Default)]
 pub struct AzureSettings {
@@ -250,7 +263,7 @@ impl Settings {
 
     /// Reads and parses one file.
     pub fn load(path: &Path, source: ConfigSource) -> Result<Settings> {
-        let bytes = crate::http::read_local_file(path, MAX_FILE_BYTES).map_err(|e| Error::ConfigRead {
+        let bytes = crate::local_file::read(path, MAX_FILE_BYTES).map_err(|e| Error::ConfigRead {
             path: path.into(),
             source: e,
         })?;
@@ -551,7 +564,7 @@ impl Settings {
     }
 
     /// The `KeyVault` section, if present.
-    pub fn keyvault(&self) -> Result<Option<crate::keyvault::KeyVaultSettings>> {
+    pub fn keyvault(&self) -> Result<Option<KeyVaultSettings>> {
         let Some(kv) = self.section(&["KeyVault"])? else { return Ok(None) };
         let err = |k: &str, m: String| Error::Setting {
             origin: self.origin(),
@@ -574,7 +587,7 @@ impl Settings {
             Some(other) => return Err(err("UseKeyring", format!("expected true or false, found {}", kind(other)))),
         };
         let auth_methods = string_list(kv.get("AuthnType")).map_err(|m| err("AuthnType", m))?;
-        Ok(Some(crate::keyvault::KeyVaultSettings {
+        Ok(Some(KeyVaultSettings {
             vault_name: text("VaultName")?,
             tenant_id: text("TenantId")?,
             auth_methods,

@@ -5,8 +5,8 @@ use crate::auth::{
     AccessToken, AuthType, ClientSecretCredential, DelegatedCredential, NoPrompt, SignInPrompt, TokenCache, TokenCredential,
     TokenRequestOptions,
 };
-use crate::config::{Cloud, SecretRef, Settings};
-use crate::connect::{ConnectOptions, EffectiveArgs};
+use crate::config::SecretRef;
+use crate::context::{Context, EffectiveArgs};
 use crate::error::{Error, Result};
 use crate::secret::Secret;
 use async_trait::async_trait;
@@ -127,13 +127,16 @@ impl TokenCredential for ChainedCredential {
 /// The Key Vault client for a connection: vault URL template, credential chain, optional secret cache.
 pub(crate) fn vault_client(
     values: &EffectiveArgs,
-    settings: Option<&Settings>,
+    ctx: &Context<'_>,
     kv: &crate::keyvault::KeyVaultSettings,
-    azure: &crate::config::AzureSettings,
-    cloud: &Cloud,
-    http: &reqwest::Client,
-    options: &ConnectOptions,
 ) -> Result<crate::keyvault::SecretClient> {
+    let Context {
+        settings,
+        options,
+        azure,
+        http,
+        cloud,
+    } = ctx;
     use super::{SecretCache, SecretClient};
     let plain_only = |name: &str| -> Option<String> {
         match values.get(name) {
@@ -151,7 +154,7 @@ pub(crate) fn vault_client(
     if methods.is_empty() {
         methods = vec!["env".into(), "cli".into(), "clientsecret".into(), "devicecode".into()];
     }
-    let retry = crate::connect::retry_options(settings, options)?;
+    let retry = ctx.retry()?;
     let secret_credential = |t: &str, c: &str, sec: String| -> Result<Arc<dyn TokenCredential>> {
         Ok(Arc::new(
             ClientSecretCredential::new(http.clone(), &cloud.authority_host, t, c, Secret::new(sec))?.with_retry(retry.clone()),

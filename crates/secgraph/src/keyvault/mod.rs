@@ -9,26 +9,19 @@
 mod cache;
 mod chain;
 mod client;
+mod references;
 
 pub use cache::SecretCache;
 pub(crate) use chain::vault_client;
 pub use chain::{AzureCliCredential, ChainedCredential};
 pub use client::SecretClient;
+pub(crate) use references::resolve_vault_references;
+pub use references::{refresh_secrets, resolve_one, vault_references};
 
 use crate::error::{Error, Result};
 
-/// The `KeyVault` section.
-#[derive(Debug, Clone, Default)]
-pub struct KeyVaultSettings {
-    /// `KeyVault.VaultName`: the default vault.
-    pub vault_name: Option<String>,
-    /// `KeyVault.TenantId`: the vault's tenant.
-    pub tenant_id: Option<String>,
-    /// `AuthnType` (or `Azure.auth_methods`): env, cli, msi, clientsecret, devicecode, interactive.
-    pub auth_methods: Vec<String>,
-    /// `KeyVault.UseKeyring`: keep fetched secrets in the owner-only secret cache.
-    pub use_keyring: bool,
-}
+/// The `KeyVault` section (read by [`Settings::keyvault`](crate::config::Settings::keyvault)).
+pub use crate::config::KeyVaultSettings;
 
 /// Which secret a reference names.
 #[derive(Debug, Clone, PartialEq, Eq)]

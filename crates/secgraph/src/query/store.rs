@@ -313,7 +313,7 @@ impl QueryStore {
         files.sort();
         let mut out = Vec::new();
         for f in files {
-            let text = crate::http::read_local_file(&f, MAX_FILE_BYTES as u64)
+            let text = crate::local_file::read(&f, MAX_FILE_BYTES as u64)
                 .and_then(|b| String::from_utf8(b).map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text")))
                 .map_err(|e| Error::Query {
                     message: format!("cannot read {}: {e}", f.display()),

@@ -1,52 +1,21 @@
-//! The Graph security endpoints: alerts_v2, incidents and legacy alerts, with OData query options and paging.
+//! The Graph security endpoints: alerts_v2, incidents and legacy alerts, with OData query options and paging, and
+//! advanced hunting (`hunting`).
+
+mod hunting;
+pub use hunting::run_hunting_query;
 
 use crate::odata::{self, Expr};
+use crate::reply::{ErrorReply, authorize, bytes_response, json_response};
 use crate::state::{AppState, RequestId};
-use crate::tokens::{AccessClaims, TokenRejection};
 use axum::{
     Extension,
     extract::{Path, State},
-    http::{HeaderMap, StatusCode, Uri, header},
-    response::{IntoResponse, Response},
+    http::{HeaderMap, StatusCode, Uri},
+    response::Response,
 };
 use base64::Engine;
 use serde_json::{Value, json};
 use std::sync::Arc;
-
-/// A Graph error reply with `innerError` carrying the request ids and date.
-pub fn graph_error(status: StatusCode, code: &str, message: &str, rid: &RequestId) -> Response {
-    let client = rid.1.clone().unwrap_or_else(|| rid.0.clone());
-    let body = json!({"error": {"code": code, "message": message, "innerError": {
-        "date": chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S").to_string(),
-        "request-id": rid.0,
-        "client-request-id": client,
-    }}});
-    (status, axum::Json(body)).into_response()
-}
-
-/// An error reply not yet tied to a request: helpers return it, handlers add the request ids.
-#[derive(Debug)]
-pub struct Fault {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-}
-
-impl Fault {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Fault {
-        Fault {
-            status,
-            code,
-            message: message.into(),
-        }
-    }
-    fn bad(message: impl Into<String>) -> Fault {
-        Fault::new(StatusCode::BAD_REQUEST, "BadRequest", message)
-    }
-    pub fn respond(self, rid: &RequestId) -> Response {
-        graph_error(self.status, self.code, &self.message, rid)
-    }
-}
 
 /// The three collections served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,74 +132,12 @@ impl Collection {
     }
 }
 
-fn check_version(version: &str) -> Result<(), Fault> {
+fn check_version(version: &str) -> Result<(), ErrorReply> {
     if version == "v1.0" || version == "beta" {
         Ok(())
     } else {
-        Err(Fault::bad(format!("Invalid version: {version}")))
+        Err(ErrorReply::bad(format!("Invalid version: {version}")))
     }
-}
-
-/// Checks the bearer token (signature, lifetime, audience) and that it carries one of `needed`: as an application
-/// role for app tokens; for delegated tokens, as a scope the signed-in user's own permissions also allow.
-pub fn authorize(st: &AppState, headers: &HeaderMap, needed: &[&str]) -> Result<AccessClaims, Fault> {
-    let unauth = |m: &str| Fault::new(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", m);
-    let raw = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let token = raw
-        .strip_prefix("Bearer ")
-        .or_else(|| raw.strip_prefix("bearer "))
-        .unwrap_or(raw)
-        .trim();
-    if token.is_empty() {
-        return Err(unauth("Access token is empty."));
-    }
-    let now = st.clock.unix();
-    let claims = st.issuer.verify(token, &st.graph_audiences(), now).map_err(|r| match r {
-        TokenRejection::Malformed => unauth("IDX14100: JWT is not well formed, there are no dots (.) or the token is not a signed JWT."),
-        TokenRejection::BadSignature => unauth("Access token validation failure. Invalid signature."),
-        TokenRejection::Expired => unauth("Lifetime validation failed, the token is expired."),
-        TokenRejection::NotYetValid => unauth("Lifetime validation failed, the token is not yet valid."),
-        TokenRejection::WrongAudience => unauth("Access token validation failure. Invalid audience."),
-    })?;
-    match &claims.scp {
-        None => {
-            if !claims.roles.iter().any(|r| needed.contains(&r.as_str())) {
-                return Err(Fault::new(
-                    StatusCode::FORBIDDEN,
-                    "Forbidden",
-                    format!(
-                        "Missing application roles. API required roles: {}, application roles: {}.",
-                        needed.join(","),
-                        claims.roles.join(",")
-                    ),
-                ));
-            }
-        }
-        Some(scp) => {
-            let user_perms: Vec<String> = st
-                .directory
-                .tenant(&claims.tid)
-                .and_then(|t| t.user(&claims.oid))
-                .map(|u| u.permissions.clone())
-                .unwrap_or_default();
-            let scopes: Vec<&str> = scp.split_whitespace().collect();
-            // A user's ReadWrite permission covers the matching Read permission.
-            let user_allows = |n: &str| user_perms.iter().any(|p| p == n || *p == n.replace(".Read.", ".ReadWrite."));
-            let allowed = needed.iter().any(|n| scopes.contains(n) && user_allows(n));
-            if !allowed {
-                return Err(Fault::new(
-                    StatusCode::FORBIDDEN,
-                    "Forbidden",
-                    format!(
-                        "Missing scope permissions on the request. API requires one of '{}'. Scopes on the request '{scp}', and the signed-in user's roles allow '{}'.",
-                        needed.join(", "),
-                        user_perms.join(", ")
-                    ),
-                ));
-            }
-        }
-    }
-    Ok(claims)
 }
 
 /// The OData system query options of one request, as sent.
@@ -246,7 +153,7 @@ struct Options {
     skiptoken: Option<String>,
 }
 
-fn parse_options(uri: &Uri, version: &str) -> Result<Options, Fault> {
+fn parse_options(uri: &Uri, version: &str) -> Result<Options, ErrorReply> {
     let mut o = Options::default();
     for (k, v) in url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()) {
         // beta accepts the options without the `$` prefix; v1.0 requires it.
@@ -265,15 +172,15 @@ fn parse_options(uri: &Uri, version: &str) -> Result<Options, Fault> {
             "$expand" => &mut o.expand,
             "$skiptoken" => &mut o.skiptoken,
             "$search" | "$format" | "$apply" | "$compute" => {
-                return Err(Fault::bad(format!("Query option '{key}' is not supported by this resource.")));
+                return Err(ErrorReply::bad(format!("Query option '{key}' is not supported by this resource.")));
             }
             k if k.starts_with('$') => {
-                return Err(Fault::bad(format!("The query parameter '{k}' is not supported.")));
+                return Err(ErrorReply::bad(format!("The query parameter '{k}' is not supported.")));
             }
             _ => continue,
         };
         if slot.is_some() {
-            return Err(Fault::bad(format!(
+            return Err(ErrorReply::bad(format!(
                 "Query option '{key}' was specified more than once, but it must be specified at most once."
             )));
         }
@@ -282,9 +189,9 @@ fn parse_options(uri: &Uri, version: &str) -> Result<Options, Fault> {
     Ok(o)
 }
 
-fn parse_usize(name: &str, v: &str) -> Result<usize, Fault> {
+fn parse_usize(name: &str, v: &str) -> Result<usize, ErrorReply> {
     v.trim().parse::<usize>().map_err(|_| {
-        Fault::bad(format!(
+        ErrorReply::bad(format!(
             "Invalid value '{v}' for query option '{name}': expected a non-negative integer."
         ))
     })
@@ -422,10 +329,10 @@ pub async fn list(
     list_inner(&st, &version, &coll, &headers, &uri).unwrap_or_else(|f| f.respond(&rid))
 }
 
-fn list_inner(st: &AppState, version: &str, coll: &str, headers: &HeaderMap, uri: &Uri) -> Result<Response, Fault> {
+fn list_inner(st: &AppState, version: &str, coll: &str, headers: &HeaderMap, uri: &Uri) -> Result<Response, ErrorReply> {
     check_version(version)?;
     let Some(coll) = Collection::from_segment(coll) else {
-        return Err(Fault::new(
+        return Err(ErrorReply::new(
             StatusCode::BAD_REQUEST,
             "BadRequest",
             format!("Resource not found for the segment '{coll}'."),
@@ -436,7 +343,7 @@ fn list_inner(st: &AppState, version: &str, coll: &str, headers: &HeaderMap, uri
     let ds = st
         .dataset
         .read()
-        .map_err(|_| Fault::new(StatusCode::INTERNAL_SERVER_ERROR, "UnknownError", "dataset lock poisoned"))?;
+        .map_err(|_| ErrorReply::new(StatusCode::INTERNAL_SERVER_ERROR, "UnknownError", "dataset lock poisoned"))?;
     let selection = select_page(st, coll, &req, &ds)?;
     write_page(st, version, coll, uri, &req, &ds, selection)
 }
@@ -454,13 +361,13 @@ struct ListRequest {
 }
 
 impl ListRequest {
-    fn parse(st: &AppState, coll: Collection, uri: &Uri, version: &str) -> Result<ListRequest, Fault> {
+    fn parse(st: &AppState, coll: Collection, uri: &Uri, version: &str) -> Result<ListRequest, ErrorReply> {
         let o = parse_options(uri, version)?;
 
         let filter: Option<Expr> = match &o.filter {
             None => None,
             Some(f) => {
-                let expr = odata::parse_filter(f).map_err(|e| Fault::bad(format!("Invalid filter clause: {e}.")))?;
+                let expr = odata::parse_filter(f).map_err(|e| ErrorReply::bad(format!("Invalid filter clause: {e}.")))?;
                 check_properties(&expr, coll, st)?;
                 Some(expr)
             }
@@ -472,7 +379,7 @@ impl ListRequest {
                 let n = parse_usize("$top", t)?;
                 if n > max_top {
                     let code = if coll == Collection::Incidents { "" } else { "BadRequest" };
-                    return Err(Fault::new(
+                    return Err(ErrorReply::new(
                         StatusCode::BAD_REQUEST,
                         code,
                         format!(
@@ -494,26 +401,26 @@ impl ListRequest {
         if let Some(max) = max_skip
             && skip > max
         {
-            return Err(Fault::bad(format!(
+            return Err(ErrorReply::bad(format!(
                 "The query specified in the URI is not valid. The limit of '{max}' for Skip query has been exceeded. The value from the incoming request is '{skip}'."
             )));
         }
         let position = match &o.skiptoken {
             None => None,
-            Some(t) => Some(decode_token(t).ok_or_else(|| Fault::bad("The $skiptoken is not valid."))?),
+            Some(t) => Some(decode_token(t).ok_or_else(|| ErrorReply::bad("The $skiptoken is not valid."))?),
         };
         let count = match o.count.as_deref() {
             None | Some("false") => false,
             Some("true") => true,
             Some(v) => {
-                return Err(Fault::bad(format!("Invalid value '{v}' for $count: expected true or false.")));
+                return Err(ErrorReply::bad(format!("Invalid value '{v}' for $count: expected true or false.")));
             }
         };
         let expand_alerts = match o.expand.as_deref() {
             None => false,
             Some("alerts") if coll == Collection::Incidents => true,
             Some(e) => {
-                return Err(Fault::bad(format!(
+                return Err(ErrorReply::bad(format!(
                     "Parsing OData Select and Expand failed: Could not find a navigation property named '{e}' on type '{}'.",
                     coll.type_name()
                 )));
@@ -544,7 +451,7 @@ struct Selection<'d> {
 
 /// Which items a request's page holds: the filter (and the ingestion lag) decide, the time index narrows where to
 /// look, `$orderby` sorts every hit, collection order scans from the cursor.
-fn select_page<'d>(st: &AppState, coll: Collection, req: &ListRequest, ds: &'d crate::data::Dataset) -> Result<Selection<'d>, Fault> {
+fn select_page<'d>(st: &AppState, coll: Collection, req: &ListRequest, ds: &'d crate::data::Dataset) -> Result<Selection<'d>, ErrorReply> {
     let ListRequest {
         filter,
         top,
@@ -570,14 +477,14 @@ fn select_page<'d>(st: &AppState, coll: Collection, req: &ListRequest, ds: &'d c
         .ingestion_lag
         .filter(|_| index.is_some())
         .map(|lag| crate::data::ticks(st.clock.now() - chrono::Duration::from_std(lag).unwrap_or_default()));
-    let keep = |p: usize| -> Result<bool, Fault> {
+    let keep = |p: usize| -> Result<bool, ErrorReply> {
         let item = &items[p];
         if let (Some(limit), Some(ix)) = (visible_until, index)
             && ix.updated(p) > limit
         {
             return Ok(false);
         }
-        let bad = |e| Fault::bad(format!("Invalid filter clause: {e}."));
+        let bad = |e| ErrorReply::bad(format!("Invalid filter clause: {e}."));
         match (&filter, filterable) {
             (None, _) => Ok(true),
             // Only a few top-level properties can be filtered on: read just those (a generated item answers from
@@ -632,7 +539,7 @@ fn select_page<'d>(st: &AppState, coll: Collection, req: &ListRequest, ds: &'d c
             }
             let start = match position {
                 Some(Position::Offset(n)) => n,
-                Some(Position::Cursor(_)) => return Err(Fault::bad("The $skiptoken is not valid.")),
+                Some(Position::Cursor(_)) => return Err(ErrorReply::bad("The $skiptoken is not valid.")),
                 None => skip,
             };
             let total = hits.len();
@@ -649,7 +556,7 @@ fn select_page<'d>(st: &AppState, coll: Collection, req: &ListRequest, ds: &'d c
             let (from, mut to_skip) = match position {
                 Some(Position::Cursor(n)) | Some(Position::Offset(n)) if filter.is_none() => (n, 0),
                 Some(Position::Cursor(n)) => (n, 0),
-                Some(Position::Offset(_)) => return Err(Fault::bad("The $skiptoken is not valid.")),
+                Some(Position::Offset(_)) => return Err(ErrorReply::bad("The $skiptoken is not valid.")),
                 None if filter.is_none() => (skip, 0),
                 None => (0, skip),
             };
@@ -694,7 +601,7 @@ fn write_page(
     req: &ListRequest,
     ds: &crate::data::Dataset,
     selection: Selection<'_>,
-) -> Result<Response, Fault> {
+) -> Result<Response, ErrorReply> {
     let Selection { window, total, next, page } = selection;
     let (count, expand_alerts, select, filter) = (req.count, req.expand_alerts, &req.select, &req.filter);
     // Written by hand so that plain pages serialise the stored items in place, without cloning them; the
@@ -703,7 +610,7 @@ fn write_page(
     let ctx_suffix = if expand_alerts { "(alerts())" } else { "" };
     let mut out: Vec<u8> = Vec::with_capacity(window.len() * 4096 + 512);
     let ser = |out: &mut Vec<u8>, v: &Value| {
-        serde_json::to_writer(out, v).map_err(|e| Fault::new(StatusCode::INTERNAL_SERVER_ERROR, "UnknownError", e.to_string()))
+        serde_json::to_writer(out, v).map_err(|e| ErrorReply::new(StatusCode::INTERNAL_SERVER_ERROR, "UnknownError", e.to_string()))
     };
     out.extend_from_slice(b"{\"@odata.context\":");
     ser(
@@ -743,18 +650,6 @@ fn write_page(
     }
     out.extend_from_slice(b"]}");
     Ok(bytes_response(StatusCode::OK, out))
-}
-
-/// A JSON body with the OData content type Graph sends.
-pub fn bytes_response(status: StatusCode, bytes: Vec<u8>) -> Response {
-    (status, [(header::CONTENT_TYPE, ODATA_JSON)], bytes).into_response()
-}
-
-const ODATA_JSON: &str = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8";
-
-/// Serialises with the OData content type Graph sends.
-pub fn json_response(status: StatusCode, v: &Value) -> Response {
-    bytes_response(status, serde_json::to_vec(v).unwrap_or_default())
 }
 
 /// The next page's absolute URL: the same query options, a page-sized `$top` and a `$skiptoken`.
@@ -799,7 +694,7 @@ fn known_properties(coll: Collection, st: &AppState) -> Vec<String> {
     }
 }
 
-fn check_properties(expr: &Expr, coll: Collection, st: &AppState) -> Result<(), Fault> {
+fn check_properties(expr: &Expr, coll: Collection, st: &AppState) -> Result<(), ErrorReply> {
     let allowed: Vec<String> = match coll.filterable() {
         Some(list) => list.iter().map(|s| s.to_string()).collect(),
         None => known_properties(coll, st),
@@ -815,21 +710,21 @@ fn check_properties(expr: &Expr, coll: Collection, st: &AppState) -> Result<(), 
     });
     match bad {
         None => Ok(()),
-        Some(p) if coll.filterable().is_some_and(|_| known_properties(coll, st).contains(&p)) => Err(Fault::bad(format!(
+        Some(p) if coll.filterable().is_some_and(|_| known_properties(coll, st).contains(&p)) => Err(ErrorReply::bad(format!(
             "Invalid filter clause: filtering on property '{p}' is not supported. Supported properties: {}.",
             allowed.join(", ")
         ))),
-        Some(p) => Err(Fault::bad(format!(
+        Some(p) => Err(ErrorReply::bad(format!(
             "Invalid filter clause: Could not find a property named '{p}' on type '{}'.",
             coll.type_name()
         ))),
     }
 }
 
-fn parse_select(sel: Option<&str>, coll: Collection, st: &AppState) -> Result<Option<Vec<String>>, Fault> {
+fn parse_select(sel: Option<&str>, coll: Collection, st: &AppState) -> Result<Option<Vec<String>>, ErrorReply> {
     let Some(sel) = sel else { return Ok(None) };
     if coll != Collection::Legacy {
-        return Err(Fault::bad(format!(
+        return Err(ErrorReply::bad(format!(
             "Query option '$select' is not supported on '{}'.",
             coll.segment()
         )));
@@ -838,7 +733,7 @@ fn parse_select(sel: Option<&str>, coll: Collection, st: &AppState) -> Result<Op
     let mut out = Vec::new();
     for p in sel.split(',').map(str::trim) {
         if !known.iter().any(|k| k == p) {
-            return Err(Fault::bad(format!(
+            return Err(ErrorReply::bad(format!(
                 "Parsing OData Select and Expand failed: Could not find a property named '{p}' on type '{}'.",
                 coll.type_name()
             )));
@@ -848,23 +743,23 @@ fn parse_select(sel: Option<&str>, coll: Collection, st: &AppState) -> Result<Op
     Ok(Some(out))
 }
 
-fn parse_orderby(ob: Option<&str>, coll: Collection) -> Result<Option<(String, bool)>, Fault> {
+fn parse_orderby(ob: Option<&str>, coll: Collection) -> Result<Option<(String, bool)>, ErrorReply> {
     let Some(ob) = ob else { return Ok(None) };
     let mut parts = ob.split_whitespace();
     let (Some(prop), dir, None) = (parts.next(), parts.next(), parts.next()) else {
-        return Err(Fault::bad(format!("Invalid $orderby '{ob}': expected 'property [asc|desc]'.")));
+        return Err(ErrorReply::bad(format!("Invalid $orderby '{ob}': expected 'property [asc|desc]'.")));
     };
     let desc = match dir {
         None | Some("asc") => false,
         Some("desc") => true,
         Some(d) => {
-            return Err(Fault::bad(format!("Invalid $orderby direction '{d}': expected asc or desc.")));
+            return Err(ErrorReply::bad(format!("Invalid $orderby direction '{d}': expected asc or desc.")));
         }
     };
     if let Some(allowed) = coll.sortable()
         && !allowed.contains(&prop)
     {
-        return Err(Fault::bad(format!(
+        return Err(ErrorReply::bad(format!(
             "Invalid $orderby: sorting by '{prop}' is not supported. Supported: {}.",
             allowed.join(", ")
         )));
@@ -894,10 +789,10 @@ pub async fn get_one(
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
-    let r = (|| -> Result<Response, Fault> {
+    let r = (|| -> Result<Response, ErrorReply> {
         check_version(&version)?;
         let Some(c) = Collection::from_segment(&coll) else {
-            return Err(Fault::bad(format!("Resource not found for the segment '{coll}'.")));
+            return Err(ErrorReply::bad(format!("Resource not found for the segment '{coll}'.")));
         };
         authorize(&st, &headers, c.read_roles())?;
         let o = parse_options(&uri, &version)?;
@@ -905,9 +800,9 @@ pub async fn get_one(
         let ds = st
             .dataset
             .read()
-            .map_err(|_| Fault::new(StatusCode::INTERNAL_SERVER_ERROR, "UnknownError", "dataset lock poisoned"))?;
+            .map_err(|_| ErrorReply::new(StatusCode::INTERNAL_SERVER_ERROR, "UnknownError", "dataset lock poisoned"))?;
         let Some(item) = c.items(&ds).iter().find(|v| v.id().as_deref() == Some(id.as_str())) else {
-            return Err(Fault::new(
+            return Err(ErrorReply::new(
                 StatusCode::NOT_FOUND,
                 "NotFound",
                 format!("{} '{id}' was not found.", c.type_name()),
