@@ -24,6 +24,21 @@ pub(crate) struct Cli {
     /// carry TenantId and Instance), an export exports each. Accepted before or after the subcommand.
     #[arg(long, global = true, help_heading = "Tenants", conflicts_with = "instance")]
     pub(crate) all_instances: bool,
+    /// A tenants file (CSV or YAML: tenant, name, tags, …): the instance's credential signs in to each tenant and a
+    /// query runs against each (an instance's Args.Tenants names one in the settings). See docs/TENANTS.md. For
+    /// `secgraph emulator`: a number, the customer tenants to add.
+    #[arg(long, global = true, value_name = "FILE", help_heading = "Tenants")]
+    pub(crate) tenants: Option<String>,
+    /// Only the tenants file's tenants with one of these tags (comma-separated).
+    #[arg(long, global = true, value_name = "TAG", value_delimiter = ',', help_heading = "Tenants")]
+    pub(crate) tenant_tag: Vec<String>,
+    /// Only these tenants of the tenants file, by id or domain (comma-separated).
+    #[arg(long = "tenant", global = true, value_name = "ID", value_delimiter = ',', help_heading = "Tenants")]
+    pub(crate) only_tenants: Vec<String>,
+    /// Across tenants, any tenant that fails fails the run (its error's exit code) instead of a partial result
+    /// (exit 8).
+    #[arg(long, global = true, help_heading = "Tenants")]
+    pub(crate) strict: bool,
     /// Extra folder of query YAML files (repeatable); added after the settings' QueryDefinitions.
     #[arg(long = "queries", global = true, value_name = "DIR")]
     pub(crate) query_dirs: Vec<PathBuf>,
@@ -500,6 +515,9 @@ pub(crate) enum Command {
         /// items reach Graph after they change. POST /_emulator/clock {"advance": "20m"} moves the emulator's clock.
         #[arg(long, value_name = "DURATION")]
         ingestion_lag: Option<String>,
+        /// Alerts seeded in each tenant other than the first (default: as many as --alerts).
+        #[arg(long, value_name = "N")]
+        alerts_per_tenant: Option<usize>,
     },
 }
 

@@ -222,7 +222,7 @@ fn write_stdout(bytes: &[u8]) -> anyhow::Result<()> {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     // Commands that need no settings or connection.
     match &cli.command {
-        Command::Emulator { .. } => return cmd::emulator::run(&cli.command).await,
+        Command::Emulator { .. } => return cmd::emulator::run(&cli.command, cli.conn.requests_per_minute, cli.tenants.as_deref()).await,
         Command::Completions { shell } => {
             // Query and instance names as the settings (if any) know them now.
             let settings = cmd::Env::open(&cli).await.ok().and_then(|e| e.settings);

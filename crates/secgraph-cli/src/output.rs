@@ -59,6 +59,13 @@ pub struct OutputArgs {
     /// No progress line and no summary on stderr (the progress line is shown only when stderr is a terminal).
     #[arg(long, short = 'q')]
     pub quiet: bool,
+    /// Across tenants: also write the per-tenant status (tenant, name, rows, pages, retries, budget wait, error) to
+    /// FILE — CSV when it ends in .csv, else JSON.
+    #[arg(long, value_name = "FILE")]
+    pub summary: Option<PathBuf>,
+    /// Across tenants, any failed tenant fails the run (set from the global --strict).
+    #[arg(skip)]
+    pub strict: bool,
 }
 
 /// A progress line on stderr (pages, rows, rows/s, retries; rows per tenant in a fan-out) while rows flow into the
@@ -189,8 +196,8 @@ pub enum Run<'a> {
         slice: chrono::Duration,
         parallel: usize,
     },
-    /// One query on several connections (`--instance A,B`, `--all-instances`).
-    FanOut(Vec<(String, secgraph::Result<QueryProvider>)>),
+    /// One query on several connections (`--instance A,B`, `--all-instances`, `--tenants FILE`).
+    FanOut(Vec<(secgraph::fanout::Target, secgraph::Result<QueryProvider>)>),
 }
 
 impl Run<'_> {
@@ -294,7 +301,7 @@ async fn drive(
         Run::Split { provider, .. } => (vec![(*provider).clone()], vec![]),
         Run::FanOut(list) => (
             list.iter().filter_map(|(_, p)| p.as_ref().ok().cloned()).collect(),
-            list.iter().map(|(name, _)| name.clone()).collect(),
+            list.iter().map(|(t, _)| t.label().to_string()).collect(),
         ),
     };
     let mut progress = Progress::new(sink, args.quiet, providers, instances);
@@ -413,13 +420,35 @@ pub async fn run_to_output(run: Run<'_>, query: &RenderedQuery, args: &OutputArg
         );
     }
     if let Some(f) = fanout {
-        for t in &f.tenants {
-            match &t.result {
-                Ok(s) => eprintln!("  {}: {} row(s) in {} page(s)", t.instance, s.rows, s.pages),
-                Err(e) => eprintln!("  {}: FAILED: {e}", t.instance),
+        if !args.quiet {
+            for t in &f.tenants {
+                let waited = match t.budget_waited.as_secs_f64() {
+                    w if w >= 0.1 => format!(", waited {w:.1} s for the budget"),
+                    _ => String::new(),
+                };
+                let retries = match t.retries {
+                    0 => String::new(),
+                    n => format!(", {n} retried"),
+                };
+                match &t.result {
+                    Ok(s) => eprintln!("  {}: {} row(s) in {} page(s){retries}{waited}", t.name, s.rows, s.pages),
+                    Err(e) => eprintln!("  {}: FAILED: {e}", t.name),
+                }
             }
         }
-        let failed: Vec<&str> = f.failures().map(|(i, _)| i).collect();
+        if let Some(path) = &args.summary {
+            write_status(path, &f)?;
+        }
+        let failed: Vec<String> = f.failures().map(|(i, _)| i.to_string()).collect();
+        if args.strict && !failed.is_empty() {
+            let n = failed.len();
+            let total = f.tenants.len();
+            let names = failed.join(", ");
+            if let Some(e) = f.tenants.into_iter().find_map(|t| t.result.err()) {
+                return Err(anyhow::Error::new(e).context(format!("--strict: {n} of {total} tenant(s) failed ({names}); the first error")));
+            }
+            return Ok(());
+        }
         if f.is_partial() {
             anyhow::bail!(Partial(format!(
                 "partial result: {} of {} tenant(s) failed ({}); the others' rows were written",
@@ -432,6 +461,58 @@ pub async fn run_to_output(run: Run<'_>, query: &RenderedQuery, args: &OutputArg
             return Err(anyhow::Error::new(e).context("every tenant failed; the first error"));
         }
     }
+    Ok(())
+}
+
+/// The per-tenant status of a run across tenants, one record a tenant: the same columns as Python's
+/// `df.attrs["secgraph_status"]`.
+pub(crate) fn status_records(f: &FanOutSummary) -> Vec<serde_json::Value> {
+    f.tenants
+        .iter()
+        .map(|t| {
+            let (rows, pages, error) = match &t.result {
+                Ok(s) => (s.rows, s.pages, None),
+                Err(e) => (0, 0, Some(e.to_string())),
+            };
+            serde_json::json!({
+                "tenant": t.tenant_id,
+                "name": t.name,
+                "instance": t.instance,
+                "rows": rows,
+                "pages": pages,
+                "retries": t.retries,
+                "budget_wait_s": (t.budget_waited.as_secs_f64() * 1000.0).round() / 1000.0,
+                "error": error,
+            })
+        })
+        .collect()
+}
+
+/// Writes the status table to `path`: CSV when it ends in `.csv`, else a JSON array.
+fn write_status(path: &std::path::Path, f: &FanOutSummary) -> anyhow::Result<()> {
+    let records = status_records(f);
+    let csv = path.extension().is_some_and(|x| x.eq_ignore_ascii_case("csv"));
+    let bytes = if csv {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        let cols = ["tenant", "name", "instance", "rows", "pages", "retries", "budget_wait_s", "error"];
+        w.write_record(cols).map_err(|e| secgraph::Error::output_from("status CSV", e))?;
+        for r in &records {
+            let cells: Vec<String> = cols
+                .iter()
+                .map(|c| match &r[c] {
+                    serde_json::Value::Null => String::new(),
+                    serde_json::Value::String(s) => s.clone(),
+                    v => v.to_string(),
+                })
+                .collect();
+            w.write_record(&cells).map_err(|e| secgraph::Error::output_from("status CSV", e))?;
+        }
+        w.into_inner()
+            .map_err(|e| secgraph::Error::output_from("status CSV", e.into_error()))?
+    } else {
+        serde_json::to_vec_pretty(&records)?
+    };
+    std::fs::write(path, bytes).map_err(|e| secgraph::Error::output_from(format!("cannot write {}", path.display()), e))?;
     Ok(())
 }
 

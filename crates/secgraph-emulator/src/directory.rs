@@ -24,6 +24,12 @@ pub const DEMO_ANALYST: &str = "analyst@contoso-demo.onmicrosoft.com";
 /// A user who may only read alerts (incidents and hunting answer 403).
 pub const DEMO_READER: &str = "reader@contoso-demo.onmicrosoft.com";
 
+/// Client id of the MSSP's multi-tenant app (`--tenants N`): registered in the demo tenant (its home) and consented
+/// in most customer tenants.
+pub const MSSP_CLIENT_ID: &str = "4e8a1c6f-2b9d-4f3a-8c5e-6d7b0a1f9e2c";
+/// Client secret of the MSSP app. Demo data, public by design.
+pub const MSSP_CLIENT_SECRET: &str = "mssp-demo-secret-for-the-local-emulator-only";
+
 /// Application roles a fully privileged app is granted.
 pub const ALL_SECURITY_ROLES: &[&str] = &[
     "SecurityAlert.ReadWrite.All",
@@ -261,7 +267,94 @@ impl Default for Directory {
     }
 }
 
+/// Whether a customer tenant consented to the MSSP app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consent {
+    /// Admin consent with every security role.
+    Granted,
+    /// Never consented: the app has no service principal there (Entra answers AADSTS7000229).
+    Missing,
+    /// Consented, then the app's roles were removed: tokens are issued, Graph answers 403.
+    RolesRemoved,
+}
+
+/// A customer tenant of the MSSP set-up (`--tenants N`).
+#[derive(Debug, Clone)]
+pub struct Customer {
+    /// Directory id (a GUID derived from the seed and the position).
+    pub tenant_id: String,
+    /// `customer-NNNN.onmicrosoft.com`.
+    pub domain: String,
+    /// Display name, `Customer NNNN`.
+    pub name: String,
+    /// Tags the tenants file gives it: `prod` or `test`, and `eu` or `us`.
+    pub tags: Vec<String>,
+    /// Its consent to the MSSP app.
+    pub consent: Consent,
+}
+
+/// `n` customer tenants, deterministic for `seed`: most consented to the MSSP app; every twentieth from the tenth
+/// on (positions 9, 29, 49, …) never did, and the fifth (position 4) had the app's roles removed.
+pub fn customers(n: usize, seed: u64) -> Vec<Customer> {
+    (0..n)
+        .map(|i| {
+            let h = sha2::Sha256::digest(format!("secgraph-customer/{seed}/{i}").as_bytes());
+            let hex: String = h[..16].iter().map(|b| format!("{b:02x}")).collect();
+            let tenant_id = format!("{}-{}-4{}-8{}-{}", &hex[..8], &hex[8..12], &hex[13..16], &hex[17..20], &hex[20..32]);
+            let consent = if i % 20 == 9 {
+                Consent::Missing
+            } else if i == 4 {
+                Consent::RolesRemoved
+            } else {
+                Consent::Granted
+            };
+            Customer {
+                tenant_id,
+                domain: format!("customer-{:04}.onmicrosoft.com", i + 1),
+                name: format!("Customer {:04}", i + 1),
+                tags: vec![
+                    if i % 4 == 3 { "test" } else { "prod" }.to_string(),
+                    if i % 2 == 0 { "eu" } else { "us" }.to_string(),
+                ],
+                consent,
+            }
+        })
+        .collect()
+}
+
 impl Directory {
+    /// Adds the MSSP app to the first tenant (its home) and a tenant per customer, with the app's service principal
+    /// where the customer consented (without roles where they were removed).
+    pub fn add_customers(&mut self, customers: &[Customer]) {
+        let app = |roles: Vec<String>| App {
+            client_id: MSSP_CLIENT_ID.into(),
+            display_name: "secgraph MSSP (multi-tenant)".into(),
+            object_id: uuid::Uuid::new_v4().to_string(),
+            secret: Some(MSSP_CLIENT_SECRET.into()),
+            certificates: vec![],
+            roles,
+            delegated: strings(DELEGATED_PERMISSIONS),
+        };
+        if let Some(home) = self.tenants.first_mut()
+            && home.app(MSSP_CLIENT_ID).is_none()
+        {
+            home.apps.push(app(strings(ALL_SECURITY_ROLES)));
+        }
+        for c in customers {
+            let apps = match c.consent {
+                Consent::Granted => vec![app(strings(ALL_SECURITY_ROLES))],
+                Consent::RolesRemoved => vec![app(vec![])],
+                Consent::Missing => vec![],
+            };
+            self.tenants.push(Tenant {
+                id: c.tenant_id.clone(),
+                domain: c.domain.clone(),
+                apps,
+                users: vec![],
+            });
+        }
+    }
+
     /// Finds a tenant by id or domain (case-insensitive, as Entra does).
     pub fn tenant(&self, id_or_domain: &str) -> Option<&Tenant> {
         self.tenants

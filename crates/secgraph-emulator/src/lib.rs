@@ -30,6 +30,7 @@ mod graph;
 pub mod hunting;
 pub mod keyvault;
 pub mod odata;
+mod rate;
 mod reply;
 mod state;
 mod tls;
@@ -105,6 +106,23 @@ pub struct EmulatorConfig {
     /// A new or updated alert or incident becomes visible to reads only this long after its `lastUpdateDateTime`
     /// (by the emulator's clock), as items reach Graph minutes after they change.
     pub ingestion_lag: Option<Duration>,
+    /// Customer tenants of an MSSP set-up (see [`directory::customers`]): each with its own data, most consented to
+    /// the MSSP's multi-tenant app ([`directory::MSSP_CLIENT_ID`]); 0 (default) adds none.
+    pub tenants: usize,
+    /// Alerts seeded in each tenant other than the first; `None`: as many as [`EmulatorConfig::alerts`].
+    pub alerts_per_tenant: Option<usize>,
+    /// Requests a minute each app may send to each tenant's alerts and incidents (Graph's documented 150; more
+    /// are answered 429 with `Retry-After`); `None` does not limit.
+    pub requests_per_minute: Option<u32>,
+}
+
+/// The tenants file of an MSSP set-up, as CSV: `tenant,name,tags` (tags separated by `;`).
+pub fn tenants_csv(customers: &[directory::Customer]) -> String {
+    let mut s = String::from("tenant,name,tags\n");
+    for c in customers {
+        s.push_str(&format!("{},{},{}\n", c.tenant_id, c.name, c.tags.join(";")));
+    }
+    s
 }
 
 /// When a collection page carries `@odata.nextLink` (see [`EmulatorConfig::next_links`]).
@@ -151,6 +169,9 @@ impl Default for EmulatorConfig {
             max_skip: None,
             max_top: None,
             ingestion_lag: None,
+            tenants: 0,
+            alerts_per_tenant: None,
+            requests_per_minute: None,
             device_code_interval: Duration::from_secs(5),
             device_code_lifetime: Duration::from_secs(900),
             auth_code_lifetime: Duration::from_secs(600),
@@ -195,6 +216,8 @@ pub struct Emulator {
     client_key_path: PathBuf,
     state: Arc<AppState>,
     handle: axum_server::Handle<SocketAddr>,
+    customers: Vec<directory::Customer>,
+    tenants_path: Option<PathBuf>,
     _tempdir: Option<TempDir>,
 }
 
@@ -251,9 +274,18 @@ impl Emulator {
             })
         };
         write(&ca_path, &pki.ca_pem)?;
+        let tenants_path = if config.tenants > 0 {
+            let p = dir.join("tenants.csv");
+            write(&p, &tenants_csv(&directory::customers(config.tenants, config.seed)))?;
+            Some(p)
+        } else {
+            None
+        };
 
         // The demo app also signs in with a certificate: generate one, register it, and hand its files to clients.
         let mut directory = config.directory.clone().unwrap_or_default();
+        let customers = directory::customers(config.tenants, config.seed);
+        directory.add_customers(&customers);
         let (client_cert_pem, client_key_pem) = tls::client_certificate().map_err(|e| StartError::Crypto(e.to_string()))?;
         let client_cert_path = dir.join("client-cert.pem");
         let client_key_path = dir.join("client-key.pem");
@@ -269,7 +301,13 @@ impl Emulator {
             }
         }
 
-        let dataset = Dataset::generate(config.seed, config.alerts, config.as_of.unwrap_or_else(chrono::Utc::now));
+        let home_tenant = directory.tenants.first().map(|t| t.id.clone()).unwrap_or_default();
+        let dataset = Dataset::generate_for(
+            &home_tenant,
+            config.seed,
+            config.alerts,
+            config.as_of.unwrap_or_else(chrono::Utc::now),
+        );
         let vaults = config.vaults.clone().unwrap_or_else(|| keyvault::demo_vaults(&directory));
         // Each vault at the root of its own origin (own port, same CA), as `https://{vault}.vault.azure.net/` is.
         let mut vault_listeners = Vec::new();
@@ -287,10 +325,11 @@ impl Emulator {
             config: config.clone(),
             directory,
             issuer,
-            dataset: RwLock::new(dataset),
+            home: state::TenantData::new(dataset),
+            others: Default::default(),
+            rate: Default::default(),
             auth: Default::default(),
             vaults: RwLock::new(vaults),
-            hunting: std::sync::Mutex::new(None),
             hunting_usage: Default::default(),
             vault_origins,
             churn_rng: std::sync::Mutex::new(data::Rng::new(config.seed ^ 0x00c4_a21e)),
@@ -339,6 +378,8 @@ impl Emulator {
             client_key_path,
             state,
             handle,
+            customers,
+            tenants_path,
             _tempdir: tempdir,
         })
     }
@@ -404,7 +445,7 @@ impl Emulator {
 
     /// A copy of the seeded data, for tests that compare results with what was seeded.
     pub fn dataset(&self) -> Dataset {
-        match self.state.dataset.read() {
+        match self.state.home.dataset.read() {
             Ok(d) => d.clone(),
             Err(p) => p.into_inner().clone(),
         }
@@ -495,7 +536,39 @@ impl Emulator {
                 &[("ClientSecret", "no-roles-secret".into())],
             ),
         ));
+        if let Some(p) = &self.tenants_path {
+            // The MSSP: one multi-tenant app, its home tenant, and the customers' tenants file.
+            y.push_str(&instance(
+                "MicrosoftGraph-MSSP",
+                &with(
+                    ids(tenant, directory::MSSP_CLIENT_ID),
+                    &[
+                        ("ClientSecret", directory::MSSP_CLIENT_SECRET.into()),
+                        ("Tenants", format!("'{}'", q(p))),
+                    ],
+                ),
+            ));
+        }
         y
+    }
+
+    /// The customer tenants (`EmulatorConfig::tenants`), in order.
+    pub fn customers(&self) -> &[directory::Customer] {
+        &self.customers
+    }
+
+    /// The tenants file written for the customers (`tenants.csv` in the state directory), if there are any.
+    pub fn tenants_path(&self) -> Option<&Path> {
+        self.tenants_path.as_deref()
+    }
+
+    /// A copy of tenant `tenant_id`'s data (seeded on first use, as a request would).
+    pub fn tenant_dataset(&self, tenant_id: &str) -> Dataset {
+        let data = self.state.data(tenant_id);
+        match data.dataset.read() {
+            Ok(d) => d.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
     }
 
     /// Stops accepting connections and lets in-flight requests finish (up to one second).
@@ -624,7 +697,7 @@ struct ChurnRequest {
 
 fn apply_churn(st: &AppState, new: usize, update: usize) -> Option<data::ChurnReport> {
     let mut rng = st.churn_rng.lock().ok()?;
-    let mut ds = st.dataset.write().ok()?;
+    let mut ds = st.home.dataset.write().ok()?;
     Some(ds.churn(&mut rng, new, update, st.clock.now()))
 }
 

@@ -27,6 +27,7 @@ pub struct ErrorReply {
     status: StatusCode,
     code: &'static str,
     message: String,
+    retry_after: Option<u64>,
 }
 
 impl ErrorReply {
@@ -36,7 +37,13 @@ impl ErrorReply {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
+    }
+    /// The same reply with a `Retry-After` header of `secs` seconds.
+    pub fn with_retry_after(mut self, secs: u64) -> ErrorReply {
+        self.retry_after = Some(secs);
+        self
     }
     /// 400 `BadRequest`.
     pub(crate) fn bad(message: impl Into<String>) -> ErrorReply {
@@ -44,7 +51,11 @@ impl ErrorReply {
     }
     /// The reply, with the request's ids.
     pub fn respond(self, rid: &RequestId) -> Response {
-        graph_error(self.status, self.code, &self.message, rid)
+        let mut resp = graph_error(self.status, self.code, &self.message, rid);
+        if let Some(s) = self.retry_after {
+            resp.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(s));
+        }
+        resp
     }
 }
 

@@ -19,13 +19,12 @@ pub struct AppState {
     pub config: EmulatorConfig,
     pub directory: Directory,
     pub issuer: TokenIssuer,
-    pub dataset: RwLock<Dataset>,
+    /// The first tenant's data (the demo tenant's): `--alerts` alerts from `--seed`, changed by churn.
+    pub home: Arc<TenantData>,
+    /// Every other tenant's own data, seeded from the tenant id on its first request (see [`AppState::data`]).
+    pub others: Mutex<HashMap<String, Arc<TenantData>>>,
     pub auth: Mutex<AuthStore>,
     pub vaults: RwLock<Vec<crate::vaults::Vault>>,
-    /// Advanced-hunting tables, built from the dataset on the first hunting query (most runs never ask, and they
-    /// are as large as the alerts themselves) and rebuilt when the data has changed since (see
-    /// [`AppState::hunting_tables`]).
-    pub hunting: Mutex<Option<HuntingTables>>,
     /// Advanced-hunting calls and CPU used, per tenant (see [`crate::hunting::quota`]).
     pub hunting_usage: crate::hunting::quota::Usage,
     /// Each vault's own origin (`https://127.0.0.1:PORT`, no path), by lower-case vault name: a vault is served at
@@ -35,6 +34,8 @@ pub struct AppState {
     pub churn_rng: std::sync::Mutex<crate::data::Rng>,
     /// Requests seen per path (for tests that check what a client did not call).
     pub paths: Mutex<std::collections::HashMap<String, usize>>,
+    /// Requests to the security collections, per app and tenant (`--requests-per-minute`).
+    pub rate: crate::rate::RequestRate,
     /// The emulator's clock: real time moved by what `POST /_emulator/clock` advanced it by.
     pub clock: Clock,
 }
@@ -77,29 +78,81 @@ pub struct HuntingTables {
     tables: Arc<HashMap<String, KTable>>,
 }
 
-impl AppState {
+/// One tenant's data: its dataset and the hunting tables derived from it.
+#[derive(Debug)]
+pub struct TenantData {
+    /// The alerts, incidents, legacy alerts and secure scores.
+    pub dataset: RwLock<Dataset>,
+    /// Advanced-hunting tables, built from the dataset on the first hunting query (most runs never ask, and they
+    /// are as large as the alerts themselves) and rebuilt when the data has changed since (see
+    /// [`TenantData::hunting_tables`]).
+    hunting: Mutex<Option<HuntingTables>>,
+}
+
+impl TenantData {
+    /// Data made of `dataset`.
+    pub fn new(dataset: Dataset) -> Arc<TenantData> {
+        Arc::new(TenantData {
+            dataset: RwLock::new(dataset),
+            hunting: Mutex::new(None),
+        })
+    }
+
     /// The advanced-hunting tables as of the dataset's last change: built on first use, rebuilt by the first
     /// hunting query after an update, a comment or churn — at once after changes applied through the API or
     /// `POST /_emulator/churn`, and at most every [`HUNTING_INGESTION_DELAY`] while `--churn` changes the data
     /// continuously (Defender's tables, too, lag the alerts by minutes of ingestion).
-    pub fn hunting_tables(&self) -> Arc<HashMap<String, KTable>> {
+    pub fn hunting_tables(&self, config: &EmulatorConfig) -> Arc<HashMap<String, KTable>> {
         let mut cache = self.hunting.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let Ok(ds) = self.dataset.read() else {
             return Arc::default();
         };
         if let Some(c) = cache.as_ref() {
-            let fresh = c.changes == ds.changes || (self.config.churn.is_some() && c.built.elapsed() < HUNTING_INGESTION_DELAY);
+            let fresh = c.changes == ds.changes || (config.churn.is_some() && c.built.elapsed() < HUNTING_INGESTION_DELAY);
             if fresh {
                 return c.tables.clone();
             }
         }
-        let tables = Arc::new(crate::hunting::build_tables(&ds, self.config.seed));
+        let tables = Arc::new(crate::hunting::build_tables(&ds, config.seed));
         *cache = Some(HuntingTables {
             changes: ds.changes,
             built: std::time::Instant::now(),
             tables: tables.clone(),
         });
         tables
+    }
+}
+
+/// The seed of a tenant's own data: the emulator's seed mixed with the tenant id (lower case), so each tenant's
+/// data is distinct and the same in every run.
+pub fn tenant_seed(seed: u64, tenant_id: &str) -> u64 {
+    use sha2::Digest;
+    let h = sha2::Sha256::digest(format!("{seed}/{}", tenant_id.to_ascii_lowercase()).as_bytes());
+    u64::from_le_bytes([h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]])
+}
+
+impl AppState {
+    /// The data of tenant `tid` (a directory id from a token): the first tenant's is [`AppState::home`]; any other
+    /// tenant's is seeded from its id on first use (`--alerts-per-tenant`, else `--alerts`, alerts ending at the
+    /// same instant as the first tenant's).
+    pub fn data(&self, tid: &str) -> Arc<TenantData> {
+        let home_id = self.directory.tenants.first().map(|t| t.id.as_str()).unwrap_or_default();
+        if tid.is_empty() || tid.eq_ignore_ascii_case(home_id) {
+            return self.home.clone();
+        }
+        let key = tid.to_ascii_lowercase();
+        let mut others = self.others.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(d) = others.get(&key) {
+            return d.clone();
+        }
+        let now = match self.home.dataset.read() {
+            Ok(ds) => ds.generated_at,
+            Err(p) => p.into_inner().generated_at,
+        };
+        let alerts = self.config.alerts_per_tenant.unwrap_or(self.config.alerts);
+        let d = TenantData::new(Dataset::generate_for(&key, tenant_seed(self.config.seed, &key), alerts, now));
+        others.insert(key, d.clone());
+        d
     }
 
     /// Audiences that identify Graph: its public URL, its app id, and the emulator's own root.

@@ -214,9 +214,11 @@ pub async fn patch(
 ) -> Response {
     let r = (|| -> Result<Response, ErrorReply> {
         let c = writable(&version, &coll)?;
-        authorize(&st, &headers, c.write_roles())?;
+        let claims = authorize(&st, &headers, c.write_roles())?;
+        crate::graph::admit(&st, &claims)?;
         let body = parse_body(&body)?;
-        let mut ds = st
+        let data = st.data(&claims.tid);
+        let mut ds = data
             .dataset
             .write()
             .map_err(|_| ErrorReply::new(StatusCode::INTERNAL_SERVER_ERROR, "UnknownError", "dataset lock poisoned"))?;
@@ -275,6 +277,7 @@ pub async fn post_comment(
             ));
         }
         let claims = authorize(&st, &headers, c.write_roles())?;
+        crate::graph::admit(&st, &claims)?;
         let body = parse_body(&body)?;
         let text = body
             .get("comment")
@@ -288,7 +291,8 @@ pub async fn post_comment(
                 )
             })?;
         let author = claims.upn.clone().unwrap_or_else(|| claims.app_displayname.clone());
-        let mut ds = st
+        let data = st.data(&claims.tid);
+        let mut ds = data
             .dataset
             .write()
             .map_err(|_| ErrorReply::new(StatusCode::INTERNAL_SERVER_ERROR, "UnknownError", "dataset lock poisoned"))?;

@@ -133,3 +133,104 @@ async fn filtered_pages_resume_from_a_cursor_and_match_one_big_page() {
     let skipped = get(format!("{base}?$filter=severity eq 'high'&$top=5&$skip=3")).await;
     assert_eq!(ids(&skipped), want[3..8].to_vec());
 }
+
+/// An MSSP's customer tenants: each its own data (ids, counts, every alert's `tenantId` naming it), the same in every
+/// run; a tenant that never consented answers AADSTS7000229, one without roles 403; each app in each tenant keeps
+/// Graph's request rate, answered 429 with Retry-After beyond it.
+#[tokio::test]
+async fn customer_tenants_have_their_own_data_consent_and_rate() {
+    use secgraph_emulator::directory::{Consent, MSSP_CLIENT_ID, MSSP_CLIENT_SECRET};
+    let config = || EmulatorConfig {
+        alerts: 50,
+        tenants: 12,
+        alerts_per_tenant: Some(20),
+        requests_per_minute: Some(5),
+        ..Default::default()
+    };
+    let (emu, c) = common::start(config()).await;
+    let customers = emu.customers().to_vec();
+    assert_eq!(customers.len(), 12);
+    assert_eq!(customers[4].consent, Consent::RolesRemoved);
+    assert_eq!(customers[9].consent, Consent::Missing);
+    let csv = std::fs::read_to_string(emu.tenants_path().unwrap()).unwrap();
+    assert!(csv.starts_with("tenant,name,tags\n") && csv.contains(&format!("{},Customer 0001,prod;eu", customers[0].tenant_id)));
+
+    let graph = "https://graph.microsoft.com/.default";
+    let mut seen = std::collections::HashSet::new();
+    for (i, cust) in customers.iter().enumerate() {
+        let tok = common::client_credentials(&emu, &c, &cust.tenant_id, MSSP_CLIENT_ID, MSSP_CLIENT_SECRET, graph).await;
+        if cust.consent == Consent::Missing {
+            let form = [
+                ("grant_type", "client_credentials"),
+                ("client_id", MSSP_CLIENT_ID),
+                ("client_secret", MSSP_CLIENT_SECRET),
+                ("scope", graph),
+            ];
+            let (status, v) = common::token_request(&emu, &c, &cust.tenant_id, &form).await;
+            assert_eq!(status, 400);
+            assert_eq!(v["error_codes"][0], 7000229, "{v}");
+            assert!(tok.is_none());
+            continue;
+        }
+        let tok = tok.unwrap();
+        let r = c
+            .get(format!("{}/v1.0/security/alerts_v2?$top=100", emu.base_url()))
+            .bearer_auth(&tok)
+            .send()
+            .await
+            .unwrap();
+        if cust.consent == Consent::RolesRemoved {
+            assert_eq!(r.status().as_u16(), 403, "customer {i}");
+            continue;
+        }
+        let v: Value = r.json().await.unwrap();
+        let alerts = v["value"].as_array().unwrap();
+        assert_eq!(alerts.len(), 20, "customer {i}");
+        for a in alerts {
+            assert_eq!(a["tenantId"], cust.tenant_id.as_str());
+            assert!(seen.insert(a["id"].as_str().unwrap().to_string()), "an alert id in two tenants");
+        }
+    }
+    // The same tenant's data in another emulator with the same seed.
+    let (again, _) = common::start(config()).await;
+    let a = emu.tenant_dataset(&customers[0].tenant_id);
+    let b = again.tenant_dataset(&customers[0].tenant_id);
+    assert_eq!(
+        a.alerts_v2.iter().map(|x| x.id()).collect::<Vec<_>>(),
+        b.alerts_v2.iter().map(|x| x.id()).collect::<Vec<_>>()
+    );
+
+    // Rate: five requests a minute for one app in one tenant (the requests above used one each), then 429.
+    let tok = common::client_credentials(&emu, &c, &customers[1].tenant_id, MSSP_CLIENT_ID, MSSP_CLIENT_SECRET, graph)
+        .await
+        .unwrap();
+    let mut answers = Vec::new();
+    for _ in 0..5 {
+        let r = c
+            .get(format!("{}/v1.0/security/incidents?$top=1", emu.base_url()))
+            .bearer_auth(&tok)
+            .send()
+            .await
+            .unwrap();
+        answers.push((
+            r.status().as_u16(),
+            r.headers().get("retry-after").map(|h| h.to_str().unwrap().to_string()),
+        ));
+    }
+    assert_eq!(answers[..4].iter().filter(|(s, _)| *s == 200).count(), 4, "{answers:?}");
+    let (status, retry_after) = &answers[4];
+    assert_eq!(*status, 429, "{answers:?}");
+    let secs: u64 = retry_after.as_deref().unwrap().parse().unwrap();
+    assert!((1..=12).contains(&secs), "{secs}");
+    // Another tenant of the same app has its own budget.
+    let other = common::client_credentials(&emu, &c, &customers[2].tenant_id, MSSP_CLIENT_ID, MSSP_CLIENT_SECRET, graph)
+        .await
+        .unwrap();
+    let r = c
+        .get(format!("{}/v1.0/security/incidents?$top=1", emu.base_url()))
+        .bearer_auth(&other)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+}

@@ -364,36 +364,40 @@ impl Provider {
         })
     }
 
-    /// Runs a named query against several instances of the settings at once (each with these connect options but
-    /// its own instance); rows carry `TenantId` and `Instance`. Returns the result and `[(instance, error)]` for
-    /// the tenants that failed.
+    /// Runs a named query against several tenants at once: the instances given, each expanded into the tenants of
+    /// a tenants file (`tenants`, or the instance's `Args.Tenants`) that `tags`/`ids` admit, each with these connect
+    /// options; rows carry `TenantId` and `Instance`. Returns the result and the status of every tenant: (tenant,
+    /// name, instance, rows, pages, retries, seconds waited for the budget, error).
     #[staticmethod]
-    #[pyo3(signature = (config, options, instances, name, params, prompt=None, cancel=None))]
+    #[pyo3(signature = (config, options, instances, name, params, tenants=None, tags=Vec::new(), ids=Vec::new(), prompt=None, cancel=None))]
     #[allow(clippy::too_many_arguments)]
-    fn run_instances(
+    fn run_targets(
         py: Python<'_>,
         config: Option<String>,
         options: &Bound<'_, PyDict>,
         instances: Vec<String>,
         name: String,
         params: Vec<(String, String)>,
+        tenants: Option<String>,
+        tags: Vec<String>,
+        ids: Vec<String>,
         prompt: Option<Py<PyAny>>,
         cancel: Option<PyRef<'_, CancelToken>>,
-    ) -> PyResult<(ArrowResult, Vec<(String, String)>)> {
+    ) -> PyResult<(ArrowResult, Vec<TenantStatus>)> {
         let o = connect_options(options, prompt)?;
         let out = wait(py, cancel.as_deref(), async move {
             let settings = settings_for(config)?;
             let store = query_store(settings.as_ref())?;
             let q = store.get(&name)?.render(&params, chrono::Utc::now())?;
-            let providers = secgraph::fanout::connect_instances(settings.as_ref(), &instances, &o).await;
+            let targets = targets_for(settings.as_ref(), instances, tenants.as_deref(), tags, ids)?;
+            let providers = secgraph::fanout::connect_targets(settings.as_ref(), &targets, &o).await;
             let mut sink = BatchCollector::new(QueryProvider::batch_builder(&q));
             let summary = secgraph::fanout::fan_out(providers, &q, &mut sink).await?;
-            let failed: Vec<(String, String)> = summary.failures().map(|(i, e)| (i.to_string(), e.to_string())).collect();
-            Ok::<_, secgraph::Error>((sink.into_batches()?, failed))
+            Ok::<_, secgraph::Error>((sink.into_batches()?, status_of(&summary)))
         })?
         .map_err(py_err)?;
-        let ((schema, batches), failed) = out;
-        Ok((ArrowResult { schema, batches }, failed))
+        let ((schema, batches), status) = out;
+        Ok((ArrowResult { schema, batches }, status))
     }
 
     /// Runs a raw Graph path: a `$top` in it caps the rows (one request) unless `all` asks for every page.
@@ -564,7 +568,10 @@ impl Emulator {
     /// `hunting_calls_per_minute`: advanced hunting's per-tenant call quota (default the service's, 45).
     /// `next_links` (`always`, `never`, `when-filtered`), `max_skip`, `max_top`: how the service pages (see
     /// docs/EMULATOR.md).
-    #[pyo3(signature = (alerts=500, seed=None, faults=None, page_size=None, auto_approve=None, hunting_calls_per_minute=None, next_links=None, max_skip=None, max_top=None, ingestion_lag=None))]
+    /// `tenants`: customer tenants of an MSSP (their tenants file is `tenants_path`, their instance `MSSP`);
+    /// `alerts_per_tenant`: alerts in each tenant but the first; `requests_per_minute`: the rate enforced per app and
+    /// tenant (default: none).
+    #[pyo3(signature = (alerts=500, seed=None, faults=None, page_size=None, auto_approve=None, hunting_calls_per_minute=None, next_links=None, max_skip=None, max_top=None, ingestion_lag=None, tenants=0, alerts_per_tenant=None, requests_per_minute=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -578,6 +585,9 @@ impl Emulator {
         max_skip: Option<usize>,
         max_top: Option<usize>,
         ingestion_lag: Option<String>,
+        tenants: usize,
+        alerts_per_tenant: Option<usize>,
+        requests_per_minute: Option<u32>,
     ) -> PyResult<Emulator> {
         let faults = faults
             .map(|f| secgraph_emulator::faults::FaultSpec::parse(&f))
@@ -589,6 +599,9 @@ impl Emulator {
             faults,
             page_size,
             state_dir: Some(dir.path().to_path_buf()),
+            tenants,
+            alerts_per_tenant,
+            requests_per_minute,
             ..Default::default()
         };
         if let Some(s) = seed {
@@ -643,6 +656,12 @@ impl Emulator {
         self.inner.ca_path().display().to_string()
     }
 
+    /// The MSSP customers' tenants file (CSV), when the emulator has customer tenants.
+    #[getter]
+    fn tenants_path(&self) -> Option<String> {
+        self.inner.tenants_path().map(|p| p.display().to_string())
+    }
+
     /// Requests served so far whose path ends with `suffix`.
     fn requests_to(&self, suffix: &str) -> usize {
         self.inner.requests_to(suffix)
@@ -661,10 +680,70 @@ impl Emulator {
     }
 }
 
+/// The tenants file an instance of the settings names (`Args.Tenants`), if any.
+#[pyfunction]
+#[pyo3(signature = (config, instance=None))]
+fn tenants_file(config: Option<String>, instance: Option<String>) -> PyResult<Option<String>> {
+    let Some(settings) = settings_for(config).map_err(py_err)? else {
+        return Ok(None);
+    };
+    let file = settings.tenants_file(instance.as_deref()).map_err(py_err)?;
+    Ok(file.map(|p| p.display().to_string()))
+}
+
+/// One tenant's status in a run across tenants: (tenant, name, instance, rows, pages, retries, seconds waited for
+/// the budget, error) — the CLI's `--summary` columns.
+type TenantStatus = (Option<String>, String, String, usize, usize, usize, f64, Option<String>);
+
+fn status_of(summary: &secgraph::fanout::FanOutSummary) -> Vec<TenantStatus> {
+    summary
+        .tenants
+        .iter()
+        .map(|t| {
+            let (rows, pages, error) = match &t.result {
+                Ok(s) => (s.rows, s.pages, None),
+                Err(e) => (0, 0, Some(e.to_string())),
+            };
+            let waited = (t.budget_waited.as_secs_f64() * 1000.0).round() / 1000.0;
+            (
+                t.tenant_id.clone(),
+                t.name.clone(),
+                t.instance.clone(),
+                rows,
+                pages,
+                t.retries,
+                waited,
+                error,
+            )
+        })
+        .collect()
+}
+
+/// The targets of a run: `instances` (none: the default instance), each expanded into the tenants of `tenants` (a
+/// tenants file) or of the instance's own `Args.Tenants`, filtered by tags and ids.
+fn targets_for(
+    settings: Option<&Settings>,
+    instances: Vec<String>,
+    tenants: Option<&str>,
+    tags: Vec<String>,
+    ids: Vec<String>,
+) -> secgraph::Result<Vec<secgraph::fanout::Target>> {
+    let instances = if instances.is_empty() {
+        vec!["Default".to_string()]
+    } else {
+        instances
+    };
+    let file = tenants
+        .map(|f| secgraph::tenants::TenantsFile::load(std::path::Path::new(f)))
+        .transpose()?;
+    let filter = secgraph::tenants::TenantFilter { tags, tenants: ids };
+    secgraph::fanout::targets(settings, &instances, file.as_ref(), &filter)
+}
+
 /// The library's multi-tenant export (`secgraph::export::export_instances`), as the CLI runs it: returns the run's
 /// reports as JSON text (one object per tenant and stream).
 #[pyfunction]
-#[pyo3(signature = (config, root, instances, all_instances, streams, since=None, shard=None, storage_options=Vec::new(), page_size=1000, overlap_minutes=5, missing_checkpoint="refuse".to_string(), options=None, cancel=None))]
+#[pyo3(signature = (config, root, instances, all_instances, streams, since=None, shard=None, storage_options=Vec::new(), page_size=1000, overlap_minutes=5, missing_checkpoint="refuse".to_string(), options=None, tenants=None, tenant_tags=Vec::new(), tenant_ids=Vec::new(), cancel=None))]
 #[allow(clippy::too_many_arguments)]
 fn export(
     py: Python<'_>,
@@ -680,6 +759,9 @@ fn export(
     overlap_minutes: i64,
     missing_checkpoint: String,
     options: Option<&Bound<'_, PyDict>>,
+    tenants: Option<String>,
+    tenant_tags: Vec<String>,
+    tenant_ids: Vec<String>,
     cancel: Option<PyRef<'_, CancelToken>>,
 ) -> PyResult<String> {
     use secgraph::export::{ExportOptions, MissingCheckpoint, Root, Stream};
@@ -732,13 +814,12 @@ fn export(
                 message: "all_instances=True needs a settings file (msticpyconfig.yaml) that configures instances".into(),
             })?;
             secgraph::export::all_instances(s)
-        } else if instances.is_empty() {
-            vec!["Default".to_string()]
         } else {
             instances
         };
+        let targets = targets_for(settings.as_ref(), instances, tenants.as_deref(), tenant_tags, tenant_ids)?;
         opts.root.prepare().await?;
-        Ok::<_, secgraph::Error>(secgraph::export::export_instances(settings.as_ref(), &instances, &streams, &opts, &connect).await)
+        Ok::<_, secgraph::Error>(secgraph::export::export_instances(settings.as_ref(), &targets, &streams, &opts, &connect).await)
     })?
     .map_err(py_err)?;
     serde_json::to_string(&reports).map_err(|e| SecGraphError::new_err(e.to_string()))
@@ -754,6 +835,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
         let _ = logger.install();
     }
     m.add_function(wrap_pyfunction!(export, m)?)?;
+    m.add_function(wrap_pyfunction!(tenants_file, m)?)?;
     m.add_class::<Provider>()?;
     m.add_class::<ArrowResult>()?;
     m.add_class::<BatchStream>()?;

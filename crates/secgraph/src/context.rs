@@ -35,6 +35,9 @@ pub struct ConnectOptions {
     pub api_root: Option<String>,
     /// Graph API version, `v1.0` (default) or `beta`.
     pub api_version: Option<String>,
+    /// The cloud (`global`, `usgov`, `dod`, `china`), overriding the settings' `Azure.cloud` and custom cloud: a
+    /// tenant in another cloud than the instance's (a tenants file's `cloud`).
+    pub cloud: Option<String>,
     /// `tenant_id=...;client_id=...;client_secret=...` — replaces the file's provider section.
     pub connection_string: Option<Secret>,
     /// Sign in as a user even without a configured username (msticpy's `delegated_auth=True`).
@@ -276,9 +279,10 @@ impl<'a> Context<'a> {
             ssl_cert_file: options.environment().ssl_cert_file,
         }
         .build()?;
-        let cloud = match &azure.resource_manager_url {
-            Some(rm) => fetch_cloud(&http, rm).await?,
-            None => Cloud::named(azure.cloud.as_deref().unwrap_or("global"))?,
+        let cloud = match (&options.cloud, &azure.resource_manager_url) {
+            (Some(name), _) => Cloud::named(name)?,
+            (None, Some(rm)) => fetch_cloud(&http, rm).await?,
+            (None, None) => Cloud::named(azure.cloud.as_deref().unwrap_or("global"))?,
         };
         Ok(Context {
             settings,

@@ -10,14 +10,146 @@
 //! in slice order, and an item seen in an earlier slice is not delivered again.
 
 use crate::error::{Error, Result};
-use crate::graph::{Page, PageSummary, Pages};
+use crate::graph::{Page, PageSummary};
 use crate::output::RowSink;
 use crate::provider::QueryProvider;
 use crate::query::RenderedQuery;
 use crate::row::Row;
+use crate::tenants::{TenantEntry, TenantFilter, TenantsFile};
 use chrono::{DateTime, SecondsFormat, Utc};
 use futures_util::StreamExt;
 use std::collections::HashSet;
+
+/// Tenants read at once by a fan-out, and signed in to at once (each tenant keeps its own request budget).
+pub const TENANTS_IN_FLIGHT: usize = 16;
+
+/// One tenant a multi-tenant run reads: an instance of the settings, and — when a tenants file is in play — one
+/// tenant of that file, signed in to with the instance's credential (and the entry's overrides).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Target {
+    /// The instance (`Default` for the unnamed `MicrosoftGraph` section).
+    pub instance: String,
+    /// The tenants file's entry, if any.
+    pub tenant: Option<TenantEntry>,
+}
+
+impl Target {
+    /// The instance `name` on its own.
+    pub fn instance(name: &str) -> Target {
+        Target {
+            instance: name.to_string(),
+            tenant: None,
+        }
+    }
+
+    /// How reports name it: the tenant's name from the tenants file, else the instance.
+    pub fn label(&self) -> &str {
+        self.tenant.as_ref().map_or(self.instance.as_str(), |t| t.name.as_str())
+    }
+
+    /// `options` with this target's instance and the tenant entry's overrides (tenant, app, certificate, cloud).
+    pub fn connect_options(&self, options: &crate::ConnectOptions) -> crate::ConnectOptions {
+        let mut o = options.clone();
+        o.instance = Some(self.instance.clone()).filter(|n| !n.is_empty());
+        if let Some(t) = &self.tenant {
+            o.tenant_id = Some(t.tenant.clone());
+            if let Some(c) = &t.client_id {
+                o.client_id = Some(c.clone());
+            }
+            if let Some(c) = &t.certificate {
+                o.certificate = Some(c.clone());
+                o.private_key = t.private_key.clone();
+            }
+            if let Some(c) = &t.cloud {
+                o.cloud = Some(c.clone());
+            }
+        }
+        o
+    }
+}
+
+/// The targets of a run over `instances` (`Default` or an empty name: the unnamed instance): each instance once,
+/// or each tenant of its tenants file that `filter` admits — the file given here (`tenants`), else the instance's
+/// `Args.Tenants`. A filter without any tenants file, or one that admits no tenant, is an error.
+pub fn targets(
+    settings: Option<&crate::config::Settings>,
+    instances: &[String],
+    tenants: Option<&TenantsFile>,
+    filter: &TenantFilter,
+) -> Result<Vec<Target>> {
+    let mut out = Vec::new();
+    let mut any_file = false;
+    for instance in instances {
+        let own;
+        let file = match tenants {
+            Some(f) => Some(f),
+            None => {
+                let name = Some(instance.as_str()).filter(|n| !n.is_empty() && *n != "Default");
+                own = match settings.map(|s| s.tenants_file(name)).transpose()?.flatten() {
+                    Some(path) => Some(TenantsFile::load(&path)?),
+                    None => None,
+                };
+                own.as_ref()
+            }
+        };
+        match file {
+            None => out.push(Target::instance(instance)),
+            Some(f) => {
+                any_file = true;
+                let chosen = f.select(filter);
+                if chosen.is_empty() {
+                    return Err(Error::Setting {
+                        origin: f.path.display().to_string(),
+                        setting: "Tenants".into(),
+                        message: format!(
+                            "no tenant matches{}{} (the file lists {})",
+                            if filter.tags.is_empty() {
+                                String::new()
+                            } else {
+                                format!(" tags {}", filter.tags.join(","))
+                            },
+                            if filter.tenants.is_empty() {
+                                String::new()
+                            } else {
+                                format!(" tenants {}", filter.tenants.join(","))
+                            },
+                            f.entries.len()
+                        ),
+                    });
+                }
+                out.extend(chosen.into_iter().map(|t| Target {
+                    instance: instance.clone(),
+                    tenant: Some(t),
+                }));
+            }
+        }
+    }
+    if !any_file && (!filter.tags.is_empty() || !filter.tenants.is_empty()) {
+        return Err(Error::Setting {
+            origin: "options".into(),
+            setting: "Tenants".into(),
+            message: "choosing tenants by tag or id needs a tenants file (--tenants FILE, tenants=, or the instance's Args.Tenants)".into(),
+        });
+    }
+    Ok(out)
+}
+
+/// Signs in to each target, [`TENANTS_IN_FLIGHT`] at once, in the order given; a failed sign-in is kept as its
+/// error (that tenant's failure, never the run's).
+pub async fn connect_targets(
+    settings: Option<&crate::config::Settings>,
+    targets: &[Target],
+    options: &crate::ConnectOptions,
+) -> Vec<(Target, Result<QueryProvider>)> {
+    futures_util::stream::iter(targets.iter().cloned().map(|t| async move {
+        let p = QueryProvider::connect(settings, &t.connect_options(options)).await;
+        (t, p)
+    }))
+    .buffered(TENANTS_IN_FLIGHT)
+    .collect()
+    .await
+}
 
 /// How one tenant of a fan-out went.
 #[derive(Debug)]
@@ -25,10 +157,17 @@ use std::collections::HashSet;
 pub struct TenantOutcome {
     /// The instance name (`MicrosoftGraph-<name>`; `Default` for the unnamed one).
     pub instance: String,
-    /// The tenant id, when the connection was made.
+    /// How the run names the tenant: its name in the tenants file, else the instance.
+    pub name: String,
+    /// The tenant's directory id (from its token), else the tenant as configured (the tenants file's, when sign-in
+    /// failed); `None` when sign-in to an instance failed.
     pub tenant_id: Option<String>,
     /// Its rows and pages, or why it failed.
     pub result: Result<PageSummary>,
+    /// Requests sent again (throttled, unavailable, dropped).
+    pub retries: usize,
+    /// Time spent waiting for the tenant's request budget.
+    pub budget_waited: std::time::Duration,
 }
 
 /// What a fan-out did, tenant by tenant.
@@ -52,11 +191,11 @@ impl FanOutSummary {
     pub fn is_partial(&self) -> bool {
         self.tenants.iter().any(|t| t.result.is_err()) && self.tenants.iter().any(|t| t.result.is_ok())
     }
-    /// The tenants that failed, with their errors.
+    /// The tenants that failed (by name), with their errors.
     pub fn failures(&self) -> impl Iterator<Item = (&str, &Error)> {
         self.tenants
             .iter()
-            .filter_map(|t| t.result.as_ref().err().map(|e| (t.instance.as_str(), e)))
+            .filter_map(|t| t.result.as_ref().err().map(|e| (t.name.as_str(), e)))
     }
 }
 
@@ -82,17 +221,15 @@ pub fn tag_row(row: &Row, tenant_id: &str, instance: &str) -> Row {
     Row::from_json(&joined).unwrap_or_else(|| row.clone())
 }
 
-/// Connects to each named instance concurrently (`Default` or an empty name is the unnamed `MicrosoftGraph`
-/// instance), each with `options` but its own instance; a failed connection is kept as its error.
+/// Connects to each named instance (`Default` or an empty name: the unnamed `MicrosoftGraph` instance), as
+/// [`connect_targets`] does for targets of one instance each.
 pub async fn connect_instances(
     settings: Option<&crate::config::Settings>,
     instances: &[String],
     options: &crate::ConnectOptions,
-) -> Vec<(String, Result<QueryProvider>)> {
-    let connects = instances
-        .iter()
-        .map(|name| async move { (name.clone(), connect_instance(settings, name, options).await) });
-    futures_util::future::join_all(connects).await
+) -> Vec<(Target, Result<QueryProvider>)> {
+    let targets: Vec<Target> = instances.iter().map(|i| Target::instance(i)).collect();
+    connect_targets(settings, &targets, options).await
 }
 
 /// Connects to one named instance (`Default` or an empty name: the unnamed `MicrosoftGraph` instance) with `options`
@@ -102,38 +239,38 @@ pub async fn connect_instance(
     name: &str,
     options: &crate::ConnectOptions,
 ) -> Result<QueryProvider> {
-    let mut o = options.clone();
-    o.instance = Some(name.to_string()).filter(|n| !n.is_empty());
-    QueryProvider::connect(settings, &o).await
+    QueryProvider::connect(settings, &Target::instance(name).connect_options(options)).await
 }
 
-/// Runs `query` against every provider concurrently (connections made by the caller; a failed connection is passed
-/// as its error), tagging rows with their tenant, and pushes the pages into `sink` as they arrive.
+/// Runs `query` against every provider (connections made by the caller; a failed connection is passed as its
+/// error), [`TENANTS_IN_FLIGHT`] tenants at once, tagging rows with their tenant, and pushes the pages into `sink`
+/// as they arrive. One slow or throttled tenant holds only its own place.
 pub async fn fan_out(
-    providers: Vec<(String, Result<QueryProvider>)>,
+    providers: Vec<(Target, Result<QueryProvider>)>,
     query: &RenderedQuery,
     sink: &mut dyn RowSink,
 ) -> Result<FanOutSummary> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<(usize, Result<Page>)>(4);
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(TENANTS_IN_FLIGHT));
     let mut summary = FanOutSummary::default();
-    for (i, (instance, provider)) in providers.into_iter().enumerate() {
+    let mut connected = Vec::new();
+    for (i, (target, provider)) in providers.into_iter().enumerate() {
         let (tenant_id, result) = match provider {
             Ok(p) => {
-                let tenant = p.info().tenant_id.clone();
-                match p.pages(query) {
-                    Ok(pages) => {
-                        spawn_tenant(i, pages, tx.clone());
-                        (Some(tenant), Ok(PageSummary::default()))
-                    }
-                    Err(e) => (Some(tenant), Err(e)),
-                }
+                let tenant = p.info().directory_id.clone().unwrap_or_else(|| p.info().tenant_id.clone());
+                spawn_tenant(i, p.clone(), query.clone(), tx.clone(), slots.clone());
+                connected.push((i, p));
+                (Some(tenant), Ok(PageSummary::default()))
             }
-            Err(e) => (None, Err(e)),
+            Err(e) => (target.tenant.as_ref().map(|t| t.tenant.clone()), Err(e)),
         };
         summary.tenants.push(TenantOutcome {
-            instance,
+            name: target.label().to_string(),
+            instance: target.instance,
             tenant_id,
             result,
+            retries: 0,
+            budget_waited: std::time::Duration::ZERO,
         });
     }
     drop(tx);
@@ -143,7 +280,7 @@ pub async fn fan_out(
         let page = match page {
             Ok(p) => p,
             Err(e) => {
-                tracing::warn!(instance = %t.instance, error = %e, "a tenant failed; the others go on");
+                tracing::warn!(tenant = %t.name, instance = %t.instance, error = %e, "a tenant failed; the others go on");
                 t.result = Err(e);
                 continue;
             }
@@ -171,11 +308,31 @@ pub async fn fan_out(
         }
     }
     sink.finish()?;
+    for (i, p) in connected {
+        summary.tenants[i].retries = p.retries();
+        summary.tenants[i].budget_waited = p.budget_waited();
+    }
     Ok(summary)
 }
 
-fn spawn_tenant(i: usize, mut pages: Pages, tx: tokio::sync::mpsc::Sender<(usize, Result<Page>)>) {
+fn spawn_tenant(
+    i: usize,
+    provider: QueryProvider,
+    query: RenderedQuery,
+    tx: tokio::sync::mpsc::Sender<(usize, Result<Page>)>,
+    slots: std::sync::Arc<tokio::sync::Semaphore>,
+) {
     tokio::spawn(async move {
+        // A place among the tenants in flight, held until this tenant's last page is handed on; the pages (and
+        // their read-ahead) start only then.
+        let Ok(_slot) = slots.acquire_owned().await else { return };
+        let mut pages = match provider.pages(&query) {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = tx.send((i, Err(e))).await;
+                return;
+            }
+        };
         while let Some(page) = pages.next().await {
             let stop = page.is_err();
             if tx.send((i, page)).await.is_err() || stop {

@@ -208,6 +208,7 @@ pub mod query;
 pub mod retry;
 mod row;
 mod secret;
+pub mod tenants;
 
 pub use connect::{ConnectOptions, Connection, ConnectionInfo};
 pub use environment::Environment;

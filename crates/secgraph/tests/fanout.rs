@@ -1,7 +1,8 @@
 //! Across time and tenants: a split run equals the unsplit one row for row, in slice order; a fan-out equals each
 //! tenant's own run, tagged; a failing tenant leaves a partial result with the others complete.
 
-use secgraph::fanout::{connect_instances, fan_out};
+use secgraph::fanout::{Target, connect_instances, connect_targets, fan_out, targets};
+use secgraph::tenants::{TenantFilter, TenantsFile};
 use secgraph::{ConnectOptions, QueryProvider, Row};
 use secgraph_emulator::{Emulator, EmulatorConfig};
 use serde_json::Value;
@@ -94,11 +95,11 @@ async fn a_fan_out_equals_each_tenants_own_run_and_a_failure_is_partial() {
 
     // Each tenant alone.
     let mut alone: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (name, p) in &providers {
+    for (target, p) in &providers {
         if let Ok(p) = p {
             let mut rows: Vec<Row> = Vec::new();
             if p.run_rendered(&q, &mut rows).await.is_ok() {
-                alone.insert(name.clone(), rows.iter().map(|r| r.id().unwrap().into_owned()).collect());
+                alone.insert(target.instance.clone(), rows.iter().map(|r| r.id().unwrap().into_owned()).collect());
             }
         }
     }
@@ -121,4 +122,109 @@ async fn a_fan_out_equals_each_tenants_own_run_and_a_failure_is_partial() {
         together.entry(instance).or_default().push(v["id"].as_str().unwrap().to_string());
     }
     assert_eq!(together, alone, "every tenant's rows, complete and in its own order");
+}
+
+/// An MSSP's emulator: customer tenants with their own data behind the multi-tenant app (instance `MSSP`, whose
+/// `Args.Tenants` names the customers' tenants file).
+async fn mssp(tenants: usize) -> (Emulator, secgraph::config::Settings) {
+    let emu = Emulator::start(EmulatorConfig {
+        alerts: 40,
+        tenants,
+        alerts_per_tenant: Some(25),
+        page_size: Some(10),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let s = secgraph::config::Settings::from_yaml(&emu.msticpy_config(), "emulator.yaml").unwrap();
+    (emu, s)
+}
+
+#[tokio::test]
+async fn a_tenants_file_reads_each_tenant_as_its_own_run_and_names_the_ones_that_fail() {
+    let (emu, s) = mssp(12).await;
+    let all = TenantFilter::default();
+    let targets = targets(Some(&s), &["MSSP".to_string()], None, &all).unwrap();
+    assert_eq!(targets.len(), 12, "the instance's Args.Tenants names the file");
+    let q = {
+        let p = QueryProvider::connect(Some(&s), &ConnectOptions::default()).await.unwrap();
+        p.render("Alerts.list", &[("start".into(), "-30d".into())]).unwrap()
+    };
+    let providers = connect_targets(Some(&s), &targets, &ConnectOptions::default()).await;
+    let mut rows: Vec<Row> = Vec::new();
+    let summary = fan_out(providers, &q, &mut rows).await.unwrap();
+
+    let failed: Vec<(&str, String)> = summary.failures().map(|(n, e)| (n, e.to_string())).collect();
+    assert_eq!(failed.len(), 2, "{failed:?}");
+    assert_eq!(failed[0].0, "Customer 0005");
+    assert!(failed[0].1.contains("403"), "roles removed: {}", failed[0].1);
+    assert_eq!(failed[1].0, "Customer 0010");
+    assert!(failed[1].1.contains("AADSTS7000229"), "never consented: {}", failed[1].1);
+    assert_eq!(summary.tenants[9].tenant_id.as_deref(), Some(emu.customers()[9].tenant_id.as_str()));
+
+    // Every row's TenantId is the alert's own tenantId, and each tenant's rows are its own run's.
+    let mut together: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for r in &rows {
+        let v = r.to_value();
+        assert_eq!(v["TenantId"], v["tenantId"], "{v}");
+        assert_eq!(v["Instance"], "MSSP");
+        together
+            .entry(v["TenantId"].as_str().unwrap().to_string())
+            .or_default()
+            .push(v["id"].as_str().unwrap().into());
+    }
+    assert_eq!(together.len(), 10);
+    for c in emu.customers() {
+        let Some(ids) = together.get(&c.tenant_id) else { continue };
+        let alone = QueryProvider::connect(
+            Some(&s),
+            &ConnectOptions {
+                instance: Some("MSSP".into()),
+                tenant_id: Some(c.tenant_id.clone()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        let mut own: Vec<Row> = Vec::new();
+        alone.run_rendered(&q, &mut own).await.unwrap();
+        let own: Vec<String> = own.iter().map(|r| r.id().unwrap().into_owned()).collect();
+        assert_eq!(ids, &own, "{}", c.name);
+        assert_eq!(own.len(), 25);
+    }
+}
+
+#[tokio::test]
+async fn tags_and_ids_choose_tenants_and_need_a_tenants_file() {
+    let (emu, s) = mssp(12).await;
+    let pick = |tags: &[&str], ids: &[&str]| TenantFilter {
+        tags: tags.iter().map(|t| t.to_string()).collect(),
+        tenants: ids.iter().map(|t| t.to_string()).collect(),
+    };
+    let names = |f: TenantFilter| -> Vec<String> {
+        targets(Some(&s), &["MSSP".to_string()], None, &f)
+            .unwrap()
+            .iter()
+            .map(|t| t.label().to_string())
+            .collect()
+    };
+    assert_eq!(names(pick(&["test"], &[])), ["Customer 0004", "Customer 0008", "Customer 0012"]);
+    let second = emu.customers()[1].tenant_id.to_uppercase();
+    assert_eq!(names(pick(&[], &[&second])), ["Customer 0002"]);
+    let e = targets(Some(&s), &["Default".to_string()], None, &pick(&["prod"], &[])).unwrap_err();
+    assert!(e.to_string().contains("needs a tenants file"), "{e}");
+    let e = targets(Some(&s), &["MSSP".to_string()], None, &pick(&["nope"], &[])).unwrap_err();
+    assert!(e.to_string().contains("no tenant matches tags nope"), "{e}");
+    // A file given for the run replaces the instance's own.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("two.yaml");
+    let (a, b) = (&emu.customers()[0], &emu.customers()[2]);
+    std::fs::write(
+        &file,
+        format!("- tenant: {}\n  name: A\n- tenant: {}\n  name: B\n", a.tenant_id, b.tenant_id),
+    )
+    .unwrap();
+    let f = TenantsFile::load(&file).unwrap();
+    let t = targets(Some(&s), &["MSSP".to_string()], Some(&f), &TenantFilter::default()).unwrap();
+    assert_eq!(t.iter().map(Target::label).collect::<Vec<_>>(), ["A", "B"]);
 }

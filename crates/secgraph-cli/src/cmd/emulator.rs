@@ -5,8 +5,23 @@ use crate::cli::Command;
 use anyhow::Context;
 use std::path::PathBuf;
 
-/// Runs `secgraph emulator …` until Ctrl-C.
-pub(crate) async fn run(command: &Command) -> anyhow::Result<()> {
+/// Graph's documented rate for alerts and incidents, per app and tenant: what `secgraph emulator` enforces unless
+/// `--requests-per-minute` says otherwise.
+const GRAPH_REQUESTS_PER_MINUTE: u32 = 150;
+
+/// Runs `secgraph emulator …` until Ctrl-C. Two global flags mean this to it: `--requests-per-minute`, the rate it
+/// enforces per app and tenant (default Graph's 150); `--tenants N`, the MSSP customer tenants to add (each with its
+/// own data; the multi-tenant app consented in most, not in every twentieth from the tenth on, without roles in the
+/// fifth; `--write-config` then writes their tenants file and an instance MicrosoftGraph-MSSP reading them all).
+pub(crate) async fn run(command: &Command, requests_per_minute: Option<u32>, tenants: Option<&str>) -> anyhow::Result<()> {
+    let tenants = match tenants {
+        None => 0,
+        Some(t) => t.trim().parse::<usize>().ok().filter(|n| *n <= 100_000).ok_or_else(|| {
+            UsageError(format!(
+                "emulator --tenants '{t}': expected the number of customer tenants to add (0 to 100000)"
+            ))
+        })?,
+    };
     let Command::Emulator {
         bind,
         alerts,
@@ -24,6 +39,7 @@ pub(crate) async fn run(command: &Command) -> anyhow::Result<()> {
         max_skip,
         max_top,
         ingestion_lag,
+        alerts_per_tenant,
     } = command
     else {
         return Err(UsageError("not the emulator command".into()).into());
@@ -81,6 +97,9 @@ pub(crate) async fn run(command: &Command) -> anyhow::Result<()> {
                     .ok_or_else(|| UsageError(format!("--ingestion-lag '{t}': expected a duration such as 30s, 15m or 1h")))
             })
             .transpose()?,
+        tenants,
+        alerts_per_tenant: *alerts_per_tenant,
+        requests_per_minute: Some(requests_per_minute.unwrap_or(GRAPH_REQUESTS_PER_MINUTE)),
         ..Default::default()
     };
     run_emulator(config, write_config.as_deref()).await
@@ -105,7 +124,7 @@ fn state_dir_for(config: &std::path::Path) -> PathBuf {
 }
 
 async fn run_emulator(config: secgraph_emulator::EmulatorConfig, write_config: Option<&std::path::Path>) -> anyhow::Result<()> {
-    let alerts = config.alerts;
+    let (alerts, tenants, limit) = (config.alerts, config.tenants, config.requests_per_minute);
     let mut config = config;
     if let Some(d) = &config.state_dir {
         // Absolute, so the written settings work from any directory.
@@ -115,6 +134,12 @@ async fn run_emulator(config: secgraph_emulator::EmulatorConfig, write_config: O
     println!("secgraph emulator listening on {}", emu.base_url());
     println!("  CA certificate: {}", emu.ca_path().display());
     println!("  {alerts} alerts seeded over the last 30 days");
+    if tenants > 0 {
+        println!("  {tenants} customer tenants of the MSSP app (their own data, seeded on first use)");
+    }
+    if let Some(n) = limit {
+        println!("  {n} requests a minute per app and tenant for alerts and incidents (429 beyond)");
+    }
     if let Some(path) = write_config {
         std::fs::write(path, emu.msticpy_config()).with_context(|| format!("writing {}", path.display()))?;
         println!(

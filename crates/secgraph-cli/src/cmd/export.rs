@@ -69,14 +69,14 @@ pub(crate) async fn run(env: &Env, cli: &Cli, args: &ExportArgs) -> anyhow::Resu
     };
     opts.root.prepare().await?;
     let follow = args.follow.as_deref().map(super::query::parse_duration).transpose()?;
-    let instances = super::query::fan_out_instances(env, cli, cli.all_instances)?
-        .unwrap_or_else(|| vec![cli.instance.clone().unwrap_or_else(|| "Default".into())]);
+    let targets = super::query::fan_out_targets(env, cli)?
+        .unwrap_or_else(|| vec![secgraph::fanout::Target::instance(cli.instance.as_deref().unwrap_or("Default"))]);
 
     let stop = stop_signal();
     let mut all: Vec<StreamReport> = Vec::new();
     let mut rounds = 0usize;
     loop {
-        let run = secgraph::export::export_instances(env.settings.as_ref(), &instances, &streams, &opts, &env.options);
+        let run = secgraph::export::export_instances(env.settings.as_ref(), &targets, &streams, &opts, &env.options);
         // A signal abandons the run in hand at once (its lock is released with the process; what it had not
         // committed is rolled back by the next run), so nothing needs a second signal.
         let reports = tokio::select! {

@@ -46,16 +46,20 @@ pub(crate) async fn run(env: &Env, cli: &Cli) -> anyhow::Result<()> {
         println!("{}", q.describe());
         return Ok(());
     }
-    if let Some(instances) = fan_out_instances(env, cli, cli.all_instances)? {
+    if let Some(targets) = fan_out_targets(env, cli)? {
         let store = query_store(env.settings.as_ref(), &cli.query_dirs)?;
         let template = store.get(name)?.clone();
         let rendered = render(&template)?;
-        let providers = secgraph::fanout::connect_instances(env.settings.as_ref(), &instances, &env.options).await;
+        let providers = secgraph::fanout::connect_targets(env.settings.as_ref(), &targets, &env.options).await;
         let providers = providers
             .into_iter()
             .map(|(i, p)| (i, p.map(|p| p.with_queries(store.clone()))))
             .collect();
-        tracing::info!(query = %rendered.name, tenants = instances.len(), "running query across instances");
+        tracing::info!(query = %rendered.name, tenants = targets.len(), "running query across tenants");
+        let out = &output::OutputArgs {
+            strict: cli.strict,
+            ..out.clone()
+        };
         return output::run_to_output(output::Run::FanOut(providers), &rendered, out, &template.table_columns).await;
     }
     let provider = env.connect(cli).await?;
@@ -86,6 +90,38 @@ pub(crate) async fn run(env: &Env, cli: &Cli) -> anyhow::Result<()> {
         }
     };
     output::run_to_output(run, &rendered, out, &template.table_columns).await
+}
+
+/// The tenants a run reads when it reads several: the instances to fan out to, each expanded into its tenants when
+/// a tenants file is in play (`--tenants FILE`, or the instance's `Args.Tenants`) and filtered by `--tenant-tag` /
+/// `--tenant`; `None` for one connection.
+pub(crate) fn fan_out_targets(env: &Env, cli: &Cli) -> anyhow::Result<Option<Vec<secgraph::fanout::Target>>> {
+    let listed = fan_out_instances(env, cli, cli.all_instances)?;
+    let single = cli.instance.clone().unwrap_or_else(|| "Default".into());
+    let own_file = match (&listed, &env.settings) {
+        (None, Some(s)) => s.tenants_file(Some(single.as_str())).ok().flatten().is_some(),
+        _ => false,
+    };
+    let filtered = !cli.tenant_tag.is_empty() || !cli.only_tenants.is_empty();
+    if listed.is_none() && cli.tenants.is_none() && !own_file && !filtered {
+        return Ok(None);
+    }
+    let instances = listed.unwrap_or_else(|| vec![single]);
+    let file = cli
+        .tenants
+        .as_deref()
+        .map(|f| secgraph::tenants::TenantsFile::load(std::path::Path::new(f)))
+        .transpose()?;
+    let filter = secgraph::tenants::TenantFilter {
+        tags: cli.tenant_tag.clone(),
+        tenants: cli.only_tenants.clone(),
+    };
+    Ok(Some(secgraph::fanout::targets(
+        env.settings.as_ref(),
+        &instances,
+        file.as_ref(),
+        &filter,
+    )?))
 }
 
 /// The instances to fan out to: `--all-instances`, or a comma-separated `--instance`; `None` for one connection.

@@ -23,6 +23,8 @@ pub fn emulator(dir: &Path, extra: &[&str]) -> (Running, std::path::PathBuf) {
     let child = Command::new(BIN)
         .args(["emulator", "--write-config"])
         .arg(&cfg)
+        // Other behaviour than the request rate is under test: the rate is tested on its own.
+        .args(["--requests-per-minute", "100000"])
         .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -136,8 +136,8 @@ impl AlertCore {
     pub(super) fn first_activity(&self) -> DateTime<Utc> {
         self.facts.created - Duration::minutes(self.first_activity_min as i64)
     }
-    pub(super) fn web_url(&self) -> String {
-        format!("https://security.microsoft.com/alerts/{}?tid={DEMO_TENANT_ID}", self.id())
+    pub(super) fn web_url(&self, tenant: &str) -> String {
+        format!("https://security.microsoft.com/alerts/{}?tid={tenant}", self.id())
     }
 
     /// The named top-level properties (those `$filter` and `$orderby` read), without writing the alert.
@@ -187,7 +187,7 @@ impl AlertCore {
             .str("detectionSource", d.detection)
             .str("productName", d.product)
             .str("detectorId", &detector)
-            .str("tenantId", DEMO_TENANT_ID)
+            .str("tenantId", &e.tenant_id)
             .str("title", d.title)
             .str("description", d.description)
             .str(
@@ -198,11 +198,11 @@ impl AlertCore {
             .opt_str("assignedTo", self.assigned_to())
             .str(
                 "alertWebUrl",
-                &format!("https://security.microsoft.com/alerts/{id}?tid={DEMO_TENANT_ID}"),
+                &format!("https://security.microsoft.com/alerts/{id}?tid={}", e.tenant_id),
             )
             .str(
                 "incidentWebUrl",
-                &format!("https://security.microsoft.com/incidents/{incident}?tid={DEMO_TENANT_ID}"),
+                &format!("https://security.microsoft.com/incidents/{incident}?tid={}", e.tenant_id),
             )
             .null("actorDisplayName")
             .null("threatDisplayName")

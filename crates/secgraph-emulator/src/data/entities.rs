@@ -75,6 +75,8 @@ pub struct Entities {
     pub files: Vec<FileInfo>,
     /// URLs.
     pub urls: Vec<String>,
+    /// The tenant these entities (and every item made from them) belong to: the items' `tenantId`.
+    pub tenant_id: String,
 }
 
 pub(super) const FIRST: &[&str] = &[
@@ -164,6 +166,7 @@ impl Entities {
             ips,
             files,
             urls: URLS.iter().map(|s| s.to_string()).collect(),
+            tenant_id: crate::directory::DEMO_TENANT_ID.to_string(),
         }
     }
 }

@@ -71,7 +71,7 @@ impl IncidentCore {
         })
     }
 
-    pub(super) fn build(&self) -> Value {
+    pub(super) fn build(&self, tenant: &str) -> Value {
         let id = self.id();
         let detections: Vec<&Detection> = self
             .detections
@@ -87,10 +87,10 @@ impl IncidentCore {
         json!({
             "@odata.type": "#microsoft.graph.security.incident",
             "id": id,
-            "incidentWebUrl": format!("https://security.microsoft.com/incidents/{id}?tid={DEMO_TENANT_ID}"),
+            "incidentWebUrl": format!("https://security.microsoft.com/incidents/{id}?tid={tenant}"),
             "redirectIncidentId": null,
             "displayName": name,
-            "tenantId": DEMO_TENANT_ID,
+            "tenantId": tenant,
             "createdDateTime": graph_time(self.created),
             "lastUpdateDateTime": graph_time(self.updated),
             "assignedTo": self.assigned,

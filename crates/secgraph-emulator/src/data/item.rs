@@ -65,7 +65,7 @@ impl Recipe {
                 parse(&out)
             }
             Kind::Legacy(c) => super::legacy::build_legacy(c, &self.entities),
-            Kind::Incident(c) => c.build(),
+            Kind::Incident(c) => c.build(&self.entities.tenant_id),
         }
     }
 

@@ -122,8 +122,17 @@ impl Dataset {
     /// Items are kept as recipes (see [`Item`]): seeding a million alerts takes about a second and a few hundred
     /// megabytes, and every view (alerts, legacy twins, incidents, hunting tables) is derived from the same cores.
     pub fn generate(seed: u64, alerts: usize, now: DateTime<Utc>) -> Dataset {
+        Dataset::generate_for(DEMO_TENANT_ID, seed, alerts, now)
+    }
+
+    /// [`Dataset::generate`] for the tenant `tenant_id`: every item's `tenantId` (and the links that carry it) names
+    /// it. Two tenants given two seeds have distinct data (ids, counts, severities, titles).
+    pub fn generate_for(tenant_id: &str, seed: u64, alerts: usize, now: DateTime<Utc>) -> Dataset {
         let mut rng = Rng::new(seed);
-        let entities = Arc::new(Entities::generate(&mut rng));
+        let entities = Arc::new(Entities {
+            tenant_id: tenant_id.to_ascii_lowercase(),
+            ..Entities::generate(&mut rng)
+        });
         let window_ms = 30 * 24 * 3600 * 1000u64;
         let mut facts: Vec<AlertFacts> = (0..alerts)
             .map(|_| {
@@ -164,7 +173,7 @@ impl Dataset {
             }
             i += size;
         }
-        let (secure_scores, control_profiles) = secure_scores(&mut rng, now);
+        let (secure_scores, control_profiles) = secure_scores(&mut rng, now, &entities.tenant_id);
         let items = |v: Vec<Value>| v.into_iter().map(Item::new).collect();
         ds.secure_scores = items(secure_scores);
         ds.control_profiles = items(control_profiles);

@@ -39,7 +39,7 @@ pub(super) const CONTROLS: &[(&str, &str, &str, f64)] = &[
 ];
 
 /// Secure scores (newest first) and control profiles for the demo tenant.
-pub(super) fn secure_scores(rng: &mut Rng, now: DateTime<Utc>) -> (Vec<Value>, Vec<Value>) {
+pub(super) fn secure_scores(rng: &mut Rng, now: DateTime<Utc>, tenant: &str) -> (Vec<Value>, Vec<Value>) {
     let max: f64 = CONTROLS.iter().map(|c| c.3).sum();
     let mut scores = Vec::new();
     let mut current = max * 0.45;
@@ -51,8 +51,8 @@ pub(super) fn secure_scores(rng: &mut Rng, now: DateTime<Utc>) -> (Vec<Value>, V
             .map(|(name, cat, desc, m)| json!({"controlCategory": cat, "controlName": name, "description": desc, "score": ((m * (rng.below(101) as f64) / 100.0) * 100.0).round() / 100.0}))
             .collect();
         scores.push(json!({
-            "id": format!("{DEMO_TENANT_ID}_{}", date.format("%Y-%m-%d")),
-            "azureTenantId": DEMO_TENANT_ID,
+            "id": format!("{tenant}_{}", date.format("%Y-%m-%d")),
+            "azureTenantId": tenant,
             "activeUserCount": 180 + rng.below(20),
             "createdDateTime": format!("{}T00:00:00Z", date.format("%Y-%m-%d")),
             "currentScore": (current * 100.0).round() / 100.0,
@@ -70,7 +70,7 @@ pub(super) fn secure_scores(rng: &mut Rng, now: DateTime<Utc>) -> (Vec<Value>, V
         .enumerate()
         .map(|(i, (name, cat, title, m))| {
             json!({
-                "id": name, "azureTenantId": DEMO_TENANT_ID, "actionType": "Config", "actionUrl": "https://security.microsoft.com/securescore",
+                "id": name, "azureTenantId": tenant, "actionType": "Config", "actionUrl": "https://security.microsoft.com/securescore",
                 "controlCategory": cat, "title": title, "deprecated": false, "implementationCost": "Low", "lastModifiedDateTime": null,
                 "maxScore": m, "rank": i + 1, "remediation": format!("Turn on: {title}."), "remediationImpact": "Low impact on users.",
                 "service": if *cat == "Identity" { "AzureAD" } else { "MDO" }, "threats": ["Account Breach", "Elevation of Privilege"],

@@ -25,7 +25,7 @@ pub(super) fn redirect_with(uri: &str, params: &[(&str, &str)]) -> Response {
 pub(super) fn check_authorize(st: &AppState, tenant: &str, q: &HashMap<String, String>) -> Result<(String, String), Fail> {
     let client_id = q.get("client_id").ok_or_else(|| missing("client_id"))?;
     let t = resolve_tenant(st, tenant, Some(client_id))?;
-    find_app(t, client_id)?;
+    find_app(st, t, client_id)?;
     let redirect = q.get("redirect_uri").ok_or_else(|| missing("redirect_uri"))?;
     if !is_loopback_redirect(redirect) {
         return Err(bad(

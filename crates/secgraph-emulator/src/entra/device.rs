@@ -14,7 +14,7 @@ pub async fn devicecode(
     let r = (|| -> Result<Response, Fail> {
         let client_id = form.get("client_id").ok_or_else(|| missing("client_id"))?;
         let t = resolve_tenant(&st, &tenant, Some(client_id))?;
-        let app = find_app(t, client_id)?;
+        let app = find_app(&st, t, client_id)?;
         let scope = form.get("scope").ok_or_else(|| missing("scope"))?;
         parse_scopes(&st, scope)?;
         let device_code = format!("DAQABAAEAAA{}", random_token(96));

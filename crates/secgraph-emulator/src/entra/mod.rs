@@ -251,8 +251,20 @@ fn resolve_tenant<'a>(st: &'a AppState, tenant: &str, client_id: Option<&str>) -
     })
 }
 
-fn find_app<'a>(t: &'a Tenant, client_id: &str) -> Result<&'a App, Fail> {
+/// The app in tenant `t`. A multi-tenant app registered elsewhere but never consented in `t` has no service
+/// principal there: Entra answers AADSTS7000229; an app unknown everywhere, AADSTS700016.
+fn find_app<'a>(st: &AppState, t: &'a Tenant, client_id: &str) -> Result<&'a App, Fail> {
     t.app(client_id).ok_or_else(|| {
+        if st.directory.any_app(client_id).is_some() {
+            return bad(
+                "invalid_client",
+                7000229,
+                format!(
+                    "The client application {client_id} is missing service principal in the tenant {}. See instructions here: https://go.microsoft.com/fwlink/?linkid=2225119",
+                    t.id
+                ),
+            );
+        }
         bad(
             "unauthorized_client",
             700016,

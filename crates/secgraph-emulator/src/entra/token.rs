@@ -47,7 +47,7 @@ pub(super) fn token_inner(st: &AppState, rid: &RequestId, tenant: &str, headers:
     let t = resolve_tenant(st, tenant, form.get("client_id").map(String::as_str))?;
     let grant = form.get("grant_type").ok_or_else(|| missing("grant_type"))?;
     let client_id = form.get("client_id").ok_or_else(|| missing("client_id"))?;
-    let app = find_app(t, client_id)?;
+    let app = find_app(st, t, client_id)?;
     match grant.as_str() {
         "client_credentials" => {
             let scope = form.get("scope").ok_or_else(|| missing("scope"))?;

@@ -19,7 +19,7 @@ use std::sync::Arc;
 /// modelled CPU to `tenant`.
 pub fn run_query(st: &AppState, tenant: &str, query: &str, timespan: Option<&str>) -> Result<Value, ErrorReply> {
     let badreq = |m: String| ErrorReply::new(StatusCode::BAD_REQUEST, "BadRequest", m);
-    let tables = st.hunting_tables();
+    let tables = st.data(tenant).hunting_tables(&st.config);
     let outcome = hunting::execute(&tables, query, timespan, Utc::now()).map_err(badreq)?;
     st.hunting_usage
         .charge(tenant, quota::cost_ms(outcome.scanned), std::time::Instant::now());

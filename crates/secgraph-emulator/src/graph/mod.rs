@@ -7,6 +7,7 @@ pub use hunting::run_hunting_query;
 use crate::odata::{self, Expr};
 use crate::reply::{ErrorReply, authorize, bytes_response, json_response};
 use crate::state::{AppState, RequestId};
+use crate::tokens::AccessClaims;
 use axum::{
     Extension,
     extract::{Path, State},
@@ -138,6 +139,24 @@ fn check_version(version: &str) -> Result<(), ErrorReply> {
     } else {
         Err(ErrorReply::bad(format!("Invalid version: {version}")))
     }
+}
+
+/// Counts a request against its app's and tenant's rate (`--requests-per-minute`), or refuses it as Graph does:
+/// 429 `TooManyRequests` with `Retry-After`.
+pub(crate) fn admit(st: &AppState, claims: &AccessClaims) -> Result<(), ErrorReply> {
+    let Some(limit) = st.config.requests_per_minute else {
+        return Ok(());
+    };
+    st.rate
+        .admit(&claims.appid, &claims.tid, limit, std::time::Instant::now())
+        .map_err(|wait| {
+            ErrorReply::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TooManyRequests",
+                format!("Too many requests: this application may send {limit} requests a minute to this tenant's security data."),
+            )
+            .with_retry_after(wait.as_secs_f64().ceil().max(1.0) as u64)
+        })
 }
 
 /// The OData system query options of one request, as sent.
@@ -338,9 +357,11 @@ fn list_inner(st: &AppState, version: &str, coll: &str, headers: &HeaderMap, uri
             format!("Resource not found for the segment '{coll}'."),
         ));
     };
-    authorize(st, headers, coll.read_roles())?;
+    let claims = authorize(st, headers, coll.read_roles())?;
+    admit(st, &claims)?;
     let req = ListRequest::parse(st, coll, uri, version)?;
-    let ds = st
+    let data = st.data(&claims.tid);
+    let ds = data
         .dataset
         .read()
         .map_err(|_| ErrorReply::new(StatusCode::INTERNAL_SERVER_ERROR, "UnknownError", "dataset lock poisoned"))?;
@@ -682,7 +703,7 @@ fn next_link(st: &AppState, version: &str, coll: Collection, uri: &Uri, page: us
 }
 
 fn known_properties(coll: Collection, st: &AppState) -> Vec<String> {
-    let ds = st.dataset.read();
+    let ds = st.home.dataset.read();
     match ds {
         Ok(ds) => coll
             .items(&ds)
@@ -794,10 +815,12 @@ pub async fn get_one(
         let Some(c) = Collection::from_segment(&coll) else {
             return Err(ErrorReply::bad(format!("Resource not found for the segment '{coll}'.")));
         };
-        authorize(&st, &headers, c.read_roles())?;
+        let claims = authorize(&st, &headers, c.read_roles())?;
+        admit(&st, &claims)?;
         let o = parse_options(&uri, &version)?;
         let select = parse_select(o.select.as_deref(), c, &st)?;
-        let ds = st
+        let data = st.data(&claims.tid);
+        let ds = data
             .dataset
             .read()
             .map_err(|_| ErrorReply::new(StatusCode::INTERNAL_SERVER_ERROR, "UnknownError", "dataset lock poisoned"))?;

@@ -25,6 +25,9 @@ def export(
     page_size: int = 1000,
     overlap_minutes: int = 5,
     missing_checkpoint: str = "refuse",
+    tenants: str | os.PathLike | None = None,
+    tenant_tags: Iterable[str] | None = None,
+    tenant_ids: Iterable[str] | None = None,
     **connect_kwargs: Any,
 ) -> Any:
     """Brings the dataset under ``root`` (a folder, or ``az://``/``s3://``/``gs://``) up to date for each instance —
@@ -37,7 +40,9 @@ def export(
     others were committed. If every one failed, ``OutputError`` is raised with their messages.
 
     ``missing_checkpoint``: ``"refuse"`` (default), ``"rebuild"`` (from the data files) or ``"force"`` when a tenant's
-    checkpoint is gone but its data is there. Other keyword arguments are ``connect()``'s (``tenant_id``…).
+    checkpoint is gone but its data is there. ``tenants`` (a tenants file; or an instance's ``Args.Tenants``) exports
+    each of its tenants, narrowed by ``tenant_tags`` and ``tenant_ids``. Other keyword arguments are ``connect()``'s
+    (``tenant_id``…).
     """
     import pandas as pd
 
@@ -62,6 +67,9 @@ def export(
         int(overlap_minutes),
         missing_checkpoint,
         options,
+        os.fspath(tenants) if tenants is not None else None,
+        [str(t) for t in ([tenant_tags] if isinstance(tenant_tags, str) else (tenant_tags or []))],
+        [str(t) for t in ([tenant_ids] if isinstance(tenant_ids, str) else (tenant_ids or []))],
     )
     reports = json.loads(text)
     failed = [r for r in reports if r.get("error")]

@@ -23,7 +23,7 @@ from . import _native
 DATA_ENVIRONMENTS = ("SecurityGraph", "MicrosoftGraph")
 
 #: Keyword arguments a query call takes for itself (not query parameters).
-_CALL_OPTIONS = ("output", "strict", "instances", "split_by", "parallel")
+_CALL_OPTIONS = ("output", "strict", "instances", "split_by", "parallel", "strict_tenants")
 
 _UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
 
@@ -150,7 +150,7 @@ class QueryFunction:
     def _params(self, kwargs: dict) -> tuple[list[tuple[str, str]], str, bool]:
         output = kwargs.pop("output", "pandas")
         strict = bool(kwargs.pop("strict", False))
-        for option in ("instances", "split_by", "parallel"):
+        for option in ("instances", "split_by", "parallel", "strict_tenants"):
             kwargs.pop(option, None)
         if output not in _OUTPUTS:
             raise ValueError(f"output={output!r}: expected one of {', '.join(_OUTPUTS)}")
@@ -180,13 +180,14 @@ class QueryFunction:
             print(self.__doc__)
             return None
         instances = kwargs.get("instances")
+        strict_tenants = bool(kwargs.get("strict_tenants", self._provider._tenants.get("strict", False)))
         split_by = kwargs.get("split_by")
         parallel = int(kwargs.get("parallel") or 4)
         params, output, _ = self._params(kwargs)
         if flags & {"print", "query", "debug_query"} or kwargs.get("print"):
             return self._provider._native().describe(self.full_name, params)
-        if instances:
-            return self._across(list(instances), params, output)
+        if instances or self._provider._tenants.get("file") is not None:
+            return self._across(list(instances or [self._provider._instance]), params, output, strict_tenants)
         if split_by:
             given = dict(params)
             rest = [(k, v) for k, v in params if k not in ("start", "end")]
@@ -197,22 +198,35 @@ class QueryFunction:
         result = self._provider._native().run(self.full_name, params)
         return _convert(result, output)
 
-    def _across(self, instances: list, params: list, output: str) -> Any:
-        """The query against several instances; failed tenants are named in a warning and in
-        ``df.attrs["failed_instances"]`` (pandas), the others' rows kept."""
+    def _across(self, instances: list, params: list, output: str, strict_tenants: bool = False) -> Any:
+        """The query against several tenants — the instances given, each expanded into its tenants when a tenants
+        file is in play. Every tenant's status (tenant, name, instance, rows, pages, retries, budget_wait_s, error)
+        is ``df.attrs["secgraph_status"]`` (pandas) and ``provider.last_status``; failed tenants are named in a
+        warning and the others' rows kept, unless ``strict_tenants=True`` makes any failure an error."""
+        import pandas as pd
+
         config, options, prompt = self._provider._connect_args
-        result, failed = _native.Provider.run_instances(
-            config, options, [str(i) for i in instances], self.full_name, params, prompt
+        t = self._provider._tenants
+        result, status = _native.Provider.run_targets(
+            config, options, [str(i) for i in instances], self.full_name, params,
+            t.get("file"), list(t.get("tags") or []), list(t.get("ids") or []), prompt,
         )
-        if failed and len(failed) == len(instances):
-            raise secgraph_error(failed)
+        frame_status = pd.DataFrame(
+            status, columns=["tenant", "name", "instance", "rows", "pages", "retries", "budget_wait_s", "error"]
+        )
+        self._provider.last_status = frame_status
+        failed = [(name, error) for (_, name, _, _, _, _, _, error) in status if error]
+        if failed and (strict_tenants or len(failed) == len(status)):
+            raise secgraph_error(failed, len(status))
         if failed:
             warnings.warn(
-                "partial result: " + "; ".join(f"{i}: {e}" for i, e in failed) + " (the other instances' rows are kept)",
+                f"partial result: {len(failed)} of {len(status)} tenant(s) failed: "
+                + "; ".join(f"{i}: {e}" for i, e in failed) + " (the other tenants' rows are kept)",
                 stacklevel=3,
             )
         frame = _convert(result, output)
         if output == "pandas":
+            frame.attrs["secgraph_status"] = frame_status
             frame.attrs["failed_instances"] = dict(failed)
         return frame
 
@@ -236,9 +250,19 @@ class QueryFunction:
         return _convert(result, output)
 
 
-def secgraph_error(failed: list) -> Exception:
-    """The error for a query that failed on every instance."""
-    return _native.SecGraphError("every instance failed: " + "; ".join(f"{i}: {e}" for i, e in failed))
+def _names(value: Any) -> list:
+    """A list of names from a list, or from one comma-separated string."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return [str(v) for v in value]
+
+
+def secgraph_error(failed: list, total: int) -> Exception:
+    """The error for a query across tenants that failed on every tenant, or on any with ``strict_tenants``."""
+    every = "every tenant failed" if len(failed) == total else f"{len(failed)} of {total} tenant(s) failed"
+    return _native.SecGraphError(every + ": " + "; ".join(f"{i}: {e}" for i, e in failed))
 
 
 async def _run_cancellable(call: Callable[[], Any], token: Any) -> Any:
@@ -320,6 +344,10 @@ class QueryProvider:
         self._provider: Any = None
         self._families: dict[str, QueryFamily] = {}
         self._specs: list[dict] = []
+        self._tenants: dict = {}
+        self._instance = "Default"
+        #: The per-tenant status of the last query across tenants (a pandas DataFrame), else ``None``.
+        self.last_status: Any = None
 
     # -- connection ---------------------------------------------------------------------------------------------
     def connect(self, connection_str: str | None = None, **kwargs: Any) -> None:
@@ -329,11 +357,24 @@ class QueryProvider:
         delegated sign-in (``delegated_auth=True``; ``auth_type="device"`` for a device code). Sign-in messages go
         to ``prompt(kind, text)`` (default: printed, or displayed in IPython). ``requests_per_minute`` overrides
         Graph's budgets (150 a minute for alerts and incidents, 45 for hunting), which are kept by default; ``retries``
-        is how many times at most a throttled, unavailable or dropped request is sent again (0 to 20)."""
+        is how many times at most a throttled, unavailable or dropped request is sent again (0 to 20).
+
+        Many tenants with one multi-tenant app: ``tenants="tenants.csv"`` (or an instance whose ``Args.Tenants``
+        names a file) runs every query against each tenant of the file — narrowed by ``tenant_tags=[...]`` and
+        ``tenant_ids=[...]`` — signing in to each with the instance's credential; rows carry ``TenantId`` and
+        ``Instance``, ``df.attrs["secgraph_status"]`` and ``last_status`` hold each tenant's status, and
+        ``strict_tenants=True`` makes any failed tenant an error. The instance itself (its ``TenantId``: the app's
+        home tenant) is signed in to first."""
         options = dict(self._kwargs)
         options.update(kwargs)
         config = options.pop("config", None)
         prompt = options.pop("prompt", None) or _default_prompt
+        tenants = {
+            "file": options.pop("tenants", None),
+            "tags": _names(options.pop("tenant_tags", None)),
+            "ids": _names(options.pop("tenant_ids", None)),
+            "strict": bool(options.pop("strict_tenants", False)),
+        }
         known = {
             "instance", "tenant_id", "client_id", "client_secret", "username", "certificate", "private_key",
             "api_root", "api_version", "delegated_auth", "auth_type", "token_cache", "requests_per_minute", "retries",
@@ -354,6 +395,15 @@ class QueryProvider:
         self._provider = _native.Provider.connect(config, options, prompt)
         # Kept for queries across instances, which connect to each instance with the same inputs.
         self._connect_args = (config, {k: v for k, v in options.items() if k != "instance"}, prompt)
+        self._instance = str(options.get("instance") or "Default")
+        if tenants["file"] is None:
+            tenants["file"] = _native.tenants_file(config, self._instance)
+        elif isinstance(tenants["file"], os.PathLike):
+            tenants["file"] = os.fspath(tenants["file"])
+        if tenants["file"] is None and (tenants["tags"] or tenants["ids"]):
+            raise ValueError("tenant_tags/tenant_ids choose among a tenants file: give tenants=\"FILE\" "
+                             "or connect to an instance whose Args.Tenants names one")
+        self._tenants = tenants
         self._load_queries()
 
     @property

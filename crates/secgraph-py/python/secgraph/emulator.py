@@ -32,15 +32,20 @@ class Emulator:
     ``next_links`` (``"always"``, ``"never"``, ``"when-filtered"``), ``max_skip``, ``max_top``: how the service
     pages, as the CLI's ``secgraph emulator`` flags of the same names; ``ingestion_lag`` (``"15m"``): a changed
     alert or incident becomes visible only that long after its ``lastUpdateDateTime``, by the emulator's clock.
+    ``tenants``: customer tenants of an MSSP, each with its own data (``alerts_per_tenant`` alerts), read by the
+    instance ``MSSP`` of ``config_path`` through the tenants file ``tenants_path``; ``requests_per_minute``: the
+    rate the emulator enforces per app and tenant (Graph's is 150; default: none).
     """
 
     def __init__(self, alerts: int = 500, seed: Optional[int] = None, faults: Optional[str] = None,
                  page_size: Optional[int] = None, auto_approve: Optional[str] = None,
                  hunting_calls_per_minute: Optional[int] = None, next_links: Optional[str] = None,
                  max_skip: Optional[int] = None, max_top: Optional[int] = None,
-                 ingestion_lag: Optional[str] = None):
+                 ingestion_lag: Optional[str] = None, tenants: int = 0, alerts_per_tenant: Optional[int] = None,
+                 requests_per_minute: Optional[int] = None):
         self._inner = _native.Emulator(alerts, seed, faults, page_size, auto_approve, hunting_calls_per_minute,
-                                       next_links, max_skip, max_top, ingestion_lag)
+                                       next_links, max_skip, max_top, ingestion_lag, tenants, alerts_per_tenant,
+                                       requests_per_minute)
 
     def advance_clock(self, by: str) -> str:
         """Moves the emulator's clock forward (``"20m"``, ``"2h"``): changes, writes and tokens are stamped by it, and
@@ -50,6 +55,11 @@ class Emulator:
     @property
     def config_path(self) -> str:
         return self._inner.config_path
+
+    @property
+    def tenants_path(self) -> Optional[str]:
+        """The customers' tenants file (CSV: tenant, name, tags), when ``tenants`` > 0."""
+        return self._inner.tenants_path
 
     @property
     def base_url(self) -> str:

@@ -371,6 +371,27 @@ impl Settings {
             || matches!(self.section(&["SecurityGraphApp"]), Ok(Some(_)))
     }
 
+    /// The tenants file an instance names (`Args.Tenants`, relative to the settings file's folder), if it names one.
+    pub fn tenants_file(&self, instance: Option<&str>) -> Result<Option<PathBuf>> {
+        let args = self.provider_args(instance)?;
+        let Some((path, r)) = args.values.iter().rev().find(|(n, _, _)| n == "tenants").map(|(_, p, r)| (p, r)) else {
+            return Ok(None);
+        };
+        let SecretRef::Literal(v) = r else {
+            return Err(Error::Setting {
+                origin: self.origin(),
+                setting: path.clone(),
+                message: "a tenants file is a path written in the settings, not a secret reference".into(),
+            });
+        };
+        let file = v.expose().trim();
+        if file.is_empty() {
+            return Ok(None);
+        }
+        let base = self.path().and_then(Path::parent).map(Path::to_path_buf).unwrap_or_default();
+        Ok(Some(base.join(file)))
+    }
+
     /// The `Args` of an instance: `None`/`Default` → `MicrosoftGraph`, else `MicrosoftGraph-<name>`; falls back to
     /// the legacy top-level `SecurityGraphApp[-<name>]`. With no instance named, no default section and named
     /// instances present, the error lists them.

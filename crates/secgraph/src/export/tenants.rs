@@ -1,5 +1,6 @@
-//! Many tenants into one dataset: connect each instance, export each tenant once (by directory id), keep this
-//! shard's tenants, a few tenants at once. The CLI and the Python package both call [`export_instances`].
+//! Many tenants into one dataset: connect each target (an instance, or a tenant of a tenants file), export each
+//! tenant once (by directory id), keep this shard's tenants, a few tenants at once. The CLI and the Python package
+//! both call [`export_instances`].
 
 use super::{ExportOptions, Stream, StreamReport, export_stream, shard_of, tenant_key};
 use crate::config::Settings;
@@ -19,15 +20,15 @@ pub fn all_instances(settings: &Settings) -> Vec<String> {
     v
 }
 
-/// Exports `streams` of each instance into `opts.root`, [`TENANTS_AT_ONCE`] tenants at once. Instances sign in in
-/// the order given, a few ahead of the exports (not all before the first): a sign-in that fails — one that needs a
-/// person nobody can ask, say — is that instance's reports, one per stream, and the others go on. Two instances of
-/// one tenant export it once (the first in the order given); tenants of other shards are left out; a tenant's
-/// streams run in turn. A (tenant, stream) another process is writing fails with [`crate::Error::Locked`] in its
-/// report.
+/// Exports `streams` of each target ([`crate::fanout::targets`]) into `opts.root`, [`TENANTS_AT_ONCE`] tenants at
+/// once. Targets sign in in the order given, a few ahead of the exports (not all before the first): a sign-in that
+/// fails — a tenant that never consented to the app, one that needs a person nobody can ask — is that target's
+/// reports, one per stream, and the others go on. Two targets of one tenant export it once (the first in the order
+/// given); tenants of other shards are left out; a tenant's streams run in turn. A (tenant, stream) another process
+/// is writing fails with [`crate::Error::Locked`] in its report.
 pub async fn export_instances(
     settings: Option<&Settings>,
-    instances: &[String],
+    targets: &[crate::fanout::Target],
     streams: &[Stream],
     opts: &ExportOptions,
     connect: &crate::ConnectOptions,
@@ -41,9 +42,9 @@ pub async fn export_instances(
     let seen = &seen;
     // Owned names throughout: closures over borrowed arguments make the future not `Send` for every lifetime,
     // which a spawned task (the Python binding's) needs.
-    let done: Vec<Vec<StreamReport>> = futures_util::stream::iter(instances.iter().cloned().map(|instance| async move {
-        let p = crate::fanout::connect_instance(settings, &instance, connect).await;
-        (instance, p)
+    let done: Vec<Vec<StreamReport>> = futures_util::stream::iter(targets.iter().cloned().map(|target| async move {
+        let p = crate::QueryProvider::connect(settings, &target.connect_options(connect)).await;
+        (target.label().to_string(), p)
     }))
     // In order, so "the first instance of a tenant" is the first in the list, whatever signs in faster.
     .buffered(TENANTS_AT_ONCE)
