@@ -971,3 +971,82 @@ fn a_budget_wait_is_visible() {
     assert!(err.contains("for the request budget (40/min for alerts and incidents)"), "{err}");
     assert!(err.contains("s for the request budget") && err.contains("waited"), "{err}");
 }
+
+/// One multi-tenant app over a tenants file: every tenant's rows tagged with its own id, the tenants that cannot be
+/// read named with the service's reason (exit 8, the others' rows written), a status file, tag and id filters, and
+/// `--strict` failing the whole run.
+#[test]
+fn a_tenants_file_fans_out_names_failures_and_strict_fails_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_emu, cfg) = common::emulator(dir.path(), &["--tenants", "12", "--alerts-per-tenant", "15"]);
+    let run = |extra: &[&str]| {
+        Command::new(BIN)
+            .arg("--config")
+            .arg(&cfg)
+            .args(["--instance", "MSSP"])
+            .args(extra)
+            .args(["query", "Alerts.list", "--start", "-30d", "-o", "jsonl"])
+            .output()
+            .unwrap()
+    };
+    let status_file = dir.path().join("status.csv");
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&cfg)
+        .args([
+            "--instance",
+            "MSSP",
+            "query",
+            "Alerts.list",
+            "--start",
+            "-30d",
+            "-o",
+            "jsonl",
+            "--summary",
+        ])
+        .arg(&status_file)
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(8), "{stderr}");
+    assert!(stderr.contains("Customer 0005: FAILED") && stderr.contains("403"), "{stderr}");
+    assert!(
+        stderr.contains("Customer 0010: FAILED") && stderr.contains("AADSTS7000229"),
+        "{stderr}"
+    );
+    let rows: Vec<serde_json::Value> = text(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows.len(), 10 * 15);
+    assert!(rows.iter().all(|r| r["TenantId"] == r["tenantId"]));
+    let status = std::fs::read_to_string(&status_file).unwrap();
+    let lines: Vec<&str> = status.lines().collect();
+    assert_eq!(lines[0], "tenant,name,instance,rows,pages,retries,budget_wait_s,error");
+    assert_eq!(lines.len(), 13);
+    assert!(lines[1].contains(",Customer 0001,MSSP,15,"), "{status}");
+    assert!(
+        lines[10].contains("Customer 0010") && lines[10].contains("AADSTS7000229"),
+        "{status}"
+    );
+
+    let out = run(&["--tenant-tag", "test"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).lines().count(), 3 * 15, "Customers 0004, 0008 and 0012");
+
+    let out = run(&["--strict"]);
+    let stderr = text(&out.stderr);
+    assert!(!matches!(out.status.code(), Some(0) | Some(8)), "{:?} {stderr}", out.status.code());
+    assert!(stderr.contains("--strict: 2 of 12 tenant(s) failed"), "{stderr}");
+
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&cfg)
+        .args(["--tenant-tag", "prod", "query", "Alerts.list"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "a filter without a tenants file is a settings error: {}",
+        text(&out.stderr)
+    );
+    assert!(text(&out.stderr).contains("needs a tenants file"));
+}

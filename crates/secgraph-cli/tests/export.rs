@@ -402,3 +402,89 @@ fn sigterm_during_a_run_ends_it_promptly_and_the_next_run_recovers() {
     assert!(stored.values().all(|n| *n == 1));
     assert_eq!(stored.keys().filter(|(s, ..)| s == "alerts_v2").count(), 60);
 }
+
+/// A tenants file drives the export: shards of it add up to the unsharded run; a tenant that cannot be read fails by
+/// name while the others are exported (exit 8); a tenant added to the file starts its own checkpoint; one removed
+/// keeps its data untouched.
+#[test]
+fn a_tenants_file_exports_each_tenant_once_sharded_or_not_and_follows_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (emu, cfg) = emulator(dir.path(), &["--tenants", "6", "--alerts", "30", "--alerts-per-tenant", "20"]);
+    let mssp = |root: &Path, extra: &[&str]| {
+        Command::new(BIN)
+            .arg("--config")
+            .arg(&cfg)
+            .args(["--instance", "MSSP", "export", "--root"])
+            .arg(root)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let whole = dir.path().join("whole");
+    let out = mssp(&whole, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(8), "{stderr}");
+    assert!(stderr.contains("Customer 0005"), "the tenant without roles is named: {stderr}");
+    let unsharded = dataset(&whole);
+    let tenants: std::collections::BTreeSet<&String> = unsharded.keys().map(|(_, t, _, _)| t).collect();
+    assert_eq!(tenants.len(), 5, "six customers, one without roles");
+    let sharded_root = dir.path().join("sharded");
+    for shard in ["0/2", "1/2"] {
+        let out = mssp(&sharded_root, &["--shard", shard]);
+        assert!(
+            matches!(out.status.code(), Some(0) | Some(8)),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(dataset(&sharded_root), unsharded);
+    drop(emu);
+
+    // The file changes: a tenant added starts from nothing, a tenant removed is left as it is.
+    let (_emu, cfg) = emulator(
+        &dir.path().join("again"),
+        &["--tenants", "6", "--alerts", "30", "--alerts-per-tenant", "20"],
+    );
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let csv_path = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Tenants: '").and_then(|p| p.strip_suffix('\'')))
+        .unwrap()
+        .to_string();
+    let all: Vec<String> = std::fs::read_to_string(&csv_path)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(str::to_string)
+        .collect();
+    let file = dir.path().join("mine.csv");
+    let root = dir.path().join("lake");
+    let run = |rows: &[&String]| {
+        let body: Vec<&str> = rows.iter().map(|r| r.as_str()).collect();
+        std::fs::write(&file, format!("tenant,name,tags\n{}\n", body.join("\n"))).unwrap();
+        let out = Command::new(BIN)
+            .arg("--config")
+            .arg(&cfg)
+            .args(["--instance", "MSSP", "--tenants"])
+            .arg(&file)
+            .args(["export", "--root"])
+            .arg(&root)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        dataset(&root)
+    };
+    let id = |row: &String| row.split(',').next().unwrap().to_string();
+    let two = run(&[&all[0], &all[1]]);
+    let first_tenants: std::collections::BTreeSet<String> = two.keys().map(|(_, t, _, _)| t.clone()).collect();
+    assert_eq!(first_tenants, [id(&all[0]), id(&all[1])].into_iter().collect());
+    let three = run(&[&all[0], &all[1], &all[2]]);
+    let added: Vec<_> = three.keys().filter(|(_, t, _, _)| *t == id(&all[2])).collect();
+    assert!(!added.is_empty(), "the added tenant is exported");
+    assert!(
+        root.join(format!("_checkpoints/stream=alerts_v2/tenant={}.json", id(&all[2])))
+            .exists()
+    );
+    let kept = run(&[&all[1], &all[2]]);
+    assert_eq!(kept, three, "removing a tenant from the file leaves its data as it was");
+}

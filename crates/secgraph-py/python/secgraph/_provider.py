@@ -217,11 +217,11 @@ class QueryFunction:
         self._provider.last_status = frame_status
         failed = [(name, error) for (_, name, _, _, _, _, _, error) in status if error]
         if failed and (strict_tenants or len(failed) == len(status)):
-            raise secgraph_error(failed, len(status))
+            raise secgraph_error(failed, len(status), "tenant" if t.get("file") else "instance")
         if failed:
             warnings.warn(
-                f"partial result: {len(failed)} of {len(status)} tenant(s) failed: "
-                + "; ".join(f"{i}: {e}" for i, e in failed) + " (the other tenants' rows are kept)",
+                "partial result: " + "; ".join(f"{i}: {e}" for i, e in failed)
+                + f" ({len(failed)} of {len(status)} tenant(s) failed; the other tenants' rows are kept)",
                 stacklevel=3,
             )
         frame = _convert(result, output)
@@ -259,9 +259,9 @@ def _names(value: Any) -> list:
     return [str(v) for v in value]
 
 
-def secgraph_error(failed: list, total: int) -> Exception:
+def secgraph_error(failed: list, total: int, noun: str = "instance") -> Exception:
     """The error for a query across tenants that failed on every tenant, or on any with ``strict_tenants``."""
-    every = "every tenant failed" if len(failed) == total else f"{len(failed)} of {total} tenant(s) failed"
+    every = f"every {noun} failed" if len(failed) == total else f"{len(failed)} of {total} {noun}(s) failed"
     return _native.SecGraphError(every + ": " + "; ".join(f"{i}: {e}" for i, e in failed))
 
 
