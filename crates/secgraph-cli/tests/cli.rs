@@ -1027,6 +1027,27 @@ fn a_tenants_file_fans_out_names_failures_and_strict_fails_the_run() {
         "{status}"
     );
 
+    // `connect` checks every tenant: signed in, roles granted, Graph reachable.
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&cfg)
+        .args(["--instance", "MSSP", "connect"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(8), "{}", text(&out.stderr));
+    let table = text(&out.stdout);
+    let line = |name: &str| table.lines().find(|l| l.starts_with(name)).unwrap_or_default().to_string();
+    assert!(line("Customer 0001").contains("alerts,incidents,hunting"), "{table}");
+    assert!(
+        line("Customer 0005").contains(" none ") && line("Customer 0005").contains("403"),
+        "{table}"
+    );
+    assert!(
+        line("Customer 0010").contains("FAILED") && line("Customer 0010").contains("AADSTS7000229"),
+        "{table}"
+    );
+    assert_eq!(table.lines().count(), 13);
+
     let out = run(&["--tenant-tag", "test"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout).lines().count(), 3 * 15, "Customers 0004, 0008 and 0012");

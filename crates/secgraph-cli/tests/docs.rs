@@ -116,7 +116,15 @@ fn every_documented_command_runs_as_written() {
     let dir = tempfile::tempdir().unwrap();
     let (_emu, cfg) = emulator(
         dir.path(),
-        &["--alerts", "200", "--auto-approve", "analyst@contoso-demo.onmicrosoft.com"],
+        // Four customer tenants, all consented: the MSSP examples run as written.
+        &[
+            "--alerts",
+            "200",
+            "--tenants",
+            "4",
+            "--auto-approve",
+            "analyst@contoso-demo.onmicrosoft.com",
+        ],
     );
     assert_eq!(cfg, dir.path().join("emulator.yaml"));
     let bin_dir = Path::new(BIN).parent().unwrap();
