@@ -1,4 +1,4 @@
-//! ErrorReply injection: a layer in front of the honest handlers that makes chosen requests fail the way real services
+//! Fault injection: a layer in front of the honest handlers that makes chosen requests fail the way real services
 //! and networks do. Rules are configured per route, fire by rate, by count or for the first N requests, and are
 //! reproducible: rates draw from a generator seeded with the emulator's seed.
 //!
@@ -14,6 +14,8 @@
 //! - WHEN: `rate=0.2`, `nth=3` (only the 3rd matching request), `first=2`, `every=4`, `wide=7d` (requests whose
 //!   `$filter` covers more than that much `lastUpdateDateTime`/`createdDateTime` — an open end counts up to now, no
 //!   lower bound as forever: a heavy query, as big tenants see 500s on); default: every request.
+//! - TENANT (optional, after the WHEN or in its place): `@tenant=ID` — only requests whose bearer token is for that
+//!   tenant (its `tid`): one customer of many that throttles or hangs.
 //!
 //! Example: `alerts_v2:429(2)@every=3;token:503@first=1;incidents:reset@nth=2`.
 
@@ -86,6 +88,8 @@ pub struct Rule {
     pub kind: FaultKind,
     /// When it fires.
     pub when: When,
+    /// Only requests for this tenant (the bearer token's `tid`), if set.
+    pub tenant: Option<String>,
     seen: AtomicU64,
 }
 
@@ -106,6 +110,7 @@ impl Clone for FaultSpec {
                     route: r.route.clone(),
                     kind: r.kind.clone(),
                     when: r.when.clone(),
+                    tenant: r.tenant.clone(),
                     seen: AtomicU64::new(0),
                 })
                 .collect(),
@@ -141,6 +146,11 @@ impl FaultSpec {
                     ROUTES.join(", ")
                 ));
             }
+            let (rest, tenant) = match rest.split_once("@tenant=") {
+                Some((r, t)) if !t.trim().is_empty() && !t.contains('@') => (r, Some(t.trim().to_ascii_lowercase())),
+                Some(_) => return Err(format!("fault rule '{raw}': @tenant= needs a tenant id, last in the rule")),
+                None => (rest, None),
+            };
             let (kind_s, when_s) = match rest.split_once('@') {
                 Some((k, w)) => (k, Some(w)),
                 None => (rest, None),
@@ -228,6 +238,7 @@ impl FaultSpec {
                 route: route.to_string(),
                 kind,
                 when,
+                tenant,
                 seen: AtomicU64::new(0),
             });
         }
@@ -279,9 +290,20 @@ impl Faults {
     }
 
     /// The fault to inject for this request, if any rule fires (the query string is for `wide=`).
+    #[cfg(test)]
     fn pick_for(&self, path: &str, query: Option<&str>) -> Option<FaultKind> {
+        self.pick_for_tenant(path, query, None)
+    }
+
+    /// [`Faults::pick_for`] for a request on behalf of `tenant` (its token's `tid`), if known.
+    fn pick_for_tenant(&self, path: &str, query: Option<&str>, tenant: Option<&str>) -> Option<FaultKind> {
         for r in &self.spec.rules {
             if !Self::route_matches(&r.route, path) {
+                continue;
+            }
+            if let Some(t) = &r.tenant
+                && !tenant.is_some_and(|x| x.eq_ignore_ascii_case(t))
+            {
                 continue;
             }
             if let When::Wide(limit) = r.when {
@@ -314,6 +336,20 @@ impl Faults {
         }
         None
     }
+}
+
+/// The `tid` of a request's bearer token, read without verification (only to choose which faults apply; the
+/// handlers verify the token).
+fn bearer_tenant(headers: &axum::http::HeaderMap) -> Option<String> {
+    use base64::Engine as _;
+    let raw = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let token = raw.strip_prefix("Bearer ").or_else(|| raw.strip_prefix("bearer "))?;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let v: Value = serde_json::from_slice(&bytes).ok()?;
+    v["tid"].as_str().map(str::to_ascii_lowercase)
 }
 
 fn status_reply(code: u16, retry_after: Option<f64>, path: &str, rid: &RequestId) -> Response {
@@ -373,7 +409,8 @@ fn rewrite_page(bytes: &Bytes, uri: &str, kind: &FaultKind) -> Option<Bytes> {
 /// The middleware: asks the rules about each request and fails it as the first that fires says.
 pub async fn inject(State(faults): State<Arc<Faults>>, req: Request, next: Next) -> Response {
     let path = req.uri().path().to_string();
-    let Some(kind) = faults.pick_for(&path, req.uri().query()) else {
+    let tenant = bearer_tenant(req.headers());
+    let Some(kind) = faults.pick_for_tenant(&path, req.uri().query(), tenant.as_deref()) else {
         return next.run(req).await;
     };
     let rid = req

@@ -228,3 +228,65 @@ async fn tags_and_ids_choose_tenants_and_need_a_tenants_file() {
     let t = targets(Some(&s), &["MSSP".to_string()], Some(&f), &TenantFilter::default()).unwrap();
     assert_eq!(t.iter().map(Target::label).collect::<Vec<_>>(), ["A", "B"]);
 }
+
+/// A sink that stops the run once it holds `want` rows from tenants other than `slow`, counting the slow one's.
+struct UntilOthersDone {
+    slow: String,
+    want: usize,
+    others: usize,
+    slow_rows: usize,
+}
+
+impl secgraph::output::RowSink for UntilOthersDone {
+    fn page(&mut self, rows: Vec<Row>) -> secgraph::Result<std::ops::ControlFlow<()>> {
+        for r in &rows {
+            if r.to_value()["TenantId"] == self.slow.as_str() {
+                self.slow_rows += 1;
+            } else {
+                self.others += 1;
+            }
+        }
+        Ok(if self.others >= self.want {
+            std::ops::ControlFlow::Break(())
+        } else {
+            std::ops::ControlFlow::Continue(())
+        })
+    }
+}
+
+/// One tenant that does not answer (its first alerts page hangs for ten minutes) holds only its own place: every
+/// other tenant — more than are read at once — completes while it has delivered nothing.
+#[tokio::test]
+async fn a_tenant_that_hangs_holds_only_its_own_place() {
+    let customers = secgraph_emulator::directory::customers(20, 42);
+    let slow = customers[0].tenant_id.clone();
+    let emu = Emulator::start(EmulatorConfig {
+        alerts: 10,
+        tenants: 20,
+        alerts_per_tenant: Some(12),
+        page_size: Some(5),
+        faults: Some(secgraph_emulator::faults::FaultSpec::parse(&format!("alerts_v2:slow-first-byte(600000)@tenant={slow}")).unwrap()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert!(20 > secgraph::fanout::TENANTS_IN_FLIGHT);
+    let s = secgraph::config::Settings::from_yaml(&emu.msticpy_config(), "emulator.yaml").unwrap();
+    let targets = targets(Some(&s), &["MSSP".to_string()], None, &TenantFilter::default()).unwrap();
+    let q = QueryProvider::connect(Some(&s), &ConnectOptions::default())
+        .await
+        .unwrap()
+        .render("Alerts.list", &[("start".into(), "-30d".into())])
+        .unwrap();
+    let providers = connect_targets(Some(&s), &targets, &ConnectOptions::default()).await;
+    let readable = providers.iter().filter(|(t, p)| p.is_ok() && t.label() != "Customer 0005").count() - 1;
+    let mut sink = UntilOthersDone {
+        slow: slow.clone(),
+        want: readable * 12,
+        others: 0,
+        slow_rows: 0,
+    };
+    fan_out(providers, &q, &mut sink).await.unwrap();
+    assert_eq!(sink.others, readable * 12, "every other readable tenant's alerts");
+    assert_eq!(sink.slow_rows, 0, "the hanging tenant delivered nothing meanwhile");
+}
