@@ -1051,6 +1051,25 @@ fn a_tenants_file_fans_out_names_failures_and_strict_fails_the_run() {
     let out = run(&["--tenant-tag", "test"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout).lines().count(), 3 * 15, "Customers 0004, 0008 and 0012");
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&cfg)
+        .args([
+            "--instance",
+            "MSSP",
+            "--tenant-tag",
+            "test",
+            "exec",
+            "/security/incidents?$top=2",
+            "-o",
+            "jsonl",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let rows: Vec<serde_json::Value> = text(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows.len(), 3 * 2, "exec reads each tenant too");
+    assert!(rows.iter().all(|r| r["TenantId"] == r["tenantId"]));
 
     let out = run(&["--strict"]);
     let stderr = text(&out.stderr);

@@ -178,8 +178,16 @@ pub(crate) async fn exec(env: &Env, cli: &Cli) -> anyhow::Result<()> {
     let Command::Exec { path, all, out } = &cli.command else {
         return Ok(());
     };
-    let provider = env.connect(cli).await?;
     let q = secgraph::query::RenderedQuery::raw(path, *all);
+    if let Some(targets) = fan_out_targets(env, cli)? {
+        let providers = secgraph::fanout::connect_targets(env.settings.as_ref(), &targets, &env.options).await;
+        let out = &output::OutputArgs {
+            strict: cli.strict,
+            ..out.clone()
+        };
+        return output::run_to_output(output::Run::FanOut(providers), &q, out, &[]).await;
+    }
+    let provider = env.connect(cli).await?;
     output::run_to_output(output::Run::Single(&provider), &q, out, &[]).await
 }
 
