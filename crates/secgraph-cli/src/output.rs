@@ -196,8 +196,9 @@ pub enum Run<'a> {
         slice: chrono::Duration,
         parallel: usize,
     },
-    /// One query on several connections (`--instance A,B`, `--all-instances`, `--tenants FILE`).
-    FanOut(Vec<(secgraph::fanout::Target, secgraph::Result<QueryProvider>)>),
+    /// One query on several tenants (`--instance A,B`, `--all-instances`, `--tenants FILE`), each signed in to as it
+    /// gets its place.
+    FanOut(secgraph::fanout::Tenants),
 }
 
 impl Run<'_> {
@@ -205,19 +206,35 @@ impl Run<'_> {
     fn providers(&self) -> Vec<QueryProvider> {
         match self {
             Run::Single(p) | Run::Split { provider: p, .. } => vec![(*p).clone()],
-            Run::FanOut(v) => v.iter().filter_map(|(_, p)| p.as_ref().ok().cloned()).collect(),
+            Run::FanOut(_) => vec![],
         }
     }
 }
 
 /// ", waited 12 s for the request budget" when requests were held back long enough to notice, else nothing.
 fn budget_note(providers: &[QueryProvider]) -> String {
-    let waited: std::time::Duration = providers.iter().map(QueryProvider::budget_waited).sum();
+    budget_note_of(providers.iter().map(QueryProvider::budget_waited).sum())
+}
+
+fn budget_note_of(waited: std::time::Duration) -> String {
     if waited >= std::time::Duration::from_secs(1) {
         format!(", waited {:.0} s for the request budget", waited.as_secs_f64())
     } else {
         String::new()
     }
+}
+
+/// The tenants a progress line counts rows for: a few instances by name; none for a tenants file's many tenants
+/// (their rows all carry one instance) or more than eight.
+fn progress_names(tenants: &secgraph::fanout::Tenants) -> Vec<String> {
+    let targets: Vec<&secgraph::fanout::Target> = match tenants {
+        secgraph::fanout::Tenants::Connected(v) => v.iter().map(|(t, _)| t).collect(),
+        secgraph::fanout::Tenants::SignIn { targets, .. } => targets.iter().collect(),
+    };
+    if targets.len() > 8 || targets.iter().any(|t| t.tenant.is_some()) {
+        return vec![];
+    }
+    targets.iter().map(|t| t.instance.clone()).collect()
 }
 
 /// Some tenants failed while the others' rows were delivered (exit code 8).
@@ -299,10 +316,7 @@ async fn drive(
     let (providers, instances) = match &run {
         Run::Single(p) => (vec![(*p).clone()], vec![]),
         Run::Split { provider, .. } => (vec![(*provider).clone()], vec![]),
-        Run::FanOut(list) => (
-            list.iter().filter_map(|(_, p)| p.as_ref().ok().cloned()).collect(),
-            list.iter().map(|(t, _)| t.label().to_string()).collect(),
-        ),
+        Run::FanOut(tenants) => (vec![], progress_names(tenants)),
     };
     let mut progress = Progress::new(sink, args.quiet, providers, instances);
     let sink: &mut dyn RowSink = &mut progress;
@@ -412,7 +426,10 @@ pub async fn run_to_output(run: Run<'_>, query: &RenderedQuery, args: &OutputArg
                 0 => String::new(),
                 n => format!(" ({n} item(s) the service sent twice were dropped)"),
             },
-            budget_note(&providers),
+            match &fanout {
+                Some(f) => budget_note_of(f.tenants.iter().map(|t| t.budget_waited).sum()),
+                None => budget_note(&providers),
+            },
             args.out
                 .as_ref()
                 .map(|p| format!(", written to {}", p.display()))

@@ -390,9 +390,13 @@ impl Provider {
             let store = query_store(settings.as_ref())?;
             let q = store.get(&name)?.render(&params, chrono::Utc::now())?;
             let targets = targets_for(settings.as_ref(), instances, tenants.as_deref(), tags, ids)?;
-            let providers = secgraph::fanout::connect_targets(settings.as_ref(), &targets, &o).await;
+            let tenants = secgraph::fanout::Tenants::SignIn {
+                settings,
+                targets,
+                options: o,
+            };
             let mut sink = BatchCollector::new(QueryProvider::batch_builder(&q));
-            let summary = secgraph::fanout::fan_out(providers, &q, &mut sink).await?;
+            let summary = secgraph::fanout::fan_out(tenants, &q, &mut sink).await?;
             Ok::<_, secgraph::Error>((sink.into_batches()?, status_of(&summary)))
         })?
         .map_err(py_err)?;

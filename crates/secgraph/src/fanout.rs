@@ -242,40 +242,100 @@ pub async fn connect_instance(
     QueryProvider::connect(settings, &Target::instance(name).connect_options(options)).await
 }
 
-/// Runs `query` against every provider (connections made by the caller; a failed connection is passed as its
-/// error), [`TENANTS_IN_FLIGHT`] tenants at once, tagging rows with their tenant, and pushes the pages into `sink`
-/// as they arrive. One slow or throttled tenant holds only its own place.
-pub async fn fan_out(
-    providers: Vec<(Target, Result<QueryProvider>)>,
-    query: &RenderedQuery,
-    sink: &mut dyn RowSink,
-) -> Result<FanOutSummary> {
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<(usize, Result<Page>)>(4);
+/// The tenants of a fan-out: connections made beforehand ([`connect_targets`]; a failed one passed as its error),
+/// or targets signed in to as each gets its place among the tenants in flight — the first rows then come after one
+/// tenant's sign-in, not after every tenant's. `Debug` shows no secret (settings and options redact theirs).
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // one value a run, moved once: boxing would only burden the callers
+pub enum Tenants {
+    /// Connections made by the caller.
+    Connected(Vec<(Target, Result<QueryProvider>)>),
+    /// Targets to sign in to, with these settings and options ([`Target::connect_options`]).
+    SignIn {
+        /// The settings the targets' instances are read from.
+        settings: Option<crate::config::Settings>,
+        /// The targets, in the order their status is reported.
+        targets: Vec<Target>,
+        /// The connect options every target starts from.
+        options: crate::ConnectOptions,
+    },
+}
+
+impl From<Vec<(Target, Result<QueryProvider>)>> for Tenants {
+    fn from(v: Vec<(Target, Result<QueryProvider>)>) -> Tenants {
+        Tenants::Connected(v)
+    }
+}
+
+/// What a tenant's task reports: its connection (when it signs in itself), then its pages.
+enum Report {
+    SignedIn(usize, Result<QueryProvider>),
+    Page(usize, Result<Page>),
+}
+
+/// Runs `query` against every tenant, [`TENANTS_IN_FLIGHT`] at once, tagging rows with their tenant, and pushes the
+/// pages into `sink` as they arrive. One slow or throttled tenant holds only its own place; a tenant that cannot
+/// sign in or read is reported with its error while the others' rows are kept.
+pub async fn fan_out(tenants: impl Into<Tenants>, query: &RenderedQuery, sink: &mut dyn RowSink) -> Result<FanOutSummary> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Report>(4);
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(TENANTS_IN_FLIGHT));
     let mut summary = FanOutSummary::default();
-    let mut connected = Vec::new();
-    for (i, (target, provider)) in providers.into_iter().enumerate() {
-        let (tenant_id, result) = match provider {
-            Ok(p) => {
-                let tenant = p.info().directory_id.clone().unwrap_or_else(|| p.info().tenant_id.clone());
-                spawn_tenant(i, p.clone(), query.clone(), tx.clone(), slots.clone());
-                connected.push((i, p));
-                (Some(tenant), Ok(PageSummary::default()))
+    let mut connected: Vec<(usize, QueryProvider)> = Vec::new();
+    let outcome = |target: &Target, tenant_id: Option<String>, result: Result<PageSummary>| TenantOutcome {
+        name: target.label().to_string(),
+        instance: target.instance.clone(),
+        tenant_id,
+        result,
+        retries: 0,
+        budget_waited: std::time::Duration::ZERO,
+    };
+    match tenants.into() {
+        Tenants::Connected(list) => {
+            for (i, (target, provider)) in list.into_iter().enumerate() {
+                let (tenant_id, result) = match provider {
+                    Ok(p) => {
+                        spawn_tenant(i, Source::Ready(p.clone()), query.clone(), tx.clone(), slots.clone());
+                        let id = tenant_of(&p);
+                        connected.push((i, p));
+                        (Some(id), Ok(PageSummary::default()))
+                    }
+                    Err(e) => (target.tenant.as_ref().map(|t| t.tenant.clone()), Err(e)),
+                };
+                summary.tenants.push(outcome(&target, tenant_id, result));
             }
-            Err(e) => (target.tenant.as_ref().map(|t| t.tenant.clone()), Err(e)),
-        };
-        summary.tenants.push(TenantOutcome {
-            name: target.label().to_string(),
-            instance: target.instance,
-            tenant_id,
-            result,
-            retries: 0,
-            budget_waited: std::time::Duration::ZERO,
-        });
+        }
+        Tenants::SignIn {
+            settings,
+            targets,
+            options,
+        } => {
+            let settings = std::sync::Arc::new(settings);
+            for (i, target) in targets.into_iter().enumerate() {
+                let connect = target.connect_options(&options);
+                let source = Source::SignIn(settings.clone(), connect);
+                spawn_tenant(i, source, query.clone(), tx.clone(), slots.clone());
+                let configured = target.tenant.as_ref().map(|t| t.tenant.clone());
+                summary.tenants.push(outcome(&target, configured, Ok(PageSummary::default())));
+            }
+        }
     }
     drop(tx);
     let mut first = true;
-    while let Some((i, page)) = rx.recv().await {
+    while let Some(report) = rx.recv().await {
+        let (i, page) = match report {
+            Report::SignedIn(i, Ok(p)) => {
+                summary.tenants[i].tenant_id = Some(tenant_of(&p));
+                connected.push((i, p));
+                continue;
+            }
+            Report::SignedIn(i, Err(e)) => {
+                let t = &mut summary.tenants[i];
+                tracing::warn!(tenant = %t.name, instance = %t.instance, error = %e, "a tenant cannot sign in; the others go on");
+                t.result = Err(e);
+                continue;
+            }
+            Report::Page(i, page) => (i, page),
+        };
         let t = &mut summary.tenants[i];
         let page = match page {
             Ok(p) => p,
@@ -315,27 +375,52 @@ pub async fn fan_out(
     Ok(summary)
 }
 
+/// How a row is tagged: the tenant's directory id (from its token), else the tenant as configured.
+fn tenant_of(p: &QueryProvider) -> String {
+    p.info().directory_id.clone().unwrap_or_else(|| p.info().tenant_id.clone())
+}
+
+/// A tenant's connection: made already, or to make once the tenant has its place.
+enum Source {
+    Ready(QueryProvider),
+    SignIn(std::sync::Arc<Option<crate::config::Settings>>, crate::ConnectOptions),
+}
+
 fn spawn_tenant(
     i: usize,
-    provider: QueryProvider,
+    source: Source,
     query: RenderedQuery,
-    tx: tokio::sync::mpsc::Sender<(usize, Result<Page>)>,
+    tx: tokio::sync::mpsc::Sender<Report>,
     slots: std::sync::Arc<tokio::sync::Semaphore>,
 ) {
     tokio::spawn(async move {
-        // A place among the tenants in flight, held until this tenant's last page is handed on; the pages (and
-        // their read-ahead) start only then.
+        // A place among the tenants in flight, held until this tenant's last page is handed on; its sign-in, pages
+        // and read-ahead start only then.
         let Ok(_slot) = slots.acquire_owned().await else { return };
+        let provider = match source {
+            Source::Ready(p) => p,
+            Source::SignIn(settings, options) => {
+                let connected = QueryProvider::connect(settings.as_ref().as_ref(), &options).await;
+                let p = connected.as_ref().ok().cloned();
+                if tx.send(Report::SignedIn(i, connected)).await.is_err() {
+                    return;
+                }
+                match p {
+                    Some(p) => p,
+                    None => return,
+                }
+            }
+        };
         let mut pages = match provider.pages(&query) {
             Ok(p) => p,
             Err(e) => {
-                let _ = tx.send((i, Err(e))).await;
+                let _ = tx.send(Report::Page(i, Err(e))).await;
                 return;
             }
         };
         while let Some(page) = pages.next().await {
             let stop = page.is_err();
-            if tx.send((i, page)).await.is_err() || stop {
+            if tx.send(Report::Page(i, page)).await.is_err() || stop {
                 break;
             }
         }

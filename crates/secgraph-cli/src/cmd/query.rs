@@ -50,12 +50,12 @@ pub(crate) async fn run(env: &Env, cli: &Cli) -> anyhow::Result<()> {
         let store = query_store(env.settings.as_ref(), &cli.query_dirs)?;
         let template = store.get(name)?.clone();
         let rendered = render(&template)?;
-        let providers = secgraph::fanout::connect_targets(env.settings.as_ref(), &targets, &env.options).await;
-        let providers = providers
-            .into_iter()
-            .map(|(i, p)| (i, p.map(|p| p.with_queries(store.clone()))))
-            .collect();
         tracing::info!(query = %rendered.name, tenants = targets.len(), "running query across tenants");
+        let providers = secgraph::fanout::Tenants::SignIn {
+            settings: env.settings.clone(),
+            targets,
+            options: env.options.clone(),
+        };
         let out = &output::OutputArgs {
             strict: cli.strict,
             ..out.clone()
@@ -180,7 +180,11 @@ pub(crate) async fn exec(env: &Env, cli: &Cli) -> anyhow::Result<()> {
     };
     let q = secgraph::query::RenderedQuery::raw(path, *all);
     if let Some(targets) = fan_out_targets(env, cli)? {
-        let providers = secgraph::fanout::connect_targets(env.settings.as_ref(), &targets, &env.options).await;
+        let providers = secgraph::fanout::Tenants::SignIn {
+            settings: env.settings.clone(),
+            targets,
+            options: env.options.clone(),
+        };
         let out = &output::OutputArgs {
             strict: cli.strict,
             ..out.clone()
