@@ -269,7 +269,7 @@ impl From<Vec<(Target, Result<QueryProvider>)>> for Tenants {
 
 /// What a tenant's task reports: its connection (when it signs in itself), then its pages.
 enum Report {
-    SignedIn(usize, Result<QueryProvider>),
+    SignedIn(usize, Box<Result<QueryProvider>>),
     Page(usize, Result<Page>),
 }
 
@@ -323,15 +323,18 @@ pub async fn fan_out(tenants: impl Into<Tenants>, query: &RenderedQuery, sink: &
     let mut first = true;
     while let Some(report) = rx.recv().await {
         let (i, page) = match report {
-            Report::SignedIn(i, Ok(p)) => {
-                summary.tenants[i].tenant_id = Some(tenant_of(&p));
-                connected.push((i, p));
-                continue;
-            }
-            Report::SignedIn(i, Err(e)) => {
-                let t = &mut summary.tenants[i];
-                tracing::warn!(tenant = %t.name, instance = %t.instance, error = %e, "a tenant cannot sign in; the others go on");
-                t.result = Err(e);
+            Report::SignedIn(i, signed_in) => {
+                match *signed_in {
+                    Ok(p) => {
+                        summary.tenants[i].tenant_id = Some(tenant_of(&p));
+                        connected.push((i, p));
+                    }
+                    Err(e) => {
+                        let t = &mut summary.tenants[i];
+                        tracing::warn!(tenant = %t.name, instance = %t.instance, error = %e, "a tenant cannot sign in; the others go on");
+                        t.result = Err(e);
+                    }
+                }
                 continue;
             }
             Report::Page(i, page) => (i, page),
@@ -402,7 +405,7 @@ fn spawn_tenant(
             Source::SignIn(settings, options) => {
                 let connected = QueryProvider::connect(settings.as_ref().as_ref(), &options).await;
                 let p = connected.as_ref().ok().cloned();
-                if tx.send(Report::SignedIn(i, connected)).await.is_err() {
+                if tx.send(Report::SignedIn(i, Box::new(connected))).await.is_err() {
                     return;
                 }
                 match p {
