@@ -198,7 +198,7 @@ pub enum Run<'a> {
     },
     /// One query on several tenants (`--instance A,B`, `--all-instances`, `--tenants FILE`), each signed in to as it
     /// gets its place.
-    FanOut(secgraph::fanout::Tenants),
+    FanOut(Box<secgraph::fanout::Tenants>),
 }
 
 impl Run<'_> {
@@ -337,7 +337,7 @@ async fn drive(
             (s, None)
         }
         Run::FanOut(providers) => {
-            let f = secgraph::fanout::fan_out(providers, query, sink).await?;
+            let f = secgraph::fanout::fan_out(*providers, query, sink).await?;
             let mut s = PageSummary::default();
             s.rows = f.rows();
             s.pages = f.pages();

@@ -60,7 +60,7 @@ pub(crate) async fn run(env: &Env, cli: &Cli) -> anyhow::Result<()> {
             strict: cli.strict,
             ..out.clone()
         };
-        return output::run_to_output(output::Run::FanOut(providers), &rendered, out, &template.table_columns).await;
+        return output::run_to_output(output::Run::FanOut(Box::new(providers)), &rendered, out, &template.table_columns).await;
     }
     let provider = env.connect(cli).await?;
     let template = provider.queries().get(name)?.clone();
@@ -189,7 +189,7 @@ pub(crate) async fn exec(env: &Env, cli: &Cli) -> anyhow::Result<()> {
             strict: cli.strict,
             ..out.clone()
         };
-        return output::run_to_output(output::Run::FanOut(providers), &q, out, &[]).await;
+        return output::run_to_output(output::Run::FanOut(Box::new(providers)), &q, out, &[]).await;
     }
     let provider = env.connect(cli).await?;
     output::run_to_output(output::Run::Single(&provider), &q, out, &[]).await
