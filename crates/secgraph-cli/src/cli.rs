@@ -38,7 +38,7 @@ pub(crate) struct Cli {
     /// Across tenants, any tenant that fails fails the run (its error's exit code) instead of a partial result
     /// (exit 8).
     #[arg(long, global = true, help_heading = "Tenants")]
-    pub(crate) strict: bool,
+    pub(crate) strict_tenants: bool,
     /// Extra folder of query YAML files (repeatable); added after the settings' QueryDefinitions.
     #[arg(long = "queries", global = true, value_name = "DIR")]
     pub(crate) query_dirs: Vec<PathBuf>,

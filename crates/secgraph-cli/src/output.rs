@@ -63,7 +63,7 @@ pub struct OutputArgs {
     /// FILE — CSV when it ends in .csv, else JSON.
     #[arg(long, value_name = "FILE")]
     pub summary: Option<PathBuf>,
-    /// Across tenants, any failed tenant fails the run (set from the global --strict).
+    /// Across tenants, any failed tenant fails the run (set from the global --strict-tenants).
     #[arg(skip)]
     pub strict: bool,
 }
@@ -462,7 +462,9 @@ pub async fn run_to_output(run: Run<'_>, query: &RenderedQuery, args: &OutputArg
             let total = f.tenants.len();
             let names = failed.join(", ");
             if let Some(e) = f.tenants.into_iter().find_map(|t| t.result.err()) {
-                return Err(anyhow::Error::new(e).context(format!("--strict: {n} of {total} tenant(s) failed ({names}); the first error")));
+                return Err(anyhow::Error::new(e).context(format!(
+                    "--strict-tenants: {n} of {total} tenant(s) failed ({names}); the first error"
+                )));
             }
             return Ok(());
         }

@@ -974,7 +974,7 @@ fn a_budget_wait_is_visible() {
 
 /// One multi-tenant app over a tenants file: every tenant's rows tagged with its own id, the tenants that cannot be
 /// read named with the service's reason (exit 8, the others' rows written), a status file, tag and id filters, and
-/// `--strict` failing the whole run.
+/// `--strict-tenants` failing the whole run.
 #[test]
 fn a_tenants_file_fans_out_names_failures_and_strict_fails_the_run() {
     let dir = tempfile::tempdir().unwrap();
@@ -1071,10 +1071,18 @@ fn a_tenants_file_fans_out_names_failures_and_strict_fails_the_run() {
     assert_eq!(rows.len(), 3 * 2, "exec reads each tenant too");
     assert!(rows.iter().all(|r| r["TenantId"] == r["tenantId"]));
 
-    let out = run(&["--strict"]);
+    let out = run(&["--strict-tenants"]);
     let stderr = text(&out.stderr);
     assert!(!matches!(out.status.code(), Some(0) | Some(8)), "{:?} {stderr}", out.status.code());
-    assert!(stderr.contains("--strict: 2 of 12 tenant(s) failed"), "{stderr}");
+    assert!(stderr.contains("--strict-tenants: 2 of 12 tenant(s) failed"), "{stderr}");
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&cfg)
+        .args(["--instance", "MSSP", "query", "Alerts.list", "--start", "-3d", "--split-by", "1d"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("--split-by is for one tenant"));
 
     let out = Command::new(BIN)
         .arg("--config")

@@ -47,6 +47,11 @@ pub(crate) async fn run(env: &Env, cli: &Cli) -> anyhow::Result<()> {
         return Ok(());
     }
     if let Some(targets) = fan_out_targets(env, cli)? {
+        if split_by.is_some() {
+            anyhow::bail!(crate::UsageError(
+                "--split-by is for one tenant: across tenants each tenant reads the range in one pass (drop --split-by, or name one tenant)".into()
+            ));
+        }
         let store = query_store(env.settings.as_ref(), &cli.query_dirs)?;
         let template = store.get(name)?.clone();
         let rendered = render(&template)?;
@@ -57,7 +62,7 @@ pub(crate) async fn run(env: &Env, cli: &Cli) -> anyhow::Result<()> {
             options: env.options.clone(),
         };
         let out = &output::OutputArgs {
-            strict: cli.strict,
+            strict: cli.strict_tenants,
             ..out.clone()
         };
         return output::run_to_output(output::Run::FanOut(Box::new(providers)), &rendered, out, &template.table_columns).await;
@@ -186,7 +191,7 @@ pub(crate) async fn exec(env: &Env, cli: &Cli) -> anyhow::Result<()> {
             options: env.options.clone(),
         };
         let out = &output::OutputArgs {
-            strict: cli.strict,
+            strict: cli.strict_tenants,
             ..out.clone()
         };
         return output::run_to_output(output::Run::FanOut(Box::new(providers)), &q, out, &[]).await;
