@@ -197,8 +197,8 @@ pub enum Run<'a> {
         parallel: usize,
     },
     /// One query on several tenants (`--instance A,B`, `--all-instances`, `--tenants FILE`), each signed in to as it
-    /// gets its place.
-    FanOut(Box<secgraph::fanout::Tenants>),
+    /// gets its place; with `--split-by`, every tenant reads these slices, this many at once.
+    FanOut(Box<secgraph::fanout::Tenants>, Option<(Vec<RenderedQuery>, usize)>),
 }
 
 impl Run<'_> {
@@ -206,7 +206,7 @@ impl Run<'_> {
     fn providers(&self) -> Vec<QueryProvider> {
         match self {
             Run::Single(p) | Run::Split { provider: p, .. } => vec![(*p).clone()],
-            Run::FanOut(_) => vec![],
+            Run::FanOut(..) => vec![],
         }
     }
 }
@@ -316,7 +316,7 @@ async fn drive(
     let (providers, instances) = match &run {
         Run::Single(p) => (vec![(*p).clone()], vec![]),
         Run::Split { provider, .. } => (vec![(*provider).clone()], vec![]),
-        Run::FanOut(tenants) => (vec![], progress_names(tenants)),
+        Run::FanOut(tenants, _) => (vec![], progress_names(tenants)),
     };
     let mut progress = Progress::new(sink, args.quiet, providers, instances);
     let sink: &mut dyn RowSink = &mut progress;
@@ -336,8 +336,14 @@ async fn drive(
             }
             (s, None)
         }
-        Run::FanOut(providers) => {
-            let f = secgraph::fanout::fan_out(*providers, query, sink).await?;
+        Run::FanOut(providers, split) => {
+            let f = match split {
+                None => secgraph::fanout::fan_out(*providers, query, sink).await?,
+                Some((slices, parallel)) => {
+                    let pages = move |p: &QueryProvider| Ok(p.slice_pages(slices.clone(), parallel));
+                    secgraph::fanout::fan_out_pages(*providers, pages, sink).await?
+                }
+            };
             let mut s = PageSummary::default();
             s.rows = f.rows();
             s.pages = f.pages();

@@ -979,6 +979,7 @@ fn a_budget_wait_is_visible() {
 fn a_tenants_file_fans_out_names_failures_and_strict_fails_the_run() {
     let dir = tempfile::tempdir().unwrap();
     let (_emu, cfg) = common::emulator(dir.path(), &["--tenants", "12", "--alerts-per-tenant", "15"]);
+    let secgraph = |args: &[&str]| Command::new(BIN).arg("--config").arg(&cfg).args(args).output().unwrap();
     let run = |extra: &[&str]| {
         Command::new(BIN)
             .arg("--config")
@@ -1028,12 +1029,7 @@ fn a_tenants_file_fans_out_names_failures_and_strict_fails_the_run() {
     );
 
     // `connect` checks every tenant: signed in, roles granted, Graph reachable.
-    let out = Command::new(BIN)
-        .arg("--config")
-        .arg(&cfg)
-        .args(["--instance", "MSSP", "connect"])
-        .output()
-        .unwrap();
+    let out = secgraph(&["--instance", "MSSP", "connect"]);
     assert_eq!(out.status.code(), Some(8), "{}", text(&out.stderr));
     let table = text(&out.stdout);
     let line = |name: &str| table.lines().find(|l| l.starts_with(name)).unwrap_or_default().to_string();
@@ -1051,21 +1047,16 @@ fn a_tenants_file_fans_out_names_failures_and_strict_fails_the_run() {
     let out = run(&["--tenant-tag", "test"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout).lines().count(), 3 * 15, "Customers 0004, 0008 and 0012");
-    let out = Command::new(BIN)
-        .arg("--config")
-        .arg(&cfg)
-        .args([
-            "--instance",
-            "MSSP",
-            "--tenant-tag",
-            "test",
-            "exec",
-            "/security/incidents?$top=2",
-            "-o",
-            "jsonl",
-        ])
-        .output()
-        .unwrap();
+    let out = secgraph(&[
+        "--instance",
+        "MSSP",
+        "--tenant-tag",
+        "test",
+        "exec",
+        "/security/incidents?$top=2",
+        "-o",
+        "jsonl",
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let rows: Vec<serde_json::Value> = text(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(rows.len(), 3 * 2, "exec reads each tenant too");
@@ -1075,21 +1066,60 @@ fn a_tenants_file_fans_out_names_failures_and_strict_fails_the_run() {
     let stderr = text(&out.stderr);
     assert!(!matches!(out.status.code(), Some(0) | Some(8)), "{:?} {stderr}", out.status.code());
     assert!(stderr.contains("--strict-tenants: 2 of 12 tenant(s) failed"), "{stderr}");
-    let out = Command::new(BIN)
-        .arg("--config")
-        .arg(&cfg)
-        .args(["--instance", "MSSP", "query", "Alerts.list", "--start", "-3d", "--split-by", "1d"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("--split-by is for one tenant"));
+    // --split-by: every tenant reads the range as slices; the same rows as one pass.
+    let sliced = |extra: &[&str]| {
+        let out = Command::new(BIN)
+            .arg("--config")
+            .arg(&cfg)
+            .args([
+                "--instance",
+                "MSSP",
+                "--tenant-tag",
+                "test",
+                "query",
+                "Alerts.list",
+                "--start",
+                "-30d",
+            ])
+            .args(extra)
+            .args(["-o", "jsonl"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let mut ids: Vec<(String, String)> = text(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .map(|v| (v["TenantId"].as_str().unwrap().to_string(), v["id"].as_str().unwrap().to_string()))
+            .collect();
+        ids.sort();
+        ids
+    };
+    let whole = sliced(&[]);
+    let first = whole[0].0.clone();
+    assert_eq!(whole.len(), 3 * 15);
+    assert_eq!(sliced(&["--split-by", "4d", "--parallel", "2"]), whole);
+    let out = secgraph(&[
+        "-v",
+        "--instance",
+        "MSSP",
+        "--tenant",
+        &first,
+        "query",
+        "Alerts.list",
+        "--start",
+        "-30d",
+        "--split-by",
+        "4d",
+        "-o",
+        "jsonl",
+    ]);
+    assert!(
+        text(&out.stderr).contains("running the query as time slices"),
+        "{}",
+        text(&out.stderr)
+    );
 
-    let out = Command::new(BIN)
-        .arg("--config")
-        .arg(&cfg)
-        .args(["--tenant-tag", "prod", "query", "Alerts.list"])
-        .output()
-        .unwrap();
+    let out = secgraph(&["--tenant-tag", "prod", "query", "Alerts.list"]);
     assert_eq!(
         out.status.code(),
         Some(3),

@@ -369,7 +369,8 @@ impl Provider {
     /// options; rows carry `TenantId` and `Instance`. Returns the result and the status of every tenant: (tenant,
     /// name, instance, rows, pages, retries, seconds waited for the budget, error).
     #[staticmethod]
-    #[pyo3(signature = (config, options, instances, name, params, tenants=None, tags=Vec::new(), ids=Vec::new(), prompt=None, cancel=None))]
+    /// `split`: (start, end, slice seconds, slices at once) reads the range as time slices in every tenant.
+    #[pyo3(signature = (config, options, instances, name, params, tenants=None, tags=Vec::new(), ids=Vec::new(), prompt=None, cancel=None, split=None))]
     #[allow(clippy::too_many_arguments)]
     fn run_targets(
         py: Python<'_>,
@@ -383,12 +384,30 @@ impl Provider {
         ids: Vec<String>,
         prompt: Option<Py<PyAny>>,
         cancel: Option<PyRef<'_, CancelToken>>,
+        split: Option<(String, String, i64, usize)>,
     ) -> PyResult<(ArrowResult, Vec<TenantStatus>)> {
         let o = connect_options(options, prompt)?;
+        let now = chrono::Utc::now();
+        let split = match split {
+            None => None,
+            Some((start, end, seconds, parallel)) => Some((
+                (
+                    secgraph::query::parse_time(&start, now).map_err(py_err)?,
+                    secgraph::query::parse_time(&end, now).map_err(py_err)?,
+                ),
+                chrono::Duration::seconds(seconds),
+                parallel,
+            )),
+        };
         let out = wait(py, cancel.as_deref(), async move {
             let settings = settings_for(config)?;
             let store = query_store(settings.as_ref())?;
-            let q = store.get(&name)?.render(&params, chrono::Utc::now())?;
+            let template = store.get(&name)?;
+            let q = template.render(&params, now)?;
+            let slices = match split {
+                None => None,
+                Some((range, slice, parallel)) => Some((secgraph::fanout::slice_queries(template, &params, range, slice)?, parallel)),
+            };
             let targets = targets_for(settings.as_ref(), instances, tenants.as_deref(), tags, ids)?;
             let tenants = secgraph::fanout::Tenants::SignIn {
                 settings,
@@ -396,7 +415,13 @@ impl Provider {
                 options: o,
             };
             let mut sink = BatchCollector::new(QueryProvider::batch_builder(&q));
-            let summary = secgraph::fanout::fan_out(tenants, &q, &mut sink).await?;
+            let summary = match slices {
+                None => secgraph::fanout::fan_out(tenants, &q, &mut sink).await?,
+                Some((slices, parallel)) => {
+                    let pages = move |p: &QueryProvider| Ok(p.slice_pages(slices.clone(), parallel));
+                    secgraph::fanout::fan_out_pages(tenants, pages, &mut sink).await?
+                }
+            };
             Ok::<_, secgraph::Error>((sink.into_batches()?, status_of(&summary)))
         })?
         .map_err(py_err)?;

@@ -60,6 +60,10 @@ def test_tags_ids_and_strict_tenants(mssp):
     assert sorted(set(df["TenantId"])) == sorted(set(qp.last_status["tenant"]))
     assert list(qp.last_status["name"]) == ["Customer 0004", "Customer 0008"]
 
+    # split_by across tenants: every tenant reads the range as slices, the same rows as one pass.
+    sliced = qp.Alerts.list(start="-30d", split_by="4d", parallel=2)
+    assert sorted(zip(sliced["TenantId"], sliced["id"])) == sorted(zip(df["TenantId"], df["id"]))
+
     strict = QueryProvider("SecurityGraph")
     strict.connect(config=mssp.config_path, instance="MSSP", strict_tenants=True)
     with pytest.raises(secgraph.SecGraphError, match="1 of 8 tenant"):

@@ -10,7 +10,7 @@
 //! in slice order, and an item seen in an earlier slice is not delivered again.
 
 use crate::error::{Error, Result};
-use crate::graph::{Page, PageSummary};
+use crate::graph::{Page, PageSummary, Pages};
 use crate::output::RowSink;
 use crate::provider::QueryProvider;
 use crate::query::RenderedQuery;
@@ -277,6 +277,18 @@ enum Report {
 /// pages into `sink` as they arrive. One slow or throttled tenant holds only its own place; a tenant that cannot
 /// sign in or read is reported with its error while the others' rows are kept.
 pub async fn fan_out(tenants: impl Into<Tenants>, query: &RenderedQuery, sink: &mut dyn RowSink) -> Result<FanOutSummary> {
+    let query = query.clone();
+    fan_out_pages(tenants, move |p: &QueryProvider| p.pages(&query), sink).await
+}
+
+/// [`fan_out`] with each tenant's pages made by `pages` from its connection — e.g. a time-ranged query read as
+/// slices ([`QueryProvider::slice_pages`]) in every tenant.
+pub async fn fan_out_pages(
+    tenants: impl Into<Tenants>,
+    pages: impl Fn(&QueryProvider) -> Result<Pages> + Send + Sync + 'static,
+    sink: &mut dyn RowSink,
+) -> Result<FanOutSummary> {
+    let make: MakePages = std::sync::Arc::new(pages);
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Report>(4);
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(TENANTS_IN_FLIGHT));
     let mut summary = FanOutSummary::default();
@@ -294,7 +306,7 @@ pub async fn fan_out(tenants: impl Into<Tenants>, query: &RenderedQuery, sink: &
             for (i, (target, provider)) in list.into_iter().enumerate() {
                 let (tenant_id, result) = match provider {
                     Ok(p) => {
-                        spawn_tenant(i, Source::Ready(p.clone()), query.clone(), tx.clone(), slots.clone());
+                        spawn_tenant(i, Source::Ready(p.clone()), make.clone(), tx.clone(), slots.clone());
                         let id = tenant_of(&p);
                         connected.push((i, p));
                         (Some(id), Ok(PageSummary::default()))
@@ -313,7 +325,7 @@ pub async fn fan_out(tenants: impl Into<Tenants>, query: &RenderedQuery, sink: &
             for (i, target) in targets.into_iter().enumerate() {
                 let connect = target.connect_options(&options);
                 let source = Source::SignIn(settings.clone(), connect);
-                spawn_tenant(i, source, query.clone(), tx.clone(), slots.clone());
+                spawn_tenant(i, source, make.clone(), tx.clone(), slots.clone());
                 let configured = target.tenant.as_ref().map(|t| t.tenant.clone());
                 summary.tenants.push(outcome(&target, configured, Ok(PageSummary::default())));
             }
@@ -389,10 +401,13 @@ enum Source {
     SignIn(std::sync::Arc<Option<crate::config::Settings>>, crate::ConnectOptions),
 }
 
+/// How a tenant's pages are made from its connection.
+type MakePages = std::sync::Arc<dyn Fn(&QueryProvider) -> Result<Pages> + Send + Sync>;
+
 fn spawn_tenant(
     i: usize,
     source: Source,
-    query: RenderedQuery,
+    make: MakePages,
     tx: tokio::sync::mpsc::Sender<Report>,
     slots: std::sync::Arc<tokio::sync::Semaphore>,
 ) {
@@ -414,7 +429,7 @@ fn spawn_tenant(
                 }
             }
         };
-        let mut pages = match provider.pages(&query) {
+        let mut pages = match make(&provider) {
             Ok(p) => p,
             Err(e) => {
                 let _ = tx.send(Report::Page(i, Err(e))).await;
@@ -472,7 +487,74 @@ fn stamp(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Nanos, true)
 }
 
+/// A time-ranged query as consecutive slices of `[start, end]` (see [`time_slices`]): `template` rendered once a
+/// slice with `params` (without `start`/`end`, which the slices give). A query without both `start` and `end`
+/// parameters cannot be split.
+pub fn slice_queries(
+    template: &crate::query::QueryTemplate,
+    params: &[(String, String)],
+    (start, end): (DateTime<Utc>, DateTime<Utc>),
+    slice: chrono::Duration,
+) -> Result<Vec<RenderedQuery>> {
+    for bound in ["start", "end"] {
+        if template.parameter(bound).is_none() {
+            return Err(Error::Query {
+                message: format!("{} has no '{bound}' parameter: it cannot be split by time", template.full_name()),
+            });
+        }
+    }
+    let now = Utc::now();
+    let mut queries = Vec::new();
+    for (s, e) in time_slices(start, end, slice)? {
+        let mut p: Vec<(String, String)> = params
+            .iter()
+            .filter(|(k, _)| template.parameter(k).is_none_or(|d| d.name != "start" && d.name != "end"))
+            .cloned()
+            .collect();
+        p.push(("start".into(), stamp(s)));
+        p.push(("end".into(), stamp(e)));
+        queries.push(template.render(&p, now)?);
+    }
+    Ok(queries)
+}
+
 impl QueryProvider {
+    /// The pages of `slices` ([`slice_queries`]) as one stream: slices in order, at most `parallel` read at once,
+    /// an item already delivered by an earlier slice dropped and counted in its page's `duplicates`.
+    pub fn slice_pages(&self, slices: Vec<RenderedQuery>, parallel: usize) -> Pages {
+        tracing::info!(slices = slices.len(), parallel, "running the query as time slices");
+        let p = self.clone();
+        let read = futures_util::stream::iter(slices.into_iter().map(move |q| {
+            let pages = p.pages(&q);
+            async move {
+                let mut got = Vec::new();
+                let mut pages = pages?;
+                while let Some(page) = pages.next().await {
+                    got.push(page?);
+                }
+                Ok::<_, Error>(got)
+            }
+        }))
+        .buffered(parallel.max(1));
+        let mut seen: HashSet<String> = HashSet::new();
+        let pages = read.flat_map(move |slice| {
+            let out: Vec<Result<Page>> = match slice {
+                Err(e) => vec![Err(e)],
+                Ok(pages) => pages
+                    .into_iter()
+                    .map(|mut page| {
+                        let before = page.rows.len();
+                        page.rows.retain(|r| r.id().is_none_or(|id| seen.insert(id.into_owned())));
+                        page.duplicates += before - page.rows.len();
+                        Ok(page)
+                    })
+                    .collect(),
+            };
+            futures_util::stream::iter(out)
+        });
+        Pages::new(pages)
+    }
+
     /// Runs a named, time-ranged query as slices of `slice` between `start` and `end`, at most `parallel` at once,
     /// pushing rows into `sink` in slice order (see the [module docs](crate::fanout)). `params` must not hold
     /// `start`/`end` (they are given here).
@@ -480,66 +562,26 @@ impl QueryProvider {
         &self,
         name: &str,
         params: &[(String, String)],
-        (start, end): (DateTime<Utc>, DateTime<Utc>),
+        range: (DateTime<Utc>, DateTime<Utc>),
         slice: chrono::Duration,
         parallel: usize,
         sink: &mut dyn RowSink,
     ) -> Result<PageSummary> {
-        let template = self.queries().get(name)?;
-        for bound in ["start", "end"] {
-            if template.parameter(bound).is_none() {
-                return Err(Error::Query {
-                    message: format!("{} has no '{bound}' parameter: it cannot be split by time", template.full_name()),
-                });
-            }
-        }
-        let mut queries = Vec::new();
-        for (s, e) in time_slices(start, end, slice)? {
-            let mut p: Vec<(String, String)> = params
-                .iter()
-                .filter(|(k, _)| template.parameter(k).is_none_or(|d| d.name != "start" && d.name != "end"))
-                .cloned()
-                .collect();
-            p.push(("start".into(), stamp(s)));
-            p.push(("end".into(), stamp(e)));
-            queries.push(self.render(name, &p)?);
-        }
-        tracing::info!(slices = queries.len(), parallel, "running the query as time slices");
-        let mut slices = futures_util::stream::iter(queries.into_iter().map(|q| {
-            let pages = self.pages(&q);
-            async move {
-                let mut got = Vec::new();
-                let mut pages = pages?;
-                while let Some(p) = pages.next().await {
-                    got.push(p?);
-                }
-                Ok::<_, Error>(got)
-            }
-        }))
-        .buffered(parallel.max(1));
+        let slices = slice_queries(self.queries().get(name)?, params, range, slice)?;
+        let mut pages = self.slice_pages(slices, parallel);
         let mut summary = PageSummary::default();
-        let mut seen: HashSet<String> = HashSet::new();
         let mut first = true;
-        while let Some(pages) = slices.next().await {
-            for page in pages? {
-                if first && !page.schema.is_empty() {
-                    sink.columns(&page.schema);
-                }
-                first = false;
-                summary.pages += 1;
-                summary.duplicates += page.duplicates;
-                let before = page.rows.len();
-                let rows: Vec<Row> = page
-                    .rows
-                    .into_iter()
-                    .filter(|r| r.id().is_none_or(|id| seen.insert(id.into_owned())))
-                    .collect();
-                summary.duplicates += before - rows.len();
-                summary.rows += rows.len();
-                if sink.page(rows)?.is_break() {
-                    sink.finish()?;
-                    return Ok(summary);
-                }
+        while let Some(page) = pages.next().await {
+            let page = page?;
+            if first && !page.schema.is_empty() {
+                sink.columns(&page.schema);
+            }
+            first = false;
+            summary.pages += 1;
+            summary.duplicates += page.duplicates;
+            summary.rows += page.rows.len();
+            if sink.page(page.rows)?.is_break() {
+                break;
             }
         }
         sink.finish()?;

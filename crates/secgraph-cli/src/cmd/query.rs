@@ -46,33 +46,9 @@ pub(crate) async fn run(env: &Env, cli: &Cli) -> anyhow::Result<()> {
         println!("{}", q.describe());
         return Ok(());
     }
-    if let Some(targets) = fan_out_targets(env, cli)? {
-        if split_by.is_some() {
-            anyhow::bail!(crate::UsageError(
-                "--split-by is for one tenant: across tenants each tenant reads the range in one pass (drop --split-by, or name one tenant)".into()
-            ));
-        }
-        let store = query_store(env.settings.as_ref(), &cli.query_dirs)?;
-        let template = store.get(name)?.clone();
-        let rendered = render(&template)?;
-        tracing::info!(query = %rendered.name, tenants = targets.len(), "running query across tenants");
-        let providers = secgraph::fanout::Tenants::SignIn {
-            settings: env.settings.clone(),
-            targets,
-            options: env.options.clone(),
-        };
-        let out = &output::OutputArgs {
-            strict: cli.strict_tenants,
-            ..out.clone()
-        };
-        return output::run_to_output(output::Run::FanOut(Box::new(providers)), &rendered, out, &template.table_columns).await;
-    }
-    let provider = env.connect(cli).await?;
-    let template = provider.queries().get(name)?.clone();
-    let rendered = render(&template)?;
-    tracing::info!(query = %rendered.name, "running query");
-    let run = match split_by {
-        None => output::Run::Single(&provider),
+    // --split-by: the slices of the range (start and end from -p, or the last day).
+    let split = match split_by {
+        None => None,
         Some(d) => {
             let slice = parse_duration(d)?;
             let now = chrono::Utc::now();
@@ -83,16 +59,49 @@ pub(crate) async fn run(env: &Env, cli: &Cli) -> anyhow::Result<()> {
                 })
             };
             let range = (time(start, now - chrono::Duration::days(1))?, time(end, now)?);
-            let rest = values.iter().filter(|(k, _)| k != "start" && k != "end").cloned().collect();
-            output::Run::Split {
-                provider: &provider,
-                name: name.clone(),
-                params: rest,
-                range,
-                slice,
-                parallel: usize::from(*parallel),
-            }
+            let rest: Vec<(String, String)> = values.iter().filter(|(k, _)| k != "start" && k != "end").cloned().collect();
+            Some((range, slice, rest))
         }
+    };
+    if let Some(targets) = fan_out_targets(env, cli)? {
+        let store = query_store(env.settings.as_ref(), &cli.query_dirs)?;
+        let template = store.get(name)?.clone();
+        let rendered = render(&template)?;
+        // Across tenants, every tenant reads the same slices.
+        let slices = match &split {
+            None => None,
+            Some((range, slice, rest)) => Some((
+                secgraph::fanout::slice_queries(&template, rest, *range, *slice)?,
+                usize::from(*parallel),
+            )),
+        };
+        tracing::info!(query = %rendered.name, tenants = targets.len(), "running query across tenants");
+        let providers = secgraph::fanout::Tenants::SignIn {
+            settings: env.settings.clone(),
+            targets,
+            options: env.options.clone(),
+        };
+        let out = &output::OutputArgs {
+            strict: cli.strict_tenants,
+            ..out.clone()
+        };
+        let run = output::Run::FanOut(Box::new(providers), slices);
+        return output::run_to_output(run, &rendered, out, &template.table_columns).await;
+    }
+    let provider = env.connect(cli).await?;
+    let template = provider.queries().get(name)?.clone();
+    let rendered = render(&template)?;
+    tracing::info!(query = %rendered.name, "running query");
+    let run = match split {
+        None => output::Run::Single(&provider),
+        Some((range, slice, rest)) => output::Run::Split {
+            provider: &provider,
+            name: name.clone(),
+            params: rest,
+            range,
+            slice,
+            parallel: usize::from(*parallel),
+        },
     };
     output::run_to_output(run, &rendered, out, &template.table_columns).await
 }
@@ -194,7 +203,7 @@ pub(crate) async fn exec(env: &Env, cli: &Cli) -> anyhow::Result<()> {
             strict: cli.strict_tenants,
             ..out.clone()
         };
-        return output::run_to_output(output::Run::FanOut(Box::new(providers)), &q, out, &[]).await;
+        return output::run_to_output(output::Run::FanOut(Box::new(providers), None), &q, out, &[]).await;
     }
     let provider = env.connect(cli).await?;
     output::run_to_output(output::Run::Single(&provider), &q, out, &[]).await

@@ -187,7 +187,13 @@ class QueryFunction:
         if flags & {"print", "query", "debug_query"} or kwargs.get("print"):
             return self._provider._native().describe(self.full_name, params)
         if instances or self._provider._tenants.get("file") is not None:
-            return self._across(list(instances or [self._provider._instance]), params, output, strict_tenants)
+            split = None
+            if split_by:
+                given = dict(params)
+                rest = [(k, v) for k, v in params if k not in ("start", "end")]
+                split = (given.get("start", "-1d"), given.get("end", "now"), _seconds(split_by), parallel)
+                params = rest
+            return self._across(list(instances or [self._provider._instance]), params, output, strict_tenants, split)
         if split_by:
             given = dict(params)
             rest = [(k, v) for k, v in params if k not in ("start", "end")]
@@ -198,7 +204,8 @@ class QueryFunction:
         result = self._provider._native().run(self.full_name, params)
         return _convert(result, output)
 
-    def _across(self, instances: list, params: list, output: str, strict_tenants: bool = False) -> Any:
+    def _across(self, instances: list, params: list, output: str, strict_tenants: bool = False,
+                split: tuple | None = None) -> Any:
         """The query against several tenants — the instances given, each expanded into its tenants when a tenants
         file is in play. Every tenant's status (tenant, name, instance, rows, pages, retries, budget_wait_s, error)
         is ``df.attrs["secgraph_status"]`` (pandas) and ``provider.last_status``; failed tenants are named in a
@@ -209,7 +216,7 @@ class QueryFunction:
         t = self._provider._tenants
         result, status = _native.Provider.run_targets(
             config, options, [str(i) for i in instances], self.full_name, params,
-            t.get("file"), list(t.get("tags") or []), list(t.get("ids") or []), prompt,
+            t.get("file"), list(t.get("tags") or []), list(t.get("ids") or []), prompt, None, split,
         )
         frame_status = pd.DataFrame(
             status, columns=["tenant", "name", "instance", "rows", "pages", "retries", "budget_wait_s", "error"]
