@@ -489,53 +489,19 @@ pub async fn run_to_output(run: Run<'_>, query: &RenderedQuery, args: &OutputArg
     Ok(())
 }
 
-/// The per-tenant status of a run across tenants, one record a tenant: the same columns as Python's
-/// `df.attrs["secgraph_status"]`.
-pub(crate) fn status_records(f: &FanOutSummary) -> Vec<serde_json::Value> {
-    f.tenants
-        .iter()
-        .map(|t| {
-            let (rows, pages, error) = match &t.result {
-                Ok(s) => (s.rows, s.pages, None),
-                Err(e) => (0, 0, Some(e.to_string())),
-            };
-            serde_json::json!({
-                "tenant": t.tenant_id,
-                "name": t.name,
-                "instance": t.instance,
-                "rows": rows,
-                "pages": pages,
-                "retries": t.retries,
-                "budget_wait_s": (t.budget_waited.as_secs_f64() * 1000.0).round() / 1000.0,
-                "error": error,
-            })
-        })
-        .collect()
-}
-
 /// Writes the status table to `path`: CSV when it ends in `.csv`, else a JSON array.
 fn write_status(path: &std::path::Path, f: &FanOutSummary) -> anyhow::Result<()> {
-    let records = status_records(f);
-    let csv = path.extension().is_some_and(|x| x.eq_ignore_ascii_case("csv"));
-    let bytes = if csv {
+    let status = f.status();
+    let bytes = if path.extension().is_some_and(|x| x.eq_ignore_ascii_case("csv")) {
+        let csv_err = |e: csv::Error| secgraph::Error::output_from("status CSV", e);
         let mut w = csv::Writer::from_writer(Vec::new());
-        let cols = ["tenant", "name", "instance", "rows", "pages", "retries", "budget_wait_s", "error"];
-        w.write_record(cols).map_err(|e| secgraph::Error::output_from("status CSV", e))?;
-        for r in &records {
-            let cells: Vec<String> = cols
-                .iter()
-                .map(|c| match &r[c] {
-                    serde_json::Value::Null => String::new(),
-                    serde_json::Value::String(s) => s.clone(),
-                    v => v.to_string(),
-                })
-                .collect();
-            w.write_record(&cells).map_err(|e| secgraph::Error::output_from("status CSV", e))?;
+        for s in &status {
+            w.serialize(s).map_err(csv_err)?;
         }
         w.into_inner()
             .map_err(|e| secgraph::Error::output_from("status CSV", e.into_error()))?
     } else {
-        serde_json::to_vec_pretty(&records)?
+        serde_json::to_vec_pretty(&status)?
     };
     std::fs::write(path, bytes).map_err(|e| secgraph::Error::output_from(format!("cannot write {}", path.display()), e))?;
     Ok(())

@@ -274,9 +274,10 @@ impl Emulator {
             })
         };
         write(&ca_path, &pki.ca_pem)?;
+        let customers = directory::customers(config.tenants, config.seed);
         let tenants_path = if config.tenants > 0 {
             let p = dir.join("tenants.csv");
-            write(&p, &tenants_csv(&directory::customers(config.tenants, config.seed)))?;
+            write(&p, &tenants_csv(&customers))?;
             Some(p)
         } else {
             None
@@ -284,7 +285,6 @@ impl Emulator {
 
         // The demo app also signs in with a certificate: generate one, register it, and hand its files to clients.
         let mut directory = config.directory.clone().unwrap_or_default();
-        let customers = directory::customers(config.tenants, config.seed);
         directory.add_customers(&customers);
         let (client_cert_pem, client_key_pem) = tls::client_certificate().map_err(|e| StartError::Crypto(e.to_string()))?;
         let client_cert_path = dir.join("client-cert.pem");

@@ -726,25 +726,9 @@ type TenantStatus = (Option<String>, String, String, usize, usize, usize, f64, O
 
 fn status_of(summary: &secgraph::fanout::FanOutSummary) -> Vec<TenantStatus> {
     summary
-        .tenants
-        .iter()
-        .map(|t| {
-            let (rows, pages, error) = match &t.result {
-                Ok(s) => (s.rows, s.pages, None),
-                Err(e) => (0, 0, Some(e.to_string())),
-            };
-            let waited = (t.budget_waited.as_secs_f64() * 1000.0).round() / 1000.0;
-            (
-                t.tenant_id.clone(),
-                t.name.clone(),
-                t.instance.clone(),
-                rows,
-                pages,
-                t.retries,
-                waited,
-                error,
-            )
-        })
+        .status()
+        .into_iter()
+        .map(|s| (s.tenant, s.name, s.instance, s.rows, s.pages, s.retries, s.budget_wait_s, s.error))
         .collect()
 }
 

@@ -170,6 +170,29 @@ pub struct TenantOutcome {
     pub budget_waited: std::time::Duration,
 }
 
+/// One tenant's line of a run across tenants: what the CLI writes with `--summary` (the fields in this order are
+/// its columns) and the Python package returns as `df.attrs["secgraph_status"]`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[non_exhaustive]
+pub struct TenantStatus {
+    /// The tenant's directory id, else as configured; `None` when sign-in to an instance failed.
+    pub tenant: Option<String>,
+    /// Its name in the tenants file, else the instance.
+    pub name: String,
+    /// The instance it was read through.
+    pub instance: String,
+    /// Rows delivered (0 when it failed).
+    pub rows: usize,
+    /// Pages received (0 when it failed).
+    pub pages: usize,
+    /// Requests sent again.
+    pub retries: usize,
+    /// Seconds waited for its request budget, to the millisecond.
+    pub budget_wait_s: f64,
+    /// Why it failed, if it did.
+    pub error: Option<String>,
+}
+
 /// What a fan-out did, tenant by tenant.
 #[derive(Debug, Default)]
 #[non_exhaustive]
@@ -191,6 +214,29 @@ impl FanOutSummary {
     pub fn is_partial(&self) -> bool {
         self.tenants.iter().any(|t| t.result.is_err()) && self.tenants.iter().any(|t| t.result.is_ok())
     }
+    /// Each tenant's status line, in the order given.
+    pub fn status(&self) -> Vec<TenantStatus> {
+        self.tenants
+            .iter()
+            .map(|t| {
+                let (rows, pages, error) = match &t.result {
+                    Ok(s) => (s.rows, s.pages, None),
+                    Err(e) => (0, 0, Some(e.to_string())),
+                };
+                TenantStatus {
+                    tenant: t.tenant_id.clone(),
+                    name: t.name.clone(),
+                    instance: t.instance.clone(),
+                    rows,
+                    pages,
+                    retries: t.retries,
+                    budget_wait_s: (t.budget_waited.as_secs_f64() * 1000.0).round() / 1000.0,
+                    error,
+                }
+            })
+            .collect()
+    }
+
     /// The tenants that failed (by name), with their errors.
     pub fn failures(&self) -> impl Iterator<Item = (&str, &Error)> {
         self.tenants
@@ -230,16 +276,6 @@ pub async fn connect_instances(
 ) -> Vec<(Target, Result<QueryProvider>)> {
     let targets: Vec<Target> = instances.iter().map(|i| Target::instance(i)).collect();
     connect_targets(settings, &targets, options).await
-}
-
-/// Connects to one named instance (`Default` or an empty name: the unnamed `MicrosoftGraph` instance) with `options`
-/// but its own instance.
-pub async fn connect_instance(
-    settings: Option<&crate::config::Settings>,
-    name: &str,
-    options: &crate::ConnectOptions,
-) -> Result<QueryProvider> {
-    QueryProvider::connect(settings, &Target::instance(name).connect_options(options)).await
 }
 
 /// The tenants of a fan-out: connections made beforehand ([`connect_targets`]; a failed one passed as its error),

@@ -13,13 +13,17 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 async fn setup(alerts: usize, faults: Option<&str>) -> (Emulator, secgraph::config::Settings, reqwest::Client) {
-    let emu = Emulator::start(EmulatorConfig {
+    start(EmulatorConfig {
         alerts,
         faults: faults.map(|f| FaultSpec::parse(f).unwrap()),
         ..Default::default()
     })
     .await
-    .unwrap();
+}
+
+/// An emulator, its settings, and an HTTP client that trusts it.
+async fn start(config: EmulatorConfig) -> (Emulator, secgraph::config::Settings, reqwest::Client) {
+    let emu = Emulator::start(config).await.unwrap();
     let s = secgraph::config::Settings::from_yaml(&emu.msticpy_config(), "emulator.yaml").unwrap();
     let ca = reqwest::Certificate::from_pem(emu.ca_pem().unwrap().as_bytes()).unwrap();
     let http = reqwest::Client::builder().tls_certs_only([ca]).build().unwrap();
@@ -28,17 +32,12 @@ async fn setup(alerts: usize, faults: Option<&str>) -> (Emulator, secgraph::conf
 
 /// An emulator of 60 alerts whose changes reach reads `lag` after their time.
 async fn lagged(lag: std::time::Duration) -> (Emulator, secgraph::config::Settings, reqwest::Client) {
-    let emu = Emulator::start(EmulatorConfig {
+    start(EmulatorConfig {
         alerts: 60,
         ingestion_lag: Some(lag),
         ..Default::default()
     })
     .await
-    .unwrap();
-    let s = secgraph::config::Settings::from_yaml(&emu.msticpy_config(), "emulator.yaml").unwrap();
-    let ca = reqwest::Certificate::from_pem(emu.ca_pem().unwrap().as_bytes()).unwrap();
-    let http = reqwest::Client::builder().tls_certs_only([ca]).build().unwrap();
-    (emu, s, http)
 }
 
 async fn churn(emu: &Emulator, http: &reqwest::Client, new: usize, update: usize) {

@@ -76,17 +76,8 @@ pub(crate) async fn run(env: &Env, cli: &Cli) -> anyhow::Result<()> {
             )),
         };
         tracing::info!(query = %rendered.name, tenants = targets.len(), "running query across tenants");
-        let providers = secgraph::fanout::Tenants::SignIn {
-            settings: env.settings.clone(),
-            targets,
-            options: env.options.clone(),
-        };
-        let out = &output::OutputArgs {
-            strict: cli.strict_tenants,
-            ..out.clone()
-        };
-        let run = output::Run::FanOut(Box::new(providers), slices);
-        return output::run_to_output(run, &rendered, out, &template.table_columns).await;
+        let (run, out) = across(env, cli, targets, slices, out);
+        return output::run_to_output(run, &rendered, &out, &template.table_columns).await;
     }
     let provider = env.connect(cli).await?;
     let template = provider.queries().get(name)?.clone();
@@ -104,6 +95,27 @@ pub(crate) async fn run(env: &Env, cli: &Cli) -> anyhow::Result<()> {
         },
     };
     output::run_to_output(run, &rendered, out, &template.table_columns).await
+}
+
+/// A run across `targets`, each signed in to when it gets its place (reading `slices`, this many at once, when
+/// given), and the output options with `--strict-tenants`.
+fn across(
+    env: &Env,
+    cli: &Cli,
+    targets: Vec<secgraph::fanout::Target>,
+    slices: Option<(Vec<secgraph::query::RenderedQuery>, usize)>,
+    out: &output::OutputArgs,
+) -> (output::Run<'static>, output::OutputArgs) {
+    let tenants = secgraph::fanout::Tenants::SignIn {
+        settings: env.settings.clone(),
+        targets,
+        options: env.options.clone(),
+    };
+    let out = output::OutputArgs {
+        strict: cli.strict_tenants,
+        ..out.clone()
+    };
+    (output::Run::FanOut(Box::new(tenants), slices), out)
 }
 
 /// The tenants a run reads when it reads several: the instances to fan out to, each expanded into its tenants when
@@ -141,12 +153,7 @@ pub(crate) fn fan_out_targets(env: &Env, cli: &Cli) -> anyhow::Result<Option<Vec
 /// The instances to fan out to: `--all-instances`, or a comma-separated `--instance`; `None` for one connection.
 pub(crate) fn fan_out_instances(env: &Env, cli: &Cli, all: bool) -> anyhow::Result<Option<Vec<String>>> {
     if all {
-        let settings = env.require_settings(cli)?;
-        let mut v = Vec::new();
-        if settings.has_default_instance() {
-            v.push("Default".to_string());
-        }
-        v.extend(settings.instances());
+        let v = secgraph::export::all_instances(env.require_settings(cli)?);
         anyhow::ensure!(
             !v.is_empty(),
             crate::UsageError("--all-instances: the settings configure no MicrosoftGraph instance".into())
@@ -194,16 +201,8 @@ pub(crate) async fn exec(env: &Env, cli: &Cli) -> anyhow::Result<()> {
     };
     let q = secgraph::query::RenderedQuery::raw(path, *all);
     if let Some(targets) = fan_out_targets(env, cli)? {
-        let providers = secgraph::fanout::Tenants::SignIn {
-            settings: env.settings.clone(),
-            targets,
-            options: env.options.clone(),
-        };
-        let out = &output::OutputArgs {
-            strict: cli.strict_tenants,
-            ..out.clone()
-        };
-        return output::run_to_output(output::Run::FanOut(Box::new(providers), None), &q, out, &[]).await;
+        let (run, out) = across(env, cli, targets, None, out);
+        return output::run_to_output(run, &q, &out, &[]).await;
     }
     let provider = env.connect(cli).await?;
     output::run_to_output(output::Run::Single(&provider), &q, out, &[]).await
