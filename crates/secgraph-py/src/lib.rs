@@ -32,6 +32,8 @@ use std::sync::mpsc::{RecvTimeoutError, sync_channel};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+mod spark;
+
 pyo3::create_exception!(secgraph, SecGraphError, PyException, "Any secgraph failure.");
 pyo3::create_exception!(
     secgraph,
@@ -849,6 +851,14 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     }
     m.add_function(wrap_pyfunction!(export, m)?)?;
     m.add_function(wrap_pyfunction!(tenants_file, m)?)?;
+    m.add_function(wrap_pyfunction!(spark::plan_targets, m)?)?;
+    m.add_function(wrap_pyfunction!(spark::query_schema, m)?)?;
+    m.add_function(wrap_pyfunction!(spark::stream_schema, m)?)?;
+    m.add_function(wrap_pyfunction!(spark::time_windows, m)?)?;
+    m.add_function(wrap_pyfunction!(spark::service_time, m)?)?;
+    m.add_function(wrap_pyfunction!(spark::window_end, m)?)?;
+    m.add_function(wrap_pyfunction!(spark::all_instances, m)?)?;
+    m.add_function(wrap_pyfunction!(spark::read_versions, m)?)?;
     m.add_class::<Provider>()?;
     m.add_class::<ArrowResult>()?;
     m.add_class::<BatchStream>()?;

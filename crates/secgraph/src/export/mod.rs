@@ -51,6 +51,7 @@ mod crash;
 pub mod lease;
 pub mod root;
 pub mod tenants;
+pub mod window;
 pub use checkpoint::{MissingCheckpoint, next_watermark};
 pub use compact::compact;
 pub use lease::Lease;
@@ -677,7 +678,7 @@ async fn run_stream(
     Ok(())
 }
 
-/// Reads every version since the checkpoint's watermark (or `since`), window by window, into the run.
+/// Reads every version since the checkpoint's watermark (or `since`) into the run.
 async fn read(
     provider: &QueryProvider,
     cp: &Checkpoint,
@@ -686,58 +687,98 @@ async fn read(
     run: &mut Run<'_>,
     report: &mut StreamReport,
 ) -> Result<()> {
-    let stream = run.stream;
-    let hunting = matches!(stream, Stream::Hunting(_));
-    // A hunting query answers in one page: there is no page size to shrink, only the window to split.
-    let full = if hunting { MIN_PAGE } else { opts.page_size.max(1) };
-    let mut top = full;
-    // The windows still to read, the oldest last: at first one, [watermark, open). The watermark was checked as a
-    // time when loaded and is written back in Graph's format, never as the checkpoint's text.
+    // The watermark was checked as a time when loaded and is written back in Graph's format, never as the
+    // checkpoint's text.
     let first = cp.watermark_time().or(opts.since).map(graph_time);
-    let mut windows: Vec<(Option<String>, Option<String>)> = vec![(first, None)];
-    'window: while let Some((from, to)) = windows.pop() {
-        let q = stream.request(provider, from.as_deref(), to.as_deref(), top, started)?;
-        let mut pages = provider.pages(&q)?;
-        while let Some(page) = pages.next().await {
-            let page = match page {
-                Ok(p) => p,
-                Err(e) => match on_failure(e.http_status(), too_many_rows(&e), top, report.splits) {
-                    OnFailure::Shrink(smaller) => {
-                        top = smaller;
-                        report.shrinks += 1;
-                        report.page_size = top;
-                        tracing::warn!(stream = stream.name(), tenant = run.tenant, page_size = top, error = %e,
-                            "Graph keeps failing this page; reading again with smaller pages");
-                        windows.push((from, to));
-                        continue 'window;
-                    }
-                    OnFailure::Split => {
-                        // A hunting window with no start began 30 days back.
-                        let from = from.or_else(|| hunting.then(|| graph_time(started - chrono::Duration::days(30))));
-                        let Some(mid) = split_point(from.as_deref(), to.as_deref(), started) else {
-                            return Err(e);
-                        };
-                        report.splits += 1;
-                        tracing::warn!(stream = stream.name(), tenant = run.tenant, from = from.as_deref().unwrap_or("(start)"),
-                            to = to.as_deref().unwrap_or("(now)"), at = %mid, error = %e,
-                            "Graph keeps failing even small pages; splitting the time window in two");
-                        // Smaller windows are lighter: they start again at the full page size.
-                        top = full;
-                        report.page_size = top;
-                        windows.push((Some(mid.clone()), to));
-                        windows.push((from, Some(mid)));
-                        continue 'window;
-                    }
-                    OnFailure::Fail => return Err(e),
-                },
-            };
-            report.pages += 1;
+    let reading = Reading {
+        provider,
+        stream: run.stream,
+        tenant: run.tenant,
+        page_size: opts.page_size,
+        started,
+    };
+    reading
+        .pages((first, None), report, &mut |page, report| {
             if run.first_reply.is_none() {
                 run.first_reply = provider.server_now();
             }
             if !page.schema.is_empty() {
-                run.schema = page.schema.clone();
-                if hunting && !run.schema.iter().any(|(c, _)| c == "Timestamp") {
+                run.schema = page.schema;
+            }
+            run.take_page(page.rows, &cp.stored, report)?;
+            crash::reached(crash::Point::Page);
+            Ok(())
+        })
+        .await
+}
+
+/// One (tenant, stream) being read: what every reader of versions — the export's run, a [`window`] — shares.
+pub(crate) struct Reading<'a> {
+    pub provider: &'a QueryProvider,
+    pub stream: &'a Stream,
+    /// The tenant's key, for messages.
+    pub tenant: &'a str,
+    /// Page size asked for (`$top`).
+    pub page_size: usize,
+    /// The service's time when reading began (closes a hunting window's open end).
+    pub started: DateTime<Utc>,
+}
+
+impl Reading<'_> {
+    /// Reads the versions in `window` (`[from, to)`, either end open), page by page, into `on_page`. A page that
+    /// still fails with HTTP 500/504 after the client's retries makes the pass start again with half the page
+    /// size, then the window split in two ([`on_failure`]); the report counts both.
+    pub async fn pages(
+        &self,
+        window: (Option<String>, Option<String>),
+        report: &mut StreamReport,
+        on_page: &mut (dyn FnMut(crate::graph::Page, &mut StreamReport) -> Result<()> + Send),
+    ) -> Result<()> {
+        let (provider, stream, started) = (self.provider, self.stream, self.started);
+        let hunting = matches!(stream, Stream::Hunting(_));
+        // A hunting query answers in one page: there is no page size to shrink, only the window to split.
+        let full = if hunting { MIN_PAGE } else { self.page_size.max(1) };
+        let mut top = full;
+        // The windows still to read, the oldest last.
+        let mut windows: Vec<(Option<String>, Option<String>)> = vec![window];
+        'window: while let Some((from, to)) = windows.pop() {
+            let q = stream.request(provider, from.as_deref(), to.as_deref(), top, started)?;
+            let mut pages = provider.pages(&q)?;
+            while let Some(page) = pages.next().await {
+                let page = match page {
+                    Ok(p) => p,
+                    Err(e) => match on_failure(e.http_status(), too_many_rows(&e), top, report.splits) {
+                        OnFailure::Shrink(smaller) => {
+                            top = smaller;
+                            report.shrinks += 1;
+                            report.page_size = top;
+                            tracing::warn!(stream = stream.name(), tenant = self.tenant, page_size = top, error = %e,
+                                "Graph keeps failing this page; reading again with smaller pages");
+                            windows.push((from, to));
+                            continue 'window;
+                        }
+                        OnFailure::Split => {
+                            // A hunting window with no start began 30 days back.
+                            let from = from.or_else(|| hunting.then(|| graph_time(started - chrono::Duration::days(30))));
+                            let Some(mid) = split_point(from.as_deref(), to.as_deref(), started) else {
+                                return Err(e);
+                            };
+                            report.splits += 1;
+                            tracing::warn!(stream = stream.name(), tenant = self.tenant, from = from.as_deref().unwrap_or("(start)"),
+                                to = to.as_deref().unwrap_or("(now)"), at = %mid, error = %e,
+                                "Graph keeps failing even small pages; splitting the time window in two");
+                            // Smaller windows are lighter: they start again at the full page size.
+                            top = full;
+                            report.page_size = top;
+                            windows.push((Some(mid.clone()), to));
+                            windows.push((from, Some(mid)));
+                            continue 'window;
+                        }
+                        OnFailure::Fail => return Err(e),
+                    },
+                };
+                report.pages += 1;
+                if hunting && !page.schema.is_empty() && !page.schema.iter().any(|(c, _)| c == "Timestamp") {
                     return Err(Error::Query {
                         message: format!(
                             "{}: the query's rows have no Timestamp column, so they cannot be exported as versions (aggregate queries cannot); export a row-level query",
@@ -745,12 +786,11 @@ async fn read(
                         ),
                     });
                 }
+                on_page(page, report)?;
             }
-            run.take_page(page.rows, &cp.stored, report)?;
-            crash::reached(crash::Point::Page);
         }
+        Ok(())
     }
-    Ok(())
 }
 
 /// Commits a run: the quarantine file, then the checkpoint (new watermark, versions, the pending files) replaced
