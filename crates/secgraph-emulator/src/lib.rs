@@ -334,6 +334,7 @@ impl Emulator {
             vault_origins,
             churn_rng: std::sync::Mutex::new(data::Rng::new(config.seed ^ 0x00c4_a21e)),
             paths: Default::default(),
+            queries: Default::default(),
         });
         if let Some(spec) = config.churn {
             tokio::spawn(churn_loop(Arc::downgrade(&state), spec));
@@ -426,6 +427,16 @@ impl Emulator {
     /// Moves the emulator's clock forward (see `POST /_emulator/clock`); returns its new time.
     pub fn advance_clock(&self, by: Duration) -> chrono::DateTime<chrono::Utc> {
         self.state.clock.advance(by)
+    }
+
+    /// How many of the latest requests (the last [`QUERIES_KEPT`]) had a path and decoded query holding `text`
+    /// (e.g. `severity in ('high')`): what a client asked the service to filter.
+    pub fn requests_with(&self, text: &str) -> usize {
+        self.state
+            .queries
+            .lock()
+            .map(|q| q.iter().filter(|u| u.contains(text)).count())
+            .unwrap_or(0)
     }
 
     /// How many requests arrived at paths ending with `suffix` (e.g. `/oauth2/v2.0/devicecode`), for tests that
@@ -728,6 +739,9 @@ async fn not_found(axum::Extension(rid): axum::Extension<RequestId>, uri: axum::
     )
 }
 
+/// Requests whose path and query the emulator keeps for [`Emulator::requests_with`].
+pub const QUERIES_KEPT: usize = 20_000;
+
 /// Largest request body accepted (token forms, PATCH bodies and hunting queries are all small).
 const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// Requests served at once; more wait for a turn.
@@ -744,6 +758,13 @@ async fn limit_concurrency(State(sem): State<Arc<tokio::sync::Semaphore>>, req: 
 async fn request_ids(State(st): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
     if let Ok(mut seen) = st.paths.lock() {
         *seen.entry(req.uri().path().to_string()).or_default() += 1;
+    }
+    if let Ok(mut q) = st.queries.lock() {
+        if q.len() >= QUERIES_KEPT {
+            q.pop_front();
+        }
+        let query = percent_encoding::percent_decode_str(req.uri().query().unwrap_or("")).decode_utf8_lossy();
+        q.push_back(format!("{}?{}", req.uri().path(), query.replace('+', " ")));
     }
     let rid = uuid::Uuid::new_v4().to_string();
     let client = req

@@ -34,6 +34,9 @@ pub struct AppState {
     pub churn_rng: std::sync::Mutex<crate::data::Rng>,
     /// Requests seen per path (for tests that check what a client did not call).
     pub paths: Mutex<std::collections::HashMap<String, usize>>,
+    /// The latest requests' paths and decoded queries (at most [`crate::QUERIES_KEPT`]), for tests that check what a
+    /// client asked for (a filter it pushed to the service).
+    pub queries: Mutex<std::collections::VecDeque<String>>,
     /// Requests to the security collections, per app and tenant (`--requests-per-minute`).
     pub rate: crate::rate::RequestRate,
     /// The emulator's clock: real time moved by what `POST /_emulator/clock` advanced it by.

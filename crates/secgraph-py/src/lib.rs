@@ -694,6 +694,10 @@ impl Emulator {
     }
 
     /// Requests served so far whose path ends with `suffix`.
+    fn requests_with(&self, text: &str) -> usize {
+        self.inner.requests_with(text)
+    }
+
     fn requests_to(&self, suffix: &str) -> usize {
         self.inner.requests_to(suffix)
     }

@@ -73,6 +73,11 @@ class Emulator:
         """How many requests were served whose path ends with ``suffix``."""
         return self._inner.requests_to(suffix)
 
+    def requests_with(self, text: str) -> int:
+        """How many of the latest requests (20,000 kept) had a path and decoded query holding ``text``, e.g.
+        ``"severity in ('high')"``: what a client asked the service to filter."""
+        return self._inner.requests_with(text)
+
     def stop(self) -> None:
         self._inner.stop()
 
