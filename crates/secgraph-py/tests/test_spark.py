@@ -253,3 +253,29 @@ def test_no_secret_in_plans_partitions_or_options(spark, mssp):
     _no_secret_in(repr(pickle.dumps(parts)), mssp, "the pickled partitions")
     with pytest.raises(ValueError, match="secret"):
         sgspark._Options.parse({"config": mssp.config_path, "client_secret": "x" * 12})
+
+
+def test_incidents_and_hunting_queries_read_as_tables(spark, tmp_path, cli_bin):
+    since, until = _fixed_range()
+    with Emulator(alerts=60, alerts_per_tenant=30, hunting_calls_per_minute=100_000) as emu:
+        def cli(name, *args):
+            out = tmp_path / f"{name}.jsonl"
+            run = subprocess.run([cli_bin, "--config", emu.config_path, "--instance", "Default,Fabrikam", "query", name,
+                                  "--start", since, "--end", until, *args, "-o", "jsonl", "--out", str(out)],
+                                 capture_output=True, text=True, timeout=120)
+            assert run.returncode == 0, run.stderr
+            return [json.loads(line) for line in out.read_text().splitlines()]
+
+        read = lambda **o: _reader(spark, emu, instances="Default,Fabrikam", since=since, until=until,
+                                   requestsPerMinute="100000", **o).load()
+        incidents = read(stream="incidents")
+        got = sorted((r.TenantId, r.id) for r in incidents.select("TenantId", "id").collect())
+        assert got == sorted((j["TenantId"], j["id"]) for j in cli("Incidents.list")) and got
+        assert isinstance(incidents.schema["lastUpdateDateTime"].dataType, T.TimestampType)
+
+        hunting = read(stream="hunting:Hunting.process_by_name", **{"param.file_name": "powershell.exe"})
+        rows = hunting.select("TenantId", "Timestamp", "DeviceName").collect()
+        expected = cli("Hunting.process_by_name", "-p", "file_name=powershell.exe")
+        assert len(rows) == len(expected) > 0
+        assert isinstance(hunting.schema["Timestamp"].dataType, T.TimestampType)
+        assert {r.TenantId for r in rows} == {j["TenantId"] for j in expected}
