@@ -333,8 +333,7 @@ impl Emulator {
             hunting_usage: Default::default(),
             vault_origins,
             churn_rng: std::sync::Mutex::new(data::Rng::new(config.seed ^ 0x00c4_a21e)),
-            paths: Default::default(),
-            queries: Default::default(),
+            seen: Default::default(),
         });
         if let Some(spec) = config.churn {
             tokio::spawn(churn_loop(Arc::downgrade(&state), spec));
@@ -433,6 +432,7 @@ impl Emulator {
     /// (e.g. `severity in ('high')`): what a client asked the service to filter.
     pub fn requests_with(&self, text: &str) -> usize {
         self.state
+            .seen
             .queries
             .lock()
             .map(|q| q.iter().filter(|u| u.contains(text)).count())
@@ -443,6 +443,7 @@ impl Emulator {
     /// must show a client did not call an endpoint.
     pub fn requests_to(&self, suffix: &str) -> usize {
         self.state
+            .seen
             .paths
             .lock()
             .map(|p| p.iter().filter(|(k, _)| k.ends_with(suffix)).map(|(_, n)| *n).sum())
@@ -756,10 +757,10 @@ async fn limit_concurrency(State(sem): State<Arc<tokio::sync::Semaphore>>, req: 
 
 /// Gives every request a `request-id`, echoes `client-request-id`, and logs one line per request (no bodies).
 async fn request_ids(State(st): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
-    if let Ok(mut seen) = st.paths.lock() {
+    if let Ok(mut seen) = st.seen.paths.lock() {
         *seen.entry(req.uri().path().to_string()).or_default() += 1;
     }
-    if let Ok(mut q) = st.queries.lock() {
+    if let Ok(mut q) = st.seen.queries.lock() {
         if q.len() >= QUERIES_KEPT {
             q.pop_front();
         }

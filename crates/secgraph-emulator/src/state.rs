@@ -32,11 +32,8 @@ pub struct AppState {
     pub vault_origins: std::collections::HashMap<String, String>,
     /// The seeded generator for changes (`POST /_emulator/churn`, `--churn`).
     pub churn_rng: std::sync::Mutex<crate::data::Rng>,
-    /// Requests seen per path (for tests that check what a client did not call).
-    pub paths: Mutex<std::collections::HashMap<String, usize>>,
-    /// The latest requests' paths and decoded queries (at most [`crate::QUERIES_KEPT`]), for tests that check what a
-    /// client asked for (a filter it pushed to the service).
-    pub queries: Mutex<std::collections::VecDeque<String>>,
+    /// What requests arrived (for tests that check what a client called, or did not).
+    pub seen: RequestLog,
     /// Requests to the security collections, per app and tenant (`--requests-per-minute`).
     pub rate: crate::rate::RequestRate,
     /// The emulator's clock: real time moved by what `POST /_emulator/clock` advanced it by.
@@ -170,4 +167,14 @@ impl AppState {
             None => 3600 + (uuid::Uuid::new_v4().as_u128() % 1800) as i64,
         }
     }
+}
+
+/// What requests arrived, for tests.
+#[derive(Debug, Default)]
+pub struct RequestLog {
+    /// Requests seen per path.
+    pub paths: Mutex<std::collections::HashMap<String, usize>>,
+    /// The latest requests' paths and decoded queries (at most [`crate::QUERIES_KEPT`]): what a client asked for (a
+    /// filter it pushed to the service).
+    pub queries: Mutex<std::collections::VecDeque<String>>,
 }
