@@ -267,6 +267,16 @@ pub fn tag_row(row: &Row, tenant_id: &str, instance: &str) -> Row {
     Row::from_json(&joined).unwrap_or_else(|| row.clone())
 }
 
+/// A reply's declared columns (advanced hunting's) with the two [`tag_row`] adds in front.
+pub fn tagged_columns(declared: &[(String, String)]) -> Vec<(String, String)> {
+    let mut columns = vec![
+        ("TenantId".to_string(), "String".to_string()),
+        ("Instance".to_string(), "String".to_string()),
+    ];
+    columns.extend(declared.iter().cloned());
+    columns
+}
+
 /// Connects to each named instance (`Default` or an empty name: the unnamed `MicrosoftGraph` instance), as
 /// [`connect_targets`] does for targets of one instance each.
 pub async fn connect_instances(
@@ -404,12 +414,7 @@ pub async fn fan_out_pages(
             s.count = page.count;
         }
         if first && !page.schema.is_empty() {
-            let mut declared = vec![
-                ("TenantId".to_string(), "String".to_string()),
-                ("Instance".to_string(), "String".to_string()),
-            ];
-            declared.extend(page.schema.iter().cloned());
-            sink.columns(&declared);
+            sink.columns(&tagged_columns(&page.schema));
         }
         first = false;
         let tenant = t.tenant_id.clone().unwrap_or_default();

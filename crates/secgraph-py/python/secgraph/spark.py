@@ -43,6 +43,7 @@ from pyspark.sql.datasource import (
     LessThan,
     LessThanOrEqual,
 )
+from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
 from pyspark.sql.types import StructType
 
 from . import _native
@@ -125,7 +126,7 @@ class _Options:
     requests_per_minute: int
     overlap_s: int
     page_size: int
-    pushdown: bool
+    pushdown: Optional[bool]
 
     @staticmethod
     def parse(options: Dict[str, str]) -> "_Options":
@@ -163,7 +164,7 @@ class _Options:
             requests_per_minute=rpm,
             overlap_s=_overlap(o.get("overlap")),
             page_size=int(o.get("pagesize", "1000")),
-            pushdown=str(o.get("pushfilters", "false")).lower() == "true",
+            pushdown=None if "pushfilters" not in o else str(o["pushfilters"]).strip().lower() == "true",
         )
 
     @property
@@ -201,8 +202,6 @@ def _arrow_for_spark(schema: pa.Schema) -> pa.Schema:
 
 
 def _spark_schema(schema: pa.Schema) -> StructType:
-    from pyspark.sql.pandas.types import from_arrow_schema
-
     return from_arrow_schema(_arrow_for_spark(schema))
 
 
@@ -275,18 +274,22 @@ class SecGraphDataSource(DataSource):
     def schema(self) -> StructType:
         return _spark_schema(self._arrow_schema())
 
+    #: Whether the batch reader pushes filters when the `pushFilters` option does not say (Spark refuses a reader that
+    #: pushes filters unless `spark.sql.python.filterPushdown.enabled` is set, which :func:`register` does).
+    pushdown_by_default = False
+
     def reader(self, schema: StructType) -> DataSourceReader:
-        return _BatchReader(self._opts, schema)
+        pushdown = self._opts.pushdown if self._opts.pushdown is not None else self.pushdown_by_default
+        return (_PushdownReader if pushdown else _BatchReader)(self._opts, schema)
 
     def streamReader(self, schema: StructType) -> DataSourceStreamReader:
-        return _StreamReader(self._opts)
+        return _StreamReader(self._opts, schema)
 
 
 class _PushdownDataSource(SecGraphDataSource):
-    """The data source with filter pushdown (registered by :func:`register`)."""
+    """The data source with filter pushdown on by default (registered by :func:`register`)."""
 
-    def reader(self, schema: StructType) -> DataSourceReader:
-        return _PushdownReader(self._opts, schema)
+    pushdown_by_default = True
 
 
 class _BatchReader(DataSourceReader):
@@ -298,7 +301,8 @@ class _BatchReader(DataSourceReader):
         self.since = opts.since
         self.until = opts.until
         self.tenant_ids: Optional[set] = None
-        self._arrow: Optional[pa.Schema] = None
+        # The columns Spark was given (`schema()`, or the user's own): every batch is shaped to them.
+        self.arrow = None if schema is None else to_arrow_schema(schema, timezone="UTC")
 
     def _range(self) -> Tuple[str, str]:
         now = _stamp(dt.datetime.now(dt.timezone.utc))
@@ -326,10 +330,11 @@ class _BatchReader(DataSourceReader):
 
     def _read_window(self, part: _Part, window: Tuple[Optional[str], str]):
         o = self.opts
-        params = [(k, v) for k, v in self.params.items() if k not in ("start", "end")]
-        split = None if window[0] is None else (window[0], window[1], 10 ** 9, 1)
-        if split is None:
-            params = list(self.params.items())
+        if window[0] is None:  # a query without a time range: as it is
+            params, split = list(self.params.items()), None
+        else:  # one slice [start, end]: the window's own bounds replace the query's
+            params = [(k, v) for k, v in self.params.items() if k not in ("start", "end")]
+            split = (window[0], window[1], 10 ** 9, 1)
         result, status = _native.Provider.run_targets(
             o.config, o.connect(), [part.instance], o.query, params, o.tenants, [],
             [part.tenant] if part.tenant else [], None, None, split,
@@ -358,25 +363,14 @@ class _BatchReader(DataSourceReader):
         part: _Part = partition  # type: ignore[assignment]
         if not part.instance:
             return
-        schema = None
         for window in part.windows:
             try:
                 result = self._read_window(part, window)
             except Exception as e:
                 raise _failed(e, part) from e
-            table = pa.table(result)
-            if schema is None:
-                schema = self._target_schema(table.schema)
-            for batch in table.to_batches():
+            for batch in pa.table(result).to_batches():
                 if batch.num_rows:
-                    yield _conform(batch, schema)
-
-    def _target_schema(self, got: pa.Schema) -> pa.Schema:
-        if self._arrow is None:
-            result, language, _ = _native.query_schema(self.opts.config, self.opts.query, list(self.opts.params))
-            declared = pa.table(result).schema if language == "odata" else got
-            self._arrow = _arrow_for_spark(declared)
-        return self._arrow
+                    yield _conform(batch, self.arrow)
 
 
 class _PushdownReader(_BatchReader):
@@ -414,13 +408,14 @@ class _PushdownReader(_BatchReader):
 class _StreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
     """Streaming: every version once, by per-tenant watermarks (see the module)."""
 
-    def __init__(self, opts: _Options) -> None:
+    def __init__(self, opts: _Options, schema: StructType) -> None:
         if opts.stream not in _STREAM_QUERIES:
             raise ValueError(
                 f"secgraph: stream {opts.stream!r} cannot be read as a stream: streaming reads versions of alerts_v2 or "
                 "incidents (a batch read runs any query)"
             )
         self.opts = opts
+        self.arrow = to_arrow_schema(schema, timezone="UTC")
         self._available_now: Optional[dict] = None
         self._last: Optional[dict] = None
         # `since` resolved once (a relative `-30d` would move), to the microsecond as every watermark is.
@@ -498,7 +493,6 @@ class _StreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
     def read(self, partition: InputPartition) -> Iterator[pa.RecordBatch]:
         part: _Part = partition  # type: ignore[assignment]
         o = self.opts
-        schema = _arrow_for_spark(pa.table(_native.stream_schema(o.stream)).schema)
         for frm, stop in part.windows:
             try:
                 result, _report = _native.read_versions(o.config, o.connect(), part.instance, part.tenant, o.tenants,
@@ -507,7 +501,7 @@ class _StreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
                 raise _failed(e, part) from e
             for batch in pa.table(result).to_batches():
                 if batch.num_rows:
-                    yield _conform(batch, schema)
+                    yield _conform(batch, self.arrow)
 
     def commit(self, end: dict) -> None:
         """Nothing to do: an offset is the whole state (watermarks), and Spark keeps it in its checkpoint."""

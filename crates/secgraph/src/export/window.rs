@@ -102,9 +102,7 @@ pub async fn read_window(
             }
             report.new_versions += rows.len();
             if !page.schema.is_empty() {
-                let mut declared = vec![("TenantId".to_string(), "String".to_string()), ("Instance".to_string(), "String".to_string())];
-                declared.extend(page.schema.iter().cloned());
-                sink.columns(&declared);
+                sink.columns(&crate::fanout::tagged_columns(&page.schema));
             }
             // A collector takes every page.
             let _ = sink.page(rows)?;
