@@ -36,6 +36,16 @@ pub const ALL_SECURITY_ROLES: &[&str] = &[
     "SecurityIncident.ReadWrite.All",
     "SecurityEvents.ReadWrite.All",
     "ThreatHunting.Read.All",
+    "CustomDetection.ReadWrite.All",
+];
+
+/// Application roles of a customer that lets the MSSP read its custom detection rules but not change them.
+pub const DETECTIONS_READ_ONLY_ROLES: &[&str] = &[
+    "SecurityAlert.ReadWrite.All",
+    "SecurityIncident.ReadWrite.All",
+    "SecurityEvents.ReadWrite.All",
+    "ThreatHunting.Read.All",
+    "CustomDetection.Read.All",
 ];
 
 /// Delegated permissions the demo apps have consent for.
@@ -276,6 +286,9 @@ pub enum Consent {
     Missing,
     /// Consented, then the app's roles were removed: tokens are issued, Graph answers 403.
     RolesRemoved,
+    /// Consented with every role but `CustomDetection.ReadWrite.All` (`CustomDetection.Read.All` instead): rules
+    /// can be read, not written.
+    DetectionsReadOnly,
 }
 
 /// A customer tenant of the MSSP set-up (`--tenants N`).
@@ -294,7 +307,8 @@ pub struct Customer {
 }
 
 /// `n` customer tenants, deterministic for `seed`: most consented to the MSSP app; every twentieth from the tenth
-/// on (positions 9, 29, 49, …) never did, and the fifth (position 4) had the app's roles removed.
+/// on (positions 9, 29, 49, …) never did, the fifth (position 4) had the app's roles removed, and every twentieth
+/// from the third (positions 2, 22, …) may read custom detection rules but not write them.
 pub fn customers(n: usize, seed: u64) -> Vec<Customer> {
     (0..n)
         .map(|i| {
@@ -305,6 +319,8 @@ pub fn customers(n: usize, seed: u64) -> Vec<Customer> {
                 Consent::Missing
             } else if i == 4 {
                 Consent::RolesRemoved
+            } else if i % 20 == 2 {
+                Consent::DetectionsReadOnly
             } else {
                 Consent::Granted
             };
@@ -344,6 +360,7 @@ impl Directory {
             let apps = match c.consent {
                 Consent::Granted => vec![app(strings(ALL_SECURITY_ROLES))],
                 Consent::RolesRemoved => vec![app(vec![])],
+                Consent::DetectionsReadOnly => vec![app(strings(DETECTIONS_READ_ONLY_ROLES))],
                 Consent::Missing => vec![],
             };
             self.tenants.push(Tenant {

@@ -132,3 +132,15 @@ const ODATA_JSON: &str = "application/json;odata.metadata=minimal;odata.streamin
 pub fn json_response(status: StatusCode, v: &Value) -> Response {
     bytes_response(status, serde_json::to_vec(v).unwrap_or_default())
 }
+
+/// A request body that must be a JSON object (PATCH and POST bodies), or Graph's 400.
+pub fn parse_body(body: &[u8]) -> Result<serde_json::Map<String, Value>, ErrorReply> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(m)) => Ok(m),
+        _ => Err(ErrorReply::new(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "The request body must be a JSON object.",
+        )),
+    }
+}

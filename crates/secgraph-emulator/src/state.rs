@@ -87,6 +87,17 @@ pub struct TenantData {
     /// are as large as the alerts themselves) and rebuilt when the data has changed since (see
     /// [`TenantData::hunting_tables`]).
     hunting: Mutex<Option<HuntingTables>>,
+    /// Custom detection rules (`/security/rules/detectionRules`), in creation order.
+    pub detection_rules: Mutex<DetectionRules>,
+}
+
+/// A tenant's custom detection rules: the resources as the service stores them, and the next id to give.
+#[derive(Debug, Default)]
+pub struct DetectionRules {
+    /// The rules, oldest first.
+    pub items: Vec<serde_json::Value>,
+    /// The id the next created rule gets (numeric, as Defender's).
+    pub next_id: u64,
 }
 
 impl TenantData {
@@ -95,6 +106,10 @@ impl TenantData {
         Arc::new(TenantData {
             dataset: RwLock::new(dataset),
             hunting: Mutex::new(None),
+            detection_rules: Mutex::new(DetectionRules {
+                items: Vec::new(),
+                next_id: 1,
+            }),
         })
     }
 

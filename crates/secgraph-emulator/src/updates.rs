@@ -4,7 +4,7 @@
 
 use crate::data::graph_time;
 use crate::graph::Collection;
-use crate::reply::{ErrorReply, authorize, json_response};
+use crate::reply::{ErrorReply, authorize, json_response, parse_body};
 use crate::state::{AppState, RequestId};
 use axum::{
     Extension,
@@ -140,17 +140,6 @@ fn coll_type(c: Collection) -> &'static str {
         Collection::AlertsV2 => "microsoft.graph.security.alert",
         Collection::Incidents => "microsoft.graph.security.incident",
         _ => "microsoft.graph.alert",
-    }
-}
-
-fn parse_body(body: &[u8]) -> Result<Map<String, Value>, ErrorReply> {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(m)) => Ok(m),
-        _ => Err(ErrorReply::new(
-            StatusCode::BAD_REQUEST,
-            "BadRequest",
-            "The request body must be a JSON object.",
-        )),
     }
 }
 

@@ -71,20 +71,8 @@ impl Rng {
     }
 }
 
-/// Formats a timestamp the way Graph does: UTC with seven fractional digits.
-pub fn graph_time(t: DateTime<Utc>) -> String {
-    use chrono::{Datelike, Timelike};
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:07}Z",
-        t.year(),
-        t.month(),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.timestamp_subsec_nanos() / 100
-    )
-}
+/// Formats a timestamp the way Graph does (shared with the KQL values).
+pub use secgraph_kql::value::graph_time;
 
 /// Everything the Graph endpoints serve.
 #[derive(Debug, Clone)]

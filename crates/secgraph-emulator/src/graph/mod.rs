@@ -2,6 +2,7 @@
 //! advanced hunting (`hunting`).
 
 mod hunting;
+pub mod rules;
 pub use hunting::run_hunting_query;
 
 use crate::odata::{self, Expr};

@@ -3,11 +3,13 @@
 //! devices, accounts and addresses in alerts appear in the Device* and IdentityLogonEvents tables around the alert).
 
 mod eval;
-mod parse;
+/// The KQL parser, shared with the library (`secgraph-kql`).
+pub use secgraph_kql::parse;
 pub mod quota;
 mod stories;
 mod tables;
-pub mod value;
+/// KQL values and column types (`secgraph-kql`).
+pub use secgraph_kql::value;
 
 pub use eval::{Context, SemanticError};
 pub use parse::{SyntaxError, parse_query};

@@ -2,7 +2,7 @@
 //! order/sort by, summarize, distinct, count and join; scalar expressions with comparison, string and logical
 //! operators and a handful of functions. Anything else is a syntax error naming where it stopped.
 
-use super::value::KV;
+use crate::value::KV;
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use std::fmt;
 
@@ -515,6 +515,40 @@ struct P<'a> {
 }
 
 type R<T> = Result<T, SyntaxError>;
+
+/// The byte ranges of the main query's stages — the text after each top-level `|` of the statement after the last
+/// top-level `;` (`let` statements come first), up to the next `|`, `;` or the end. Pipes inside parentheses
+/// (a join's right side), strings and comments are not stage boundaries.
+pub fn top_level_stages(input: &str) -> R<Vec<std::ops::Range<usize>>> {
+    let toks = lex(input).map_err(|(m, at)| {
+        let (line, column) = position(input, at);
+        SyntaxError { message: m, line, column }
+    })?;
+    let mut depth = 0usize;
+    let mut pipes: Vec<usize> = Vec::new();
+    let mut end = input.len();
+    for (tok, at) in &toks {
+        match tok {
+            Tok::LParen | Tok::LBracket => depth += 1,
+            Tok::RParen | Tok::RBracket => depth = depth.saturating_sub(1),
+            Tok::Semi if depth == 0 => {
+                // A `;` ends a `let` (stages so far belonged to it) or the whole query (a trailing `;`).
+                if toks.iter().any(|(t, o)| *o > *at && !matches!(t, Tok::Semi)) {
+                    pipes.clear();
+                } else {
+                    end = end.min(*at);
+                }
+            }
+            Tok::Pipe if depth == 0 => pipes.push(*at),
+            _ => {}
+        }
+    }
+    Ok(pipes
+        .iter()
+        .enumerate()
+        .map(|(i, &at)| at + 1..pipes.get(i + 1).copied().unwrap_or(end))
+        .collect())
+}
 
 /// Parses a query. A trailing `;` is allowed; `let` statements are not part of the subset.
 pub fn parse_query(input: &str) -> R<Query> {

@@ -93,7 +93,7 @@ impl KV {
             KV::Long(n) => n.to_string(),
             KV::Real(f) => f.to_string(),
             KV::Str(s) => s.clone(),
-            KV::Date(d) => crate::data::graph_time(*d),
+            KV::Date(d) => graph_time(*d),
             KV::Span(d) => format!("{}s", d.num_seconds()),
             KV::Dyn(v) => match v {
                 Value::String(s) => s.clone(),
@@ -110,7 +110,7 @@ impl KV {
             KV::Long(n) => json!(n),
             KV::Real(f) => json!(f),
             KV::Str(s) => json!(s),
-            KV::Date(d) => json!(crate::data::graph_time(*d)),
+            KV::Date(d) => json!(graph_time(*d)),
             KV::Span(d) => {
                 let s = d.num_seconds();
                 json!(format!(
@@ -168,4 +168,19 @@ impl KTable {
     pub fn index(&self, name: &str) -> Option<usize> {
         self.columns.iter().position(|(n, _)| n == name)
     }
+}
+
+/// Formats a timestamp the way Graph does: UTC with seven fractional digits.
+pub fn graph_time(t: DateTime<Utc>) -> String {
+    use chrono::{Datelike, Timelike};
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:07}Z",
+        t.year(),
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.timestamp_subsec_nanos() / 100
+    )
 }
