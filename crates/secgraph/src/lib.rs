@@ -207,6 +207,7 @@ mod provider;
 pub mod query;
 pub mod retry;
 mod row;
+pub mod rules;
 mod secret;
 pub mod tenants;
 

@@ -57,6 +57,11 @@ impl QueryProvider {
         self
     }
 
+    /// The signed-in Graph client (for the library's own surfaces: detection rules).
+    pub(crate) fn graph(&self) -> &crate::graph::GraphClient {
+        &self.connection.graph
+    }
+
     /// What was connected to, as whom.
     pub fn info(&self) -> &ConnectionInfo {
         &self.connection.info
