@@ -209,6 +209,14 @@ const EXAMPLES: &[(&str, &str)] = &[
   secgraph export --root ./lake --compact",
     ),
     (
+        "rules",
+        "secgraph rules list --all-instances
+  secgraph rules pull ./rules
+  secgraph rules from-query HuntProcess.encoded_powershell --out rules/encoded-powershell.yaml
+  secgraph rules plan ./rules --all-instances
+  secgraph rules apply ./rules --all-instances --yes",
+    ),
+    (
         "connect",
         "secgraph connect\n  secgraph --instance Fabrikam connect\n  secgraph --emulator connect",
     ),
@@ -336,6 +344,85 @@ pub(crate) fn parse() -> Result<Cli, clap::Error> {
     Cli::from_arg_matches(&matches)
 }
 
+/// How `rules` prints what it found.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum RulesFormat {
+    /// A table (list), or a readable plan with diffs.
+    #[default]
+    Table,
+    /// One JSON document.
+    Json,
+    /// One JSON object per line.
+    Jsonl,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum RulesCmd {
+    /// Each tenant's rules, with their key, schedule and last run.
+    List {
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = RulesFormat::Table)]
+        format: RulesFormat,
+    },
+    /// One rule (by id), as its file would hold it (YAML), or as the service sent it with -o json.
+    Get {
+        /// The rule's id in the tenant.
+        id: String,
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = RulesFormat::Table)]
+        format: RulesFormat,
+    },
+    /// Write each tenant's managed rules as files: DIR/KEY.yaml (one tenant) or DIR/TENANT/KEY.yaml (several).
+    Pull {
+        /// The folder to write into (created if needed).
+        dir: PathBuf,
+        /// Also take on rules made elsewhere (no key line): give each a key from its name, written into the rule
+        /// (an update on the service), then pull it.
+        #[arg(long)]
+        adopt: bool,
+    },
+    /// Check a folder of rule files without connecting: fields, periods, severities, the KQL and its columns.
+    Check {
+        /// A rule file, or a folder of them.
+        dir: PathBuf,
+    },
+    /// What applying DIR would change in each tenant, field by field. Exit 0: nothing; 2: something would change
+    /// (as terraform plan -detailed-exitcode); 8: some tenants failed.
+    Plan {
+        /// A rule file, or a folder of them.
+        dir: PathBuf,
+        /// Rules secgraph manages whose key is no longer in DIR are deleted (without it they are kept).
+        #[arg(long)]
+        prune: bool,
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = RulesFormat::Table)]
+        format: RulesFormat,
+    },
+    /// Make each tenant's rules DIR's: the plan, carried out with --yes (without it nothing is sent). A rule edited
+    /// on the service since the plan is not overwritten (reported as a conflict).
+    Apply {
+        /// A rule file, or a folder of them.
+        dir: PathBuf,
+        /// Rules secgraph manages whose key is no longer in DIR are deleted.
+        #[arg(long)]
+        prune: bool,
+        /// Carry out the plan (without it: a dry run, exit 2 when something would change).
+        #[arg(long)]
+        yes: bool,
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = RulesFormat::Table)]
+        format: RulesFormat,
+    },
+    /// A rule file from a hunting-library query (its ATT&CK tags as techniques, the columns a detection needs
+    /// added), or the reason it cannot be a detection.
+    FromQuery {
+        /// The query: Family.name, or the bare name when unique.
+        name: String,
+        /// A query parameter, as name=value (repeatable).
+        #[arg(long = "param", short = 'p', value_name = "NAME=VALUE", allow_hyphen_values = true)]
+        params: Vec<String>,
+        /// Write the file here (default: stdout).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+}
+
 #[derive(Subcommand, Debug)]
 pub(crate) enum UpdateCmd {
     /// Change an item; values are checked against the documented enums before anything is sent.
@@ -442,6 +529,12 @@ pub(crate) enum Command {
     },
     /// Keep a Parquet dataset of every alert and incident version up to date (incremental, resumable, sharded).
     Export(ExportArgs),
+    /// Custom detection rules as code: list, get, pull to files, plan and apply a folder across tenants, make one
+    /// from a hunting query (docs/RULES.md).
+    Rules {
+        #[command(subcommand)]
+        action: RulesCmd,
+    },
     /// Print a shell completion script: `secgraph completions bash > /etc/bash_completion.d/secgraph`.
     Completions {
         /// The shell.

@@ -21,6 +21,8 @@ mod exit {
     pub const OUTPUT: u8 = 6;
     pub const LOCAL: u8 = 7;
     pub const PARTIAL: u8 = 8;
+    /// `rules plan` (and `apply` without --yes) when something would change.
+    pub const PLAN_CHANGES: u8 = 2;
     pub const CANCELLED: u8 = 130;
 }
 
@@ -116,6 +118,8 @@ fn main() -> ExitCode {
         {
             ExitCode::SUCCESS
         }
+        // A plan with changes: exit 2 (as terraform plan -detailed-exitcode), the plan itself being the output.
+        Err(e) if e.downcast_ref::<cmd::rules::PlanChanges>().is_some() => ExitCode::from(exit::PLAN_CHANGES),
         Err(e) => {
             let code = exit_code(&e);
             // Whatever a cause says, it is printed on one line without control characters.
@@ -252,6 +256,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             return write_stdout(&page);
         }
         Command::Queries { show, filter } => return cmd::queries::run(&cli, show.as_ref(), filter.as_deref()),
+        Command::Rules {
+            action: cli::RulesCmd::Check { dir },
+        } => return cmd::rules::check(dir),
+        Command::Rules {
+            action: cli::RulesCmd::FromQuery { name, params, out },
+        } => return cmd::rules::from_query(&cli, name, params, out.as_deref()),
         c if cmd::update::is_dry_run(c) => return cmd::update::dry_run(c),
         _ => {}
     }
@@ -265,6 +275,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Query { .. } => cmd::query::run(&env, &cli).await,
         Command::Exec { .. } => cmd::query::exec(&env, &cli).await,
         Command::Export(args) => cmd::export::run(&env, &cli, args).await,
+        Command::Rules { action } => cmd::rules::run(&env, &cli, action).await,
         Command::Alert { .. } | Command::Incident { .. } | Command::LegacyAlert { .. } => cmd::update::run(&env, &cli).await,
         Command::Emulator { .. } | Command::Queries { .. } | Command::Completions { .. } | Command::Man | Command::HelpMarkdown => Ok(()),
     }

@@ -644,7 +644,10 @@ fn router(state: Arc<AppState>, faults: Arc<faults::Faults>) -> Router {
         .route("/{tenant}/v2.0/.well-known/openid-configuration", get(entra::openid_configuration))
         .route("/{tenant}/discovery/v2.0/keys", get(entra::keys))
         .route("/{version}/security/runHuntingQuery", post(graph::run_hunting_query))
-        .route("/{version}/security/rules/detectionRules", get(graph::rules::list).post(graph::rules::create))
+        .route(
+            "/{version}/security/rules/detectionRules",
+            get(graph::rules::list).post(graph::rules::create),
+        )
         .route(
             "/{version}/security/rules/detectionRules/{id}",
             get(graph::rules::get_one).patch(graph::rules::update).delete(graph::rules::delete),

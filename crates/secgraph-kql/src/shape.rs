@@ -202,14 +202,19 @@ mod tests {
 
     #[test]
     fn aggregates_are_named() {
-        assert_eq!(of("DeviceLogonEvents | summarize n = count() by DeviceName").aggregated_by, Some("summarize"));
+        assert_eq!(
+            of("DeviceLogonEvents | summarize n = count() by DeviceName").aggregated_by,
+            Some("summarize")
+        );
         assert_eq!(of("DeviceLogonEvents | distinct DeviceName").aggregated_by, Some("distinct"));
         assert_eq!(of("DeviceLogonEvents | count").columns, ["Count"]);
     }
 
     #[test]
     fn lets_and_joins_carry_their_columns() {
-        let s = of("let T = DeviceFileEvents | project A = Timestamp, DeviceId; T | join kind=inner (DeviceInfo | project DeviceId, OSPlatform) on DeviceId");
+        let s = of(
+            "let T = DeviceFileEvents | project A = Timestamp, DeviceId; T | join kind=inner (DeviceInfo | project DeviceId, OSPlatform) on DeviceId",
+        );
         assert_eq!(s.columns, ["A", "DeviceId", "OSPlatform"]);
         assert_eq!(s.all_of, None);
     }
@@ -220,7 +225,14 @@ mod tests {
         let stages: Vec<&str> = top_level_stages(q).unwrap().into_iter().map(|r| q[r].trim()).collect();
         assert_eq!(stages, ["join (T | project a) on a", "project a, b // c|d", "take 1"]);
         let trailing = "T | take 1;";
-        assert_eq!(top_level_stages(trailing).unwrap().into_iter().map(|r| &trailing[r]).collect::<Vec<_>>(), [" take 1"]);
+        assert_eq!(
+            top_level_stages(trailing)
+                .unwrap()
+                .into_iter()
+                .map(|r| &trailing[r])
+                .collect::<Vec<_>>(),
+            [" take 1"]
+        );
     }
 
     #[test]

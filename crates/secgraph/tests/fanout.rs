@@ -280,7 +280,11 @@ async fn a_tenant_that_hangs_holds_only_its_own_place() {
         .render("Alerts.list", &[("start".into(), "-30d".into())])
         .unwrap();
     // Every customer that consented with its roles, but the hanging one.
-    let readable = customers.iter().filter(|c| matches!(c.consent, Consent::Granted | Consent::DetectionsReadOnly)).count() - 1;
+    let readable = customers
+        .iter()
+        .filter(|c| matches!(c.consent, Consent::Granted | Consent::DetectionsReadOnly))
+        .count()
+        - 1;
     // Each tenant signs in when it gets its place (the path the CLI and Python take).
     let tenants = Tenants::SignIn {
         settings: Some(s.clone()),

@@ -9,6 +9,7 @@ pub(crate) mod export;
 pub(crate) mod logout;
 pub(crate) mod queries;
 pub(crate) mod query;
+pub(crate) mod rules;
 pub(crate) mod secrets;
 pub(crate) mod update;
 

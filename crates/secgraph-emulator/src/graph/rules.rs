@@ -32,12 +32,20 @@ fn check_version(version: &str) -> Result<(), ErrorReply> {
     if version == "v1.0" || version == "beta" {
         Ok(())
     } else {
-        Err(ErrorReply::new(StatusCode::BAD_REQUEST, "BadRequest", format!("Invalid version: {version}")))
+        Err(ErrorReply::new(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            format!("Invalid version: {version}"),
+        ))
     }
 }
 
 fn who(claims: &AccessClaims) -> String {
-    if claims.app_displayname.is_empty() { claims.appid.clone() } else { claims.app_displayname.clone() }
+    if claims.app_displayname.is_empty() {
+        claims.appid.clone()
+    } else {
+        claims.app_displayname.clone()
+    }
 }
 
 fn period_duration(p: &str) -> Option<chrono::Duration> {
@@ -48,7 +56,10 @@ fn period_duration(p: &str) -> Option<chrono::Duration> {
 /// The rule as read at `now`: `lastRunDetails` and `schedule.nextRunDateTime` follow from its schedule.
 fn as_read(rule: &Value, now: DateTime<Utc>) -> Value {
     let mut r = rule.clone();
-    let created = r["createdDateTime"].as_str().and_then(|s| DateTime::parse_from_rfc3339(s).ok()).map(|d| d.with_timezone(&Utc));
+    let created = r["createdDateTime"]
+        .as_str()
+        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+        .map(|d| d.with_timezone(&Utc));
     let period = r["schedule"]["period"].as_str().unwrap_or("24H").to_string();
     let enabled = r["isEnabled"].as_bool().unwrap_or(true);
     if let (Some(created), true) = (created, enabled) {
@@ -62,7 +73,8 @@ fn as_read(rule: &Value, now: DateTime<Utc>) -> Value {
         };
         r["schedule"]["nextRunDateTime"] = json!(graph_time(next));
         if let Some(last) = last {
-            r["lastRunDetails"] = json!({"lastRunDateTime": graph_time(last), "status": "completed", "failureReason": null, "errorCode": null});
+            r["lastRunDetails"] =
+                json!({"lastRunDateTime": graph_time(last), "status": "completed", "failureReason": null, "errorCode": null});
         }
     }
     r
@@ -89,12 +101,18 @@ fn validate(st: &AppState, tid: &str, rule: &Value) -> Result<(), ErrorReply> {
     let query = text(rule, "queryCondition.queryText")?;
     let period = text(rule, "schedule.period")?;
     if !PERIODS.contains(&period) {
-        return Err(bad(format!("Invalid schedule period '{period}'. Supported values: {}.", PERIODS.join(", "))));
+        return Err(bad(format!(
+            "Invalid schedule period '{period}'. Supported values: {}.",
+            PERIODS.join(", ")
+        )));
     }
     text(rule, "detectionAction.alertTemplate.title")?;
     let severity = text(rule, "detectionAction.alertTemplate.severity")?;
     if !SEVERITIES.contains(&severity) {
-        return Err(bad(format!("Invalid severity '{severity}'. Supported values: {}.", SEVERITIES.join(", "))));
+        return Err(bad(format!(
+            "Invalid severity '{severity}'. Supported values: {}.",
+            SEVERITIES.join(", ")
+        )));
     }
     let tables = st.data(tid).hunting_tables(&st.config);
     let outcome = crate::hunting::execute(&tables, query, None, st.clock.now()).map_err(|e| bad(format!("Query is invalid: {e}")))?;
@@ -102,10 +120,15 @@ fn validate(st: &AppState, tid: &str, rule: &Value) -> Result<(), ErrorReply> {
     let has = |c: &str| table.columns.iter().any(|(n, _)| n.eq_ignore_ascii_case(c));
     for c in ["Timestamp", "ReportId"] {
         if !has(c) {
-            return Err(bad(format!("The query must return the '{c}' column for the rule to create alerts.")));
+            return Err(bad(format!(
+                "The query must return the '{c}' column for the rule to create alerts."
+            )));
         }
     }
-    let assets = rule["detectionAction"]["alertTemplate"]["impactedAssets"].as_array().cloned().unwrap_or_default();
+    let assets = rule["detectionAction"]["alertTemplate"]["impactedAssets"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     for a in &assets {
         let id = a["identifier"].as_str().unwrap_or_default();
         let mut col = id.to_string();
@@ -113,7 +136,9 @@ fn validate(st: &AppState, tid: &str, rule: &Value) -> Result<(), ErrorReply> {
             f.make_ascii_uppercase();
         }
         if id.is_empty() || !has(&col) {
-            return Err(bad(format!("The impacted asset identifier '{id}' is not a column the query returns.")));
+            return Err(bad(format!(
+                "The impacted asset identifier '{id}' is not a column the query returns."
+            )));
         }
     }
     if assets.is_empty() {
@@ -130,9 +155,19 @@ fn writable(body: &Map<String, Value>) -> Result<Map<String, Value>, ErrorReply>
             "displayName" | "isEnabled" | "queryCondition" | "schedule" | "detectionAction" => {
                 out.insert(k.clone(), v.clone());
             }
-            "@odata.type" | "id" | "createdBy" | "createdDateTime" | "lastModifiedBy" | "lastModifiedDateTime" | "lastRunDetails"
+            "@odata.type"
+            | "id"
+            | "createdBy"
+            | "createdDateTime"
+            | "lastModifiedBy"
+            | "lastModifiedDateTime"
+            | "lastRunDetails"
             | "detectorId" => {}
-            other => return Err(bad(format!("Property '{other}' does not exist on type 'microsoft.graph.security.detectionRule'."))),
+            other => {
+                return Err(bad(format!(
+                    "Property '{other}' does not exist on type 'microsoft.graph.security.detectionRule'."
+                )));
+            }
         }
     }
     Ok(out)
@@ -165,7 +200,12 @@ fn not_found(id: &str) -> ErrorReply {
 }
 
 /// `GET /security/rules/detectionRules`.
-pub async fn list(State(st): State<Arc<AppState>>, Extension(rid): Extension<RequestId>, Path(version): Path<String>, headers: HeaderMap) -> Response {
+pub async fn list(
+    State(st): State<Arc<AppState>>,
+    Extension(rid): Extension<RequestId>,
+    Path(version): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     let r = (|| -> Result<Response, ErrorReply> {
         check_version(&version)?;
         let claims = authorize(&st, &headers, READ)?;
@@ -259,7 +299,11 @@ pub async fn update(
         }
         let data = st.data(&claims.tid);
         let mut rules = data.detection_rules.lock().map_err(|_| lock_err())?;
-        let pos = rules.items.iter().position(|r| r["id"] == id.as_str()).ok_or_else(|| not_found(&id))?;
+        let pos = rules
+            .items
+            .iter()
+            .position(|r| r["id"] == id.as_str())
+            .ok_or_else(|| not_found(&id))?;
         let mut rule = rules.items[pos].clone();
         let query_before = rule["queryCondition"]["queryText"].clone();
         merge(&mut rule, &Value::Object(patch));
@@ -289,7 +333,11 @@ pub async fn delete(
         crate::graph::admit(&st, &claims)?;
         let data = st.data(&claims.tid);
         let mut rules = data.detection_rules.lock().map_err(|_| lock_err())?;
-        let pos = rules.items.iter().position(|r| r["id"] == id.as_str()).ok_or_else(|| not_found(&id))?;
+        let pos = rules
+            .items
+            .iter()
+            .position(|r| r["id"] == id.as_str())
+            .ok_or_else(|| not_found(&id))?;
         rules.items.remove(pos);
         Ok(StatusCode::NO_CONTENT.into_response())
     })();

@@ -39,7 +39,16 @@ pub const REQUIRED_COLUMNS: &[&str] = &["Timestamp", "ReportId"];
 
 /// Impacted asset kinds and the identifiers (result columns, camelCase) each may name, as Graph documents them.
 pub const ASSET_IDENTIFIERS: &[(&str, &[&str])] = &[
-    ("device", &["deviceId", "deviceName", "remoteDeviceName", "targetDeviceName", "destinationDeviceName"]),
+    (
+        "device",
+        &[
+            "deviceId",
+            "deviceName",
+            "remoteDeviceName",
+            "targetDeviceName",
+            "destinationDeviceName",
+        ],
+    ),
     (
         "user",
         &[
@@ -308,11 +317,14 @@ pub fn check(r: &RuleFile, text: &str) -> Vec<String> {
         out.push(format!("{}:{line}: {field}: {msg}", r.path.display()));
     };
     let rule = &r.rule;
-    let key_ok = !rule.key.is_empty()
-        && rule.key.len() <= 64
-        && rule.key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    let key_ok =
+        !rule.key.is_empty() && rule.key.len() <= 64 && rule.key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
     if !key_ok {
-        say("key", None, format!("'{}' is not a key: 1 to 64 letters, digits, '.', '_' or '-'", rule.key));
+        say(
+            "key",
+            None,
+            format!("'{}' is not a key: 1 to 64 letters, digits, '.', '_' or '-'", rule.key),
+        );
     }
     for t in &rule.tags {
         if t.is_empty() || !t.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':')) {
@@ -323,20 +335,36 @@ pub fn check(r: &RuleFile, text: &str) -> Vec<String> {
         say("name", None, "is required".into());
     }
     if !PERIODS.contains(&rule.period.as_str()) && !rule.period.eq_ignore_ascii_case("nrt") {
-        say("period", None, format!("'{}' is not a period: one of {} (0 is continuous, NRT)", rule.period, PERIODS.join(", ")));
+        say(
+            "period",
+            None,
+            format!(
+                "'{}' is not a period: one of {} (0 is continuous, NRT)",
+                rule.period,
+                PERIODS.join(", ")
+            ),
+        );
     }
     if rule.alert.title.trim().is_empty() {
         say("alert.title", None, "is required".into());
     }
     if !SEVERITIES.contains(&rule.alert.severity.as_str()) {
-        say("alert.severity", None, format!("'{}' is not a severity: one of {}", rule.alert.severity, SEVERITIES.join(", ")));
+        say(
+            "alert.severity",
+            None,
+            format!("'{}' is not a severity: one of {}", rule.alert.severity, SEVERITIES.join(", ")),
+        );
     }
     if rule.alert.category.trim().is_empty() {
         say("alert.category", None, "is required".into());
     }
     for t in &rule.alert.techniques {
         if !is_technique(t) {
-            say("alert.techniques", None, format!("'{t}' is not a MITRE ATT&CK technique id (T1059 or T1059.001)"));
+            say(
+                "alert.techniques",
+                None,
+                format!("'{t}' is not a MITRE ATT&CK technique id (T1059 or T1059.001)"),
+            );
         }
     }
     if rule.alert.impacted_assets.is_empty() {
@@ -344,11 +372,20 @@ pub fn check(r: &RuleFile, text: &str) -> Vec<String> {
     }
     for a in &rule.alert.impacted_assets {
         match ASSET_IDENTIFIERS.iter().find(|(k, _)| *k == a.kind) {
-            None => say("alert.impactedAssets", None, format!("type '{}' is not one of device, user, mailbox", a.kind)),
+            None => say(
+                "alert.impactedAssets",
+                None,
+                format!("type '{}' is not one of device, user, mailbox", a.kind),
+            ),
             Some((_, ids)) if !ids.contains(&a.identifier.as_str()) => say(
                 "alert.impactedAssets",
                 None,
-                format!("'{}' is not an identifier of a {} asset: one of {}", a.identifier, a.kind, ids.join(", ")),
+                format!(
+                    "'{}' is not an identifier of a {} asset: one of {}",
+                    a.identifier,
+                    a.kind,
+                    ids.join(", ")
+                ),
             ),
             _ => {}
         }
@@ -366,7 +403,15 @@ pub fn check(r: &RuleFile, text: &str) -> Vec<String> {
 pub fn query_problems(rule: &Rule) -> Vec<(String, Option<usize>)> {
     let q = match secgraph_kql::parse_query(&rule.query) {
         Ok(q) => q,
-        Err(e) => return vec![(format!("the KQL does not parse: {} (line {}, column {} of the query)", e.message, e.line, e.column), Some(e.line))],
+        Err(e) => {
+            return vec![(
+                format!(
+                    "the KQL does not parse: {} (line {}, column {} of the query)",
+                    e.message, e.line, e.column
+                ),
+                Some(e.line),
+            )];
+        }
     };
     let shape = secgraph_kql::shape::shape(&q);
     let mut out = Vec::new();

@@ -50,18 +50,27 @@ pub fn from_query(template: &QueryTemplate, rendered: &RenderedQuery) -> Result<
     let q = secgraph_kql::parse_query(text).map_err(|e| refuse(&name, format!("its KQL does not parse: {e}")))?;
     let shape = secgraph_kql::shape::shape(&q);
     if let Some(op) = shape.aggregated_by {
-        return Err(refuse(&name, format!("it aggregates ('{op}'): a detection returns one row per event, with Timestamp and ReportId")));
+        return Err(refuse(
+            &name,
+            format!("it aggregates ('{op}'): a detection returns one row per event, with Timestamp and ReportId"),
+        ));
     }
     if q.lets.iter().any(|(n, _)| *n == q.table) {
         return Err(refuse(
             &name,
-            format!("its pipeline starts from the let statement '{}': add Timestamp, ReportId and the entity's id to it, then write the rule by hand", q.table),
+            format!(
+                "its pipeline starts from the let statement '{}': add Timestamp, ReportId and the entity's id to it, then write the rule by hand",
+                q.table
+            ),
         ));
     }
     let Some((entity, kind, identifier)) = entity_of(&q.table) else {
         return Err(refuse(
             &name,
-            format!("its table {} has no ReportId or no entity to raise an alert on (Device*, Email*, Identity* and CloudAppEvents do)", q.table),
+            format!(
+                "its table {} has no ReportId or no entity to raise an alert on (Device*, Email*, Identity* and CloudAppEvents do)",
+                q.table
+            ),
         ));
     };
     let needed = ["Timestamp", "ReportId", entity];
@@ -69,8 +78,14 @@ pub fn from_query(template: &QueryTemplate, rendered: &RenderedQuery) -> Result<
     let mut out = text.to_string();
     // From the last stage back, so earlier ranges stay valid.
     for (range, stage) in stages.iter().zip(&q.stages).rev() {
-        let secgraph_kql::parse::Stage::Project(cols) = stage else { continue };
-        let missing: Vec<&str> = needed.iter().copied().filter(|c| !cols.iter().any(|(n, _)| n.eq_ignore_ascii_case(c))).collect();
+        let secgraph_kql::parse::Stage::Project(cols) = stage else {
+            continue;
+        };
+        let missing: Vec<&str> = needed
+            .iter()
+            .copied()
+            .filter(|c| !cols.iter().any(|(n, _)| n.eq_ignore_ascii_case(c)))
+            .collect();
         if missing.is_empty() {
             continue;
         }
@@ -87,7 +102,15 @@ pub fn from_query(template: &QueryTemplate, rendered: &RenderedQuery) -> Result<
         period: "24H".into(),
         query: super::graph::normalise_query(&out) + "\n",
         alert: AlertTemplate {
-            title: template.description.split(". ").next().unwrap_or(&name).trim_end_matches('.').chars().take(200).collect(),
+            title: template
+                .description
+                .split(". ")
+                .next()
+                .unwrap_or(&name)
+                .trim_end_matches('.')
+                .chars()
+                .take(200)
+                .collect(),
             description: template.description.clone(),
             severity: "medium".into(),
             category: category_of(&template.family).into(),

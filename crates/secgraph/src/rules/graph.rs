@@ -39,7 +39,11 @@ fn odata_type(kind: &str) -> String {
 /// The `detectionRule` body a create or update sends (period `NRT` as `0`).
 pub fn to_graph(rule: &Rule) -> Value {
     let a = &rule.alert;
-    let period = if rule.period.eq_ignore_ascii_case("nrt") { "0".to_string() } else { rule.period.clone() };
+    let period = if rule.period.eq_ignore_ascii_case("nrt") {
+        "0".to_string()
+    } else {
+        rule.period.clone()
+    };
     json!({
         "displayName": rule.name,
         "isEnabled": rule.enabled,
@@ -107,7 +111,11 @@ pub fn from_graph(v: &Value) -> RemoteRule {
         None => (String::new(), Vec::new(), text.to_string(), false),
     };
     let t = &v["detectionAction"]["alertTemplate"];
-    let strings = |x: &Value| x.as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect()).unwrap_or_default();
+    let strings = |x: &Value| {
+        x.as_array()
+            .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+            .unwrap_or_default()
+    };
     let assets = t["impactedAssets"]
         .as_array()
         .map(|a| {
@@ -169,7 +177,11 @@ pub fn from_graph(v: &Value) -> RemoteRule {
 pub fn to_yaml(rule: &Rule) -> String {
     let mut r = rule.clone();
     r.query = normalise_query(&r.query) + "\n";
-    serde_saphyr::to_string(&r).unwrap_or_default()
+    let mut text = serde_saphyr::to_string(&r).unwrap_or_default();
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text
 }
 
 /// A file name for a rule: its key, `.yaml`.
@@ -224,7 +236,12 @@ mod tests {
     fn a_rule_round_trips_through_graph_with_its_key_and_tags() {
         let r = rule();
         let mut v = to_graph(&r);
-        assert!(v["queryCondition"]["queryText"].as_str().unwrap().starts_with("// secgraph-rule: key=enc-ps tags=a,b\nDeviceProcessEvents"));
+        assert!(
+            v["queryCondition"]["queryText"]
+                .as_str()
+                .unwrap()
+                .starts_with("// secgraph-rule: key=enc-ps tags=a,b\nDeviceProcessEvents")
+        );
         v["id"] = json!("7");
         let back = from_graph(&v);
         assert!(back.managed);

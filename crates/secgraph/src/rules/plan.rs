@@ -93,7 +93,14 @@ fn fields_of(r: &Rule) -> Vec<(&'static str, String)> {
     vec![
         ("name", r.name.clone()),
         ("enabled", r.enabled.to_string()),
-        ("period", if r.period.eq_ignore_ascii_case("nrt") { "0".into() } else { r.period.clone() }),
+        (
+            "period",
+            if r.period.eq_ignore_ascii_case("nrt") {
+                "0".into()
+            } else {
+                r.period.clone()
+            },
+        ),
         ("query", super::graph::normalise_query(&r.query)),
         ("alert.title", r.alert.title.clone()),
         ("alert.description", r.alert.description.clone()),
@@ -123,7 +130,11 @@ mod erased {
 pub fn diff(remote: Option<&Rule>, local: Option<&Rule>) -> Vec<FieldDiff> {
     let r = remote.map(fields_of);
     let l = local.map(fields_of);
-    let names = r.as_ref().or(l.as_ref()).map(|f| f.iter().map(|(n, _)| *n).collect::<Vec<_>>()).unwrap_or_default();
+    let names = r
+        .as_ref()
+        .or(l.as_ref())
+        .map(|f| f.iter().map(|(n, _)| *n).collect::<Vec<_>>())
+        .unwrap_or_default();
     names
         .into_iter()
         .enumerate()
@@ -232,8 +243,41 @@ pub async fn list(p: &QueryProvider) -> Result<Vec<RemoteRule>> {
 /// One rule, by id.
 pub async fn get(p: &QueryProvider, id: &str) -> Result<RemoteRule> {
     let g = p.graph();
-    let url = g.url_for(&format!("{RULES_PATH}/{}", percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC)))?;
+    let url = g.url_for(&format!(
+        "{RULES_PATH}/{}",
+        percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC)
+    ))?;
     Ok(super::graph::from_graph(&g.send_json(reqwest::Method::GET, &url, None).await?))
+}
+
+/// Takes on rules made elsewhere (no key line): each gets a key from its name (made unique among the tenant's
+/// keys), written into the rule on the service as its key line (one update each). Returns the tenant's rules, all
+/// managed.
+pub async fn adopt(p: &QueryProvider, mut remote: Vec<RemoteRule>) -> Result<Vec<RemoteRule>> {
+    let g = p.graph();
+    let mut keys: std::collections::HashSet<String> = remote
+        .iter()
+        .filter(|r| r.managed)
+        .map(|r| r.rule.key.to_ascii_lowercase())
+        .collect();
+    for r in remote.iter_mut().filter(|r| !r.managed) {
+        let base = super::graph::key_from_name(&r.rule.name);
+        let mut key = base.clone();
+        let mut n = 2;
+        while !keys.insert(key.clone()) {
+            key = format!("{base}-{n}");
+            n += 1;
+        }
+        r.rule.key = key;
+        let url = g.url_for(&format!(
+            "{RULES_PATH}/{}",
+            percent_encoding::utf8_percent_encode(&r.id, percent_encoding::NON_ALPHANUMERIC)
+        ))?;
+        let body = serde_json::json!({"queryCondition": {"queryText": super::graph::query_text(&r.rule)}});
+        let v = g.send_json(reqwest::Method::PATCH, &url, Some(&body)).await?;
+        *r = super::graph::from_graph(&v);
+    }
+    Ok(remote)
 }
 
 /// What applying one change did.
@@ -308,10 +352,14 @@ async fn update_or_delete(p: &QueryProvider, change: &Change, id: &str) -> Resul
             now.last_modified_by.as_deref().unwrap_or("?")
         ))));
     }
-    let url = g.url_for(&format!("{RULES_PATH}/{}", percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC)))?;
+    let url = g.url_for(&format!(
+        "{RULES_PATH}/{}",
+        percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC)
+    ))?;
     match (change.action, &change.rule) {
         (Action::Update, Some(rule)) => {
-            g.send_json(reqwest::Method::PATCH, &url, Some(&super::graph::to_graph(rule))).await?;
+            g.send_json(reqwest::Method::PATCH, &url, Some(&super::graph::to_graph(rule)))
+                .await?;
         }
         _ => {
             g.send_json(reqwest::Method::DELETE, &url, None::<&Value>).await?;
