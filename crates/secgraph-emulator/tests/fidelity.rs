@@ -228,3 +228,99 @@ async fn customer_tenants_have_their_own_data_consent_and_rate() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
 }
+
+/// Custom detection rules: the service's 400s for what it refuses (missing fields, a bad period, KQL that does not
+/// parse, a query without ReportId or without an impacted asset's column), 403 for an app that may only read rules,
+/// and run details that follow the schedule on the emulator's clock.
+#[tokio::test]
+async fn detection_rules_are_validated_as_the_service_does() {
+    use secgraph_emulator::directory::{Consent, MSSP_CLIENT_ID, MSSP_CLIENT_SECRET};
+    let (emu, c) = common::start(EmulatorConfig {
+        alerts: 20,
+        tenants: 3,
+        ..Default::default()
+    })
+    .await;
+    let customers = emu.customers().to_vec();
+    let graph = "https://graph.microsoft.com/.default";
+    let tok = common::client_credentials(&emu, &c, &customers[0].tenant_id, MSSP_CLIENT_ID, MSSP_CLIENT_SECRET, graph)
+        .await
+        .unwrap();
+    let url = format!("{}/v1.0/security/rules/detectionRules", emu.base_url());
+    let rule = |query: &str, period: &str, asset: &str| {
+        serde_json::json!({
+            "displayName": "r", "isEnabled": true,
+            "queryCondition": {"queryText": query},
+            "schedule": {"period": period},
+            "detectionAction": {"alertTemplate": {"title": "t", "severity": "low", "category": "Execution",
+                "impactedAssets": [{"@odata.type": "#microsoft.graph.security.impactedDeviceAsset", "identifier": asset}]}}
+        })
+    };
+    let post = |body: Value, tok: String| {
+        let c = c.clone();
+        let url = url.clone();
+        async move {
+            let r = c.post(&url).bearer_auth(tok).json(&body).send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let good = "DeviceLogonEvents | project Timestamp, ReportId, DeviceId";
+    for (body, expected) in [
+        (rule(good, "2H", "deviceId"), "Invalid schedule period '2H'"),
+        (
+            rule("DeviceLogonEvents | where", "1H", "deviceId"),
+            "Query is invalid: Syntax error",
+        ),
+        (
+            rule("DeviceLogonEvents | project Timestamp, DeviceId", "1H", "deviceId"),
+            "'ReportId' column",
+        ),
+        (rule(good, "1H", "deviceName"), "impacted asset identifier 'deviceName'"),
+        (serde_json::json!({"isEnabled": true}), "The field 'displayName' is required."),
+    ] {
+        let (status, v) = post(body, tok.clone()).await;
+        assert_eq!(status, 400, "{v}");
+        assert_eq!(v["error"]["code"], "BadRequest");
+        assert!(v["error"]["message"].as_str().unwrap().contains(expected), "{expected}: {v}");
+        assert!(v["error"]["innerError"]["request-id"].is_string());
+    }
+    let (status, created) = post(rule(good, "1H", "deviceId"), tok.clone()).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["createdBy"], "secgraph MSSP (multi-tenant)");
+    assert_eq!(created["lastRunDetails"]["status"], Value::Null, "not run yet");
+    emu.advance_clock(std::time::Duration::from_secs(2 * 3600 + 60));
+    // (Tokens expire on the same clock.)
+    let tok = common::client_credentials(&emu, &c, &customers[0].tenant_id, MSSP_CLIENT_ID, MSSP_CLIENT_SECRET, graph)
+        .await
+        .unwrap();
+    let got: Value = c
+        .get(format!("{url}/{}", created["id"].as_str().unwrap()))
+        .bearer_auth(&tok)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(got["lastRunDetails"]["status"], "completed");
+    assert!(got["lastRunDetails"]["lastRunDateTime"].as_str().unwrap() < got["schedule"]["nextRunDateTime"].as_str().unwrap());
+
+    // Rules are per tenant; the third customer may read them but not write.
+    let other = common::client_credentials(&emu, &c, &customers[1].tenant_id, MSSP_CLIENT_ID, MSSP_CLIENT_SECRET, graph)
+        .await
+        .unwrap();
+    let list: Value = c.get(&url).bearer_auth(&other).send().await.unwrap().json().await.unwrap();
+    assert_eq!(list["value"].as_array().unwrap().len(), 0);
+    assert_eq!(customers[2].consent, Consent::DetectionsReadOnly);
+    let ro = common::client_credentials(&emu, &c, &customers[2].tenant_id, MSSP_CLIENT_ID, MSSP_CLIENT_SECRET, graph)
+        .await
+        .unwrap();
+    assert_eq!(c.get(&url).bearer_auth(&ro).send().await.unwrap().status().as_u16(), 200);
+    let (status, v) = post(rule(good, "1H", "deviceId"), ro).await;
+    assert_eq!(status, 403);
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("CustomDetection.ReadWrite.All"),
+        "{v}"
+    );
+}

@@ -38,7 +38,7 @@ pub(crate) fn from_query(cli: &Cli, name: &str, params: &[String], out: Option<&
     );
     match out {
         Some(path) => {
-            std::fs::write(path, text).map_err(|e| secgraph::Error::output_from(&format!("cannot write {}", path.display()), e))?;
+            std::fs::write(path, text).map_err(|e| secgraph::Error::output_from(format!("cannot write {}", path.display()), e))?;
             eprintln!("wrote {}", path.display());
             Ok(())
         }
@@ -391,12 +391,12 @@ async fn pull(env: &Env, cli: &Cli, targets: &[Target], dir: &Path, adopt: bool)
     for t in &results {
         let Ok(remote) = &t.result else { continue };
         let folder = if several { dir.join(folder_name(t)) } else { dir.to_path_buf() };
-        std::fs::create_dir_all(&folder).map_err(|e| secgraph::Error::output_from(&format!("cannot create {}", folder.display()), e))?;
+        std::fs::create_dir_all(&folder).map_err(|e| secgraph::Error::output_from(format!("cannot create {}", folder.display()), e))?;
         let mut written = 0;
         for r in remote.iter().filter(|r| r.managed) {
             let path = folder.join(rules::graph::file_name(&r.rule));
             std::fs::write(&path, rules::graph::to_yaml(&r.rule))
-                .map_err(|e| secgraph::Error::output_from(&format!("cannot write {}", path.display()), e))?;
+                .map_err(|e| secgraph::Error::output_from(format!("cannot write {}", path.display()), e))?;
             written += 1;
         }
         let unmanaged = remote.iter().filter(|r| !r.managed).count();

@@ -270,8 +270,15 @@ fn read_error(path: &Path, e: &std::io::Error) -> Error {
 pub fn parse(text: &str, path: &Path) -> std::result::Result<Vec<RuleFile>, String> {
     let at = |e: &serde_saphyr::Error| {
         let line = e.location().map_or(0, |l| l.line() as usize);
-        let msg = crate::error::clean(&e.to_string(), 300);
-        format!("{}:{line}: {}", path.display(), msg.split(" at line").next().unwrap_or(&msg))
+        // The first line of the message, without its own "error: line N column M:" (the file and line lead).
+        let text = e.to_string();
+        let first = text.lines().next().unwrap_or_default();
+        let first = first.strip_prefix("error: ").unwrap_or(first);
+        let msg = match first.strip_prefix("line ").and_then(|r| r.split_once(": ")) {
+            Some((_, rest)) => rest,
+            None => first,
+        };
+        format!("{}:{line}: {}", path.display(), crate::error::clean(msg, 300))
     };
     let probe: Probe = serde_saphyr::from_str(text).map_err(|e| at(&e))?;
     if probe.rules.is_some() {
@@ -404,12 +411,14 @@ pub fn query_problems(rule: &Rule) -> Vec<(String, Option<usize>)> {
     let q = match secgraph_kql::parse_query(&rule.query) {
         Ok(q) => q,
         Err(e) => {
+            // An error at the very end (a trailing newline) is shown on the query's last line.
+            let lines = super::graph::normalise_query(&rule.query).lines().count().max(1);
             return vec![(
                 format!(
                     "the KQL does not parse: {} (line {}, column {} of the query)",
                     e.message, e.line, e.column
                 ),
-                Some(e.line),
+                Some(e.line.min(lines)),
             )];
         }
     };

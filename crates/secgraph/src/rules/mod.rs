@@ -1,7 +1,7 @@
 //! Detection as code: Defender XDR custom detection rules (`/security/rules/detectionRules`) kept as YAML files,
 //! checked locally, and planned / applied / pulled across tenants.
 //!
-//! - [`file`]: the rule file format ([`Rule`]), loading a folder with every problem reported by file, line and
+//! - [`mod@file`]: the rule file format ([`Rule`]), loading a folder with every problem reported by file, line and
 //!   field, and the local checks: required fields, allowed periods and severities, the KQL parses (`secgraph-kql`,
 //!   the parser the emulator's hunting engine runs), and the query returns what a detection needs (`Timestamp`,
 //!   `ReportId`, and the column each impacted asset names; no aggregation).
