@@ -32,6 +32,7 @@ use std::sync::mpsc::{RecvTimeoutError, sync_channel};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+mod rules;
 mod spark;
 
 pyo3::create_exception!(secgraph, SecGraphError, PyException, "Any secgraph failure.");
@@ -855,6 +856,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     }
     m.add_function(wrap_pyfunction!(export, m)?)?;
     m.add_function(wrap_pyfunction!(tenants_file, m)?)?;
+    m.add_function(wrap_pyfunction!(rules::rules_run, m)?)?;
     m.add_function(wrap_pyfunction!(spark::plan_targets, m)?)?;
     m.add_function(wrap_pyfunction!(spark::query_schema, m)?)?;
     m.add_function(wrap_pyfunction!(spark::stream_schema, m)?)?;

@@ -7,7 +7,7 @@ use crate::cli::{Cli, RulesCmd, RulesFormat};
 use crate::output::Partial;
 use secgraph::fanout::Target;
 use secgraph::rules::{self, Action, Applied, Change, Outcome, RemoteRule, RuleFile, TenantResult};
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::path::Path;
 
 /// `rules check DIR`: the local checks, no connection.
@@ -76,7 +76,7 @@ pub(crate) async fn run(env: &Env, cli: &Cli, action: &RulesCmd) -> anyhow::Resu
             let r = rules::plan::get(&p, id).await?;
             let text = match format {
                 RulesFormat::Table => rules::graph::to_yaml(&r.rule),
-                _ => format!("{}\n", rule_json(&r)),
+                _ => format!("{}\n", rules::plan::rule_row(&r)),
             };
             crate::write_stdout(text.as_bytes())
         }
@@ -193,27 +193,6 @@ impl std::fmt::Display for PlanChanges {
 
 impl std::error::Error for PlanChanges {}
 
-fn rule_json(r: &RemoteRule) -> Value {
-    json!({
-        "id": r.id, "key": r.rule.key, "managed": r.managed, "name": r.rule.name, "enabled": r.rule.enabled,
-        "period": r.rule.period, "severity": r.rule.alert.severity, "lastRunStatus": r.last_run_status,
-        "lastRunDateTime": r.last_run, "failureReason": r.failure_reason, "lastModifiedDateTime": r.last_modified,
-        "lastModifiedBy": r.last_modified_by,
-    })
-}
-
-fn tenant_fields(r: &TenantResult<impl Sized>) -> Value {
-    json!({"TenantId": r.tenant_id, "Tenant": r.name, "Instance": r.instance})
-}
-
-fn merged(a: Value, b: Value) -> Value {
-    let mut a = a;
-    if let (Some(x), Value::Object(y)) = (a.as_object_mut(), b) {
-        x.extend(y);
-    }
-    a
-}
-
 fn emit(rows: Vec<Value>, format: RulesFormat, table: impl FnOnce(&[Value])) {
     match format {
         RulesFormat::Json => println!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default()),
@@ -226,7 +205,7 @@ fn print_list(results: &[TenantResult<Vec<RemoteRule>>], format: RulesFormat) {
     let rows: Vec<Value> = results
         .iter()
         .filter_map(|t| t.result.as_ref().ok().map(|rs| (t, rs)))
-        .flat_map(|(t, rs)| rs.iter().map(move |r| merged(tenant_fields(t), rule_json(r))))
+        .flat_map(|(t, rs)| rs.iter().map(move |r| t.tag(rules::plan::rule_row(r))))
         .collect();
     emit(rows, format, |rows| {
         let mut table = comfy_table::Table::new();
@@ -257,15 +236,11 @@ fn print_list(results: &[TenantResult<Vec<RemoteRule>>], format: RulesFormat) {
     });
 }
 
-fn change_json(c: &Change) -> Value {
-    json!({"key": c.key, "rule": c.name, "action": c.action.as_str(), "id": c.id, "fields": c.fields})
-}
-
 fn print_plans(results: &[TenantResult<Vec<Change>>], format: RulesFormat) {
     let rows: Vec<Value> = results
         .iter()
         .filter_map(|t| t.result.as_ref().ok().map(|cs| (t, cs)))
-        .flat_map(|(t, cs)| cs.iter().map(move |c| merged(tenant_fields(t), change_json(c))))
+        .flat_map(|(t, cs)| cs.iter().map(move |c| t.tag(c.row())))
         .collect();
     emit(rows, format, |_| {
         for t in results {
@@ -336,21 +311,7 @@ fn print_applied(results: &[TenantResult<Vec<Applied>>], format: RulesFormat) {
     let rows: Vec<Value> = results
         .iter()
         .filter_map(|t| t.result.as_ref().ok().map(|a| (t, a)))
-        .flat_map(|(t, a)| {
-            a.iter().map(move |x| {
-                let (outcome, why) = match &x.outcome {
-                    Outcome::Done => ("done", None),
-                    Outcome::Skipped => ("skipped", None),
-                    Outcome::Conflict(w) => ("conflict", Some(w.clone())),
-                    Outcome::Failed(w) => ("failed", Some(w.clone())),
-                    _ => ("unknown", None),
-                };
-                merged(
-                    tenant_fields(t),
-                    merged(change_json(&x.change), json!({"outcome": outcome, "reason": why, "id": x.id})),
-                )
-            })
-        })
+        .flat_map(|(t, a)| a.iter().map(move |x| t.tag(x.row())))
         .collect();
     emit(rows, format, |rows| {
         for r in rows {

@@ -484,6 +484,15 @@ class QueryProvider:
         result = await _run_cancellable(functools.partial(self._native().run_path, query, token, bool(all)), token)
         return _convert(result, output)
 
+    # -- detection rules ----------------------------------------------------------------------------------------
+    @property
+    def rules(self) -> Any:
+        """Custom detection rules as code: ``rules.list()``, ``rules.plan(folder)``, ``rules.apply(folder,
+        yes=True)`` (see :class:`secgraph._rules.Rules` and docs/RULES.md)."""
+        from ._rules import Rules
+
+        return Rules(self)
+
     # -- updates ------------------------------------------------------------------------------------------------
     def update_alert(self, alert_id: str, **changes: Any) -> dict:
         """Updates an alert (alerts_v2): ``status``, ``classification``, ``determination``, ``assigned_to``

@@ -422,3 +422,57 @@ where
         .collect()
         .await
 }
+
+/// A rule as one flat row (list outputs: the CLI's JSON, Python's DataFrame).
+pub fn rule_row(r: &RemoteRule) -> Value {
+    serde_json::json!({
+        "id": r.id, "key": r.rule.key, "managed": r.managed, "name": r.rule.name, "enabled": r.rule.enabled,
+        "period": r.rule.period, "severity": r.rule.alert.severity, "lastRunStatus": r.last_run_status,
+        "lastRunDateTime": r.last_run, "failureReason": r.failure_reason, "lastModifiedDateTime": r.last_modified,
+        "lastModifiedBy": r.last_modified_by,
+    })
+}
+
+impl Change {
+    /// The change as one flat row: key, rule (its name), action, id, fields.
+    pub fn row(&self) -> Value {
+        serde_json::json!({"key": self.key, "rule": self.name, "action": self.action.as_str(), "id": self.id, "fields": self.fields})
+    }
+}
+
+impl Applied {
+    /// The change's row with its outcome (`done`, `skipped`, `conflict`, `failed`), the reason, and the id after.
+    pub fn row(&self) -> Value {
+        let (outcome, reason) = match &self.outcome {
+            Outcome::Done => ("done", None),
+            Outcome::Skipped => ("skipped", None),
+            Outcome::Conflict(w) => ("conflict", Some(w.clone())),
+            Outcome::Failed(w) => ("failed", Some(w.clone())),
+        };
+        let mut row = self.change.row();
+        row["outcome"] = outcome.into();
+        row["reason"] = reason.into();
+        row["id"] = self.id.clone().into();
+        row
+    }
+}
+
+impl<T> TenantResult<T> {
+    /// The tenant's columns of a row: `TenantId`, `Tenant` (its name), `Instance`.
+    pub fn columns(&self) -> serde_json::Map<String, Value> {
+        let mut m = serde_json::Map::new();
+        m.insert("TenantId".into(), self.tenant_id.clone().into());
+        m.insert("Tenant".into(), self.name.clone().into());
+        m.insert("Instance".into(), self.instance.clone().into());
+        m
+    }
+
+    /// `row` with the tenant's columns first.
+    pub fn tag(&self, row: Value) -> Value {
+        let mut m = self.columns();
+        if let Value::Object(o) = row {
+            m.extend(o);
+        }
+        Value::Object(m)
+    }
+}
