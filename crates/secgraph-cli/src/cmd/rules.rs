@@ -38,6 +38,10 @@ pub(crate) fn from_query(cli: &Cli, name: &str, params: &[String], out: Option<&
     );
     match out {
         Some(path) => {
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| secgraph::Error::output_from(format!("cannot create {}", parent.display()), e))?;
+            }
             std::fs::write(path, text).map_err(|e| secgraph::Error::output_from(format!("cannot write {}", path.display()), e))?;
             eprintln!("wrote {}", path.display());
             Ok(())
