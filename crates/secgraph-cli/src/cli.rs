@@ -217,6 +217,12 @@ const EXAMPLES: &[(&str, &str)] = &[
   secgraph rules apply ./rules --all-instances --yes",
     ),
     (
+        "mcp",
+        "secgraph mcp                                   # stdio: the command an MCP client starts
+  secgraph --instance MSSP mcp --allow-writes
+  secgraph mcp --listen 127.0.0.1:8765            # streamable HTTP at http://127.0.0.1:8765/mcp",
+    ),
+    (
         "connect",
         "secgraph connect\n  secgraph --instance Fabrikam connect\n  secgraph --emulator connect",
     ),
@@ -342,6 +348,20 @@ pub(crate) fn command_for_completions(queries: Vec<String>, instances: Vec<Strin
 pub(crate) fn parse() -> Result<Cli, clap::Error> {
     let matches = command().try_get_matches()?;
     Cli::from_arg_matches(&matches)
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct McpArgs {
+    /// Serve streamable HTTP at this loopback address (e.g. 127.0.0.1:8765; the endpoint is /mcp) instead of stdio.
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) listen: Option<SocketAddr>,
+    /// Offer the write tools (update_alert, update_incident, add_comment); each sends only when called again with
+    /// the confirm token its plan returned.
+    #[arg(long)]
+    pub(crate) allow_writes: bool,
+    /// Rows a result holds at most by default (a call may ask for up to 1000).
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub(crate) max_rows: u64,
 }
 
 /// How `rules` prints what it found.
@@ -529,6 +549,9 @@ pub(crate) enum Command {
     },
     /// Keep a Parquet dataset of every alert and incident version up to date (incremental, resumable, sharded).
     Export(ExportArgs),
+    /// Serve the provider to AI assistants as Model Context Protocol tools (stdio, or streamable HTTP on loopback):
+    /// read-only unless --allow-writes, results capped and attributed, no secret ever in a result (docs/MCP.md).
+    Mcp(McpArgs),
     /// Custom detection rules as code: list, get, pull to files, plan and apply a folder across tenants, make one
     /// from a hunting query (docs/RULES.md).
     Rules {

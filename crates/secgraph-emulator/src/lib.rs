@@ -583,6 +583,28 @@ impl Emulator {
         }
     }
 
+    /// Sets properties of an alert (alerts_v2) of tenant `tenant_id` (`None`: the first tenant) as a data source
+    /// could have written them — for instance a title carrying an attacker's text, to test what a downstream tool
+    /// (an AI assistant's MCP server) does with it. Bumps `lastUpdateDateTime` as any change does. Returns whether
+    /// the alert exists.
+    pub fn set_alert_fields(&self, tenant_id: Option<&str>, id: &str, fields: &serde_json::Map<String, serde_json::Value>) -> bool {
+        let data = self.state.data(tenant_id.unwrap_or(""));
+        let mut ds = match data.dataset.write() {
+            Ok(d) => d,
+            Err(p) => p.into_inner(),
+        };
+        let Some(pos) = ds.alerts_v2.iter().position(|a| a.id().as_deref() == Some(id)) else {
+            return false;
+        };
+        let now = data::graph_time(self.state.clock.now());
+        if let serde_json::Value::Object(obj) = &mut *ds.alerts_v2[pos] {
+            obj.extend(fields.clone());
+            obj.insert("lastUpdateDateTime".into(), serde_json::Value::String(now));
+        }
+        ds.alert_changed(pos);
+        true
+    }
+
     /// Stops accepting connections and lets in-flight requests finish (up to one second).
     pub fn shutdown(&self) {
         self.handle.graceful_shutdown(Some(Duration::from_secs(1)));

@@ -710,6 +710,19 @@ impl Emulator {
         Ok(self.inner.advance_clock(d).to_rfc3339())
     }
 
+    /// Sets properties of an alert (`fields`: a JSON object) as a data source could have written them, e.g. a
+    /// title carrying an attacker's text; `tenant`: a tenant id (default: the first tenant). False when no such
+    /// alert exists.
+    #[pyo3(signature = (id, fields, tenant=None))]
+    fn set_alert(&self, id: &str, fields: &str, tenant: Option<String>) -> PyResult<bool> {
+        let v: serde_json::Value =
+            serde_json::from_str(fields).map_err(|e| pyo3::exceptions::PyValueError::new_err(format!("fields: not JSON: {e}")))?;
+        let serde_json::Value::Object(m) = v else {
+            return Err(pyo3::exceptions::PyValueError::new_err("fields: expected a JSON object"));
+        };
+        Ok(self.inner.set_alert_fields(tenant.as_deref(), id, &m))
+    }
+
     /// Stops serving.
     fn stop(&self) {
         self.inner.shutdown();

@@ -415,7 +415,7 @@ pub(crate) fn redact_url(url: &reqwest::Url) -> String {
 
 /// Text from a server or a file made safe to show: control characters (ANSI escapes, CR/LF that could forge a line)
 /// become spaces or are dropped, and the result is cut at `max` characters with a note of how much was left out.
-pub(crate) fn clean(s: &str, max: usize) -> String {
+pub fn clean(s: &str, max: usize) -> String {
     let mut out = String::with_capacity(s.len().min(max) + 16);
     let mut chars = s.chars();
     for _ in 0..max {

@@ -213,8 +213,10 @@ pub mod tenants;
 
 pub use connect::{ConnectOptions, Connection, ConnectionInfo};
 pub use environment::Environment;
-pub use error::{ApiError, AuthError, BoxError, Error, ErrorKind, Result};
+pub use error::{ApiError, AuthError, BoxError, Error, ErrorKind, Result, clean};
 pub use http::HttpOptions;
 pub use provider::{QueryProvider, describe_plan};
 pub use row::Row;
+/// The KQL subset's parser and shapes (the `secgraph-kql` crate), for checking KQL before it is sent.
+pub use secgraph_kql as kql;
 pub use secret::Secret;

@@ -200,6 +200,13 @@ impl QueryProvider {
         describe_plan(target, id, update)
     }
 
+    /// Reads one entity (e.g. `/security/alerts_v2/{id}`, `/security/incidents/{id}?$expand=alerts`): a GET of a
+    /// path relative to the versioned Graph root, retried as every read is.
+    pub async fn get(&self, path: &str) -> Result<Value> {
+        let g = &self.connection.graph;
+        g.send_json(reqwest::Method::GET, &g.url_for(path)?, None).await
+    }
+
     /// Runs a raw OData path relative to the versioned Graph root, every page (`$top`, if any, is the page size);
     /// see [`RenderedQuery::raw`] for a path whose `$top` caps the rows, as a person means it.
     pub async fn exec(&self, path: &str, sink: &mut dyn RowSink) -> Result<PageSummary> {

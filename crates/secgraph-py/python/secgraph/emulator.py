@@ -78,6 +78,14 @@ class Emulator:
         ``"severity in ('high')"``: what a client asked the service to filter."""
         return self._inner.requests_with(text)
 
+    def set_alert(self, alert_id: str, fields: dict, tenant: Optional[str] = None) -> bool:
+        """Sets properties of an alert as a data source could have written them — e.g. a ``title`` carrying an
+        attacker's text, to test what a downstream tool does with it. ``tenant``: a tenant id (default: the first).
+        Returns False when there is no such alert."""
+        import json
+
+        return self._inner.set_alert(alert_id, json.dumps(fields), tenant)
+
     def stop(self) -> None:
         self._inner.stop()
 

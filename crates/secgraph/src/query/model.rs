@@ -12,6 +12,16 @@ pub enum Language {
     Kql,
 }
 
+impl Language {
+    /// `odata` or `kql`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Language::OData => "odata",
+            Language::Kql => "kql",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 /// A parameter's type, as msticpy's query files spell it.
 #[non_exhaustive]

@@ -311,6 +311,44 @@ fn group(name: &str) -> Option<(&'static str, Vec<&str>)> {
 }
 
 impl QueryTemplate {
+    /// Its parameters as a JSON Schema object (what a tool-calling client is told): each parameter's type
+    /// (`datetime` as a time expression string, `list` as an array of strings), description, default and allowed
+    /// values; parameters without a default are required.
+    pub fn parameters_schema(&self) -> serde_json::Value {
+        use serde_json::json;
+        let mut props = serde_json::Map::new();
+        let mut required = Vec::new();
+        for p in &self.parameters {
+            let mut s = match p.kind {
+                ParamType::Int => json!({"type": "integer"}),
+                ParamType::Float => json!({"type": "number"}),
+                ParamType::Bool => json!({"type": "boolean"}),
+                ParamType::List => json!({"type": "array", "items": {"type": "string"}}),
+                ParamType::Datetime => json!({"type": "string", "description": format!(
+                    "{} (a time: ISO 8601, 'now', or an offset such as -7d, -2h@h)", p.description)}),
+                ParamType::Str => json!({"type": "string"}),
+            };
+            if p.kind != ParamType::Datetime && !p.description.is_empty() {
+                s["description"] = json!(p.description);
+            }
+            if !p.allowed.is_empty() {
+                let values = json!(p.allowed);
+                if p.kind == ParamType::List {
+                    s["items"]["enum"] = values;
+                } else {
+                    s["enum"] = values;
+                }
+            }
+            match &p.default {
+                Some(d) if !d.is_null() => s["default"] = d.clone(),
+                Some(_) => {}
+                None => required.push(p.name.clone()),
+            }
+            props.insert(p.name.clone(), s);
+        }
+        json!({"type": "object", "properties": props, "required": required, "additionalProperties": false})
+    }
+
     /// `family.name`.
     pub fn full_name(&self) -> String {
         format!("{}.{}", self.family, self.name)
