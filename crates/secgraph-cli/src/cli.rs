@@ -217,6 +217,12 @@ const EXAMPLES: &[(&str, &str)] = &[
   secgraph rules apply ./rules --all-instances --yes",
     ),
     (
+        "identity action",
+        "secgraph identity action 'Alex Walker' --disable
+  secgraph identity action 'Alex Walker' --disable --yes
+  secgraph identity action S-1-5-21-1004336348-1177238915-682003330-1100 --force-password-reset --yes",
+    ),
+    (
         "mcp",
         "secgraph mcp                                   # stdio: the command an MCP client starts
   secgraph --instance MSSP mcp --allow-writes
@@ -348,6 +354,70 @@ pub(crate) fn command_for_completions(queries: Vec<String>, instances: Vec<Strin
 pub(crate) fn parse() -> Result<Cli, clap::Error> {
     let matches = command().try_get_matches()?;
     Cli::from_arg_matches(&matches)
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum IdentityCmd {
+    /// Disable or enable an account, force a password reset, revoke its sessions, require it to sign in again, or
+    /// mark it compromised. Shows the request without --yes; an account already in the state asked for is said so
+    /// and nothing is sent.
+    Action {
+        /// The identity account: its id, security identifier (SID or cloud id) or display name.
+        account: String,
+        #[command(flatten)]
+        what: IdentityActionArgs,
+        /// The identity provider to act through (default: the first of the account's identities that allows it).
+        #[arg(long, value_parser = ["entraID", "activeDirectory", "okta"])]
+        provider: Option<String>,
+        /// Send the request (without it: a dry run).
+        #[arg(long)]
+        yes: bool,
+        /// Print the plan or the service's reply as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+#[group(required = true, multiple = false)]
+pub(crate) struct IdentityActionArgs {
+    /// Disable the account.
+    #[arg(long)]
+    pub(crate) disable: bool,
+    /// Enable the account.
+    #[arg(long)]
+    pub(crate) enable: bool,
+    /// Force a password reset (Active Directory).
+    #[arg(long)]
+    pub(crate) force_password_reset: bool,
+    /// Revoke all of the account's sessions (Entra ID, Okta).
+    #[arg(long)]
+    pub(crate) revoke_sessions: bool,
+    /// Require the user to sign in again (Entra ID).
+    #[arg(long)]
+    pub(crate) require_sign_in_again: bool,
+    /// Mark the user as compromised (Entra ID).
+    #[arg(long)]
+    pub(crate) mark_compromised: bool,
+}
+
+impl IdentityActionArgs {
+    /// The action, as the service names it.
+    pub(crate) fn action(&self) -> &'static str {
+        if self.disable {
+            "disable"
+        } else if self.enable {
+            "enable"
+        } else if self.force_password_reset {
+            "forcePasswordReset"
+        } else if self.revoke_sessions {
+            "revokeAllSessions"
+        } else if self.require_sign_in_again {
+            "requireUserToSignInAgain"
+        } else {
+            "markUserAsCompromised"
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -538,6 +608,11 @@ pub(crate) enum Command {
         /// ignores it).
         #[arg(long)]
         strict: bool,
+        /// Enrich alert and incident rows: `ti` adds threat intelligence for every IP address, URL host and file hash
+        /// in their evidence (columns ti.verdict, ti.indicators, ti.articles, ti.status), each indicator looked up
+        /// once for all tenants and cached for a day; a tenant without TI access is warned about, never failed.
+        #[arg(long, value_name = "WHAT", value_parser = ["ti"])]
+        enrich: Option<String>,
         /// Run the time range as slices of this length (e.g. 1d, 6h, 30m), in time order, none lost or repeated.
         #[arg(long, value_name = "DURATION", help_heading = "Time range")]
         split_by: Option<String>,
@@ -552,6 +627,11 @@ pub(crate) enum Command {
     /// Serve the provider to AI assistants as Model Context Protocol tools (stdio, or streamable HTTP on loopback):
     /// read-only unless --allow-writes, results capped and attributed, no secret ever in a result (docs/MCP.md).
     Mcp(McpArgs),
+    /// Defender for Identity response actions on an account (dry run unless --yes).
+    Identity {
+        #[command(subcommand)]
+        action: IdentityCmd,
+    },
     /// Custom detection rules as code: list, get, pull to files, plan and apply a folder across tenants, make one
     /// from a hunting query (docs/RULES.md).
     Rules {

@@ -277,6 +277,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Exec { .. } => cmd::query::exec(&env, &cli).await,
         Command::Export(args) => cmd::export::run(&env, &cli, args).await,
         Command::Rules { action } => cmd::rules::run(&env, &cli, action).await,
+        Command::Identity { action } => cmd::identity::run(&env, &cli, action).await,
         Command::Mcp(args) => mcp::run(&env, &cli, args).await,
         Command::Alert { .. } | Command::Incident { .. } | Command::LegacyAlert { .. } => cmd::update::run(&env, &cli).await,
         Command::Emulator { .. } | Command::Queries { .. } | Command::Completions { .. } | Command::Man | Command::HelpMarkdown => Ok(()),

@@ -37,16 +37,29 @@ pub const ALL_SECURITY_ROLES: &[&str] = &[
     "SecurityEvents.ReadWrite.All",
     "ThreatHunting.Read.All",
     "CustomDetection.ReadWrite.All",
+    "ThreatIntelligence.Read.All",
+    "AuditLogsQuery.Read.All",
+    "SecurityIdentitiesHealth.Read.All",
+    "SecurityIdentitiesSensors.Read.All",
+    "SecurityIdentitiesAccount.Read.All",
+    "SecurityIdentitiesActions.ReadWrite.All",
 ];
 
-/// Application roles of a customer that lets the MSSP read its custom detection rules but not change them.
-pub const DETECTIONS_READ_ONLY_ROLES: &[&str] = &[
-    "SecurityAlert.ReadWrite.All",
-    "SecurityIncident.ReadWrite.All",
-    "SecurityEvents.ReadWrite.All",
-    "ThreatHunting.Read.All",
-    "CustomDetection.Read.All",
-];
+/// Application roles of a customer that lets the MSSP read its custom detection rules but not change them: every
+/// security role, with `CustomDetection.Read.All` in place of `CustomDetection.ReadWrite.All`.
+pub fn detections_read_only_roles() -> Vec<String> {
+    ALL_SECURITY_ROLES
+        .iter()
+        .map(|r| {
+            if *r == "CustomDetection.ReadWrite.All" {
+                "CustomDetection.Read.All"
+            } else {
+                r
+            }
+        })
+        .map(str::to_string)
+        .collect()
+}
 
 /// Delegated permissions the demo apps have consent for.
 pub const DELEGATED_PERMISSIONS: &[&str] = &[
@@ -71,6 +84,9 @@ pub struct Tenant {
     pub apps: Vec<App>,
     /// Users who can sign in.
     pub users: Vec<User>,
+    /// Whether the tenant has a Defender Threat Intelligence licence (`/security/threatIntelligence` answers 403
+    /// without one).
+    pub threat_intel: bool,
 }
 
 /// A user who can sign in (no password: the emulator's sign-in page just picks a user).
@@ -252,6 +268,7 @@ impl Default for Directory {
                             permissions: strings(&["SecurityAlert.Read.All", "User.Read"]),
                         },
                     ],
+                    threat_intel: true,
                 },
                 Tenant {
                     id: SECOND_TENANT_ID.into(),
@@ -271,6 +288,7 @@ impl Default for Directory {
                         object_id: "e3f4a5b6-c7d8-4e9f-8a1b-2c3d4e5f6a7b".into(),
                         permissions: analyst_perms,
                     }],
+                    threat_intel: true,
                 },
             ],
         }
@@ -304,6 +322,9 @@ pub struct Customer {
     pub tags: Vec<String>,
     /// Its consent to the MSSP app.
     pub consent: Consent,
+    /// Whether it has a Defender Threat Intelligence licence: every twentieth from the second (positions 1, 21, …)
+    /// has none.
+    pub threat_intel: bool,
 }
 
 /// `n` customer tenants, deterministic for `seed`: most consented to the MSSP app; every twentieth from the tenth
@@ -333,6 +354,7 @@ pub fn customers(n: usize, seed: u64) -> Vec<Customer> {
                     if i % 2 == 0 { "eu" } else { "us" }.to_string(),
                 ],
                 consent,
+                threat_intel: i % 20 != 1,
             }
         })
         .collect()
@@ -360,7 +382,7 @@ impl Directory {
             let apps = match c.consent {
                 Consent::Granted => vec![app(strings(ALL_SECURITY_ROLES))],
                 Consent::RolesRemoved => vec![app(vec![])],
-                Consent::DetectionsReadOnly => vec![app(strings(DETECTIONS_READ_ONLY_ROLES))],
+                Consent::DetectionsReadOnly => vec![app(detections_read_only_roles())],
                 Consent::Missing => vec![],
             };
             self.tenants.push(Tenant {
@@ -368,6 +390,7 @@ impl Directory {
                 domain: c.domain.clone(),
                 apps,
                 users: vec![],
+                threat_intel: c.threat_intel,
             });
         }
     }
@@ -422,6 +445,7 @@ impl Directory {
                 domain: t.domain,
                 apps,
                 users,
+                threat_intel: true,
             });
         }
         if tenants.is_empty() {

@@ -674,6 +674,7 @@ fn router(state: Arc<AppState>, faults: Arc<faults::Faults>) -> Router {
             "/{version}/security/rules/detectionRules/{id}",
             get(graph::rules::get_one).patch(graph::rules::update).delete(graph::rules::delete),
         )
+        .merge(graph::investigate::routes())
         .route("/{version}/security/{collection}", get(graph::list))
         .route("/{version}/security/{collection}/{id}", get(graph::get_one).patch(updates::patch))
         .route("/{version}/security/{collection}/{id}/comments", post(updates::post_comment))

@@ -89,6 +89,30 @@ pub struct TenantData {
     hunting: Mutex<Option<HuntingTables>>,
     /// Custom detection rules (`/security/rules/detectionRules`), in creation order.
     pub detection_rules: Mutex<DetectionRules>,
+    /// Audit log searches and identity accounts' state (`graph::investigate`).
+    pub investigation: Mutex<Investigation>,
+}
+
+/// A tenant's audit log searches and the state identity actions changed.
+#[derive(Debug, Default)]
+pub struct Investigation {
+    /// Audit log queries, as created (with `createdDateTime`, from which their status follows).
+    pub audit_queries: Vec<serde_json::Value>,
+    /// Identity accounts changed by `invokeAction`, by account id.
+    pub accounts: HashMap<String, AccountState>,
+}
+
+/// What identity actions did to an account.
+#[derive(Debug, Default, Clone)]
+pub struct AccountState {
+    /// Whether the account may sign in (`disable` / `enable`).
+    pub enabled: bool,
+    /// `forcePasswordReset`.
+    pub password_reset_required: bool,
+    /// `markUserAsCompromised`.
+    pub compromised: bool,
+    /// When sessions were last revoked (`revokeAllSessions`, `requireUserToSignInAgain`).
+    pub sessions_revoked: Option<String>,
 }
 
 /// A tenant's custom detection rules: the resources as the service stores them, and the next id to give.
@@ -110,6 +134,7 @@ impl TenantData {
                 items: Vec::new(),
                 next_id: 1,
             }),
+            investigation: Mutex::new(Investigation::default()),
         })
     }
 

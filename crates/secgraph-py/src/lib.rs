@@ -223,6 +223,11 @@ fn connect_options(options: &Bound<'_, PyDict>, prompt: Option<Py<PyAny>>) -> Py
         }
         o.retry = Some(secgraph::retry::RetryOptions::with_retries(n));
     }
+    if let Some(v) = options.get_item("enrich")?
+        && !v.is_none()
+    {
+        o.enrich = enrichment(Some(&v.extract::<String>()?))?;
+    }
     if let Some(v) = options.get_item("requests_per_minute")?
         && !v.is_none()
     {
@@ -317,17 +322,19 @@ impl Provider {
         Ok(self.inner.render(name, &params).map_err(py_err)?.describe())
     }
 
-    /// Runs a named query to the end: every row, typed.
-    #[pyo3(signature = (name, params, cancel=None))]
+    /// Runs a named query to the end: every row, typed. `enrich`: `"ti"` adds threat intelligence to alert and
+    /// incident rows (one process-wide cache and budget).
+    #[pyo3(signature = (name, params, cancel=None, enrich=None))]
     fn run(
         &self,
         py: Python<'_>,
         name: &str,
         params: Vec<(String, String)>,
         cancel: Option<PyRef<'_, CancelToken>>,
+        enrich: Option<String>,
     ) -> PyResult<ArrowResult> {
         let q = self.inner.render(name, &params).map_err(py_err)?;
-        let p = self.inner.clone();
+        let p = self.inner.clone().with_enrichment(enrichment(enrich.as_deref())?);
         let (schema, batches) = wait(py, cancel.as_deref(), async move { p.record_batches(&q).await })?.map_err(py_err)?;
         Ok(ArrowResult { schema, batches })
     }
@@ -430,6 +437,30 @@ impl Provider {
         .map_err(py_err)?;
         let ((schema, batches), status) = out;
         Ok((ArrowResult { schema, batches }, status))
+    }
+
+    /// A Defender for Identity response action: the plan (JSON), and with `yes` the service's reply too.
+    #[pyo3(signature = (account, action, provider=None, yes=false, cancel=None))]
+    fn identity_action(
+        &self,
+        py: Python<'_>,
+        account: String,
+        action: String,
+        provider: Option<String>,
+        yes: bool,
+        cancel: Option<PyRef<'_, CancelToken>>,
+    ) -> PyResult<String> {
+        let p = self.inner.clone();
+        let out = wait(py, cancel.as_deref(), async move {
+            let plan = secgraph::identity::plan(&p, &account, &action, provider.as_deref()).await?;
+            let reply = match (yes, &plan.already) {
+                (true, None) => Some(secgraph::identity::invoke(&p, &plan).await?),
+                _ => None,
+            };
+            Ok::<_, secgraph::Error>(serde_json::json!({"plan": plan, "sent": reply.is_some(), "reply": reply}).to_string())
+        })?
+        .map_err(py_err)?;
+        Ok(out)
     }
 
     /// Runs a raw Graph path: a `$top` in it caps the rows (one request) unless `all` asks for every page.
@@ -726,6 +757,22 @@ impl Emulator {
     /// Stops serving.
     fn stop(&self) {
         self.inner.shutdown();
+    }
+}
+
+/// The process's threat intelligence enrichment for `what` (`"ti"`), shared by every call and tenant.
+fn enrichment(what: Option<&str>) -> PyResult<Option<Arc<secgraph::enrich::Enrichment>>> {
+    static SHARED: std::sync::OnceLock<Arc<secgraph::enrich::Enrichment>> = std::sync::OnceLock::new();
+    match what {
+        None | Some("") => Ok(None),
+        Some("ti") => Ok(Some(
+            SHARED
+                .get_or_init(|| Arc::new(secgraph::enrich::Enrichment::shared_default()))
+                .clone(),
+        )),
+        Some(other) => Err(pyo3::exceptions::PyValueError::new_err(format!(
+            "enrich={other:?}: expected \"ti\""
+        ))),
     }
 }
 

@@ -64,6 +64,9 @@ pub struct ConnectOptions {
     /// When failed requests (Graph, token, Key Vault) are sent again; `None`: the settings' `Retries`, else
     /// [`crate::retry::RetryOptions::default`].
     pub retry: Option<crate::retry::RetryOptions>,
+    /// Threat intelligence enrichment of alert and incident queries (`--enrich ti`): one shared by every
+    /// connection made with these options, so that tenants share its cache and budget.
+    pub enrich: Option<std::sync::Arc<crate::enrich::Enrichment>>,
 }
 
 impl ConnectOptions {

@@ -188,17 +188,20 @@
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations)]
 
+pub mod audit;
 pub mod auth;
 pub mod batches;
 pub mod config;
 pub mod connect;
 mod context;
+pub mod enrich;
 mod environment;
 mod error;
 pub mod export;
 pub mod fanout;
 pub mod graph;
 mod http;
+pub mod identity;
 pub mod keyvault;
 mod local_file;
 pub mod output;

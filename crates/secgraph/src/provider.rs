@@ -30,6 +30,7 @@ pub struct QueryProvider {
     connection: Connection,
     queries: QueryStore,
     query_files: Vec<(String, crate::query::FileOutcome)>,
+    enrich: Option<std::sync::Arc<crate::enrich::Enrichment>>,
 }
 
 impl QueryProvider {
@@ -42,7 +43,15 @@ impl QueryProvider {
             connection,
             queries,
             query_files,
+            enrich: options.enrich.clone(),
         })
+    }
+
+    /// The same connection, its alert and incident queries enriched with threat intelligence by `enrich` (or not,
+    /// with `None`); see [`crate::enrich`].
+    pub fn with_enrichment(mut self, enrich: Option<std::sync::Arc<crate::enrich::Enrichment>>) -> QueryProvider {
+        self.enrich = enrich;
+        self
     }
 
     /// The settings' query files loaded by [`QueryProvider::connect`], each with what became of it (queries it
@@ -55,6 +64,12 @@ impl QueryProvider {
     pub fn with_queries(mut self, queries: QueryStore) -> QueryProvider {
         self.queries = queries;
         self
+    }
+
+    /// The tenant this connection reads, as one key: its directory id, else the tenant as configured.
+    fn tenant_key(&self) -> String {
+        let info = &self.connection.info;
+        info.directory_id.clone().unwrap_or_else(|| info.tenant_id.clone())
     }
 
     /// The signed-in Graph client (for the library's own surfaces: detection rules).
@@ -116,9 +131,28 @@ impl QueryProvider {
                     graph.hunt_page(&text, timespan.as_deref()).await
                 }))
             }
+            Language::AuditLog => {
+                let tenant = self
+                    .connection
+                    .info
+                    .directory_id
+                    .clone()
+                    .unwrap_or_else(|| self.connection.info.tenant_id.clone());
+                crate::audit::search_pages(graph, q.text.clone(), tenant)
+            }
         };
         if let Some(value) = q.match_evidence.clone() {
             pages = pages.filter_rows(move |r| crate::query::evidence_names(r, &value));
+        }
+        let enrichable = matches!(crate::batches::schema::collection(&q.text), Some("alerts_v2" | "incidents"));
+        if let (Some(e), Language::OData, true) = (&self.enrich, q.language, enrichable) {
+            let tenant = self
+                .connection
+                .info
+                .directory_id
+                .clone()
+                .unwrap_or_else(|| self.connection.info.tenant_id.clone());
+            pages = e.pages(self.connection.graph.clone(), tenant, pages);
         }
         if let Some(max) = q.max_rows {
             pages = pages.limit_rows(max);
@@ -138,6 +172,7 @@ impl QueryProvider {
         match q.language {
             Language::OData => BatchBuilder::for_path(&q.text),
             Language::Kql => BatchBuilder::new(&[]),
+            Language::AuditLog => BatchBuilder::for_path("/security/auditLog/queries/-/records"),
         }
     }
 

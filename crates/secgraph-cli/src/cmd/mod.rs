@@ -6,6 +6,7 @@ pub(crate) mod config_init;
 pub(crate) mod connect;
 pub(crate) mod emulator;
 pub(crate) mod export;
+pub(crate) mod identity;
 pub(crate) mod logout;
 pub(crate) mod queries;
 pub(crate) mod query;
@@ -73,6 +74,9 @@ impl Env {
             }),
             retry: conn.retries.map(secgraph::retry::RetryOptions::with_retries),
             requests_per_minute: conn.requests_per_minute.map(|n| (n, n.min(secgraph::graph::HUNTING_PER_MINUTE))),
+            // `query --enrich ti`: one enrichment for every tenant of the run (one cache, one TI budget).
+            enrich: matches!(&cli.command, crate::cli::Command::Query { enrich: Some(_), .. })
+                .then(|| Arc::new(secgraph::enrich::Enrichment::shared_default())),
             ..Default::default()
         };
         Ok(Env {

@@ -17,6 +17,7 @@ pub(crate) async fn run(env: &Env, cli: &Cli) -> anyhow::Result<()> {
         split_by,
         parallel,
         out,
+        ..
     } = &cli.command
     else {
         return Ok(());

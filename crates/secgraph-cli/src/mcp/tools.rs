@@ -484,7 +484,7 @@ fn alert_summary(a: &Value) -> Value {
 
 async fn get_item(inner: &Inner, args: &Map<String, Value>, incident: bool) -> Out {
     let id = text(args, "id").ok_or_else(|| ToolError("id is required".into()))?;
-    let safe_id: String = percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC).to_string();
+    let safe_id = secgraph::graph::segment(id);
     let path = if incident {
         format!("/security/incidents/{safe_id}?$expand=alerts")
     } else {

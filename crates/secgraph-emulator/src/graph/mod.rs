@@ -2,6 +2,7 @@
 //! advanced hunting (`hunting`).
 
 mod hunting;
+pub mod investigate;
 pub mod rules;
 pub use hunting::run_hunting_query;
 

@@ -23,7 +23,7 @@ from . import _native
 DATA_ENVIRONMENTS = ("SecurityGraph", "MicrosoftGraph")
 
 #: Keyword arguments a query call takes for itself (not query parameters).
-_CALL_OPTIONS = ("output", "strict", "instances", "split_by", "parallel", "strict_tenants")
+_CALL_OPTIONS = ("output", "strict", "instances", "split_by", "parallel", "strict_tenants", "enrich")
 
 _UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
 
@@ -150,7 +150,7 @@ class QueryFunction:
     def _params(self, kwargs: dict) -> tuple[list[tuple[str, str]], str, bool]:
         output = kwargs.pop("output", "pandas")
         strict = bool(kwargs.pop("strict", False))
-        for option in ("instances", "split_by", "parallel", "strict_tenants"):
+        for option in ("instances", "split_by", "parallel", "strict_tenants", "enrich"):
             kwargs.pop(option, None)
         if output not in _OUTPUTS:
             raise ValueError(f"output={output!r}: expected one of {', '.join(_OUTPUTS)}")
@@ -183,6 +183,9 @@ class QueryFunction:
         strict_tenants = bool(kwargs.get("strict_tenants", self._provider._tenants.get("strict", False)))
         split_by = kwargs.get("split_by")
         parallel = int(kwargs.get("parallel") or 4)
+        enrich = kwargs.get("enrich")
+        if enrich not in (None, "ti"):
+            raise ValueError(f"enrich={enrich!r}: expected 'ti' (threat intelligence) or None")
         params, output, _ = self._params(kwargs)
         if flags & {"print", "query", "debug_query"} or kwargs.get("print"):
             return self._provider._native().describe(self.full_name, params)
@@ -193,7 +196,8 @@ class QueryFunction:
                 rest = [(k, v) for k, v in params if k not in ("start", "end")]
                 split = (given.get("start", "-1d"), given.get("end", "now"), _seconds(split_by), parallel)
                 params = rest
-            return self._across(list(instances or [self._provider._instance]), params, output, strict_tenants, split)
+            return self._across(list(instances or [self._provider._instance]), params, output, strict_tenants, split,
+                                enrich)
         if split_by:
             given = dict(params)
             rest = [(k, v) for k, v in params if k not in ("start", "end")]
@@ -201,11 +205,11 @@ class QueryFunction:
                 self.full_name, rest, given.get("start", "-1d"), given.get("end", "now"), _seconds(split_by), parallel
             )
             return _convert(result, output)
-        result = self._provider._native().run(self.full_name, params)
+        result = self._provider._native().run(self.full_name, params, None, enrich)
         return _convert(result, output)
 
     def _across(self, instances: list, params: list, output: str, strict_tenants: bool = False,
-                split: tuple | None = None) -> Any:
+                split: tuple | None = None, enrich: str | None = None) -> Any:
         """The query against several tenants — the instances given, each expanded into its tenants when a tenants
         file is in play. Every tenant's status (tenant, name, instance, rows, pages, retries, budget_wait_s, error)
         is ``df.attrs["secgraph_status"]`` (pandas) and ``provider.last_status``; failed tenants are named in a
@@ -213,6 +217,8 @@ class QueryFunction:
         import pandas as pd
 
         config, options, prompt = self._provider._connect_args
+        if enrich:
+            options = {**options, "enrich": enrich}
         t = self._provider._tenants
         result, status = _native.Provider.run_targets(
             config, options, [str(i) for i in instances], self.full_name, params,
@@ -483,6 +489,16 @@ class QueryProvider:
         token = _native.CancelToken()
         result = await _run_cancellable(functools.partial(self._native().run_path, query, token, bool(all)), token)
         return _convert(result, output)
+
+    # -- identity response actions ----------------------------------------------------------------------------
+    def identity_action(self, account: str, action: str, provider: str | None = None, yes: bool = False) -> dict:
+        """A Defender for Identity response action on ``account`` (its id, security identifier or display name):
+        ``action`` is ``disable``, ``enable``, ``forcePasswordReset``, ``revokeAllSessions``,
+        ``requireUserToSignInAgain`` or ``markUserAsCompromised``; ``provider`` (``entraID``, ``activeDirectory``,
+        ``okta``) defaults to the first of the account's identities that allows it. Returns ``{"plan": …, "sent":
+        …, "reply": …}``: without ``yes=True`` nothing is sent; an account already in the state asked for is said so
+        in ``plan["already"]`` and nothing is sent."""
+        return json.loads(self._native().identity_action(str(account), str(action), provider, bool(yes)))
 
     # -- detection rules ----------------------------------------------------------------------------------------
     @property

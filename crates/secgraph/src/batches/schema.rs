@@ -149,6 +149,174 @@ pub const SECURE_SCORE: &[(&str, Kind)] = &[
     ("vendorInformation.vendor", Enum),
 ];
 
+/// Columns of a threat intelligence host (`hostname` or `ipAddress`).
+pub const TI_HOST: &[(&str, Kind)] = &[("id", Text), ("firstSeenDateTime", Time), ("lastSeenDateTime", Time)];
+
+/// Columns of a host's reputation (`hostReputation`).
+pub const TI_REPUTATION: &[(&str, Kind)] = &[("id", Text), ("classification", Enum), ("score", Int), ("rules", Json)];
+
+/// Columns of a host's whois record (`whoisRecord`).
+pub const TI_WHOIS: &[(&str, Kind)] = &[
+    ("id", Text),
+    ("domainStatus", Text),
+    ("registrar.name", Text),
+    ("registrant.name", Text),
+    ("registrant.organization", Text),
+    ("registrant.countryOrRegion", Text),
+    ("nameservers", Json),
+    ("firstSeenDateTime", Time),
+    ("lastSeenDateTime", Time),
+    ("lastUpdateDateTime", Time),
+    ("expirationDateTime", Time),
+    ("host.id", Text),
+];
+
+/// Columns of passive DNS records (`passiveDnsRecord`).
+pub const TI_PASSIVE_DNS: &[(&str, Kind)] = &[
+    ("id", Text),
+    ("recordType", Enum),
+    ("artifact.id", Text),
+    ("parentHost.id", Text),
+    ("collectedDateTime", Time),
+    ("firstSeenDateTime", Time),
+    ("lastSeenDateTime", Time),
+];
+
+/// Columns of a host's SSL certificates (`hostSslCertificate`).
+pub const TI_SSL: &[(&str, Kind)] = &[
+    ("id", Text),
+    ("sslCertificate.sha1", Text),
+    ("sslCertificate.subject.commonName", Text),
+    ("sslCertificate.issuer.commonName", Text),
+    ("sslCertificate.issueDateTime", Time),
+    ("sslCertificate.expirationDateTime", Time),
+    ("firstSeenDateTime", Time),
+    ("lastSeenDateTime", Time),
+    ("host.id", Text),
+];
+
+/// Columns of threat intelligence articles (`article`).
+pub const TI_ARTICLE: &[(&str, Kind)] = &[
+    ("id", Text),
+    ("title", Text),
+    ("summary.content", Text),
+    ("createdDateTime", Time),
+    ("lastUpdatedDateTime", Time),
+    ("isFeatured", Bool),
+    ("tags", TextList),
+    ("imageUrl", Text),
+];
+
+/// Columns of an article's indicators (`articleIndicator`).
+pub const TI_INDICATOR: &[(&str, Kind)] = &[("id", Text), ("source", Enum), ("artifact.id", Text)];
+
+/// Columns of intel profiles (`intelligenceProfile`).
+pub const TI_PROFILE: &[(&str, Kind)] = &[
+    ("id", Text),
+    ("title", Text),
+    ("kind", Enum),
+    ("aliases", TextList),
+    ("targets", TextList),
+    ("firstActiveDateTime", Time),
+    ("summary.content", Text),
+    ("tradecraft.content", Text),
+    ("countriesOrRegionsOfOrigin", Json),
+];
+
+/// Columns of a vulnerability (`vulnerability`).
+pub const TI_VULNERABILITY: &[(&str, Kind)] = &[
+    ("id", Text),
+    ("severity", Enum),
+    ("cvss3Summary.score", Float),
+    ("description.content", Text),
+    ("publishedDateTime", Time),
+    ("lastModifiedDateTime", Time),
+    ("exploitsAvailable", Bool),
+    ("activeExploitsObserved", Bool),
+    ("commonWeaknessEnumerationIds", TextList),
+];
+
+/// Columns of unified audit log records (`auditLogRecord`).
+pub const AUDIT_RECORD: &[(&str, Kind)] = &[
+    ("id", Text),
+    ("createdDateTime", Time),
+    ("auditLogRecordType", Enum),
+    ("operation", Text),
+    ("service", Enum),
+    ("userPrincipalName", Text),
+    ("userId", Text),
+    ("userType", Enum),
+    ("clientIp", Text),
+    ("objectId", Text),
+    ("organizationId", Text),
+    ("administrativeUnits", TextList),
+    ("auditData", Json),
+];
+
+/// Columns of Defender for Identity health issues (`healthIssue`).
+pub const HEALTH_ISSUE: &[(&str, Kind)] = &[
+    ("id", Text),
+    ("displayName", Text),
+    ("healthIssueType", Enum),
+    ("severity", Enum),
+    ("status", Enum),
+    ("createdDateTime", Time),
+    ("lastModifiedDateTime", Time),
+    ("domainNames", TextList),
+    ("sensorDNSNames", TextList),
+    ("issueTypeId", Text),
+    ("description", Text),
+    ("recommendations", TextList),
+    ("recommendedActionCommands", TextList),
+    ("additionalInformation", TextList),
+];
+
+/// Columns of Defender for Identity sensors (`sensor`).
+pub const SENSOR: &[(&str, Kind)] = &[
+    ("id", Text),
+    ("displayName", Text),
+    ("sensorType", Enum),
+    ("deploymentStatus", Enum),
+    ("healthStatus", Enum),
+    ("openHealthIssuesCount", Int),
+    ("domainName", Text),
+    ("version", Text),
+    ("createdDateTime", Time),
+    ("settings", Json),
+];
+
+/// Columns of identity accounts (`identityAccounts`).
+pub const IDENTITY_ACCOUNT: &[(&str, Kind)] = &[
+    ("id", Text),
+    ("displayName", Text),
+    ("domain", Text),
+    ("isEnabled", Bool),
+    ("onPremisesSecurityIdentifier", Text),
+    ("cloudSecurityIdentifier", Text),
+    ("accounts", Json),
+];
+
+/// The entity schema of a path under `/security/threatIntelligence`, `/security/auditLog` or
+/// `/security/identities` (segments after `security`).
+fn nested(segments: &[&str]) -> Option<&'static [(&'static str, Kind)]> {
+    Some(match segments {
+        ["threatIntelligence", "hosts", _] => TI_HOST,
+        ["threatIntelligence", "hosts", _, "reputation"] => TI_REPUTATION,
+        ["threatIntelligence", "hosts", _, "whois"] => TI_WHOIS,
+        ["threatIntelligence", "hosts", _, "passiveDns"] => TI_PASSIVE_DNS,
+        ["threatIntelligence", "hosts", _, "sslCertificates"] => TI_SSL,
+        ["threatIntelligence", "articles"] | ["threatIntelligence", "articles", _] => TI_ARTICLE,
+        ["threatIntelligence", "articles", _, "indicators"] => TI_INDICATOR,
+        ["threatIntelligence", "intelProfiles", ..] => TI_PROFILE,
+        ["threatIntelligence", "vulnerabilities", ..] => TI_VULNERABILITY,
+        ["auditLog", "queries", _, "records"] => AUDIT_RECORD,
+        ["identities", "healthIssues", ..] => HEALTH_ISSUE,
+        ["identities", "sensors", ..] => SENSOR,
+        ["identities", "identityAccounts", ..] => IDENTITY_ACCOUNT,
+        _ => return None,
+    })
+}
+
 /// The entity schema for a Graph path (`/security/alerts_v2?…`, `…/incidents/{id}`, full URLs too): the collection
 /// segment after `security` decides. `None` for other paths (their columns come from the data).
 ///
@@ -164,6 +332,16 @@ pub fn for_path(path: &str) -> Option<&'static [(&'static str, Kind)]> {
         "incidents" => Some(INCIDENT),
         "alerts" => Some(LEGACY_ALERT),
         "secureScores" => Some(SECURE_SCORE),
+        "threatIntelligence" | "auditLog" | "identities" => {
+            let path = path.split(['?', '#']).next().unwrap_or_default();
+            let segments: Vec<&str> = path
+                .split('/')
+                .skip_while(|s| *s != "security")
+                .skip(1)
+                .filter(|s| !s.is_empty())
+                .collect();
+            nested(&segments)
+        }
         _ => None,
     }
 }

@@ -86,6 +86,20 @@ pub struct GraphClient {
 /// The service's time as a reply's `Date` said, and the local instant that reply came.
 type ServerTime = (chrono::DateTime<chrono::Utc>, std::time::Instant);
 
+/// Characters a path segment keeps as they are: letters, digits, `-`, `_`, `.`, `~` (RFC 3986's unreserved) and `:`.
+const SEGMENT_SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~')
+    .remove(b':');
+
+/// One path segment from a value (an id, a host name, an IP address): every other character percent-encoded, so a
+/// value can never add a segment or a query. [`GraphClient::url_for`] still refuses `..`.
+pub fn segment(value: &str) -> String {
+    percent_encoding::utf8_percent_encode(value, SEGMENT_SET).to_string()
+}
+
 /// Splits an OData query string on `&`, except inside single-quoted literals (where `''` is an escaped quote).
 pub(crate) fn split_query(q: &str) -> Vec<&str> {
     let mut parts = Vec::new();

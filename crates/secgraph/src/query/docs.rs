@@ -19,6 +19,7 @@ pub fn markdown(store: &QueryStore) -> String {
             let kind = match q.language {
                 Language::OData => "OData GET",
                 Language::Kql => "advanced hunting (KQL)",
+                Language::AuditLog => "unified audit log search (asynchronous)",
             };
             let _ = write!(
                 out,

@@ -10,14 +10,27 @@ pub enum Language {
     OData,
     /// KQL, sent as a POST to `/security/runHuntingQuery`.
     Kql,
+    /// A unified audit log search: the parameters written as an OData-style filter on audit log queries
+    /// (`filterStartDateTime eq … and operationFilters in ('…')`), run as the service's asynchronous search (create,
+    /// poll, page the records; see [`crate::audit`]).
+    AuditLog,
 }
 
 impl Language {
-    /// `odata` or `kql`.
+    /// The language whose syntax and escaping the query text follows (an audit log search: OData's).
+    pub fn syntax(self) -> Language {
+        match self {
+            Language::AuditLog => Language::OData,
+            l => l,
+        }
+    }
+
+    /// `odata`, `kql` or `auditlog`.
     pub fn name(self) -> &'static str {
         match self {
             Language::OData => "odata",
             Language::Kql => "kql",
+            Language::AuditLog => "auditlog",
         }
     }
 }
@@ -196,6 +209,10 @@ impl RenderedQuery {
     pub fn describe(&self) -> String {
         match self.language {
             Language::OData => format!("GET {}", self.text),
+            Language::AuditLog => match crate::audit::search_body(&self.text) {
+                Ok(body) => format!("POST /security/auditLog/queries {body}, then GET …/records"),
+                Err(e) => format!("(an audit log search that cannot be sent: {e})"),
+            },
             Language::Kql => {
                 let mut body = serde_json::json!({"Query": self.text});
                 if let Some(t) = &self.timespan {

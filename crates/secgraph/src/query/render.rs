@@ -183,7 +183,7 @@ fn render_value(p: &Parameter, raw: Raw, lang: Language, now: DateTime<Utc>) -> 
             } else {
                 let iso = odata_time(parse_time(&t, now).map_err(|e| bad(e.to_string()))?);
                 Rendered::Syntax(match lang {
-                    Language::OData => iso,
+                    Language::OData | Language::AuditLog => iso,
                     Language::Kql => format!("datetime({iso})"),
                 })
             }
@@ -203,7 +203,7 @@ fn render_value(p: &Parameter, raw: Raw, lang: Language, now: DateTime<Utc>) -> 
                 items
                     .iter()
                     .map(|i| match lang {
-                        Language::OData => format!("'{}'", i.replace('\'', "''")),
+                        Language::OData | Language::AuditLog => format!("'{}'", i.replace('\'', "''")),
                         Language::Kql => format!("\"{}\"", escape(Context::Kql('"'), i).unwrap_or_default()),
                     })
                     .collect::<Vec<_>>()
@@ -453,9 +453,10 @@ impl QueryTemplate {
                 Some(v) => Raw::Text(v.to_string()),
                 None => Raw::Json(p.default.clone().unwrap_or(Value::Null)),
             };
-            rendered.insert(&p.name, render_value(p, raw, self.language, now)?);
+            rendered.insert(&p.name, render_value(p, raw, self.language.syntax(), now)?);
         }
-        let lang = self.language;
+        // An audit log search is written (and escaped) as an OData filter.
+        let lang = self.language.syntax();
         let place = |name: &str, ctx: Context| -> std::result::Result<String, String> {
             let p = self
                 .parameter(name)
@@ -556,7 +557,7 @@ impl QueryTemplate {
         };
         Ok(RenderedQuery {
             name: self.full_name(),
-            language: lang,
+            language: self.language,
             text: text.trim().to_string(),
             timespan,
             max_rows,

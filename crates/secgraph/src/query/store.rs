@@ -77,6 +77,7 @@ fn parse_language(s: Option<&str>) -> std::result::Result<Language, String> {
     match s.map(|x| x.trim().to_ascii_lowercase()).as_deref() {
         None | Some("odata") => Ok(Language::OData),
         Some("kql") | Some("kusto") => Ok(Language::Kql),
+        Some("auditlog") | Some("audit_log") => Ok(Language::AuditLog),
         Some(other) => Err(format!("unknown query language '{other}' (odata or kql)")),
     }
 }
@@ -149,6 +150,10 @@ pub const BUILTIN_FILES: &[(&str, &str)] = &[
     ("hunt_email.yaml", include_str!("builtin/hunt_email.yaml")),
     ("hunt_cloud.yaml", include_str!("builtin/hunt_cloud.yaml")),
     ("secure_score.yaml", include_str!("builtin/secure_score.yaml")),
+    // Beyond alerts: threat intelligence, the unified audit log, Defender for Identity.
+    ("threat_intel.yaml", include_str!("builtin/threat_intel.yaml")),
+    ("audit_log.yaml", include_str!("builtin/audit_log.yaml")),
+    ("identity.yaml", include_str!("builtin/identity.yaml")),
 ];
 
 impl QueryStore {

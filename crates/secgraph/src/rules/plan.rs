@@ -243,10 +243,7 @@ pub async fn list(p: &QueryProvider) -> Result<Vec<RemoteRule>> {
 /// One rule, by id.
 pub async fn get(p: &QueryProvider, id: &str) -> Result<RemoteRule> {
     let g = p.graph();
-    let url = g.url_for(&format!(
-        "{RULES_PATH}/{}",
-        percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC)
-    ))?;
+    let url = g.url_for(&format!("{RULES_PATH}/{}", crate::graph::segment(id)))?;
     Ok(super::graph::from_graph(&g.send_json(reqwest::Method::GET, &url, None).await?))
 }
 
@@ -269,10 +266,7 @@ pub async fn adopt(p: &QueryProvider, mut remote: Vec<RemoteRule>) -> Result<Vec
             n += 1;
         }
         r.rule.key = key;
-        let url = g.url_for(&format!(
-            "{RULES_PATH}/{}",
-            percent_encoding::utf8_percent_encode(&r.id, percent_encoding::NON_ALPHANUMERIC)
-        ))?;
+        let url = g.url_for(&format!("{RULES_PATH}/{}", crate::graph::segment(&r.id)))?;
         let body = serde_json::json!({"queryCondition": {"queryText": super::graph::query_text(&r.rule)}});
         let v = g.send_json(reqwest::Method::PATCH, &url, Some(&body)).await?;
         *r = super::graph::from_graph(&v);
@@ -352,10 +346,7 @@ async fn update_or_delete(p: &QueryProvider, change: &Change, id: &str) -> Resul
             now.last_modified_by.as_deref().unwrap_or("?")
         ))));
     }
-    let url = g.url_for(&format!(
-        "{RULES_PATH}/{}",
-        percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC)
-    ))?;
+    let url = g.url_for(&format!("{RULES_PATH}/{}", crate::graph::segment(id)))?;
     match (change.action, &change.rule) {
         (Action::Update, Some(rule)) => {
             g.send_json(reqwest::Method::PATCH, &url, Some(&super::graph::to_graph(rule)))
