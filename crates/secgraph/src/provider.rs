@@ -131,28 +131,14 @@ impl QueryProvider {
                     graph.hunt_page(&text, timespan.as_deref()).await
                 }))
             }
-            Language::AuditLog => {
-                let tenant = self
-                    .connection
-                    .info
-                    .directory_id
-                    .clone()
-                    .unwrap_or_else(|| self.connection.info.tenant_id.clone());
-                crate::audit::search_pages(graph, q.text.clone(), tenant)
-            }
+            Language::AuditLog => crate::audit::search_pages(graph, q.text.clone(), self.tenant_key()),
         };
         if let Some(value) = q.match_evidence.clone() {
             pages = pages.filter_rows(move |r| crate::query::evidence_names(r, &value));
         }
         let enrichable = matches!(crate::batches::schema::collection(&q.text), Some("alerts_v2" | "incidents"));
         if let (Some(e), Language::OData, true) = (&self.enrich, q.language, enrichable) {
-            let tenant = self
-                .connection
-                .info
-                .directory_id
-                .clone()
-                .unwrap_or_else(|| self.connection.info.tenant_id.clone());
-            pages = e.pages(self.connection.graph.clone(), tenant, pages);
+            pages = e.pages(self.connection.graph.clone(), self.tenant_key(), pages);
         }
         if let Some(max) = q.max_rows {
             pages = pages.limit_rows(max);
