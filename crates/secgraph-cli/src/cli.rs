@@ -728,8 +728,9 @@ pub(crate) struct ExportArgs {
     /// azure_storage_endpoint, aws_region, allow_http=true); repeatable.
     #[arg(long = "storage-option", value_name = "KEY=VALUE")]
     pub(crate) storage_options: Vec<String>,
-    /// Streams to export (comma-separated): alerts_v2, incidents, and hunting:Family.name for an advanced-hunting
-    /// query whose rows have a Timestamp (e.g. hunting:HuntProcess.encoded_powershell), kept by Timestamp.
+    /// Streams to export (comma-separated): alerts_v2, incidents, auditlog (the unified audit log, each record once by
+    /// id), and hunting:Family.name for an advanced-hunting query whose rows have a Timestamp (e.g.
+    /// hunting:HuntProcess.encoded_powershell), kept by Timestamp.
     #[arg(long, value_delimiter = ',', default_values_t = vec!["alerts_v2".to_string(), "incidents".to_string()])]
     pub(crate) stream: Vec<String>,
     /// This process's shard, K/N: only tenants whose id hashes to K (of N) are exported.
@@ -743,7 +744,7 @@ pub(crate) struct ExportArgs {
     pub(crate) overlap: String,
     /// Where a tenant's first run starts: versions updated since TIME (e.g. -90d, 2026-01-01); default everything.
     /// Later runs continue from their checkpoint.
-    #[arg(long, value_name = "TIME")]
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
     pub(crate) since: Option<String>,
     /// Keep running: export again every DURATION (e.g. 10m) until Ctrl-C or SIGTERM, which stop at once (the run in
     /// hand is abandoned; the next run rolls back what it had not committed) with exit 0.

@@ -850,7 +850,7 @@ fn export(
         .map(|s| {
             Stream::parse(s).ok_or_else(|| {
                 pyo3::exceptions::PyValueError::new_err(format!(
-                    "streams: {s:?} is not one of alerts_v2, incidents, or hunting:Family.name"
+                    "streams: {s:?} is not one of alerts_v2, incidents, auditlog, or hunting:Family.name"
                 ))
             })
         })

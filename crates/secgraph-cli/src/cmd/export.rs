@@ -36,7 +36,7 @@ pub(crate) async fn run(env: &Env, cli: &Cli, args: &ExportArgs) -> anyhow::Resu
         .map(|s| {
             Stream::parse(s).ok_or_else(|| {
                 crate::UsageError(format!(
-                    "--stream '{s}': one of alerts_v2, incidents, or hunting:Family.name (an advanced-hunting query whose rows have a Timestamp)"
+                    "--stream '{s}': one of alerts_v2, incidents, auditlog, or hunting:Family.name (an advanced-hunting query whose rows have a Timestamp)"
                 ))
             })
         })

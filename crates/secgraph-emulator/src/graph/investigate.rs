@@ -591,8 +591,19 @@ fn matches(q: &Value, r: &Value) -> bool {
             .unwrap_or_default()
     };
     let field = |k: &str| r[k].as_str().unwrap_or_default().to_ascii_lowercase();
-    let at = r["createdDateTime"].as_str().unwrap_or_default();
-    let within = at >= q["filterStartDateTime"].as_str().unwrap_or_default() && at < q["filterEndDateTime"].as_str().unwrap_or_default();
+    let time = |v: &Value| {
+        v.as_str()
+            .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+            .map(|d| d.with_timezone(&Utc))
+    };
+    let within = match (
+        time(&r["createdDateTime"]),
+        time(&q["filterStartDateTime"]),
+        time(&q["filterEndDateTime"]),
+    ) {
+        (Some(at), Some(from), Some(to)) => at >= from && at < to,
+        _ => false,
+    };
     let any = |k: &str, f: &str| {
         let l = list(k);
         l.is_empty() || l.contains(&field(f))

@@ -218,10 +218,13 @@ pub enum MissingCheckpoint {
 
 /// A checkpoint rebuilt from a (stream, tenant)'s data files.
 pub(crate) async fn rebuild(root: &Root, stream: &Stream, tenant: &str, overlap: chrono::Duration) -> Result<Checkpoint> {
-    if matches!(stream, Stream::Hunting(_)) {
+    if matches!(stream, Stream::Hunting(_) | Stream::AuditLog) {
         return Err(Error::Checkpoint {
             path: root.show(&checkpoint_path(stream, tenant)),
-            message: "a hunting stream's checkpoint cannot be rebuilt from its data (its row keys are not stored); export it again into a new root, or force".into(),
+            message: format!(
+                "the {} stream's checkpoint cannot be rebuilt from its data (only alerts' and incidents' can); export it again into a new root, or force",
+                stream.name()
+            ),
         });
     }
     let mut versions: Vec<(String, DateTime<Utc>)> = Vec::new();

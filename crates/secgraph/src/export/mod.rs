@@ -83,7 +83,14 @@ pub enum Stream {
     /// A named advanced-hunting query (`Family.name`, run with its defaults) whose rows have a `Timestamp`: each row
     /// is stored once, keyed by its content and time; the watermark follows `Timestamp`.
     Hunting(String),
+    /// The unified audit log (`AuditLog.search` over each window): each record stored once by its `id`; the
+    /// watermark follows `createdDateTime`.
+    AuditLog,
 }
+
+/// Audit records reach the log up to hours after they happen: an audit stream's watermark stays at least this far
+/// behind a run's start.
+const AUDIT_OVERLAP_MINUTES: i64 = 120;
 
 /// Advanced hunting's data reaches the tables minutes after its `Timestamp`: a hunting stream's watermark stays at
 /// least this far behind a run's start, whatever `--overlap` says.
@@ -99,7 +106,14 @@ impl Stream {
             Stream::AlertsV2 => "alerts_v2".into(),
             Stream::Incidents => "incidents".into(),
             Stream::Hunting(q) => format!("hunting.{q}"),
+            Stream::AuditLog => "auditlog".into(),
         }
+    }
+
+    /// Streams read by a search that answers in pages of the service's choosing (no page size to shrink) and whose
+    /// rows are never updated (no versions): hunting and the audit log.
+    fn searched(&self) -> bool {
+        matches!(self, Stream::Hunting(_) | Stream::AuditLog)
     }
 
     /// A stream by name: `alerts_v2`, `incidents`, or `hunting:Family.name` / `hunting.Family.name`.
@@ -107,6 +121,9 @@ impl Stream {
         let name = name.trim();
         if let Some(q) = name.strip_prefix("hunting:").or_else(|| name.strip_prefix("hunting.")) {
             return (q.contains('.') && !q.contains('/')).then(|| Stream::Hunting(q.to_string()));
+        }
+        if ["auditlog", "audit_log", "audit-log"].contains(&name.to_ascii_lowercase().as_str()) {
+            return Some(Stream::AuditLog);
         }
         Stream::ALL.into_iter().find(|s| s.name().eq_ignore_ascii_case(name))
     }
@@ -120,6 +137,14 @@ impl Stream {
         top: usize,
         started: DateTime<Utc>,
     ) -> Result<RenderedQuery> {
+        if *self == Stream::AuditLog {
+            // The audit log keeps 180 days; a first run without `--since` starts 30 days back, as hunting does.
+            let from = from
+                .map(str::to_string)
+                .unwrap_or_else(|| graph_time(started - chrono::Duration::days(30)));
+            let to = to.map(str::to_string).unwrap_or_else(|| graph_time(started));
+            return provider.render("AuditLog.search", &[("start".into(), from), ("end".into(), to)]);
+        }
         let Stream::Hunting(name) = self else {
             return Ok(RenderedQuery {
                 name: format!("export {}", self.name()),
@@ -161,6 +186,20 @@ impl Stream {
                 let digest = sha2::Sha256::digest(row.json().as_bytes());
                 let id: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
                 Ok((Cow::Owned(id), t.ts.ok_or("the row has no Timestamp")?))
+            }
+            Stream::AuditLog => {
+                #[derive(Deserialize)]
+                struct A<'a> {
+                    #[serde(borrow)]
+                    id: Option<Cow<'a, str>>,
+                    #[serde(borrow, rename = "createdDateTime")]
+                    created: Option<Cow<'a, str>>,
+                }
+                let a: A<'_> = serde_json::from_str(row.json()).map_err(|e| format!("the record is unreadable ({e})"))?;
+                Ok((
+                    a.id.ok_or("the record has no id")?,
+                    a.created.ok_or("the record has no createdDateTime")?,
+                ))
             }
             _ => version(row),
         }
@@ -735,8 +774,9 @@ impl Reading<'_> {
         on_page: &mut (dyn FnMut(crate::graph::Page, &mut StreamReport) -> Result<()> + Send),
     ) -> Result<()> {
         let (provider, stream, started) = (self.provider, self.stream, self.started);
-        let hunting = matches!(stream, Stream::Hunting(_));
-        // A hunting query answers in one page: there is no page size to shrink, only the window to split.
+        let hunting = stream.searched();
+        // A hunting query answers in one page (the audit log in pages of its own size): there is no page size to
+        // shrink, only the window to split.
         let full = if hunting { MIN_PAGE } else { self.page_size.max(1) };
         let mut top = full;
         // The windows still to read, the oldest last.
@@ -809,10 +849,10 @@ async fn commit(
         root.put(&rel, text).await?;
         report.rejected_file = Some(rel);
     }
-    let configured = if matches!(stream, Stream::Hunting(_)) {
-        opts.overlap.max(chrono::Duration::minutes(HUNTING_OVERLAP_MINUTES))
-    } else {
-        opts.overlap
+    let configured = match stream {
+        Stream::Hunting(_) => opts.overlap.max(chrono::Duration::minutes(HUNTING_OVERLAP_MINUTES)),
+        Stream::AuditLog => opts.overlap.max(chrono::Duration::minutes(AUDIT_OVERLAP_MINUTES)),
+        _ => opts.overlap,
     };
     let lateness_secs = cp.lateness_secs.max(u64::try_from(run.lateness.num_seconds()).unwrap_or(0));
     let overlap = checkpoint::overlap_in_force(configured, lateness_secs);
@@ -853,6 +893,7 @@ fn stream_schema(stream: &Stream) -> &'static [(&'static str, crate::batches::sc
         Stream::AlertsV2 => crate::batches::schema::ALERT_V2,
         Stream::Incidents => crate::batches::schema::INCIDENT,
         Stream::Hunting(_) => &[],
+        Stream::AuditLog => crate::batches::schema::AUDIT_RECORD,
     }
 }
 
