@@ -19,7 +19,9 @@ SLOW = "alerts_v2:slow-first-byte(20000)"
 def test_keyboard_interrupt_cancels_a_running_query(tmp_path):
     script = tmp_path / "slow.py"
     script.write_text(textwrap.dedent(f"""
-        import sys, time
+        import signal, sys, time
+        # A notebook's Ctrl-C, whatever the runner left SIGINT as (a background job starts with it ignored).
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         from secgraph import QueryProvider
         from secgraph.emulator import Emulator
         emu = Emulator(alerts=20, faults="{SLOW}")

@@ -55,6 +55,10 @@ def _samples(qp) -> dict:
         "command_line": "powershell",
         "query": "AlertInfo | take 7",
         "legacy_alert_id": legacy["id"],
+        # Threat intelligence knows the hosts and addresses the seeded evidence names (docs/EMULATOR.md).
+        "host": "update-check.example-c2.net",
+        "article_id": "b2c3d4e5",
+        "cve": "CVE-2024-21762",
     }
 
 
