@@ -191,3 +191,26 @@ def test_streamable_http_on_loopback_only(tmp_path, bin_path):
         finally:
             proc.terminate()
             proc.wait(timeout=30)
+
+
+def test_a_call_the_client_cancels_stops_its_graph_requests(tmp_path, bin_path):
+    # Twelve pages of five; the first is held three seconds, so the call is still waiting when the client gives up.
+    with Emulator(alerts=60, page_size=5, faults="alerts_v2:slow-first-byte(3000)@first=1") as emu:
+        log = tmp_path / "mcp"
+
+        async def session():
+            async with stdio_client(_server(bin_path, emu, log)) as (r, w):
+                async with ClientSession(r, w) as s:
+                    await s.initialize()
+                    before = emu.requests_to("/security/alerts_v2")
+                    with pytest.raises(Exception):
+                        await s.call_tool("run_query", {"name": "Alerts.list", "parameters": {"start": "-31d"}},
+                                          read_timeout_seconds=1)
+                    # Long enough for the held page to arrive and the other eleven to be read, had the call gone on.
+                    await asyncio.sleep(5)
+                    assert emu.requests_to("/security/alerts_v2") - before == 1, "no page asked for after the cancel"
+                    doc = _doc(await s.call_tool("list_queries", {"text": "Alerts.list"}))
+                    assert doc["queries"], "the server goes on serving"
+
+        asyncio.run(session())
+        _assert_clean_transcript(log, emu)
