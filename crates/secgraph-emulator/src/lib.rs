@@ -22,6 +22,7 @@
 #![deny(missing_docs)]
 
 pub mod data;
+mod detections;
 pub mod directory;
 mod entra;
 pub mod faults;

@@ -122,6 +122,10 @@ pub struct DetectionRules {
     pub items: Vec<serde_json::Value>,
     /// The id the next created rule gets (numeric, as Defender's).
     pub next_id: u64,
+    /// The last run each rule has had, by rule id (runs counted from its creation; see `detections`).
+    pub processed: HashMap<String, i64>,
+    /// What the rules have alerted on: rule id, `ReportId` and entity, so a row raises one alert.
+    pub raised: std::collections::HashSet<String>,
 }
 
 impl TenantData {
@@ -133,6 +137,7 @@ impl TenantData {
             detection_rules: Mutex::new(DetectionRules {
                 items: Vec::new(),
                 next_id: 1,
+                ..Default::default()
             }),
             investigation: Mutex::new(Investigation::default()),
         })

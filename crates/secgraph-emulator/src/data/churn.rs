@@ -110,6 +110,30 @@ impl Dataset {
         report
     }
 
+    /// Adds an alert that a custom detection raised at `now`: drawn like a new alert (it joins one of the newest
+    /// incidents), then given `fields` (title, severity, detection source, evidence…). Returns its id.
+    pub fn raise_alert(&mut self, rng: &mut Rng, now: DateTime<Utc>, fields: &serde_json::Map<String, Value>) -> String {
+        let facts = AlertFacts::draw(rng, &self.entities, now);
+        let k = self.incident_ids.len();
+        let incident = match k {
+            0 => 1000,
+            _ => self.incident_ids[k - 1 - rng.below(k.min(5) as u64) as usize],
+        };
+        let core = AlertCore::draw(rng, facts, incident, now);
+        let id = core.id();
+        self.push_alert(core);
+        let pos = self.alerts_v2.len() - 1;
+        let at = graph_time(now);
+        if let Value::Object(o) = &mut *self.alerts_v2[pos] {
+            o.extend(fields.clone());
+            o.insert("createdDateTime".into(), json!(at));
+            o.insert("lastUpdateDateTime".into(), json!(at));
+        }
+        self.alert_changed(pos);
+        self.touch_incident(&incident.to_string(), &at);
+        id
+    }
+
     /// Moves an incident's `lastUpdateDateTime` to `at`.
     fn touch_incident(&mut self, id: &str, at: &str) {
         if let Some(pos) = self.incident_position(id) {

@@ -362,6 +362,9 @@ fn list_inner(st: &AppState, version: &str, coll: &str, headers: &HeaderMap, uri
     let claims = authorize(st, headers, coll.read_roles())?;
     admit(st, &claims)?;
     let req = ListRequest::parse(st, coll, uri, version)?;
+    if matches!(coll, Collection::AlertsV2 | Collection::Incidents) {
+        crate::detections::run_due(st, &claims.tid);
+    }
     let data = st.data(&claims.tid);
     let ds = data
         .dataset
@@ -821,6 +824,9 @@ pub async fn get_one(
         admit(&st, &claims)?;
         let o = parse_options(&uri, &version)?;
         let select = parse_select(o.select.as_deref(), c, &st)?;
+        if matches!(c, Collection::AlertsV2 | Collection::Incidents) {
+            crate::detections::run_due(&st, &claims.tid);
+        }
         let data = st.data(&claims.tid);
         let ds = data
             .dataset
