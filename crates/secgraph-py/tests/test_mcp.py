@@ -194,7 +194,8 @@ def test_streamable_http_on_loopback_only(tmp_path, bin_path):
 
 
 def test_a_call_the_client_cancels_stops_its_graph_requests(tmp_path, bin_path):
-    # Twelve pages of five; the first is held three seconds, so the call is still waiting when the client gives up.
+    # Twelve pages of five; the first is held three seconds. The client gives up once the server has asked for it
+    # (placed by the emulator's request count, not by a delay), so the call is cancelled mid-run on any machine.
     with Emulator(alerts=60, page_size=5, faults="alerts_v2:slow-first-byte(3000)@first=1") as emu:
         log = tmp_path / "mcp"
 
@@ -203,10 +204,15 @@ def test_a_call_the_client_cancels_stops_its_graph_requests(tmp_path, bin_path):
                 async with ClientSession(r, w) as s:
                     await s.initialize()
                     before = emu.requests_to("/security/alerts_v2")
-                    with pytest.raises(Exception):
-                        await s.call_tool("run_query", {"name": "Alerts.list", "parameters": {"start": "-31d"}},
-                                          read_timeout_seconds=1)
-                    # Long enough for the held page to arrive and the other eleven to be read, had the call gone on.
+                    call = asyncio.ensure_future(
+                        s.call_tool("run_query", {"name": "Alerts.list", "parameters": {"start": "-31d"}}))
+                    while emu.requests_to("/security/alerts_v2") == before:
+                        assert not call.done(), "the call ended before its first request"
+                        await asyncio.sleep(0.02)
+                    call.cancel()
+                    with pytest.raises(asyncio.CancelledError):
+                        await call
+                    # Past the hold: had the call gone on, the other eleven pages would be read by now.
                     await asyncio.sleep(5)
                     assert emu.requests_to("/security/alerts_v2") - before == 1, "no page asked for after the cancel"
                     doc = _doc(await s.call_tool("list_queries", {"text": "Alerts.list"}))
