@@ -49,6 +49,14 @@ impl ErrorReply {
     pub(crate) fn bad(message: impl Into<String>) -> ErrorReply {
         ErrorReply::new(StatusCode::BAD_REQUEST, "BadRequest", message)
     }
+    /// 404 `NotFound`: "`what` was not found."
+    pub(crate) fn not_found(what: &str) -> ErrorReply {
+        ErrorReply::new(StatusCode::NOT_FOUND, "NotFound", format!("{what} was not found."))
+    }
+    /// 500: a store's lock was poisoned by a panic.
+    pub(crate) fn poisoned(store: &str) -> ErrorReply {
+        ErrorReply::new(StatusCode::INTERNAL_SERVER_ERROR, "UnknownError", format!("{store} lock poisoned"))
+    }
     /// The reply, with the request's ids.
     pub fn respond(self, rid: &RequestId) -> Response {
         let mut resp = graph_error(self.status, self.code, &self.message, rid);

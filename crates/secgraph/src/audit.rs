@@ -32,7 +32,7 @@ pub fn search_body(filter: &str) -> Result<Value> {
     };
     let mut body = Map::new();
     body.insert("displayName".into(), json!("secgraph AuditLog.search"));
-    for clause in split_and(filter) {
+    for clause in split_outside_quotes(filter, " and ") {
         let clause = clause.trim();
         if clause.is_empty() {
             continue;
@@ -49,7 +49,13 @@ pub fn search_body(filter: &str) -> Result<Value> {
                 .strip_prefix('(')
                 .and_then(|v| v.strip_suffix(')'))
                 .ok_or_else(|| bad(format!("'{clause}': expected a list in parentheses")))?;
-            Value::Array(split_list(inner).iter().map(|i| unquote(i.trim())).collect())
+            Value::Array(
+                split_outside_quotes(inner, ",")
+                    .iter()
+                    .filter(|i| !i.trim().is_empty())
+                    .map(|i| unquote(i.trim()))
+                    .collect(),
+            )
         } else {
             return Err(bad(format!("'{clause}': only eq and in are understood")));
         };
@@ -70,51 +76,23 @@ fn unquote(v: &str) -> Value {
     }
 }
 
-/// Splits on ` and ` outside quotes.
-fn split_and(text: &str) -> Vec<String> {
-    let mut out = vec![String::new()];
-    let mut quoted = false;
-    let mut i = 0;
-    let b = text.as_bytes();
-    while i < b.len() {
-        if b[i] == b'\'' {
+/// `text` split on `sep` wherever it stands outside single quotes (OData strings, `''` an escaped quote).
+fn split_outside_quotes<'a>(text: &'a str, sep: &str) -> Vec<&'a str> {
+    let mut out = Vec::new();
+    let (mut quoted, mut start, mut i) = (false, 0, 0);
+    while i < text.len() {
+        if text.as_bytes()[i] == b'\'' {
             quoted = !quoted;
-        }
-        if !quoted && text[i..].starts_with(" and ") {
-            out.push(String::new());
-            i += 5;
+        } else if !quoted && text.as_bytes()[i..].starts_with(sep.as_bytes()) {
+            out.push(&text[start..i]);
+            i += sep.len();
+            start = i;
             continue;
         }
-        let c = text[i..].chars().next().unwrap_or(' ');
-        if let Some(last) = out.last_mut() {
-            last.push(c);
-        }
-        i += c.len_utf8();
+        i += 1;
     }
+    out.push(&text[start..]);
     out
-}
-
-/// Splits a list on commas outside quotes.
-fn split_list(text: &str) -> Vec<String> {
-    let mut out = vec![String::new()];
-    let mut quoted = false;
-    for c in text.chars() {
-        match c {
-            '\'' => {
-                quoted = !quoted;
-                if let Some(l) = out.last_mut() {
-                    l.push(c);
-                }
-            }
-            ',' if !quoted => out.push(String::new()),
-            c => {
-                if let Some(l) = out.last_mut() {
-                    l.push(c);
-                }
-            }
-        }
-    }
-    out.into_iter().filter(|s| !s.trim().is_empty()).collect()
 }
 
 /// The folder that keeps a tenant's unfinished searches between runs (one file per search: its id, body and when it
@@ -277,6 +255,8 @@ mod tests {
         assert_eq!(b["keywordFilter"], "a and b");
         assert!(search_body("operationFilters in ('x')").is_err(), "the range is required");
         assert!(search_body("filterStartDateTime gt x").is_err());
+        let b = search_body("filterStartDateTime eq a and filterEndDateTime eq b and keywordFilter eq 'café and ü'").unwrap();
+        assert_eq!(b["keywordFilter"], "café and ü", "text beyond ASCII is split on whole characters");
     }
 
     #[test]

@@ -46,6 +46,8 @@ pub struct Enrichment {
     budget: tokio::sync::Mutex<(f64, std::time::Instant)>,
     per_minute: u32,
     lookups: std::sync::atomic::AtomicUsize,
+    /// Lookups not yet written to the cache file.
+    unsaved: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Enrichment {
@@ -78,6 +80,7 @@ impl Enrichment {
             budget: tokio::sync::Mutex::new((f64::from(per_minute.max(1)), std::time::Instant::now())),
             per_minute: per_minute.max(1),
             lookups: std::sync::atomic::AtomicUsize::new(0),
+            unsaved: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -91,9 +94,13 @@ impl Enrichment {
         self.lookups.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Writes the cache file (atomically); a failure is logged, never fatal.
+    /// Writes the cache file (atomically) when lookups were made since it was last written; a failure is logged,
+    /// never fatal.
     pub fn save(&self) {
         let Some(path) = &self.path else { return };
+        if !self.unsaved.swap(false, std::sync::atomic::Ordering::AcqRel) {
+            return;
+        }
         let Ok(cache) = self.cache.lock() else { return };
         let text = serde_json::to_vec(&*cache).unwrap_or_default();
         drop(cache);
@@ -144,6 +151,7 @@ impl Enrichment {
             .get_or_try_init(|| async {
                 let k = self.fetch(graph, indicator, kind).await?;
                 self.lookups.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.unsaved.store(true, std::sync::atomic::Ordering::Release);
                 if let Ok(mut c) = self.cache.lock() {
                     c.insert(indicator.to_string(), k.clone());
                 }

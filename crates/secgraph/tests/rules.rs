@@ -21,8 +21,8 @@ alert:
     - {type: device, identifier: deviceId}
 ";
 
-#[tokio::test]
-async fn an_edit_made_after_the_plan_is_a_conflict_not_overwritten() {
+/// An emulator of 30 alerts, its settings, and a connection to its first tenant.
+async fn emulator() -> (Emulator, secgraph::config::Settings, QueryProvider) {
     let emu = Emulator::start(EmulatorConfig {
         alerts: 30,
         ..Default::default()
@@ -31,6 +31,12 @@ async fn an_edit_made_after_the_plan_is_a_conflict_not_overwritten() {
     .unwrap();
     let s = secgraph::config::Settings::from_yaml(&emu.msticpy_config(), "emulator.yaml").unwrap();
     let p = QueryProvider::connect(Some(&s), &ConnectOptions::default()).await.unwrap();
+    (emu, s, p)
+}
+
+#[tokio::test]
+async fn an_edit_made_after_the_plan_is_a_conflict_not_overwritten() {
+    let (emu, s, p) = emulator().await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("r.yaml"), RULE).unwrap();
     let local = rules::load(dir.path()).unwrap();
@@ -76,14 +82,7 @@ async fn an_edit_made_after_the_plan_is_a_conflict_not_overwritten() {
 /// matching row once, with the rule's title, severity and detector, and the impacted device as evidence.
 #[tokio::test]
 async fn an_applied_rule_raises_alerts_that_read_back() {
-    let emu = Emulator::start(EmulatorConfig {
-        alerts: 30,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let s = secgraph::config::Settings::from_yaml(&emu.msticpy_config(), "emulator.yaml").unwrap();
-    let p = QueryProvider::connect(Some(&s), &ConnectOptions::default()).await.unwrap();
+    let (emu, _, p) = emulator().await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("r.yaml"), RULE.replace("period: 1H", "period: 24H")).unwrap();
     let local = rules::load(dir.path()).unwrap();

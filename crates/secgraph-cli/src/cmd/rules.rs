@@ -197,6 +197,15 @@ impl std::fmt::Display for PlanChanges {
 
 impl std::error::Error for PlanChanges {}
 
+/// Every successful tenant's items as rows, each with the tenant's columns first.
+fn tagged_rows<T>(results: &[TenantResult<Vec<T>>], row: impl Fn(&T) -> Value) -> Vec<Value> {
+    results
+        .iter()
+        .filter_map(|t| t.result.as_ref().ok().map(|items| (t, items)))
+        .flat_map(|(t, items)| items.iter().map(|x| t.tag(row(x))))
+        .collect()
+}
+
 fn emit(rows: Vec<Value>, format: RulesFormat, table: impl FnOnce(&[Value])) {
     match format {
         RulesFormat::Json => println!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default()),
@@ -206,11 +215,7 @@ fn emit(rows: Vec<Value>, format: RulesFormat, table: impl FnOnce(&[Value])) {
 }
 
 fn print_list(results: &[TenantResult<Vec<RemoteRule>>], format: RulesFormat) {
-    let rows: Vec<Value> = results
-        .iter()
-        .filter_map(|t| t.result.as_ref().ok().map(|rs| (t, rs)))
-        .flat_map(|(t, rs)| rs.iter().map(move |r| t.tag(rules::plan::rule_row(r))))
-        .collect();
+    let rows = tagged_rows(results, rules::plan::rule_row);
     emit(rows, format, |rows| {
         let mut table = comfy_table::Table::new();
         table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
@@ -241,11 +246,7 @@ fn print_list(results: &[TenantResult<Vec<RemoteRule>>], format: RulesFormat) {
 }
 
 fn print_plans(results: &[TenantResult<Vec<Change>>], format: RulesFormat) {
-    let rows: Vec<Value> = results
-        .iter()
-        .filter_map(|t| t.result.as_ref().ok().map(|cs| (t, cs)))
-        .flat_map(|(t, cs)| cs.iter().map(move |c| t.tag(c.row())))
-        .collect();
+    let rows = tagged_rows(results, Change::row);
     emit(rows, format, |_| {
         for t in results {
             let Ok(changes) = &t.result else { continue };
@@ -312,11 +313,7 @@ fn print_field(f: &secgraph::rules::FieldDiff) {
 }
 
 fn print_applied(results: &[TenantResult<Vec<Applied>>], format: RulesFormat) {
-    let rows: Vec<Value> = results
-        .iter()
-        .filter_map(|t| t.result.as_ref().ok().map(|a| (t, a)))
-        .flat_map(|(t, a)| a.iter().map(move |x| t.tag(x.row())))
-        .collect();
+    let rows = tagged_rows(results, Applied::row);
     emit(rows, format, |rows| {
         for r in rows {
             let action = r["action"].as_str().unwrap_or_default();

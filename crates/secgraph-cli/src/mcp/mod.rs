@@ -48,6 +48,8 @@ pub(crate) struct Inner {
     pub(crate) allow_writes: bool,
     pub(crate) max_rows: usize,
     pub(crate) pending: confirm::Pending,
+    /// The tools offered (their schemas made once, from the query store).
+    tools: Vec<rmcp::model::Tool>,
     /// Text never shown (the settings file's path and folder).
     scrub: Vec<String>,
 }
@@ -137,14 +139,17 @@ async fn connect(env: &Env, cli: &Cli, args: &McpArgs) -> anyhow::Result<Inner> 
             scrub.push(path);
         }
     }
-    Ok(Inner {
+    let mut inner = Inner {
         tenants,
         store,
         allow_writes: args.allow_writes,
         max_rows: args.max_rows as usize,
         pending: confirm::Pending::default(),
+        tools: Vec::new(),
         scrub,
-    })
+    };
+    inner.tools = tools::definitions(&inner);
+    Ok(inner)
 }
 
 async fn serve_http(server: Server, addr: std::net::SocketAddr) -> anyhow::Result<()> {
@@ -189,12 +194,12 @@ impl ServerHandler for Server {
     }
 
     async fn list_tools(&self, _r: Option<PaginatedRequestParams>, _c: RequestContext<RoleServer>) -> Result<ListToolsResult, McpError> {
-        Ok(ListToolsResult::with_all_items(tools::definitions(&self.0)))
+        Ok(ListToolsResult::with_all_items(self.0.tools.clone()))
     }
 
     async fn call_tool(&self, request: CallToolRequestParams, context: RequestContext<RoleServer>) -> Result<CallToolResponse, McpError> {
         let name = request.name.to_string();
-        if !tools::definitions(&self.0).iter().any(|t| t.name == name) {
+        if !self.0.tools.iter().any(|t| t.name == name) {
             return Err(McpError::invalid_params(format!("no tool named {}", self.0.safe(&name)), None));
         }
         let args = request.arguments.unwrap_or_default();

@@ -66,18 +66,6 @@ fn collection(st: &AppState, version: &str, what: &str, value: Vec<Value>) -> Re
     )
 }
 
-fn not_found(what: &str) -> ErrorReply {
-    ErrorReply::new(StatusCode::NOT_FOUND, "NotFound", format!("{what} was not found."))
-}
-
-fn check_version(version: &str) -> Result<(), ErrorReply> {
-    if version == "v1.0" || version == "beta" {
-        Ok(())
-    } else {
-        Err(ErrorReply::bad(format!("Invalid version: {version}")))
-    }
-}
-
 // ---- threat intelligence ------------------------------------------------------------------------------------
 
 /// A number from 0 to 99 for `text`, the same in every run.
@@ -112,7 +100,7 @@ fn classify(host: &str) -> Option<&'static str> {
 }
 
 fn ti_gate(st: &AppState, headers: &HeaderMap, version: &str) -> Result<(), ErrorReply> {
-    check_version(version)?;
+    super::check_version(version)?;
     let claims = authorize(st, headers, &["ThreatIntelligence.Read.All"])?;
     let licensed = st.directory.tenant(&claims.tid).is_none_or(|t| t.threat_intel);
     if !licensed {
@@ -148,7 +136,7 @@ async fn ti_host(
 ) -> Response {
     let r = (|| -> Reply {
         ti_gate(&st, &headers, &version)?;
-        classify(&id).ok_or_else(|| not_found(&format!("Host '{id}'")))?;
+        classify(&id).ok_or_else(|| ErrorReply::not_found(&format!("Host '{id}'")))?;
         Ok(json_response(StatusCode::OK, &host_entity(&st, &id)))
     })();
     done(r, &rid)
@@ -181,7 +169,7 @@ async fn ti_host_part(
 ) -> Response {
     let r = (|| -> Reply {
         ti_gate(&st, &headers, &version)?;
-        let class = classify(&id).ok_or_else(|| not_found(&format!("Host '{id}'")))?;
+        let class = classify(&id).ok_or_else(|| ErrorReply::not_found(&format!("Host '{id}'")))?;
         let (first, last) = seen(&st, &id);
         let body = match what.as_str() {
             "reputation" => reputation(&id, class),
@@ -214,7 +202,7 @@ async fn ti_host_part(
                 ];
                 return Ok(collection(&st, &version, "security/threatIntelligence/hostSslCertificates", value));
             }
-            other => return Err(not_found(&format!("Relationship '{other}' of host '{id}'"))),
+            other => return Err(ErrorReply::not_found(&format!("Relationship '{other}' of host '{id}'"))),
         };
         Ok(json_response(StatusCode::OK, &body))
     })();
@@ -321,7 +309,7 @@ async fn ti_article(
         let (a, _) = articles(&st)
             .into_iter()
             .find(|(a, _)| a["id"] == id.as_str())
-            .ok_or_else(|| not_found(&format!("Article '{id}'")))?;
+            .ok_or_else(|| ErrorReply::not_found(&format!("Article '{id}'")))?;
         Ok(json_response(StatusCode::OK, &a))
     })();
     done(r, &rid)
@@ -338,7 +326,7 @@ async fn ti_article_indicators(
         let (_, ind) = articles(&st)
             .into_iter()
             .find(|(a, _)| a["id"] == id.as_str())
-            .ok_or_else(|| not_found(&format!("Article '{id}'")))?;
+            .ok_or_else(|| ErrorReply::not_found(&format!("Article '{id}'")))?;
         let value: Vec<Value> = ind
             .iter()
             .map(|i| {
@@ -399,7 +387,7 @@ async fn ti_vulnerability(
         let (cve, score, sev, desc) = known
             .iter()
             .find(|k| k.0.eq_ignore_ascii_case(&id))
-            .ok_or_else(|| not_found(&format!("Vulnerability '{id}'")))?;
+            .ok_or_else(|| ErrorReply::not_found(&format!("Vulnerability '{id}'")))?;
         let published = graph_time(st.clock.now() - Duration::days(300));
         Ok(json_response(
             StatusCode::OK,
@@ -440,7 +428,7 @@ fn audit_view(q: &Value, now: DateTime<Utc>) -> Value {
 }
 
 fn audit_gate(st: &AppState, headers: &HeaderMap, version: &str) -> Result<crate::tokens::AccessClaims, ErrorReply> {
-    check_version(version)?;
+    super::check_version(version)?;
     let claims = authorize(st, headers, &["AuditLogsQuery.Read.All"])?;
     crate::graph::admit(st, &claims)?;
     Ok(claims)
@@ -491,15 +479,11 @@ async fn audit_create(
         q.insert("createdDateTime".into(), json!(graph_time(st.clock.now())));
         let q = Value::Object(q);
         let data = st.data(&claims.tid);
-        let mut inv = data.investigation.lock().map_err(|_| lock_err())?;
+        let mut inv = data.investigation.lock().map_err(|_| ErrorReply::poisoned("state"))?;
         inv.audit_queries.push(q.clone());
         Ok(json_response(StatusCode::CREATED, &audit_view(&q, st.clock.now())))
     })();
     done(r, &rid)
-}
-
-fn lock_err() -> ErrorReply {
-    ErrorReply::new(StatusCode::INTERNAL_SERVER_ERROR, "UnknownError", "state lock poisoned")
 }
 
 async fn audit_list(
@@ -511,7 +495,7 @@ async fn audit_list(
     let r = (|| -> Reply {
         let claims = audit_gate(&st, &headers, &version)?;
         let data = st.data(&claims.tid);
-        let inv = data.investigation.lock().map_err(|_| lock_err())?;
+        let inv = data.investigation.lock().map_err(|_| ErrorReply::poisoned("state"))?;
         let now = st.clock.now();
         Ok(collection(
             &st,
@@ -525,12 +509,12 @@ async fn audit_list(
 
 fn find_query(st: &AppState, tid: &str, id: &str) -> Result<Value, ErrorReply> {
     let data = st.data(tid);
-    let inv = data.investigation.lock().map_err(|_| lock_err())?;
+    let inv = data.investigation.lock().map_err(|_| ErrorReply::poisoned("state"))?;
     inv.audit_queries
         .iter()
         .find(|q| q["id"] == id)
         .cloned()
-        .ok_or_else(|| not_found(&format!("Audit log query '{id}'")))
+        .ok_or_else(|| ErrorReply::not_found(&format!("Audit log query '{id}'")))
 }
 
 async fn audit_get(
@@ -670,7 +654,7 @@ async fn audit_records(
 // ---- identities -----------------------------------------------------------------------------------------------
 
 fn identity_gate(st: &AppState, headers: &HeaderMap, version: &str, role: &str) -> Result<crate::tokens::AccessClaims, ErrorReply> {
-    check_version(version)?;
+    super::check_version(version)?;
     let claims = authorize(st, headers, &[role])?;
     crate::graph::admit(st, &claims)?;
     Ok(claims)
@@ -778,8 +762,8 @@ async fn identity_sensors(
 /// The identity accounts: the tenant's users, each with an Entra ID and an Active Directory identity.
 fn accounts(st: &AppState, tid: &str) -> Result<Vec<Value>, ErrorReply> {
     let data = st.data(tid);
-    let ds = data.dataset.read().map_err(|_| lock_err())?;
-    let inv = data.investigation.lock().map_err(|_| lock_err())?;
+    let ds = data.dataset.read().map_err(|_| ErrorReply::poisoned("state"))?;
+    let inv = data.investigation.lock().map_err(|_| ErrorReply::poisoned("state"))?;
     Ok(ds
         .entities
         .users
@@ -825,7 +809,7 @@ async fn identity_account(
         let a = accounts(&st, &claims.tid)?
             .into_iter()
             .find(|a| a["id"] == id.as_str())
-            .ok_or_else(|| not_found(&format!("Identity account '{id}'")))?;
+            .ok_or_else(|| ErrorReply::not_found(&format!("Identity account '{id}'")))?;
         Ok(json_response(StatusCode::OK, &a))
     })();
     done(r, &rid)
@@ -844,7 +828,7 @@ async fn identity_action(
         let account = accounts(&st, &claims.tid)?
             .into_iter()
             .find(|a| a["id"] == id.as_str())
-            .ok_or_else(|| not_found(&format!("Identity account '{id}'")))?;
+            .ok_or_else(|| ErrorReply::not_found(&format!("Identity account '{id}'")))?;
         let text = |k: &str| {
             body.get(k)
                 .and_then(Value::as_str)
@@ -872,7 +856,7 @@ async fn identity_action(
             )));
         }
         let data = st.data(&claims.tid);
-        let mut inv = data.investigation.lock().map_err(|_| lock_err())?;
+        let mut inv = data.investigation.lock().map_err(|_| ErrorReply::poisoned("state"))?;
         let state = inv.accounts.entry(id.clone()).or_insert(crate::state::AccountState {
             enabled: true,
             ..Default::default()

@@ -28,18 +28,6 @@ const SEVERITIES: &[&str] = &["informational", "low", "medium", "high"];
 /// Rules a tenant may have (Defender's limit).
 const MAX_RULES: usize = 1000;
 
-fn check_version(version: &str) -> Result<(), ErrorReply> {
-    if version == "v1.0" || version == "beta" {
-        Ok(())
-    } else {
-        Err(ErrorReply::new(
-            StatusCode::BAD_REQUEST,
-            "BadRequest",
-            format!("Invalid version: {version}"),
-        ))
-    }
-}
-
 fn who(claims: &AccessClaims) -> String {
     if claims.app_displayname.is_empty() {
         claims.appid.clone()
@@ -80,10 +68,6 @@ fn as_read(rule: &Value, now: DateTime<Utc>) -> Value {
     r
 }
 
-fn bad(msg: impl Into<String>) -> ErrorReply {
-    ErrorReply::new(StatusCode::BAD_REQUEST, "BadRequest", msg)
-}
-
 fn text<'a>(v: &'a Value, path: &str) -> Result<&'a str, ErrorReply> {
     let mut cur = v;
     for k in path.split('.') {
@@ -91,7 +75,7 @@ fn text<'a>(v: &'a Value, path: &str) -> Result<&'a str, ErrorReply> {
     }
     match cur.as_str() {
         Some(s) if !s.trim().is_empty() => Ok(s),
-        _ => Err(bad(format!("The field '{path}' is required."))),
+        _ => Err(ErrorReply::bad(format!("The field '{path}' is required."))),
     }
 }
 
@@ -101,7 +85,7 @@ fn validate(st: &AppState, tid: &str, rule: &Value) -> Result<(), ErrorReply> {
     let query = text(rule, "queryCondition.queryText")?;
     let period = text(rule, "schedule.period")?;
     if !PERIODS.contains(&period) {
-        return Err(bad(format!(
+        return Err(ErrorReply::bad(format!(
             "Invalid schedule period '{period}'. Supported values: {}.",
             PERIODS.join(", ")
         )));
@@ -109,18 +93,19 @@ fn validate(st: &AppState, tid: &str, rule: &Value) -> Result<(), ErrorReply> {
     text(rule, "detectionAction.alertTemplate.title")?;
     let severity = text(rule, "detectionAction.alertTemplate.severity")?;
     if !SEVERITIES.contains(&severity) {
-        return Err(bad(format!(
+        return Err(ErrorReply::bad(format!(
             "Invalid severity '{severity}'. Supported values: {}.",
             SEVERITIES.join(", ")
         )));
     }
     let tables = st.data(tid).hunting_tables(&st.config);
-    let outcome = crate::hunting::execute(&tables, query, None, st.clock.now()).map_err(|e| bad(format!("Query is invalid: {e}")))?;
-    let table = outcome.result.map_err(|e| bad(format!("Query is invalid: {e}")))?;
+    let outcome =
+        crate::hunting::execute(&tables, query, None, st.clock.now()).map_err(|e| ErrorReply::bad(format!("Query is invalid: {e}")))?;
+    let table = outcome.result.map_err(|e| ErrorReply::bad(format!("Query is invalid: {e}")))?;
     let has = |c: &str| table.columns.iter().any(|(n, _)| n.eq_ignore_ascii_case(c));
     for c in ["Timestamp", "ReportId"] {
         if !has(c) {
-            return Err(bad(format!(
+            return Err(ErrorReply::bad(format!(
                 "The query must return the '{c}' column for the rule to create alerts."
             )));
         }
@@ -136,13 +121,13 @@ fn validate(st: &AppState, tid: &str, rule: &Value) -> Result<(), ErrorReply> {
             f.make_ascii_uppercase();
         }
         if id.is_empty() || !has(&col) {
-            return Err(bad(format!(
+            return Err(ErrorReply::bad(format!(
                 "The impacted asset identifier '{id}' is not a column the query returns."
             )));
         }
     }
     if assets.is_empty() {
-        return Err(bad("At least one impacted asset is required."));
+        return Err(ErrorReply::bad("At least one impacted asset is required."));
     }
     Ok(())
 }
@@ -164,7 +149,7 @@ fn writable(body: &Map<String, Value>) -> Result<Map<String, Value>, ErrorReply>
             | "lastRunDetails"
             | "detectorId" => {}
             other => {
-                return Err(bad(format!(
+                return Err(ErrorReply::bad(format!(
                     "Property '{other}' does not exist on type 'microsoft.graph.security.detectionRule'."
                 )));
             }
@@ -191,14 +176,6 @@ fn merge(into: &mut Value, patch: &Value) {
     }
 }
 
-fn lock_err() -> ErrorReply {
-    ErrorReply::new(StatusCode::INTERNAL_SERVER_ERROR, "UnknownError", "rules lock poisoned")
-}
-
-fn not_found(id: &str) -> ErrorReply {
-    ErrorReply::new(StatusCode::NOT_FOUND, "NotFound", format!("Detection rule '{id}' was not found."))
-}
-
 /// `GET /security/rules/detectionRules`.
 pub async fn list(
     State(st): State<Arc<AppState>>,
@@ -207,11 +184,11 @@ pub async fn list(
     headers: HeaderMap,
 ) -> Response {
     let r = (|| -> Result<Response, ErrorReply> {
-        check_version(&version)?;
+        super::check_version(&version)?;
         let claims = authorize(&st, &headers, READ)?;
         crate::graph::admit(&st, &claims)?;
         let data = st.data(&claims.tid);
-        let rules = data.detection_rules.lock().map_err(|_| lock_err())?;
+        let rules = data.detection_rules.lock().map_err(|_| ErrorReply::poisoned("rules"))?;
         let now = st.clock.now();
         let value: Vec<Value> = rules.items.iter().map(|r| as_read(r, now)).collect();
         Ok(json_response(
@@ -230,12 +207,16 @@ pub async fn get_one(
     headers: HeaderMap,
 ) -> Response {
     let r = (|| -> Result<Response, ErrorReply> {
-        check_version(&version)?;
+        super::check_version(&version)?;
         let claims = authorize(&st, &headers, READ)?;
         crate::graph::admit(&st, &claims)?;
         let data = st.data(&claims.tid);
-        let rules = data.detection_rules.lock().map_err(|_| lock_err())?;
-        let rule = rules.items.iter().find(|r| r["id"] == id.as_str()).ok_or_else(|| not_found(&id))?;
+        let rules = data.detection_rules.lock().map_err(|_| ErrorReply::poisoned("rules"))?;
+        let rule = rules
+            .items
+            .iter()
+            .find(|r| r["id"] == id.as_str())
+            .ok_or_else(|| ErrorReply::not_found(&format!("Detection rule '{id}'")))?;
         Ok(json_response(StatusCode::OK, &as_read(rule, st.clock.now())))
     })();
     r.unwrap_or_else(|e| e.respond(&rid))
@@ -250,15 +231,17 @@ pub async fn create(
     body: Bytes,
 ) -> Response {
     let r = (|| -> Result<Response, ErrorReply> {
-        check_version(&version)?;
+        super::check_version(&version)?;
         let claims = authorize(&st, &headers, WRITE)?;
         crate::graph::admit(&st, &claims)?;
         let mut rule = Value::Object(writable(&parse_body(&body)?)?);
         validate(&st, &claims.tid, &rule)?;
         let data = st.data(&claims.tid);
-        let mut rules = data.detection_rules.lock().map_err(|_| lock_err())?;
+        let mut rules = data.detection_rules.lock().map_err(|_| ErrorReply::poisoned("rules"))?;
         if rules.items.len() >= MAX_RULES {
-            return Err(bad(format!("A tenant can have at most {MAX_RULES} custom detection rules.")));
+            return Err(ErrorReply::bad(format!(
+                "A tenant can have at most {MAX_RULES} custom detection rules."
+            )));
         }
         let now = graph_time(st.clock.now());
         let id = rules.next_id;
@@ -290,20 +273,20 @@ pub async fn update(
     body: Bytes,
 ) -> Response {
     let r = (|| -> Result<Response, ErrorReply> {
-        check_version(&version)?;
+        super::check_version(&version)?;
         let claims = authorize(&st, &headers, WRITE)?;
         crate::graph::admit(&st, &claims)?;
         let patch = writable(&parse_body(&body)?)?;
         if patch.is_empty() {
-            return Err(bad("The request body has no property to update."));
+            return Err(ErrorReply::bad("The request body has no property to update."));
         }
         let data = st.data(&claims.tid);
-        let mut rules = data.detection_rules.lock().map_err(|_| lock_err())?;
+        let mut rules = data.detection_rules.lock().map_err(|_| ErrorReply::poisoned("rules"))?;
         let pos = rules
             .items
             .iter()
             .position(|r| r["id"] == id.as_str())
-            .ok_or_else(|| not_found(&id))?;
+            .ok_or_else(|| ErrorReply::not_found(&format!("Detection rule '{id}'")))?;
         let mut rule = rules.items[pos].clone();
         let query_before = rule["queryCondition"]["queryText"].clone();
         merge(&mut rule, &Value::Object(patch));
@@ -328,16 +311,16 @@ pub async fn delete(
     headers: HeaderMap,
 ) -> Response {
     let r = (|| -> Result<Response, ErrorReply> {
-        check_version(&version)?;
+        super::check_version(&version)?;
         let claims = authorize(&st, &headers, WRITE)?;
         crate::graph::admit(&st, &claims)?;
         let data = st.data(&claims.tid);
-        let mut rules = data.detection_rules.lock().map_err(|_| lock_err())?;
+        let mut rules = data.detection_rules.lock().map_err(|_| ErrorReply::poisoned("rules"))?;
         let pos = rules
             .items
             .iter()
             .position(|r| r["id"] == id.as_str())
-            .ok_or_else(|| not_found(&id))?;
+            .ok_or_else(|| ErrorReply::not_found(&format!("Detection rule '{id}'")))?;
         rules.items.remove(pos);
         Ok(StatusCode::NO_CONTENT.into_response())
     })();

@@ -150,6 +150,17 @@ pub struct Asset {
     pub identifier: String,
 }
 
+impl Rule {
+    /// The period as Graph spells it (`NRT` is `0`).
+    pub fn graph_period(&self) -> String {
+        if self.period.eq_ignore_ascii_case("nrt") {
+            "0".into()
+        } else {
+            self.period.clone()
+        }
+    }
+}
+
 impl Asset {
     /// The result column it names (`deviceId` → `DeviceId`).
     pub fn column(&self) -> String {

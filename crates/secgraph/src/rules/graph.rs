@@ -39,11 +39,7 @@ fn odata_type(kind: &str) -> String {
 /// The `detectionRule` body a create or update sends (period `NRT` as `0`).
 pub fn to_graph(rule: &Rule) -> Value {
     let a = &rule.alert;
-    let period = if rule.period.eq_ignore_ascii_case("nrt") {
-        "0".to_string()
-    } else {
-        rule.period.clone()
-    };
+    let period = rule.graph_period();
     json!({
         "displayName": rule.name,
         "isEnabled": rule.enabled,

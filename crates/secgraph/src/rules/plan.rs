@@ -88,42 +88,27 @@ pub struct Change {
     pub rule: Option<Rule>,
 }
 
+/// A value as compact JSON text (lists and objects in plans).
+fn json_text<T: Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
 fn fields_of(r: &Rule) -> Vec<(&'static str, String)> {
-    let j = |v: &dyn erased::Json| v.text();
     vec![
         ("name", r.name.clone()),
         ("enabled", r.enabled.to_string()),
-        (
-            "period",
-            if r.period.eq_ignore_ascii_case("nrt") {
-                "0".into()
-            } else {
-                r.period.clone()
-            },
-        ),
+        ("period", r.graph_period()),
         ("query", super::graph::normalise_query(&r.query)),
         ("alert.title", r.alert.title.clone()),
         ("alert.description", r.alert.description.clone()),
         ("alert.severity", r.alert.severity.clone()),
         ("alert.category", r.alert.category.clone()),
-        ("alert.techniques", j(&r.alert.techniques)),
+        ("alert.techniques", json_text(&r.alert.techniques)),
         ("alert.recommendedActions", r.alert.recommended_actions.clone().unwrap_or_default()),
-        ("alert.impactedAssets", j(&r.alert.impacted_assets)),
-        ("responseActions", j(&r.response_actions)),
-        ("tags", j(&r.tags)),
+        ("alert.impactedAssets", json_text(&r.alert.impacted_assets)),
+        ("responseActions", json_text(&r.response_actions)),
+        ("tags", json_text(&r.tags)),
     ]
-}
-
-mod erased {
-    /// Anything shown as compact JSON.
-    pub trait Json {
-        fn text(&self) -> String;
-    }
-    impl<T: serde::Serialize> Json for T {
-        fn text(&self) -> String {
-            serde_json::to_string(self).unwrap_or_default()
-        }
-    }
 }
 
 /// The fields where `remote` and `local` differ.
